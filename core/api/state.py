@@ -1,0 +1,32 @@
+"""Typed application and request state shared by the HTTP layers (api, web, outpost hub)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tessera.core import cache, config, crypto, store
+
+SETTINGS = web.AppKey("settings", config.Settings)
+STORE = web.AppKey("store", store.Store)
+CACHE = web.AppKey("cache", cache.Cache)
+KEYRING = web.AppKey("keyring", crypto.Keyring)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, through an API token or a session."""
+
+    user: dict[str, Any]
+    is_superuser: bool
+    via: str  # "token" or "session"
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)  # type: ignore[misc]
+
+
+def retention(request: web.Request) -> dt.timedelta:
+    return dt.timedelta(days=request.app[SETTINGS].events.retention_days)

@@ -1,0 +1,166 @@
+"""The aiohttp application factory and the `server` and `worker` process loops.
+
+`create_app` wires the store, cache and keyring (owned by cleanup contexts), the error and metrics
+middlewares, the admin API, the health endpoints and the recovery links. `serve` runs the HTTP and
+metrics listeners; `work` runs the maintenance scheduler alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from tessera.core import cache, config, crypto, identity, logs, store, tasks
+from tessera.core.api import http, openapi, resource, resources, root, state
+from tessera.core.app import health, metrics
+
+log = structlog.get_logger(__name__)
+METRICS = web.AppKey("metrics", metrics.Metrics)
+SCHEMA = web.AppKey("schema", dict)  # type: ignore[var-annotated]
+
+
+def _keyring(settings: config.Settings) -> crypto.Keyring:
+    assert settings.secret_key is not None
+    return crypto.Keyring(settings.secret_key.get_secret_value())
+
+
+async def prepare(settings: config.Settings) -> store.Store:
+    """Open the store, apply migrations and run the bootstrap; the store is left open."""
+    db = store.Store(settings)
+    await db.open()
+    await db.migrate()
+    async with db.transaction() as tx:
+        outcome = await identity.bootstrap.run(
+            tx,
+            _keyring(settings),
+            password=_reveal(settings.bootstrap_password),
+            token=_reveal(settings.bootstrap_token),
+            email=settings.bootstrap_email,
+        )
+    if outcome.needs_setup:
+        base = settings.web.public_url.rstrip("/") or f"http://{settings.listen.http}"
+        log.info("initial setup", url=f"{base}/if/flow/initial-setup/")
+        print(f"Initial setup: {base}/if/flow/initial-setup/", flush=True)
+    return db
+
+
+def _reveal(secret: Any) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def create_app(
+    settings: config.Settings, db: store.Store, *, run_tasks: bool = True
+) -> web.Application:
+    app_metrics = metrics.Metrics(db)
+    app = web.Application(
+        middlewares=[app_metrics.middleware(), http.error_middleware],
+        client_max_size=settings.web.max_body_bytes,
+    )
+    app[state.SETTINGS] = settings
+    app[state.STORE] = db
+    app[state.KEYRING] = _keyring(settings)
+    app[METRICS] = app_metrics
+    app.cleanup_ctx.append(_cache_ctx)
+    if run_tasks and settings.worker.embedded:
+        app.cleanup_ctx.append(_scheduler_ctx)
+    _routes(app)
+    return app
+
+
+def _routes(app: web.Application) -> None:
+    all_resources: list[resource.Resource] = list(resources.ALL)
+    for r in all_resources:
+        app.router.add_routes(resource.routes(r))
+    app[SCHEMA] = openapi.document(all_resources, [])
+    app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
+    app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
+    app.router.add_get("/recovery/use-token/{key}/", root.use_recovery_token, allow_head=False)
+    app.router.add_get("/-/health/live/", health.live)
+    app.router.add_get("/-/health/ready/", health.ready)
+
+
+async def _schema(request: web.Request) -> web.Response:
+    return http.respond(request.app[SCHEMA])
+
+
+async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    r = app[state.SETTINGS].redis
+    app[state.CACHE] = cache.from_settings(
+        r.host, r.port, r.db, r.password.get_secret_value(), r.prefix
+    )
+    yield
+    await app[state.CACHE].close()
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    job = asyncio.create_task(tasks.scheduler(app[state.STORE], app[state.SETTINGS], "server"))
+    yield
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await job
+
+
+def _host_port(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host:
+        return value, default_port
+    return host.strip("[]"), int(port)
+
+
+async def _stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve(settings: config.Settings) -> None:
+    """Run the core: migrate, bootstrap, then serve HTTP and metrics until SIGTERM/SIGINT."""
+    logs.register_secret(settings.secret_key.get_secret_value() if settings.secret_key else "")
+    db = await prepare(settings)
+    app = create_app(settings, db)
+    runner = web.AppRunner(app, access_log=None)
+    metrics_runner = web.AppRunner(app[METRICS].app(), access_log=None)
+    await runner.setup()
+    await metrics_runner.setup()
+    try:
+        host, port = _host_port(settings.listen.http, 9000)
+        await web.TCPSite(runner, host, port).start()
+        mhost, mport = _host_port(settings.listen.metrics, 9300)
+        await web.TCPSite(metrics_runner, mhost, mport).start()
+        log.info("serving", http=settings.listen.http, metrics=settings.listen.metrics)
+        print(f"Tessera listening on http://{host}:{port}/", flush=True)
+        await _stopped()
+    finally:
+        await runner.cleanup()
+        await metrics_runner.cleanup()
+        await db.close()
+
+
+async def work(settings: config.Settings) -> None:
+    """Run the maintenance scheduler (and its metrics) until SIGTERM/SIGINT."""
+    db = store.Store(settings)
+    await db.open()
+    await db.migrate()
+    worker_metrics = metrics.Metrics(db)
+    metrics_runner = web.AppRunner(worker_metrics.app(), access_log=None)
+    await metrics_runner.setup()
+    job = asyncio.create_task(tasks.scheduler(db, settings, "worker"))
+    try:
+        mhost, mport = _host_port(settings.listen.metrics, 9300)
+        await web.TCPSite(metrics_runner, mhost, mport).start()
+        log.info("worker running", metrics=settings.listen.metrics)
+        await _stopped()
+    finally:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+        await metrics_runner.cleanup()
+        await db.close()

@@ -1,0 +1,87 @@
+"""Prometheus metrics of the core, served on the metrics port (`:9300/metrics`).
+
+Each application owns its registry (so tests can build many apps): request counts and latency by
+route and status, store pool use, build info.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tessera.core import store
+from tessera.core.api import http
+
+VERSION = "0.1.0"
+
+
+class _PoolCollector(Collector):
+    def __init__(self, db: store.Store) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            status = self.db.pool_status()
+        except store.StoreUnavailable:
+            return
+        size = GaugeMetricFamily("tessera_store_pool_size", "Connections the store pool keeps")
+        size.add_metric([], status.size)
+        used = GaugeMetricFamily("tessera_store_pool_checked_out", "Store connections in use")
+        used.add_metric([], status.checked_out)
+        yield size
+        yield used
+
+
+class Metrics:
+    def __init__(self, db: store.Store) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tessera_http_requests",
+            "HTTP requests served",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "tessera_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        build = Info("tessera_build", "Build information", registry=self.registry)
+        build.info({"version": VERSION, "python": platform.python_version()})
+        self.registry.register(_PoolCollector(db))
+
+    def middleware(self) -> web.middleware:  # type: ignore[valid-type]
+        @web.middleware
+        async def measure(request: web.Request, handler: http.Handler) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            except web.HTTPException as exc:
+                status = exc.status
+                raise
+            finally:
+                route = request.match_info.route.resource
+                name = route.canonical if route is not None else "unmatched"
+                self.requests.labels(name, request.method, str(status)).inc()
+                self.latency.labels(name, request.method).observe(time.perf_counter() - started)
+
+        return measure
+
+    def app(self) -> web.Application:
+        async def expose(_request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.registry), content_type="text/plain")
+
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", expose)
+        return metrics_app

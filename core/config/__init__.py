@@ -1,0 +1,204 @@
+"""Tessera's configuration, read once at start.
+
+Sources, strongest first: keyword arguments (tests), `TESSERA_*` environment variables,
+`AUTHENTIK_*` environment variables (drop-in compatibility with authentik deployments), then an
+optional YAML file given with `--config`. Nested keys use `__` (`AUTHENTIK_POSTGRESQL__HOST`).
+Every process calls `load()`; an invalid value raises `ConfigError` naming the key, which the CLI
+prints as one line before exiting.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIXES = ("TESSERA_", "AUTHENTIK_")
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; `str()` is one line naming the key."""
+
+
+class PostgreSQL(BaseModel):
+    host: str = ""
+    port: int = Field(default=5432, ge=1, le=65535)
+    name: str = "authentik"
+    user: str = "authentik"
+    password: SecretStr = SecretStr("")
+    pool_size: int = Field(default=10, ge=1, le=200)
+    connect_timeout: float = Field(default=5.0, gt=0)
+
+
+class Redis(BaseModel):
+    host: str = ""
+    port: int = Field(default=6379, ge=1, le=65535)
+    db: int = Field(default=0, ge=0)
+    password: SecretStr = SecretStr("")
+    prefix: str = Field(
+        default="tessera:", description="key prefix; tests set a unique one per run"
+    )
+
+
+class Email(BaseModel):
+    host: str = "localhost"
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    use_tls: bool = False
+    use_ssl: bool = False
+    timeout: int = Field(default=10, ge=1)
+    from_: str = Field(default="authentik@localhost", alias="from")
+
+
+class ErrorReporting(BaseModel):
+    enabled: bool = False
+
+
+class Listen(BaseModel):
+    http: str = "127.0.0.1:9000"
+    metrics: str = "127.0.0.1:9300"
+    trusted_proxy_cidrs: list[str] = Field(
+        default=[
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fe80::/10",
+            "::1/128",
+        ]
+    )
+
+
+class Web(BaseModel):
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    public_url: str = Field(default="", description="external URL, used in printed links")
+
+
+class Worker(BaseModel):
+    embedded: bool = Field(default=True, description="servers run maintenance when no worker runs")
+    interval_seconds: float = Field(default=60.0, gt=0)
+
+
+class Events(BaseModel):
+    retention_days: int = Field(default=365, ge=1)
+
+
+class Sessions(BaseModel):
+    duration_hours: int = Field(default=24, ge=1)
+
+
+class Settings(BaseSettings):
+    """Every setting of every Tessera process."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", extra="ignore", case_sensitive=False, populate_by_name=True
+    )
+
+    secret_key: SecretStr | None = None
+    data_dir: Path = Path("data")
+    log_level: Literal["trace", "debug", "info", "warning", "error"] = "info"
+    postgresql: PostgreSQL = PostgreSQL()
+    redis: Redis = Redis()
+    email: Email = Email()
+    error_reporting: ErrorReporting = ErrorReporting()
+    listen: Listen = Listen()
+    web: Web = Web()
+    worker: Worker = Worker()
+    events: Events = Events()
+    sessions: Sessions = Sessions()
+    bootstrap_password: SecretStr | None = None
+    bootstrap_token: SecretStr | None = None
+    bootstrap_email: str = "root@example.com"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        envs = tuple(
+            EnvSettingsSource(settings_cls, env_prefix=prefix, env_nested_delimiter="__")
+            for prefix in ENV_PREFIXES
+        )
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, *envs)
+        yaml_file = os.environ.get("TESSERA_CONFIG_FILE")
+        if yaml_file:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),)
+        return sources
+
+    @property
+    def embedded(self) -> bool:
+        """True on the embedded default: SQLite under the data directory, in-process cache."""
+        return not self.postgresql.host
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "tessera.sqlite3"
+
+
+def _key_name(loc: tuple[str | int, ...]) -> str:
+    return "AUTHENTIK_" + "__".join(str(part).upper() for part in loc)
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read and check the settings; raise `ConfigError` naming the first bad key."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"--config: no such file: {config_file}")
+        os.environ["TESSERA_CONFIG_FILE"] = str(config_file)
+    try:
+        settings = Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{_key_name(first['loc'])}: {first['msg']}") from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML, undecodable JSON value
+        raise ConfigError(f"configuration: {exc}") from None
+    return _check_secret_key(settings)
+
+
+def _check_secret_key(settings: Settings) -> Settings:
+    if settings.secret_key is None:
+        if not settings.embedded:
+            raise ConfigError(
+                "AUTHENTIK_SECRET_KEY: required when PostgreSQL is configured "
+                "(every replica must share it)"
+            )
+        settings.secret_key = SecretStr(_persisted_secret_key(settings.data_dir))
+    if len(settings.secret_key.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"AUTHENTIK_SECRET_KEY: must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+        )
+    return settings
+
+
+def _persisted_secret_key(data_dir: Path) -> str:
+    """The embedded default's secret key: generated once, kept in the data directory."""
+    path = data_dir / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # SECURITY: the key file is readable by its owner only; O_EXCL so two starts never race.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

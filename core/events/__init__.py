@@ -1,0 +1,88 @@
+"""The audit log: events written in the same transaction as the change they describe.
+
+The API layer calls `record` for every write (`model_created`, `model_updated` with the changed
+fields, `model_deleted`), the recovery view for logins. Context passes through `sanitize`, which
+replaces any value under a secret-looking key, so secrets never reach the log table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from tessera.core import store
+from tessera.core.store import crud
+
+TABLE = "events"
+REDACTED = "********************"
+_SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|api[-_]?key|^key$|_key$|private|credential|signature|authorization|cookie",
+    re.IGNORECASE,
+)
+_HIDDEN_FIELDS = {"password", "key", "key_data", "key_sealed", "key_digest", "client_secret"}
+
+
+def sanitize(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` with secret-looking keys' values redacted."""
+    if depth > 20:
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if _SECRET_KEY.search(str(k)) else sanitize(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [sanitize(v, depth + 1) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def actor(user: dict[str, Any] | None) -> dict[str, Any]:
+    if user is None:
+        return {"pk": None, "username": "AnonymousUser"}
+    return {"pk": user["pk"], "username": user["username"], "email": user.get("email", "")}
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Changed fields as authentik shows them: `{field: {previous_value, new_value}}`."""
+    changes = {}
+    for key in after:
+        if key in _HIDDEN_FIELDS or before.get(key) == after[key]:
+            continue
+        changes[key] = {"previous_value": before.get(key), "new_value": after[key]}
+    return sanitize(changes)  # type: ignore[no-any-return]
+
+
+async def record(
+    tx: store.Tx,
+    action: str,
+    *,
+    user: dict[str, Any] | None,
+    client_ip: str | None,
+    context: dict[str, Any],
+    retention: dt.timedelta,
+    app: str = "tessera.core.api",
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    return await crud.insert(
+        tx,
+        TABLE,
+        {
+            "pk": str(uuid.uuid4()),
+            "action": action,
+            "app": app,
+            "user": actor(user),
+            "context": sanitize(context),
+            "client_ip": client_ip,
+            "created": now,
+            "expires": now + retention,
+        },
+    )
+
+
+async def remove_expired(tx: store.Tx) -> int:
+    now = dt.datetime.now(dt.UTC)
+    return await crud.delete_matching(tx, TABLE, [crud.Filter("expires", "lte", now)])

@@ -1,0 +1,145 @@
+"""Tokens: API tokens, app passwords, recovery and verification keys.
+
+# SECURITY: a key is shown once at creation and afterwards only through `view_key`; the store
+# keeps a keyed digest for lookup and a sealed copy for viewing. Lookup is by digest, so timing
+# reveals nothing about a guessed key; expired tokens and inactive users never authenticate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tessera.core import crypto, errors, store, wire
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+TABLE = "tokens"
+DEFAULT_DURATION = dt.timedelta(minutes=30)  # authentik's default_token_duration
+
+
+def _context(pk: str) -> str:
+    return f"tokens:{pk}"
+
+
+async def create(
+    tx: store.Tx,
+    keyring: crypto.Keyring,
+    body: wire.core.TokenRequest,
+    *,
+    user_pk: int,
+    key: str | None = None,
+    managed: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Insert a token; return the row and the clear key (to show once)."""
+    if await crud.exists(tx, TABLE, identifier=body.identifier):
+        raise errors.ValidationFailed.one(
+            "identifier", "Token with this identifier already exists."
+        )
+    if not await crud.exists(tx, "users", pk=user_pk):
+        raise errors.ValidationFailed.one(
+            "user", f'Invalid pk "{user_pk}" - object does not exist.'
+        )
+    key = key or crypto.secrets.new_token()
+    pk = util.new_uuid()
+    expires = body.expires
+    if body.expiring and expires is None:
+        expires = util.now() + DEFAULT_DURATION
+    row = await crud.insert(
+        tx,
+        TABLE,
+        {
+            **body.model_dump(exclude={"user", "expires"}),
+            "pk": pk,
+            "user_pk": user_pk,
+            "expires": expires if body.expiring else None,
+            "key_digest": keyring.digest(key),
+            "key_sealed": keyring.seal(key, _context(pk)),
+            "managed": managed,
+            "created": util.now(),
+        },
+    )
+    return row, key
+
+
+async def update(
+    tx: store.Tx, row: dict[str, Any], body: wire.core.TokenRequest, *, user_pk: int
+) -> dict[str, Any]:
+    clash = await crud.find(tx, TABLE, identifier=body.identifier)
+    if clash is not None and clash["pk"] != row["pk"]:
+        raise errors.ValidationFailed.one(
+            "identifier", "Token with this identifier already exists."
+        )
+    if not await crud.exists(tx, "users", pk=user_pk):
+        raise errors.ValidationFailed.one(
+            "user", f'Invalid pk "{user_pk}" - object does not exist.'
+        )
+    values = body.model_dump(exclude={"user"}) | {"user_pk": user_pk}
+    if not body.expiring:
+        values["expires"] = None
+    elif values["expires"] is None:
+        values["expires"] = util.now() + DEFAULT_DURATION
+    return await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
+
+
+async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in wire.core.TokenRequest.model_fields if k in row}
+    out["user"] = row["user_pk"]
+    return out
+
+
+def view_key(keyring: crypto.Keyring, row: dict[str, Any]) -> str:
+    return keyring.unseal(row["key_sealed"], _context(row["pk"]))
+
+
+def expired(row: dict[str, Any], now: dt.datetime | None = None) -> bool:
+    return bool(
+        row["expiring"] and row["expires"] is not None and row["expires"] <= (now or util.now())
+    )
+
+
+async def authenticate(
+    tx: store.Tx, keyring: crypto.Keyring, key: str, intent: str = "api"
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The (token, user) for a presented key of `intent`, or None."""
+    digest = keyring.digest(key)
+    row = await crud.find(tx, TABLE, key_digest=digest)
+    if row is None or not crypto.secrets.equal(row["key_digest"], digest):
+        return None
+    if row["intent"] != intent or expired(row):
+        return None
+    user = await crud.find(tx, "users", pk=row["user_pk"])
+    if user is None or not user["is_active"]:
+        return None
+    return row, user
+
+
+async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.core.Token]:
+    users = {
+        u["pk"]: u for u in await crud.find_many(tx, "users", "pk", {r["user_pk"] for r in rows})
+    }
+    return [
+        wire.core.Token(
+            pk=r["pk"],
+            managed=r["managed"],
+            identifier=r["identifier"],
+            intent=r["intent"],
+            user=r["user_pk"],
+            user_obj=wire.core.TokenUser(
+                pk=r["user_pk"],
+                username=users[r["user_pk"]]["username"],
+                name=users[r["user_pk"]]["name"],
+            ),
+            description=r["description"],
+            expires=r["expires"],
+            expiring=r["expiring"],
+        )
+        for r in rows
+    ]
+
+
+async def remove_expired(tx: store.Tx) -> int:
+    now = util.now()
+    return await crud.delete_matching(
+        tx, TABLE, [crud.Filter("expiring", "eq", True), crud.Filter("expires", "lte", now)]
+    )

@@ -1,0 +1,104 @@
+"""Users: creation and update rules, group membership, passwords, and the API representation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core import crypto, errors, store, wire
+from tessera.core.identity import groups, util
+from tessera.core.store import crud
+
+TABLE = "users"
+
+
+async def taken(tx: store.Tx, username: str, except_pk: int | None = None) -> bool:
+    row = await find_by_username(tx, username)
+    return row is not None and row["pk"] != except_pk
+
+
+async def find_by_username(tx: store.Tx, username: str) -> dict[str, Any] | None:
+    """Case-insensitive lookup (usernames are unique regardless of case)."""
+    rows, _ = await crud.page(
+        tx, TABLE, crud.Query(filters=[crud.Filter("username", "ieq", username)], limit=1)
+    )
+    return rows[0] if rows else None
+
+
+async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
+    if await taken(tx, body.username):
+        raise errors.ValidationFailed.one("username", "This username is already taken.")
+    group_pks = await groups.existing(tx, body.groups, field="groups")
+    values = body.model_dump(exclude={"groups"})
+    row = await crud.insert(
+        tx, TABLE, {**values, "uuid": util.new_uuid(), "date_joined": util.now(), "password": ""}
+    )
+    await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
+    return row
+
+
+async def update(tx: store.Tx, row: dict[str, Any], body: wire.core.UserRequest) -> dict[str, Any]:
+    if await taken(tx, body.username, except_pk=row["pk"]):
+        raise errors.ValidationFailed.one("username", "This username is already taken.")
+    group_pks = await groups.existing(tx, body.groups, field="groups")
+    updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, body.model_dump(exclude={"groups"}))
+    await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
+    return updated
+
+
+async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
+    """The request-shaped view of a row, for PATCH merging and change detection."""
+    fields = wire.core.UserRequest.model_fields
+    out = {k: row[k] for k in fields if k in row}
+    out["groups"] = (await crud.groups_of_users(tx, [row["pk"]]))[row["pk"]]
+    return out
+
+
+async def set_password(tx: store.Tx, pk: int, password: str) -> None:
+    hashed = crypto.passwords.hash_password(password)
+    await crud.update(
+        tx, TABLE, {"pk": pk}, {"password": hashed, "password_change_date": util.now()}
+    )
+
+
+async def is_superuser(tx: store.Tx, pk: int) -> bool:
+    tree = await groups.Tree.load(tx)
+    member_of = (await crud.groups_of_users(tx, [pk]))[pk]
+    return tree.any_superuser(member_of)
+
+
+def uid(keyring: crypto.Keyring, user_pk: int) -> str:
+    """A stable, opaque per-install identifier of the user (authentik's `uid`)."""
+    return keyring.digest(f"user-uid:{user_pk}")
+
+
+async def serialize(
+    tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
+) -> list[wire.core.User]:
+    memberships = await crud.groups_of_users(tx, [r["pk"] for r in rows])
+    tree = await groups.Tree.load(tx)
+    return [
+        wire.core.User(
+            **{k: row[k] for k in _PLAIN},
+            is_superuser=tree.any_superuser(memberships[row["pk"]]),
+            groups=memberships[row["pk"]],
+            groups_obj=[tree.brief(g) for g in memberships[row["pk"]]],
+            uid=uid(keyring, row["pk"]),
+        )
+        for row in rows
+    ]
+
+
+_PLAIN = (
+    "pk",
+    "username",
+    "name",
+    "is_active",
+    "last_login",
+    "date_joined",
+    "email",
+    "attributes",
+    "path",
+    "type",
+    "uuid",
+    "password_change_date",
+)

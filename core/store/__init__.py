@@ -1,0 +1,179 @@
+"""The durable Store: SQL through SQLAlchemy Core, on SQLite (embedded) or PostgreSQL (asyncpg).
+
+Callers open a transaction with `store.transaction()` (writes) or `store.read()` and pass the
+resulting `Tx` to the query functions of `store.crud`; nothing above this package imports
+SQLAlchemy. Migrations run at start under a lock (`store.migrate`). The app factory owns the
+`Store` instance through its cleanup context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tessera.core import config, errors
+from tessera.core.store import crud, migrate
+from tessera.core.store.crud import Filter, Query, Tx
+
+__all__ = ["Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
+
+_PING_TIMEOUT = 2.0
+
+
+class StoreUnavailable(errors.TesseraError):
+    """The database cannot be reached."""
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    size: int
+    checked_out: int
+
+
+def _url(settings: config.Settings) -> URL:
+    pg = settings.postgresql
+    if settings.embedded:
+        return URL.create("sqlite+aiosqlite", database=str(settings.sqlite_path))
+    return URL.create(
+        "postgresql+asyncpg",
+        username=pg.user,
+        password=pg.password.get_secret_value() or None,
+        host=pg.host,
+        port=pg.port,
+        database=pg.name,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+    # SQLite's own BEGIN handling is replaced by ours (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock at BEGIN so that two writers never deadlock mid-transaction.
+    mode = "IMMEDIATE" if conn.get_execution_options().get("tessera_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """One database, with its connection pool."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.dialect = "sqlite" if settings.embedded else "postgresql"
+        self._engine: AsyncEngine | None = None
+        self._sqlite_writer = asyncio.Lock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StoreUnavailable("store is not open")
+        return self._engine
+
+    async def open(self) -> None:
+        """Create the engine and check that the database answers; raise StoreUnavailable."""
+        if self.settings.embedded:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(_url(self.settings), pool_size=5, max_overflow=0)
+            sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            sa_event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            pg = self.settings.postgresql
+            engine = create_async_engine(
+                _url(self.settings),
+                pool_size=pg.pool_size,
+                max_overflow=pg.pool_size,
+                pool_pre_ping=True,
+                pool_timeout=pg.connect_timeout,
+                connect_args={"timeout": pg.connect_timeout},
+            )
+        self._engine = engine
+        await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self, timeout: float = _PING_TIMEOUT) -> None:
+        """Raise StoreUnavailable unless `SELECT 1` answers within `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except (TimeoutError, OSError, sa.exc.SQLAlchemyError) as exc:
+            raise StoreUnavailable(_describe(exc)) from None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back on any exception."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self.dialect == "sqlite":
+                await stack.enter_async_context(self._sqlite_writer)
+            conn = await stack.enter_async_context(self._connect())
+            conn = await conn.execution_options(tessera_write=True)
+            await stack.enter_async_context(conn.begin())
+            with _unavailable_on_disconnect():
+                yield Tx(conn, self.dialect)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """A read-only transaction (a consistent snapshot for paginated listings)."""
+        async with self._connect() as conn, conn.begin():
+            with _unavailable_on_disconnect():
+                yield Tx(conn, self.dialect)
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            conn = await self.engine.connect()
+        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailable(_describe(exc)) from None
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    def pool_status(self) -> PoolStatus:
+        pool: Any = self.engine.pool
+        size = pool.size() if hasattr(pool, "size") else 1
+        return PoolStatus(size=size, checked_out=pool.checkedout())
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date, under a lock shared by every process."""
+        await migrate.upgrade(self.engine, self.settings)
+
+
+@contextlib.contextmanager
+def _unavailable_on_disconnect() -> Iterator[None]:
+    """Connection failures in the middle of a transaction become StoreUnavailable (503)."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, OSError) as exc:
+        raise StoreUnavailable(_describe(exc)) from exc
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(_describe(exc)) from exc
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = (
+        str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    )
+    return text[:200]

@@ -1,0 +1,297 @@
+"""Generic row operations over the tables of `tables.py`, for the layers above the store.
+
+Rows go in and come out as plain dicts. Listing takes a `Query` (filters, search, ordering,
+window) built by the API from validated query parameters; column names in it have already been
+checked against the resource's allow-list, and are checked again here. Integrity violations
+become `errors.Conflict` or `errors.NotFound` so that the API can name the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tessera.core import errors
+from tessera.core.store import tables
+
+Op = Literal["eq", "ieq", "ne", "in", "icontains", "startswith", "gt", "gte", "lt", "lte", "isnull"]
+
+
+@dataclass(frozen=True)
+class Tx:
+    """An open transaction; opaque to the layers above."""
+
+    conn: AsyncConnection
+    dialect: str
+
+
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class Member:
+    """Rows related through group membership: users in groups, or groups of users."""
+
+    by: Literal["group_pk", "group_name", "user_pk", "username"]
+    values: tuple[Any, ...]
+
+
+@dataclass
+class Query:
+    filters: list[Filter] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    search: str = ""
+    search_columns: tuple[str, ...] = ()
+    ordering: tuple[str, ...] = ()
+    offset: int = 0
+    limit: int = 20
+
+
+def table(name: str) -> sa.Table:
+    try:
+        return tables.metadata.tables[name]
+    except KeyError:
+        raise ValueError(f"no table {name!r}") from None
+
+
+def _col(t: sa.Table, name: str) -> sa.ColumnElement[Any]:
+    if name not in t.c:
+        raise ValueError(f"table {t.name} has no column {name!r}")
+    return t.c[name]
+
+
+def _where(t: sa.Table, where: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
+    return [_col(t, k) == v for k, v in where.items()]
+
+
+def _apply(t: sa.Table, f: Filter) -> sa.ColumnElement[bool]:
+    c = _col(t, f.column)
+    match f.op:
+        case "eq":
+            return c == f.value
+        case "ieq":
+            return sa.func.lower(c) == str(f.value).lower()
+        case "ne":
+            return c != f.value
+        case "in":
+            return c.in_(list(f.value))
+        case "icontains":
+            return sa.func.lower(c).contains(str(f.value).lower(), autoescape=True)
+        case "startswith":
+            return c.startswith(str(f.value), autoescape=True)
+        case "gt":
+            return c > f.value
+        case "gte":
+            return c >= f.value
+        case "lt":
+            return c < f.value
+        case "lte":
+            return c <= f.value
+        case "isnull":
+            return c.is_(None) if f.value else c.is_not(None)
+    raise ValueError(f"unknown filter op {f.op!r}")
+
+
+def _member(t: sa.Table, m: Member) -> sa.ColumnElement[bool]:
+    gm, g, u = tables.group_members, tables.groups, tables.users
+    if m.by == "group_pk":
+        sub = sa.select(gm.c.user_pk).where(gm.c.group_pk.in_(m.values))
+        return t.c.pk.in_(sub)
+    if m.by == "group_name":
+        sub = sa.select(gm.c.user_pk).join(g, g.c.pk == gm.c.group_pk).where(g.c.name.in_(m.values))
+        return t.c.pk.in_(sub)
+    if m.by == "user_pk":
+        return t.c.pk.in_(sa.select(gm.c.group_pk).where(gm.c.user_pk.in_(m.values)))
+    sub = sa.select(gm.c.group_pk).join(u, u.c.pk == gm.c.user_pk).where(u.c.username.in_(m.values))
+    return t.c.pk.in_(sub)
+
+
+def _conditions(t: sa.Table, q: Query) -> list[sa.ColumnElement[bool]]:
+    conds = [_apply(t, f) for f in q.filters] + [_member(t, m) for m in q.members]
+    if q.search and q.search_columns:
+        needle = q.search.lower()
+        conds.append(
+            sa.or_(
+                *(
+                    sa.func.lower(_col(t, c)).contains(needle, autoescape=True)
+                    for c in q.search_columns
+                )
+            )
+        )
+    return conds
+
+
+async def page(tx: Tx, table_name: str, q: Query) -> tuple[list[dict[str, Any]], int]:
+    """One page of rows matching `q`, and the count of all matching rows."""
+    t = table(table_name)
+    conds = _conditions(t, q)
+    count = await tx.conn.scalar(sa.select(sa.func.count()).select_from(t).where(*conds))
+    order = [_col(t, o[1:]).desc() if o.startswith("-") else _col(t, o).asc() for o in q.ordering]
+    order.append(t.primary_key.columns.values()[0].asc())  # a stable order between pages
+    stmt = sa.select(t).where(*conds).order_by(*order).offset(q.offset).limit(q.limit)
+    rows = (await tx.conn.execute(stmt)).mappings().all()
+    return [dict(r) for r in rows], int(count or 0)
+
+
+async def find(tx: Tx, table_name: str, **where: Any) -> dict[str, Any] | None:
+    t = table(table_name)
+    row = (await tx.conn.execute(sa.select(t).where(*_where(t, where)))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def get(tx: Tx, table_name: str, **where: Any) -> dict[str, Any]:
+    row = await find(tx, table_name, **where)
+    if row is None:
+        raise errors.NotFound(f"{table_name}: no such object")
+    return row
+
+
+async def find_many(
+    tx: Tx, table_name: str, column: str, values: Iterable[Any]
+) -> list[dict[str, Any]]:
+    t = table(table_name)
+    stmt = sa.select(t).where(_col(t, column).in_(list(values)))
+    return [dict(r) for r in (await tx.conn.execute(stmt)).mappings().all()]
+
+
+async def exists(tx: Tx, table_name: str, **where: Any) -> bool:
+    t = table(table_name)
+    stmt = sa.select(sa.literal(1)).select_from(t).where(*_where(t, where)).limit(1)
+    return (await tx.conn.scalar(stmt)) is not None
+
+
+async def insert(tx: Tx, table_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    t = table(table_name)
+    try:
+        async with tx.conn.begin_nested():
+            result = await tx.conn.execute(sa.insert(t).values(**values).returning(*t.c))
+            return dict(result.mappings().one())
+    except sa.exc.IntegrityError as exc:
+        raise _integrity(t, exc) from None
+
+
+async def update(
+    tx: Tx, table_name: str, where: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    t = table(table_name)
+    stmt = sa.update(t).where(*_where(t, where)).values(**values).returning(*t.c)
+    try:
+        async with tx.conn.begin_nested():
+            row = (await tx.conn.execute(stmt)).mappings().first()
+    except sa.exc.IntegrityError as exc:
+        raise _integrity(t, exc) from None
+    if row is None:
+        raise errors.NotFound(f"{table_name}: no such object")
+    return dict(row)
+
+
+async def delete(tx: Tx, table_name: str, **where: Any) -> int:
+    t = table(table_name)
+    result = await tx.conn.execute(sa.delete(t).where(*_where(t, where)))
+    return int(result.rowcount or 0)
+
+
+async def delete_matching(tx: Tx, table_name: str, filters: Sequence[Filter]) -> int:
+    t = table(table_name)
+    result = await tx.conn.execute(sa.delete(t).where(*(_apply(t, f) for f in filters)))
+    return int(result.rowcount or 0)
+
+
+async def max_value(tx: Tx, table_name: str, column: str) -> Any:
+    t = table(table_name)
+    return await tx.conn.scalar(sa.select(sa.func.max(_col(t, column))))
+
+
+# Group membership ----------------------------------------------------------------------------
+
+
+async def groups_of_users(tx: Tx, user_pks: Sequence[int]) -> dict[int, list[str]]:
+    gm = tables.group_members
+    out: dict[int, list[str]] = {pk: [] for pk in user_pks}
+    if user_pks:
+        stmt = sa.select(gm.c.user_pk, gm.c.group_pk).where(gm.c.user_pk.in_(list(user_pks)))
+        for user_pk, group_pk in (await tx.conn.execute(stmt.order_by(gm.c.group_pk))).all():
+            out[user_pk].append(group_pk)
+    return out
+
+
+async def users_of_groups(tx: Tx, group_pks: Sequence[str]) -> dict[str, list[int]]:
+    gm = tables.group_members
+    out: dict[str, list[int]] = {pk: [] for pk in group_pks}
+    if group_pks:
+        stmt = sa.select(gm.c.group_pk, gm.c.user_pk).where(gm.c.group_pk.in_(list(group_pks)))
+        for group_pk, user_pk in (await tx.conn.execute(stmt.order_by(gm.c.user_pk))).all():
+            out[group_pk].append(user_pk)
+    return out
+
+
+async def set_members(
+    tx: Tx, *, user_pk: int | None = None, group_pk: str | None = None, others: Sequence[Any]
+) -> None:
+    """Replace the groups of a user (or the users of a group) with `others`."""
+    gm = tables.group_members
+    if user_pk is not None:
+        await tx.conn.execute(sa.delete(gm).where(gm.c.user_pk == user_pk))
+        rows = [{"user_pk": user_pk, "group_pk": g} for g in dict.fromkeys(others)]
+    else:
+        await tx.conn.execute(sa.delete(gm).where(gm.c.group_pk == group_pk))
+        rows = [{"group_pk": group_pk, "user_pk": u} for u in dict.fromkeys(others)]
+    if rows:
+        await tx.conn.execute(sa.insert(gm), rows)
+
+
+async def add_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
+    if not await exists(tx, "group_members", user_pk=user_pk, group_pk=group_pk):
+        await tx.conn.execute(
+            sa.insert(tables.group_members).values(user_pk=user_pk, group_pk=group_pk)
+        )
+
+
+async def remove_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
+    await delete(tx, "group_members", user_pk=user_pk, group_pk=group_pk)
+
+
+# Leases --------------------------------------------------------------------------------------
+
+
+async def take_lease(tx: Tx, name: str, holder: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
+    """Take or renew the lease `name` for `holder` unless another holder's lease is current."""
+    t = tables.leases
+    stmt = (
+        sa.update(t)
+        .where(t.c.name == name, sa.or_(t.c.holder == holder, t.c.expires < now))
+        .values(holder=holder, expires=now + ttl)
+    )
+    if (await tx.conn.execute(stmt)).rowcount:
+        return True
+    try:
+        async with tx.conn.begin_nested():
+            await tx.conn.execute(sa.insert(t).values(name=name, holder=holder, expires=now + ttl))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+# Integrity errors ----------------------------------------------------------------------------
+
+
+def _integrity(t: sa.Table, exc: sa.exc.IntegrityError) -> errors.TesseraError:
+    text = str(exc.orig).lower()
+    if "foreign key" in text:
+        for fk in t.foreign_keys:
+            if fk.parent.name in text:
+                return errors.NotFound(fk.parent.name)
+        return errors.NotFound("reference")
+    for column in sorted(t.c, key=lambda c: len(c.name), reverse=True):
+        if column.name in text:
+            return errors.Conflict(column.name, f"{t.name} with this {column.name} already exists.")
+    return errors.Conflict("non_field_errors", f"{t.name}: a uniqueness rule was violated")

@@ -1,0 +1,1 @@
+"""Versioned migrations, oldest first."""

@@ -1,0 +1,216 @@
+"""The SQL schema, as SQLAlchemy Core tables. Alembic migrations under `migrations/` create it.
+
+Only the store imports SQLAlchemy; the rest of the core sees rows as dicts. Ids follow authentik:
+users and providers have integer keys, every other object a UUID string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _uuid() -> sa.Column[str]:
+    return sa.Column("pk", sa.String(36), primary_key=True)
+
+
+def _created() -> sa.Column[dt.datetime]:
+    return sa.Column("created", UTCDateTime(), nullable=False)
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False, server_default=""),
+    sa.Column("email", sa.String(254), nullable=False, server_default=""),
+    sa.Column("password", sa.String(256), nullable=False, server_default=""),
+    sa.Column("password_change_date", UTCDateTime(), nullable=True),
+    sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("type", sa.String(32), nullable=False, server_default="internal"),
+    sa.Column("path", sa.String(200), nullable=False, server_default="users"),
+    sa.Column("attributes", JSON, nullable=False),
+    sa.Column("last_login", UTCDateTime(), nullable=True),
+    sa.Column("date_joined", UTCDateTime(), nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True),
+    sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    _uuid(),
+    sa.Column("num_pk", sa.Integer(), nullable=False, unique=True),
+    sa.Column("name", sa.String(80), nullable=False, unique=True),
+    sa.Column("parent", sa.String(36), sa.ForeignKey("groups.pk", ondelete="SET NULL")),
+    sa.Column("is_superuser", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("attributes", JSON, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column(
+        "group_pk", sa.String(36), sa.ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "user_pk",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+providers = sa.Table(
+    "providers",
+    metadata,
+    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("component", sa.String(64), nullable=False),
+    _created(),
+)
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(50), nullable=False, unique=True),
+    sa.Column(
+        "provider",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("providers.pk", ondelete="SET NULL"),
+        unique=True,
+    ),
+    sa.Column("meta_launch_url", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("open_in_new_tab", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("meta_description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("meta_publisher", sa.String(200), nullable=False, server_default=""),
+    sa.Column("group", sa.String(200), nullable=False, server_default=""),
+    sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
+    _created(),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    _uuid(),
+    sa.Column("identifier", sa.String(255), nullable=False, unique=True),
+    sa.Column("intent", sa.String(32), nullable=False),
+    sa.Column(
+        "user_pk",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("expires", UTCDateTime(), nullable=True),
+    sa.Column("expiring", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # SECURITY: the key is stored as a keyed digest (for lookup) and sealed with a key derived
+    # from the secret key (for view_key); a database dump alone yields no working token.
+    sa.Column("key_digest", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_sealed", sa.Text(), nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # SECURITY: sha256 of the cookie value; the cookie itself is never stored.
+    sa.Column("key_digest", sa.String(64), primary_key=True),
+    sa.Column(
+        "user_pk",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("last_ip", sa.String(45), nullable=False, server_default=""),
+    sa.Column("last_user_agent", sa.String(512), nullable=False, server_default=""),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+    _created(),
+)
+
+certificate_keypairs = sa.Table(
+    "certificate_keypairs",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("certificate_data", sa.Text(), nullable=False),
+    sa.Column("key_sealed", sa.Text(), nullable=False, server_default=""),
+    sa.Column("fingerprint_sha256", sa.String(95), nullable=False),
+    sa.Column("fingerprint_sha1", sa.String(59), nullable=False),
+    sa.Column("cert_expiry", UTCDateTime(), nullable=False),
+    sa.Column("cert_subject", sa.Text(), nullable=False),
+    sa.Column("key_type", sa.String(16), nullable=True),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _uuid(),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("app", sa.String(200), nullable=False),
+    sa.Column("user", JSON, nullable=False),
+    sa.Column("context", JSON, nullable=False),
+    sa.Column("client_ip", sa.String(45), nullable=True),
+    sa.Column("created", UTCDateTime(), nullable=False, index=True),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("expires", UTCDateTime(), nullable=False),
+)
+
+system_state = sa.Table(
+    "system_state",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", JSON, nullable=False),
+)

@@ -1,0 +1,10 @@
+"""Wire types: pydantic models of the `/api/v3` objects, shared by the core, operator and outposts.
+
+Request models validate hostile input at the edge (unknown fields, wrong types, sizes, NUL bytes,
+lone surrogates); response models describe what the API returns. The OpenAPI document is generated
+from these same models.
+"""
+
+from tessera.core.wire import common, core, crypto, events, root
+
+__all__ = ["common", "core", "crypto", "events", "root"]

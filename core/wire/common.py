@@ -1,0 +1,90 @@
+"""Building blocks shared by every wire model: strict base classes, bounded strings, pagination."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+MAX_ATTRIBUTES_BYTES = 64 * 1024
+MAX_DEPTH = 16
+
+
+def _check_text(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError("value is nested too deeply")
+    if isinstance(value, str):
+        # SECURITY: NUL bytes and lone surrogates cannot be stored by PostgreSQL; refuse them here.
+        if "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("invalid unicode (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, depth + 1)
+            _check_text(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_text(item, depth + 1)
+
+
+class Request(BaseModel):
+    """Base of every request body: unknown fields are errors, text is storable."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=65536)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        _check_text(data)
+        return data
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=False)
+
+
+def _attributes(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"attributes must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    return value
+
+
+Attributes = Annotated[dict[str, Any], AfterValidator(_attributes)]
+Slug = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=50,
+        pattern=r"^[-a-zA-Z0-9_]+$",
+        description="letters, digits, underscores or hyphens",
+    ),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+ShortText = Annotated[str, Field(max_length=200)]
+LongText = Annotated[str, Field(max_length=5000)]
+Url = Annotated[str, Field(max_length=2000)]
+
+
+class Pagination(Response):
+    next: int
+    previous: int
+    count: int
+    current: int
+    total_pages: int
+    start_index: int
+    end_index: int
+
+
+class ErrorDetail(Response):
+    detail: str
+
+
+class ValidationErrorBody(Response):
+    """400: keys are field names (or `non_field_errors`), values lists of messages."""
+
+    model_config = ConfigDict(extra="allow")
+    non_field_errors: list[str] | None = None

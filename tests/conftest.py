@@ -1,0 +1,112 @@
+"""Fixtures for the whole suite: real PostgreSQL and Redis, fresh per run, cleaned up afterwards.
+
+`backend` runs a test on SQLite and on PostgreSQL (the database `tessera_test_<run>` is created at
+the start of the run and dropped at the end; tables are emptied between tests). An unreachable
+PostgreSQL or Redis fails the run: nothing is silently skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from tessera.core import config, store
+from tessera.core.store import tables
+
+from helpers import PG_HOST, PG_USER, RUN_ID, SECRET_KEY
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres", timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database for this run, dropped at the end."""
+    name = f"tessera_test_{RUN_ID}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    name = f"tessera_e2e_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield name
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("AUTHENTIK_", "TESSERA_")) and not key.startswith("TESSERA_TEST_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"tessera-test-{RUN_ID}-{uuid.uuid4().hex[:8]}:"
+
+
+def settings_for(kind: str, data_dir: Path, database: str | None = None, **extra: Any) -> config.Settings:
+    overrides: dict[str, Any] = {"data_dir": data_dir, "secret_key": SECRET_KEY, **extra}
+    if kind == "postgresql":
+        assert database is not None
+        overrides["postgresql"] = {"host": PG_HOST, "user": PG_USER, "name": database}
+    return config.load(**overrides)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., config.Settings]:
+    database = request.getfixturevalue("pg_database") if backend == "postgresql" else None
+
+    def make(**extra: Any) -> config.Settings:
+        return settings_for(backend, tmp_path / "data", database, **extra)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., config.Settings]) -> config.Settings:
+    return make_settings()
+
+
+async def _empty(db: store.Store) -> None:
+    async with db.transaction() as tx:
+        if tx.dialect == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables.metadata.sorted_tables)
+            await tx.conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for t in reversed(tables.metadata.sorted_tables):
+                await tx.conn.execute(t.delete())
+
+
+@pytest.fixture
+async def db(settings: config.Settings) -> AsyncIterator[store.Store]:
+    """A migrated, empty store on the test's backend."""
+    instance = store.Store(settings)
+    await instance.open()
+    await instance.migrate()
+    await _empty(instance)
+    yield instance
+    await instance.close()
