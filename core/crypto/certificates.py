@@ -14,6 +14,7 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 Alg = Literal["rsa", "ecdsa"]
@@ -53,8 +54,8 @@ def _key_type(key: object) -> str | None:
     return None
 
 
-def _public_der(key: object) -> bytes:
-    return key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+def _public_der(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -77,7 +78,7 @@ def parse(certificate_pem: str, key_pem: str) -> CertificateInfo:
             raise CertificateError(
                 "key_data", "Unable to load private key (possibly encrypted)."
             ) from None
-        if _public_der(private) != _public_der(public):
+        if _public_der(private.public_key()) != _public_der(public):
             raise CertificateError("key_data", "Private key does not match the certificate.")
     return CertificateInfo(
         fingerprint_sha256=_fingerprint(cert, hashes.SHA256()),

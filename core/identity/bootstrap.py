@@ -34,6 +34,7 @@ async def run(
     token: str | None,
     email: str,
 ) -> Outcome:
+    await crud.lock(tx, "bootstrap")  # several replicas may start at once
     admins = await groups.ensure(tx, ADMIN_GROUP, is_superuser=True)
     admin = await users.find_by_username(tx, ADMIN_USERNAME)
     created_admin = admin is None

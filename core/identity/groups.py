@@ -82,6 +82,7 @@ async def _users(tx: store.Tx, pks: list[int]) -> list[int]:
 async def create(tx: store.Tx, body: wire.core.GroupRequest) -> dict[str, Any]:
     parent = await _check(tx, body, None)
     users = await _users(tx, body.users)
+    await crud.lock(tx, "groups.num_pk")  # max + 1 must not race between replicas
     num_pk = int(await crud.max_value(tx, TABLE, "num_pk") or 0) + 1
     values = body.model_dump(exclude={"users"}) | {"parent": parent}
     row = await crud.insert(tx, TABLE, {**values, "pk": util.new_uuid(), "num_pk": num_pk})

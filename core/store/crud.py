@@ -9,6 +9,7 @@ become `errors.Conflict` or `errors.NotFound` so that the API can name the field
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -258,6 +259,17 @@ async def add_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
 
 async def remove_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
     await delete(tx, "group_members", user_pk=user_pk, group_pk=group_pk)
+
+
+async def lock(tx: Tx, name: str) -> None:
+    """Serialise transactions that take the same named lock (released at commit or rollback).
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: write transactions already hold the
+    database's write lock from BEGIN IMMEDIATE, which serialises them across processes.
+    """
+    if tx.dialect == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        await tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 # Leases --------------------------------------------------------------------------------------
