@@ -17,11 +17,10 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from helpers import PG_HOST, PG_USER, RUN_ID, SECRET_KEY
 
 from tessera.core import config, store
 from tessera.core.store import tables
-
-from helpers import PG_HOST, PG_USER, RUN_ID, SECRET_KEY
 
 
 async def _admin(sql: str) -> None:
@@ -61,7 +60,9 @@ def redis_prefix() -> str:
     return f"tessera-test-{RUN_ID}-{uuid.uuid4().hex[:8]}:"
 
 
-def settings_for(kind: str, data_dir: Path, database: str | None = None, **extra: Any) -> config.Settings:
+def settings_for(
+    kind: str, data_dir: Path, database: str | None = None, **extra: Any
+) -> config.Settings:
     overrides: dict[str, Any] = {"data_dir": data_dir, "secret_key": SECRET_KEY, **extra}
     if kind == "postgresql":
         assert database is not None

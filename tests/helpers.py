@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ REDIS_HOST = os.environ.get("TESSERA_TEST_REDIS_HOST", "127.0.0.1")
 SECRET_KEY = "test-secret-key-" + "x" * 40
 BOOTSTRAP_TOKEN = "bootstrap-token-" + uuid.uuid4().hex
 BOOTSTRAP_PASSWORD = "bootstrap-password-" + uuid.uuid4().hex
-
 
 
 # Processes -----------------------------------------------------------------------------------
@@ -72,7 +71,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        self._log_handle.flush()
+        if not self._log_handle.closed:
+            self._log_handle.flush()
         return self.log.read_text()
 
     def wait_ready(self, timeout: float = 30.0) -> float:
@@ -90,7 +90,9 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"server not ready in {timeout}s:\n{self.output()}")
 
-    def request(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
         if token:
@@ -117,7 +119,15 @@ class Server:
         return int(self.proc.returncode)
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [TESSERA, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [TESSERA, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -25,7 +25,7 @@ class Principal:
     via: str  # "token" or "session"
 
 
-PRINCIPAL = web.RequestKey("principal", Principal)  # type: ignore[misc]
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def retention(request: web.Request) -> dt.timedelta:

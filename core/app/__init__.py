@@ -22,7 +22,7 @@ from tessera.core.app import health, metrics
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
-SCHEMA = web.AppKey("schema", dict)  # type: ignore[var-annotated]
+SCHEMA = web.AppKey("schema", dict)
 
 
 def _keyring(settings: config.Settings) -> crypto.Keyring:

@@ -158,7 +158,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="tessera",
-        description="Tessera: identity provider and single sign-on, wire-compatible with authentik.",
+        description="Tessera: identity provider and single sign-on, compatible with authentik.",
     )
     top.add_argument("--config", type=Path, help="YAML file with settings (same keys as the env)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -8,19 +8,14 @@ replaces any value under a secret-looking key, so secrets never reach the log ta
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Any
 
-from tessera.core import store
+from tessera.core import logs, store
 from tessera.core.store import crud
 
 TABLE = "events"
 REDACTED = "********************"
-_SECRET_KEY = re.compile(
-    r"pass(word)?|secret|token|api[-_]?key|^key$|_key$|private|credential|signature|authorization|cookie",
-    re.IGNORECASE,
-)
 _HIDDEN_FIELDS = {"password", "key", "key_data", "key_sealed", "key_digest", "client_secret"}
 
 
@@ -30,7 +25,7 @@ def sanitize(value: Any, depth: int = 0) -> Any:
         return REDACTED
     if isinstance(value, dict):
         return {
-            k: REDACTED if _SECRET_KEY.search(str(k)) else sanitize(v, depth + 1)
+            k: REDACTED if logs.is_secret_key(k) else sanitize(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

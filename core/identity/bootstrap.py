@@ -16,7 +16,7 @@ from tessera.core.store import crud
 
 ADMIN_USERNAME = "akadmin"
 ADMIN_GROUP = "authentik Admins"
-BOOTSTRAP_TOKEN_ID = "authentik-bootstrap-token"
+BOOTSTRAP_TOKEN_ID = "authentik-bootstrap-token"  # noqa: S105 - an identifier, not a key
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import structlog
 
 MASK = "********"
 _SECRET_KEY = re.compile(
-    r"pass(word)?|secret|token|api[-_]?key|^key$|_key$|private|credential|authorization|cookie",
+    r"password|passwd|secret|private|credential|authorization|cookie|session_key"
+    r"|(^|[_-])(pass|token|key|key_data|signature|otp|code)$",
     re.IGNORECASE,
 )
 _known: set[str] = set()
@@ -29,6 +30,11 @@ def register_secret(value: str) -> None:
         _known.add(value)
 
 
+def is_secret_key(name: object) -> bool:
+    """True for mapping keys whose values must never be logged or stored in events."""
+    return bool(_SECRET_KEY.search(str(name)))
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         for secret in _known:
@@ -36,7 +42,7 @@ def _scrub(value: Any) -> Any:
                 value = value.replace(secret, MASK)
         return value
     if isinstance(value, dict):
-        return {k: MASK if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in value.items()}
+        return {k: MASK if is_secret_key(k) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
@@ -44,42 +50,40 @@ def _scrub(value: Any) -> Any:
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        if key != "event" and _SECRET_KEY.search(key):
+        if key != "event" and is_secret_key(key):
             event[key] = MASK
         else:
             event[key] = _scrub(event[key])
     return event
 
 
-class _ScrubFilter(logging.Filter):
-    """Masks known secrets in standard-library log records (aiohttp, asyncio, alembic)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _known:
-            record.msg = _scrub(record.getMessage())
-            record.args = None
-        return True
-
-
 def configure(level: str = "info") -> None:
     numeric = logging.DEBUG if level in {"trace", "debug"} else getattr(logging, level.upper())
-    processors: list[Any] = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact,
-        structlog.processors.JSONRenderer(),
     ]
+    processors = [*shared, structlog.processors.JSONRenderer()]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # Standard-library records (aiohttp, asyncio, alembic) go through the same chain as JSON.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    handler.addFilter(_ScrubFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))

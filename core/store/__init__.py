@@ -109,7 +109,7 @@ class Store:
             await self._engine.dispose()
             self._engine = None
 
-    async def ping(self, timeout: float = _PING_TIMEOUT) -> None:
+    async def ping(self, timeout: float = _PING_TIMEOUT) -> None:  # noqa: ASYNC109
         """Raise StoreUnavailable unless `SELECT 1` answers within `timeout` seconds."""
         try:
             async with asyncio.timeout(timeout), self.engine.connect() as conn:

@@ -64,7 +64,7 @@ def table(name: str) -> sa.Table:
         raise ValueError(f"no table {name!r}") from None
 
 
-def _col(t: sa.Table, name: str) -> sa.ColumnElement[Any]:
+def _col(t: sa.Table, name: str) -> sa.Column[Any]:
     if name not in t.c:
         raise ValueError(f"table {t.name} has no column {name!r}")
     return t.c[name]
@@ -76,13 +76,14 @@ def _where(t: sa.Table, where: Mapping[str, Any]) -> list[sa.ColumnElement[bool]
 
 def _apply(t: sa.Table, f: Filter) -> sa.ColumnElement[bool]:
     c = _col(t, f.column)
+    value: object = f.value  # typed as object so the comparison operators keep their types
     match f.op:
         case "eq":
-            return c == f.value
+            return c == value
         case "ieq":
             return sa.func.lower(c) == str(f.value).lower()
         case "ne":
-            return c != f.value
+            return c != value
         case "in":
             return c.in_(list(f.value))
         case "icontains":
@@ -90,13 +91,13 @@ def _apply(t: sa.Table, f: Filter) -> sa.ColumnElement[bool]:
         case "startswith":
             return c.startswith(str(f.value), autoescape=True)
         case "gt":
-            return c > f.value
+            return c > value
         case "gte":
-            return c >= f.value
+            return c >= value
         case "lt":
-            return c < f.value
+            return c < value
         case "lte":
-            return c <= f.value
+            return c <= value
         case "isnull":
             return c.is_(None) if f.value else c.is_not(None)
     raise ValueError(f"unknown filter op {f.op!r}")

@@ -1,4 +1,4 @@
-"""`tessera server` as a user runs it: embedded default, PostgreSQL + Redis, restarts and crashes."""
+"""`tessera server` as a user runs it: embedded default, PostgreSQL and Redis, restarts, crashes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import concurrent.futures
 import time
 from pathlib import Path
 
-from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, REDIS_HOST, RUN_ID, Server, base_env, pg_env
+from helpers import (
+    BOOTSTRAP_PASSWORD,
+    BOOTSTRAP_TOKEN,
+    REDIS_HOST,
+    RUN_ID,
+    Server,
+    base_env,
+    pg_env,
+)
 
 
 def test_embedded_first_start(tmp_path: Path) -> None:
@@ -31,7 +39,9 @@ def test_embedded_first_start(tmp_path: Path) -> None:
     assert key_file.read_text() == key
 
 
-def test_postgresql_and_redis_two_servers_migrating_together(tmp_path: Path, fresh_database: str) -> None:
+def test_postgresql_and_redis_two_servers_migrating_together(
+    tmp_path: Path, fresh_database: str
+) -> None:
     env = pg_env(
         fresh_database,
         AUTHENTIK_REDIS__HOST=REDIS_HOST,
@@ -43,7 +53,9 @@ def test_postgresql_and_redis_two_servers_migrating_together(tmp_path: Path, fre
     try:
         a.wait_ready()
         b.wait_ready()
-        status, created = a.request("POST", "/api/v3/core/users/", BOOTSTRAP_TOKEN, {"username": "shared"})
+        status, created = a.request(
+            "POST", "/api/v3/core/users/", BOOTSTRAP_TOKEN, {"username": "shared"}
+        )
         assert status == 201, created
         status, seen = b.request("GET", f"/api/v3/core/users/{created['pk']}/", BOOTSTRAP_TOKEN)
         assert status == 200 and seen["username"] == "shared"
@@ -55,8 +67,12 @@ def test_postgresql_and_redis_two_servers_migrating_together(tmp_path: Path, fre
 
 
 def test_bootstrap_is_not_overwritten_on_restart(tmp_path: Path, fresh_database: str) -> None:
-    env = pg_env(fresh_database, AUTHENTIK_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN, AUTHENTIK_BOOTSTRAP_PASSWORD=BOOTSTRAP_PASSWORD,
-                 AUTHENTIK_BOOTSTRAP_EMAIL="admin@example.com")
+    env = pg_env(
+        fresh_database,
+        AUTHENTIK_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN,
+        AUTHENTIK_BOOTSTRAP_PASSWORD=BOOTSTRAP_PASSWORD,
+        AUTHENTIK_BOOTSTRAP_EMAIL="admin@example.com",
+    )
     first = Server(env, tmp_path)
     try:
         first.wait_ready()
@@ -64,11 +80,20 @@ def test_bootstrap_is_not_overwritten_on_restart(tmp_path: Path, fresh_database:
         assert status == 200 and me["user"]["email"] == "admin@example.com"
         assert me["user"]["is_superuser"] is True
         assert [g["name"] for g in me["user"]["groups_obj"]] == ["authentik Admins"]
-        status, _ = first.request("PATCH", f"/api/v3/core/users/{me['user']['pk']}/", BOOTSTRAP_TOKEN, {"email": "changed@example.com"})
+        status, _ = first.request(
+            "PATCH",
+            f"/api/v3/core/users/{me['user']['pk']}/",
+            BOOTSTRAP_TOKEN,
+            {"email": "changed@example.com"},
+        )
         assert status == 200
     finally:
         first.stop()
-    changed = {**env, "AUTHENTIK_BOOTSTRAP_EMAIL": "other@example.com", "AUTHENTIK_BOOTSTRAP_PASSWORD": "another-password"}
+    changed = {
+        **env,
+        "AUTHENTIK_BOOTSTRAP_EMAIL": "other@example.com",
+        "AUTHENTIK_BOOTSTRAP_PASSWORD": "another-password",
+    }
     second = Server(changed, tmp_path)
     try:
         second.wait_ready()
@@ -79,11 +104,15 @@ def test_bootstrap_is_not_overwritten_on_restart(tmp_path: Path, fresh_database:
         second.stop()
 
 
-def test_restart_keeps_committed_data_and_kill_leaves_no_half_objects(tmp_path: Path, fresh_database: str) -> None:
+def test_restart_keeps_committed_data_and_kill_leaves_no_half_objects(
+    tmp_path: Path, fresh_database: str
+) -> None:
     env = pg_env(fresh_database, AUTHENTIK_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN)
     server = Server(env, tmp_path)
     server.wait_ready()
-    status, group = server.request("POST", "/api/v3/core/groups/", BOOTSTRAP_TOKEN, {"name": "crew"})
+    status, group = server.request(
+        "POST", "/api/v3/core/groups/", BOOTSTRAP_TOKEN, {"name": "crew"}
+    )
     assert status == 201
 
     def write(i: int) -> int:
@@ -102,15 +131,25 @@ def test_restart_keeps_committed_data_and_kill_leaves_no_half_objects(tmp_path: 
     restarted = Server(env, tmp_path)
     try:
         restarted.wait_ready()
-        status, users = restarted.request("GET", "/api/v3/core/users/?path=users&page_size=100&search=crash", BOOTSTRAP_TOKEN)
+        status, users = restarted.request(
+            "GET", "/api/v3/core/users/?path=users&page_size=100&search=crash", BOOTSTRAP_TOKEN
+        )
         pages = [users]
         while pages[-1]["pagination"]["next"]:
-            pages.append(restarted.request("GET", f"/api/v3/core/users/?search=crash&page_size=100&page={pages[-1]['pagination']['next']}", BOOTSTRAP_TOKEN)[1])
+            pages.append(
+                restarted.request(
+                    "GET",
+                    f"/api/v3/core/users/?search=crash&page_size=100&page={pages[-1]['pagination']['next']}",
+                    BOOTSTRAP_TOKEN,
+                )[1]
+            )
         found = [u for page in pages for u in page["results"]]
         # every acknowledged write survived; any object that exists is whole (group and event)
         assert len(found) >= committed
         assert all(u["groups"] == [group["pk"]] for u in found)
-        status, events = restarted.request("GET", "/api/v3/events/events/?action=model_created&page_size=1", BOOTSTRAP_TOKEN)
+        status, events = restarted.request(
+            "GET", "/api/v3/events/events/?action=model_created&page_size=1", BOOTSTRAP_TOKEN
+        )
         assert events["pagination"]["count"] == len(found) + 1
     finally:
         restarted.stop()

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from aiohttp import test_utils
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY
 
 from tessera.core import app, config, identity, store, wire
 from tessera.core.crypto import Keyring
-from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY
 
 Client = test_utils.TestClient  # type: ignore[type-arg]
 
@@ -19,14 +19,20 @@ Client = test_utils.TestClient  # type: ignore[type-arg]
 async def bootstrapped(db: store.Store) -> store.Store:
     async with db.transaction() as tx:
         await identity.bootstrap.run(
-            tx, Keyring(SECRET_KEY), password=BOOTSTRAP_PASSWORD, token=BOOTSTRAP_TOKEN, email="root@example.com"
+            tx,
+            Keyring(SECRET_KEY),
+            password=BOOTSTRAP_PASSWORD,
+            token=BOOTSTRAP_TOKEN,
+            email="root@example.com",
         )
     return db
 
 
 @pytest.fixture
 async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]], settings: config.Settings, bootstrapped: store.Store
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: config.Settings,
+    bootstrapped: store.Store,
 ) -> Client:
     application = app.create_app(settings, bootstrapped, run_tasks=False)
     return await aiohttp_client(application)
@@ -41,8 +47,12 @@ def admin_headers() -> dict[str, str]:
 def api(client: Client, admin_headers: dict[str, str]) -> Callable[..., Awaitable[tuple[int, Any]]]:
     """`await api("POST", "core/users/", json={...})` -> (status, JSON body or None), as akadmin."""
 
-    async def call(method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any]:
-        response = await client.request(method, f"/api/v3/{path}", headers=headers or admin_headers, **kwargs)
+    async def call(
+        method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        response = await client.request(
+            method, f"/api/v3/{path}", headers=headers or admin_headers, **kwargs
+        )
         body = await response.json() if response.content_type == "application/json" else None
         return response.status, body
 
@@ -50,7 +60,9 @@ def api(client: Client, admin_headers: dict[str, str]) -> Callable[..., Awaitabl
 
 
 @pytest.fixture
-def make_user(api: Callable[..., Awaitable[tuple[int, Any]]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+def make_user(
+    api: Callable[..., Awaitable[tuple[int, Any]]],
+) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def make(username: str, **fields: Any) -> dict[str, Any]:
         status, body = await api("POST", "core/users/", json={"username": username, **fields})
         assert status == 201, body
@@ -60,7 +72,9 @@ def make_user(api: Callable[..., Awaitable[tuple[int, Any]]]) -> Callable[..., A
 
 
 @pytest.fixture
-def make_group(api: Callable[..., Awaitable[tuple[int, Any]]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+def make_group(
+    api: Callable[..., Awaitable[tuple[int, Any]]],
+) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def make(name: str, **fields: Any) -> dict[str, Any]:
         status, body = await api("POST", "core/groups/", json={"name": name, **fields})
         assert status == 201, body
@@ -77,7 +91,9 @@ def make_token(bootstrapped: store.Store) -> Callable[..., Awaitable[str]]:
         async with bootstrapped.transaction() as tx:
             user = await identity.users.find_by_username(tx, username)
             assert user is not None
-            body = wire.core.TokenRequest(identifier=f"t-{username}-{len(fields)}-{id(fields)}", **fields)
+            body = wire.core.TokenRequest(
+                identifier=f"t-{username}-{len(fields)}-{id(fields)}", **fields
+            )
             _, key = await identity.tokens.create(tx, Keyring(SECRET_KEY), body, user_pk=user["pk"])
         return key
 

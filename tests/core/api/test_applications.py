@@ -11,7 +11,12 @@ async def test_crud_and_lookup_by_slug(api: API) -> None:
     status, app = await api(
         "POST",
         "core/applications/",
-        json={"name": "Grafana", "slug": "grafana", "meta_launch_url": "https://grafana.example.com", "group": "Monitoring"},
+        json={
+            "name": "Grafana",
+            "slug": "grafana",
+            "meta_launch_url": "https://grafana.example.com",
+            "group": "Monitoring",
+        },
     )
     assert status == 201, app
     assert app["launch_url"] == "https://grafana.example.com" and app["policy_engine_mode"] == "any"
@@ -19,7 +24,9 @@ async def test_crud_and_lookup_by_slug(api: API) -> None:
     assert status == 200 and by_slug["pk"] == app["pk"]
     status, by_pk = await api("GET", f"core/applications/{app['pk']}/")
     assert status == 200 and by_pk == by_slug
-    status, patched = await api("PATCH", "core/applications/grafana/", json={"policy_engine_mode": "all"})
+    status, patched = await api(
+        "PATCH", "core/applications/grafana/", json={"policy_engine_mode": "all"}
+    )
     assert status == 200 and patched["policy_engine_mode"] == "all"
     status, _ = await api("DELETE", "core/applications/grafana/")
     assert status == 204
@@ -36,17 +43,23 @@ async def test_invalid_and_duplicate_slugs(api: API) -> None:
 
 
 async def test_dangling_provider_is_400(api: API) -> None:
-    status, body = await api("POST", "core/applications/", json={"name": "A", "slug": "a", "provider": 12345})
+    status, body = await api(
+        "POST", "core/applications/", json={"name": "A", "slug": "a", "provider": 12345}
+    )
     assert status == 400 and "provider" in body
 
 
 async def test_javascript_launch_url_is_refused(api: API) -> None:
     status, body = await api(
-        "POST", "core/applications/", json={"name": "X", "slug": "x", "meta_launch_url": "javascript:alert(1)"}
+        "POST",
+        "core/applications/",
+        json={"name": "X", "slug": "x", "meta_launch_url": "javascript:alert(1)"},
     )
     assert status == 400 and "meta_launch_url" in body
 
 
 async def test_policy_engine_mode_enum(api: API) -> None:
-    status, body = await api("POST", "core/applications/", json={"name": "A", "slug": "a", "policy_engine_mode": "some"})
+    status, body = await api(
+        "POST", "core/applications/", json={"name": "A", "slug": "a", "policy_engine_mode": "some"}
+    )
     assert status == 400 and "policy_engine_mode" in body

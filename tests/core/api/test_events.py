@@ -17,12 +17,23 @@ async def test_create_update_delete_are_recorded(api: API) -> None:
     created, updated, _ = body["results"]
     assert created["user"]["username"] == "akadmin"
     assert created["client_ip"] == "127.0.0.1"
-    assert created["context"]["model"] == {"app": "authentik_core", "model_name": "application", "pk": app["pk"], "name": "Wiki"}
-    assert updated["context"]["diff"] == {"name": {"previous_value": "Wiki", "new_value": "Team wiki"}}
+    assert created["context"]["model"] == {
+        "app": "authentik_core",
+        "model_name": "application",
+        "pk": app["pk"],
+        "name": "Wiki",
+    }
+    assert updated["context"]["diff"] == {
+        "name": {"previous_value": "Wiki", "new_value": "Team wiki"}
+    }
 
 
 async def test_failed_write_leaves_no_event_and_no_object(api: API) -> None:
-    status, _ = await api("POST", "core/users/", json={"username": "x", "groups": ["00000000-0000-4000-8000-000000000009"]})
+    status, _ = await api(
+        "POST",
+        "core/users/",
+        json={"username": "x", "groups": ["00000000-0000-4000-8000-000000000009"]},
+    )
     assert status == 400
     status, body = await api("GET", "events/events/")
     assert body["pagination"]["count"] == 0
@@ -30,9 +41,17 @@ async def test_failed_write_leaves_no_event_and_no_object(api: API) -> None:
 
 async def test_secret_looking_attributes_are_redacted_in_events(api: API) -> None:
     secret = "canary-s3cret-value"
-    await api("POST", "core/users/", json={"username": "svc", "attributes": {"api_token": secret, "team": "a"}})
+    await api(
+        "POST",
+        "core/users/",
+        json={"username": "svc", "attributes": {"api_token": secret, "team": "a"}},
+    )
     user_status, users = await api("GET", "core/users/?username=svc")
-    await api("PATCH", f"core/users/{users['results'][0]['pk']}/", json={"attributes": {"password": secret}})
+    await api(
+        "PATCH",
+        f"core/users/{users['results'][0]['pk']}/",
+        json={"attributes": {"password": secret}},
+    )
     _, body = await api("GET", "events/events/")
     assert secret not in str(body)
 

@@ -7,7 +7,9 @@ from typing import Any
 API = Any
 
 
-async def test_nested_groups_and_superuser_inheritance(api: API, make_user: Any, make_group: Any) -> None:
+async def test_nested_groups_and_superuser_inheritance(
+    api: API, make_user: Any, make_group: Any
+) -> None:
     admins = await make_group("admins", is_superuser=True)
     ops = await make_group("ops", parent=admins["pk"])
     user = await make_user("ivy", groups=[ops["pk"]])
@@ -54,9 +56,11 @@ async def test_add_and_remove_user(api: API, make_user: Any, make_group: Any) ->
     assert status == 204
     status, body = await api("GET", f"core/users/{user['pk']}/")
     assert body["groups"] == [group["pk"]]
-    status, body = await api("GET", f"core/groups/?members_by_username=jack")
+    status, body = await api("GET", "core/groups/?members_by_username=jack")
     assert [g["name"] for g in body["results"]] == ["team"]
-    status, _ = await api("POST", f"core/groups/{group['pk']}/remove_user/", json={"pk": user["pk"]})
+    status, _ = await api(
+        "POST", f"core/groups/{group['pk']}/remove_user/", json={"pk": user["pk"]}
+    )
     assert status == 204
     status, body = await api("GET", f"core/users/{user['pk']}/")
     assert body["groups"] == []

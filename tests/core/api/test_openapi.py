@@ -12,9 +12,18 @@ async def test_schema_validates_against_openapi_3(client: Any) -> None:
     assert response.status == 200
     document = await response.json()
     validate(document)
-    for path in ("/core/users/", "/core/users/{pk}/", "/core/users/me/", "/core/users/{pk}/set_password/",
-                 "/core/groups/", "/core/applications/{pk}/", "/core/tokens/{identifier}/view_key/",
-                 "/crypto/certificatekeypairs/generate/", "/events/events/", "/root/config/"):
+    for path in (
+        "/core/users/",
+        "/core/users/{pk}/",
+        "/core/users/me/",
+        "/core/users/{pk}/set_password/",
+        "/core/groups/",
+        "/core/applications/{pk}/",
+        "/core/tokens/{identifier}/view_key/",
+        "/crypto/certificatekeypairs/generate/",
+        "/events/events/",
+        "/root/config/",
+    ):
         assert path in document["paths"], path
 
 

@@ -1,4 +1,4 @@
-"""Session authentication for the API: recovery links log in once; unsafe calls need the CSRF pair."""
+"""API sessions: recovery links log in once; unsafe calls need the CSRF cookie and header."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from helpers import SECRET_KEY
+
 from tessera.core import identity
 from tessera.core.crypto import Keyring
 from tessera.core.store import crud
@@ -38,7 +39,12 @@ async def test_expired_recovery_link_is_refused(client: Any, bootstrapped: Any) 
     async with bootstrapped.transaction() as tx:
         row = await crud.find(tx, "tokens", intent="recovery")
         assert row is not None
-        await crud.update(tx, "tokens", {"pk": row["pk"]}, {"expires": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
+        await crud.update(
+            tx,
+            "tokens",
+            {"pk": row["pk"]},
+            {"expires": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
+        )
     response = await client.get(f"/recovery/use-token/{key}/", allow_redirects=False)
     assert response.status == 404
 

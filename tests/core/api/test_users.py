@@ -8,7 +8,11 @@ API = Any
 
 
 async def test_create_retrieve_update_delete(api: API) -> None:
-    status, user = await api("POST", "core/users/", json={"username": "alice", "name": "Alice", "email": "alice@example.com"})
+    status, user = await api(
+        "POST",
+        "core/users/",
+        json={"username": "alice", "name": "Alice", "email": "alice@example.com"},
+    )
     assert status == 201, user
     assert user["username"] == "alice"
     assert user["path"] == "users" and user["type"] == "internal" and user["is_active"] is True
@@ -17,7 +21,9 @@ async def test_create_retrieve_update_delete(api: API) -> None:
     status, got = await api("GET", f"core/users/{user['pk']}/")
     assert status == 200 and got == user
     status, patched = await api("PATCH", f"core/users/{user['pk']}/", json={"name": "Alice L."})
-    assert status == 200 and patched["name"] == "Alice L." and patched["email"] == "alice@example.com"
+    assert (
+        status == 200 and patched["name"] == "Alice L." and patched["email"] == "alice@example.com"
+    )
     status, put = await api("PUT", f"core/users/{user['pk']}/", json={"username": "alice2"})
     assert status == 200 and put["username"] == "alice2" and put["name"] == ""
     status, _ = await api("DELETE", f"core/users/{user['pk']}/")
@@ -34,7 +40,9 @@ async def test_me_returns_the_caller(api: API) -> None:
 
 async def test_set_password_writes_event_without_the_password(api: API, make_user: Any) -> None:
     user = await make_user("bob")
-    status, _ = await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "Sup3r-secret-pw"})
+    status, _ = await api(
+        "POST", f"core/users/{user['pk']}/set_password/", json={"password": "Sup3r-secret-pw"}
+    )
     assert status == 204
     status, events = await api("GET", "events/events/?action=password_set")
     assert status == 200 and events["pagination"]["count"] == 1
@@ -64,12 +72,16 @@ async def test_unknown_field_wrong_type_and_overlong_are_400(api: API) -> None:
     assert status == 400 and body == {"username": ["This field is required."]}
 
 
-async def test_nul_bytes_and_lone_surrogates_are_refused(api: API, client: Any, admin_headers: Any) -> None:
+async def test_nul_bytes_and_lone_surrogates_are_refused(
+    api: API, client: Any, admin_headers: Any
+) -> None:
     status, body = await api("POST", "core/users/", json={"username": "nul\u0000byte"})
     assert status == 400
     raw = b'{"username": "surrogate\\ud800"}'
     response = await client.post(
-        "/api/v3/core/users/", data=raw, headers={**admin_headers, "Content-Type": "application/json"}
+        "/api/v3/core/users/",
+        data=raw,
+        headers={**admin_headers, "Content-Type": "application/json"},
     )
     assert response.status == 400
     status, body = await api("GET", "core/users/?search=%00")
@@ -117,7 +129,13 @@ async def test_pagination_shape_and_cap(api: API, make_user: Any) -> None:
     status, body = await api("GET", "core/users/?page_size=2&page=2")
     assert status == 200
     assert body["pagination"] == {
-        "next": 3, "previous": 1, "count": 6, "current": 2, "total_pages": 3, "start_index": 3, "end_index": 4,
+        "next": 3,
+        "previous": 1,
+        "count": 6,
+        "current": 2,
+        "total_pages": 3,
+        "start_index": 3,
+        "end_index": 4,
     }
     status, body = await api("GET", "core/users/?page_size=1000")
     assert status == 200 and len(body["results"]) == 6

@@ -8,12 +8,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers import SECRET_KEY, Server, base_env, free_port, pg_env, run_cli
 
 SUBCOMMANDS = [
-    [], ["server"], ["worker"], ["migrate"], ["healthcheck"], ["admin"],
-    ["admin", "create-recovery-key"], ["admin", "create-token"],
+    [],
+    ["server"],
+    ["worker"],
+    ["migrate"],
+    ["healthcheck"],
+    ["admin"],
+    ["admin", "create-recovery-key"],
+    ["admin", "create-token"],
 ]
 
 
@@ -31,12 +36,26 @@ def test_every_command_explains_itself(words: list[str], tmp_path: Path) -> None
         ({"AUTHENTIK_SECRET_KEY": "short"}, "AUTHENTIK_SECRET_KEY"),
         ({"AUTHENTIK_POSTGRESQL__PORT": "not-a-port"}, "AUTHENTIK_POSTGRESQL__PORT"),
         ({"AUTHENTIK_LOG_LEVEL": "chatty"}, "AUTHENTIK_LOG_LEVEL"),
-        ({"AUTHENTIK_POSTGRESQL__HOST": "127.0.0.1", "AUTHENTIK_POSTGRESQL__PORT": str(free_port()),
-          "AUTHENTIK_SECRET_KEY": SECRET_KEY}, "AUTHENTIK_POSTGRESQL__HOST"),
+        (
+            {
+                "AUTHENTIK_POSTGRESQL__HOST": "127.0.0.1",
+                "AUTHENTIK_POSTGRESQL__PORT": str(free_port()),
+                "AUTHENTIK_SECRET_KEY": SECRET_KEY,
+            },
+            "AUTHENTIK_POSTGRESQL__HOST",
+        ),
     ],
-    ids=["missing-secret-key", "short-secret-key", "malformed-port", "bad-log-level", "unreachable-db"],
+    ids=[
+        "missing-secret-key",
+        "short-secret-key",
+        "malformed-port",
+        "bad-log-level",
+        "unreachable-db",
+    ],
 )
-def test_bad_configuration_stops_with_one_line_naming_the_key(env: dict[str, str], key: str, tmp_path: Path) -> None:
+def test_bad_configuration_stops_with_one_line_naming_the_key(
+    env: dict[str, str], key: str, tmp_path: Path
+) -> None:
     result = run_cli("migrate", env=base_env(**env), cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -50,18 +69,28 @@ def test_tessera_prefix_and_yaml_config(tmp_path: Path) -> None:
     config.write_text("postgresql:\n  port: notanumber\n")
     result = run_cli("--config", str(config), "migrate", env=base_env(), cwd=tmp_path)
     assert result.returncode == 2 and "AUTHENTIK_POSTGRESQL__PORT" in result.stderr
-    result = run_cli("--config", str(config), "migrate", env=base_env(TESSERA_POSTGRESQL__PORT="5432"), cwd=tmp_path)
+    result = run_cli(
+        "--config",
+        str(config),
+        "migrate",
+        env=base_env(TESSERA_POSTGRESQL__PORT="5432"),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
 
 
-def test_migrate_then_admin_tasks_against_a_running_server(tmp_path: Path, fresh_database: str) -> None:
+def test_migrate_then_admin_tasks_against_a_running_server(
+    tmp_path: Path, fresh_database: str
+) -> None:
     env = pg_env(fresh_database)
     result = run_cli("migrate", env=env, cwd=tmp_path)
     assert result.returncode == 0 and "Migrations applied." in result.stdout
     server = Server(env, tmp_path)
     try:
         server.wait_ready()
-        result = run_cli("admin", "create-token", "akadmin", "--expires", "30m", env=env, cwd=tmp_path)
+        result = run_cli(
+            "admin", "create-token", "akadmin", "--expires", "30m", env=env, cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         token = result.stdout.strip()
         status, me = server.request("GET", "/api/v3/core/users/me/", token)
@@ -82,7 +111,9 @@ def test_migrate_then_admin_tasks_against_a_running_server(tmp_path: Path, fresh
 
         missing = run_cli("admin", "create-token", "nobody", env=env, cwd=tmp_path)
         assert missing.returncode == 1 and "nobody" in missing.stderr
-        bad = run_cli("admin", "create-token", "akadmin", "--expires", "soon", env=env, cwd=tmp_path)
+        bad = run_cli(
+            "admin", "create-token", "akadmin", "--expires", "soon", env=env, cwd=tmp_path
+        )
         assert bad.returncode == 2 and "--expires" in bad.stderr
     finally:
         server.stop()

@@ -8,16 +8,19 @@ import uuid
 from typing import Any
 
 import pytest
+from helpers import PG_HOST, PG_USER
 
 from tessera.core import config, errors, store, tasks
 from tessera.core.store import crud, migrate
 
-from helpers import PG_HOST, PG_USER
-
 
 def _user(name: str) -> dict[str, Any]:
-    return {"uuid": str(uuid.uuid4()), "username": name, "attributes": {"a": [1, {"b": None}]},
-            "date_joined": dt.datetime.now(dt.UTC)}
+    return {
+        "uuid": str(uuid.uuid4()),
+        "username": name,
+        "attributes": {"a": [1, {"b": None}]},
+        "date_joined": dt.datetime.now(dt.UTC),
+    }
 
 
 async def test_insert_get_update_delete_roundtrip(db: store.Store) -> None:
@@ -50,7 +53,9 @@ async def test_unique_violation_is_conflict_naming_the_column(db: store.Store) -
 async def test_foreign_key_violation_is_not_found(db: store.Store) -> None:
     with pytest.raises(errors.NotFound):
         async with db.transaction() as tx:
-            await crud.insert(tx, "group_members", {"group_pk": str(uuid.uuid4()), "user_pk": 12345})
+            await crud.insert(
+                tx, "group_members", {"group_pk": str(uuid.uuid4()), "user_pk": 12345}
+            )
 
 
 async def test_transaction_rolls_back_on_error(db: store.Store) -> None:
@@ -65,7 +70,7 @@ async def test_transaction_rolls_back_on_error(db: store.Store) -> None:
 async def test_naive_datetimes_are_refused(db: store.Store) -> None:
     with pytest.raises(Exception, match="naive"):
         async with db.transaction() as tx:
-            await crud.insert(tx, "users", {**_user("dan"), "date_joined": dt.datetime.now()})  # noqa: DTZ005
+            await crud.insert(tx, "users", {**_user("dan"), "date_joined": dt.datetime.now()})
 
 
 async def test_page_filters_and_counts(db: store.Store) -> None:
@@ -73,7 +78,11 @@ async def test_page_filters_and_counts(db: store.Store) -> None:
         for i in range(7):
             await crud.insert(tx, "users", {**_user(f"u{i}"), "is_active": i % 2 == 0})
         rows, count = await crud.page(
-            tx, "users", crud.Query(filters=[crud.Filter("is_active", "eq", True)], ordering=("-username",), limit=2)
+            tx,
+            "users",
+            crud.Query(
+                filters=[crud.Filter("is_active", "eq", True)], ordering=("-username",), limit=2
+            ),
         )
     assert count == 4 and [r["username"] for r in rows] == ["u6", "u4"]
 
@@ -88,7 +97,9 @@ async def test_lease_has_one_holder_at_a_time(db: store.Store) -> None:
     async with db.transaction() as tx:
         assert await crud.take_lease(tx, "job", "a", now, ttl)  # renewal
     async with db.transaction() as tx:
-        assert await crud.take_lease(tx, "job", "b", now + ttl + dt.timedelta(seconds=1), ttl)  # lapsed
+        assert await crud.take_lease(
+            tx, "job", "b", now + ttl + dt.timedelta(seconds=1), ttl
+        )  # lapsed
 
 
 async def test_maintenance_runs_once_per_interval_across_holders(db: store.Store) -> None:
@@ -100,9 +111,13 @@ async def test_migrations_are_at_head(db: store.Store) -> None:
     assert await migrate.current_revision(db.engine) == migrate.head()
 
 
-async def test_concurrent_migrations_on_a_fresh_postgresql_database(fresh_database: str, tmp_path: Any) -> None:
+async def test_concurrent_migrations_on_a_fresh_postgresql_database(
+    fresh_database: str, tmp_path: Any
+) -> None:
     settings = config.load(
-        data_dir=tmp_path, secret_key="k" * 40, postgresql={"host": PG_HOST, "user": PG_USER, "name": fresh_database}
+        data_dir=tmp_path,
+        secret_key="k" * 40,
+        postgresql={"host": PG_HOST, "user": PG_USER, "name": fresh_database},
     )
     stores = [store.Store(settings) for _ in range(4)]
     for s in stores:
