@@ -8,8 +8,11 @@ ROOTS = {"core": "tessera.core", "operator": "tessera.operator", "outposts": "te
 
 
 def _packages() -> list[str]:
-    found = list(ROOTS.values())
+    found = []
     for folder, name in ROOTS.items():
+        if not Path(folder).is_dir():  # a top folder with no code yet is not in git
+            continue
+        found.append(name)
         for init in sorted(Path(folder).rglob("__init__.py")):
             parts = init.parent.relative_to(folder).parts
             found.append(".".join((name, *parts)))

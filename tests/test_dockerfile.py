@@ -180,16 +180,19 @@ def test_the_entrypoint_is_tessera_and_the_default_command_is_server() -> None:
     assert cli.parser().parse_args(command).func is cli.cmd_server
 
 
-def test_the_healthcheck_asks_the_cli_for_the_live_endpoint_of_the_http_listener() -> None:
+def test_the_healthcheck_asks_the_cli_for_the_live_endpoint_of_the_http_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     final = _final()
     checks = _all(final, "HEALTHCHECK")
     assert checks, "the final stage needs a HEALTHCHECK"
     _, sep, command = checks[-1].partition("CMD ")
     assert sep
     assert _exec_form(command) == ["tessera", "healthcheck"]
-    url = cli.parser().parse_args(["healthcheck"]).url
-    port = _env(final)["AUTHENTIK_LISTEN__HTTP"].rpartition(":")[2]
-    assert url == f"http://127.0.0.1:{port}/-/health/live/"
+    listen = _env(final)["AUTHENTIK_LISTEN__HTTP"]
+    monkeypatch.setenv("AUTHENTIK_LISTEN__HTTP", listen)
+    assert cli.parser().parse_args(["healthcheck"]).url is None
+    assert cli._local_health_url() == f"http://127.0.0.1:{listen.rpartition(':')[2]}/-/health/live/"
 
 
 # The build context ---------------------------------------------------------------------------

@@ -67,9 +67,13 @@ async def read_json(request: web.Request) -> Any:
         raise errors.BadRequest("JSON parse error.") from None
 
 
-async def read_body(request: web.Request, model: type[M], base: dict[str, Any] | None = None) -> M:
-    """Validate the JSON body with `model`; `base` holds current values for a PATCH."""
-    data = await read_json(request)
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """Read and validate the JSON body with `model`."""
+    return validate(model, await read_json(request))
+
+
+def validate(model: type[M], data: Any, base: dict[str, Any] | None = None) -> M:
+    """Validate parsed JSON with `model`; `base` holds the current values for a PATCH."""
     if not isinstance(data, dict):
         raise errors.ValidationFailed.one("non_field_errors", "Expected a JSON object.")
     if base is not None:
@@ -98,8 +102,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except errors.NotFound:
         return _problem(404, {"detail": "Not found."})
     except store.StoreUnavailable as exc:
-        log.warning("store unavailable", reason=str(exc))
-        return _problem(503, {"detail": "The store is unavailable.", "reason": str(exc)})
+        # SECURITY: the database's own words (hosts, users) go to the log, not to the caller.
+        log.warning("store unavailable", reason=str(exc), path=request.path)
+        return _problem(503, {"detail": "The store is unavailable; try again shortly."})
     except web.HTTPRequestEntityTooLarge:
         return _problem(413, {"detail": "Request body is too large."})
     except web.HTTPException as exc:

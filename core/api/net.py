@@ -24,12 +24,21 @@ def client_ip(request: web.Request) -> str | None:
         peer = ipaddress.ip_address(remote)
     except ValueError:
         return remote[:45]
-    forwarded = request.headers.get("X-Forwarded-For")
-    # SECURITY: a client outside the trusted CIDRs cannot choose the address we log and rate-limit.
-    if forwarded and any(peer in net for net in trusted):
-        first = forwarded.split(",")[0].strip()
+    # SECURITY: walk X-Forwarded-For from the right, through trusted proxies only: the first hop
+    # that is not a trusted proxy is the client. Entries left of it are the client's own words.
+    address = peer
+    hops = request.headers.get("X-Forwarded-For", "").split(",")
+    while _trusted(address, trusted) and hops:
+        hop = hops.pop().strip()
         try:
-            return str(ipaddress.ip_address(first))
+            address = ipaddress.ip_address(hop)
         except ValueError:
-            return str(peer)
-    return str(peer)
+            break
+    return str(address)
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> bool:
+    return any(address in net for net in trusted)

@@ -262,13 +262,12 @@ def routes(resource: Resource) -> list[web.RouteDef]:
     async def change(request: web.Request, partial: bool) -> web.Response:
         principal = await _guard(request)
         assert resource.request_model is not None
+        data = await http.read_json(request)  # read before the transaction: clients can be slow
         async with request.app[store_of].transaction() as tx:
             ctx = Ctx(request, principal, tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
             before = await resource.writable(ctx, row)
-            body = await http.read_body(
-                request, resource.request_model, base=before if partial else None
-            )
+            body = http.validate(resource.request_model, data, base=before if partial else None)
             row = await resource.update(ctx, row, body)
             after = await resource.writable(ctx, row)
             await resource.record(ctx, "model_updated", row, diff=events.diff(before, after))

@@ -71,7 +71,9 @@ async def use_recovery_token(request: web.Request) -> web.StreamResponse:
         if found is None:
             raise web.HTTPNotFound(text="Token not found or expired.\n")
         token, user = found
-        await crud.delete(tx, tokens.TABLE, pk=token["pk"])
+        # SECURITY: single use even under concurrent requests: only the deleter logs in.
+        if await crud.delete(tx, tokens.TABLE, pk=token["pk"]) != 1:
+            raise web.HTTPNotFound(text="Token not found or expired.\n")
         session_key = await sessions.create(
             tx,
             user["pk"],

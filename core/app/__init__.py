@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, identity, logs, store, tasks
+from tessera.core import cache, config, crypto, identity, store, tasks
 from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import health, metrics
 
@@ -123,7 +123,6 @@ async def _stopped() -> None:
 
 async def serve(settings: config.Settings) -> None:
     """Run the core: migrate, bootstrap, then serve HTTP and metrics until SIGTERM/SIGINT."""
-    logs.register_secret(settings.secret_key.get_secret_value() if settings.secret_key else "")
     db = await prepare(settings)
     app = create_app(settings, db)
     runner = web.AppRunner(app, access_log=None)

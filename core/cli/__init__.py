@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import re
 import sys
 import urllib.error
@@ -16,6 +17,8 @@ import urllib.request
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+
+import pydantic
 
 from tessera.core import config, crypto, identity, logs, store, wire
 from tessera.core.app import serve, work
@@ -26,8 +29,8 @@ _DURATION = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?|d|days?)$")
 def _load(args: argparse.Namespace) -> config.Settings:
     settings = config.load(args.config)
     logs.configure(settings.log_level)
-    if settings.secret_key is not None:
-        logs.register_secret(settings.secret_key.get_secret_value())
+    for secret in settings.secret_values():
+        logs.register_secret(secret)
     return settings
 
 
@@ -118,7 +121,6 @@ def cmd_create_token(args: argparse.Namespace) -> int:
             "--expires: use a duration such as 30m, 12h, 90d, or an ISO 8601 time", file=sys.stderr
         )
         return 2
-    identifier = args.identifier or f"cli-{args.username}-{crypto.secrets.new_token(8)}"
 
     async def go() -> int:
         db = await _open(settings)
@@ -128,13 +130,19 @@ def cmd_create_token(args: argparse.Namespace) -> int:
                 if user is None:
                     print(f"No user named {args.username!r}.", file=sys.stderr)
                     return 1
-                body = wire.core.TokenRequest(
-                    identifier=identifier,
-                    intent="api",
-                    expires=expires,
-                    expiring=expires is not None,
-                    description=args.description,
-                )
+                identifier = args.identifier or f"cli-{user['pk']}-{crypto.secrets.new_token(8)}"
+                try:
+                    body = wire.core.TokenRequest(
+                        identifier=identifier,
+                        intent="api",
+                        expires=expires,
+                        expiring=expires is not None,
+                        description=args.description,
+                    )
+                except pydantic.ValidationError as exc:
+                    error = exc.errors()[0]
+                    print(f"--{error['loc'][0]}: {error['msg']}", file=sys.stderr)
+                    return 2
                 _, key = await identity.tokens.create(
                     tx, _keyring(settings), body, user_pk=user["pk"]
                 )
@@ -146,12 +154,22 @@ def cmd_create_token(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def _local_health_url() -> str:
+    """The live endpoint of this container's server, from the listen setting (no full load)."""
+    listen = os.environ.get("TESSERA_LISTEN__HTTP") or os.environ.get(
+        "AUTHENTIK_LISTEN__HTTP", "127.0.0.1:9000"
+    )
+    port = listen.rpartition(":")[2] or "9000"
+    return f"http://127.0.0.1:{port}/-/health/live/"
+
+
 def cmd_healthcheck(args: argparse.Namespace) -> int:
-    url = args.url
+    url = args.url or _local_health_url()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a fixed local URL
+        with opener.open(url, timeout=5) as response:
             return 0 if response.status == 200 else 1
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError):
         return 1
 
 
@@ -176,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."
     )
-    health.add_argument("--url", default="http://127.0.0.1:9000/-/health/live/")
+    health.add_argument("--url", help="default: /-/health/live/ on the AUTHENTIK_LISTEN__HTTP port")
 
     admin = sub.add_parser(
         "admin", help="Administrative tasks.", description="Administrative tasks."
@@ -212,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tessera: configuration error: {exc}", file=sys.stderr)
         return 2
     except store.StoreUnavailable as exc:
-        print(
-            f"tessera: AUTHENTIK_POSTGRESQL__HOST: cannot reach the database: {exc}",
-            file=sys.stderr,
-        )
+        print(f"tessera: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

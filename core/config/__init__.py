@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, EmailStr, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     sessions: Sessions = Sessions()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
-    bootstrap_email: str = "root@example.com"
+    bootstrap_email: EmailStr = "root@example.com"
 
     @classmethod
     def settings_customise_sources(
@@ -141,6 +141,18 @@ class Settings(BaseSettings):
         if yaml_file:
             sources += (YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),)
         return sources
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        candidates = [
+            self.secret_key,
+            self.bootstrap_password,
+            self.bootstrap_token,
+            self.postgresql.password,
+            self.redis.password,
+            self.email.password,
+        ]
+        return [c.get_secret_value() for c in candidates if c is not None and c.get_secret_value()]
 
     @property
     def embedded(self) -> bool:
@@ -190,15 +202,20 @@ def _check_secret_key(settings: Settings) -> Settings:
 def _persisted_secret_key(data_dir: Path) -> str:
     """The embedded default's secret key: generated once, kept in the data directory."""
     path = data_dir / "secret_key"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # SECURITY: the key file is readable by its owner only; O_EXCL so two starts never race.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    if not path.is_file():
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # SECURITY: written to a private temporary file, then linked into place atomically, so a
+        # concurrent start reads either nothing or the whole key, never a partial one.
+        tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path}: the secret key file must not be readable by others (chmod 600)")
+    return path.read_text().strip()

@@ -56,17 +56,19 @@ async def create(
 
 
 async def generate(
-    tx: store.Tx, keyring: crypto.Keyring, body: wire.crypto.CertificateGeneration
-) -> dict[str, Any]:
-    await _unique_name(tx, body.common_name, None)
+    body: wire.crypto.CertificateGeneration,
+) -> wire.crypto.CertificateKeyPairRequest:
+    """A new self-signed pair as an import request; run it before opening a transaction."""
     names = [n.strip() for n in body.subject_alt_name.split(",") if n.strip()]
-    cert, key = await asyncio.to_thread(
-        crypto.certificates.generate, body.common_name, names, body.validity_days, body.alg
-    )
-    request = wire.crypto.CertificateKeyPairRequest(
+    try:
+        cert, key = await asyncio.to_thread(
+            crypto.certificates.generate, body.common_name, names, body.validity_days, body.alg
+        )
+    except ValueError as exc:  # e.g. a subject alternative name that is no DNS name
+        raise errors.ValidationFailed.one("subject_alt_name", str(exc)) from None
+    return wire.crypto.CertificateKeyPairRequest(
         name=body.common_name, certificate_data=cert, key_data=key
     )
-    return await create(tx, keyring, request)
 
 
 async def update(

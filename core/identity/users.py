@@ -18,10 +18,12 @@ async def taken(tx: store.Tx, username: str, except_pk: int | None = None) -> bo
 
 async def find_by_username(tx: store.Tx, username: str) -> dict[str, Any] | None:
     """Case-insensitive lookup (usernames are unique regardless of case)."""
-    rows, _ = await crud.page(
-        tx, TABLE, crud.Query(filters=[crud.Filter("username", "ieq", username)], limit=1)
-    )
-    return rows[0] if rows else None
+    return await crud.find(tx, TABLE, username_folded=fold(username))
+
+
+def fold(username: str) -> str:
+    """The case-insensitive form under which usernames are unique."""
+    return username.casefold()
 
 
 async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
@@ -30,7 +32,15 @@ async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
     group_pks = await groups.existing(tx, body.groups, field="groups")
     values = body.model_dump(exclude={"groups"})
     row = await crud.insert(
-        tx, TABLE, {**values, "uuid": util.new_uuid(), "date_joined": util.now(), "password": ""}
+        tx,
+        TABLE,
+        {
+            **values,
+            "username_folded": fold(body.username),
+            "uuid": util.new_uuid(),
+            "date_joined": util.now(),
+            "password": "",
+        },
     )
     await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
     return row
@@ -40,7 +50,8 @@ async def update(tx: store.Tx, row: dict[str, Any], body: wire.core.UserRequest)
     if await taken(tx, body.username, except_pk=row["pk"]):
         raise errors.ValidationFailed.one("username", "This username is already taken.")
     group_pks = await groups.existing(tx, body.groups, field="groups")
-    updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, body.model_dump(exclude={"groups"}))
+    values = body.model_dump(exclude={"groups"}) | {"username_folded": fold(body.username)}
+    updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
     await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
     return updated
 

@@ -102,7 +102,11 @@ class Store:
                 connect_args={"timeout": pg.connect_timeout},
             )
         self._engine = engine
-        await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
+        try:
+            await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
+        except StoreUnavailable as exc:
+            key = "AUTHENTIK_DATA_DIR" if self.settings.embedded else "AUTHENTIK_POSTGRESQL__HOST"
+            raise StoreUnavailable(f"{key}: cannot reach the database: {exc}") from None
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -120,20 +124,20 @@ class Store:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self.dialect == "sqlite":
-                await stack.enter_async_context(self._sqlite_writer)
-            conn = await stack.enter_async_context(self._connect())
-            conn = await conn.execution_options(tessera_write=True)
-            await stack.enter_async_context(conn.begin())
-            with _unavailable_on_disconnect():
+        with _unavailable_on_disconnect():  # also around BEGIN and COMMIT
+            async with contextlib.AsyncExitStack() as stack:
+                if self.dialect == "sqlite":
+                    await stack.enter_async_context(self._sqlite_writer)
+                conn = await stack.enter_async_context(self._connect())
+                conn = await conn.execution_options(tessera_write=True)
+                await stack.enter_async_context(conn.begin())
                 yield Tx(conn, self.dialect)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """A read-only transaction (a consistent snapshot for paginated listings)."""
-        async with self._connect() as conn, conn.begin():
-            with _unavailable_on_disconnect():
+        with _unavailable_on_disconnect():
+            async with self._connect() as conn, conn.begin():
                 yield Tx(conn, self.dialect)
 
     @contextlib.asynccontextmanager

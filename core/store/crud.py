@@ -306,5 +306,6 @@ def _integrity(t: sa.Table, exc: sa.exc.IntegrityError) -> errors.TesseraError:
         return errors.NotFound("reference")
     for column in sorted(t.c, key=lambda c: len(c.name), reverse=True):
         if column.name in text:
-            return errors.Conflict(column.name, f"{t.name} with this {column.name} already exists.")
+            name = column.name.removesuffix("_folded")
+            return errors.Conflict(name, f"{t.name} with this {name} already exists.")
     return errors.Conflict("non_field_errors", f"{t.name}: a uniqueness rule was violated")

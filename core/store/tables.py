@@ -59,6 +59,8 @@ users = sa.Table(
     sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     sa.Column("uuid", sa.String(36), nullable=False, unique=True),
     sa.Column("username", sa.String(150), nullable=False),
+    # Case-folded in Python (SQLite's lower() folds ASCII only): unique regardless of case.
+    sa.Column("username_folded", sa.String(450), nullable=False, unique=True),
     sa.Column("name", sa.String(256), nullable=False, server_default=""),
     sa.Column("email", sa.String(254), nullable=False, server_default=""),
     sa.Column("password", sa.String(256), nullable=False, server_default=""),
@@ -70,7 +72,6 @@ users = sa.Table(
     sa.Column("last_login", UTCDateTime(), nullable=True),
     sa.Column("date_joined", UTCDateTime(), nullable=False),
     sa.Column("managed", sa.String(200), nullable=True),
-    sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
 )
 
 groups = sa.Table(

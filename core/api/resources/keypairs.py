@@ -82,9 +82,10 @@ class CertificateKeyPairs(resource.Resource):
     async def _generate(self, request: web.Request) -> web.Response:
         principal = await auth.require_superuser(request)
         body = await http.read_body(request, wire.crypto.CertificateGeneration)
+        generated = await keypairs.generate(body)  # seconds of CPU for RSA: outside the lock
         async with request.app[state.STORE].transaction() as tx:
             ctx = resource.Ctx(request, principal, tx)
-            row = await keypairs.generate(tx, request.app[state.KEYRING], body)
+            row = await keypairs.create(tx, request.app[state.KEYRING], generated)
             await self.record(ctx, "model_created", row)
         return http.respond(keypairs.serialize([row])[0])
 

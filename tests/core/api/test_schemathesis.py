@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import BOOTSTRAP_TOKEN, Server, pg_env
 
 # Operations that would lock the fuzzer out (its own user or token deleted, password changed).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -68,3 +69,11 @@ async def test_forged_session_cookie_is_401(client: Any) -> None:
     client.session.cookie_jar.update_cookies({"authentik_session": "forged-session-key"})
     response = await client.get("/api/v3/core/users/me/")
     assert response.status == 401
+
+
+async def test_recovery_link_used_concurrently_logs_in_only_once(
+    client: Any, bootstrapped: Any
+) -> None:
+    link = await _recovery_link(bootstrapped, "akadmin")
+    responses = await asyncio.gather(*(client.get(link, allow_redirects=False) for _ in range(8)))
+    assert sorted(r.status for r in responses) == [302] + [404] * 7

@@ -61,6 +61,14 @@ async def test_duplicate_username_differing_in_case_is_refused(api: API, make_us
     assert status == 400 and "username" in body
 
 
+async def test_duplicate_username_differing_in_non_ascii_case_is_refused(
+    api: API, make_user: Any
+) -> None:
+    await make_user("Émile")
+    status, body = await api("POST", "core/users/", json={"username": "éMILE"})
+    assert status == 400 and "username" in body
+
+
 async def test_unknown_field_wrong_type_and_overlong_are_400(api: API) -> None:
     status, body = await api("POST", "core/users/", json={"username": "eve", "is_admin": True})
     assert status == 400 and body == {"is_admin": ["Unexpected field."]}

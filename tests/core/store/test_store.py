@@ -18,6 +18,7 @@ def _user(name: str) -> dict[str, Any]:
     return {
         "uuid": str(uuid.uuid4()),
         "username": name,
+        "username_folded": name.casefold(),
         "attributes": {"a": [1, {"b": None}]},
         "date_joined": dt.datetime.now(dt.UTC),
     }

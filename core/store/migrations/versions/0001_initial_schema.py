@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 15:04:53.873161
+Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
@@ -114,6 +114,7 @@ def upgrade() -> None:
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
         sa.Column("username", sa.String(length=150), nullable=False),
+        sa.Column("username_folded", sa.String(length=450), nullable=False),
         sa.Column("name", sa.String(length=256), server_default="", nullable=False),
         sa.Column("email", sa.String(length=254), server_default="", nullable=False),
         sa.Column("password", sa.String(length=256), server_default="", nullable=False),
@@ -139,8 +140,8 @@ def upgrade() -> None:
         sa.Column("managed", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_users")),
         sa.UniqueConstraint("uuid", name=op.f("uq_users_uuid")),
+        sa.UniqueConstraint("username_folded", name=op.f("uq_users_username_folded")),
     )
-    op.create_index("uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True)
     op.create_table(
         "applications",
         sa.Column("pk", sa.String(length=36), nullable=False),
@@ -227,7 +228,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("uq_users_username_lower", table_name="users")
 
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tokens_user_pk"))
