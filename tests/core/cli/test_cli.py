@@ -128,7 +128,9 @@ def test_healthcheck_follows_the_listen_setting(tmp_path: Path) -> None:
     server = Server(base_env(AUTHENTIK_SECRET_KEY=SECRET_KEY), tmp_path)
     try:
         server.wait_ready()
-        env = base_env(AUTHENTIK_LISTEN__HTTP=f"0.0.0.0:{server.port}", http_proxy="http://127.0.0.1:9")
+        env = base_env(
+            AUTHENTIK_LISTEN__HTTP=f"0.0.0.0:{server.port}", http_proxy="http://127.0.0.1:9"
+        )
         assert run_cli("healthcheck", env=env, cwd=tmp_path).returncode == 0
     finally:
         server.stop()
