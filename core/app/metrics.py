@@ -19,6 +19,7 @@ from tessera.core import store
 from tessera.core.api import http
 
 VERSION = "0.1.0"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _PoolCollector(Collector):
@@ -71,10 +72,12 @@ class Metrics:
                 status = exc.status
                 raise
             finally:
+                # Labels are bounded: route templates, not paths; unknown methods fold into one.
                 route = request.match_info.route.resource
                 name = route.canonical if route is not None else "unmatched"
-                self.requests.labels(name, request.method, str(status)).inc()
-                self.latency.labels(name, request.method).observe(time.perf_counter() - started)
+                method = request.method if request.method in _METHODS else "other"
+                self.requests.labels(name, method, str(status)).inc()
+                self.latency.labels(name, method).observe(time.perf_counter() - started)
 
         return measure
 

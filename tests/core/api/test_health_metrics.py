@@ -26,3 +26,12 @@ async def test_metrics_count_requests_by_route_and_status(client: Any, admin_hea
     assert 'route="/api/v3/core/users/{lookup}/",status="404"' in text
     assert "tessera_store_pool_checked_out" in text
     assert "tessera_build_info" in text
+
+
+async def test_metric_labels_stay_bounded(client: Any, admin_headers: Any) -> None:
+    for i in range(5):
+        await client.get(f"/no/such/path/{i}")
+        await client.request("PROPFIND", f"/api/v3/core/users/?i={i}")
+    text = generate_latest(client.app[app.METRICS].registry).decode()
+    assert "/no/such/path" not in text and "PROPFIND" not in text
+    assert 'route="unmatched"' in text and 'method="other"' in text
