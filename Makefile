@@ -6,7 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # A folder named `operator` must never shadow the standard library: keep the cwd off sys.path.
 export PYTHONSAFEPATH := 1
-SOURCES := $(shell find core operator outposts -name '*.py' -o -name '*.mako' 2>/dev/null)
+# operator/ and outposts/ exist in git only once they hold code.
+CODE_DIRS := $(wildcard core operator outposts)
+LINT_PATHS := $(CODE_DIRS) $(wildcard tests bench) setup.py
+SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed')
 
 .PHONY: run test lint typecheck imports pytest install clean crds
 
@@ -29,8 +32,8 @@ run: install
 test: install lint typecheck imports pytest
 
 lint: install
-	$(BIN)/ruff check core operator outposts tests bench setup.py
-	$(BIN)/ruff format --check core operator outposts tests bench setup.py
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: install
 	$(BIN)/mypy
