@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
-from tessera.core import crypto, errors
+from tessera.core import crypto, errors, store
 from tessera.core.api import state
 from tessera.core.identity import sessions, tokens, users
 
@@ -19,25 +21,28 @@ _SAFE = {"GET", "HEAD", "OPTIONS"}
 _MAX_KEY = 512
 
 
-async def authenticate(request: web.Request) -> state.Principal:
-    """The caller, or NotAuthenticated (401)."""
+async def authenticate(request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+    """The caller, or NotAuthenticated (401); reads in `tx` when the handler has one open."""
     if state.PRINCIPAL in request:
         return request[state.PRINCIPAL]
-    principal = await _from_header(request) or await _from_session(request)
+    async with contextlib.AsyncExitStack() as stack:
+        if tx is None:
+            tx = await stack.enter_async_context(request.app[state.STORE].read())
+        principal = await _from_header(request, tx) or await _from_session(request, tx)
     if principal is None:
         raise errors.NotAuthenticated("Authentication credentials were not provided.")
     request[state.PRINCIPAL] = principal
     return principal
 
 
-async def require_superuser(request: web.Request) -> state.Principal:
-    principal = await authenticate(request)
+async def require_superuser(request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+    principal = await authenticate(request, tx)
     if not principal.is_superuser:
         raise errors.PermissionDenied("You do not have permission to perform this action.")
     return principal
 
 
-async def _from_header(request: web.Request) -> state.Principal | None:
+async def _from_header(request: web.Request, tx: store.Tx) -> state.Principal | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
@@ -45,24 +50,22 @@ async def _from_header(request: web.Request) -> state.Principal | None:
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > _MAX_KEY:
         raise errors.NotAuthenticated("Invalid token header.")
-    async with request.app[state.STORE].read() as tx:
-        found = await tokens.authenticate(tx, request.app[state.KEYRING], key)
-        if found is None:
-            raise errors.NotAuthenticated("Token invalid/expired")
-        _, user = found
-        superuser = await users.is_superuser(tx, user["pk"])
+    found = await tokens.authenticate(tx, request.app[state.KEYRING], key)
+    if found is None:
+        raise errors.NotAuthenticated("Token invalid/expired")
+    _, user = found
+    superuser = await users.is_superuser(tx, user["pk"])
     return state.Principal(user=user, is_superuser=superuser, via="token")
 
 
-async def _from_session(request: web.Request) -> state.Principal | None:
+async def _from_session(request: web.Request, tx: store.Tx) -> state.Principal | None:
     key = request.cookies.get(sessions.COOKIE)
     if not key:
         return None
-    async with request.app[state.STORE].read() as tx:
-        user = await sessions.user_for(tx, key)
-        if user is None:
-            return None
-        superuser = await users.is_superuser(tx, user["pk"])
+    user = await sessions.user_for(tx, key)
+    if user is None:
+        return None
+    superuser = await users.is_superuser(tx, user["pk"])
     if request.method not in _SAFE:
         cookie = request.cookies.get(CSRF_COOKIE, "")
         header = request.headers.get(CSRF_HEADER, "")

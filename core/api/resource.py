@@ -213,10 +213,8 @@ def _base(resource: Resource) -> str:
     return f"/api/v3/{resource.path}/"
 
 
-async def _guard(request: web.Request, superuser: bool = True) -> state.Principal:
-    if superuser:
-        return await auth.require_superuser(request)
-    return await auth.authenticate(request)
+async def _guard(request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+    return await auth.require_superuser(request, tx)
 
 
 def routes(resource: Resource) -> list[web.RouteDef]:
@@ -226,25 +224,21 @@ def routes(resource: Resource) -> list[web.RouteDef]:
     store_of = state.STORE
 
     async def list_(request: web.Request) -> web.Response:
-        principal = await _guard(request)
         async with request.app[store_of].read() as tx:
-            ctx = Ctx(request, principal, tx)
+            ctx = Ctx(request, await _guard(request, tx), tx)
             q, page, size = resource.list_query(ctx, request.query)
             rows, count = await crud.page(tx, resource.table, q)
             if not rows and page > 1:
                 raise errors.ObjectNotFound("Invalid page.")
             results = await resource.serialize(ctx, rows)
-        body = {
-            "pagination": pagination.envelope(page, size, count, len(rows)).model_dump(),
-            "results": [r.model_dump(mode="json") for r in results],
-            "autocomplete": {},
-        }
-        return http.respond(body)
+        envelope = pagination.envelope(page, size, count, len(rows))
+        return http.respond(
+            wire.common.Paginated.model_construct(pagination=envelope, results=results)
+        )
 
     async def retrieve(request: web.Request) -> web.Response:
-        principal = await _guard(request)
         async with request.app[store_of].read() as tx:
-            ctx = Ctx(request, principal, tx)
+            ctx = Ctx(request, await _guard(request, tx), tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
             return http.respond((await resource.serialize(ctx, [row]))[0])
 

@@ -20,8 +20,7 @@ class Tree:
 
     @classmethod
     async def load(cls, tx: store.Tx) -> Tree:
-        rows, _ = await crud.page(tx, TABLE, crud.Query(limit=1_000_000))
-        return cls({r["pk"]: r for r in rows})
+        return cls({r["pk"]: r for r in await crud.all_rows(tx, TABLE)})
 
     def ancestors(self, pk: str) -> list[str]:
         """`pk` and its ancestors, nearest first; stops on a cycle rather than looping."""

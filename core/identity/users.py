@@ -72,9 +72,7 @@ async def set_password(tx: store.Tx, pk: int, password: str) -> None:
 
 
 async def is_superuser(tx: store.Tx, pk: int) -> bool:
-    tree = await groups.Tree.load(tx)
-    member_of = (await crud.groups_of_users(tx, [pk]))[pk]
-    return tree.any_superuser(member_of)
+    return await crud.in_superuser_group(tx, pk)
 
 
 def uid(keyring: crypto.Keyring, user_pk: int) -> str:

@@ -97,7 +97,6 @@ class Store:
                 _url(self.settings),
                 pool_size=pg.pool_size,
                 max_overflow=pg.pool_size,
-                pool_pre_ping=True,
                 pool_timeout=pg.connect_timeout,
                 connect_args={"timeout": pg.connect_timeout},
             )

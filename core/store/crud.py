@@ -144,6 +144,11 @@ async def page(tx: Tx, table_name: str, q: Query) -> tuple[list[dict[str, Any]],
     return [dict(r) for r in rows], int(count or 0)
 
 
+async def all_rows(tx: Tx, table_name: str) -> list[dict[str, Any]]:
+    t = table(table_name)
+    return [dict(r) for r in (await tx.conn.execute(sa.select(t))).mappings().all()]
+
+
 async def find(tx: Tx, table_name: str, **where: Any) -> dict[str, Any] | None:
     t = table(table_name)
     row = (await tx.conn.execute(sa.select(t).where(*_where(t, where)))).mappings().first()
@@ -234,6 +239,27 @@ async def users_of_groups(tx: Tx, group_pks: Sequence[str]) -> dict[str, list[in
         for group_pk, user_pk in (await tx.conn.execute(stmt.order_by(gm.c.user_pk))).all():
             out[group_pk].append(user_pk)
     return out
+
+
+async def in_superuser_group(tx: Tx, user_pk: int) -> bool:
+    """True when a group of the user, or an ancestor of one, is a superuser group.
+
+    One recursive query; UNION (not UNION ALL) ends the walk on a cycle.
+    """
+    return (await tx.conn.scalar(_SUPERUSER_QUERY, {"user_pk": user_pk})) is not None
+
+
+def _superuser_query() -> sa.Select[int]:
+    gm, g = tables.group_members, tables.groups
+    start = sa.select(gm.c.group_pk.label("pk")).where(gm.c.user_pk == sa.bindparam("user_pk"))
+    tree = start.cte("ancestors", recursive=True)
+    step = sa.select(g.c.parent).join(tree, g.c.pk == tree.c.pk).where(g.c.parent.is_not(None))
+    tree = tree.union(step)
+    member = g.c.pk.in_(sa.select(tree.c.pk))
+    return sa.select(sa.literal(1)).where(member, g.c.is_superuser.is_(True)).limit(1)
+
+
+_SUPERUSER_QUERY = _superuser_query()  # built once: it runs on every authenticated request
 
 
 async def set_members(

@@ -58,7 +58,7 @@ users = sa.Table(
     metadata,
     sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
     sa.Column("uuid", sa.String(36), nullable=False, unique=True),
-    sa.Column("username", sa.String(150), nullable=False),
+    sa.Column("username", sa.String(150), nullable=False, index=True),
     # Case-folded in Python (SQLite's lower() folds ASCII only): unique regardless of case.
     sa.Column("username_folded", sa.String(450), nullable=False, unique=True),
     sa.Column("name", sa.String(256), nullable=False, server_default=""),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 MAX_DEPTH = 16
@@ -77,6 +77,14 @@ class Pagination(Response):
     total_pages: int
     start_index: int
     end_index: int
+
+
+class Paginated(Response):
+    """A page of a listing; built from already validated models (`model_construct`)."""
+
+    pagination: Pagination
+    results: list[SerializeAsAny[BaseModel]]
+    autocomplete: dict[str, Any] = Field(default_factory=dict)
 
 
 class ErrorDetail(Response):

@@ -142,6 +142,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("uuid", name=op.f("uq_users_uuid")),
         sa.UniqueConstraint("username_folded", name=op.f("uq_users_username_folded")),
     )
+    op.create_index(op.f("ix_users_username"), "users", ["username"], unique=False)
     op.create_table(
         "applications",
         sa.Column("pk", sa.String(length=36), nullable=False),
@@ -228,6 +229,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_users_username"), table_name="users")
 
     with op.batch_alter_table("tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tokens_user_pk"))
