@@ -36,7 +36,7 @@ class Tree:
 
     def brief(self, pk: str) -> wire.core.UserGroup:
         r = self.rows[pk]
-        return wire.core.UserGroup(
+        return wire.core.UserGroup.model_construct(
             pk=r["pk"],
             num_pk=r["num_pk"],
             name=r["name"],

@@ -85,8 +85,10 @@ async def serialize(
 ) -> list[wire.core.User]:
     memberships = await crud.groups_of_users(tx, [r["pk"] for r in rows])
     tree = await groups.Tree.load(tx)
+    # Rows come from our own store, already typed: construct without re-validating (a test
+    # checks that every serialized user also validates).
     return [
-        wire.core.User(
+        wire.core.User.model_construct(
             **{k: row[k] for k in _PLAIN},
             is_superuser=tree.any_superuser(memberships[row["pk"]]),
             groups=memberships[row["pk"]],

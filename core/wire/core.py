@@ -108,6 +108,7 @@ class SessionUser(Response):
     """`GET /core/users/me/`: authentik wraps the user, and adds `original` when impersonating."""
 
     user: User
+    original: User | None = None
 
 
 # Groups --------------------------------------------------------------------------------------

@@ -158,3 +158,15 @@ async def test_huge_integer_lookup_is_404_not_500(api: API) -> None:
     assert status == 404
     status, _ = await api("GET", "core/users/not-a-number/")
     assert status == 404
+
+
+async def test_serialized_users_validate_against_the_wire_model(
+    api: API, make_user: Any, make_group: Any
+) -> None:
+    from tessera.core import wire
+
+    group = await make_group("validators", attributes={"k": [1, 2]})
+    await make_user("vera", groups=[group["pk"]], attributes={"nested": {"a": None}})
+    status, body = await api("GET", "core/users/")
+    for user in body["results"]:
+        wire.core.User.model_validate(user)
