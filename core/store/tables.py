@@ -215,3 +215,106 @@ system_state = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value", JSON, nullable=False),
 )
+
+# Flows, stages and policies ------------------------------------------------------------------
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(50), nullable=False, unique=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("designation", sa.String(32), nullable=False, index=True),
+    sa.Column("authentication", sa.String(32), nullable=False, server_default="none"),
+    sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
+    sa.Column("denied_action", sa.String(32), nullable=False, server_default="message_continue"),
+    sa.Column("layout", sa.String(40), nullable=False, server_default="stacked"),
+    sa.Column("compatibility_mode", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+stages = sa.Table(
+    "stages",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),
+    # Per-kind settings, validated by the stage kind's own model at the API edge.
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+flow_stage_bindings = sa.Table(
+    "flow_stage_bindings",
+    metadata,
+    _uuid(),
+    sa.Column("target", sa.String(36), sa.ForeignKey("flows.pk", ondelete="CASCADE"), index=True),
+    sa.Column("stage", sa.String(36), sa.ForeignKey("stages.pk", ondelete="CASCADE"), index=True),
+    sa.Column("order", sa.Integer(), nullable=False),
+    sa.Column("evaluate_on_plan", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("re_evaluate_policies", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("invalid_response_action", sa.String(32), nullable=False, server_default="retry"),
+    sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
+    sa.UniqueConstraint("target", "stage", "order"),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),
+    sa.Column("execution_logging", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+policy_bindings = sa.Table(
+    "policy_bindings",
+    metadata,
+    _uuid(),
+    # The bound object: a flow, a flow-stage binding or an application (their pks are UUIDs).
+    sa.Column("target", sa.String(36), nullable=False, index=True),
+    sa.Column("policy", sa.String(36), sa.ForeignKey("policies.pk", ondelete="CASCADE")),
+    sa.Column("group", sa.String(36), sa.ForeignKey("groups.pk", ondelete="CASCADE")),
+    sa.Column(
+        "user",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+    ),
+    sa.Column("negate", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("order", sa.Integer(), nullable=False),
+    sa.Column("timeout", sa.Integer(), nullable=False, server_default="30"),
+    sa.Column("failure_result", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.CheckConstraint(
+        'CASE WHEN "policy" IS NULL THEN 0 ELSE 1 END + CASE WHEN "group" IS NULL THEN 0 ELSE 1 END'
+        ' + CASE WHEN "user" IS NULL THEN 0 ELSE 1 END = 1',
+        name="one_subject",
+    ),
+)
+
+devices = sa.Table(
+    "authenticator_devices",
+    metadata,
+    _uuid(),
+    sa.Column(
+        "user_pk",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # totp | static | webauthn
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("confirmed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # SECURITY: secrets (TOTP seed, recovery codes' digests, credential public key) sealed.
+    sa.Column("secret_sealed", sa.Text(), nullable=False, server_default=""),
+    sa.Column("data", JSON, nullable=False),
+    sa.Column("last_used", UTCDateTime(), nullable=True),
+    _created(),
+)
