@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, identity, store, tasks
+from tessera.core import cache, config, crypto, flows, identity, store, tasks
+from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import health, metrics
 
@@ -43,6 +44,7 @@ async def prepare(settings: config.Settings) -> store.Store:
             token=_reveal(settings.bootstrap_token),
             email=settings.bootstrap_email,
         )
+        await flows.defaults.ensure(tx)
     if outcome.needs_setup:
         base = settings.web.public_url.rstrip("/") or f"http://{settings.listen.http}"
         log.info("initial setup", url=f"{base}/if/flow/initial-setup/")
@@ -78,6 +80,7 @@ def _routes(app: web.Application) -> None:
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
     app[SCHEMA] = openapi.document(all_resources, [])
+    flows_api.setup(app)
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
     app.router.add_get("/recovery/use-token/{key}/", root.use_recovery_token, allow_head=False)

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import test_utils
 from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY
 
-from tessera.core import app, config, identity, store, wire
+from tessera.core import app, config, flows, identity, store, wire
 from tessera.core.crypto import Keyring
 
 Client = test_utils.TestClient  # type: ignore[type-arg]
@@ -25,6 +25,7 @@ async def bootstrapped(db: store.Store) -> store.Store:
             token=BOOTSTRAP_TOKEN,
             email="root@example.com",
         )
+        await flows.defaults.ensure(tx)
     return db
 
 

@@ -1,0 +1,113 @@
+"""`/api/v3/flows/executor/<slug>/`: the JSON flow executor (authentik's wire shapes).
+
+GET returns the current challenge (planning the flow when none is in progress; `?query=` carries
+the original query string, whose `next` says where to go at the end). POST sends a challenge
+response. Always HTTP 200 with JSON, except 404 for an unknown flow. The browser is identified by
+the `authentik_session` cookie; a visitor without one gets an anonymous key, replaced by a new
+key at login.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import urllib.parse
+
+from aiohttp import web
+
+from tessera.core import crypto, errors
+from tessera.core.api import auth, http, net, root, state
+from tessera.core.flows import executor
+from tessera.core.identity import sessions
+from tessera.core.stages import base
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+EXECUTOR = web.AppKey("flow_executor", executor.Executor)
+
+
+def services(app: web.Application) -> base.Services:
+    return base.Services(
+        store=app[state.STORE],
+        cache=app[state.CACHE],
+        keyring=app[state.KEYRING],
+        settings=app[state.SETTINGS],
+    )
+
+
+async def browser(request: web.Request) -> executor.Browser:
+    key = request.cookies.get(sessions.COOKIE, "")
+    user = None
+    if _KEY.match(key):
+        async with request.app[state.STORE].read() as tx:
+            user = await sessions.user_for(tx, key)
+    else:
+        key = secrets.token_urlsafe(32)
+    return executor.Browser(
+        key=key,
+        user=user,
+        client_ip=net.client_ip(request) or "",
+        user_agent=request.headers.get("User-Agent", "")[:512],
+        secure=request.secure,
+    )
+
+
+def check_csrf(request: web.Request, who: executor.Browser) -> None:
+    """Logged-in browsers must prove the request comes from our own pages."""
+    if who.user is None:
+        return
+    cookie = request.cookies.get(auth.CSRF_COOKIE, "")
+    header = request.headers.get(auth.CSRF_HEADER, "")
+    if not cookie or not crypto.secrets.equal(cookie, header):
+        raise errors.PermissionDenied("CSRF Failed: CSRF token missing or incorrect.")
+
+
+def finish(request: web.Request, who: executor.Browser, reply: executor.Reply) -> web.Response:
+    response = http.respond(reply.body)
+    apply_cookies(request, response, who, reply)
+    return response
+
+
+def apply_cookies(
+    request: web.Request, response: web.StreamResponse, who: executor.Browser, reply: executor.Reply
+) -> None:
+    if reply.new_session is not None:
+        key, ttl = reply.new_session
+        root.set_session_cookies(request, response, key, ttl)
+    elif reply.ended_session:
+        response.del_cookie(sessions.COOKIE, path="/")
+        response.del_cookie(auth.CSRF_COOKIE, path="/")
+    elif request.cookies.get(sessions.COOKIE) != who.key:
+        response.set_cookie(
+            sessions.COOKIE, who.key, httponly=True, samesite="Lax", secure=request.secure, path="/"
+        )
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    raw = request.query.get("query", "")
+    if len(raw) > 4000:
+        raise errors.ValidationFailed.one("query", "Query string is too long.")
+    return {k: v for k, v in urllib.parse.parse_qsl(raw)[:50]}
+
+
+async def get(request: web.Request) -> web.Response:
+    who = await browser(request)
+    reply = await request.app[EXECUTOR].get(request.match_info["slug"], who, _query(request))
+    return finish(request, who, reply)
+
+
+async def post(request: web.Request) -> web.Response:
+    who = await browser(request)
+    check_csrf(request, who)
+    body = await http.read_json(request)
+    reply = await request.app[EXECUTOR].post(request.match_info["slug"], who, body)
+    return finish(request, who, reply)
+
+
+async def _build(app: web.Application) -> None:
+    app[EXECUTOR] = executor.Executor(services(app))  # after the cache exists (cleanup_ctx)
+
+
+def setup(app: web.Application) -> None:
+    app.on_startup.append(_build)
+    app.router.add_get("/api/v3/flows/executor/{slug}/", get, allow_head=False)
+    app.router.add_post("/api/v3/flows/executor/{slug}/", post)

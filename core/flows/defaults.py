@@ -1,0 +1,90 @@
+"""The default flows created on first start, under authentik's slugs.
+
+Created when absent and never overwritten (admins may change them), inside the bootstrap lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core import store
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+MANAGED = "goauthentik.io/flows/"
+
+# slug -> (name, title, designation, authentication, [(stage name, kind, config), ...])
+DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any]]]]] = {
+    "default-authentication-flow": (
+        "Welcome to authentik!",
+        "Welcome to authentik!",
+        "authentication",
+        "none",
+        [
+            ("default-authentication-identification", "identification", {}),
+            ("default-authentication-password", "password", {}),
+            ("default-authentication-login", "user_login", {}),
+        ],
+    ),
+    "default-invalidation-flow": (
+        "Default Invalidation Flow",
+        "Default Invalidation Flow",
+        "invalidation",
+        "none",
+        [("default-invalidation-logout", "user_logout", {})],
+    ),
+}
+
+
+async def _stage(tx: store.Tx, name: str, kind: str, config: dict[str, Any]) -> str:
+    row = await crud.find(tx, "stages", name=name)
+    if row is None:
+        row = await crud.insert(
+            tx,
+            "stages",
+            {
+                "pk": util.new_uuid(),
+                "name": name,
+                "kind": kind,
+                "config": config,
+                "managed": MANAGED + name,
+                "created": util.now(),
+            },
+        )
+    return str(row["pk"])
+
+
+async def ensure(tx: store.Tx) -> list[str]:
+    """Create the default flows that do not exist yet; return the slugs created."""
+    created = []
+    for slug, (name, title, designation, authentication, steps) in DEFAULTS.items():
+        if await crud.exists(tx, "flows", slug=slug):
+            continue
+        flow = await crud.insert(
+            tx,
+            "flows",
+            {
+                "pk": util.new_uuid(),
+                "name": name,
+                "slug": slug,
+                "title": title,
+                "designation": designation,
+                "authentication": authentication,
+                "managed": MANAGED + slug,
+                "created": util.now(),
+            },
+        )
+        for order, (stage_name, kind, config) in enumerate(steps, start=1):
+            stage_pk = await _stage(tx, stage_name, kind, config)
+            await crud.insert(
+                tx,
+                "flow_stage_bindings",
+                {
+                    "pk": util.new_uuid(),
+                    "target": flow["pk"],
+                    "stage": stage_pk,
+                    "order": order * 10,
+                },
+            )
+        created.append(slug)
+    return created

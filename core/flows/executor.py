@@ -1,0 +1,285 @@
+"""The flow executor: plans a flow, renders the current stage's challenge, applies responses.
+
+Driven by `GET`/`POST /api/v3/flows/executor/<slug>/` and by the HTML pages under `/if/flow/`.
+State lives in the cache under the browser session's digest (`FlowState`, 30 minutes). Replies
+are authentik's challenge shapes: the stage's `component` with `flow_info`, `pending_user` and
+`response_errors`; `xak-flow-redirect` with `to` at the end; `ak-stage-access-denied` when denied.
+Logging in rotates the session key (no fixation) and moves the flow state to the new key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from tessera.core import crypto, errors, events, store
+from tessera.core.flows import planner, redirects
+from tessera.core.identity import sessions
+from tessera.core.stages import base
+from tessera.core.store import crud
+
+STATE_TTL = 30 * 60
+DENIED = "ak-stage-access-denied"
+REDIRECT = "xak-flow-redirect"
+
+
+@dataclass
+class Browser:
+    """The browser session as the HTTP layer sees it."""
+
+    key: str  # the cookie value (an anonymous key until login)
+    user: dict[str, Any] | None
+    client_ip: str
+    user_agent: str
+    secure: bool
+
+
+@dataclass
+class Reply:
+    body: dict[str, Any]
+    new_session: tuple[str, dt.timedelta] | None = None  # set this cookie
+    ended_session: bool = False  # clear the cookie
+
+
+def _state_key(session_key: str, slug: str) -> str:
+    return f"flow:{crypto.secrets.sha256_hex(session_key)}:{slug}"
+
+
+class Executor:
+    def __init__(self, services: base.Services) -> None:
+        self.services = services
+
+    async def get(self, slug: str, browser: Browser, query: dict[str, str]) -> Reply:
+        """The current challenge; plans the flow when none is in progress."""
+        flow = await self._flow(slug)
+        state = await self._load(browser, slug)
+        if state is None or query.get("restart") == "1":
+            planned = await planner.plan(self.services, flow, browser.user, browser.client_ip)
+            if isinstance(planned, base.Outcome):
+                return Reply(self._denied(flow, planned.message))
+            state = planned
+            state.next = redirects.safe_next(query.get("next", ""), await self._launch_urls())
+        return await self._advance(flow, state, browser, None)
+
+    async def post(self, slug: str, browser: Browser, body: Any) -> Reply:
+        """Apply a challenge response and return what comes next."""
+        flow = await self._flow(slug)
+        state = await self._load(browser, slug)
+        if state is None:
+            return await self.get(slug, browser, {})
+        if not isinstance(body, dict):
+            body = {}
+        return await self._advance(flow, state, browser, body)
+
+    async def _flow(self, slug: str) -> dict[str, Any]:
+        async with self.services.store.read() as tx:
+            flow = await crud.find(tx, "flows", slug=slug) if len(slug) <= 50 else None
+        if flow is None:
+            raise errors.NotFound(slug)
+        return flow
+
+    async def _launch_urls(self) -> list[str]:
+        async with self.services.store.read() as tx:
+            apps = await crud.all_rows(tx, "applications")
+        return [a["meta_launch_url"] for a in apps if a["meta_launch_url"].startswith("http")]
+
+    async def _load(self, browser: Browser, slug: str) -> base.FlowState | None:
+        data = await self.services.cache.get(_state_key(browser.key, slug))
+        return base.FlowState.load(data) if isinstance(data, dict) else None
+
+    async def _save(self, browser: Browser, state: base.FlowState) -> None:
+        await self.services.cache.set(_state_key(browser.key, state.slug), state.dump(), STATE_TTL)
+
+    async def _drop(self, browser: Browser, slug: str) -> None:
+        await self.services.cache.delete(_state_key(browser.key, slug))
+
+    async def _advance(
+        self,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        browser: Browser,
+        response: dict[str, Any] | None,
+    ) -> Reply:
+        reply = Reply({})
+        while state.index < len(state.bindings):
+            step = await planner.current(self.services, state, browser.user, browser.client_ip)
+            if isinstance(step, base.Outcome):  # a binding policy failed to evaluate
+                await self._drop(browser, state.slug)
+                return Reply(
+                    self._denied(flow, step.message), reply.new_session, reply.ended_session
+                )
+            if step is None:  # the binding's policies do not apply: skip it
+                state.index += 1
+                continue
+            run = self._run(state, browser, step)
+            outcome = await self._respond(step.stage, run, response)
+            response = None
+            if outcome is None:  # a challenge to show
+                await self._save(browser, state)
+                return Reply(await self._challenge(flow, state, step, run, {}), reply.new_session)
+            await self._side_effects(run, browser, reply)
+            if outcome.kind == "next":
+                state.index += 1
+                continue
+            return await self._finish(flow, state, browser, step, run, outcome, reply)
+        await self._drop(browser, state.slug)
+        return Reply(
+            {"component": REDIRECT, "to": state.next}, reply.new_session, reply.ended_session
+        )
+
+    def _run(self, state: base.FlowState, browser: Browser, step: planner.Step) -> base.Run:
+        return base.Run(
+            services=self.services,
+            state=state,
+            session_user=browser.user,
+            client_ip=browser.client_ip,
+            user_agent=browser.user_agent,
+            secure=browser.secure,
+            stage_pk=step.stage_row["pk"],
+            stage_name=step.stage_row["name"],
+        )
+
+    async def _respond(
+        self, stage: base.Stage, run: base.Run, response: dict[str, Any] | None
+    ) -> base.Outcome | None:
+        if stage.Response is None:
+            return await stage.on_valid(run, base.ChallengeResponse())
+        if response is None:
+            return None
+        try:
+            parsed = stage.Response.model_validate(response)
+        except pydantic.ValidationError as exc:
+            return await stage.on_invalid(run, _errors(exc))
+        return await stage.on_valid(run, parsed)
+
+    async def _finish(
+        self,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        browser: Browser,
+        step: planner.Step,
+        run: base.Run,
+        outcome: base.Outcome,
+        reply: Reply,
+    ) -> Reply:
+        if outcome.kind == "retry":
+            action = step.binding_row["invalid_response_action"]
+            if action != "retry":  # restart, or restart_with_context
+                state.index = 0
+                if action == "restart":
+                    state.context, state.pending_user = {}, None
+                return await self._advance(flow, state, browser, None)
+            await self._save(browser, state)
+            body = await self._challenge(flow, state, step, run, outcome.errors)
+            return Reply(body, reply.new_session, reply.ended_session)
+        await self._drop(browser, state.slug)
+        if outcome.kind == "redirect":
+            body = {"component": REDIRECT, "to": outcome.to}
+        else:
+            body = self._denied(flow, outcome.message)
+        return Reply(body, reply.new_session, reply.ended_session)
+
+    async def _challenge(
+        self,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        step: planner.Step,
+        run: base.Run,
+        response_errors: dict[str, list[dict[str, str]]],
+    ) -> dict[str, Any]:
+        body = {
+            "component": step.stage.component,
+            "flow_info": _flow_info(flow),
+            "response_errors": response_errors,
+            **await step.stage.challenge(run),
+        }
+        identifier = state.context.get("pending_user_identifier")
+        if identifier:
+            body["pending_user"] = identifier
+            body["pending_user_avatar"] = ""
+        return body
+
+    def _denied(self, flow: dict[str, Any], message: str) -> dict[str, Any]:
+        return {
+            "component": DENIED,
+            "flow_info": _flow_info(flow),
+            "error_message": message or "Access denied.",
+            "response_errors": {},
+        }
+
+    async def _side_effects(self, run: base.Run, browser: Browser, reply: Reply) -> None:
+        if run.login is not None:
+            user_pk, ttl = run.login
+            run.login = None
+            key = await self._login(run, browser, user_pk, ttl)
+            await self._drop(browser, run.state.slug)
+            browser.key = key
+            async with self.services.store.read() as tx:
+                browser.user = await crud.find(tx, "users", pk=user_pk)
+            reply.new_session, reply.ended_session = (key, ttl), False
+        if run.logout:
+            run.logout = False
+            await self._logout(run, browser)
+            reply.new_session, reply.ended_session = None, True
+
+    async def _login(self, run: base.Run, browser: Browser, user_pk: int, ttl: dt.timedelta) -> str:
+        async with self.services.store.transaction() as tx:
+            if run.state.context.get("terminate_other_sessions"):
+                await crud.delete(tx, sessions.TABLE, user_pk=user_pk)
+            if browser.user is not None:
+                await sessions.end(tx, browser.key)
+            key = await sessions.create(
+                tx, user_pk, ttl, ip=browser.client_ip, user_agent=browser.user_agent
+            )
+            user = await crud.get(tx, "users", pk=user_pk)
+            await events.record(
+                tx,
+                "login",
+                user=user,
+                client_ip=browser.client_ip,
+                context={
+                    "auth_method": run.state.context.get("auth_method", ""),
+                    "flow": run.state.slug,
+                },
+                retention=run.retention,
+            )
+        return key
+
+    async def _logout(self, run: base.Run, browser: Browser) -> None:
+        if browser.user is None:
+            return
+        async with self.services.store.transaction() as tx:
+            await sessions.end(tx, browser.key)
+            await events.record(
+                tx,
+                "logout",
+                user=browser.user,
+                client_ip=browser.client_ip,
+                context={"flow": run.state.slug},
+                retention=run.retention,
+            )
+        browser.user = None
+
+
+def _flow_info(flow: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": flow["title"],
+        "background": "",
+        "cancel_url": "/flows/-/cancel/",
+        "layout": flow["layout"],
+    }
+
+
+def _errors(exc: pydantic.ValidationError) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"]) or "non_field_errors"
+        message = "This field is required." if err["type"] == "missing" else err["msg"]
+        out.setdefault(name, []).append({"string": message, "code": err["type"]})
+    return out
+
+
+__all__ = ["Browser", "Executor", "Reply", "store"]

@@ -1,0 +1,109 @@
+"""Planning: which stages of a flow apply to this browser, as the policies decide.
+
+`plan` checks the flow's authentication requirement and its policies, then lists its stage
+bindings in order, dropping those evaluated at planning time whose policies fail. `current`
+loads the binding at the state's index and re-evaluates its policies when asked to.
+
+# SECURITY: a binding whose policies fail to evaluate (error or timeout, with the default
+# failure_result) ends the flow with access denied; it never just skips the stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core import stages
+from tessera.core.identity import users
+from tessera.core.policies import engine
+from tessera.core.stages import base
+from tessera.core.store import crud
+
+POLICY_ERROR = "A policy could not be evaluated; access denied."
+
+
+@dataclass
+class Step:
+    binding_row: dict[str, Any]
+    stage_row: dict[str, Any]
+    stage: base.Stage
+
+
+async def _requirement_met(
+    services: base.Services, flow: dict[str, Any], user: dict[str, Any] | None
+) -> str:
+    """An empty string when the flow's authentication requirement holds, else why not."""
+    requirement = flow["authentication"]
+    if requirement == "require_authenticated" and user is None:
+        return "This flow requires you to be logged in."
+    if requirement == "require_unauthenticated" and user is not None:
+        return "This flow is only for visitors who are not logged in."
+    if requirement == "require_superuser":
+        if user is None:
+            return "This flow requires a superuser."
+        async with services.store.read() as tx:
+            if not await users.is_superuser(tx, user["pk"]):
+                return "This flow requires a superuser."
+    return ""
+
+
+async def plan(
+    services: base.Services, flow: dict[str, Any], user: dict[str, Any] | None, client_ip: str
+) -> base.FlowState | base.Outcome:
+    refusal = await _requirement_met(services, flow, user)
+    if refusal:
+        return base.Outcome.deny(refusal)
+    request = engine.Request(user=user, client_ip=client_ip)
+    verdict = await engine.evaluate(services.store, flow["pk"], flow["policy_engine_mode"], request)
+    if verdict.error:
+        return base.Outcome.deny(POLICY_ERROR)
+    if not verdict.passing:
+        return base.Outcome.deny(" ".join(verdict.messages) or "Access denied.")
+    async with services.store.read() as tx:
+        rows, _ = await crud.page(
+            tx,
+            "flow_stage_bindings",
+            crud.Query(
+                filters=[crud.Filter("target", "eq", flow["pk"])], ordering=("order",), limit=1000
+            ),
+        )
+    kept = []
+    for row in rows:
+        if row["evaluate_on_plan"]:
+            result = await engine.evaluate(
+                services.store, row["pk"], row["policy_engine_mode"], request
+            )
+            if result.error:
+                return base.Outcome.deny(POLICY_ERROR)
+            if not result.passing:
+                continue
+        kept.append(row["pk"])
+    return base.FlowState(
+        flow_pk=flow["pk"], slug=flow["slug"], designation=flow["designation"], bindings=kept
+    )
+
+
+async def current(
+    services: base.Services, state: base.FlowState, user: dict[str, Any] | None, client_ip: str
+) -> Step | base.Outcome | None:
+    """The step at the state's index; None when its policies say skip; Outcome on error."""
+    async with services.store.read() as tx:
+        binding = await crud.find(tx, "flow_stage_bindings", pk=state.bindings[state.index])
+        stage_row = await crud.find(tx, "stages", pk=binding["stage"]) if binding else None
+        pending = (
+            await crud.find(tx, "users", pk=state.pending_user) if state.pending_user else None
+        )
+    if binding is None or stage_row is None:
+        return None  # removed while the flow was running
+    if binding["re_evaluate_policies"]:
+        request = engine.Request(
+            user=pending or user, context=dict(state.context), client_ip=client_ip
+        )
+        result = await engine.evaluate(
+            services.store, binding["pk"], binding["policy_engine_mode"], request
+        )
+        if result.error:
+            return base.Outcome.deny(POLICY_ERROR)
+        if not result.passing:
+            return None
+    return Step(binding, stage_row, stages.build(stage_row["kind"], stage_row["config"]))

@@ -1,0 +1,101 @@
+"""The policy engine: evaluate the bindings of a target (flow, stage binding, application).
+
+Bindings run in `order`; each binds a policy, a group (the user or one of their groups' ancestors
+is in it) or a user. `negate` flips a result; an error or a timeout yields the binding's
+`failure_result`. The target's mode combines them: `all` needs every binding to pass, `any` one.
+No enabled binding means pass.
+
+# SECURITY: `Result.error` tells the caller that a binding failed to evaluate; the flow planner
+# denies the flow then, instead of skipping the stage, unless the binding's failure_result passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tessera.core import store
+from tessera.core.identity import groups
+from tessera.core.policies import kinds
+from tessera.core.store import crud
+
+
+@dataclass
+class Request:
+    user: dict[str, Any] | None
+    context: dict[str, Any] = field(default_factory=dict)
+    client_ip: str = ""
+
+
+@dataclass
+class Result:
+    passing: bool
+    messages: list[str] = field(default_factory=list)
+    error: bool = False
+
+
+async def bindings_of(tx: store.Tx, target: str) -> list[dict[str, Any]]:
+    rows, _ = await crud.page(
+        tx,
+        "policy_bindings",
+        crud.Query(
+            filters=[crud.Filter("target", "eq", target), crud.Filter("enabled", "eq", True)],
+            ordering=("order",),
+            limit=1000,
+        ),
+    )
+    return rows
+
+
+async def evaluate(
+    db: store.Store, target: str, mode: Literal["all", "any"], request: Request
+) -> Result:
+    async with db.read() as tx:
+        rows = await bindings_of(tx, target)
+        if not rows:
+            return Result(True)
+        tree = await groups.Tree.load(tx)
+        member_of = (
+            (await crud.groups_of_users(tx, [request.user["pk"]]))[request.user["pk"]]
+            if request.user
+            else []
+        )
+        policies = {
+            p["pk"]: p
+            for p in await crud.find_many(
+                tx, "policies", "pk", [r["policy"] for r in rows if r["policy"]]
+            )
+        }
+    ancestors = {a for g in member_of for a in tree.ancestors(g)}
+    results = [await _one(row, policies, ancestors, request) for row in rows]
+    passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
+    messages = [m for r in results for m in r.messages]
+    return Result(passing, messages, error=any(r.error for r in results))
+
+
+async def _one(
+    row: dict[str, Any], policies: dict[str, dict[str, Any]], ancestors: set[str], request: Request
+) -> Result:
+    if row["group"] is not None:
+        outcome = Result(row["group"] in ancestors)
+    elif row["user"] is not None:
+        outcome = Result(request.user is not None and request.user["pk"] == row["user"])
+    else:
+        outcome = await _policy(policies[row["policy"]], row, request)
+        if outcome.error:
+            return outcome
+    if row["negate"]:
+        outcome.passing = not outcome.passing
+    return outcome
+
+
+async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request) -> Result:
+    try:
+        kind = kinds.build(policy["kind"], policy["config"])
+        async with asyncio.timeout(row["timeout"]):
+            verdict = await kind.evaluate(request)
+    except (TimeoutError, kinds.PolicyError) as exc:
+        message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
+        return Result(bool(row["failure_result"]), [message], error=not row["failure_result"])
+    return Result(verdict.passing, verdict.messages)

@@ -1,0 +1,75 @@
+"""Policy kinds, registered by `kind` (the API path `/api/v3/policies/<kind>/`).
+
+A kind has a `Config` model (its settings, stored as JSON) and `async evaluate(request)`
+returning a `Verdict`; a kind that cannot decide raises `PolicyError`, which the engine turns into
+the binding's failure result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from tessera.core import errors, wire
+
+if TYPE_CHECKING:
+    from tessera.core.policies.engine import Request
+
+
+class PolicyError(errors.TesseraError):
+    """A policy failed to evaluate (bad expression, exception, resource limit)."""
+
+
+@dataclass
+class Verdict:
+    passing: bool
+    messages: list[str] = field(default_factory=list)
+
+
+class PolicyConfig(wire.common.Request):
+    """Settings of a policy kind."""
+
+
+class Kind:
+    kind: ClassVar[str]
+    Config: ClassVar[type[PolicyConfig]] = PolicyConfig
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+
+    async def evaluate(self, request: Request) -> Verdict:
+        raise PolicyError(f"policy kind {self.kind} cannot evaluate")
+
+
+class DummyConfig(PolicyConfig):
+    result: bool = False
+    wait_min: Annotated[int, Field(ge=0, le=60)] = 0
+    wait_max: Annotated[int, Field(ge=0, le=60)] = 0
+
+
+class Dummy(Kind):
+    """Returns its configured result after a random wait (for tests, as authentik's)."""
+
+    kind = "dummy"
+    Config = DummyConfig
+
+    async def evaluate(self, request: Request) -> Verdict:
+        assert isinstance(self.config, DummyConfig)
+        high = max(self.config.wait_min, self.config.wait_max)
+        if high:
+            await asyncio.sleep(random.uniform(self.config.wait_min, high))  # noqa: S311
+        return Verdict(self.config.result, [] if self.config.result else ["Dummy policy failed."])
+
+
+KINDS: dict[str, type[Kind]] = {Dummy.kind: Dummy}
+
+
+def build(kind: str, config: dict[str, Any]) -> Kind:
+    if kind not in KINDS:
+        raise PolicyError(f"unknown policy kind {kind!r}")
+    cls = KINDS[kind]
+    return cls(cls.Config.model_validate(config))

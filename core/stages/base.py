@@ -1,0 +1,137 @@
+"""The stage contract: one small class per stage kind, over a typed flow context.
+
+A stage kind declares `kind` (its API name), `component` (its challenge's `component`), a
+`Config` model (its settings, stored as JSON on the stage row and validated at the API edge) and
+a `Response` model (what the client posts). The executor (`tessera.core.flows.executor`) calls
+three hooks: `challenge` renders what the client must answer, `on_valid` acts on a validated
+response, `on_invalid` on a response that failed validation. Each returns an `Outcome`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict
+
+from tessera.core import cache, config, crypto, store, wire
+
+OutcomeKind = Literal["next", "retry", "deny", "redirect", "challenge"]
+
+
+class StageConfig(wire.common.Request):
+    """Settings of a stage kind (empty by default)."""
+
+
+class ChallengeResponse(wire.common.Request):
+    """What the client posts back; `component` is echoed by authentik's clients."""
+
+    model_config = ConfigDict(extra="ignore")
+    component: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    errors: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    message: str = ""
+    to: str = ""
+    challenge: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def next(cls) -> Outcome:
+        return cls("next")
+
+    @classmethod
+    def retry(cls, field_name: str, message: str, code: str = "invalid") -> Outcome:
+        return cls("retry", errors={field_name: [{"string": message, "code": code}]})
+
+    @classmethod
+    def deny(cls, message: str) -> Outcome:
+        return cls("deny", message=message)
+
+    @classmethod
+    def redirect(cls, to: str) -> Outcome:
+        return cls("redirect", to=to)
+
+
+@dataclass
+class Services:
+    """What stages may use: the store, the cache, the keyring and the settings."""
+
+    store: store.Store
+    cache: cache.Cache
+    keyring: crypto.Keyring
+    settings: config.Settings
+
+
+@dataclass
+class FlowState:
+    """A flow in progress, kept in the cache between requests (JSON round trip)."""
+
+    flow_pk: str
+    slug: str
+    designation: str
+    bindings: list[str]
+    index: int = 0
+    pending_user: int | None = None
+    next: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> FlowState:
+        return cls(**data)
+
+
+@dataclass
+class Run:
+    """One request's view of a flow in progress, handed to the stage hooks."""
+
+    services: Services
+    state: FlowState
+    session_user: dict[str, Any] | None
+    client_ip: str
+    user_agent: str
+    secure: bool
+    stage_pk: str = ""
+    stage_name: str = ""
+    # Filled by stages for the executor: a session to start (key, ttl) or to end.
+    login: tuple[int, dt.timedelta] | None = None
+    logout: bool = False
+
+    @property
+    def retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.services.settings.events.retention_days)
+
+    async def pending_user(self) -> dict[str, Any] | None:
+        if self.state.pending_user is None:
+            return None
+        async with self.services.store.read() as tx:
+            return await store.crud.find(tx, "users", pk=self.state.pending_user)
+
+
+class Stage:
+    """Base of every stage kind."""
+
+    kind: ClassVar[str]
+    component: ClassVar[str]
+    Config: ClassVar[type[StageConfig]] = StageConfig
+    Response: ClassVar[type[ChallengeResponse] | None] = ChallengeResponse
+
+    def __init__(self, config: StageConfig) -> None:
+        self.config = config
+
+    async def challenge(self, run: Run) -> dict[str, Any]:
+        """The challenge's own fields (the executor adds component, flow_info, errors)."""
+        return {}
+
+    async def on_valid(self, run: Run, response: ChallengeResponse) -> Outcome:
+        return Outcome.next()
+
+    async def on_invalid(self, run: Run, errors: dict[str, list[dict[str, str]]]) -> Outcome:
+        return Outcome("retry", errors=errors)

@@ -1,0 +1,75 @@
+"""Password stage (`ak-stage-password`): check the pending user's password.
+
+# SECURITY: an unknown user (pretend_user_exists) costs one argon2 hash like a real one and gets
+# the same error; after `failed_attempts_before_cancel` failures the flow is cancelled; failures
+# write a `login_failed` event without the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from tessera.core import crypto, events
+from tessera.core.identity import users
+from tessera.core.stages import base
+
+INVALID = "Invalid password"
+
+
+class Config(base.StageConfig):
+    backends: list[str] = Field(default_factory=lambda: ["tessera.core.auth.InbuiltBackend"])
+    failed_attempts_before_cancel: Annotated[int, Field(ge=1, le=1000)] = 5
+    allow_show_password: bool = False
+
+
+class Response(base.ChallengeResponse):
+    password: Annotated[str, Field(max_length=1024)]
+
+
+class Password(base.Stage):
+    kind = "password"
+    component = "ak-stage-password"
+    Config = Config
+    Response = Response
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        assert isinstance(self.config, Config)
+        return {"allow_show_password": self.config.allow_show_password}
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        assert isinstance(self.config, Config) and isinstance(response, Response)
+        user = await run.pending_user()
+        stored = user["password"] if user is not None and user["is_active"] else ""
+        ok = await _verify(stored, response.password)
+        if ok and user is not None:
+            run.state.context["auth_method"] = "password"
+            if crypto.passwords.needs_rehash(stored):
+                async with run.services.store.transaction() as tx:
+                    await users.set_password(tx, user["pk"], response.password)
+            return base.Outcome.next()
+        return await self._failed(run, user)
+
+    async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:
+        assert isinstance(self.config, Config)
+        key = run.stage_pk
+        run.state.failures[key] = run.state.failures.get(key, 0) + 1
+        identifier = run.state.context.get("pending_user_identifier", "")
+        async with run.services.store.transaction() as tx:
+            await events.record(
+                tx,
+                "login_failed",
+                user=user,
+                client_ip=run.client_ip,
+                context={"username": identifier, "stage": run.stage_name},
+                retention=run.retention,
+            )
+        if run.state.failures[key] >= self.config.failed_attempts_before_cancel:
+            return base.Outcome.deny("Too many failed attempts; start again.")
+        return base.Outcome.retry("password", INVALID, "invalid")
+
+
+async def _verify(stored: str, password: str) -> bool:
+    return await asyncio.to_thread(crypto.passwords.verify_password, stored, password)

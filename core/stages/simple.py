@@ -1,0 +1,69 @@
+"""Small stage kinds: user_logout, deny, dummy and redirect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from tessera.core.stages import base
+
+
+class UserLogout(base.Stage):
+    """Ends the current session (no challenge)."""
+
+    kind = "user_logout"
+    component = "ak-stage-user-logout"
+    Response = None
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        run.logout = True
+        return base.Outcome.next()
+
+
+class DenyConfig(base.StageConfig):
+    deny_message: Annotated[str, Field(max_length=1000)] = ""
+
+
+class Deny(base.Stage):
+    """Ends the flow with access denied (no challenge)."""
+
+    kind = "deny"
+    component = "ak-stage-access-denied"
+    Config = DenyConfig
+    Response = None
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        assert isinstance(self.config, DenyConfig)
+        return base.Outcome.deny(self.config.deny_message or "Access denied.")
+
+
+class Dummy(base.Stage):
+    """Shows a button and continues; for tests and demonstrations."""
+
+    kind = "dummy"
+    component = "ak-stage-dummy"
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        return {"title": run.stage_name}
+
+
+class RedirectConfig(base.StageConfig):
+    mode: Literal["static", "flow"] = "static"
+    target_static: Annotated[str, Field(max_length=2000)] = ""
+    target_flow: Annotated[str, Field(max_length=50)] = ""
+
+
+class Redirect(base.Stage):
+    """Sends the browser elsewhere: a URL, or another flow (no challenge)."""
+
+    kind = "redirect"
+    component = "xak-flow-redirect"
+    Config = RedirectConfig
+    Response = None
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        assert isinstance(self.config, RedirectConfig)
+        if self.config.mode == "flow":
+            return base.Outcome.redirect(f"/if/flow/{self.config.target_flow}/")
+        return base.Outcome.redirect(self.config.target_static)

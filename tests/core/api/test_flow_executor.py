@@ -1,0 +1,212 @@
+"""The JSON flow executor on the default authentication and invalidation flows."""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from typing import Any
+
+from helpers import BOOTSTRAP_PASSWORD
+
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+FLOW = "/api/v3/flows/executor/default-authentication-flow/"
+
+
+async def _post(client: Any, body: dict[str, Any], path: str = FLOW) -> dict[str, Any]:
+    response = await client.post(path, json=body)
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def _login(client: Any, username: str, password: str, query: str = "") -> dict[str, Any]:
+    response = await client.get(FLOW + (f"?query={urllib.parse.quote(query)}" if query else ""))
+    assert response.status == 200
+    await _post(client, {"component": "ak-stage-identification", "uid_field": username})
+    return await _post(client, {"component": "ak-stage-password", "password": password})
+
+
+async def test_password_login_sets_a_fresh_session(client: Any) -> None:
+    response = await client.get(FLOW)
+    body = await response.json()
+    assert body["component"] == "ak-stage-identification"
+    assert body["user_fields"] == ["username", "email"]
+    assert body["flow_info"]["title"] == "Welcome to authentik!"
+    anonymous = response.cookies["authentik_session"].value
+    body = await _post(client, {"component": "ak-stage-identification", "uid_field": "AKADMIN"})
+    assert body["component"] == "ak-stage-password" and body["pending_user"] == "AKADMIN"
+    response = await client.post(
+        FLOW, json={"component": "ak-stage-password", "password": BOOTSTRAP_PASSWORD}
+    )
+    body = await response.json()
+    assert body == {"component": "xak-flow-redirect", "to": "/if/user/"}
+    session = response.cookies["authentik_session"].value
+    assert session != anonymous  # no session fixation
+    me = await client.get("/api/v3/core/users/me/")
+    assert me.status == 200 and (await me.json())["user"]["username"] == "akadmin"
+
+
+async def test_wrong_password_is_retried_then_cancelled(client: Any, api: Any) -> None:
+    await client.get(FLOW)
+    await _post(client, {"uid_field": "akadmin"})
+    for _ in range(4):
+        body = await _post(client, {"password": "wrong"})
+        assert body["component"] == "ak-stage-password"
+        assert body["response_errors"] == {
+            "password": [{"string": "Invalid password", "code": "invalid"}]
+        }
+    body = await _post(client, {"password": "wrong"})
+    assert body["component"] == "ak-stage-access-denied"
+    _, events = await api("GET", "events/events/?action=login_failed")
+    assert events["pagination"]["count"] == 5
+    assert "wrong" not in str(events)
+
+
+async def test_unknown_user_is_indistinguishable_from_a_wrong_password(
+    client: Any, make_user: Any
+) -> None:
+    await make_user("known")
+    real = await _login(client, "known", "not-the-password")
+    client.session.cookie_jar.clear()
+    fake = await _login(client, "unknown-user", "not-the-password")
+    real.pop("pending_user"), fake.pop("pending_user")
+    assert real == fake and real["component"] == "ak-stage-password"
+
+
+async def test_inactive_user_cannot_log_in(client: Any, api: Any, make_user: Any) -> None:
+    user = await make_user("sleepy")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "pw-sleepy-123"})
+    await api("PATCH", f"core/users/{user['pk']}/", json={"is_active": False})
+    body = await _login(client, "sleepy", "pw-sleepy-123")
+    assert body["component"] == "ak-stage-password" and body["response_errors"]
+
+
+async def test_login_by_email(client: Any, api: Any, make_user: Any) -> None:
+    user = await make_user("mailer", email="Mailer@Example.com")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "pw-mailer-123"})
+    assert (await _login(client, "mailer@example.com", "pw-mailer-123"))[
+        "component"
+    ] == "xak-flow-redirect"
+
+
+async def test_next_is_kept_only_when_safe(client: Any, api: Any) -> None:
+    await api(
+        "POST",
+        "core/applications/",
+        json={"name": "G", "slug": "g", "meta_launch_url": "https://grafana.example.com/"},
+    )
+    cases = {
+        "next=/application/o/authorize/?client_id=x": "/application/o/authorize/?client_id=x",
+        "next=https://grafana.example.com/login": "https://grafana.example.com/login",
+        "next=https://evil.example.com/": "/if/user/",
+        "next=//evil.example.com/": "/if/user/",
+        "next=/\\evil.example.com": "/if/user/",
+        "next=https://grafana.example.com@evil.example.com/": "/if/user/",
+        "next=javascript:alert(1)": "/if/user/",
+    }
+    for query, expected in cases.items():
+        client.session.cookie_jar.clear()
+        body = await _login(client, "akadmin", BOOTSTRAP_PASSWORD, query)
+        assert body == {"component": "xak-flow-redirect", "to": expected}, query
+
+
+async def test_invalid_responses_are_field_errors_not_500(client: Any) -> None:
+    await client.get(FLOW)
+    body = await _post(client, {"component": "ak-stage-identification"})
+    assert body["component"] == "ak-stage-identification"
+    assert body["response_errors"]["uid_field"][0]["code"] == "missing"
+    body = await _post(client, {"uid_field": "x" * 300})
+    assert "uid_field" in body["response_errors"]
+    response = await client.post(
+        FLOW, data="not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+
+
+async def test_unknown_flow_is_404(client: Any) -> None:
+    response = await client.get("/api/v3/flows/executor/no-such-flow/")
+    assert response.status == 404
+
+
+async def test_invalidation_flow_logs_out(client: Any) -> None:
+    await _login(client, "akadmin", BOOTSTRAP_PASSWORD)
+    csrf = next(c.value for c in client.session.cookie_jar if c.key == "authentik_csrf")
+    response = await client.get(
+        "/api/v3/flows/executor/default-invalidation-flow/", headers={"X-authentik-CSRF": csrf}
+    )
+    assert (await response.json())["component"] == "xak-flow-redirect"
+    me = await client.get("/api/v3/core/users/me/")
+    assert me.status == 401
+
+
+async def test_logged_in_post_without_csrf_is_refused(client: Any) -> None:
+    await _login(client, "akadmin", BOOTSTRAP_PASSWORD)
+    await client.get(FLOW)
+    response = await client.post(FLOW, json={"uid_field": "akadmin"})
+    assert response.status == 403
+
+
+async def _bind_dummy(db: Any, target: str, result: bool, **binding: Any) -> None:
+    async with db.transaction() as tx:
+        policy = await crud.insert(
+            tx,
+            "policies",
+            {
+                "pk": str(uuid.uuid4()),
+                "name": f"dummy-{uuid.uuid4().hex[:6]}",
+                "kind": "dummy",
+                "config": {"result": result, **binding.pop("config", {})},
+                "created": util.now(),
+            },
+        )
+        await crud.insert(
+            tx,
+            "policy_bindings",
+            {
+                "pk": str(uuid.uuid4()),
+                "target": target,
+                "policy": policy["pk"],
+                "order": 0,
+                **binding,
+            },
+        )
+
+
+async def test_flow_policy_denies_the_flow(client: Any, bootstrapped: Any) -> None:
+    async with bootstrapped.read() as tx:
+        flow = await crud.get(tx, "flows", slug="default-authentication-flow")
+    await _bind_dummy(bootstrapped, flow["pk"], False)
+    body = await (await client.get(FLOW)).json()
+    assert body["component"] == "ak-stage-access-denied"
+
+
+async def test_policy_timeout_on_the_password_binding_denies_instead_of_skipping(
+    client: Any, bootstrapped: Any
+) -> None:
+    async with bootstrapped.read() as tx:
+        stage = await crud.get(tx, "stages", name="default-authentication-password")
+        binding = await crud.get(tx, "flow_stage_bindings", stage=stage["pk"])
+    await _bind_dummy(
+        bootstrapped, binding["pk"], True, timeout=1, config={"wait_min": 3, "wait_max": 3}
+    )
+    await client.get(FLOW)
+    body = await _post(client, {"uid_field": "akadmin"})
+    assert body["component"] == "ak-stage-access-denied"
+    me = await client.get("/api/v3/core/users/me/")
+    assert me.status == 401
+
+
+async def test_skipping_the_password_stage_does_not_log_in_by_name(
+    client: Any, bootstrapped: Any
+) -> None:
+    async with bootstrapped.read() as tx:
+        stage = await crud.get(tx, "stages", name="default-authentication-password")
+        binding = await crud.get(tx, "flow_stage_bindings", stage=stage["pk"])
+    await _bind_dummy(bootstrapped, binding["pk"], False)
+    await client.get(FLOW)
+    body = await _post(client, {"uid_field": "akadmin"})
+    # The binding's policy fails, so the password stage is skipped; user_login must refuse a user
+    # whom no stage authenticated.
+    assert body["component"] == "ak-stage-access-denied"
+    assert (await client.get("/api/v3/core/users/me/")).status == 401
