@@ -26,6 +26,38 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             ("default-authentication-login", "user_login", {}),
         ],
     ),
+    "initial-setup": (
+        "Initial setup",
+        "Welcome to authentik!",
+        "stage_configuration",
+        "none",
+        [
+            ("initial-setup-admin", "initial_setup", {}),
+            (
+                "initial-setup-prompt",
+                "prompt",
+                {
+                    "fields": [
+                        {"field_key": "email", "label": "Email", "type": "email", "order": 0},
+                        {
+                            "field_key": "password",
+                            "label": "Password",
+                            "type": "password",
+                            "order": 1,
+                        },
+                        {
+                            "field_key": "password_repeat",
+                            "label": "Password (repeat)",
+                            "type": "password",
+                            "order": 2,
+                        },
+                    ]
+                },
+            ),
+            ("initial-setup-write", "user_write", {"user_creation_mode": "never_create"}),
+            ("initial-setup-login", "user_login", {}),
+        ],
+    ),
     "default-invalidation-flow": (
         "Default Invalidation Flow",
         "Default Invalidation Flow",

@@ -6,13 +6,25 @@ The flow executor looks stages up here; the admin API validates each kind's sett
 
 from __future__ import annotations
 
-from tessera.core.stages import base, identification, password, simple, user_login
+from tessera.core.stages import (
+    base,
+    identification,
+    initial_setup,
+    password,
+    prompt,
+    simple,
+    user_login,
+    user_write,
+)
 
 KINDS: dict[str, type[base.Stage]] = {
     kind.kind: kind
     for kind in (
         identification.Identification,
         password.Password,
+        prompt.Prompt,
+        user_write.UserWrite,
+        initial_setup.InitialSetup,
         user_login.UserLogin,
         simple.UserLogout,
         simple.Deny,

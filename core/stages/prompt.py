@@ -1,0 +1,110 @@
+"""Prompt stage (`ak-stage-prompt`): ask for fields, validate them, keep them in `prompt_data`.
+
+Fields are defined on the stage (authentik keeps them as separate Prompt objects; here they are
+part of the stage's settings). A pair `password` / `password_repeat` must match.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from tessera.core.stages import base
+
+FieldType = Literal[
+    "text",
+    "text_area",
+    "text_read_only",
+    "username",
+    "email",
+    "password",
+    "number",
+    "checkbox",
+    "dropdown",
+    "hidden",
+    "static",
+]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_VALUE = 4096
+
+
+class PromptField(base.StageConfig):
+    field_key: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9_.]+$")]
+    label: Annotated[str, Field(max_length=200)] = ""
+    type: FieldType = "text"
+    required: bool = True
+    placeholder: Annotated[str, Field(max_length=500)] = ""
+    initial_value: Annotated[str, Field(max_length=MAX_VALUE)] = ""
+    sub_text: Annotated[str, Field(max_length=1000)] = ""
+    choices: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    order: int = 0
+
+
+class Config(base.StageConfig):
+    fields: Annotated[list[PromptField], Field(max_length=50)] = Field(default_factory=list)
+
+
+class Response(base.ChallengeResponse):
+    model_config = ConfigDict(extra="allow")
+
+
+class Prompt(base.Stage):
+    kind = "prompt"
+    component = "ak-stage-prompt"
+    Config = Config
+    Response = Response
+
+    def _fields(self) -> list[PromptField]:
+        assert isinstance(self.config, Config)
+        return sorted(self.config.fields, key=lambda f: f.order)
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        return {"fields": [f.model_dump() for f in self._fields()]}
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        submitted = response.model_extra or {}
+        data: dict[str, Any] = {}
+        errors: dict[str, list[dict[str, str]]] = {}
+        for spec in self._fields():
+            value, problem = _clean(spec, submitted.get(spec.field_key))
+            if problem:
+                errors[spec.field_key] = [{"string": problem, "code": "invalid"}]
+            elif spec.type != "static":
+                data[spec.field_key] = value
+        if "password" in data and "password_repeat" in data:
+            if data["password"] != data["password_repeat"]:
+                errors["password_repeat"] = [
+                    {"string": "Passwords don't match.", "code": "invalid"}
+                ]
+            data.pop("password_repeat", None)
+        if errors:
+            return base.Outcome("retry", errors=errors)
+        run.state.context.setdefault("prompt_data", {}).update(data)
+        return base.Outcome.next()
+
+
+def _clean(spec: PromptField, raw: Any) -> tuple[Any, str]:
+    """The field's value, or an error message."""
+    if spec.type in {"static", "text_read_only"}:
+        return spec.initial_value, ""
+    if spec.type == "checkbox":
+        return raw in (True, "true", "on", "1", 1), ""
+    if raw is None or raw == "":
+        return ("", "This field is required.") if spec.required else (None, "")
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        return None, "Enter a valid value."
+    text = str(raw)
+    if len(text) > MAX_VALUE:
+        return None, f"Ensure this value has at most {MAX_VALUE} characters."
+    if spec.type == "email" and not _EMAIL.match(text):
+        return None, "Enter a valid email address."
+    if spec.type == "number":
+        try:
+            return float(text) if "." in text else int(text), ""
+        except ValueError:
+            return None, "Enter a number."
+    if spec.type == "dropdown" and text not in spec.choices:
+        return None, "Select a valid choice."
+    return text, ""

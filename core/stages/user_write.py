@@ -1,0 +1,123 @@
+"""User write stage: apply `prompt_data` to the pending user, or create one (no challenge).
+
+Known keys: username, name, email, password (hashed) and `attributes.<key>`.
+
+# SECURITY: changing an existing user needs a context that proved who they are (an
+# authentication method, or the logged-in user being that user); otherwise a flow of
+# identification then prompt would let anyone set anyone's password.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import Field
+
+from tessera.core import errors, wire
+from tessera.core.identity import groups, users
+from tessera.core.stages import base
+from tessera.core.store import crud
+
+Mode = Literal["never_create", "create_when_required", "always_create"]
+
+
+class Config(base.StageConfig):
+    user_creation_mode: Mode = "create_when_required"
+    create_users_as_inactive: bool = False
+    create_users_group: str | None = None
+    user_type: Literal["internal", "external"] = "external"
+    user_path_template: Annotated[str, Field(max_length=200)] = "users"
+
+
+class UserWrite(base.Stage):
+    kind = "user_write"
+    component = "ak-stage-user-write"
+    Config = Config
+    Response = None
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        assert isinstance(self.config, Config)
+        data = dict(run.state.context.get("prompt_data", {}))
+        user = await run.pending_user()
+        create = self.config.user_creation_mode == "always_create" or (
+            user is None and self.config.user_creation_mode == "create_when_required"
+        )
+        if not create and user is None:
+            return base.Outcome.deny("No user to write to.")
+        if not create and not _may_change(run, user):
+            return base.Outcome.deny("Failed to authenticate.")
+        try:
+            async with run.services.store.transaction() as tx:
+                if run.state.context.get("initial_setup") and not await _setup_pending(tx, user):
+                    return base.Outcome.deny(initial_setup_done())
+                if create:
+                    user = await self._create(tx, data)
+                    run.state.context["auth_method"] = "enrollment"
+                assert user is not None
+                await _apply(tx, user, data)
+        except errors.ValidationFailed as exc:
+            return base.Outcome(
+                "retry",
+                errors={
+                    k: [{"string": m, "code": "invalid"} for m in v] for k, v in exc.fields.items()
+                },
+            )
+        run.state.pending_user = user["pk"]
+        return base.Outcome.next()
+
+    async def _create(self, tx: Any, data: dict[str, Any]) -> dict[str, Any]:
+        assert isinstance(self.config, Config)
+        body = wire.core.UserRequest(
+            username=str(data.get("username", "")),
+            is_active=not self.config.create_users_as_inactive,
+            type=self.config.user_type,
+            path=self.config.user_path_template,
+        )
+        row = await users.create(tx, body)
+        if self.config.create_users_group:
+            group = await crud.find(tx, groups.TABLE, pk=self.config.create_users_group)
+            if group is not None:
+                await crud.add_member(tx, user_pk=row["pk"], group_pk=group["pk"])
+        return row
+
+
+async def _setup_pending(tx: Any, user: dict[str, Any] | None) -> bool:
+    await crud.lock(tx, "bootstrap")
+    current = await crud.find(tx, users.TABLE, pk=user["pk"]) if user else None
+    return current is not None and not current["password"]
+
+
+def initial_setup_done() -> str:
+    return "Initial setup has already been completed."
+
+
+def _may_change(run: base.Run, user: dict[str, Any] | None) -> bool:
+    if user is None:
+        return False
+    if run.state.context.get("auth_method"):
+        return True
+    return run.session_user is not None and run.session_user["pk"] == user["pk"]
+
+
+async def _apply(tx: Any, user: dict[str, Any], data: dict[str, Any]) -> None:
+    current = await users.writable(tx, user)
+    changes = {k: data[k] for k in ("username", "name", "email") if k in data}
+    attributes = dict(current["attributes"])
+    for key, value in data.items():
+        if key.startswith("attributes."):
+            attributes[key.removeprefix("attributes.")] = value
+    try:
+        body = wire.core.UserRequest.model_validate(
+            {**current, **changes, "attributes": attributes}
+        )
+    except pydantic.ValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False):
+            fields.setdefault(str(err["loc"][0]) if err["loc"] else "non_field_errors", []).append(
+                err["msg"]
+            )
+        raise errors.ValidationFailed(fields) from None
+    await users.update(tx, user, body)
+    if data.get("password"):
+        await users.set_password(tx, user["pk"], str(data["password"]))
