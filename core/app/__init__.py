@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from tessera.core import cache, config, crypto, flows, identity, store, tasks
+from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import health, metrics
@@ -81,6 +82,7 @@ def _routes(app: web.Application) -> None:
         app.router.add_routes(resource.routes(r))
     app[SCHEMA] = openapi.document(all_resources, [])
     flows_api.setup(app)
+    web_pages.setup(app)
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
     app.router.add_get("/recovery/use-token/{key}/", root.use_recovery_token, allow_head=False)

@@ -1,0 +1,144 @@
+"""Server-rendered pages: the flow interface `/if/flow/<slug>/` and the user portal `/if/user/`.
+
+The flow pages run the same executor as the JSON API and render each challenge with Jinja2
+(autoescaped), so logging in works without JavaScript. Forms carry a token bound to the browser
+session (CSRF, including login CSRF); pages are sent with headers that forbid framing and
+third-party resources.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import urllib.parse
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from tessera.core import crypto, errors
+from tessera.core.api import flows as flows_api
+from tessera.core.api import state
+from tessera.core.flows import executor
+from tessera.core.policies import engine
+from tessera.core.store import crud
+
+_HERE = pathlib.Path(__file__).parent
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+AUTH_FLOW = "default-authentication-flow"
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _form_token(request: web.Request, session_key: str) -> str:
+    return str(request.app[state.KEYRING].digest("flow-form:" + session_key))
+
+
+def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
+    template = request.app[TEMPLATES].get_template(name)
+    return web.Response(
+        text=template.render(**values), status=status, content_type="text/html", headers=_HEADERS
+    )
+
+
+def _page(
+    request: web.Request, who: executor.Browser, reply: executor.Reply, slug: str
+) -> web.StreamResponse:
+    body = reply.body
+    if body.get("component") == executor.REDIRECT:
+        response: web.StreamResponse = web.Response(
+            status=302, headers={**_HEADERS, "Location": body["to"]}
+        )
+    else:
+        response = _render(
+            request,
+            "flow.html",
+            title=body.get("flow_info", {}).get("title", "Tessera"),
+            challenge=body,
+            action=request.path_qs,
+            restart_url=f"/if/flow/{slug}/?restart=1",
+            csrf_token=_form_token(request, reply.new_session[0] if reply.new_session else who.key),
+        )
+    flows_api.apply_cookies(request, response, who, reply)
+    return response
+
+
+async def flow_get(request: web.Request) -> web.StreamResponse:
+    slug = request.match_info["slug"]
+    who = await flows_api.browser(request)
+    query = {k: request.query[k] for k in ("next", "restart") if k in request.query}
+    try:
+        reply = await request.app[flows_api.EXECUTOR].get(slug, who, query)
+    except errors.NotFound:
+        return _render(request, "base.html", status=404, title="Not found")
+    return _page(request, who, reply, slug)
+
+
+async def flow_post(request: web.Request) -> web.StreamResponse:
+    slug = request.match_info["slug"]
+    who = await flows_api.browser(request)
+    form = await request.post()
+    token = str(form.get("csrf_token", ""))
+    # SECURITY: every form post, logged in or not, must carry the token bound to this session.
+    if not crypto.secrets.equal(token, _form_token(request, who.key)):
+        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    answer = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
+    try:
+        reply = await request.app[flows_api.EXECUTOR].post(slug, who, answer)
+    except errors.NotFound:
+        return _render(request, "base.html", status=404, title="Not found")
+    return _page(request, who, reply, slug)
+
+
+async def portal(request: web.Request) -> web.StreamResponse:
+    who = await flows_api.browser(request)
+    if who.user is None:
+        target = urllib.parse.quote(request.path_qs, safe="")
+        raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/?next={target}")
+    async with request.app[state.STORE].read() as tx:
+        apps = await crud.all_rows(tx, "applications")
+    visible = []
+    for app in sorted(apps, key=lambda a: a["name"].lower()):
+        if not app["meta_launch_url"].startswith(("http://", "https://")):
+            continue
+        verdict = await engine.evaluate(
+            request.app[state.STORE],
+            app["pk"],
+            app["policy_engine_mode"],
+            engine.Request(user=who.user, client_ip=who.client_ip),
+        )
+        if verdict.passing and not verdict.error:
+            visible.append(app)
+    return _render(
+        request, "portal.html", title="My applications", user=who.user, applications=visible
+    )
+
+
+async def root(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/if/user/")
+
+
+async def default_authentication(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/")
+
+
+def setup(app: web.Application) -> None:
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.ChainableUndefined,
+    )
+    app.router.add_get("/if/flow/{slug}/", flow_get)
+    app.router.add_post("/if/flow/{slug}/", flow_post)
+    app.router.add_get("/if/user/", portal)
+    app.router.add_get("/", root)
+    app.router.add_get("/flows/-/default/authentication/", default_authentication)
+    app.router.add_get("/flows/-/cancel/", default_authentication)
+    app.router.add_static("/static/", _HERE / "static", append_version=False)
+
+
+__all__ = ["setup"]

@@ -1,0 +1,98 @@
+"""The server-rendered flow pages and portal, driven like a browser without JavaScript."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from helpers import BOOTSTRAP_PASSWORD
+
+LOGIN = "/if/flow/default-authentication-flow/"
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match is not None, html
+    return match[1]
+
+
+async def _submit(client: Any, path: str, html: str, **fields: str) -> Any:
+    return await client.post(
+        path, data={"csrf_token": _token(html), **fields}, allow_redirects=False
+    )
+
+
+async def test_log_in_through_the_pages_and_see_the_portal(client: Any, api: Any) -> None:
+    await api(
+        "POST",
+        "core/applications/",
+        json={"name": "Wiki", "slug": "wiki", "meta_launch_url": "https://wiki.example.com/"},
+    )
+    await api("POST", "core/applications/", json={"name": "Hidden", "slug": "hidden"})
+    portal = await client.get("/if/user/", allow_redirects=False)
+    assert portal.status == 302 and portal.headers["Location"].startswith(LOGIN + "?next=")
+    page = await client.get(portal.headers["Location"])
+    html = await page.text()
+    assert page.status == 200 and 'name="uid_field"' in html
+    assert (
+        page.headers["X-Frame-Options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    )
+    step = await _submit(client, page.url.path_qs, html, uid_field="akadmin")
+    html = await step.text()
+    assert 'name="password"' in html and "akadmin" in html
+    wrong = await _submit(client, page.url.path_qs, html, password="nope")
+    html = await wrong.text()
+    assert "Invalid password" in html
+    done = await _submit(client, page.url.path_qs, html, password=BOOTSTRAP_PASSWORD)
+    assert done.status == 302 and done.headers["Location"] == "/if/user/"
+    portal = await client.get("/if/user/")
+    text = await portal.text()
+    assert "akadmin" in text and "https://wiki.example.com/" in text and "Hidden" not in text
+
+
+async def test_form_without_the_session_token_is_refused(client: Any) -> None:
+    await client.get(LOGIN)
+    response = await client.post(LOGIN, data={"uid_field": "akadmin"}, allow_redirects=False)
+    assert response.status == 403
+    response = await client.post(
+        LOGIN, data={"uid_field": "akadmin", "csrf_token": "forged"}, allow_redirects=False
+    )
+    assert response.status == 403
+
+
+async def test_login_csrf_token_of_another_session_is_refused(client: Any) -> None:
+    attacker_page = await (await client.get(LOGIN)).text()
+    client.session.cookie_jar.clear()
+    await client.get(LOGIN)
+    response = await _submit(client, LOGIN, attacker_page, uid_field="akadmin")
+    assert response.status == 403
+
+
+async def test_user_input_is_escaped(client: Any) -> None:
+    html = await (await client.get(LOGIN)).text()
+    step = await _submit(client, LOGIN, html, uid_field="<script>alert(1)</script>")
+    text = await step.text()
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
+
+
+async def test_open_redirect_through_next_is_refused(client: Any) -> None:
+    page = await client.get(LOGIN + "?next=https://evil.example.com/")
+    html = await page.text()
+    html = await (await _submit(client, page.url.path_qs, html, uid_field="akadmin")).text()
+    done = await _submit(client, page.url.path_qs, html, password=BOOTSTRAP_PASSWORD)
+    assert done.headers["Location"] == "/if/user/"
+
+
+async def test_unknown_flow_page_is_404(client: Any) -> None:
+    assert (await client.get("/if/flow/nope/")).status == 404
+
+
+async def test_logout_page_ends_the_session(client: Any) -> None:
+    html = await (await client.get(LOGIN)).text()
+    html = await (await _submit(client, LOGIN, html, uid_field="akadmin")).text()
+    await _submit(client, LOGIN, html, password=BOOTSTRAP_PASSWORD)
+    assert (await client.get("/api/v3/core/users/me/")).status == 200
+    out = await client.get("/if/flow/default-invalidation-flow/", allow_redirects=False)
+    assert out.status == 302
+    assert (await client.get("/api/v3/core/users/me/")).status == 401
