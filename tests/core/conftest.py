@@ -1,4 +1,4 @@
-"""API fixtures: a bootstrapped core behind aiohttp's test client, and factories of objects."""
+"""Fixtures for core tests: a bootstrapped core behind aiohttp's test client, and factories."""
 
 from __future__ import annotations
 
