@@ -34,6 +34,9 @@ WHEEL_MUST_CONTAIN = (
     "tessera/core/store/migrations/env.py",
     "tessera/core/store/migrations/script.py.mako",
     "tessera/core/store/migrations/versions/0001_initial_schema.py",
+    "tessera/core/store/migrations/versions/0002_flows_stages_policies.py",
+    "tessera/core/web/templates/flow.html",
+    "tessera/core/web/static/tessera.css",
 )
 
 
