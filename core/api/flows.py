@@ -47,7 +47,7 @@ async def browser(request: web.Request) -> executor.Browser:
         user=user,
         client_ip=net.client_ip(request) or "",
         user_agent=request.headers.get("User-Agent", "")[:512],
-        secure=request.secure,
+        secure=net.is_secure(request),
     )
 
 
@@ -78,7 +78,7 @@ def apply_cookies(
         response.del_cookie(auth.CSRF_COOKIE, path="/")
     elif request.cookies.get(sessions.COOKIE) != who.key:
         response.set_cookie(
-            sessions.COOKIE, who.key, httponly=True, samesite="Lax", secure=request.secure, path="/"
+            sessions.COOKIE, who.key, httponly=True, samesite="Lax", secure=who.secure, path="/"
         )
 
 

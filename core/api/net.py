@@ -37,6 +37,20 @@ def client_ip(request: web.Request) -> str | None:
     return str(address)
 
 
+def is_secure(request: web.Request) -> bool:
+    """HTTPS, directly or as reported by a trusted proxy (`X-Forwarded-Proto: https`)."""
+    if request.secure:
+        return True
+    remote = request.remote
+    if remote is None or request.headers.get("X-Forwarded-Proto", "").lower() != "https":
+        return False
+    trusted = _networks(tuple(request.app[state.SETTINGS].listen.trusted_proxy_cidrs))
+    try:
+        return _trusted(ipaddress.ip_address(remote), trusted)
+    except ValueError:
+        return False
+
+
 def _trusted(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address,
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],

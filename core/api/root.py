@@ -36,7 +36,7 @@ async def config(request: web.Request) -> web.Response:
 def set_session_cookies(
     request: web.Request, response: web.StreamResponse, key: str, ttl: dt.timedelta
 ) -> None:
-    secure = request.secure
+    secure = net.is_secure(request)
     max_age = int(ttl.total_seconds())
     response.set_cookie(
         sessions.COOKIE,

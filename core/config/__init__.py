@@ -100,6 +100,14 @@ class Sessions(BaseModel):
     duration_hours: int = Field(default=24, ge=1)
 
 
+class LoginThrottle(BaseModel):
+    """Failed password attempts allowed per window, per username and per client address."""
+
+    per_username: int = Field(default=10, ge=1)
+    per_ip: int = Field(default=50, ge=1)
+    window_seconds: int = Field(default=300, ge=1)
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -119,6 +127,7 @@ class Settings(BaseSettings):
     worker: Worker = Worker()
     events: Events = Events()
     sessions: Sessions = Sessions()
+    login_throttle: LoginThrottle = LoginThrottle()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: EmailStr = "root@example.com"

@@ -1,5 +1,8 @@
 """Password stage (`ak-stage-password`): check the pending user's password.
 
+Failed attempts are counted in the cache per username and per client address; past the limits
+of `login_throttle` the stage refuses without checking the password, for the rest of the window.
+
 # SECURITY: an unknown user (pretend_user_exists) costs one argon2 hash like a real one and gets
 # the same error; after `failed_attempts_before_cancel` failures the flow is cancelled; failures
 # write a `login_failed` event without the password.
@@ -41,6 +44,8 @@ class Password(base.Stage):
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config) and isinstance(response, Response)
+        if await _throttled(run):
+            return await _refuse(run)
         user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)
@@ -54,6 +59,9 @@ class Password(base.Stage):
 
     async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:
         assert isinstance(self.config, Config)
+        window = run.services.settings.login_throttle.window_seconds
+        for counter in _counters(run):
+            await run.services.cache.incr(counter, window)
         key = run.stage_pk
         run.state.failures[key] = run.state.failures.get(key, 0) + 1
         identifier = run.state.context.get("pending_user_identifier", "")
@@ -69,6 +77,39 @@ class Password(base.Stage):
         if run.state.failures[key] >= self.config.failed_attempts_before_cancel:
             return base.Outcome.deny("Too many failed attempts; start again.")
         return base.Outcome.retry("password", INVALID, "invalid")
+
+
+def _counters(run: base.Run) -> list[str]:
+    identifier = str(run.state.context.get("pending_user_identifier", "")).casefold()
+    return [
+        f"throttle:login:user:{crypto.secrets.sha256_hex(identifier)}",
+        f"throttle:login:ip:{run.client_ip}",
+    ]
+
+
+async def _throttled(run: base.Run) -> bool:
+    """True when the username or the client address has failed too often in the window."""
+    limits = run.services.settings.login_throttle
+    user_key, ip_key = _counters(run)
+    user_count = await run.services.cache.get(user_key) or 0
+    ip_count = await run.services.cache.get(ip_key) or 0
+    return bool(user_count >= limits.per_username or ip_count >= limits.per_ip)
+
+
+async def _refuse(run: base.Run) -> base.Outcome:
+    async with run.services.store.transaction() as tx:
+        await events.record(
+            tx,
+            "suspicious_request",
+            user=None,
+            client_ip=run.client_ip,
+            context={
+                "reason": "too many failed logins",
+                "username": run.state.context.get("pending_user_identifier", ""),
+            },
+            retention=run.retention,
+        )
+    return base.Outcome.deny("Too many failed login attempts; try again later.")
 
 
 async def _verify(stored: str, password: str) -> bool:

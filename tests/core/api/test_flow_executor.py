@@ -6,7 +6,7 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from helpers import BOOTSTRAP_PASSWORD
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN
 
 from tessera.core.identity import util
 from tessera.core.store import crud
@@ -210,3 +210,27 @@ async def test_skipping_the_password_stage_does_not_log_in_by_name(
     # whom no stage authenticated.
     assert body["component"] == "ak-stage-access-denied"
     assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def test_password_guessing_is_throttled_per_username_across_flows(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
+) -> None:
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    for _ in range(3):
+        client.session.cookie_jar.clear()
+        body = await _login(client, "akadmin", "guess")
+        assert body["component"] == "ak-stage-password"
+    client.session.cookie_jar.clear()
+    body = await _login(client, "akadmin", BOOTSTRAP_PASSWORD)  # even the right password now
+    assert body["component"] == "ak-stage-access-denied"
+    assert "Too many" in body["error_message"]
+    response = await client.get(
+        "/api/v3/events/events/?action=suspicious_request",
+        headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
+    )
+    assert (await response.json())["pagination"]["count"] == 1

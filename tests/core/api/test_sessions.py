@@ -77,3 +77,13 @@ async def test_recovery_link_used_concurrently_logs_in_only_once(
     link = await _recovery_link(bootstrapped, "akadmin")
     responses = await asyncio.gather(*(client.get(link, allow_redirects=False) for _ in range(8)))
     assert sorted(r.status for r in responses) == [302] + [404] * 7
+
+
+async def test_cookies_are_secure_behind_a_trusted_https_proxy(
+    client: Any, bootstrapped: Any
+) -> None:
+    link = await _recovery_link(bootstrapped, "akadmin")
+    response = await client.get(link, allow_redirects=False, headers={"X-Forwarded-Proto": "https"})
+    assert all("Secure" in c for c in response.headers.getall("Set-Cookie"))
+    plain = await client.get("/api/v3/flows/executor/default-authentication-flow/")
+    assert "Secure" not in plain.headers["Set-Cookie"]
