@@ -86,7 +86,7 @@ def _query(request: web.Request) -> dict[str, str]:
     raw = request.query.get("query", "")
     if len(raw) > 4000:
         raise errors.ValidationFailed.one("query", "Query string is too long.")
-    return {k: v for k, v in urllib.parse.parse_qsl(raw)[:50]}
+    return dict(urllib.parse.parse_qsl(raw)[:50])
 
 
 async def get(request: web.Request) -> web.Response:

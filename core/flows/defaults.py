@@ -21,7 +21,11 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
         "authentication",
         "none",
         [
-            ("default-authentication-identification", "identification", {}),
+            (
+                "default-authentication-identification",
+                "identification",
+                {"recovery_flow": "default-recovery-flow"},
+            ),
             ("default-authentication-password", "password", {}),
             ("default-authentication-login", "user_login", {}),
         ],
@@ -56,6 +60,33 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             ),
             ("initial-setup-write", "user_write", {"user_creation_mode": "never_create"}),
             ("initial-setup-login", "user_login", {}),
+        ],
+    ),
+    "default-recovery-flow": (
+        "Default recovery flow",
+        "Reset your password",
+        "recovery",
+        "require_unauthenticated",
+        [
+            ("default-recovery-identification", "identification", {}),
+            ("default-recovery-email", "email", {"subject": "Password reset"}),
+            (
+                "default-recovery-field-password",
+                "prompt",
+                {
+                    "fields": [
+                        {"field_key": "password", "label": "New password", "type": "password"},
+                        {
+                            "field_key": "password_repeat",
+                            "label": "New password (repeat)",
+                            "type": "password",
+                            "order": 1,
+                        },
+                    ]
+                },
+            ),
+            ("default-recovery-user-write", "user_write", {"user_creation_mode": "never_create"}),
+            ("default-recovery-user-login", "user_login", {}),
         ],
     ),
     "default-invalidation-flow": (

@@ -19,6 +19,7 @@ from tessera.core import crypto, errors, events, store
 from tessera.core.flows import planner, redirects
 from tessera.core.identity import sessions
 from tessera.core.stages import base
+from tessera.core.stages import email as email_stage
 from tessera.core.store import crud
 
 STATE_TTL = 30 * 60
@@ -56,7 +57,12 @@ class Executor:
         """The current challenge; plans the flow when none is in progress."""
         flow = await self._flow(slug)
         state = await self._load(browser, slug)
-        if state is None or query.get("restart") == "1":
+        if "flow_token" in query:
+            resumed = await email_stage.redeem(self.services, query["flow_token"])
+            if resumed is None or resumed.get("slug") != slug:
+                return Reply(self._denied(flow, "This link is invalid or has expired."))
+            state = base.FlowState.load(resumed)
+        elif state is None or query.get("restart") == "1":
             planned = await planner.plan(self.services, flow, browser.user, browser.client_ip)
             if isinstance(planned, base.Outcome):
                 return Reply(self._denied(flow, planned.message))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tessera.core.stages import (
     base,
+    email,
     identification,
     initial_setup,
     password,
@@ -23,6 +24,7 @@ KINDS: dict[str, type[base.Stage]] = {
         identification.Identification,
         password.Password,
         prompt.Prompt,
+        email.EmailStage,
         user_write.UserWrite,
         initial_setup.InitialSetup,
         user_login.UserLogin,

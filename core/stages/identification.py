@@ -29,8 +29,8 @@ class Config(base.StageConfig):
     show_matched_user: bool = True
     pretend_user_exists: bool = True
     enable_remember_me: bool = False
-    enrollment_flow: str | None = None
-    recovery_flow: str | None = None
+    enrollment_flow: Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")] | None = None
+    recovery_flow: Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")] | None = None
 
 
 class Response(base.ChallengeResponse):
@@ -53,6 +53,16 @@ class Identification(base.Stage):
             "sources": [],
             "show_source_labels": False,
             "enable_remember_me": self.config.enable_remember_me,
+            **(
+                {"recovery_url": f"/if/flow/{self.config.recovery_flow}/"}
+                if self.config.recovery_flow
+                else {}
+            ),
+            **(
+                {"enroll_url": f"/if/flow/{self.config.enrollment_flow}/"}
+                if self.config.enrollment_flow
+                else {}
+            ),
         }
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:

@@ -59,7 +59,7 @@ def _page(
             "flow.html",
             title=body.get("flow_info", {}).get("title", "Tessera"),
             challenge=body,
-            action=request.path_qs,
+            action=request.path if "flow_token" in request.query else request.path_qs,
             restart_url=f"/if/flow/{slug}/?restart=1",
             csrf_token=_form_token(request, reply.new_session[0] if reply.new_session else who.key),
         )
@@ -70,7 +70,7 @@ def _page(
 async def flow_get(request: web.Request) -> web.StreamResponse:
     slug = request.match_info["slug"]
     who = await flows_api.browser(request)
-    query = {k: request.query[k] for k in ("next", "restart") if k in request.query}
+    query = {k: request.query[k] for k in ("next", "restart", "flow_token") if k in request.query}
     try:
         reply = await request.app[flows_api.EXECUTOR].get(slug, who, query)
     except errors.NotFound:

@@ -1,0 +1,89 @@
+"""Email stage (`ak-stage-email`): prove control of the pending user's address with a link.
+
+On first reach it mails a single-use link `/if/flow/<slug>/?flow_token=<key>` and shows "check
+your email". Opening the link (in any browser) resumes the flow after this stage, with
+`email_verified` and, for recovery, `auth_method = "email"` in the context.
+
+# SECURITY: the key is 256 random bits, kept in the cache only as its sha256 with the flow state,
+# popped atomically (single use) and gone after `token_expiry` minutes. An unknown account (when
+# identification pretends users exist) sees the same page and no mail is sent.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from tessera.core import crypto, events, mail
+from tessera.core.stages import base
+
+TOKEN_PREFIX = "flowtoken:"  # noqa: S105 - a cache key prefix
+
+
+class Config(base.StageConfig):
+    subject: Annotated[str, Field(max_length=200)] = "authentik"
+    token_expiry: Annotated[int, Field(ge=1, le=24 * 60)] = 30  # minutes
+    activate_user_on_success: bool = False
+
+
+class EmailStage(base.Stage):
+    kind = "email"
+    component = "ak-stage-email"
+    Config = Config
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        if run.state.context.get("email_sent_for") != run.stage_pk:
+            run.state.context["email_sent_for"] = run.stage_pk
+            await self._send(run)
+        return {}
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        # Posting the "check your email" page sends nothing further; only the link continues.
+        return base.Outcome.retry("non_field_errors", "Open the link we sent you by email.")
+
+    async def _send(self, run: base.Run) -> None:
+        assert isinstance(self.config, Config)
+        user = await run.pending_user()
+        if user is None or not user["email"]:
+            return  # the same page either way: no enumeration
+        key = secrets.token_urlsafe(32)
+        resumed = run.state.dump() | {"index": run.state.index + 1}
+        resumed["context"] = {**resumed["context"], "email_verified": True, "auth_method": "email"}
+        await run.services.cache.set(
+            TOKEN_PREFIX + crypto.secrets.sha256_hex(key), resumed, self.config.token_expiry * 60
+        )
+        # SECURITY: never the request's Host header, which an attacker could point elsewhere to
+        # receive the victim's link (reset poisoning).
+        settings_ = run.services.settings
+        base_url = settings_.web.public_url.rstrip("/") or f"http://{settings_.listen.http}"
+        link = f"{base_url}/if/flow/{run.state.slug}/?flow_token={key}"
+        text = f"Hello {user['name'] or user['username']},\n\nOpen this link to continue:\n{link}\n"
+        body = f"<p>Hello {html.escape(user['name'] or user['username'])},</p>"
+        minutes = self.config.token_expiry
+        body += f'<p><a href="{html.escape(link)}">Continue</a> (valid {minutes} min)</p>'
+        settings = run.services.settings.email
+        msg = mail.message(settings.from_, user["email"], self.config.subject, text, body)
+        try:
+            await mail.send(settings, msg)
+        except mail.MailError:
+            return  # logged; the page stays the same, so addresses cannot be probed
+        async with run.services.store.transaction() as tx:
+            await events.record(
+                tx,
+                "email_sent",
+                user=user,
+                client_ip=run.client_ip,
+                context={"subject": self.config.subject, "flow": run.state.slug},
+                retention=run.retention,
+            )
+
+
+async def redeem(services: base.Services, key: str) -> dict[str, Any] | None:
+    """The flow state a link resumes, once; None when unknown, used or expired."""
+    if not 20 <= len(key) <= 128:
+        return None
+    state = await services.cache.pop(TOKEN_PREFIX + crypto.secrets.sha256_hex(key))
+    return state if isinstance(state, dict) else None
