@@ -89,6 +89,43 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             ("default-recovery-user-login", "user_login", {}),
         ],
     ),
+    "default-enrollment-flow": (
+        "Default enrollment flow",
+        "Create your account",
+        "enrollment",
+        "require_unauthenticated",
+        [
+            (
+                "default-enrollment-prompt",
+                "prompt",
+                {
+                    "fields": [
+                        {"field_key": "username", "label": "Username", "type": "username"},
+                        {"field_key": "name", "label": "Name", "type": "text", "order": 1},
+                        {"field_key": "email", "label": "Email", "type": "email", "order": 2},
+                        {
+                            "field_key": "password",
+                            "label": "Password",
+                            "type": "password",
+                            "order": 3,
+                        },
+                        {
+                            "field_key": "password_repeat",
+                            "label": "Password (repeat)",
+                            "type": "password",
+                            "order": 4,
+                        },
+                    ]
+                },
+            ),
+            (
+                "default-enrollment-user-write",
+                "user_write",
+                {"user_creation_mode": "always_create"},
+            ),
+            ("default-enrollment-user-login", "user_login", {}),
+        ],
+    ),
     "default-invalidation-flow": (
         "Default Invalidation Flow",
         "Default Invalidation Flow",
@@ -149,5 +186,32 @@ async def ensure(tx: store.Tx) -> list[str]:
                     "order": order * 10,
                 },
             )
+        if slug in DISABLED:
+            await _disable(tx, flow["pk"], slug)
         created.append(slug)
     return created
+
+
+# Flows that exist but refuse everyone until an admin disables this binding (or deletes it).
+DISABLED = {"default-enrollment-flow"}
+
+
+async def _disable(tx: store.Tx, flow_pk: str, slug: str) -> None:
+    name = f"{slug}-disabled"
+    policy = await crud.insert(
+        tx,
+        "policies",
+        {
+            "pk": util.new_uuid(),
+            "name": name,
+            "kind": "dummy",
+            "managed": MANAGED + name,
+            "config": {"result": False},
+            "created": util.now(),
+        },
+    )
+    await crud.insert(
+        tx,
+        "policy_bindings",
+        {"pk": util.new_uuid(), "target": flow_pk, "policy": policy["pk"], "order": 0},
+    )

@@ -178,6 +178,8 @@ class Executor:
                 if action == "restart":
                     state.context, state.pending_user = {}, None
                 return await self._advance(flow, state, browser, None)
+            if step.stage.Response is None:
+                return await self._back(flow, state, browser, outcome, reply)
             await self._save(browser, state)
             body = await self._challenge(flow, state, step, run, outcome.errors)
             return Reply(body, reply.new_session, reply.ended_session)
@@ -187,6 +189,27 @@ class Executor:
         else:
             body = self._denied(flow, outcome.message)
         return Reply(body, reply.new_session, reply.ended_session)
+
+    async def _back(
+        self,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        browser: Browser,
+        outcome: base.Outcome,
+        reply: Reply,
+    ) -> Reply:
+        """A stage without a page refused its input (e.g. user_write: username taken): show the
+        errors on the nearest earlier stage that has a page (usually the prompt)."""
+        while state.index > 0:
+            state.index -= 1
+            step = await planner.current(self.services, state, browser.user, browser.client_ip)
+            if isinstance(step, planner.Step) and step.stage.Response is not None:
+                await self._save(browser, state)
+                run = self._run(state, browser, step)
+                body = await self._challenge(flow, state, step, run, outcome.errors)
+                return Reply(body, reply.new_session, reply.ended_session)
+        await self._drop(browser, state.slug)
+        return Reply(self._denied(flow, "Invalid input."), reply.new_session, reply.ended_session)
 
     async def _challenge(
         self,

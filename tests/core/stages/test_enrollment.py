@@ -1,0 +1,65 @@
+"""The default enrollment flow: off until an admin enables it, then prompt, write and log in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core.store import crud
+
+ENROLL = "/api/v3/flows/executor/default-enrollment-flow/"
+FORM = {
+    "username": "newbie",
+    "name": "New Bie",
+    "email": "newbie@example.com",
+    "password": "a-good-passphrase",
+    "password_repeat": "a-good-passphrase",
+}
+
+
+async def _enable(db: Any) -> None:
+    async with db.transaction() as tx:
+        policy = await crud.get(tx, "policies", name="default-enrollment-flow-disabled")
+        await crud.delete(tx, "policy_bindings", policy=policy["pk"])
+
+
+async def test_enrollment_is_off_by_default(client: Any) -> None:
+    body = await (await client.get(ENROLL)).json()
+    assert body["component"] == "ak-stage-access-denied"
+
+
+async def test_enrol_then_logged_in(client: Any, bootstrapped: Any, api: Any) -> None:
+    await _enable(bootstrapped)
+    body = await (await client.get(ENROLL)).json()
+    assert body["component"] == "ak-stage-prompt"
+    body = await (await client.post(ENROLL, json=FORM)).json()
+    assert body == {"component": "xak-flow-redirect", "to": "/if/user/"}
+    me = await (await client.get("/api/v3/core/users/me/")).json()
+    assert me["user"]["username"] == "newbie" and me["user"]["email"] == "newbie@example.com"
+    assert me["user"]["is_superuser"] is False
+    _, events = await api("GET", "events/events/?action=login")
+    assert events["pagination"]["count"] == 1
+
+
+async def test_taken_username_is_a_field_error(client: Any, bootstrapped: Any) -> None:
+    await _enable(bootstrapped)
+    await client.get(ENROLL)
+    body = await (await client.post(ENROLL, json={**FORM, "username": "AKADMIN"})).json()
+    assert body["component"] == "ak-stage-prompt" and "username" in body["response_errors"]
+    body = await (await client.post(ENROLL, json={**FORM, "username": "fresh-name"})).json()
+    assert body["component"] == "xak-flow-redirect"
+    me = await client.get("/api/v3/core/users/me/")
+    assert (await me.json())["user"]["username"] == "fresh-name"
+    client.session.cookie_jar.clear()
+    me = await client.get("/api/v3/core/users/me/")
+    assert me.status == 401
+
+
+async def test_extra_fields_cannot_set_attributes_the_form_does_not_ask(
+    client: Any, bootstrapped: Any, api: Any
+) -> None:
+    await _enable(bootstrapped)
+    await client.get(ENROLL)
+    await client.post(ENROLL, json={**FORM, "attributes.role": "admin", "is_superuser": True})
+    _, users = await api("GET", "core/users/?username=newbie")
+    assert users["results"][0]["attributes"] == {}
+    assert users["results"][0]["is_superuser"] is False
