@@ -11,7 +11,7 @@ CODE_DIRS := $(wildcard core operator outposts)
 LINT_PATHS := $(CODE_DIRS) $(wildcard tests bench) setup.py
 SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed' -o -name '*.html' -o -name '*.css')
 
-.PHONY: run test lint typecheck imports pytest install clean crds
+.PHONY: run test lint typecheck imports pytest install clean system-deps
 
 $(BIN)/.base-installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/tessera server
 
-test: install lint typecheck imports pytest
+test: install system-deps lint typecheck imports pytest
+
+# Debian packages the tests use as real components (Chromium); installed when missing.
+system-deps:
+	.ci/system-deps
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
