@@ -68,6 +68,8 @@ class Executor:
                 return Reply(self._denied(flow, planned.message))
             state = planned
             state.next = redirects.safe_next(query.get("next", ""), await self._launch_urls())
+            if "itoken" in query:  # an invitation link; the invitation stage checks it
+                state.context["invitation"] = query["itoken"][:64]
         return await self._advance(flow, state, browser, None)
 
     async def post(self, slug: str, browser: Browser, body: Any) -> Reply:
@@ -154,7 +156,7 @@ class Executor:
         if stage.Response is None:
             return await stage.on_valid(run, base.ChallengeResponse())
         if response is None:
-            return None
+            return await stage.before(run)
         try:
             parsed = stage.Response.model_validate(response)
         except pydantic.ValidationError as exc:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from tessera.core.stages import (
     base,
+    consent,
     email,
     identification,
     initial_setup,
+    invitation,
     password,
     prompt,
     simple,
@@ -25,6 +27,9 @@ KINDS: dict[str, type[base.Stage]] = {
         password.Password,
         prompt.Prompt,
         email.EmailStage,
+        consent.Consent,
+        invitation.Invitation,
+        simple.UserDelete,
         user_write.UserWrite,
         initial_setup.InitialSetup,
         user_login.UserLogin,

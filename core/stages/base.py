@@ -126,6 +126,10 @@ class Stage:
     def __init__(self, config: StageConfig) -> None:
         self.config = config
 
+    async def before(self, run: Run) -> Outcome | None:
+        """Decide without asking (e.g. consent already given); None shows the challenge."""
+        return None
+
     async def challenge(self, run: Run) -> dict[str, Any]:
         """The challenge's own fields (the executor adds component, flow_info, errors)."""
         return {}

@@ -1,4 +1,4 @@
-"""Small stage kinds: user_logout, deny, dummy and redirect."""
+"""Small stage kinds: user_logout, deny, dummy, redirect and user_delete."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from tessera.core import store
 from tessera.core.stages import base
 
 
@@ -67,3 +68,25 @@ class Redirect(base.Stage):
         if self.config.mode == "flow":
             return base.Outcome.redirect(f"/if/flow/{self.config.target_flow}/")
         return base.Outcome.redirect(self.config.target_static)
+
+
+class UserDelete(base.Stage):
+    """Deletes the authenticated pending (or logged-in) user and ends the session."""
+
+    kind = "user_delete"
+    component = "ak-stage-user-delete"
+    Response = None
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        user = await run.pending_user() or run.session_user
+        proven = run.state.context.get("auth_method") or (
+            run.session_user is not None
+            and user is not None
+            and run.session_user["pk"] == user["pk"]
+        )
+        if user is None or not proven:
+            return base.Outcome.deny("Failed to authenticate.")
+        async with run.services.store.transaction() as tx:
+            await store.crud.delete(tx, "users", pk=user["pk"])
+        run.logout = True
+        return base.Outcome.next()

@@ -318,3 +318,43 @@ devices = sa.Table(
     sa.Column("last_used", UTCDateTime(), nullable=True),
     _created(),
 )
+
+consents = sa.Table(
+    "user_consents",
+    metadata,
+    _uuid(),
+    sa.Column(
+        "user_pk",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "application",
+        sa.String(36),
+        sa.ForeignKey("applications.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("permissions", sa.Text(), nullable=False, server_default=""),
+    sa.Column("expires", UTCDateTime(), nullable=True),
+    _created(),
+    sa.UniqueConstraint("user_pk", "application"),
+)
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(50), nullable=False, unique=True),
+    sa.Column("expires", UTCDateTime(), nullable=True),
+    sa.Column("fixed_data", JSON, nullable=False),
+    sa.Column("single_use", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("flow", sa.String(36), sa.ForeignKey("flows.pk", ondelete="CASCADE"), nullable=True),
+    sa.Column(
+        "created_by",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.ForeignKey("users.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    _created(),
+)

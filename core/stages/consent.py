@@ -1,0 +1,90 @@
+"""Consent stage (`ak-stage-consent`): the user agrees to share their data with an application.
+
+Modes as authentik: `always_require` asks every time; `permanent` remembers the answer;
+`expiring` remembers it for `consent_expire_in` seconds. The application comes from the flow
+context (`application`, set by the provider that started the flow); without one there is
+nothing to consent to and the stage passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from tessera.core.identity import util
+from tessera.core.stages import base
+from tessera.core.store import crud
+
+TABLE = "user_consents"
+
+
+class Config(base.StageConfig):
+    mode: Literal["always_require", "permanent", "expiring"] = "always_require"
+    consent_expire_in: Annotated[int, Field(ge=60, le=10 * 366 * 86400)] = 28 * 86400
+
+
+class Response(base.ChallengeResponse):
+    token: Annotated[str, Field(max_length=100)] = ""
+
+
+class Consent(base.Stage):
+    kind = "consent"
+    component = "ak-stage-consent"
+    Config = Config
+    Response = Response
+
+    async def before(self, run: base.Run) -> base.Outcome | None:
+        assert isinstance(self.config, Config)
+        app_pk = run.state.context.get("application")
+        user = await run.pending_user()
+        if app_pk is None or user is None:
+            return base.Outcome.next()
+        if self.config.mode == "always_require":
+            return None
+        async with run.services.store.read() as tx:
+            given = await crud.find(tx, TABLE, user_pk=user["pk"], application=app_pk)
+        if given is not None and (given["expires"] is None or given["expires"] > util.now()):
+            return base.Outcome.next()
+        return None
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        app_pk = run.state.context.get("application")
+        async with run.services.store.read() as tx:
+            app = await crud.find(tx, "applications", pk=app_pk) if app_pk else None
+        name = app["name"] if app else "this application"
+        scopes = run.state.context.get("consent_permissions", [])
+        return {
+            "header_text": f"You're about to sign into {name}.",
+            "permissions": [{"name": s, "id": s} for s in scopes],
+            "additional_permissions": [],
+            "token": run.stage_pk,
+        }
+
+    async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
+        assert isinstance(self.config, Config)
+        app_pk = run.state.context.get("application")
+        user = await run.pending_user()
+        if app_pk is None or user is None:
+            return base.Outcome.next()
+        if self.config.mode != "always_require":
+            expires = None
+            if self.config.mode == "expiring":
+                expires = util.now() + dt.timedelta(seconds=self.config.consent_expire_in)
+            permissions = " ".join(run.state.context.get("consent_permissions", []))
+            async with run.services.store.transaction() as tx:
+                await crud.delete(tx, TABLE, user_pk=user["pk"], application=app_pk)
+                await crud.insert(
+                    tx,
+                    TABLE,
+                    {
+                        "pk": util.new_uuid(),
+                        "user_pk": user["pk"],
+                        "application": app_pk,
+                        "permissions": permissions,
+                        "expires": expires,
+                        "created": util.now(),
+                    },
+                )
+        return base.Outcome.next()

@@ -1,0 +1,45 @@
+"""Builds flows in the store for stage tests (the admin API for flows is tested elsewhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+
+async def make_flow(
+    db: Any, slug: str, stages: list[tuple[str, dict[str, Any]]], **flow: Any
+) -> str:
+    async with db.transaction() as tx:
+        row = await crud.insert(
+            tx,
+            "flows",
+            {
+                "pk": util.new_uuid(),
+                "name": slug,
+                "slug": slug,
+                "title": slug,
+                "designation": flow.pop("designation", "authentication"),
+                "created": util.now(),
+                **flow,
+            },
+        )
+        for order, (kind, config) in enumerate(stages):
+            stage = await crud.insert(
+                tx,
+                "stages",
+                {
+                    "pk": util.new_uuid(),
+                    "name": f"{slug}-{order}-{kind}",
+                    "kind": kind,
+                    "config": config,
+                    "created": util.now(),
+                },
+            )
+            await crud.insert(
+                tx,
+                "flow_stage_bindings",
+                {"pk": util.new_uuid(), "target": row["pk"], "stage": stage["pk"], "order": order},
+            )
+    return str(row["pk"])
