@@ -39,7 +39,7 @@ class UserWrite(base.Stage):
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config)
         data = dict(run.state.context.get("prompt_data", {}))
-        user = await run.pending_user()
+        user = await run.pending_user() or run.session_user  # settings flows write the user
         create = self.config.user_creation_mode == "always_create" or (
             user is None and self.config.user_creation_mode == "create_when_required"
         )

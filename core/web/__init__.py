@@ -19,6 +19,7 @@ from tessera.core import crypto, errors
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import executor
+from tessera.core.identity import sessions
 from tessera.core.policies import engine
 from tessera.core.store import crud
 
@@ -113,9 +114,48 @@ async def portal(request: web.Request) -> web.StreamResponse:
         )
         if verdict.passing and not verdict.error:
             visible.append(app)
+    async with request.app[state.STORE].read() as tx:
+        rows, _ = await crud.page(
+            tx,
+            sessions.TABLE,
+            crud.Query(
+                filters=[crud.Filter("user_pk", "eq", who.user["pk"])],
+                ordering=("-created",),
+                limit=50,
+            ),
+        )
     return _render(
-        request, "portal.html", title="My applications", user=who.user, applications=visible
+        request,
+        "portal.html",
+        title="My applications",
+        user=who.user,
+        applications=visible,
+        sessions=rows,
+        current=crypto.secrets.sha256_hex(who.key),
+        csrf_token=_form_token(request, who.key),
     )
+
+
+async def revoke_session(request: web.Request) -> web.StreamResponse:
+    """End one of the user's own sessions (or all of them but this one)."""
+    who = await flows_api.browser(request)
+    form = await request.post()
+    token = str(form.get("csrf_token", ""))
+    if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
+        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    target = str(form.get("session", ""))
+    current = crypto.secrets.sha256_hex(who.key)
+    async with request.app[state.STORE].transaction() as tx:
+        mine, _ = await crud.page(
+            tx,
+            sessions.TABLE,
+            crud.Query(filters=[crud.Filter("user_pk", "eq", who.user["pk"])], limit=1000),
+        )
+        for row in mine:
+            # SECURITY: only the caller's own sessions; "others" keeps the current one.
+            if (target == "others" and row["key_digest"] != current) or row["key_digest"] == target:
+                await crud.delete(tx, sessions.TABLE, key_digest=row["key_digest"])
+    raise web.HTTPFound("/if/user/")
 
 
 async def root(_request: web.Request) -> web.StreamResponse:
@@ -135,6 +175,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/if/flow/{slug}/", flow_get)
     app.router.add_post("/if/flow/{slug}/", flow_post)
     app.router.add_get("/if/user/", portal)
+    app.router.add_post("/if/user/sessions/revoke/", revoke_session)
     app.router.add_get("/", root)
     app.router.add_get("/flows/-/default/authentication/", default_authentication)
     app.router.add_get("/flows/-/cancel/", default_authentication)

@@ -96,3 +96,56 @@ async def test_logout_page_ends_the_session(client: Any) -> None:
     out = await client.get("/if/flow/default-invalidation-flow/", allow_redirects=False)
     assert out.status == 302
     assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def _login_pages(client: Any, username: str, password: str) -> None:
+    html = await (await client.get(LOGIN)).text()
+    html = await (await _submit(client, LOGIN, html, uid_field=username)).text()
+    done = await _submit(client, LOGIN, html, password=password)
+    assert done.status == 302
+
+
+async def test_portal_lists_and_ends_own_sessions(client: Any, api: Any, make_user: Any) -> None:
+    import aiohttp
+
+    user = await make_user("multi")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "pw-multi-123"})
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=jar) as other:
+        await _login_pages(other, "multi", "pw-multi-123")
+        await _login_pages(client, "multi", "pw-multi-123")
+        html = await (await client.get("/if/user/")).text()
+        assert html.count("End this session") == 1 and "(this session)" in html
+        assert (await other.get("/api/v3/core/users/me/")).status == 200
+        forged = await client.post(
+            "/if/user/sessions/revoke/", data={"session": "others", "csrf_token": "x"}
+        )
+        assert forged.status == 403
+        done = await client.post(
+            "/if/user/sessions/revoke/",
+            data={"session": "others", "csrf_token": _token(html)},
+            allow_redirects=False,
+        )
+        assert done.status == 302
+        assert (await other.get("/api/v3/core/users/me/")).status == 401
+        assert (await client.get("/api/v3/core/users/me/")).status == 200
+
+
+async def test_cannot_end_another_users_session(client: Any, api: Any, make_user: Any) -> None:
+    import aiohttp
+
+    user = await make_user("victim")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "pw-victim-123"})
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=jar) as victim:
+        await _login_pages(victim, "victim", "pw-victim-123")
+        victim_key = next(c.value for c in jar if c.key == "authentik_session")
+        await _login_pages(client, "akadmin", BOOTSTRAP_PASSWORD)
+        html = await (await client.get("/if/user/")).text()
+        from tessera.core import crypto
+
+        digest = crypto.secrets.sha256_hex(victim_key)
+        await client.post(
+            "/if/user/sessions/revoke/", data={"session": digest, "csrf_token": _token(html)}
+        )
+        assert (await victim.get("/api/v3/core/users/me/")).status == 200
