@@ -62,4 +62,6 @@ async def scheduler(db: store.Store, settings: config.Settings, role: str) -> No
             await tick(db, holder, interval)
         except store.StoreUnavailable as exc:
             log.warning("maintenance skipped: store unavailable", reason=str(exc))
+        except Exception:  # the loop is an edge: one failed run must not end all later runs
+            log.exception("maintenance failed", holder=holder)
         await asyncio.sleep(interval)

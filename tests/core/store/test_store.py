@@ -129,3 +129,25 @@ async def test_concurrent_migrations_on_a_fresh_postgresql_database(
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_scheduler_survives_a_failing_run(
+    db: store.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+
+    async def failing(_db: store.Store) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tasks, "run_maintenance", failing)
+    settings = db.settings.model_copy(
+        update={"worker": db.settings.worker.model_copy(update={"interval_seconds": 0.05})}
+    )
+    job = asyncio.create_task(tasks.scheduler(db, settings, "test"))
+    await asyncio.sleep(0.5)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert calls >= 2
