@@ -126,6 +126,58 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             ("default-enrollment-user-login", "user_login", {}),
         ],
     ),
+    "default-password-change": (
+        "Change password",
+        "Change password",
+        "stage_configuration",
+        "require_authenticated",
+        [
+            (
+                "default-password-change-prompt",
+                "prompt",
+                {
+                    "fields": [
+                        {"field_key": "password", "label": "New password", "type": "password"},
+                        {
+                            "field_key": "password_repeat",
+                            "label": "New password (repeat)",
+                            "type": "password",
+                            "order": 1,
+                        },
+                    ]
+                },
+            ),
+            ("default-password-change-write", "user_write", {"user_creation_mode": "never_create"}),
+        ],
+    ),
+    "default-user-settings-flow": (
+        "User settings",
+        "Update your info",
+        "stage_configuration",
+        "require_authenticated",
+        [
+            (
+                "default-user-settings-prompt",
+                "prompt",
+                {"fields": [{"field_key": "name", "label": "Name", "type": "text"}]},
+            ),
+            ("default-user-settings-write", "user_write", {"user_creation_mode": "never_create"}),
+        ],
+    ),
+    "default-provider-authorization-explicit-consent": (
+        "Authorize Application",
+        "Authorize application",
+        "authorization",
+        "require_authenticated",
+        [("default-provider-authorization-consent", "consent", {"mode": "permanent"})],
+    ),
+    "default-provider-authorization-implicit-consent": (
+        "Authorize Application",
+        "Authorize application",
+        "authorization",
+        "require_authenticated",
+        [],
+    ),
     "default-invalidation-flow": (
         "Default Invalidation Flow",
         "Default Invalidation Flow",

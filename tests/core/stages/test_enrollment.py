@@ -63,3 +63,35 @@ async def test_extra_fields_cannot_set_attributes_the_form_does_not_ask(
     _, users = await api("GET", "core/users/?username=newbie")
     assert users["results"][0]["attributes"] == {}
     assert users["results"][0]["is_superuser"] is False
+
+
+async def test_password_change_flow_for_the_logged_in_user(
+    client: Any, api: Any, make_user: Any
+) -> None:
+    user = await make_user("changer")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "old-pass-123"})
+    login = "/api/v3/flows/executor/default-authentication-flow/"
+    change = "/api/v3/flows/executor/default-password-change/"
+    assert (await (await client.get(change)).json())["component"] == "ak-stage-access-denied"
+    await client.get(login)
+    await client.post(login, json={"uid_field": "changer"})
+    await client.post(login, json={"password": "old-pass-123"})
+    csrf = {
+        "X-authentik-CSRF": next(
+            c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"
+        )
+    }
+    assert (await (await client.get(change, headers=csrf)).json())["component"] == "ak-stage-prompt"
+    body = await (
+        await client.post(
+            change,
+            headers=csrf,
+            json={"password": "new-pass-456", "password_repeat": "new-pass-456"},
+        )
+    ).json()
+    assert body["component"] == "xak-flow-redirect"
+    client.session.cookie_jar.clear()
+    await client.get(login)
+    await client.post(login, json={"uid_field": "changer"})
+    done = await (await client.post(login, json={"password": "new-pass-456"})).json()
+    assert done["component"] == "xak-flow-redirect"
