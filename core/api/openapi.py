@@ -159,6 +159,41 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
     return ops
 
 
+def _executor() -> dict[str, Any]:
+    """The flow executor: challenges in, challenges out (keyed by `component`)."""
+    challenge = {
+        "type": "object",
+        "required": ["component"],
+        "properties": {"component": {"type": "string"}},
+        "additionalProperties": True,
+    }
+    slug = _param("flow_slug", "str", where="path")
+    answer = {"200": {"description": "The next challenge", **_json(challenge)}}
+    missing = {"404": {"description": "No such flow", **_json(_ref(wire.common.ErrorDetail))}}
+    return {
+        "get": {
+            "operationId": "flows_executor_get",
+            "tags": ["flows"],
+            "security": [{}],
+            "parameters": [slug, _param("query", "str", "The original query string")],
+            "responses": {**answer, **missing},
+        },
+        "post": {
+            "operationId": "flows_executor_solve",
+            "tags": ["flows"],
+            "security": [{}],
+            "parameters": [slug, _param("query", "str", "The original query string")],
+            "requestBody": {"required": True, **_json(challenge)},
+            "responses": {
+                **answer,
+                **missing,
+                "400": {"description": "Malformed JSON", **_json(_ref(wire.common.ErrorDetail))},
+                "403": {"description": "CSRF", **_json(_ref(wire.common.ErrorDetail))},
+            },
+        },
+    }
+
+
 def _patched(schema: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(schema)
     out.pop("required", None)
@@ -187,6 +222,7 @@ def document(
             "responses": {"200": {"description": "Configuration", **_json(_ref(wire.root.Config))}},
         }
     }
+    paths["/flows/executor/{flow_slug}/"] = _executor()
     ordered = sorted(models, key=lambda m: m.__name__)
     modes = [
         (m, "validation" if issubclass(m, wire.common.Request) else "serialization")
