@@ -1,5 +1,7 @@
 """Policies: the engine that evaluates bindings, and the policy kinds it runs."""
 
-from tessera.core.policies import engine, kinds
+from tessera.core.policies import checks, engine, kinds
 
-__all__ = ["engine", "kinds"]
+kinds.KINDS.update({kind.kind: kind for kind in checks.KINDS})
+
+__all__ = ["checks", "engine", "kinds"]
