@@ -60,13 +60,8 @@ async def plan(
     if not verdict.passing:
         return base.Outcome.deny(" ".join(verdict.messages) or "Access denied.")
     async with services.store.read() as tx:
-        rows, _ = await crud.page(
-            tx,
-            "flow_stage_bindings",
-            crud.Query(
-                filters=[crud.Filter("target", "eq", flow["pk"])], ordering=("order",), limit=1000
-            ),
-        )
+        filters = [crud.Filter("target", "eq", flow["pk"])]
+        rows = await crud.rows(tx, "flow_stage_bindings", filters, ordering=("order",))
     kept = []
     for row in rows:
         if row["evaluate_on_plan"]:
@@ -87,21 +82,22 @@ async def current(
     services: base.Services, state: base.FlowState, user: dict[str, Any] | None, client_ip: str
 ) -> Step | base.Outcome | None:
     """The step at the state's index; None when its policies say skip; Outcome on error."""
-    async with services.store.read() as tx:
+    async with services.store.read() as tx:  # one read per step
         binding = await crud.find(tx, "flow_stage_bindings", pk=state.bindings[state.index])
         stage_row = await crud.find(tx, "stages", pk=binding["stage"]) if binding else None
-        pending = (
-            await crud.find(tx, "users", pk=state.pending_user) if state.pending_user else None
+        if binding is None or stage_row is None:
+            return None  # removed while the flow was running
+        subject = user
+        if state.pending_user:
+            subject = await crud.find(tx, "users", pk=state.pending_user) or user
+        loaded = (
+            await engine.load(tx, binding["pk"], subject)
+            if binding["re_evaluate_policies"]
+            else None
         )
-    if binding is None or stage_row is None:
-        return None  # removed while the flow was running
-    if binding["re_evaluate_policies"]:
-        request = engine.Request(
-            user=pending or user, context=dict(state.context), client_ip=client_ip
-        )
-        result = await engine.evaluate(
-            services.store, binding["pk"], binding["policy_engine_mode"], request
-        )
+    if loaded is not None:
+        request = engine.Request(user=subject, context=dict(state.context), client_ip=client_ip)
+        result = await engine.decide(loaded, binding["policy_engine_mode"], request)
         if result.error:
             return base.Outcome.deny(POLICY_ERROR)
         if not result.passing:

@@ -36,42 +36,46 @@ class Result:
 
 
 async def bindings_of(tx: store.Tx, target: str) -> list[dict[str, Any]]:
-    rows, _ = await crud.page(
-        tx,
-        "policy_bindings",
-        crud.Query(
-            filters=[crud.Filter("target", "eq", target), crud.Filter("enabled", "eq", True)],
-            ordering=("order",),
-            limit=1000,
-        ),
-    )
-    return rows
+    filters = [crud.Filter("target", "eq", target), crud.Filter("enabled", "eq", True)]
+    return await crud.rows(tx, "policy_bindings", filters, ordering=("order",))
+
+
+@dataclass
+class Loaded:
+    """What evaluating a target needs from the store, read in one go."""
+
+    rows: list[dict[str, Any]]
+    policies: dict[str, dict[str, Any]]
+    ancestors: set[str]
+
+
+async def load(tx: store.Tx, target: str, user: dict[str, Any] | None) -> Loaded:
+    rows = await bindings_of(tx, target)
+    if not rows:
+        return Loaded([], {}, set())
+    tree = await groups.Tree.load(tx)
+    member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]] if user else []
+    wanted = [r["policy"] for r in rows if r["policy"]]
+    policies = {p["pk"]: p for p in await crud.find_many(tx, "policies", "pk", wanted)}
+    return Loaded(rows, policies, {a for g in member_of for a in tree.ancestors(g)})
+
+
+async def decide(loaded: Loaded, mode: Literal["all", "any"], request: Request) -> Result:
+    """Run the loaded bindings (outside any transaction: policies may take time)."""
+    if not loaded.rows:
+        return Result(True)
+    results = [await _one(row, loaded.policies, loaded.ancestors, request) for row in loaded.rows]
+    passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
+    messages = [m for r in results for m in r.messages]
+    return Result(passing, messages, error=any(r.error for r in results))
 
 
 async def evaluate(
     db: store.Store, target: str, mode: Literal["all", "any"], request: Request
 ) -> Result:
     async with db.read() as tx:
-        rows = await bindings_of(tx, target)
-        if not rows:
-            return Result(True)
-        tree = await groups.Tree.load(tx)
-        member_of = (
-            (await crud.groups_of_users(tx, [request.user["pk"]]))[request.user["pk"]]
-            if request.user
-            else []
-        )
-        policies = {
-            p["pk"]: p
-            for p in await crud.find_many(
-                tx, "policies", "pk", [r["policy"] for r in rows if r["policy"]]
-            )
-        }
-    ancestors = {a for g in member_of for a in tree.ancestors(g)}
-    results = [await _one(row, policies, ancestors, request) for row in rows]
-    passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
-    messages = [m for r in results for m in r.messages]
-    return Result(passing, messages, error=any(r.error for r in results))
+        loaded = await load(tx, target, request.user)
+    return await decide(loaded, mode, request)
 
 
 async def _one(

@@ -144,6 +144,20 @@ async def page(tx: Tx, table_name: str, q: Query) -> tuple[list[dict[str, Any]],
     return [dict(r) for r in rows], int(count or 0)
 
 
+async def rows(
+    tx: Tx,
+    table_name: str,
+    filters: Sequence[Filter],
+    ordering: Sequence[str] = (),
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Matching rows without counting them (the listing's `page` also counts)."""
+    t = table(table_name)
+    order = [_col(t, o[1:]).desc() if o.startswith("-") else _col(t, o).asc() for o in ordering]
+    stmt = sa.select(t).where(*(_apply(t, f) for f in filters)).order_by(*order).limit(limit)
+    return [dict(r) for r in (await tx.conn.execute(stmt)).mappings().all()]
+
+
 async def all_rows(tx: Tx, table_name: str) -> list[dict[str, Any]]:
     t = table(table_name)
     return [dict(r) for r in (await tx.conn.execute(sa.select(t))).mappings().all()]
