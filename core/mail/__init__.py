@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.message
 
-import aiosmtplib
 import structlog
 
 from tessera.core import config, errors
@@ -32,6 +31,8 @@ def message(sender: str, to: str, subject: str, text: str, html: str) -> email.m
 
 
 async def send(settings: config.Email, msg: email.message.EmailMessage) -> None:
+    import aiosmtplib  # noqa: PLC0415 - loaded when the first mail goes out, not at start
+
     try:
         await aiosmtplib.send(
             msg,

@@ -14,7 +14,6 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Annotated, Any
 
-import zxcvbn
 from pydantic import Field
 
 from tessera.core.policies import kinds
@@ -58,6 +57,8 @@ class Password(kinds.Kind):
         if c.check_zxcvbn and password:
             user = request.user or {}
             hints = [str(user.get(k, "")) for k in ("username", "name", "email") if user.get(k)]
+            import zxcvbn  # noqa: PLC0415 - 14 MiB of word lists, loaded on first use only
+
             score = zxcvbn.zxcvbn(password[:200], user_inputs=hints)["score"]
             if score < c.zxcvbn_score_threshold:
                 problems.append("Password is too weak: it is too easy to guess.")

@@ -12,7 +12,6 @@ import pathlib
 import urllib.parse
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from tessera.core import crypto, errors
@@ -24,7 +23,27 @@ from tessera.core.policies import engine
 from tessera.core.store import crud
 
 _HERE = pathlib.Path(__file__).parent
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
+
+
+class Templates:
+    """The Jinja2 environment, built on the first page (Jinja2 is not needed to start)."""
+
+    def __init__(self) -> None:
+        self._env: Any = None
+
+    def get(self, name: str) -> Any:
+        if self._env is None:
+            import jinja2
+
+            self._env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(_HERE / "templates"),
+                autoescape=jinja2.select_autoescape(default=True),
+                undefined=jinja2.ChainableUndefined,
+            )
+        return self._env.get_template(name)
+
+
+TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -40,7 +59,7 @@ def _form_token(request: web.Request, session_key: str) -> str:
 
 
 def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
-    template = request.app[TEMPLATES].get_template(name)
+    template = request.app[TEMPLATES].get(name)
     return web.Response(
         text=template.render(**values), status=status, content_type="text/html", headers=_HEADERS
     )
@@ -167,11 +186,7 @@ async def default_authentication(_request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app[TEMPLATES] = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_HERE / "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        undefined=jinja2.ChainableUndefined,
-    )
+    app[TEMPLATES] = Templates()
     app.router.add_get("/if/flow/{slug}/", flow_get)
     app.router.add_post("/if/flow/{slug}/", flow_post)
     app.router.add_get("/if/user/", portal)

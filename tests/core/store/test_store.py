@@ -151,3 +151,7 @@ async def test_scheduler_survives_a_failing_run(
     with pytest.raises(asyncio.CancelledError):
         await job
     assert calls >= 2
+
+
+def test_head_constant_matches_the_migration_scripts() -> None:
+    assert migrate.head() == migrate.HEAD
