@@ -1,6 +1,17 @@
 """The admin API's model resources, one module per object kind."""
 
-from tessera.core.api.resources import applications, events, groups, keypairs, tokens, users
+from tessera.core.api.resources import (
+    applications,
+    events,
+    flows,
+    groups,
+    keypairs,
+    policies,
+    policy_bindings,
+    stages,
+    tokens,
+    users,
+)
 
 ALL = (
     users.Users(),
@@ -9,6 +20,11 @@ ALL = (
     tokens.Tokens(),
     keypairs.CertificateKeyPairs(),
     events.Events(),
+    flows.FlowInstances(),
+    flows.FlowStageBindings(),
+    *stages.all_resources(),
+    *policies.all_resources(),
+    policy_bindings.PolicyBindings(),
 )
 
 __all__ = ["ALL"]

@@ -1,0 +1,89 @@
+"""`/api/v3/stages/<kind>/` for every registered stage kind, and `/api/v3/stages/all/`.
+
+The per-kind resources are generated from `tessera.core.stages.KINDS`: a new kind gets its
+endpoints, its request model (`name` plus the kind's `Config`) and its OpenAPI schemas for free.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from tessera.core import stages, wire
+from tessera.core.api import resource
+from tessera.core.flows import stage_admin
+from tessera.core.stages import base
+from tessera.core.store import crud
+
+F = resource.FilterField
+
+
+class AllStages(resource.Resource):
+    """Every stage, whatever its kind (read-only)."""
+
+    path = "stages/all"
+    table = "stages"
+    tag = "stages"
+    app_label = "authentik_flows"
+    model_name = "stage"
+    read_model = wire.flows.Stage
+    filters = (F("name", "name"), F("kind", "kind"))
+    search_columns = ("name",)
+    ordering_columns = ("name", "kind")
+    default_ordering = ("name",)
+
+    async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
+        return stage_admin.serialize(rows)
+
+
+class KindStages(resource.Resource):
+    """The stages of one kind; `kind` and the models are set by `for_kind`."""
+
+    table = "stages"
+    tag = "stages"
+    kind: ClassVar[str]
+    filters = (F("name", "name"),)
+    search_columns = ("name",)
+    ordering_columns = ("name",)
+    default_ordering = ("name",)
+
+    def query(self, ctx: resource.Ctx) -> crud.Query:
+        return crud.Query(filters=[crud.Filter("kind", "eq", self.kind)])
+
+    def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
+        return bool(row["kind"] == self.kind)
+
+    async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
+        assert issubclass(self.read_model, wire.flows.Stage)
+        return stage_admin.serialize(rows, self.read_model)
+
+    async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
+        return await stage_admin.create(ctx.tx, self.kind, body)
+
+    async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
+        return await stage_admin.update(ctx.tx, row, body)
+
+    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
+        assert self.request_model is not None
+        return stage_admin.writable(row, self.request_model)
+
+    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
+        await stage_admin.delete(ctx.tx, row)
+
+
+def for_kind(stage: type[base.Stage]) -> KindStages:
+    request, response = wire.flows.stage_models(stage.kind, stage.Config)
+    app_label, model_name = wire.flows.stage_names(stage.kind)["meta_model_name"].split(".")
+
+    class Resource(KindStages):
+        path = f"stages/{stage.kind}"
+        kind = stage.kind
+        read_model = response
+        request_model = request
+
+    Resource.app_label, Resource.model_name = app_label, model_name
+    Resource.__name__ = Resource.__qualname__ = f"{request.__name__.removesuffix('Request')}s"
+    return Resource()
+
+
+def all_resources() -> list[resource.Resource]:
+    return [AllStages(), *(for_kind(kind) for kind in stages.KINDS.values())]

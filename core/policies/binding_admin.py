@@ -1,0 +1,115 @@
+"""Policy bindings as the admin API sees them: existing targets and subjects, one subject each.
+
+Called by the API's `/policies/bindings/` resource, and by the flow and stage rules when they
+delete a binding target (a target is not a foreign key: it may be a flow, a flow-stage binding or
+an application, so its bindings are removed here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tessera.core import crypto, errors, store, wire
+from tessera.core.identity import groups, users, util
+from tessera.core.policies import admin
+from tessera.core.store import crud
+
+TABLE = "policy_bindings"
+TARGETS = ("flows", "flow_stage_bindings", "applications")
+UNIQUE = "The fields policy, target, order must make a unique set."
+
+
+def _missing(field: str, value: object) -> errors.ValidationFailed:
+    return errors.ValidationFailed.one(field, f'Invalid pk "{value}" - object does not exist.')
+
+
+async def _target(tx: store.Tx, target: str) -> str:
+    pk = util.normalise_uuid(target)
+    for table in TARGETS:
+        if await crud.exists(tx, table, pk=pk):
+            return pk
+    raise _missing("target", target)
+
+
+async def _subject(tx: store.Tx, body: wire.policies.PolicyBindingRequest) -> dict[str, Any]:
+    """`policy`, `group` and `user` as stored; the one that is set must exist."""
+    out: dict[str, Any] = {"policy": None, "group": None, "user": body.user}
+    for field, table in (("policy", "policies"), ("group", "groups")):
+        value = getattr(body, field)
+        if value is not None:
+            out[field] = util.normalise_uuid(value)
+            if not await crud.exists(tx, table, pk=out[field]):
+                raise _missing(field, value)
+    if body.user is not None and not await crud.exists(tx, "users", pk=body.user):
+        raise _missing("user", body.user)
+    return out
+
+
+async def _values(
+    tx: store.Tx, body: wire.policies.PolicyBindingRequest, pk: str | None
+) -> dict[str, Any]:
+    values = body.model_dump() | {"target": await _target(tx, body.target)}
+    values |= await _subject(tx, body)
+    if values["policy"] is not None:
+        await crud.lock(tx, TABLE)  # the check below must not race between replicas
+        same = await crud.find(
+            tx, TABLE, policy=values["policy"], target=values["target"], order=values["order"]
+        )
+        if same is not None and same["pk"] != pk:
+            raise errors.ValidationFailed.one("non_field_errors", UNIQUE)
+    return values
+
+
+async def create(tx: store.Tx, body: wire.policies.PolicyBindingRequest) -> dict[str, Any]:
+    values = await _values(tx, body, None)
+    return await crud.insert(tx, TABLE, {**values, "pk": util.new_uuid()})
+
+
+async def update(
+    tx: store.Tx, row: dict[str, Any], body: wire.policies.PolicyBindingRequest
+) -> dict[str, Any]:
+    return await crud.update(tx, TABLE, {"pk": row["pk"]}, await _values(tx, body, row["pk"]))
+
+
+def writable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in wire.policies.PolicyBindingRequest.model_fields}
+
+
+async def unbind(tx: store.Tx, targets: list[str]) -> None:
+    """Remove the bindings of `targets` (objects being deleted)."""
+    if targets:
+        await crud.delete_matching(tx, TABLE, [crud.Filter("target", "in", targets)])
+
+
+async def serialize(
+    tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
+) -> list[wire.policies.PolicyBinding]:
+    policy_rows = await crud.find_many(tx, "policies", "pk", {r["policy"] for r in rows} - {None})
+    policies = {p.pk: p for p in await admin.serialize(tx, policy_rows)}
+    group_rows = await crud.find_many(tx, "groups", "pk", {r["group"] for r in rows} - {None})
+    tree = groups.Tree({g["pk"]: g for g in group_rows})
+    user_rows = await crud.find_many(tx, "users", "pk", {r["user"] for r in rows} - {None})
+    people = {u["pk"]: _user(keyring, u) for u in user_rows}
+    return [
+        wire.policies.PolicyBinding.model_construct(
+            **writable(r),
+            pk=r["pk"],
+            policy_obj=policies.get(r["policy"]),
+            group_obj=tree.brief(r["group"]) if r["group"] in tree.rows else None,
+            user_obj=people.get(r["user"]),
+        )
+        for r in rows
+    ]
+
+
+def _user(keyring: crypto.Keyring, row: dict[str, Any]) -> wire.policies.PolicyBindingUser:
+    return wire.policies.PolicyBindingUser.model_construct(
+        pk=row["pk"],
+        username=row["username"],
+        name=row["name"],
+        is_active=row["is_active"],
+        last_login=row["last_login"],
+        email=row["email"],
+        attributes=row["attributes"],
+        uid=users.uid(keyring, row["pk"]),
+    )
