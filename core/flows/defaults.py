@@ -250,7 +250,7 @@ DISABLED = {"default-enrollment-flow"}
 
 async def _disable(tx: store.Tx, flow_pk: str, slug: str) -> None:
     name = f"{slug}-disabled"
-    policy = await crud.insert(
+    policy = await crud.find(tx, "policies", name=name) or await crud.insert(
         tx,
         "policies",
         {

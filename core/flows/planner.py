@@ -102,4 +102,9 @@ async def current(
             return base.Outcome.deny(POLICY_ERROR)
         if not result.passing:
             return None
-    return Step(binding, stage_row, stages.build(stage_row["kind"], stage_row["config"]))
+    try:
+        stage = stages.build(stage_row["kind"], stage_row["config"])
+    except stages.StageError:
+        # SECURITY: a broken stage ends the flow; it is never skipped.
+        return base.Outcome.deny("This flow is misconfigured; access denied.")
+    return Step(binding, stage_row, stage)

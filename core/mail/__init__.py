@@ -31,7 +31,7 @@ def message(sender: str, to: str, subject: str, text: str, html: str) -> email.m
 
 
 async def send(settings: config.Email, msg: email.message.EmailMessage) -> None:
-    import aiosmtplib  # noqa: PLC0415 - loaded when the first mail goes out, not at start
+    import aiosmtplib
 
     try:
         await aiosmtplib.send(

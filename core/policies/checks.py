@@ -57,7 +57,7 @@ class Password(kinds.Kind):
         if c.check_zxcvbn and password:
             user = request.user or {}
             hints = [str(user.get(k, "")) for k in ("username", "name", "email") if user.get(k)]
-            import zxcvbn  # noqa: PLC0415 - 14 MiB of word lists, loaded on first use only
+            import zxcvbn
 
             score = zxcvbn.zxcvbn(password[:200], user_inputs=hints)["score"]
             if score < c.zxcvbn_score_threshold:

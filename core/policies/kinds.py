@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
+import pydantic
 from pydantic import Field
 
 from tessera.core import errors, wire
@@ -72,4 +73,7 @@ def build(kind: str, config: dict[str, Any]) -> Kind:
     if kind not in KINDS:
         raise PolicyError(f"unknown policy kind {kind!r}")
     cls = KINDS[kind]
-    return cls(cls.Config.model_validate(config))
+    try:
+        return cls(cls.Config.model_validate(config))
+    except pydantic.ValidationError as exc:
+        raise PolicyError(f"policy settings are invalid: {exc.errors()[0]['msg']}") from None

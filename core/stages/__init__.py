@@ -6,6 +6,9 @@ The flow executor looks stages up here; the admin API validates each kind's sett
 
 from __future__ import annotations
 
+import pydantic
+
+from tessera.core import errors
 from tessera.core.stages import (
     base,
     consent,
@@ -43,8 +46,17 @@ KINDS: dict[str, type[base.Stage]] = {
 
 def build(kind: str, config: dict[str, object]) -> base.Stage:
     """An instance of the stage kind `kind` with its stored settings."""
-    stage_class = KINDS[kind]
-    return stage_class(stage_class.Config.model_validate(config))
+    stage_class = KINDS.get(kind)
+    if stage_class is None:
+        raise StageError(f"unknown stage kind {kind!r}")
+    try:
+        return stage_class(stage_class.Config.model_validate(config))
+    except pydantic.ValidationError as exc:
+        raise StageError(f"stage settings are invalid: {exc.errors()[0]['msg']}") from None
 
 
-__all__ = ["KINDS", "base", "build"]
+class StageError(errors.TesseraError):
+    """A stored stage cannot be used (unknown kind or invalid settings)."""
+
+
+__all__ = ["KINDS", "StageError", "base", "build"]

@@ -7,6 +7,7 @@ from typing import Any
 from tessera.core import wire
 from tessera.core.api import resource
 from tessera.core.identity import applications
+from tessera.core.policies import binding_admin as policy_bindings
 
 F = resource.FilterField
 
@@ -45,3 +46,7 @@ class Applications(resource.Resource):
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return await applications.writable(ctx.tx, row)
+
+    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
+        await policy_bindings.unbind(ctx.tx, [row["pk"]])  # bindings name targets by uuid only
+        await super().delete(ctx, row)

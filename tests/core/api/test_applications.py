@@ -63,3 +63,17 @@ async def test_policy_engine_mode_enum(api: API) -> None:
         "POST", "core/applications/", json={"name": "A", "slug": "a", "policy_engine_mode": "some"}
     )
     assert status == 400 and "policy_engine_mode" in body
+
+
+async def test_deleting_an_application_removes_its_policy_bindings(
+    api: API, make_group: Any
+) -> None:
+    group = await make_group("app-users")
+    _, app = await api("POST", "core/applications/", json={"name": "B", "slug": "b"})
+    status, binding = await api(
+        "POST", "policies/bindings/", json={"target": app["pk"], "group": group["pk"], "order": 0}
+    )
+    assert status == 201, binding
+    await api("DELETE", "core/applications/b/")
+    _, left = await api("GET", f"policies/bindings/?target={app['pk']}")
+    assert left["pagination"]["count"] == 0

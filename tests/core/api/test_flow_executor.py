@@ -234,3 +234,31 @@ async def test_password_guessing_is_throttled_per_username_across_flows(
         headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
     )
     assert (await response.json())["pagination"]["count"] == 1
+
+
+async def test_a_broken_stored_stage_denies_instead_of_500(client: Any, bootstrapped: Any) -> None:
+    async with bootstrapped.transaction() as tx:
+        stage = await crud.get(tx, "stages", name="default-authentication-password")
+        await crud.update(
+            tx, "stages", {"pk": stage["pk"]}, {"config": {"failed_attempts_before_cancel": "lots"}}
+        )
+    await client.get(FLOW)
+    body = await _post(client, {"uid_field": "akadmin"})
+    assert body["component"] == "ak-stage-access-denied"
+
+
+async def test_a_broken_stored_policy_fails_closed(client: Any, bootstrapped: Any) -> None:
+    async with bootstrapped.read() as tx:
+        flow = await crud.get(tx, "flows", slug="default-authentication-flow")
+    await _bind_dummy(bootstrapped, flow["pk"], True, config={"wait_min": "forever"})
+    body = await (await client.get(FLOW)).json()
+    assert body["component"] == "ak-stage-access-denied"
+
+
+async def test_defaults_recreate_a_deleted_enrollment_flow(bootstrapped: Any) -> None:
+    from tessera.core import flows
+
+    async with bootstrapped.transaction() as tx:
+        await crud.delete(tx, "flows", slug="default-enrollment-flow")
+    async with bootstrapped.transaction() as tx:
+        assert await flows.defaults.ensure(tx) == ["default-enrollment-flow"]
