@@ -185,6 +185,10 @@ async def default_authentication(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/")
 
 
+async def cancel(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/?restart=1")
+
+
 def setup(app: web.Application) -> None:
     app[TEMPLATES] = Templates()
     app.router.add_get("/if/flow/{slug}/", flow_get)
@@ -193,7 +197,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/if/user/sessions/revoke/", revoke_session)
     app.router.add_get("/", root)
     app.router.add_get("/flows/-/default/authentication/", default_authentication)
-    app.router.add_get("/flows/-/cancel/", default_authentication)
+    app.router.add_get("/flows/-/cancel/", cancel)
     app.router.add_static("/static/", _HERE / "static", append_version=False)
 
 

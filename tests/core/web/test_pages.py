@@ -149,3 +149,11 @@ async def test_cannot_end_another_users_session(client: Any, api: Any, make_user
             "/if/user/sessions/revoke/", data={"session": digest, "csrf_token": _token(html)}
         )
         assert (await victim.get("/api/v3/core/users/me/")).status == 200
+
+
+async def test_cancel_starts_the_login_again(client: Any) -> None:
+    html = await (await client.get(LOGIN)).text()
+    step = await _submit(client, LOGIN, html, uid_field="akadmin")
+    assert 'name="password"' in await step.text()
+    again = await client.get("/flows/-/cancel/")
+    assert 'name="uid_field"' in await again.text()
