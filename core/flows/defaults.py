@@ -27,7 +27,32 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
                 {"recovery_flow": "default-recovery-flow"},
             ),
             ("default-authentication-password", "password", {}),
+            (
+                "default-authentication-mfa-validation",
+                "authenticator_validate",
+                {"device_classes": ["totp", "static"], "not_configured_action": "skip"},
+            ),
             ("default-authentication-login", "user_login", {}),
+        ],
+    ),
+    "default-authenticator-totp-setup": (
+        "default-authenticator-totp-setup",
+        "Set up Two-Factor authentication",
+        "stage_configuration",
+        "require_authenticated",
+        [("default-authenticator-totp-setup", "authenticator_totp", {"digits": 6})],
+    ),
+    "default-authenticator-static-setup": (
+        "default-authenticator-static-setup",
+        "Set up Static OTP Tokens",
+        "stage_configuration",
+        "require_authenticated",
+        [
+            (
+                "default-authenticator-static-setup",
+                "authenticator_static",
+                {"token_count": 6, "token_length": 12},
+            )
         ],
     ),
     "initial-setup": (

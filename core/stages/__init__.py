@@ -10,6 +10,9 @@ import pydantic
 
 from tessera.core import errors
 from tessera.core.stages import (
+    authenticator_static,
+    authenticator_totp,
+    authenticator_validate,
     base,
     consent,
     email,
@@ -28,6 +31,9 @@ KINDS: dict[str, type[base.Stage]] = {
     for kind in (
         identification.Identification,
         password.Password,
+        authenticator_totp.AuthenticatorTotp,
+        authenticator_static.AuthenticatorStatic,
+        authenticator_validate.AuthenticatorValidate,
         prompt.Prompt,
         email.EmailStage,
         consent.Consent,

@@ -1,0 +1,174 @@
+"""Authenticator devices: TOTP and static (recovery) codes, over the `authenticator_devices` table.
+
+The authenticator stages call this module: the setup stages (`stages.authenticator_totp`,
+`stages.authenticator_static`) create an unconfirmed device and confirm it; the validate stage
+(`stages.authenticator_validate`) lists confirmed devices and checks a code with `verify_totp` or
+`consume_static`. It calls `store.crud` and the keyring of `crypto`; pyotp computes the codes.
+
+# SECURITY: the TOTP seed and the static codes' digests are sealed under the row's context
+# (`authenticator_devices:<pk>`), never stored in clear. A TOTP code is accepted once: the
+# device's last used time step is kept in `data` and a step at or before it is refused, under a
+# lock on the device, so that two concurrent submissions of one code cannot both pass. A static
+# code is removed in the transaction that accepts it, under the same lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyotp
+
+from tessera.core import crypto, store
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+TABLE = "authenticator_devices"
+TOTP_STEP = 30  # seconds (RFC 6238 section 4, the default X)
+TOTP_DRIFT = 1  # steps accepted either side of the current one
+ISSUER = "authentik"
+
+
+def _context(pk: str) -> str:
+    return f"{TABLE}:{pk}"
+
+
+def _lock_name(pk: str) -> str:
+    return f"device:{pk}"
+
+
+async def _create(
+    tx: store.Tx,
+    keyring: crypto.Keyring,
+    user_pk: int,
+    kind: str,
+    secret: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """Insert an unconfirmed device; the user's other unconfirmed ones of this kind go."""
+    await crud.delete(tx, TABLE, user_pk=user_pk, kind=kind, confirmed=False)
+    pk = util.new_uuid()
+    return await crud.insert(
+        tx,
+        TABLE,
+        {
+            "pk": pk,
+            "user_pk": user_pk,
+            "kind": kind,
+            "name": f"{kind} device",
+            "confirmed": False,
+            "secret_sealed": keyring.seal(secret, _context(pk)),
+            "data": data,
+            "created": util.now(),
+        },
+    )
+
+
+async def create_totp(
+    tx: store.Tx, keyring: crypto.Keyring, user_pk: int, digits: int
+) -> dict[str, Any]:
+    return await _create(
+        tx, keyring, user_pk, "totp", pyotp.random_base32(), {"digits": digits, "last_step": -1}
+    )
+
+
+async def create_static(tx: store.Tx, keyring: crypto.Keyring, user_pk: int) -> dict[str, Any]:
+    return await _create(tx, keyring, user_pk, "static", "[]", {})
+
+
+def secret(keyring: crypto.Keyring, device: dict[str, Any]) -> str:
+    """The device's clear secret (a TOTP seed; for static devices, the JSON list of digests)."""
+    return keyring.unseal(device["secret_sealed"], _context(device["pk"]))
+
+
+def provisioning_uri(keyring: crypto.Keyring, device: dict[str, Any], username: str) -> str:
+    """The otpauth:// URI an authenticator app scans."""
+    totp = pyotp.TOTP(secret(keyring, device), digits=device["data"]["digits"], interval=TOTP_STEP)
+    return totp.provisioning_uri(name=username, issuer_name=ISSUER)
+
+
+async def set_static_codes(
+    tx: store.Tx, keyring: crypto.Keyring, device: dict[str, Any], codes: list[str]
+) -> None:
+    """Replace an unconfirmed static device's codes (their keyed digests, sealed)."""
+    digests = json.dumps([keyring.digest(code) for code in codes])
+    sealed = keyring.seal(digests, _context(device["pk"]))
+    await crud.update(
+        tx, TABLE, {"pk": device["pk"], "confirmed": False}, {"secret_sealed": sealed}
+    )
+
+
+async def pending(tx: store.Tx, pk: object, user_pk: int, kind: str) -> dict[str, Any] | None:
+    """The unconfirmed device `pk` of this user and kind, if it still exists."""
+    if not isinstance(pk, str):
+        return None
+    return await crud.find(tx, TABLE, pk=pk, user_pk=user_pk, kind=kind, confirmed=False)
+
+
+async def confirm(tx: store.Tx, pk: str, name: str = "") -> dict[str, Any]:
+    values: dict[str, Any] = {"confirmed": True}
+    if name:
+        values["name"] = name
+    return await crud.update(tx, TABLE, {"pk": pk}, values)
+
+
+async def confirmed(tx: store.Tx, user_pk: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
+    """The user's confirmed devices of these kinds, oldest first."""
+    rows = await crud.rows(
+        tx,
+        TABLE,
+        [crud.Filter("user_pk", "eq", user_pk), crud.Filter("confirmed", "eq", True)],
+        ordering=("created",),
+    )
+    return [row for row in rows if row["kind"] in kinds]
+
+
+async def delete(tx: store.Tx, pk: str, user_pk: int) -> bool:
+    return await crud.delete(tx, TABLE, pk=pk, user_pk=user_pk) > 0
+
+
+async def verify_totp(
+    tx: store.Tx, keyring: crypto.Keyring, pk: str, code: str, now: float | None = None
+) -> bool:
+    """Accept `code` for device `pk` once: a step within the drift and after the last used one."""
+    # SECURITY: the lock, then a fresh read, serialise concurrent submissions of one code.
+    await crud.lock(tx, _lock_name(pk))
+    device = await crud.find(tx, TABLE, pk=pk, kind="totp")
+    if device is None:
+        return False
+    data = dict(device["data"])
+    totp = pyotp.TOTP(secret(keyring, device), digits=data["digits"], interval=TOTP_STEP)
+    current = int((time.time() if now is None else now) // TOTP_STEP)
+    for step in range(current - TOTP_DRIFT, current + TOTP_DRIFT + 1):
+        # SECURITY: a step at or before the last accepted one is a replay.
+        if step > data["last_step"] and crypto.secrets.equal(totp.generate_otp(step), code):
+            data["last_step"] = step
+            await crud.update(tx, TABLE, {"pk": pk}, {"data": data, "last_used": util.now()})
+            return True
+    return False
+
+
+async def consume_static(
+    tx: store.Tx, keyring: crypto.Keyring, device: dict[str, Any], code: str
+) -> bool:
+    """Accept `code` on a confirmed static device and remove it, in this transaction."""
+    await crud.lock(tx, _lock_name(device["pk"]))
+    fresh = await crud.find(tx, TABLE, pk=device["pk"], kind="static", confirmed=True)
+    if fresh is None:
+        return False
+    wanted = keyring.digest(code)
+    digests: list[str] = json.loads(secret(keyring, fresh))
+    kept = [d for d in digests if not crypto.secrets.equal(d, wanted)]
+    if len(kept) == len(digests):
+        return False
+    sealed = keyring.seal(json.dumps(kept), _context(fresh["pk"]))
+    await crud.update(
+        tx, TABLE, {"pk": fresh["pk"]}, {"secret_sealed": sealed, "last_used": util.now()}
+    )
+    return True
+
+
+def new_static_codes(count: int, length: int) -> list[str]:
+    return [crypto.secrets.new_token(length) for _ in range(count)]
