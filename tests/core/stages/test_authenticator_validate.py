@@ -1,0 +1,143 @@
+"""The validate stage's decisions: skip or deny without a device, threshold, first factor first."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyotp
+from flowkit import make_flow
+from helpers import SECRET_KEY
+
+from tessera.core import crypto
+from tessera.core.identity import devices, util
+from tessera.core.store import crud
+
+PASSWORD = "pw-validate-user-123"
+
+
+async def _call(client: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = await (client.get(path) if body is None else client.post(path, json=body))
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def _flow(db: Any, slug: str, **validate: Any) -> str:
+    await make_flow(
+        db,
+        slug,
+        [
+            ("identification", {}),
+            ("password", {}),
+            ("authenticator_validate", validate),
+            ("user_login", {}),
+        ],
+    )
+    return f"/api/v3/flows/executor/{slug}/"
+
+
+async def _user(api: Any, make_user: Any, username: str) -> dict[str, Any]:
+    user = await make_user(username)
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": PASSWORD})
+    return dict(user)
+
+
+async def _password(client: Any, path: str, username: str) -> dict[str, Any]:
+    client.session.cookie_jar.clear()
+    await _call(client, path)
+    await _call(client, path, {"uid_field": username})
+    return await _call(client, path, {"password": PASSWORD})
+
+
+async def _totp(db: Any, user_pk: int, *, used: bool = False) -> pyotp.TOTP:
+    keyring = crypto.Keyring(SECRET_KEY)
+    async with db.transaction() as tx:
+        device = await devices.create_totp(tx, keyring, user_pk, 6)
+        await devices.confirm(tx, device["pk"])
+        if used:
+            await crud.update(
+                tx, "authenticator_devices", {"pk": device["pk"]}, {"last_used": util.now()}
+            )
+    return pyotp.TOTP(devices.secret(keyring, device))
+
+
+async def test_no_device_skips_by_default(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    await _user(api, make_user, "plain")
+    path = await _flow(bootstrapped, "mfa-skip")
+    assert (await _password(client, path, "plain"))["component"] == "xak-flow-redirect"
+
+
+async def test_no_device_denies_when_required(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    await _user(api, make_user, "required")
+    for action in ("deny", "configure"):
+        path = await _flow(bootstrapped, f"mfa-{action}", not_configured_action=action)
+        body = await _password(client, path, "required")
+        assert body["component"] == "ak-stage-access-denied"
+        assert "Two-factor authentication is required" in body["error_message"]
+    assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def test_unconfirmed_or_unlisted_devices_do_not_count(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "half")
+    async with bootstrapped.transaction() as tx:
+        await devices.create_totp(tx, crypto.Keyring(SECRET_KEY), user["pk"], 6)  # unconfirmed
+    path = await _flow(bootstrapped, "mfa-half", not_configured_action="deny")
+    assert (await _password(client, path, "half"))["component"] == "ak-stage-access-denied"
+    await _totp(bootstrapped, user["pk"])
+    path = await _flow(bootstrapped, "mfa-static-only", device_classes=["static"])
+    assert (await _password(client, path, "half"))["component"] == "xak-flow-redirect"
+
+
+async def test_challenge_shape_and_login(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "shape")
+    totp = await _totp(bootstrapped, user["pk"])
+    path = await _flow(bootstrapped, "mfa-shape")
+    body = await _password(client, path, "shape")
+    assert body["component"] == "ak-stage-authenticator-validate"
+    assert body["configuration_stages"] == [] and body["pending_user"] == "shape"
+    (entry,) = body["device_challenges"]
+    assert entry["device_class"] == "totp" and entry["challenge"] == {}
+    assert entry["last_used"] is None
+    selected = {"selected_challenge": entry}
+    assert (await _call(client, path, selected))["response_errors"] == {}
+    body = await _call(client, path, {"code": totp.now(), **selected})
+    assert body["component"] == "xak-flow-redirect"
+
+
+async def test_recent_use_skips_within_the_threshold(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "recent")
+    await _totp(bootstrapped, user["pk"], used=True)
+    path = await _flow(bootstrapped, "mfa-recent", last_auth_threshold=300)
+    assert (await _password(client, path, "recent"))["component"] == "xak-flow-redirect"
+    path = await _flow(bootstrapped, "mfa-always")
+    assert (await _password(client, path, "recent"))["component"] == (
+        "ak-stage-authenticator-validate"
+    )
+
+
+async def test_without_a_first_factor_the_stage_denies(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "nofirst")
+    totp = await _totp(bootstrapped, user["pk"])
+    await make_flow(
+        bootstrapped,
+        "mfa-only",
+        [("identification", {}), ("authenticator_validate", {}), ("user_login", {})],
+    )
+    path = "/api/v3/flows/executor/mfa-only/"
+    await _call(client, path)
+    body = await _call(client, path, {"uid_field": "nofirst"})
+    assert body["component"] == "ak-stage-access-denied"
+    await _call(client, path, {"code": totp.at(time.time())})
+    assert (await client.get("/api/v3/core/users/me/")).status == 401
