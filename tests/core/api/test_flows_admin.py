@@ -57,6 +57,7 @@ async def test_default_flow_lists_its_stages_in_order(api: API) -> None:
     assert [by_pk[pk] for pk in flow["stages"]] == [
         "default-authentication-identification",
         "default-authentication-password",
+        "default-authentication-mfa-validation",
         "default-authentication-login",
     ]
 
