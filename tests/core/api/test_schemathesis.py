@@ -49,7 +49,7 @@ def test_fuzzing_the_api_finds_no_server_errors(tmp_path: Path, fresh_database: 
             "--seed",
             "20261128",
             "--max-time",
-            "150",
+            "60",
         ]
         for operation in EXCLUDED:
             command += ["--exclude-operation-id", operation]
