@@ -35,13 +35,15 @@ class Response(base.ChallengeResponse):
 
 
 async def setup_user(run: base.Run) -> dict[str, Any] | None:
-    """The user enrolling a device: an authenticated pending user, else the logged-in user."""
+    """The user enrolling a device: the pending user once authenticated, else the logged-in one."""
     # SECURITY: a pending user who has only been identified (no auth_method) may not enrol a
     # device; otherwise knowing a username would let anyone add a second factor to it.
-    if run.state.pending_user is not None and run.state.context.get("auth_method"):
+    if run.state.pending_user is None:
+        user = run.session_user
+    elif run.state.context.get("auth_method"):
         user = await run.pending_user()
     else:
-        user = run.session_user
+        return None
     return user if user is not None and user["is_active"] else None
 
 

@@ -9,7 +9,9 @@ Success sets `auth_method` to `auth_mfa` for user_login and the login event.
 
 # SECURITY: a pending user who has not passed a first factor is denied (identification alone
 # proves nothing). Each failure writes a `login_failed` event (without the code); after
-# MAX_FAILURES the flow is cancelled, so the 10^6 TOTP space cannot be walked in one flow.
+# MAX_FAILURES the flow is cancelled, and failures are also counted per user across flows in the
+# cache (the `login_throttle` limits and window), so restarting the flow does not give an
+# attacker who knows the password unlimited guesses at the 10^6 TOTP space.
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ class AuthenticatorValidate(base.Stage):
         code = response.code.strip()
         if not code and response.selected_challenge is not None:
             return base.Outcome("retry")  # the client picked a device: show it again
+        limit = run.services.settings.login_throttle.per_username
+        if (await run.services.cache.get(_counter(user)) or 0) >= limit:
+            return base.Outcome.deny("Too many failed attempts; try again later.")
         selected = (response.selected_challenge or {}).get("device_class")
         candidates = [d for d in found if selected in (None, d["kind"])]
         device = await _check(run, candidates, code) if code else None
@@ -150,7 +155,13 @@ async def _check(
     return None
 
 
+def _counter(user: dict[str, Any]) -> str:
+    return f"throttle:mfa:user:{user['pk']}"
+
+
 async def _failed(run: base.Run, user: dict[str, Any]) -> base.Outcome:
+    window = run.services.settings.login_throttle.window_seconds
+    await run.services.cache.incr(_counter(user), window)
     key = run.stage_pk
     run.state.failures[key] = run.state.failures.get(key, 0) + 1
     async with run.services.store.transaction() as tx:

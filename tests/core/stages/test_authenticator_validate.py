@@ -141,3 +141,25 @@ async def test_without_a_first_factor_the_stage_denies(
     assert body["component"] == "ak-stage-access-denied"
     await _call(client, path, {"code": totp.at(time.time())})
     assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def test_code_guessing_is_throttled_per_user_across_flows(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    user = await _user(api, make_user, "guessed")
+    totp = await _totp(bootstrapped, user["pk"])
+    path = await _flow(bootstrapped, "mfa-throttle")
+    for _ in range(3):  # a fresh flow each time: the per-flow limit never trips
+        await _password(client, path, "guessed")
+        body = await _call(client, path, {"code": "12345x"})
+        assert body["response_errors"]["code"][0]["string"] == "Invalid Token"
+    await _password(client, path, "guessed")
+    body = await _call(client, path, {"code": totp.now()})  # even the right code now
+    assert body["component"] == "ak-stage-access-denied"
+    assert "Too many" in body["error_message"]
