@@ -126,8 +126,9 @@ class Executor:
             outcome = await self._respond(step.stage, run, response)
             response = None
             if outcome is None:  # a challenge to show
-                await self._save(browser, state)
-                return Reply(await self._challenge(flow, state, step, run, {}), reply.new_session)
+                body = await self._challenge(flow, state, step, run, {})
+                await self._save(browser, state)  # after rendering: challenge() may note things
+                return Reply(body, reply.new_session)
             await self._side_effects(run, browser, reply)
             if outcome.kind == "next":
                 state.index += 1
@@ -182,8 +183,8 @@ class Executor:
                 return await self._advance(flow, state, browser, None)
             if step.stage.Response is None:
                 return await self._back(flow, state, browser, outcome, reply)
-            await self._save(browser, state)
             body = await self._challenge(flow, state, step, run, outcome.errors)
+            await self._save(browser, state)
             return Reply(body, reply.new_session, reply.ended_session)
         await self._drop(browser, state.slug)
         if outcome.kind == "redirect":
@@ -206,9 +207,9 @@ class Executor:
             state.index -= 1
             step = await planner.current(self.services, state, browser.user, browser.client_ip)
             if isinstance(step, planner.Step) and step.stage.Response is not None:
-                await self._save(browser, state)
                 run = self._run(state, browser, step)
                 body = await self._challenge(flow, state, step, run, outcome.errors)
+                await self._save(browser, state)
                 return Reply(body, reply.new_session, reply.ended_session)
         await self._drop(browser, state.slug)
         return Reply(self._denied(flow, "Invalid input."), reply.new_session, reply.ended_session)

@@ -138,3 +138,14 @@ async def test_posting_the_email_page_does_not_skip_it(
     await _start(mailing_client, "bob")
     body = await (await mailing_client.post(RECOVERY, json={})).json()
     assert body["component"] == "ak-stage-email" and body["response_errors"]
+
+
+async def test_reloading_the_email_page_sends_one_mail(
+    mailing_client: Any, api: Any, make_user: Any, inbox: Any
+) -> None:
+    await _user(api, make_user)
+    await _start(mailing_client, "bob")
+    for _ in range(3):
+        body = await (await mailing_client.get(RECOVERY)).json()
+        assert body["component"] == "ak-stage-email"
+    assert len(inbox[0].messages) == 1
