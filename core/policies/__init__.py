@@ -1,7 +1,7 @@
 """Policies: the engine that evaluates bindings, and the policy kinds it runs."""
 
-from tessera.core.policies import checks, engine, kinds
+from tessera.core.policies import checks, engine, expression, kinds
 
-kinds.KINDS.update({kind.kind: kind for kind in checks.KINDS})
+kinds.KINDS.update({kind.kind: kind for kind in (*checks.KINDS, expression.Expression)})
 
-__all__ = ["checks", "engine", "kinds"]
+__all__ = ["checks", "engine", "expression", "kinds"]

@@ -26,6 +26,8 @@ class Request:
     user: dict[str, Any] | None
     context: dict[str, Any] = field(default_factory=dict)
     client_ip: str = ""
+    groups: list[dict[str, Any]] = field(default_factory=list)  # the user's own groups
+    all_groups: list[dict[str, Any]] = field(default_factory=list)  # with inherited ones
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Loaded:
     rows: list[dict[str, Any]]
     policies: dict[str, dict[str, Any]]
     ancestors: set[str]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    all_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def load(tx: store.Tx, target: str, user: dict[str, Any] | None) -> Loaded:
@@ -57,13 +61,21 @@ async def load(tx: store.Tx, target: str, user: dict[str, Any] | None) -> Loaded
     member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]] if user else []
     wanted = [r["policy"] for r in rows if r["policy"]]
     policies = {p["pk"]: p for p in await crud.find_many(tx, "policies", "pk", wanted)}
-    return Loaded(rows, policies, {a for g in member_of for a in tree.ancestors(g)})
+    ancestors = {a for g in member_of for a in tree.ancestors(g)}
+    return Loaded(
+        rows,
+        policies,
+        ancestors,
+        [tree.rows[g] for g in member_of],
+        [tree.rows[a] for a in sorted(ancestors)],
+    )
 
 
 async def decide(loaded: Loaded, mode: Literal["all", "any"], request: Request) -> Result:
     """Run the loaded bindings (outside any transaction: policies may take time)."""
     if not loaded.rows:
         return Result(True)
+    request.groups, request.all_groups = loaded.groups, loaded.all_groups
     results = [await _one(row, loaded.policies, loaded.ancestors, request) for row in loaded.rows]
     passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
     messages = [m for r in results for m in r.messages]

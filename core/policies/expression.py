@@ -1,0 +1,58 @@
+"""The `expression` policy kind: authentik-style Python, run by our sandbox, never by `exec`.
+
+The expression sees `request`, `context`, `user`, `ak_client_ip`, `ak_message`,
+`ak_is_group_member` and the other helpers of `sandbox`; it runs in a worker thread under the
+binding's timeout, a step budget and size limits. Truthy passes. Refused code, a limit or an
+error in the expression raises `PolicyError` (a `SandboxError`), which the engine turns into the
+binding's failure result: with the default, access is denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, field_validator
+
+from tessera.core.policies import kinds, sandbox, views
+
+if TYPE_CHECKING:
+    from tessera.core.policies.engine import Request
+
+STEPS = 200_000
+TIMEOUT = 5.0
+
+
+class Config(kinds.PolicyConfig):
+    expression: Annotated[str, Field(min_length=1, max_length=65536)]
+
+    @field_validator("expression")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            sandbox.compile(value)
+        except sandbox.SandboxError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class Expression(kinds.Kind):
+    kind = "expression"
+    Config = Config
+
+    async def evaluate(self, request: Request) -> kinds.Verdict:
+        assert isinstance(self.config, Config)
+        program = sandbox.compile(self.config.expression)
+        if request.user is None:
+            user = views.UserView.anonymous()
+        else:
+            user = views.UserView(request.user, request.groups, request.all_groups)
+        http_request = views.HttpRequestView(client_ip=request.client_ip)
+        variables = views.policy_variables(
+            user, context=dict(request.context), http_request=http_request
+        )
+        hooks = sandbox.Hooks(is_group_member=views.is_group_member)
+        result = await asyncio.to_thread(
+            program.run, variables, hooks=hooks, steps=STEPS, timeout=TIMEOUT
+        )
+        return kinds.Verdict(bool(result.value), [str(m) for m in result.messages])
