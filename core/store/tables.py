@@ -45,6 +45,15 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+# 64-bit keys on PostgreSQL; SQLite's INTEGER PRIMARY KEY is already 64-bit and autoincrements.
+BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _user_ref(name: str = "user_pk", *, ondelete: str = "CASCADE", **kw: object) -> sa.Column[int]:
+    """A reference to a user; deleting the user deletes (or detaches) the referring row."""
+    return sa.Column(name, BIGINT, sa.ForeignKey("users.pk", ondelete=ondelete), **kw)  # type: ignore[arg-type]
+
+
 def _uuid() -> sa.Column[str]:
     return sa.Column("pk", sa.String(36), primary_key=True)
 
@@ -56,7 +65,7 @@ def _created() -> sa.Column[dt.datetime]:
 users = sa.Table(
     "users",
     metadata,
-    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("pk", BIGINT, primary_key=True),
     sa.Column("uuid", sa.String(36), nullable=False, unique=True),
     sa.Column("username", sa.String(150), nullable=False, index=True),
     # Case-folded in Python (SQLite's lower() folds ASCII only): unique regardless of case.
@@ -91,19 +100,13 @@ group_members = sa.Table(
     sa.Column(
         "group_pk", sa.String(36), sa.ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column(
-        "user_pk",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-    ),
+    _user_ref(primary_key=True, index=True),
 )
 
 providers = sa.Table(
     "providers",
     metadata,
-    sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("pk", BIGINT, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("component", sa.String(64), nullable=False),
     _created(),
@@ -117,7 +120,7 @@ applications = sa.Table(
     sa.Column("slug", sa.String(50), nullable=False, unique=True),
     sa.Column(
         "provider",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        BIGINT,
         sa.ForeignKey("providers.pk", ondelete="SET NULL"),
         unique=True,
     ),
@@ -136,13 +139,7 @@ tokens = sa.Table(
     _uuid(),
     sa.Column("identifier", sa.String(255), nullable=False, unique=True),
     sa.Column("intent", sa.String(32), nullable=False),
-    sa.Column(
-        "user_pk",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _user_ref(nullable=False, index=True),
     sa.Column("description", sa.Text(), nullable=False, server_default=""),
     sa.Column("expires", UTCDateTime(), nullable=True),
     sa.Column("expiring", sa.Boolean(), nullable=False, server_default=sa.true()),
@@ -159,13 +156,7 @@ sessions = sa.Table(
     metadata,
     # SECURITY: sha256 of the cookie value; the cookie itself is never stored.
     sa.Column("key_digest", sa.String(64), primary_key=True),
-    sa.Column(
-        "user_pk",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _user_ref(nullable=False, index=True),
     sa.Column("last_ip", sa.String(45), nullable=False, server_default=""),
     sa.Column("last_user_agent", sa.String(512), nullable=False, server_default=""),
     sa.Column("expires", UTCDateTime(), nullable=False, index=True),
@@ -281,11 +272,7 @@ policy_bindings = sa.Table(
     sa.Column("target", sa.String(36), nullable=False, index=True),
     sa.Column("policy", sa.String(36), sa.ForeignKey("policies.pk", ondelete="CASCADE")),
     sa.Column("group", sa.String(36), sa.ForeignKey("groups.pk", ondelete="CASCADE")),
-    sa.Column(
-        "user",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-    ),
+    _user_ref("user"),
     sa.Column("negate", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("order", sa.Integer(), nullable=False),
@@ -302,13 +289,7 @@ devices = sa.Table(
     "authenticator_devices",
     metadata,
     _uuid(),
-    sa.Column(
-        "user_pk",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _user_ref(nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),  # totp | static | webauthn
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("confirmed", sa.Boolean(), nullable=False, server_default=sa.false()),
@@ -323,12 +304,7 @@ consents = sa.Table(
     "user_consents",
     metadata,
     _uuid(),
-    sa.Column(
-        "user_pk",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _user_ref(nullable=False),
     sa.Column(
         "application",
         sa.String(36),
@@ -350,11 +326,6 @@ invitations = sa.Table(
     sa.Column("fixed_data", JSON, nullable=False),
     sa.Column("single_use", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("flow", sa.String(36), sa.ForeignKey("flows.pk", ondelete="CASCADE"), nullable=True),
-    sa.Column(
-        "created_by",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        sa.ForeignKey("users.pk", ondelete="SET NULL"),
-        nullable=True,
-    ),
+    _user_ref("created_by", ondelete="SET NULL", nullable=True),
     _created(),
 )
