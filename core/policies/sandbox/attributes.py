@@ -220,4 +220,8 @@ GUARDS: dict[tuple[type, str], Guard] = {
     **_SET_HASHING,
     (re.Pattern, "sub"): regex.pattern_sub,
     (re.Pattern, "subn"): regex.pattern_subn,
+    **{
+        (re.Pattern, m): regex.pattern_method(m)
+        for m in ("match", "search", "fullmatch", "findall", "finditer", "split")
+    },
 }

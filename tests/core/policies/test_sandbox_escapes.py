@@ -219,3 +219,33 @@ def test_regex_catastrophic_backtracking() -> None:
     assert isinstance(error, sandbox.Forbidden)
     refused('import re\nreturn re.compile("(x|y*)*z")')
     refused('import re\nreturn re.sub(r"(\\w+\\s?)+$", "", "aaaa")')
+
+
+def test_regex_overlapping_alternation_in_a_repetition() -> None:
+    error = refused('return regex_match("a" * 40 + "b", "(a|aa)+$")')
+    assert isinstance(error, sandbox.Forbidden)
+    refused('return regex_match("a" * 30 + "!", r"(\\w+a)+$")')
+
+
+def test_regex_adjacent_overlapping_repetitions() -> None:
+    for pattern in ("a*a*b", "x+x+y", "\\w+\\d+!", "\\s+\\s*x"):
+        error = refused(f'return regex_match("a" * 5000, r"{pattern}")')
+        assert isinstance(error, sandbox.Forbidden)
+
+
+def test_regex_quadratic_search_on_a_long_subject() -> None:
+    refused('return regex_match(" " * 100000, r"\\s*x")')
+    refused('import re\nreturn re.compile(r"\\s*x").search(" " * 100000)')
+    refused('import re\nreturn re.compile(r"x").findall(" " * 100000)')
+    refused('return regex_replace(" " * 100000, r"\\s*x", "")')
+
+
+def test_regex_patterns_people_write_still_work() -> None:
+    run = sandbox.compile(
+        'return [regex_match("bob@mail.example.org", r"^[\\w.+-]+@([\\w-]+\\.)+[\\w-]{2,}$"),'
+        ' regex_match("user123", r"^[a-z]+[0-9]+$"),'
+        ' regex_match("CN=x,OU=y", r"^CN=([^,]+),OU=(.*)$"),'
+        ' regex_match("foo bar", r"^(foo|bar)( (foo|bar))*$"),'
+        ' regex_match(" x ", r"^\\s*x\\s*$"), regex_replace("a  b", r"\\s+", " ")]'
+    ).run()
+    assert run.value == [True, True, True, True, True, "a b"]
