@@ -10,6 +10,7 @@ binding's failure result: with the default, access is denied.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, field_validator
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 STEPS = 200_000
 TIMEOUT = 5.0
+# A `Program` is immutable: one parse per distinct expression, shared by every evaluation.
+_compile = functools.lru_cache(maxsize=256)(sandbox.compile)
 
 
 class Config(kinds.PolicyConfig):
@@ -42,7 +45,7 @@ class Expression(kinds.Kind):
 
     async def evaluate(self, request: Request) -> kinds.Verdict:
         assert isinstance(self.config, Config)
-        program = sandbox.compile(self.config.expression)
+        program = _compile(self.config.expression)
         if request.user is None:
             user = views.UserView.anonymous()
         else:

@@ -4,7 +4,7 @@ Called by the interpreter for `import x` and `from x import y`, and by the check
 of names. A module is a `ModuleView` built for one run: an explicit table of members, so that
 `datetime.sys` or `json.decoder` do not exist. `re` goes through `regex` (pattern check, output
 limit); `json.dumps` weighs its argument first and accepts only `sort_keys`, `separators` (short)
-and `ensure_ascii`.
+and `ensure_ascii`; `json.loads` takes the document only.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _math(budget: Budget) -> dict[str, Any]:
 def _json(budget: Budget) -> dict[str, Any]:
     return {
         "dumps": functools.partial(_dumps, budget),
-        "loads": json.loads,
+        "loads": _loads,
         "JSONDecodeError": json.JSONDecodeError,
     }
 
@@ -111,6 +111,11 @@ def _dumps(
     budget.weigh(obj)
     text = json.dumps(obj, sort_keys=sort_keys, separators=separators, ensure_ascii=ensure_ascii)
     return budget.produced(text)  # type: ignore[no-any-return]
+
+
+def _loads(document: str | bytes) -> Any:
+    """`json.loads` without its hooks (`cls=`, `object_hook=` would call what the code passes)."""
+    return json.loads(document)
 
 
 _STRING = "ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation"

@@ -249,3 +249,9 @@ def test_regex_patterns_people_write_still_work() -> None:
         ' regex_match(" x ", r"^\\s*x\\s*$"), regex_replace("a  b", r"\\s+", " ")]'
     ).run()
     assert run.value == [True, True, True, True, True, "a b"]
+
+
+def test_json_loads_hooks_are_not_offered() -> None:
+    refused('import json\nreturn json.loads("{}", cls=ValueError)')
+    refused('import json\nreturn json.loads("[1]", object_hook=print)')
+    assert sandbox.compile('import json\nreturn json.loads("[1]")').run().value == [1]
