@@ -212,6 +212,10 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
     ),
 }
 
+# Bindings are ordered 10, 20, 30...; these take authentik's own order (its blueprints leave room
+# before the login stage for stages that admins add).
+ORDER = {"default-authentication-login": 100}
+
 
 async def _stage(tx: store.Tx, name: str, kind: str, config: dict[str, Any]) -> str:
     row = await crud.find(tx, "stages", name=name)
@@ -251,7 +255,7 @@ async def ensure(tx: store.Tx) -> list[str]:
                 "created": util.now(),
             },
         )
-        for order, (stage_name, kind, config) in enumerate(steps, start=1):
+        for index, (stage_name, kind, config) in enumerate(steps, start=1):
             stage_pk = await _stage(tx, stage_name, kind, config)
             await crud.insert(
                 tx,
@@ -260,7 +264,7 @@ async def ensure(tx: store.Tx) -> list[str]:
                     "pk": util.new_uuid(),
                     "target": flow["pk"],
                     "stage": stage_pk,
-                    "order": order * 10,
+                    "order": ORDER.get(stage_name, index * 10),
                 },
             )
         if slug in DISABLED:

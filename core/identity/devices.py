@@ -29,6 +29,7 @@ TABLE = "authenticator_devices"
 TOTP_STEP = 30  # seconds (RFC 6238 section 4, the default X)
 TOTP_DRIFT = 1  # steps accepted either side of the current one
 ISSUER = "authentik"
+MAX_CODE_LENGTH = 100  # the longest static code a stage may issue, and the validate input limit
 
 
 def _context(pk: str) -> str:
@@ -127,6 +128,11 @@ async def confirmed(tx: store.Tx, user_pk: int, kinds: Sequence[str]) -> list[di
 
 async def delete(tx: store.Tx, pk: str, user_pk: int) -> bool:
     return await crud.delete(tx, TABLE, pk=pk, user_pk=user_pk) > 0
+
+
+async def lock_user(tx: store.Tx, user_pk: int) -> None:
+    """Serialise second-factor attempts of one user (until the transaction ends)."""
+    await crud.lock(tx, f"mfa:user:{user_pk}")
 
 
 async def verify_totp(

@@ -20,7 +20,7 @@ CONTEXT_KEY = "authenticator_static_device"
 
 class Config(base.StageConfig):
     token_count: Annotated[int, Field(ge=1, le=100)] = 6
-    token_length: Annotated[int, Field(ge=8, le=100)] = 12
+    token_length: Annotated[int, Field(ge=8, le=devices.MAX_CODE_LENGTH)] = 12
     friendly_name: Annotated[str, Field(max_length=200)] = ""
 
 

@@ -7,11 +7,16 @@ challenge lists one entry per device class and the response's `code` is checked 
 user's TOTP devices, then static codes (`identity.devices.verify_totp` / `consume_static`).
 Success sets `auth_method` to `auth_mfa` for user_login and the login event.
 
+`not_configured_action: configure` denies for now, with a message saying to set up an
+authenticator first: authentik would insert `configuration_stages` into the plan, and the executor
+cannot insert stages yet. The challenge's `configuration_stages` is therefore always empty.
+
 # SECURITY: a pending user who has not passed a first factor is denied (identification alone
 # proves nothing). Each failure writes a `login_failed` event (without the code); after
 # MAX_FAILURES the flow is cancelled, and failures are also counted per user across flows in the
 # cache (the `login_throttle` limits and window), so restarting the flow does not give an
-# attacker who knows the password unlimited guesses at the 10^6 TOTP space.
+# attacker who knows the password unlimited guesses at the 10^6 TOTP space. The check, the
+# verification and the count run under a per-user lock, so parallel guesses are counted too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from tessera.core import events
+from tessera.core import events, store
 from tessera.core.identity import devices, util
 from tessera.core.stages import base
 
@@ -45,7 +50,7 @@ class Config(base.StageConfig):
 
 
 class Response(base.ChallengeResponse):
-    code: Annotated[str, Field(max_length=64)] = ""
+    code: Annotated[str, Field(max_length=devices.MAX_CODE_LENGTH)] = ""
     selected_challenge: dict[str, Any] | None = None
 
 
@@ -116,14 +121,11 @@ class AuthenticatorValidate(base.Stage):
         code = response.code.strip()
         if not code and response.selected_challenge is not None:
             return base.Outcome("retry")  # the client picked a device: show it again
-        limit = run.services.settings.login_throttle.per_username
-        if (await run.services.cache.get(_counter(user)) or 0) >= limit:
-            return base.Outcome.deny("Too many failed attempts; try again later.")
         selected = (response.selected_challenge or {}).get("device_class")
         candidates = [d for d in found if selected in (None, d["kind"])]
-        device = await _check(run, candidates, code) if code else None
-        if device is None:
-            return await _failed(run, user)
+        device = await _attempt(run, user, candidates, code)
+        if isinstance(device, base.Outcome):
+            return device
         run.state.context["auth_method"] = "auth_mfa"
         args = run.state.context.setdefault("auth_method_args", {})
         args.setdefault("mfa_devices", []).append(
@@ -137,21 +139,33 @@ def _recently_used(found: list[dict[str, Any]], threshold: int) -> bool:
     return any(d["last_used"] is not None and d["last_used"] >= since for d in found)
 
 
+async def _attempt(
+    run: base.Run, user: dict[str, Any], candidates: list[dict[str, Any]], code: str
+) -> dict[str, Any] | base.Outcome:
+    """The device that accepted `code`, or the outcome of a refused or failed attempt."""
+    limit = run.services.settings.login_throttle.per_username
+    async with run.services.store.transaction() as tx:
+        # SECURITY: one attempt per user at a time (an advisory lock shared by replicas), so a
+        # burst of parallel guesses cannot all pass the throttle before any of them is counted.
+        await devices.lock_user(tx, user["pk"])
+        if (await run.services.cache.get(_counter(user)) or 0) >= limit:
+            return base.Outcome.deny("Too many failed attempts; try again later.")
+        device = await _check(tx, run, candidates, code) if code else None
+        return device if device is not None else await _failed(tx, run, user)
+
+
 async def _check(
-    run: base.Run, candidates: list[dict[str, Any]], code: str
+    tx: store.Tx, run: base.Run, candidates: list[dict[str, Any]], code: str
 ) -> dict[str, Any] | None:
     """The device that accepts `code` (and has now used it up), or None."""
     keyring = run.services.keyring
-    async with run.services.store.transaction() as tx:
-        for device in candidates:
-            if device["kind"] == "totp":
-                accepted = code.isdigit() and await devices.verify_totp(
-                    tx, keyring, device["pk"], code
-                )
-            else:
-                accepted = await devices.consume_static(tx, keyring, device, code)
-            if accepted:
-                return device
+    for device in candidates:
+        if device["kind"] == "totp":
+            accepted = code.isdigit() and await devices.verify_totp(tx, keyring, device["pk"], code)
+        else:
+            accepted = await devices.consume_static(tx, keyring, device, code)
+        if accepted:
+            return device
     return None
 
 
@@ -159,24 +173,23 @@ def _counter(user: dict[str, Any]) -> str:
     return f"throttle:mfa:user:{user['pk']}"
 
 
-async def _failed(run: base.Run, user: dict[str, Any]) -> base.Outcome:
+async def _failed(tx: store.Tx, run: base.Run, user: dict[str, Any]) -> base.Outcome:
     window = run.services.settings.login_throttle.window_seconds
     await run.services.cache.incr(_counter(user), window)
     key = run.stage_pk
     run.state.failures[key] = run.state.failures.get(key, 0) + 1
-    async with run.services.store.transaction() as tx:
-        await events.record(
-            tx,
-            "login_failed",
-            user=user,
-            client_ip=run.client_ip,
-            context={
-                "username": run.state.context.get("pending_user_identifier", user["username"]),
-                "stage": run.stage_name,
-                "reason": "invalid second factor",
-            },
-            retention=run.retention,
-        )
+    await events.record(
+        tx,
+        "login_failed",
+        user=user,
+        client_ip=run.client_ip,
+        context={
+            "username": run.state.context.get("pending_user_identifier", user["username"]),
+            "stage": run.stage_name,
+            "reason": "invalid second factor",
+        },
+        retention=run.retention,
+    )
     if run.state.failures[key] >= MAX_FAILURES:
         return base.Outcome.deny("Too many failed attempts; start again.")
     return base.Outcome.retry("code", INVALID, "invalid")

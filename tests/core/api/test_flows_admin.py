@@ -60,6 +60,8 @@ async def test_default_flow_lists_its_stages_in_order(api: API) -> None:
         "default-authentication-mfa-validation",
         "default-authentication-login",
     ]
+    status, page = await api("GET", f"flows/bindings/?target={flow['pk']}&ordering=order")
+    assert [b["order"] for b in page["results"]] == [10, 20, 30, 100]
 
 
 async def test_flow_filters_search_and_ordering(api: API) -> None:

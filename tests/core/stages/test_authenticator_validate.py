@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -163,3 +164,40 @@ async def test_code_guessing_is_throttled_per_user_across_flows(
     body = await _call(client, path, {"code": totp.now()})  # even the right code now
     assert body["component"] == "ak-stage-access-denied"
     assert "Too many" in body["error_message"]
+
+
+async def test_parallel_guesses_are_all_counted_by_the_throttle(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    user = await _user(api, make_user, "burst")
+    await _totp(bootstrapped, user["pk"])
+    path = await _flow(bootstrapped, "mfa-burst")
+    await _password(client, path, "burst")
+    guesses = [str(n).zfill(6) for n in range(8)]
+    replies = await asyncio.gather(*(client.post(path, json={"code": g}) for g in guesses))
+    bodies = [await r.json() for r in replies]
+    tried = [b for b in bodies if b.get("response_errors", {}).get("code")]
+    assert len(tried) == 3
+    _, events = await api("GET", "events/events/?action=login_failed")
+    assert events["pagination"]["count"] == 3
+
+
+async def test_long_static_codes_are_accepted(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "longcode")
+    keyring = crypto.Keyring(SECRET_KEY)
+    code = "x" * devices.MAX_CODE_LENGTH
+    async with bootstrapped.transaction() as tx:
+        device = await devices.create_static(tx, keyring, user["pk"])
+        await devices.set_static_codes(tx, keyring, device, [code])
+        await devices.confirm(tx, device["pk"])
+    path = await _flow(bootstrapped, "mfa-long")
+    await _password(client, path, "longcode")
+    assert (await _call(client, path, {"code": code}))["component"] == "xak-flow-redirect"
