@@ -121,6 +121,7 @@ class Executor:
                 )
             if step is None:  # the binding's policies do not apply: skip it
                 state.index += 1
+                response = None  # the answer was for the skipped stage, not the next one
                 continue
             run = self._run(state, browser, step)
             outcome = await self._respond(step.stage, run, response)
@@ -128,7 +129,7 @@ class Executor:
             if outcome is None:  # a challenge to show
                 body = await self._challenge(flow, state, step, run, {})
                 await self._save(browser, state)  # after rendering: challenge() may note things
-                return Reply(body, reply.new_session)
+                return Reply(body, reply.new_session, reply.ended_session)
             await self._side_effects(run, browser, reply)
             if outcome.kind == "next":
                 state.index += 1
