@@ -21,7 +21,10 @@ from tessera.core.flows import executor
 from tessera.core.identity import sessions
 from tessera.core.stages import base
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.-]{32,128}$")
+# Visitors who have not logged in get a key of this form; login replaces it with a session key,
+# which never contains a dot (urlsafe base64).
+ANONYMOUS = "anon."
 EXECUTOR = web.AppKey("flow_executor", executor.Executor)
 
 
@@ -37,11 +40,11 @@ def services(app: web.Application) -> base.Services:
 async def browser(request: web.Request) -> executor.Browser:
     key = request.cookies.get(sessions.COOKIE, "")
     user = None
-    if _KEY.match(key):
+    if not _KEY.match(key):
+        key = ANONYMOUS + secrets.token_urlsafe(32)
+    elif not key.startswith(ANONYMOUS):  # an anonymous key never needs the store
         async with request.app[state.STORE].read() as tx:
             user = await sessions.user_for(tx, key)
-    else:
-        key = secrets.token_urlsafe(32)
     return executor.Browser(
         key=key,
         user=user,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -70,6 +71,7 @@ def create_app(
     app[state.KEYRING] = _keyring(settings)
     app[METRICS] = app_metrics
     app.cleanup_ctx.append(_cache_ctx)
+    app.cleanup_ctx.append(_config_bus_ctx)
     if run_tasks and settings.worker.embedded:
         app.cleanup_ctx.append(_scheduler_ctx)
     _routes(app)
@@ -101,6 +103,50 @@ async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await app[state.CACHE].close()
+
+
+CONFIG_CHANNEL = "config"
+
+
+async def _config_bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Tell the other replicas when flow or policy definitions change, and listen to them, so
+    that every replica drops its in-process copy (`flows.definitions`)."""
+    db, bus = app[state.STORE], app[state.CACHE]
+    me = uuid.uuid4().hex
+    pending: set[asyncio.Task[None]] = set()
+
+    def changed() -> None:
+        task = asyncio.create_task(_publish(bus, {"from": me}))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def listen() -> None:
+        while True:
+            try:
+                async with bus.subscribe(CONFIG_CHANNEL) as messages:
+                    async for message in messages:
+                        if message.get("from") != me:
+                            db.config_changed()
+                return  # the cache was closed
+            except cache.CacheUnavailable:
+                db.config_changed()  # messages may have been missed
+                await asyncio.sleep(1.0)
+
+    stop = db.on_config_change(changed)
+    listener = asyncio.create_task(listen())
+    yield
+    stop()
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _publish(bus: cache.Cache, message: cache.Message) -> None:
+    try:
+        await bus.publish(CONFIG_CHANNEL, message)
+    except cache.CacheUnavailable:
+        log.warning("could not tell other replicas of a configuration change")
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -75,6 +75,7 @@ async def record(
             "created": now,
             "expires": now + retention,
         },
+        recoverable=False,  # a random key: nothing to recover from
     )
 
 

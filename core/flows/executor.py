@@ -10,13 +10,13 @@ Logging in rotates the session key (no fixation) and moves the flow state to the
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
 
 from tessera.core import crypto, errors, events, store
-from tessera.core.flows import planner, redirects
+from tessera.core.flows import definitions, planner, redirects
 from tessera.core.identity import sessions
 from tessera.core.stages import base
 from tessera.core.stages import email as email_stage
@@ -36,6 +36,9 @@ class Browser:
     client_ip: str
     user_agent: str
     secure: bool
+    memo: dict[tuple[str, object], tuple[int, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )  # rows read during this request (see base.Run.user)
 
 
 @dataclass
@@ -52,10 +55,12 @@ def _state_key(session_key: str, slug: str) -> str:
 class Executor:
     def __init__(self, services: base.Services) -> None:
         self.services = services
+        self.definitions = definitions.Definitions(services.store)
 
     async def get(self, slug: str, browser: Browser, query: dict[str, str]) -> Reply:
         """The current challenge; plans the flow when none is in progress."""
-        flow = await self._flow(slug)
+        snapshot = await self.definitions.get()
+        flow = _flow(snapshot, slug)
         state = await self._load(browser, slug)
         if "flow_token" in query:
             resumed = await email_stage.redeem(self.services, query["flow_token"])
@@ -63,31 +68,28 @@ class Executor:
                 return Reply(self._denied(flow, "This link is invalid or has expired."))
             state = base.FlowState.load(resumed)
         elif state is None or query.get("restart") == "1":
-            planned = await planner.plan(self.services, flow, browser.user, browser.client_ip)
+            planned = await planner.plan(
+                self.services, snapshot, flow, browser.user, browser.client_ip
+            )
             if isinstance(planned, base.Outcome):
                 return Reply(self._denied(flow, planned.message))
             state = planned
-            state.next = redirects.safe_next(query.get("next", ""), await self._launch_urls())
+            wanted = query.get("next", "")
+            state.next = redirects.safe_next(wanted, await self._launch_urls() if wanted else [])
             if "itoken" in query:  # an invitation link; the invitation stage checks it
                 state.context["invitation"] = query["itoken"][:64]
-        return await self._advance(flow, state, browser, None)
+        return await self._advance(snapshot, flow, state, browser, None)
 
     async def post(self, slug: str, browser: Browser, body: Any) -> Reply:
         """Apply a challenge response and return what comes next."""
-        flow = await self._flow(slug)
+        snapshot = await self.definitions.get()
+        flow = _flow(snapshot, slug)
         state = await self._load(browser, slug)
         if state is None:
             return await self.get(slug, browser, {})
         if not isinstance(body, dict):
             body = {}
-        return await self._advance(flow, state, browser, body)
-
-    async def _flow(self, slug: str) -> dict[str, Any]:
-        async with self.services.store.read() as tx:
-            flow = await crud.find(tx, "flows", slug=slug) if len(slug) <= 50 else None
-        if flow is None:
-            raise errors.NotFound(slug)
-        return flow
+        return await self._advance(snapshot, flow, state, browser, body)
 
     async def _launch_urls(self) -> list[str]:
         async with self.services.store.read() as tx:
@@ -106,6 +108,7 @@ class Executor:
 
     async def _advance(
         self,
+        snapshot: definitions.Snapshot,
         flow: dict[str, Any],
         state: base.FlowState,
         browser: Browser,
@@ -113,7 +116,9 @@ class Executor:
     ) -> Reply:
         reply = Reply({})
         while state.index < len(state.bindings):
-            step = await planner.current(self.services, state, browser.user, browser.client_ip)
+            step = await planner.current(
+                self.services, snapshot, state, browser.user, browser.client_ip
+            )
             if isinstance(step, base.Outcome):  # a binding policy failed to evaluate
                 await self._drop(browser, state.slug)
                 return Reply(
@@ -134,7 +139,7 @@ class Executor:
             if outcome.kind == "next":
                 state.index += 1
                 continue
-            return await self._finish(flow, state, browser, step, run, outcome, reply)
+            return await self._finish(snapshot, flow, state, browser, step, run, outcome, reply)
         await self._drop(browser, state.slug)
         return Reply(
             {"component": REDIRECT, "to": state.next}, reply.new_session, reply.ended_session
@@ -150,6 +155,7 @@ class Executor:
             secure=browser.secure,
             stage_pk=step.stage_row["pk"],
             stage_name=step.stage_row["name"],
+            memo=browser.memo,
         )
 
     async def _respond(
@@ -167,6 +173,7 @@ class Executor:
 
     async def _finish(
         self,
+        snapshot: definitions.Snapshot,
         flow: dict[str, Any],
         state: base.FlowState,
         browser: Browser,
@@ -181,9 +188,9 @@ class Executor:
                 state.index = 0
                 if action == "restart":
                     state.context, state.pending_user = {}, None
-                return await self._advance(flow, state, browser, None)
+                return await self._advance(snapshot, flow, state, browser, None)
             if step.stage.Response is None:
-                return await self._back(flow, state, browser, outcome, reply)
+                return await self._back(snapshot, flow, state, browser, outcome, reply)
             body = await self._challenge(flow, state, step, run, outcome.errors)
             await self._save(browser, state)
             return Reply(body, reply.new_session, reply.ended_session)
@@ -196,6 +203,7 @@ class Executor:
 
     async def _back(
         self,
+        snapshot: definitions.Snapshot,
         flow: dict[str, Any],
         state: base.FlowState,
         browser: Browser,
@@ -206,7 +214,9 @@ class Executor:
         errors on the nearest earlier stage that has a page (usually the prompt)."""
         while state.index > 0:
             state.index -= 1
-            step = await planner.current(self.services, state, browser.user, browser.client_ip)
+            step = await planner.current(
+                self.services, snapshot, state, browser.user, browser.client_ip
+            )
             if isinstance(step, planner.Step) and step.stage.Response is not None:
                 run = self._run(state, browser, step)
                 body = await self._challenge(flow, state, step, run, outcome.errors)
@@ -247,18 +257,18 @@ class Executor:
         if run.login is not None:
             user_pk, ttl = run.login
             run.login = None
-            key = await self._login(run, browser, user_pk, ttl)
+            key, user = await self._login(run, browser, user_pk, ttl)
             await self._drop(browser, run.state.slug)
-            browser.key = key
-            async with self.services.store.read() as tx:
-                browser.user = await crud.find(tx, "users", pk=user_pk)
+            browser.key, browser.user = key, user
             reply.new_session, reply.ended_session = (key, ttl), False
         if run.logout:
             run.logout = False
             await self._logout(run, browser)
             reply.new_session, reply.ended_session = None, True
 
-    async def _login(self, run: base.Run, browser: Browser, user_pk: int, ttl: dt.timedelta) -> str:
+    async def _login(
+        self, run: base.Run, browser: Browser, user_pk: int, ttl: dt.timedelta
+    ) -> tuple[str, dict[str, Any]]:
         async with self.services.store.transaction() as tx:
             if run.state.context.get("terminate_other_sessions"):
                 await crud.delete(tx, sessions.TABLE, user_pk=user_pk)
@@ -279,7 +289,7 @@ class Executor:
                 },
                 retention=run.retention,
             )
-        return key
+        return key, user
 
     async def _logout(self, run: base.Run, browser: Browser) -> None:
         if browser.user is None:
@@ -295,6 +305,13 @@ class Executor:
                 retention=run.retention,
             )
         browser.user = None
+
+
+def _flow(snapshot: definitions.Snapshot, slug: str) -> dict[str, Any]:
+    flow = snapshot.flows.get(slug)
+    if flow is None:
+        raise errors.NotFound(slug[:50])
+    return flow
 
 
 def _flow_info(flow: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core import stages
+from tessera.core.flows import definitions
 from tessera.core.identity import users
 from tessera.core.policies import engine
 from tessera.core.stages import base
@@ -48,26 +49,27 @@ async def _requirement_met(
 
 
 async def plan(
-    services: base.Services, flow: dict[str, Any], user: dict[str, Any] | None, client_ip: str
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    flow: dict[str, Any],
+    user: dict[str, Any] | None,
+    client_ip: str,
 ) -> base.FlowState | base.Outcome:
     refusal = await _requirement_met(services, flow, user)
     if refusal:
         return base.Outcome.deny(refusal)
     request = engine.Request(user=user, client_ip=client_ip)
-    verdict = await engine.evaluate(services.store, flow["pk"], flow["policy_engine_mode"], request)
+    loaded = await snapshot.policy_load(services.store, flow["pk"], user)
+    verdict = await engine.decide(loaded, flow["policy_engine_mode"], request)
     if verdict.error:
         return base.Outcome.deny(POLICY_ERROR)
     if not verdict.passing:
         return base.Outcome.deny(" ".join(verdict.messages) or "Access denied.")
-    async with services.store.read() as tx:
-        filters = [crud.Filter("target", "eq", flow["pk"])]
-        rows = await crud.rows(tx, "flow_stage_bindings", filters, ordering=("order",))
     kept = []
-    for row in rows:
+    for row in snapshot.bindings.get(flow["pk"], []):
         if row["evaluate_on_plan"]:
-            result = await engine.evaluate(
-                services.store, row["pk"], row["policy_engine_mode"], request
-            )
+            loaded = await snapshot.policy_load(services.store, row["pk"], user)
+            result = await engine.decide(loaded, row["policy_engine_mode"], request)
             if result.error:
                 return base.Outcome.deny(POLICY_ERROR)
             if not result.passing:
@@ -79,23 +81,23 @@ async def plan(
 
 
 async def current(
-    services: base.Services, state: base.FlowState, user: dict[str, Any] | None, client_ip: str
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    state: base.FlowState,
+    user: dict[str, Any] | None,
+    client_ip: str,
 ) -> Step | base.Outcome | None:
     """The step at the state's index; None when its policies say skip; Outcome on error."""
-    async with services.store.read() as tx:  # one read per step
-        binding = await crud.find(tx, "flow_stage_bindings", pk=state.bindings[state.index])
-        stage_row = await crud.find(tx, "stages", pk=binding["stage"]) if binding else None
-        if binding is None or stage_row is None:
-            return None  # removed while the flow was running
+    binding = snapshot.binding_rows.get(state.bindings[state.index])
+    stage_row = snapshot.stage_rows.get(binding["stage"]) if binding else None
+    if binding is None or stage_row is None:
+        return None  # removed while the flow was running
+    if binding["re_evaluate_policies"] and snapshot.policy_bindings.get(binding["pk"]):
         subject = user
         if state.pending_user:
-            subject = await crud.find(tx, "users", pk=state.pending_user) or user
-        loaded = (
-            await engine.load(tx, binding["pk"], subject)
-            if binding["re_evaluate_policies"]
-            else None
-        )
-    if loaded is not None:
+            async with services.store.read() as tx:
+                subject = await crud.find(tx, "users", pk=state.pending_user) or user
+        loaded = await snapshot.policy_load(services.store, binding["pk"], subject)
         request = engine.Request(user=subject, context=dict(state.context), client_ip=client_ip)
         result = await engine.decide(loaded, binding["policy_engine_mode"], request)
         if result.error:
@@ -103,7 +105,7 @@ async def current(
         if not result.passing:
             return None
     try:
-        stage = stages.build(stage_row["kind"], stage_row["config"])
+        stage = snapshot.stage(stage_row["pk"])
     except stages.StageError:
         # SECURITY: a broken stage ends the flow; it is never skipped.
         return base.Outcome.deny("This flow is misconfigured; access denied.")

@@ -38,8 +38,9 @@ async def create(
             "expires": util.now() + ttl,
             "created": util.now(),
         },
+        recoverable=False,  # a random key: nothing to recover from
     )
-    await crud.update(tx, "users", {"pk": user_pk}, {"last_login": util.now()})
+    await crud.update(tx, "users", {"pk": user_pk}, {"last_login": util.now()}, recoverable=False)
     return key
 
 

@@ -103,6 +103,8 @@ class Run:
     # Filled by stages for the executor: a session to start (key, ttl) or to end.
     login: tuple[int, dt.timedelta] | None = None
     logout: bool = False
+    # Rows read during this request, with the store's write stamp of their table at reading.
+    memo: dict[tuple[str, object], tuple[int, dict[str, Any] | None]] = field(default_factory=dict)
 
     @property
     def retention(self) -> dt.timedelta:
@@ -111,8 +113,17 @@ class Run:
     async def pending_user(self) -> dict[str, Any] | None:
         if self.state.pending_user is None:
             return None
-        async with self.services.store.read() as tx:
-            return await store.crud.find(tx, "users", pk=self.state.pending_user)
+        return await self.user(self.state.pending_user)
+
+    async def user(self, pk: int) -> dict[str, Any] | None:
+        """The user row, read once per request unless this process wrote users since."""
+        stamp = self.services.store.write_count("users")
+        known = self.memo.get(("users", pk))
+        if known is None or known[0] != stamp:
+            async with self.services.store.read() as tx:
+                known = (stamp, await store.crud.find(tx, "users", pk=pk))
+            self.memo[("users", pk)] = known
+        return dict(known[1]) if known[1] is not None else None  # a copy: callers may change it
 
 
 class Stage:

@@ -9,8 +9,9 @@ SQLAlchemy. Migrations run at start under a lock (`store.migrate`). The app fact
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,15 @@ from tessera.core import config, errors
 from tessera.core.store import crud, migrate
 from tessera.core.store.crud import Filter, Query, Tx
 
-__all__ = ["Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
+__all__ = ["CONFIG_TABLES", "Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
 
 _PING_TIMEOUT = 2.0
+
+# The tables that define flows and policies. A committed write to any of them bumps
+# `Store.config_generation`, which in-process caches of these definitions compare against.
+CONFIG_TABLES = frozenset(
+    {"flows", "stages", "flow_stage_bindings", "policies", "policy_bindings", "groups"}
+)
 
 
 class StoreUnavailable(errors.TesseraError):
@@ -77,6 +84,24 @@ class Store:
         self.dialect = "sqlite" if settings.embedded else "postgresql"
         self._engine: AsyncEngine | None = None
         self._sqlite_writer = asyncio.Lock()
+        self.config_generation = 0
+        self._writes: collections.Counter[str] = collections.Counter()
+        self._config_listeners: list[Callable[[], None]] = []
+
+    def on_config_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after each commit that changed a table of CONFIG_TABLES; returns the
+        function that stops this."""
+        self._config_listeners.append(listener)
+        return lambda: self._config_listeners.remove(listener)
+
+    def write_count(self, table_name: str) -> int:
+        """How many committed transactions of this process wrote `table_name` (a stamp for
+        request-local memos of rows)."""
+        return self._writes[table_name]
+
+    def config_changed(self) -> None:
+        """Drop in-process caches of flow and policy definitions (also told by other replicas)."""
+        self.config_generation += 1
 
     @property
     def engine(self) -> AsyncEngine:
@@ -130,7 +155,14 @@ class Store:
                 conn = await stack.enter_async_context(self._connect())
                 conn = await conn.execution_options(tessera_write=True)
                 await stack.enter_async_context(conn.begin())
-                yield Tx(conn, self.dialect)
+                tx = Tx(conn, self.dialect)
+                yield tx
+        # Reached only once the transaction has committed.
+        self._writes.update(tx.written)
+        if tx.written & CONFIG_TABLES:
+            self.config_changed()
+            for listener in self._config_listeners:
+                listener()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

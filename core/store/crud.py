@@ -8,7 +8,9 @@ become `errors.Conflict` or `errors.NotFound` so that the API can name the field
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ class Tx:
 
     conn: AsyncConnection
     dialect: str
+    written: set[str] = field(default_factory=set)  # tables this transaction changed
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,36 @@ def _col(t: sa.Table, name: str) -> sa.Column[Any]:
 
 def _where(t: sa.Table, where: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
     return [_col(t, k) == v for k, v in where.items()]
+
+
+# Statements built once per shape and executed with bound parameters: building and keying a
+# statement costs more than running a primary-key lookup, and these run on every request.
+@functools.lru_cache(maxsize=1024)
+def _select_by(table_name: str, keys: tuple[str, ...]) -> sa.Select[Any]:
+    t = table(table_name)
+    return sa.select(t).where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
+
+
+@functools.lru_cache(maxsize=1024)
+def _insert_into(table_name: str) -> sa.Insert:
+    t = table(table_name)
+    return sa.insert(t).returning(*t.c)
+
+
+@functools.lru_cache(maxsize=1024)
+def _update_by(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> sa.Update:
+    t = table(table_name)
+    return (
+        sa.update(t)
+        .where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
+        .values({_col(t, c): sa.bindparam(f"v_{c}") for c in columns})
+        .returning(*t.c)
+    )
+
+
+def _bound(where: Mapping[str, Any]) -> bool:
+    """Whether `where` can use a prepared statement (`= NULL` would never match)."""
+    return all(v is not None for v in where.values())
 
 
 def _apply(t: sa.Table, f: Filter) -> sa.ColumnElement[bool]:
@@ -164,8 +197,13 @@ async def all_rows(tx: Tx, table_name: str) -> list[dict[str, Any]]:
 
 
 async def find(tx: Tx, table_name: str, **where: Any) -> dict[str, Any] | None:
-    t = table(table_name)
-    row = (await tx.conn.execute(sa.select(t).where(*_where(t, where)))).mappings().first()
+    if _bound(where):
+        stmt = _select_by(table_name, tuple(where))
+        params = {f"w_{k}": v for k, v in where.items()}
+        row = (await tx.conn.execute(stmt, params)).mappings().first()
+    else:
+        t = table(table_name)
+        row = (await tx.conn.execute(sa.select(t).where(*_where(t, where)))).mappings().first()
     return dict(row) if row is not None else None
 
 
@@ -190,24 +228,44 @@ async def exists(tx: Tx, table_name: str, **where: Any) -> bool:
     return (await tx.conn.scalar(stmt)) is not None
 
 
-async def insert(tx: Tx, table_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+async def insert(
+    tx: Tx, table_name: str, values: Mapping[str, Any], *, recoverable: bool = True
+) -> dict[str, Any]:
+    """Insert a row; an integrity error becomes a field error. With `recoverable` (the default)
+    the row is written under a savepoint, so the transaction stays usable after that error;
+    writers that never continue after one (audit events, new sessions) skip the savepoint."""
     t = table(table_name)
+    tx.written.add(table_name)
+    for name in values:
+        _col(t, name)
     try:
-        async with tx.conn.begin_nested():
-            result = await tx.conn.execute(sa.insert(t).values(**values).returning(*t.c))
+        async with tx.conn.begin_nested() if recoverable else contextlib.nullcontext():
+            result = await tx.conn.execute(_insert_into(table_name), dict(values))
             return dict(result.mappings().one())
     except sa.exc.IntegrityError as exc:
         raise _integrity(t, exc) from None
 
 
 async def update(
-    tx: Tx, table_name: str, where: Mapping[str, Any], values: Mapping[str, Any]
+    tx: Tx,
+    table_name: str,
+    where: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    recoverable: bool = True,
 ) -> dict[str, Any]:
+    """Update the row matching `where` (NotFound when none); `recoverable` as for `insert`."""
     t = table(table_name)
-    stmt = sa.update(t).where(*_where(t, where)).values(**values).returning(*t.c)
+    tx.written.add(table_name)
+    if _bound(where):
+        stmt = _update_by(table_name, tuple(where), tuple(values))
+        params = {f"w_{k}": v for k, v in where.items()} | {f"v_{c}": v for c, v in values.items()}
+    else:
+        stmt = sa.update(t).where(*_where(t, where)).values(**values).returning(*t.c)
+        params = {}
     try:
-        async with tx.conn.begin_nested():
-            row = (await tx.conn.execute(stmt)).mappings().first()
+        async with tx.conn.begin_nested() if recoverable else contextlib.nullcontext():
+            row = (await tx.conn.execute(stmt, params)).mappings().first()
     except sa.exc.IntegrityError as exc:
         raise _integrity(t, exc) from None
     if row is None:
@@ -217,12 +275,14 @@ async def update(
 
 async def delete(tx: Tx, table_name: str, **where: Any) -> int:
     t = table(table_name)
+    tx.written.add(table_name)
     result = await tx.conn.execute(sa.delete(t).where(*_where(t, where)))
     return int(result.rowcount or 0)
 
 
 async def delete_matching(tx: Tx, table_name: str, filters: Sequence[Filter]) -> int:
     t = table(table_name)
+    tx.written.add(table_name)
     result = await tx.conn.execute(sa.delete(t).where(*(_apply(t, f) for f in filters)))
     return int(result.rowcount or 0)
 
@@ -281,6 +341,7 @@ async def set_members(
 ) -> None:
     """Replace the groups of a user (or the users of a group) with `others`."""
     gm = tables.group_members
+    tx.written.add("group_members")
     if user_pk is not None:
         await tx.conn.execute(sa.delete(gm).where(gm.c.user_pk == user_pk))
         rows = [{"user_pk": user_pk, "group_pk": g} for g in dict.fromkeys(others)]
@@ -293,6 +354,7 @@ async def set_members(
 
 async def add_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
     if not await exists(tx, "group_members", user_pk=user_pk, group_pk=group_pk):
+        tx.written.add("group_members")
         await tx.conn.execute(
             sa.insert(tables.group_members).values(user_pk=user_pk, group_pk=group_pk)
         )
