@@ -53,8 +53,9 @@ class Cache(Protocol):
     async def pop(self, key: str) -> Any | None:
         """Get and delete in one step: of concurrent callers, at most one receives the value."""
 
-    async def incr(self, key: str, ttl: float) -> int:
-        """Add one to the counter at `key` (absent counts as 0) and return the new value.
+    async def incr(self, key: str, ttl: float, by: int = 1) -> int:
+        """Add `by` (one, or a negative number to take back) to the counter at `key` (absent
+        counts as 0) and return the new value.
 
         The TTL is set when the key has none (its first increment) and is not extended after, so
         a counter counts within a fixed window.

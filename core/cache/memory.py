@@ -69,22 +69,22 @@ class MemoryCache:
         del self._entries[key]
         return cache.decode(text)
 
-    async def incr(self, key: str, ttl: float) -> int:
+    async def incr(self, key: str, ttl: float, by: int = 1) -> int:
         cache.check_ttl(ttl)
         text = self._live(key)
         if text is None:
-            self._store(key, "1", ttl)
-            return 1
+            self._store(key, str(by), ttl)
+            return by
         value = cache.decode(text)
         if type(value) is not int:
             raise ValueError(f"value at {key!r} is not an integer counter")
         expires = self._entries[key][1]
         # Updated in place: a counter keeps its position in write order and its window.
         self._entries[key] = (
-            str(value + 1),
+            str(value + by),
             time.monotonic() + ttl if expires is None else expires,
         )
-        return value + 1
+        return value + by
 
     async def publish(self, channel: str, message: cache.Message) -> None:
         text = cache.encode(message)

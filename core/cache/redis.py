@@ -3,7 +3,7 @@
 `cache.from_settings` returns a `RedisCache` when a Redis host is configured. Every key and
 channel is prefixed (`tessera:` by default; tests use one per run), so Tessera can share a Redis
 database. Single-use and counting operations are one server-side step each: `add` is SET NX,
-`pop` is GETDEL, `incr` is a Lua script (INCR, then PEXPIRE when the key has no TTL), so they stay
+`pop` is GETDEL, `incr` is a Lua script (INCRBY, then PEXPIRE when the key has no TTL), so they stay
 atomic across replicas; this works on Redis 6.2 and later.
 
 Connection errors and timeouts become `cache.CacheUnavailable`. A command that fails on a broken
@@ -32,9 +32,10 @@ COMMAND_TIMEOUT = 5.0
 POLL_INTERVAL = 1.0
 RETRIES = 2
 
-# KEYS[1] counter, ARGV[1] TTL in ms. PTTL -1: the key exists without a TTL (first increment).
+# KEYS[1] counter, ARGV[1] TTL in ms, ARGV[2] the amount.
+# PTTL -1: the key exists without a TTL (first increment).
 _INCR_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
@@ -89,10 +90,10 @@ class RedisCache:
             text = await self._client.getdel(self.prefix + key)
         return None if text is None else cache.decode(text)
 
-    async def incr(self, key: str, ttl: float) -> int:
+    async def incr(self, key: str, ttl: float, by: int = 1) -> int:
         cache.check_ttl(ttl)
         with _unavailable():
-            count = await self._incr(keys=[self.prefix + key], args=[_milliseconds(ttl)])
+            count = await self._incr(keys=[self.prefix + key], args=[_milliseconds(ttl), by])
         return int(count)
 
     async def publish(self, channel: str, message: cache.Message) -> None:

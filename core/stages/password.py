@@ -1,7 +1,8 @@
 """Password stage (`ak-stage-password`): check the pending user's password.
 
-Failed attempts are counted in the cache per username and per client address; past the limits
-of `login_throttle` the stage refuses without checking the password, for the rest of the window.
+Attempts are counted in the cache per username and per client address before the password is
+checked, and a successful one is taken back; past the limits of `login_throttle` the stage
+refuses without checking the password, for the rest of the window.
 
 # SECURITY: an unknown user (pretend_user_exists) costs one argon2 hash like a real one and gets
 # the same error; after `failed_attempts_before_cancel` failures the flow is cancelled; failures
@@ -44,12 +45,16 @@ class Password(base.Stage):
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config) and isinstance(response, Response)
-        if await _throttled(run):
+        # SECURITY: the attempt is counted before the password is checked and taken back only
+        # when it succeeds, so that a burst of parallel guesses cannot all pass the throttle
+        # before any of them is counted (the counters are atomic across replicas).
+        if not await _reserve(run):
             return await _refuse(run)
         user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)
         if ok and user is not None:
+            await _release(run)
             run.state.context["auth_method"] = "password"
             if crypto.passwords.needs_rehash(stored):
                 async with run.services.store.transaction() as tx:
@@ -59,9 +64,6 @@ class Password(base.Stage):
 
     async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:
         assert isinstance(self.config, Config)
-        window = run.services.settings.login_throttle.window_seconds
-        for counter in _counters(run):
-            await run.services.cache.incr(counter, window)
         key = run.stage_pk
         run.state.failures[key] = run.state.failures.get(key, 0) + 1
         identifier = run.state.context.get("pending_user_identifier", "")
@@ -87,13 +89,25 @@ def _counters(run: base.Run) -> list[str]:
     ]
 
 
-async def _throttled(run: base.Run) -> bool:
-    """True when the username or the client address has failed too often in the window."""
+async def _reserve(run: base.Run) -> bool:
+    """Count this attempt against the username and the client address; False (and nothing
+    counted) when either has used up its attempts in the window."""
     limits = run.services.settings.login_throttle
     user_key, ip_key = _counters(run)
-    user_count = await run.services.cache.get(user_key) or 0
-    ip_count = await run.services.cache.get(ip_key) or 0
-    return bool(user_count >= limits.per_username or ip_count >= limits.per_ip)
+    window = limits.window_seconds
+    user_count = await run.services.cache.incr(user_key, window)
+    ip_count = await run.services.cache.incr(ip_key, window)
+    if user_count > limits.per_username or ip_count > limits.per_ip:
+        await _release(run)
+        return False
+    return True
+
+
+async def _release(run: base.Run) -> None:
+    """Take back a reserved attempt (it succeeded, or it was refused unchecked)."""
+    window = run.services.settings.login_throttle.window_seconds
+    for counter in _counters(run):
+        await run.services.cache.incr(counter, window, by=-1)
 
 
 async def _refuse(run: base.Run) -> base.Outcome:

@@ -236,6 +236,58 @@ async def test_password_guessing_is_throttled_per_username_across_flows(
     assert (await response.json())["pagination"]["count"] == 1
 
 
+async def test_parallel_password_guesses_are_all_counted(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
+) -> None:
+    """A burst of guesses sent at once: no more than the limit are checked, the rest refused."""
+    import asyncio
+
+    import aiohttp
+
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    url = str(client.make_url(FLOW))
+
+    async def guess() -> str:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            await (await session.get(url)).read()
+            await (await session.post(url, json={"uid_field": "akadmin"})).read()
+            response = await session.post(url, json={"password": "guess"})
+            return str((await response.json())["component"])
+
+    outcomes = await asyncio.gather(*(guess() for _ in range(12)))
+    assert outcomes.count("ak-stage-password") == 3  # checked, wrong, may retry
+    assert outcomes.count("ak-stage-access-denied") == 9  # refused unchecked
+    response = await client.get(
+        "/api/v3/events/events/?action=login_failed",
+        headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
+    )
+    assert (await response.json())["pagination"]["count"] == 3
+    client.session.cookie_jar.clear()
+    body = await _login(client, "akadmin", BOOTSTRAP_PASSWORD)
+    assert body["component"] == "ak-stage-access-denied"  # the window is used up
+
+
+async def test_a_successful_login_does_not_use_up_attempts(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
+) -> None:
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 2, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    for _ in range(5):
+        client.session.cookie_jar.clear()
+        body = await _login(client, "akadmin", BOOTSTRAP_PASSWORD)
+        assert body["component"] == "xak-flow-redirect", body
+
+
 async def test_a_broken_stored_stage_denies_instead_of_500(client: Any, bootstrapped: Any) -> None:
     async with bootstrapped.transaction() as tx:
         stage = await crud.get(tx, "stages", name="default-authentication-password")

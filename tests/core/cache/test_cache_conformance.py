@@ -125,6 +125,13 @@ async def test_incr_concurrent_counts_every_call(cache: cache_api.Cache) -> None
     assert await cache.get("hits") == CONCURRENCY
 
 
+async def test_incr_by_takes_back_within_the_window(cache: cache_api.Cache) -> None:
+    assert await cache.incr("held", 10) == 1
+    assert await cache.incr("held", 10, by=3) == 4
+    assert await cache.incr("held", 10, by=-4) == 0
+    assert await cache.incr("fresh", 10, by=-1) == -1
+
+
 async def test_incr_ttl_starts_at_first_increment(cache: cache_api.Cache) -> None:
     assert await cache.incr("window", 0.4) == 1
     await asyncio.sleep(0.25)
