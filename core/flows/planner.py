@@ -10,10 +10,11 @@ loads the binding at the state's index and re-evaluates its policies when asked 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from tessera.core import stages
+from tessera.core import events, stages
 from tessera.core.flows import definitions
 from tessera.core.identity import users
 from tessera.core.policies import engine
@@ -106,7 +107,20 @@ async def current(
             return None
     try:
         stage = snapshot.stage(stage_row["pk"])
-    except stages.StageError:
+    except stages.StageError as exc:
         # SECURITY: a broken stage ends the flow; it is never skipped.
+        async with services.store.transaction() as tx:
+            await events.record(
+                tx,
+                "configuration_error",
+                user=user,
+                client_ip=client_ip,
+                context={
+                    "message": str(exc)[:500],
+                    "flow": state.slug,
+                    "stage": {"pk": stage_row["pk"], "name": stage_row["name"]},
+                },
+                retention=dt.timedelta(days=services.settings.events.retention_days),
+            )
         return base.Outcome.deny("This flow is misconfigured; access denied.")
     return Step(binding, stage_row, stage)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import Field
 
-from tessera.core import errors, wire
+from tessera.core import errors, events, wire
 from tessera.core.identity import groups, users
 from tessera.core.stages import base
 from tessera.core.store import crud
@@ -54,8 +54,11 @@ class UserWrite(base.Stage):
                 if create:
                     user = await self._create(tx, data)
                     run.state.context["auth_method"] = "enrollment"
+                    await _record(tx, run, "model_created", user, {"model": _model(user)})
                 assert user is not None
                 await _apply(tx, user, data)
+                if data.get("password"):
+                    await _record(tx, run, "password_set", user, {})
         except errors.ValidationFailed as exc:
             return base.Outcome(
                 "retry",
@@ -80,6 +83,29 @@ class UserWrite(base.Stage):
             if group is not None:
                 await crud.add_member(tx, user_pk=row["pk"], group_pk=group["pk"])
         return row
+
+
+def _model(user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "app": "authentik_core",
+        "model_name": "user",
+        "pk": user["pk"],
+        "name": user["username"],
+    }
+
+
+async def _record(
+    tx: Any, run: base.Run, action: str, user: dict[str, Any], context: dict[str, Any]
+) -> None:
+    """An audit event about `user`, written in the stage's transaction (no password in it)."""
+    await events.record(
+        tx,
+        action,
+        user=run.session_user or user,
+        client_ip=run.client_ip,
+        context={**context, "flow": run.state.slug},
+        retention=run.retention,
+    )
 
 
 async def _setup_pending(tx: Any, user: dict[str, Any] | None) -> bool:

@@ -297,6 +297,12 @@ async def test_a_broken_stored_stage_denies_instead_of_500(client: Any, bootstra
     await client.get(FLOW)
     body = await _post(client, {"uid_field": "akadmin"})
     assert body["component"] == "ak-stage-access-denied"
+    response = await client.get(
+        "/api/v3/events/events/?action=configuration_error",
+        headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
+    )
+    (event,) = (await response.json())["results"]
+    assert event["context"]["stage"]["name"] == "default-authentication-password"
 
 
 async def test_a_broken_stored_policy_fails_closed(client: Any, bootstrapped: Any) -> None:

@@ -38,6 +38,12 @@ async def test_enrol_then_logged_in(client: Any, bootstrapped: Any, api: Any) ->
     assert me["user"]["is_superuser"] is False
     _, events = await api("GET", "events/events/?action=login")
     assert events["pagination"]["count"] == 1
+    _, created = await api("GET", "events/events/?action=model_created")
+    (event,) = [e for e in created["results"] if e["context"].get("flow")]
+    assert event["context"]["model"]["name"] == "newbie"
+    _, password_set = await api("GET", "events/events/?action=password_set")
+    assert password_set["pagination"]["count"] == 1
+    assert "a-good-passphrase" not in str(created) + str(password_set)
 
 
 async def test_taken_username_is_a_field_error(client: Any, bootstrapped: Any) -> None:
@@ -95,3 +101,7 @@ async def test_password_change_flow_for_the_logged_in_user(
     await client.post(login, json={"uid_field": "changer"})
     done = await (await client.post(login, json={"password": "new-pass-456"})).json()
     assert done["component"] == "xak-flow-redirect"
+    _, events = await api("GET", "events/events/?action=password_set")
+    # one from the admin API, one from the flow, which names the user who changed it
+    flow_events = [e for e in events["results"] if e["context"].get("flow")]
+    assert [e["user"]["username"] for e in flow_events] == ["changer"]
