@@ -67,6 +67,10 @@ async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.flows
             stages=stages[r["pk"]],
             policies=policies[r["pk"]],
             managed=r["managed"],
+            background="",
+            cache_count=0,
+            export_url=f"/api/v3/flows/instances/{r['slug']}/export/",
+            meta_model_name="authentik_flows.flow",
         )
         for r in rows
     ]

@@ -68,14 +68,20 @@ class Executor:
                 return Reply(self._denied(flow, "This link is invalid or has expired."))
             state = base.FlowState.load(resumed)
         elif state is None or query.get("restart") == "1":
+            wanted = query.get("next", "")
+            target = redirects.safe_next(wanted, await self._launch_urls() if wanted else [])
             planned = await planner.plan(
-                self.services, snapshot, flow, browser.user, browser.client_ip
+                self.services,
+                snapshot,
+                flow,
+                browser.user,
+                browser.client_ip,
+                redirected=bool(wanted) and target == wanted,
             )
             if isinstance(planned, base.Outcome):
                 return Reply(self._denied(flow, planned.message))
             state = planned
-            wanted = query.get("next", "")
-            state.next = redirects.safe_next(wanted, await self._launch_urls() if wanted else [])
+            state.next = target
             if "itoken" in query:  # an invitation link; the invitation stage checks it
                 state.context["invitation"] = query["itoken"][:64]
         return await self._advance(snapshot, flow, state, browser, None)

@@ -32,10 +32,14 @@ class Step:
 
 
 async def _requirement_met(
-    services: base.Services, flow: dict[str, Any], user: dict[str, Any] | None
+    services: base.Services, flow: dict[str, Any], user: dict[str, Any] | None, redirected: bool
 ) -> str:
     """An empty string when the flow's authentication requirement holds, else why not."""
     requirement = flow["authentication"]
+    if requirement == "require_redirect" and not redirected:
+        return "This flow can only be reached from an application."
+    if requirement == "require_outpost":  # browsers never are outposts
+        return "This flow can only be used by an outpost."
     if requirement == "require_authenticated" and user is None:
         return "This flow requires you to be logged in."
     if requirement == "require_unauthenticated" and user is not None:
@@ -55,8 +59,12 @@ async def plan(
     flow: dict[str, Any],
     user: dict[str, Any] | None,
     client_ip: str,
+    *,
+    redirected: bool = False,
 ) -> base.FlowState | base.Outcome:
-    refusal = await _requirement_met(services, flow, user)
+    """The flow's plan for this browser. `redirected`: an application or another flow sent the
+    browser here with an accepted `next` (for `require_redirect`)."""
+    refusal = await _requirement_met(services, flow, user, redirected)
     if refusal:
         return base.Outcome.deny(refusal)
     request = engine.Request(user=user, client_ip=client_ip)

@@ -25,7 +25,12 @@ Designation = Literal[
     "unenrollment",
 ]
 Authentication = Literal[
-    "none", "require_authenticated", "require_unauthenticated", "require_superuser"
+    "none",
+    "require_authenticated",
+    "require_unauthenticated",
+    "require_superuser",
+    "require_redirect",
+    "require_outpost",
 ]
 DeniedAction = Literal["message_continue", "message", "continue"]
 Layout = Literal[
@@ -71,6 +76,10 @@ class Flow(Response):
     stages: list[str]
     policies: list[str]
     managed: str | None
+    background: str  # no background image is configured: always ""
+    cache_count: int  # flow plans held for this flow (definitions are cached, not plans)
+    export_url: str
+    meta_model_name: str
 
 
 # Stages --------------------------------------------------------------------------------------

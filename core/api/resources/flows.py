@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from tessera.core import errors, wire
-from tessera.core.api import resource
-from tessera.core.flows import admin, binding_admin
+from tessera.core.api import auth, resource, state
+from tessera.core.flows import admin, binding_admin, export
 from tessera.core.store import crud
 
 F = resource.FilterField
@@ -55,6 +57,29 @@ class FlowInstances(resource.Resource):
 
     async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
         await admin.delete(ctx.tx, row)
+
+    def actions(self) -> list[resource.Action]:
+        return [
+            resource.Action(
+                "export",
+                "GET",
+                self._export,
+                detail=True,
+                summary="The flow, its stages and policies as a blueprint (YAML)",
+            )
+        ]
+
+    async def _export(self, request: web.Request) -> web.Response:
+        principal = await auth.require_superuser(request)
+        async with request.app[state.STORE].read() as tx:
+            ctx = resource.Ctx(request, principal, tx)
+            row = await self.get_row(ctx, request.match_info["lookup"])
+            document = await export.export(tx, row)
+        return web.Response(
+            text=document,
+            content_type="text/yaml",
+            headers={"Content-Disposition": f'attachment; filename="{row["slug"]}.yaml"'},
+        )
 
 
 class FlowStageBindings(resource.Resource):

@@ -79,7 +79,7 @@ async def test_flow_bad_input(api: API) -> None:
     for body, field in (
         ({**FLOW, "color": "red"}, "color"),
         ({**FLOW, "designation": "login"}, "designation"),
-        ({**FLOW, "authentication": "require_outpost"}, "authentication"),
+        ({**FLOW, "authentication": "require_nothing"}, "authentication"),
         ({**FLOW, "layout": "fancy"}, "layout"),
         ({**FLOW, "denied_action": "shrug"}, "denied_action"),
         ({**FLOW, "slug": "no spaces"}, "slug"),
@@ -176,3 +176,77 @@ async def test_a_deny_stage_bound_through_the_api_denies_the_login(client: Any, 
     body = await (await client.get("/api/v3/flows/executor/default-authentication-flow/")).json()
     assert body["component"] == "ak-stage-access-denied"
     assert body["error_message"] == "Closed for maintenance."
+
+
+async def test_flow_read_only_fields_as_authentik(api: API) -> None:
+    status, flow = await api("GET", "flows/instances/default-authentication-flow/")
+    assert status == 200
+    assert flow["meta_model_name"] == "authentik_flows.flow"
+    assert flow["export_url"] == "/api/v3/flows/instances/default-authentication-flow/export/"
+    assert flow["background"] == "" and flow["cache_count"] == 0
+    status, _ = await api(
+        "PATCH", "flows/instances/default-authentication-flow/", json={"meta_model_name": "x"}
+    )
+    assert status == 400  # read-only fields are not accepted in requests
+
+
+async def test_export_is_a_blueprint_of_the_flow(
+    client: Any, api: API, admin_headers: dict[str, str]
+) -> None:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!KeyOf", lambda loader, node: ("KeyOf", node.value))
+    Loader.add_constructor(
+        "!Find", lambda loader, node: ("Find", loader.construct_sequence(node, deep=True))
+    )
+    response = await client.get(
+        "/api/v3/flows/instances/default-enrollment-flow/export/", headers=admin_headers
+    )
+    assert response.status == 200 and response.content_type == "text/yaml"
+    assert "default-enrollment-flow.yaml" in response.headers["Content-Disposition"]
+    document = yaml.load(await response.text(), Loader=Loader)  # noqa: S506 (our safe loader)
+    assert document["version"] == 1
+    entries = document["entries"]
+    assert entries[0]["model"] == "authentik_flows.flow"
+    assert entries[0]["identifiers"] == {"slug": "default-enrollment-flow"}
+    bindings = [e for e in entries if e["model"] == "authentik_flows.flowstagebinding"]
+    stage_ids = {e["id"] for e in entries if e["model"].startswith("authentik_stages_")}
+    assert bindings and all(b["identifiers"]["stage"][1] in stage_ids for b in bindings)
+    assert [b["identifiers"]["order"] for b in bindings] == sorted(
+        b["identifiers"]["order"] for b in bindings
+    )
+    # the policy that keeps enrollment off is exported with its binding on the flow
+    policy_bindings = [e for e in entries if e["model"] == "authentik_policies.policybinding"]
+    assert any(p["identifiers"]["target"] == ("KeyOf", "flow") for p in policy_bindings)
+    # a normal user may not export
+    anonymous = await client.get("/api/v3/flows/instances/default-enrollment-flow/export/")
+    assert anonymous.status in (401, 403)
+
+
+async def test_require_redirect_and_require_outpost(client: Any, api: API) -> None:
+    for requirement in ("require_redirect", "require_outpost"):
+        slug = requirement.replace("_", "-")
+        status, _ = await api(
+            "POST",
+            "flows/instances/",
+            json={**FLOW, "slug": slug, "authentication": requirement},
+        )
+        assert status == 201
+    executor = "/api/v3/flows/executor/{}/"
+    body = await (await client.get(executor.format("require-redirect"))).json()
+    assert body["component"] == "ak-stage-access-denied"
+    client.session.cookie_jar.clear()
+    query = "?query=" + "next%3D%252Fif%252Fuser%252F"
+    body = await (await client.get(executor.format("require-redirect") + query)).json()
+    assert body["component"] == "xak-flow-redirect"  # redirected here: allowed (no stages)
+    client.session.cookie_jar.clear()
+    query = "?query=" + "next%3Dhttps%253A%252F%252Fevil.example%252F"
+    body = await (await client.get(executor.format("require-redirect") + query)).json()
+    assert body["component"] == "ak-stage-access-denied"  # a refused next is no redirect
+    client.session.cookie_jar.clear()
+    body = await (await client.get(executor.format("require-outpost"))).json()
+    assert body["component"] == "ak-stage-access-denied"
+    assert "outpost" in body["error_message"]
