@@ -23,6 +23,8 @@ from tessera.core.stages import email as email_stage
 from tessera.core.store import crud
 
 STATE_TTL = 30 * 60
+DONE_TTL = 5 * 60  # how long a provider has to pick up a finished flow's decision
+DONE_KEY = "done_key"
 DENIED = "ak-stage-access-denied"
 REDIRECT = "xak-flow-redirect"
 
@@ -86,6 +88,49 @@ class Executor:
                 state.context["invitation"] = query["itoken"][:64]
         return await self._advance(snapshot, flow, state, browser, None)
 
+    async def start(
+        self,
+        slug: str,
+        browser: Browser,
+        *,
+        context: dict[str, Any],
+        next_path: str,
+        done_key: str,
+    ) -> str:
+        """Plan `slug` for this browser on behalf of a provider (an OAuth2 authorization, say)
+        and keep it as the browser's flow in progress; the browser is then sent to the flow's
+        page. The plan carries `context` (e.g. `application` and `consent_permissions` for the
+        consent stage), runs for the logged-in user if there is one, and ends at `next_path`, a
+        path on this server. When the flow finishes, `completed(browser, done_key)` returns what
+        it decided, once. Returns "" when planned, else why the flow refused this browser."""
+        snapshot = await self.definitions.get()
+        flow = _flow(snapshot, slug)
+        planned = await planner.plan(
+            self.services, snapshot, flow, browser.user, browser.client_ip, redirected=True
+        )
+        if isinstance(planned, base.Outcome):
+            return planned.message or "Access denied."
+        planned.context.update(context)
+        planned.context[DONE_KEY] = done_key
+        planned.pending_user = browser.user["pk"] if browser.user else None
+        planned.next = redirects.safe_next(next_path, [])
+        await self._save(browser, planned)
+        return ""
+
+    async def completed(self, browser: Browser, done_key: str) -> dict[str, Any] | None:
+        """What a flow begun by `start` decided, if it finished for this browser: `user` (pk)
+        and the flow's `context`. Single use; None when it has not finished (or expired)."""
+        key = _done_cache_key(done_key)
+        record = await self.services.cache.get(key)
+        if not isinstance(record, dict):
+            return None
+        if not crypto.secrets.equal(
+            str(record.get("session", "")), crypto.secrets.sha256_hex(browser.key)
+        ):
+            return None  # finished in another browser, which may still pick it up
+        taken = await self.services.cache.pop(key)  # of concurrent callers, one gets it
+        return taken if isinstance(taken, dict) else None
+
     async def post(self, slug: str, browser: Browser, body: Any) -> Reply:
         """Apply a challenge response and return what comes next."""
         snapshot = await self.definitions.get()
@@ -147,8 +192,23 @@ class Executor:
                 continue
             return await self._finish(snapshot, flow, state, browser, step, run, outcome, reply)
         await self._drop(browser, state.slug)
+        if state.context.get(DONE_KEY):
+            await self._record_done(state, browser)
         return Reply(
             {"component": REDIRECT, "to": state.next}, reply.new_session, reply.ended_session
+        )
+
+    async def _record_done(self, state: base.FlowState, browser: Browser) -> None:
+        user = state.pending_user or (browser.user["pk"] if browser.user else None)
+        context = {k: v for k, v in state.context.items() if k != DONE_KEY}
+        record = {
+            "user": user,
+            "slug": state.slug,
+            "session": crypto.secrets.sha256_hex(browser.key),
+            "context": context,
+        }
+        await self.services.cache.set(
+            _done_cache_key(str(state.context[DONE_KEY])), record, DONE_TTL
         )
 
     def _run(self, state: base.FlowState, browser: Browser, step: planner.Step) -> base.Run:
@@ -311,6 +371,10 @@ class Executor:
                 retention=run.retention,
             )
         browser.user = None
+
+
+def _done_cache_key(done_key: str) -> str:
+    return f"flow-done:{crypto.secrets.sha256_hex(done_key)}"
 
 
 def _flow(snapshot: definitions.Snapshot, slug: str) -> dict[str, Any]:
