@@ -24,6 +24,19 @@ BOOTSTRAP_TOKEN = "bootstrap-token-" + uuid.uuid4().hex
 BOOTSTRAP_PASSWORD = "bootstrap-password-" + uuid.uuid4().hex
 
 
+# Debian's Chromium, headless, as the browser tests launch it (tests/e2e/conftest.py).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 # Processes -----------------------------------------------------------------------------------
 
 
@@ -56,8 +69,10 @@ def pg_env(database: str, **extra: str) -> dict[str, str]:
 class Server:
     """A `tessera server` child process on free ports."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, command: str = "server") -> None:
-        self.port, self.metrics_port = free_port(), free_port()
+    def __init__(
+        self, env: dict[str, str], cwd: Path, command: str = "server", port: int | None = None
+    ) -> None:
+        self.port, self.metrics_port = port or free_port(), free_port()
         env = {
             **env,
             "AUTHENTIK_LISTEN__HTTP": f"127.0.0.1:{self.port}",

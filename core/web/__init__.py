@@ -46,7 +46,9 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 _HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    # No form-action: browsers apply it to the redirects that follow a form post, and a finished
+    # flow may lead (through the authorize endpoint) to an application on another origin.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
