@@ -1,0 +1,146 @@
+{{/* Names, labels and shared pod settings for every Tessera object. */}}
+
+{{- define "tessera.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tessera.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels common to every object; call with (dict "ctx" $ "component" "server"). */}}
+{{- define "tessera.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: tessera
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+{{ include "tessera.selectorLabels" . }}
+{{- end }}
+
+{{- define "tessera.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tessera.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "tessera.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "tessera.secretName" -}}
+{{- default (printf "%s-secrets" (include "tessera.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "tessera.serverHost" -}}
+{{- printf "%s-server.%s.svc" (include "tessera.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{- define "tessera.operatorServiceAccount" -}}
+{{- default (printf "%s-operator" (include "tessera.fullname" .)) .Values.operator.serviceAccount.name }}
+{{- end }}
+
+{{- define "tessera.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "tessera.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop:
+    - ALL
+{{- end }}
+
+{{/*
+The core's settings, shared by the server and the worker: secret key, PostgreSQL and Redis
+(bundled or external), log level. Passwords come from Secrets, never from values.
+*/}}
+{{- define "tessera.coreEnv" -}}
+- name: AUTHENTIK_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tessera.secretName" . }}
+      key: secret-key
+- name: AUTHENTIK_LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- if .Values.postgresql.enabled }}
+- name: AUTHENTIK_POSTGRESQL__HOST
+  value: {{ printf "%s-postgresql" (include "tessera.fullname" .) | quote }}
+- name: AUTHENTIK_POSTGRESQL__PORT
+  value: "5432"
+- name: AUTHENTIK_POSTGRESQL__NAME
+  value: {{ .Values.postgresql.database | quote }}
+- name: AUTHENTIK_POSTGRESQL__USER
+  value: {{ .Values.postgresql.username | quote }}
+- name: AUTHENTIK_POSTGRESQL__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tessera.fullname" . }}-postgresql
+      key: password
+{{- else }}
+- name: AUTHENTIK_POSTGRESQL__HOST
+  value: {{ required "externalPostgresql.host is required when postgresql.enabled is false" .Values.externalPostgresql.host | quote }}
+- name: AUTHENTIK_POSTGRESQL__PORT
+  value: {{ .Values.externalPostgresql.port | quote }}
+- name: AUTHENTIK_POSTGRESQL__NAME
+  value: {{ .Values.externalPostgresql.database | quote }}
+- name: AUTHENTIK_POSTGRESQL__USER
+  value: {{ .Values.externalPostgresql.username | quote }}
+- name: AUTHENTIK_POSTGRESQL__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "externalPostgresql.passwordSecret.name is required when postgresql.enabled is false" .Values.externalPostgresql.passwordSecret.name }}
+      key: {{ .Values.externalPostgresql.passwordSecret.key }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+- name: AUTHENTIK_REDIS__HOST
+  value: {{ printf "%s-redis" (include "tessera.fullname" .) | quote }}
+- name: AUTHENTIK_REDIS__PORT
+  value: "6379"
+- name: AUTHENTIK_REDIS__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "tessera.fullname" . }}-redis
+      key: password
+{{- else if .Values.externalRedis.host }}
+- name: AUTHENTIK_REDIS__HOST
+  value: {{ .Values.externalRedis.host | quote }}
+- name: AUTHENTIK_REDIS__PORT
+  value: {{ .Values.externalRedis.port | quote }}
+- name: AUTHENTIK_REDIS__DB
+  value: {{ .Values.externalRedis.db | quote }}
+{{- with .Values.externalRedis.passwordSecret.name }}
+- name: AUTHENTIK_REDIS__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.externalRedis.passwordSecret.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A generated random value kept across upgrades: (dict "ctx" $ "secret" NAME "key" KEY "length" N). */}}
+{{- define "tessera.keepOrGenerate" -}}
+{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret }}
+{{- $data := $existing.data | default dict }}
+{{- if hasKey $data .key }}
+{{- index $data .key }}
+{{- else }}
+{{- randAlphaNum (int .length) | b64enc }}
+{{- end }}
+{{- end }}

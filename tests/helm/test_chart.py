@@ -1,0 +1,343 @@
+"""The Helm chart (helm/tessera): rendered by a real Helm, linted, and every object validated.
+
+Each rendered object is checked with kubernetes-validate in strict mode (unknown fields are errors)
+against the oldest and the newest Kubernetes version the chart supports; the ServiceMonitor, a
+Prometheus Operator kind with no bundled schema, is checked against the Services it selects. The
+values schema is shown to refuse bad values before anything renders, and the core's own settings
+loader reads the environment the chart gives the server and the worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from typing import Any
+
+import helm_python
+import kubernetes_validate
+import pytest
+from chartkit import (
+    CHART,
+    NAMESPACE,
+    NEWEST_KUBE,
+    OLDEST_KUBE,
+    RELEASE,
+    Rendered,
+    external_values,
+    find,
+    pod_specs,
+)
+
+from tessera.core import config
+
+Render = Callable[[dict[str, Any]], list[Rendered]]
+FULL = f"{RELEASE}-tessera"
+VALUE_SETS = {"default": dict[str, Any](), "external": external_values()}
+
+
+def _validate_all(objects: list[Rendered], kube: str) -> set[str]:
+    kinds = set()
+    for obj in objects:
+        if obj["kind"] == "ServiceMonitor":
+            continue  # no schema bundled: see test_the_service_monitor_scrapes_every_metrics_port
+        kubernetes_validate.validate(obj, kube, strict=True)
+        kinds.add(obj["kind"])
+    return kinds
+
+
+@pytest.mark.parametrize("kube", [OLDEST_KUBE, NEWEST_KUBE])
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_rendered_object_validates_strictly(
+    render: Render, values: dict[str, Any], kube: str
+) -> None:
+    kinds = _validate_all(render(values), kube)
+    assert {"Deployment", "Service", "Secret", "ServiceAccount", "ClusterRole"} <= kinds
+
+
+@pytest.mark.parametrize("kube", [OLDEST_KUBE, NEWEST_KUBE])
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_helm_lint_finds_no_errors_or_warnings(values: dict[str, Any], kube: str) -> None:
+    result = helm_python.lint(str(CHART), values, strict=True, kube_version=f"v{kube}")
+    assert result["errors"] == []
+    # Severity 1 is Helm's INFO ("icon is recommended"); 2 and above are warnings and errors.
+    assert [m for m in result["messages"] if m["severity"] > 1] == []
+
+
+def test_default_install_bundles_postgresql_and_redis_as_statefulsets(render: Render) -> None:
+    objects = render({})
+    assert find(objects, "StatefulSet", f"{FULL}-postgresql")
+    assert find(objects, "StatefulSet", f"{FULL}-redis")
+    env = _env(pod_specs(objects)[f"{FULL}-server"], "server")
+    assert env["AUTHENTIK_POSTGRESQL__HOST"]["value"] == f"{FULL}-postgresql"
+    assert env["AUTHENTIK_REDIS__HOST"]["value"] == f"{FULL}-redis"
+    assert env["AUTHENTIK_POSTGRESQL__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{FULL}-postgresql",
+        "key": "password",
+    }
+    assert not [o for o in objects if o["kind"] in ("Ingress", "ServiceMonitor")]
+
+
+def test_external_values_use_the_external_databases_and_render_no_statefulset(
+    render: Render,
+) -> None:
+    objects = render(external_values())
+    assert not [o for o in objects if o["kind"] == "StatefulSet"]
+    for name in (f"{FULL}-server", f"{FULL}-worker"):
+        env = _env(pod_specs(objects)[name], name.rsplit("-", 1)[1])
+        assert env["AUTHENTIK_POSTGRESQL__HOST"]["value"] == "pg.databases.svc"
+        assert env["AUTHENTIK_POSTGRESQL__NAME"]["value"] == "tessera"
+        assert env["AUTHENTIK_POSTGRESQL__PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "tessera-pg",
+            "key": "password",
+        }
+        assert env["AUTHENTIK_REDIS__HOST"]["value"] == "redis.databases.svc"
+        assert env["AUTHENTIK_REDIS__DB"]["value"] == "2"
+    ingress = find(objects, "Ingress", f"{FULL}-server")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["rules"][0]["host"] == "sso.example.com"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": f"{FULL}-server", "port": {"name": "http"}}
+
+
+def _env(pod: Rendered, container: str) -> dict[str, Rendered]:
+    (spec,) = [c for c in pod["containers"] if c["name"] == container]
+    return {e["name"]: e for e in spec["env"]}
+
+
+def _container(pod: Rendered, name: str) -> Rendered:
+    (spec,) = [c for c in pod["containers"] if c["name"] == name]
+    return spec
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_every_pod_is_locked_down_and_sized(render: Render, values: dict[str, Any]) -> None:
+    pods = pod_specs(render(values))
+    assert pods
+    for name, pod in pods.items():
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert {"cpu", "memory"} <= c["resources"]["requests"].keys(), name
+            assert {"cpu", "memory"} <= c["resources"]["limits"].keys(), name
+
+
+def test_only_the_operator_gets_a_service_account_token(render: Render) -> None:
+    for name, pod in pod_specs(render({})).items():
+        if name == f"{FULL}-operator":
+            assert pod["serviceAccountName"] == f"{FULL}-operator"
+        else:
+            assert pod["automountServiceAccountToken"] is False, name
+
+
+def test_the_server_runs_server_with_probes_on_the_health_endpoints(render: Render) -> None:
+    pod = pod_specs(render({}))[f"{FULL}-server"]
+    server = _container(pod, "server")
+    assert server["args"] == ["server"]
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == {
+        "http": 9000,
+        "metrics": 9300,
+    }
+    assert server["livenessProbe"]["httpGet"] == {"path": "/-/health/live/", "port": "http"}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/-/health/ready/", "port": "http"}
+    assert _container(pod_specs(render({}))[f"{FULL}-worker"], "worker")["args"] == ["worker"]
+
+
+SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "REDISCLI_AUTH")
+
+
+def test_secrets_reach_containers_only_through_secret_refs(render: Render) -> None:
+    for values in VALUE_SETS.values():
+        for name, pod in pod_specs(render(values)).items():
+            for c in pod["containers"]:
+                for e in c.get("env", []):
+                    if any(
+                        w in e["name"] for w in ("PASSWORD", "SECRET", "TOKEN", "REDISCLI_AUTH")
+                    ):
+                        assert "value" not in e, f"{name}: {e['name']} inline"
+                        assert "secretKeyRef" in e["valueFrom"], f"{name}: {e['name']}"
+
+
+def test_generated_secrets_are_long_enough_and_the_secret_key_is_kept_on_uninstall(
+    render: Render,
+) -> None:
+    objects = render({})
+    main = find(objects, "Secret", f"{FULL}-secrets")
+    assert main["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    key = base64.b64decode(main["data"]["secret-key"]).decode()
+    token = base64.b64decode(main["data"]["bootstrap-token"]).decode()
+    assert len(key) >= config.MIN_SECRET_KEY_LENGTH
+    assert len(token) >= 40 and key != token
+    # A second render (a new install) draws new values: nothing is a constant of the chart.
+    again = find(render({}), "Secret", f"{FULL}-secrets")
+    assert again["data"]["secret-key"] != main["data"]["secret-key"]
+
+
+def test_an_existing_secret_replaces_the_generated_one(render: Render) -> None:
+    objects = render({"secrets": {"existingSecret": "my-tessera"}})
+    assert not [o for o in objects if o["metadata"]["name"] == f"{FULL}-secrets"]
+    env = _env(pod_specs(objects)[f"{FULL}-server"], "server")
+    assert env["AUTHENTIK_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "my-tessera"
+    op = _env(pod_specs(objects)[f"{FULL}-operator"], "operator")
+    assert op["AUTHENTIK_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "my-tessera"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_the_core_settings_loader_accepts_the_rendered_environment(
+    render: Render, values: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A misspelt name would be ignored (extra="ignore"): set each, then read it back by its path.
+    for name in list(os.environ):
+        if name.startswith(config.ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    pods = pod_specs(render(values))
+    for component in ("server", "worker"):
+        env = _env(pods[f"{FULL}-{component}"], component)
+        given = {
+            name: e.get("value", "s" * config.MIN_SECRET_KEY_LENGTH) for name, e in env.items()
+        }
+        for name, value in given.items():
+            monkeypatch.setenv(name, value)
+        settings = config.load()
+        assert not settings.embedded  # PostgreSQL is configured: the data directory is scratch
+        for name, value in given.items():
+            current: Any = settings
+            for part in name.removeprefix("AUTHENTIK_").lower().split("__"):
+                assert hasattr(current, part), f"{name}: no such setting"
+                current = getattr(current, part)
+            shown = current.get_secret_value() if hasattr(current, "get_secret_value") else current
+            assert str(shown) == value, name
+
+
+def test_the_operator_reaches_the_core_service_with_the_bootstrap_token(render: Render) -> None:
+    objects = render({})
+    pod = pod_specs(objects)[f"{FULL}-operator"]
+    op = _container(pod, "operator")
+    assert op["args"] == ["operator"]
+    env = _env(pod, "operator")
+    service = find(objects, "Service", f"{FULL}-server")
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    assert env["AUTHENTIK_HOST"]["value"] == f"http://{FULL}-server.{NAMESPACE}.svc:{port}"
+    server_env = _env(pod_specs(objects)[f"{FULL}-server"], "server")
+    # One generated value: the core turns it into akadmin's API token, the operator presents it.
+    assert (
+        env["AUTHENTIK_TOKEN"]["valueFrom"] == server_env["AUTHENTIK_BOOTSTRAP_TOKEN"]["valueFrom"]
+    )
+    deployment = find(objects, "Deployment", f"{FULL}-operator")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_operator_gets_the_public_url_when_an_ingress_exists(render: Render) -> None:
+    env = _env(pod_specs(render(external_values()))[f"{FULL}-operator"], "operator")
+    assert env["AUTHENTIK_HOST_BROWSER"]["value"] == "https://sso.example.com"
+
+
+def _rules(role: Rendered) -> list[tuple[str, str, str]]:
+    return [
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
+
+
+def test_operator_rbac_is_least_privilege(render: Render) -> None:
+    objects = render({})
+    granted = _rules(find(objects, "ClusterRole", f"{FULL}-operator"))
+    granted += _rules(find(objects, "ClusterRole", f"{FULL}-operator-crds"))
+    assert not [g for g in granted if "*" in g]
+    secrets = {verb for group, resource, verb in granted if resource == "secrets"}
+    assert secrets == {"get", "create", "update", "patch"}  # never list, watch or delete
+    assert {r for g, r, _ in granted if g == ""} == {"secrets", "events"}
+    assert {r for g, r, _ in granted if g == "apiextensions.k8s.io"} == {
+        "customresourcedefinitions"
+    }
+    assert {v for _, r, v in granted if r == "customresourcedefinitions"} == {
+        "get",
+        "list",
+        "watch",
+    }
+    tessera = {(r, v) for g, r, v in granted if g == "tessera.dev"}
+    assert ("oauth2providers/status", "patch") in tessera
+    assert ("applications/finalizers", "update") in tessera
+    assert not [rv for rv in tessera if rv[1] in ("create", "delete")]
+
+
+def test_watched_namespaces_get_role_bindings_and_no_cluster_wide_grant(render: Render) -> None:
+    objects = render(external_values())
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["grafana", "team-a"]
+    for b in bindings:
+        assert b["roleRef"]["name"] == f"{FULL}-operator"
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{FULL}-operator", "namespace": NAMESPACE}
+        ]
+    cluster = [o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"]
+    assert cluster == [f"{FULL}-operator-crds"]
+    op = _container(pod_specs(objects)[f"{FULL}-operator"], "operator")
+    assert op["args"] == ["operator", "--namespace=grafana", "--namespace=team-a"]
+
+
+def test_the_service_monitor_scrapes_every_metrics_port(render: Render) -> None:
+    objects = render(external_values())
+    monitor = find(objects, "ServiceMonitor", FULL)
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [
+        o
+        for o in objects
+        if o["kind"] == "Service" and selector.items() <= o["metadata"]["labels"].items()
+    ]
+    assert sorted(s["metadata"]["name"] for s in selected) == [
+        f"{FULL}-operator-metrics",
+        f"{FULL}-server",
+        f"{FULL}-worker-metrics",
+    ]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    for service in selected:
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        assert ports[endpoint["port"]]["port"] == 9300
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_notes_point_at_the_initial_setup_flow(
+    render_files: Callable[[dict[str, Any]], dict[str, str]],
+) -> None:
+    notes = render_files({})["tessera/templates/NOTES.txt"]
+    assert "http://localhost:9000/if/flow/initial-setup/" in notes
+    notes = render_files(external_values())["tessera/templates/NOTES.txt"]
+    assert "https://sso.example.com/if/flow/initial-setup/" in notes
+
+
+BAD_VALUES = {
+    "replicas_not_a_number": {"server": {"replicas": "two"}},
+    "unknown_key": {"server": {"replica": 2}},
+    "unknown_top_level_key": {"postgres": {"enabled": False}},
+    "bad_pull_policy": {"image": {"pullPolicy": "Sometimes"}},
+    "bad_log_level": {"logLevel": "verbose"},
+    "namespace_glob": {"operator": {"watchNamespaces": ["team-*"]}},
+    "external_postgresql_without_host": {"postgresql": {"enabled": False}},
+    "port_out_of_range": {"service": {"port": 70000}},
+    "bad_quantity": {"server": {"resources": {"limits": {"memory": "lots"}}}},
+    "ingress_host_with_scheme": {"ingress": {"enabled": True, "host": "https://sso.example"}},
+    "health_path_without_slash": {"operator": {"healthPath": "healthz"}},
+}
+
+
+@pytest.mark.parametrize("values", BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_the_values_schema_refuses_bad_values(render: Render, values: dict[str, Any]) -> None:
+    with pytest.raises(helm_python.HelmValuesError):
+        render(values)
+
+
+def test_several_server_replicas_without_redis_are_refused(render: Render) -> None:
+    with pytest.raises(helm_python.HelmError, match="needs Redis"):
+        render({"server": {"replicas": 2}, "redis": {"enabled": False}})
+    assert render({"server": {"replicas": 2}})  # with the bundled Redis
