@@ -33,7 +33,7 @@ from oidckit import (
     server_fixture,
     sign_in_until,
 )
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Route
 
 pytestmark = requires_provider
 
@@ -373,3 +373,56 @@ def test_device_flow(browser: Browser, server: Server, clients: dict[str, Client
     context.close()
     claims = verify_with_jwks(server, client, issued[0]["id_token"], "ES256")
     assert claims["aud"] in (client.client_id, [client.client_id])
+
+
+def test_look_alike_redirect_uris_are_never_followed(
+    browser: Browser, server: Server, clients: dict[str, Client]
+) -> None:
+    """A logged-in user who follows an authorize link with a look-alike redirect_uri (and would
+    consent) is shown an error page at Tessera; the browser never goes anywhere else."""
+    client = clients["ES256"]
+    registered = client.redirect_uri
+    host = CALLBACK.removeprefix("http://")
+    look_alikes = [
+        registered + "/more",
+        registered + "x",
+        registered.replace("/es256/", "/ES256/"),
+        registered.replace("/cb", "/%63b"),
+        registered + "?next=http://evil.example/",
+        f"http://{host}@evil.example/es256/cb",
+        registered.replace("127.0.0.1", "127.0.0.1.evil.example"),
+        registered.removeprefix("http:"),
+    ]
+    context = browser.new_context()
+    elsewhere: list[str] = []
+
+    def route(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.fulfill(status=200, body="caught")
+
+    page = context.new_page()
+    page.route("**/*", route)
+    page.goto(server.url + "/if/flow/default-authentication-flow/")
+    sign_in_until(page, lambda: page.url.endswith("/if/user/"))
+    authorize = discovery(server, client)["authorization_endpoint"]
+    for target in look_alikes:
+        query = urllib.parse.urlencode(
+            {
+                "client_id": client.client_id,
+                "response_type": "code",
+                "scope": "openid",
+                "state": "s",
+                "redirect_uri": target,
+            }
+        )
+        page.goto(f"{authorize}?{query}")
+        button = page.locator("button[type=submit]")
+        if button.count():  # a consent page would be a bug already; answer it anyway
+            button.first.click()
+            page.wait_for_load_state()
+        assert elsewhere == [], (target, elsewhere)
+        assert page.url.startswith(server.url), (target, page.url)
+    context.close()
