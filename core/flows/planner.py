@@ -24,6 +24,10 @@ from tessera.core.store import crud
 POLICY_ERROR = "A policy could not be evaluated; access denied."
 
 
+def _retention(services: base.Services) -> dt.timedelta:
+    return dt.timedelta(days=services.settings.events.retention_days)
+
+
 @dataclass
 class Step:
     binding_row: dict[str, Any]
@@ -69,7 +73,9 @@ async def plan(
         return base.Outcome.deny(refusal)
     request = engine.Request(user=user, client_ip=client_ip)
     loaded = await snapshot.policy_load(services.store, flow["pk"], user)
-    verdict = await engine.decide(loaded, flow["policy_engine_mode"], request)
+    verdict = await engine.decide(
+        loaded, flow["policy_engine_mode"], request, services.store, _retention(services)
+    )
     if verdict.error:
         return base.Outcome.deny(POLICY_ERROR)
     if not verdict.passing:
@@ -78,7 +84,9 @@ async def plan(
     for row in snapshot.bindings.get(flow["pk"], []):
         if row["evaluate_on_plan"]:
             loaded = await snapshot.policy_load(services.store, row["pk"], user)
-            result = await engine.decide(loaded, row["policy_engine_mode"], request)
+            result = await engine.decide(
+                loaded, row["policy_engine_mode"], request, services.store, _retention(services)
+            )
             if result.error:
                 return base.Outcome.deny(POLICY_ERROR)
             if not result.passing:
@@ -108,7 +116,9 @@ async def current(
                 subject = await crud.find(tx, "users", pk=state.pending_user) or user
         loaded = await snapshot.policy_load(services.store, binding["pk"], subject)
         request = engine.Request(user=subject, context=dict(state.context), client_ip=client_ip)
-        result = await engine.decide(loaded, binding["policy_engine_mode"], request)
+        result = await engine.decide(
+            loaded, binding["policy_engine_mode"], request, services.store, _retention(services)
+        )
         if result.error:
             return base.Outcome.deny(POLICY_ERROR)
         if not result.passing:
@@ -128,7 +138,7 @@ async def current(
                     "flow": state.slug,
                     "stage": {"pk": stage_row["pk"], "name": stage_row["name"]},
                 },
-                retention=dt.timedelta(days=services.settings.events.retention_days),
+                retention=_retention(services),
             )
         return base.Outcome.deny("This flow is misconfigured; access denied.")
     return Step(binding, stage_row, stage)

@@ -12,13 +12,16 @@ No enabled binding means pass.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tessera.core import store
+from tessera.core import events, store
 from tessera.core.identity import groups
 from tessera.core.policies import kinds
 from tessera.core.store import crud
+
+DEFAULT_RETENTION = dt.timedelta(days=365)  # the events' default retention
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Result:
     passing: bool
     messages: list[str] = field(default_factory=list)
     error: bool = False
+    # Policies that raised or timed out: {"pk", "name", "kind", "message"} (for the events).
+    exceptions: list[dict[str, str]] = field(default_factory=list)
 
 
 async def bindings_of(tx: store.Tx, target: str) -> list[dict[str, Any]]:
@@ -71,15 +76,25 @@ async def load(tx: store.Tx, target: str, user: dict[str, Any] | None) -> Loaded
     )
 
 
-async def decide(loaded: Loaded, mode: Literal["all", "any"], request: Request) -> Result:
-    """Run the loaded bindings (outside any transaction: policies may take time)."""
+async def decide(
+    loaded: Loaded,
+    mode: Literal["all", "any"],
+    request: Request,
+    db: store.Store | None = None,
+    retention: dt.timedelta = DEFAULT_RETENTION,
+) -> Result:
+    """Run the loaded bindings (outside any transaction: policies may take time). With `db`, a
+    policy that raised or timed out is recorded as a `policy_exception` event."""
     if not loaded.rows:
         return Result(True)
     request.groups, request.all_groups = loaded.groups, loaded.all_groups
     results = [await _one(row, loaded.policies, loaded.ancestors, request) for row in loaded.rows]
     passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
     messages = [m for r in results for m in r.messages]
-    return Result(passing, messages, error=any(r.error for r in results))
+    exceptions = [e for r in results for e in r.exceptions]
+    if db is not None and exceptions:
+        await _record_exceptions(db, exceptions, request, retention)
+    return Result(passing, messages, error=any(r.error for r in results), exceptions=exceptions)
 
 
 async def evaluate(
@@ -87,7 +102,27 @@ async def evaluate(
 ) -> Result:
     async with db.read() as tx:
         loaded = await load(tx, target, request.user)
-    return await decide(loaded, mode, request)
+    return await decide(loaded, mode, request, db)
+
+
+async def _record_exceptions(
+    db: store.Store,
+    exceptions: list[dict[str, str]],
+    request: Request,
+    retention: dt.timedelta,
+) -> None:
+    # SECURITY: the event names the policy and the error, never the request's context (which
+    # may hold what a user typed, passwords included).
+    async with db.transaction() as tx:
+        for failure in exceptions:
+            await events.record(
+                tx,
+                "policy_exception",
+                user=request.user,
+                client_ip=request.client_ip or None,
+                context={"policy": failure, "message": failure["message"]},
+                retention=retention,
+            )
 
 
 async def _one(
@@ -113,5 +148,16 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
             verdict = await kind.evaluate(request)
     except (TimeoutError, kinds.PolicyError) as exc:
         message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
-        return Result(bool(row["failure_result"]), [message], error=not row["failure_result"])
+        failure = {
+            "pk": policy["pk"],
+            "name": policy["name"],
+            "kind": policy["kind"],
+            "message": message[:500],
+        }
+        return Result(
+            bool(row["failure_result"]),
+            [message],
+            error=not row["failure_result"],
+            exceptions=[failure],
+        )
     return Result(verdict.passing, verdict.messages)

@@ -311,6 +311,44 @@ async def test_a_broken_stored_policy_fails_closed(client: Any, bootstrapped: An
     await _bind_dummy(bootstrapped, flow["pk"], True, config={"wait_min": "forever"})
     body = await (await client.get(FLOW)).json()
     assert body["component"] == "ak-stage-access-denied"
+    response = await client.get(
+        "/api/v3/events/events/?action=policy_exception",
+        headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
+    )
+    assert (await response.json())["pagination"]["count"] == 1
+
+
+async def test_a_sandbox_escape_denies_and_records_a_policy_exception(
+    client: Any, bootstrapped: Any
+) -> None:
+    async with bootstrapped.transaction() as tx:
+        flow = await crud.get(tx, "flows", slug="default-authentication-flow")
+        policy = await crud.insert(
+            tx,
+            "policies",
+            {
+                "pk": str(uuid.uuid4()),
+                "name": "escape-attempt",
+                "kind": "expression",
+                "config": {"expression": "return ().__class__.__mro__[1].__subclasses__()"},
+                "created": util.now(),
+            },
+        )
+        await crud.insert(
+            tx,
+            "policy_bindings",
+            {"pk": str(uuid.uuid4()), "target": flow["pk"], "policy": policy["pk"], "order": 0},
+        )
+    body = await (await client.get(FLOW)).json()
+    assert body["component"] == "ak-stage-access-denied"
+    response = await client.get(
+        "/api/v3/events/events/?action=policy_exception",
+        headers={"Authorization": "Bearer " + BOOTSTRAP_TOKEN},
+    )
+    (event,) = (await response.json())["results"]
+    assert event["context"]["policy"]["name"] == "escape-attempt"
+    assert event["context"]["policy"]["kind"] == "expression"
+    assert event["context"]["message"]
 
 
 async def test_defaults_recreate_a_deleted_enrollment_flow(bootstrapped: Any) -> None:
