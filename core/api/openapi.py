@@ -132,8 +132,9 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
             "parameters": lookup,
             "requestBody": patched,
         }
+    if r.request_model is not None or r.allow_delete:
         ops[detail]["delete"] = {
-            "operationId": f"{op}_destroy",
+            "operationId": f"{r.path.replace('/', '_')}_destroy",
             "tags": [r.tag],
             "parameters": lookup,
             "responses": {"204": {"description": "Deleted"}, **errors, **not_found},

@@ -106,6 +106,8 @@ class Resource(abc.ABC):
     ordering_columns: ClassVar[tuple[str, ...]] = ()
     default_ordering: ClassVar[tuple[str, ...]] = ()
     allow_put: ClassVar[bool] = True
+    # DELETE on a read-only resource (e.g. `/stages/all/<pk>/`, whatever the object's kind).
+    allow_delete: ClassVar[bool] = False
 
     # Hooks over the identity layer ----------------------------------------------------------
 
@@ -294,6 +296,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         defs.append(web.delete(detail, destroy))
         if resource.allow_put:
             defs.append(web.put(detail, put))
+    elif resource.allow_delete:
+        defs.append(web.delete(detail, destroy))
     return defs
 
 

@@ -113,6 +113,22 @@ def stage_names(kind: str) -> dict[str, str]:
     }
 
 
+# authentik serves some stage kinds under nested paths.
+_STAGE_PATHS = {
+    "authenticator_totp": "stages/authenticator/totp",
+    "authenticator_static": "stages/authenticator/static",
+    "authenticator_validate": "stages/authenticator/validate",
+    "authenticator_webauthn": "stages/authenticator/webauthn",
+    "prompt": "stages/prompt/stages",
+    "invitation": "stages/invitation/stages",
+}
+
+
+def stage_path(kind: str) -> str:
+    """The admin API path of a stage kind, as authentik has it (`stages/<kind>` mostly)."""
+    return _STAGE_PATHS.get(kind, f"stages/{kind}")
+
+
 def stage_models(kind: str, config: type[Request]) -> tuple[type[Request], type[Response]]:
     """`<Kind>StageRequest` (name plus settings) and `<Kind>Stage` for `/stages/<kind>/`."""
     return kind_models(f"{_title(kind)}Stage", config, {"name": (Name, ...)}, Stage)

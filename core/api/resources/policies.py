@@ -19,7 +19,7 @@ F = resource.FilterField
 
 
 class AllPolicies(resource.Resource):
-    """Every policy, whatever its kind (read-only), with `test`."""
+    """Every policy, whatever its kind (read and delete), with `test`."""
 
     path = "policies/all"
     table = "policies"
@@ -31,6 +31,8 @@ class AllPolicies(resource.Resource):
     search_columns = ("name",)
     ordering_columns = ("name", "kind")
     default_ordering = ("name",)
+
+    allow_delete = True
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await admin.serialize(ctx.tx, rows)

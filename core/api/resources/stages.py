@@ -18,7 +18,7 @@ F = resource.FilterField
 
 
 class AllStages(resource.Resource):
-    """Every stage, whatever its kind (read-only)."""
+    """Every stage, whatever its kind (read and delete)."""
 
     path = "stages/all"
     table = "stages"
@@ -31,8 +31,13 @@ class AllStages(resource.Resource):
     ordering_columns = ("name", "kind")
     default_ordering = ("name",)
 
+    allow_delete = True
+
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return stage_admin.serialize(rows)
+
+    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
+        await stage_admin.delete(ctx.tx, row)
 
 
 class KindStages(resource.Resource):
@@ -75,7 +80,7 @@ def for_kind(stage: type[base.Stage]) -> KindStages:
     app_label, model_name = wire.flows.stage_names(stage.kind)["meta_model_name"].split(".")
 
     class Resource(KindStages):
-        path = f"stages/{stage.kind}"
+        path = wire.flows.stage_path(stage.kind)
         kind = stage.kind
         read_model = response
         request_model = request

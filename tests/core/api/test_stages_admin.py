@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core import stages, store
+from tessera.core import stages, store, wire
 from tessera.core.identity import util
 from tessera.core.store import crud
 
@@ -13,15 +13,36 @@ API = Any
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
+async def test_authenticator_prompt_and_invitation_stages_live_at_authentiks_paths(
+    api: API,
+) -> None:
+    for kind, path in (
+        ("authenticator_totp", "stages/authenticator/totp"),
+        ("authenticator_static", "stages/authenticator/static"),
+        ("authenticator_validate", "stages/authenticator/validate"),
+        ("prompt", "stages/prompt/stages"),
+        ("invitation", "stages/invitation/stages"),
+        ("user_login", "stages/user_login"),
+    ):
+        status, stage = await api("POST", f"{path}/", json={"name": f"p-{kind}"})
+        assert status == 201 and stage["kind"] == kind, (path, stage)
+        assert (await api("GET", f"stages/{kind}/"))[0] == 404 or kind == "user_login"
+    status, schema = await api("GET", "schema/")
+    assert status == 200
+    assert "/stages/authenticator/totp/" in schema["paths"]
+    assert "/stages/authenticator_totp/" not in schema["paths"]
+
+
 async def test_every_registered_kind_has_endpoints(api: API) -> None:
     for kind in stages.KINDS:
-        status, stage = await api("POST", f"stages/{kind}/", json={"name": f"s-{kind}"})
+        path = wire.flows.stage_path(kind)
+        status, stage = await api("POST", f"{path}/", json={"name": f"s-{kind}"})
         assert status == 201, (kind, stage)
         assert stage["kind"] == kind
         assert stage["meta_model_name"] == f"authentik_stages_{kind}.{kind.replace('_', '')}stage"
         assert stage["component"] == f"ak-stage-{kind.replace('_', '-')}-form"
         assert stage["verbose_name"].endswith(" Stage")
-        status, page = await api("GET", f"stages/{kind}/?name=s-{kind}")
+        status, page = await api("GET", f"{path}/?name=s-{kind}")
         assert status == 200 and [s["pk"] for s in page["results"]] == [stage["pk"]]
 
 
@@ -154,8 +175,25 @@ async def test_settings_a_kind_no_longer_accepts_are_shown_not_fatal(
 async def test_every_kind_is_in_the_schema(client: Any) -> None:
     document = await (await client.get("/api/v3/schema/")).json()
     for kind in stages.KINDS:
-        assert f"/stages/{kind}/{{pk}}/" in document["paths"], kind
+        assert f"/{wire.flows.stage_path(kind)}/{{pk}}/" in document["paths"], kind
     schemas = document["components"]["schemas"]
     assert schemas["IdentificationStageRequest"]["additionalProperties"] is False
     assert "user_fields" in schemas["IdentificationStage"]["properties"]
     assert "required" not in schemas["PatchedIdentificationStageRequest"]
+
+
+async def test_delete_through_stages_all_and_policies_all(api: API) -> None:
+    _, stage = await api("POST", "stages/dummy/", json={"name": "gone-stage"})
+    assert (await api("DELETE", f"stages/all/{stage['pk']}/"))[0] == 204
+    assert (await api("GET", f"stages/dummy/{stage['pk']}/"))[0] == 404
+    assert (await api("DELETE", f"stages/all/{stage['pk']}/"))[0] == 404
+    status, policy = await api("POST", "policies/dummy/", json={"name": "gone-policy"})
+    assert status == 201, policy
+    assert (await api("DELETE", f"policies/all/{policy['pk']}/"))[0] == 204
+    assert (await api("GET", f"policies/all/{policy['pk']}/"))[0] == 404
+    # read-only otherwise: no PATCH or PUT there
+    _, other = await api("POST", "stages/dummy/", json={"name": "kept"})
+    assert (await api("PATCH", f"stages/all/{other['pk']}/", json={"name": "x"}))[0] == 405
+    status, events = await api("GET", "events/events/?action=model_deleted")
+    names = [e["context"]["model"]["name"] for e in events["results"]]
+    assert "gone-stage" in names and "gone-policy" in names
