@@ -7,11 +7,14 @@ part of the stage's settings). A pair `password` / `password_repeat` must match.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from tessera.core.policies import engine
 from tessera.core.stages import base
+from tessera.core.store import crud
 
 FieldType = Literal[
     "text",
@@ -44,6 +47,11 @@ class PromptField(base.StageConfig):
 
 class Config(base.StageConfig):
     fields: Annotated[list[PromptField], Field(max_length=50)] = Field(default_factory=list)
+    # Policies that must all pass on the answers (`request.context["prompt_data"]`), as
+    # authentik's validation_policies: e.g. a password policy refusing weak passwords.
+    validation_policies: Annotated[list[uuid.UUID], Field(max_length=20)] = Field(
+        default_factory=list
+    )
 
 
 class Response(base.ChallengeResponse):
@@ -81,8 +89,53 @@ class Prompt(base.Stage):
             data.pop("password_repeat", None)
         if errors:
             return base.Outcome("retry", errors=errors)
-        run.state.context.setdefault("prompt_data", {}).update(data)
+        merged = {**run.state.context.get("prompt_data", {}), **data}
+        refusal = await self._validate(run, merged)
+        if refusal:
+            return base.Outcome(
+                "retry",
+                errors={"non_field_errors": [{"string": m, "code": "invalid"} for m in refusal]},
+            )
+        run.state.context["prompt_data"] = merged
         return base.Outcome.next()
+
+    async def _validate(self, run: base.Run, prompt_data: dict[str, Any]) -> list[str]:
+        """Messages of the validation policies that refuse the answers (none when all pass)."""
+        assert isinstance(self.config, Config)
+        wanted = [str(pk) for pk in self.config.validation_policies]
+        if not wanted:
+            return []
+        async with run.services.store.read() as tx:
+            found = {p["pk"]: p for p in await crud.find_many(tx, "policies", "pk", wanted)}
+        rows = [
+            {
+                "pk": f"prompt-validation-{n}",
+                "policy": pk,
+                "group": None,
+                "user": None,
+                "negate": False,
+                "timeout": 30,
+                "failure_result": False,
+                "order": n,
+            }
+            for n, pk in enumerate(wanted)
+        ]
+        if len(found) != len(wanted):
+            # SECURITY: a missing validation policy refuses rather than letting answers through.
+            return ["This form is misconfigured; ask an administrator."]
+        user = await run.pending_user() or run.session_user
+        context = {**run.state.context, "prompt_data": prompt_data}
+        request = engine.Request(user=user, context=context, client_ip=run.client_ip)
+        result = await engine.decide(
+            engine.Loaded(rows, found, set()),
+            "all",
+            request,
+            run.services.store,
+            run.retention,
+        )
+        if result.passing and not result.error:
+            return []
+        return result.messages or ["The answers were refused."]
 
 
 def _clean(spec: PromptField, raw: Any) -> tuple[Any, str]:

@@ -1,0 +1,86 @@
+"""The prompt stage's validation policies: a password policy bound to the enrollment prompt
+refuses a weak password with its own message, and a strong one passes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tessera.core.store import crud
+
+ENROLL = "/api/v3/flows/executor/default-enrollment-flow/"
+FORM = {
+    "username": "newbie",
+    "name": "New Bie",
+    "email": "newbie@example.com",
+}
+
+
+async def _enable_with_policy(db: Any, api: Any) -> str:
+    status, policy = await api(
+        "POST",
+        "policies/password/",
+        json={"name": "strong-passwords", "length_min": 12, "check_zxcvbn": False},
+    )
+    assert status == 201, policy
+    async with db.transaction() as tx:
+        disabled = await crud.get(tx, "policies", name="default-enrollment-flow-disabled")
+        await crud.delete(tx, "policy_bindings", policy=disabled["pk"])
+    status, page = await api("GET", "stages/prompt/stages/?search=default-enrollment")
+    (stage,) = [s for s in page["results"] if any(f["type"] == "password" for f in s["fields"])]
+    status, patched = await api(
+        "PATCH",
+        f"stages/prompt/stages/{stage['pk']}/",
+        json={"validation_policies": [policy["pk"]]},
+    )
+    assert status == 200, patched
+    assert patched["validation_policies"] == [policy["pk"]]
+    return str(policy["pk"])
+
+
+async def test_a_weak_password_is_refused_by_the_bound_policy(
+    client: Any, bootstrapped: Any, api: Any
+) -> None:
+    await _enable_with_policy(bootstrapped, api)
+    await client.get(ENROLL)
+    weak = {**FORM, "password": "short1", "password_repeat": "short1"}
+    body = await (await client.post(ENROLL, json=weak)).json()
+    assert body["component"] == "ak-stage-prompt"
+    (error,) = body["response_errors"]["non_field_errors"]
+    assert "12" in error["string"]  # the policy's own message
+    _, users = await api("GET", "core/users/?username=newbie")
+    assert users["pagination"]["count"] == 0  # nothing written
+    strong = {**FORM, "password": "a-long-enough-one", "password_repeat": "a-long-enough-one"}
+    body = await (await client.post(ENROLL, json=strong)).json()
+    assert body["component"] == "xak-flow-redirect"
+    _, users = await api("GET", "core/users/?username=newbie")
+    assert users["pagination"]["count"] == 1
+
+
+async def test_a_missing_validation_policy_refuses(
+    client: Any, bootstrapped: Any, api: Any
+) -> None:
+    pk = await _enable_with_policy(bootstrapped, api)
+    async with bootstrapped.transaction() as tx:
+        await crud.delete(tx, "policy_bindings", policy=pk)
+        await crud.delete(tx, "policies", pk=pk)
+    await client.get(ENROLL)
+    strong = {**FORM, "password": "a-long-enough-one", "password_repeat": "a-long-enough-one"}
+    body = await (await client.post(ENROLL, json=strong)).json()
+    assert body["component"] == "ak-stage-prompt"
+    assert "misconfigured" in body["response_errors"]["non_field_errors"][0]["string"]
+
+
+async def test_validation_policies_must_be_uuids(api: Any) -> None:
+    status, problem = await api(
+        "POST",
+        "stages/prompt/stages/",
+        json={"name": "p", "validation_policies": ["not-a-uuid"]},
+    )
+    assert status == 400 and "validation_policies.0" in problem, problem
+    status, _ = await api(
+        "POST",
+        "stages/prompt/stages/",
+        json={"name": "p2", "validation_policies": [str(uuid.uuid4())]},
+    )
+    assert status == 201
