@@ -8,17 +8,18 @@ third-party resources.
 
 from __future__ import annotations
 
+import datetime as dt
 import pathlib
 import urllib.parse
 from typing import Any
 
 from aiohttp import web
 
-from tessera.core import crypto, errors
+from tessera.core import crypto, errors, events
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import executor
-from tessera.core.identity import sessions
+from tessera.core.identity import devices, sessions
 from tessera.core.policies import engine
 from tessera.core.store import crud
 
@@ -45,6 +46,7 @@ class Templates:
 
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
+DEVICE_KINDS = ("totp", "static", "webauthn")
 _HEADERS = {
     # No form-action: browsers apply it to the redirects that follow a form post, and a finished
     # flow may lead (through the authorize endpoint) to an application on another origin.
@@ -145,12 +147,15 @@ async def portal(request: web.Request) -> web.StreamResponse:
                 limit=50,
             ),
         )
+    async with request.app[state.STORE].read() as tx:
+        mfa = await devices.confirmed(tx, who.user["pk"], DEVICE_KINDS)
     return _render(
         request,
         "portal.html",
         title="My applications",
         user=who.user,
         applications=visible,
+        devices=mfa,
         sessions=rows,
         current=crypto.secrets.sha256_hex(who.key),
         csrf_token=_form_token(request, who.key),
@@ -179,6 +184,38 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/if/user/")
 
 
+async def remove_device(request: web.Request) -> web.StreamResponse:
+    """Remove one of the user's own authenticators (TOTP, recovery codes, WebAuthn)."""
+    who = await flows_api.browser(request)
+    form = await request.post()
+    token = str(form.get("csrf_token", ""))
+    if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
+        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    target = str(form.get("device", ""))[:36]
+    async with request.app[state.STORE].transaction() as tx:
+        # SECURITY: only the caller's own devices; another user's pk finds nothing.
+        device = await crud.find(tx, devices.TABLE, pk=target, user_pk=who.user["pk"])
+        if device is None:
+            return _render(request, "base.html", status=404, title="Not found")
+        await devices.delete(tx, device["pk"], who.user["pk"])
+        await events.record(
+            tx,
+            "model_deleted",
+            user=who.user,
+            client_ip=who.client_ip or None,
+            context={
+                "model": {
+                    "app": f"authentik_stages_authenticator_{device['kind']}",
+                    "model_name": f"{device['kind']}device",
+                    "pk": device["pk"],
+                    "name": device["name"],
+                }
+            },
+            retention=dt.timedelta(days=request.app[state.SETTINGS].events.retention_days),
+        )
+    raise web.HTTPFound("/if/user/")
+
+
 async def root(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/if/user/")
 
@@ -197,6 +234,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/if/flow/{slug}/", flow_post)
     app.router.add_get("/if/user/", portal)
     app.router.add_post("/if/user/sessions/revoke/", revoke_session)
+    app.router.add_post("/if/user/devices/remove/", remove_device)
     app.router.add_get("/", root)
     app.router.add_get("/flows/-/default/authentication/", default_authentication)
     app.router.add_get("/flows/-/cancel/", cancel)

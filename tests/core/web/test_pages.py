@@ -157,3 +157,59 @@ async def test_cancel_starts_the_login_again(client: Any) -> None:
     assert 'name="password"' in await step.text()
     again = await client.get("/flows/-/cancel/")
     assert 'name="uid_field"' in await again.text()
+
+
+async def test_portal_lists_and_removes_own_authenticators_only(
+    client: Any, api: Any, make_user: Any, bootstrapped: Any
+) -> None:
+    import uuid
+
+    from tessera.core.identity import util
+    from tessera.core.store import crud
+
+    owner = await make_user("owner")
+    other = await make_user("other")
+    await api("POST", f"core/users/{owner['pk']}/set_password/", json={"password": "pw-owner-123"})
+    await _login_pages(client, "owner", "pw-owner-123")  # before any device: no code asked
+
+    async def device(user_pk: int, kind: str, name: str) -> str:
+        async with bootstrapped.transaction() as tx:
+            row = await crud.insert(
+                tx,
+                "authenticator_devices",
+                {
+                    "pk": str(uuid.uuid4()),
+                    "user_pk": user_pk,
+                    "kind": kind,
+                    "name": name,
+                    "confirmed": True,
+                    "data": {},
+                    "created": util.now(),
+                },
+            )
+        return str(row["pk"])
+
+    mine = await device(owner["pk"], "totp", "Phone app")
+    theirs = await device(other["pk"], "static", "Their codes")
+    html = await (await client.get("/if/user/")).text()
+    assert "Phone app" in html and "Their codes" not in html
+    forged = await client.post("/if/user/devices/remove/", data={"device": mine, "csrf_token": "x"})
+    assert forged.status == 403
+    stolen = await client.post(
+        "/if/user/devices/remove/", data={"device": theirs, "csrf_token": _token(html)}
+    )
+    assert stolen.status == 404
+    done = await client.post(
+        "/if/user/devices/remove/",
+        data={"device": mine, "csrf_token": _token(html)},
+        allow_redirects=False,
+    )
+    assert done.status == 302
+    async with bootstrapped.read() as tx:
+        assert await crud.find(tx, "authenticator_devices", pk=mine) is None
+        assert await crud.find(tx, "authenticator_devices", pk=theirs) is not None
+    html = await (await client.get("/if/user/")).text()
+    assert "Phone app" not in html and "No authenticators yet" in html
+    _, page = await api("GET", "events/events/?action=model_deleted")
+    (event,) = [e for e in page["results"] if e["context"]["model"]["pk"] == mine]
+    assert event["user"]["username"] == "owner"
