@@ -5,7 +5,7 @@
 - `password_expiry`: fails when the user's password is older than `days`.
 - `event_matcher`: passes for an event in the context matching action, app and client IP.
 
-Reputation is enforced by the password stage's login throttle (per username and address).
+Reputation has its own kind (`reputation.py`).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class Request:
     user: dict[str, Any] | None
     context: dict[str, Any] = field(default_factory=dict)
     client_ip: str = ""
+    cache: Any = None  # the cache backend, for kinds that keep counters (reputation)
     groups: list[dict[str, Any]] = field(default_factory=list)  # the user's own groups
     all_groups: list[dict[str, Any]] = field(default_factory=list)  # with inherited ones
 

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from tessera.core import events, store
 from tessera.core.identity import devices, util
+from tessera.core.policies import reputation
 from tessera.core.stages import base
 
 INVALID = "Invalid Token"
@@ -176,6 +177,7 @@ def _counter(user: dict[str, Any]) -> str:
 async def _failed(tx: store.Tx, run: base.Run, user: dict[str, Any]) -> base.Outcome:
     window = run.services.settings.login_throttle.window_seconds
     await run.services.cache.incr(_counter(user), window)
+    await reputation.record(run.services.cache, user["username"], run.client_ip, -1)
     key = run.stage_pk
     run.state.failures[key] = run.state.failures.get(key, 0) + 1
     await events.record(

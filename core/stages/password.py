@@ -18,6 +18,7 @@ from pydantic import Field
 
 from tessera.core import crypto, events
 from tessera.core.identity import users
+from tessera.core.policies import reputation
 from tessera.core.stages import base
 
 INVALID = "Invalid password"
@@ -53,13 +54,16 @@ class Password(base.Stage):
         user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)
+        identifier = str(run.state.context.get("pending_user_identifier", ""))
         if ok and user is not None:
             await _release(run)
+            await reputation.record(run.services.cache, identifier, run.client_ip, +1)
             run.state.context["auth_method"] = "password"
             if crypto.passwords.needs_rehash(stored):
                 async with run.services.store.transaction() as tx:
                     await users.set_password(tx, user["pk"], response.password)
             return base.Outcome.next()
+        await reputation.record(run.services.cache, identifier, run.client_ip, -1)
         return await self._failed(run, user)
 
     async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:

@@ -125,7 +125,9 @@ class Prompt(base.Stage):
             return ["This form is misconfigured; ask an administrator."]
         user = await run.pending_user() or run.session_user
         context = {**run.state.context, "prompt_data": prompt_data}
-        request = engine.Request(user=user, context=context, client_ip=run.client_ip)
+        request = engine.Request(
+            user=user, context=context, client_ip=run.client_ip, cache=run.services.cache
+        )
         result = await engine.decide(
             engine.Loaded(rows, found, set()),
             "all",

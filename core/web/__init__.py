@@ -133,7 +133,7 @@ async def portal(request: web.Request) -> web.StreamResponse:
             request.app[state.STORE],
             app["pk"],
             app["policy_engine_mode"],
-            engine.Request(user=who.user, client_ip=who.client_ip),
+            engine.Request(user=who.user, client_ip=who.client_ip, cache=request.app[state.CACHE]),
         )
         if verdict.passing and not verdict.error:
             visible.append(app)
