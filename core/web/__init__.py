@@ -13,13 +13,14 @@ import pathlib
 import urllib.parse
 from typing import Any
 
+import pydantic
 from aiohttp import web
 
-from tessera.core import crypto, errors, events
+from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import executor
-from tessera.core.identity import devices, sessions
+from tessera.core.identity import devices, sessions, tokens, util
 from tessera.core.policies import engine
 from tessera.core.store import crud
 
@@ -47,6 +48,7 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 DEVICE_KINDS = ("totp", "static", "webauthn")
+SELF_INTENTS = ["api", "app_password"]  # the token intents users manage themselves
 _HEADERS = {
     # No form-action: browsers apply it to the redirects that follow a form post, and a finished
     # flow may lead (through the authorize endpoint) to an application on another origin.
@@ -118,7 +120,11 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
     return _page(request, who, reply, slug)
 
 
-async def portal(request: web.Request) -> web.StreamResponse:
+async def portal(
+    request: web.Request,
+    new_token: dict[str, str] | None = None,
+    token_errors: dict[str, list[str]] | None = None,
+) -> web.StreamResponse:
     who = await flows_api.browser(request)
     if who.user is None:
         target = urllib.parse.quote(request.path_qs, safe="")
@@ -149,6 +155,7 @@ async def portal(request: web.Request) -> web.StreamResponse:
         )
     async with request.app[state.STORE].read() as tx:
         mfa = await devices.confirmed(tx, who.user["pk"], DEVICE_KINDS)
+        own_tokens = await _own_tokens(tx, who.user["pk"])
     return _render(
         request,
         "portal.html",
@@ -156,6 +163,9 @@ async def portal(request: web.Request) -> web.StreamResponse:
         user=who.user,
         applications=visible,
         devices=mfa,
+        tokens=own_tokens,
+        new_token=new_token,
+        token_errors=token_errors or {},
         sessions=rows,
         current=crypto.secrets.sha256_hex(who.key),
         csrf_token=_form_token(request, who.key),
@@ -216,6 +226,105 @@ async def remove_device(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/if/user/")
 
 
+async def _own_tokens(tx: Any, user_pk: int) -> list[dict[str, Any]]:
+    rows = await crud.rows(
+        tx,
+        tokens.TABLE,
+        [crud.Filter("user_pk", "eq", user_pk), crud.Filter("intent", "in", SELF_INTENTS)],
+        ordering=("identifier",),
+    )
+    return rows
+
+
+async def _checked_form(request: web.Request) -> tuple[executor.Browser, Any] | web.Response:
+    who = await flows_api.browser(request)
+    form = await request.post()
+    token = str(form.get("csrf_token", ""))
+    if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
+        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    return who, form
+
+
+def _token_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": {
+            "app": "authentik_core",
+            "model_name": "token",
+            "pk": row["pk"],
+            "name": row["identifier"],
+        }
+    }
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    """A new API token or app password of the user's own; its key is shown once."""
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    who, form = checked
+    assert who.user is not None
+    days = str(form.get("expires_days", "") or "")
+    try:
+        if days and not (days.isdigit() and 1 <= int(days) <= 3650):
+            raise errors.ValidationFailed.one("expires_days", "Enter a number of days, 1 to 3650.")
+        body = wire.core.TokenRequest.model_validate(
+            {
+                "identifier": str(form.get("identifier", "")),
+                "intent": str(form.get("intent", "")),
+                "description": str(form.get("description", ""))[:1000],
+                "expiring": bool(days),
+                "expires": util.now() + dt.timedelta(days=int(days)) if days else None,
+            }
+        )
+        if body.intent not in SELF_INTENTS:
+            raise errors.ValidationFailed.one("intent", "Choose an API token or an app password.")
+        settings = request.app[state.SETTINGS]
+        async with request.app[state.STORE].transaction() as tx:
+            row, key = await tokens.create(
+                tx, request.app[state.KEYRING], body, user_pk=who.user["pk"]
+            )
+            await events.record(
+                tx,
+                "model_created",
+                user=who.user,
+                client_ip=who.client_ip or None,
+                context=_token_event(row),
+                retention=dt.timedelta(days=settings.events.retention_days),
+            )
+    except pydantic.ValidationError as exc:
+        problems: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False):
+            problems.setdefault(str(err["loc"][0]) if err["loc"] else "form", []).append(err["msg"])
+        return await portal(request, token_errors=problems)
+    except errors.ValidationFailed as exc:
+        return await portal(request, token_errors=exc.fields)
+    return await portal(request, new_token={"identifier": row["identifier"], "key": key})
+
+
+async def delete_token(request: web.Request) -> web.StreamResponse:
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    who, form = checked
+    assert who.user is not None
+    identifier = str(form.get("identifier", ""))[:255]
+    async with request.app[state.STORE].transaction() as tx:
+        # SECURITY: only the caller's own API tokens and app passwords.
+        row = await crud.find(tx, tokens.TABLE, identifier=identifier, user_pk=who.user["pk"])
+        if row is None or row["intent"] not in SELF_INTENTS:
+            return _render(request, "base.html", status=404, title="Not found")
+        await crud.delete(tx, tokens.TABLE, pk=row["pk"])
+        await events.record(
+            tx,
+            "model_deleted",
+            user=who.user,
+            client_ip=who.client_ip or None,
+            context=_token_event(row),
+            retention=dt.timedelta(days=request.app[state.SETTINGS].events.retention_days),
+        )
+    raise web.HTTPFound("/if/user/")
+
+
 async def root(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/if/user/")
 
@@ -235,6 +344,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/if/user/", portal)
     app.router.add_post("/if/user/sessions/revoke/", revoke_session)
     app.router.add_post("/if/user/devices/remove/", remove_device)
+    app.router.add_post("/if/user/tokens/create/", create_token)
+    app.router.add_post("/if/user/tokens/delete/", delete_token)
     app.router.add_get("/", root)
     app.router.add_get("/flows/-/default/authentication/", default_authentication)
     app.router.add_get("/flows/-/cancel/", cancel)

@@ -213,3 +213,67 @@ async def test_portal_lists_and_removes_own_authenticators_only(
     _, page = await api("GET", "events/events/?action=model_deleted")
     (event,) = [e for e in page["results"] if e["context"]["model"]["pk"] == mine]
     assert event["user"]["username"] == "owner"
+
+
+async def test_portal_creates_shows_once_and_deletes_own_tokens(
+    client: Any, api: Any, make_user: Any, make_token: Any
+) -> None:
+    user = await make_user("tokens")
+    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": "pw-tokens-1"})
+    await _login_pages(client, "tokens", "pw-tokens-1")
+    html = await (await client.get("/if/user/")).text()
+    created = await client.post(
+        "/if/user/tokens/create/",
+        data={
+            "csrf_token": _token(html),
+            "identifier": "grafana-app-password",
+            "intent": "app_password",
+            "description": "for Grafana",
+            "expires_days": "30",
+        },
+    )
+    page = await created.text()
+    assert created.status == 200
+    match = re.search(r'<code id="new-token-key">([^<]+)</code>', page)
+    assert match is not None
+    _, listed = await api("GET", "core/tokens/?identifier=grafana-app-password")
+    (token,) = listed["results"]
+    assert token["intent"] == "app_password" and token["user"] == user["pk"]
+    _, key = await api("GET", "core/tokens/grafana-app-password/view_key/")
+    assert key["key"] == match[1]
+    again = await (await client.get("/if/user/")).text()
+    assert match[1] not in again  # shown once
+    # refused: a recovery token, a bad name, no form token
+    for data in (
+        {"identifier": "x1", "intent": "recovery"},
+        {"identifier": "bad name!", "intent": "api"},
+        {"identifier": "x2", "intent": "api", "expires_days": "-3"},
+    ):
+        bad = await client.post(
+            "/if/user/tokens/create/", data={"csrf_token": _token(html), **data}
+        )
+        assert bad.status == 200 and 'class="error"' in await bad.text()
+    forged = await client.post(
+        "/if/user/tokens/create/", data={"identifier": "x3", "intent": "api", "csrf_token": "x"}
+    )
+    assert forged.status == 403
+    _, count = await api("GET", "core/tokens/?user=" + str(user["pk"]))
+    assert count["pagination"]["count"] == 1
+    # another user's token cannot be deleted from here
+    await make_token("akadmin")
+    _, admins = await api("GET", "core/tokens/?user=1&intent=api")
+    theirs = admins["results"][0]["identifier"]
+    stolen = await client.post(
+        "/if/user/tokens/delete/", data={"identifier": theirs, "csrf_token": _token(html)}
+    )
+    assert stolen.status == 404
+    done = await client.post(
+        "/if/user/tokens/delete/",
+        data={"identifier": "grafana-app-password", "csrf_token": _token(html)},
+        allow_redirects=False,
+    )
+    assert done.status == 302
+    _, after = await api("GET", "core/tokens/?identifier=grafana-app-password")
+    assert after["pagination"]["count"] == 0
+    _, still = await api("GET", f"core/tokens/?identifier={theirs}")
+    assert still["pagination"]["count"] == 1
