@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tessera.core import events, store
+from tessera.core import crypto, events, store
 from tessera.core.identity import groups
 from tessera.core.policies import kinds
 from tessera.core.store import crud
 
 DEFAULT_RETENTION = dt.timedelta(days=365)  # the events' default retention
+RESULT_TTL = 30.0  # seconds a policy result is reused for the same user and address
 
 
 @dataclass
@@ -142,11 +144,30 @@ async def _one(
     return outcome
 
 
+def _cache_key(policy: dict[str, Any], request: Request) -> str | None:
+    """Where a result of `policy` for this request may be cached, or None: only requests
+    without a flow context (planning, application access), which identify the user and the
+    address alone. The key hashes the policy's settings, so an edited policy is never served a
+    stale result; no context (which may hold a typed password) goes into it."""
+    if request.cache is None or request.context:
+        return None
+    settings = json.dumps([policy["pk"], policy["kind"], policy["config"]], sort_keys=True)
+    user = request.user["pk"] if request.user else "-"
+    return f"policy-result:{crypto.secrets.sha256_hex(settings)}:{user}:{request.client_ip}"
+
+
 async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request) -> Result:
     try:
         kind = kinds.build(policy["kind"], policy["config"])
+        key = _cache_key(policy, request) if kind.cacheable else None
+        cached = await request.cache.get(key) if key else None
+        if isinstance(cached, dict):
+            return Result(bool(cached["passing"]), list(cached["messages"]))
         async with asyncio.timeout(row["timeout"]):
             verdict = await kind.evaluate(request)
+        if key:  # errors are never cached: they raise before this
+            value = {"passing": verdict.passing, "messages": verdict.messages}
+            await request.cache.set(key, value, RESULT_TTL)
     except (TimeoutError, kinds.PolicyError) as exc:
         message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
         failure = {

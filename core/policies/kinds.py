@@ -38,6 +38,9 @@ class PolicyConfig(wire.common.Request):
 class Kind:
     kind: ClassVar[str]
     Config: ClassVar[type[PolicyConfig]] = PolicyConfig
+    # Whether a result may be reused for the same user and address for a few seconds
+    # (engine.RESULT_TTL); kinds that read changing state (reputation, dummy) say no.
+    cacheable: ClassVar[bool] = True
 
     def __init__(self, config: PolicyConfig) -> None:
         self.config = config
@@ -57,6 +60,7 @@ class Dummy(Kind):
 
     kind = "dummy"
     Config = DummyConfig
+    cacheable = False  # tests use it to observe each evaluation
 
     async def evaluate(self, request: Request) -> Verdict:
         assert isinstance(self.config, DummyConfig)

@@ -59,6 +59,7 @@ class ReputationConfig(kinds.PolicyConfig):
 class Reputation(kinds.Kind):
     kind = "reputation"
     Config = ReputationConfig
+    cacheable = False  # the scores change with every login
 
     async def evaluate(self, request: Request) -> kinds.Verdict:
         assert isinstance(self.config, ReputationConfig)
