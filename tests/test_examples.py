@@ -139,8 +139,14 @@ def test_every_kubernetes_object_in_the_examples_validates_strictly(kube: str) -
 
 
 CUSTOM_RESOURCES = _custom_resources()
+# The CRDs are generated from the operator's models, which have not landed yet (issue 5): until
+# crds/ holds them, the checks against them cannot run.
+requires_crds = pytest.mark.skipif(
+    not _crds(), reason="crds/ holds no tessera.dev CRD yet (the operator generates them)"
+)
 
 
+@requires_crds
 @pytest.mark.parametrize(
     "resource", [r for _, r in CUSTOM_RESOURCES], ids=[i for i, _ in CUSTOM_RESOURCES]
 )
@@ -176,6 +182,7 @@ BROKEN = {
 }
 
 
+@requires_crds
 @pytest.mark.parametrize(("kind", "breaking"), BROKEN.values(), ids=BROKEN.keys())
 def test_the_crd_check_refuses_broken_samples(kind: str, breaking: Any) -> None:
     crds = _crds()
