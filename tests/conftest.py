@@ -22,6 +22,8 @@ from helpers import PG_HOST, PG_USER, RUN_ID, SECRET_KEY
 from tessera.core import config, store
 from tessera.core.store import tables
 
+pytest_plugins = ["mailkit"]  # the `inbox` fixture: a real local SMTP server
+
 
 async def _admin(sql: str) -> None:
     conn = await asyncpg.connect(host=PG_HOST, user=PG_USER, database="postgres", timeout=5)

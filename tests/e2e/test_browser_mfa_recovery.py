@@ -3,49 +3,16 @@ recover a password through the email link caught by a real local SMTP server (ai
 
 from __future__ import annotations
 
-import email
-import re
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
-from aiosmtpd.controller import Controller
 from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
+from mailkit import Inbox
 from playwright.sync_api import Browser, Page
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def wait_link(self, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while not self.messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.messages, "no mail arrived"
-        message = self.messages[-1]
-        parts = message.get_payload() if message.is_multipart() else [message]
-        text = "".join(p.get_payload(decode=True).decode() for p in parts)  # type: ignore[union-attr]
-        match = re.search(r"https?://\S+flow_token=[A-Za-z0-9_-]+", text)
-        assert match is not None, text
-        return match[0]
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture
@@ -145,7 +112,7 @@ def test_password_recovery_by_email_link_in_chromium(
     page.fill("#uid_field", "carol")
     page.click("button[type=submit]")
     assert "Check your email" in page.content()
-    link = inbox[0].wait_link()
+    link = inbox[0].url()
     assert urllib.parse.urlsplit(link).netloc == urllib.parse.urlsplit(server.url).netloc
     other = browser.new_context().new_page()  # the link works in whichever browser opens it
     other.goto(link)

@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import email
-import re
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from helpers import free_port
+from mailkit import Inbox
 
 from tessera.core import app, config, store
 
 RECOVERY = "/api/v3/flows/executor/default-recovery-flow/"
 LOGIN = "/api/v3/flows/executor/default-authentication-flow/"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def link(self) -> str:
-        body = self.messages[-1].get_payload()[0].get_payload(decode=True).decode()  # type: ignore[index, union-attr]
-        match = re.search(r"flow_token=([A-Za-z0-9_-]+)", body)
-        assert match is not None, body
-        return match[1]
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler, port = Inbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture
