@@ -174,11 +174,11 @@ async def portal(
 
 async def revoke_session(request: web.Request) -> web.StreamResponse:
     """End one of the user's own sessions (or all of them but this one)."""
-    who = await flows_api.browser(request)
-    form = await request.post()
-    token = str(form.get("csrf_token", ""))
-    if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
-        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    who, form = checked
+    assert who.user is not None
     target = str(form.get("session", ""))
     current = crypto.secrets.sha256_hex(who.key)
     async with request.app[state.STORE].transaction() as tx:
@@ -196,11 +196,11 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
 
 async def remove_device(request: web.Request) -> web.StreamResponse:
     """Remove one of the user's own authenticators (TOTP, recovery codes, WebAuthn)."""
-    who = await flows_api.browser(request)
-    form = await request.post()
-    token = str(form.get("csrf_token", ""))
-    if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
-        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    who, form = checked
+    assert who.user is not None
     target = str(form.get("device", ""))[:36]
     async with request.app[state.STORE].transaction() as tx:
         # SECURITY: only the caller's own devices; another user's pk finds nothing.
@@ -208,21 +208,13 @@ async def remove_device(request: web.Request) -> web.StreamResponse:
         if device is None:
             return _render(request, "base.html", status=404, title="Not found")
         await devices.delete(tx, device["pk"], who.user["pk"])
-        await events.record(
-            tx,
-            "model_deleted",
-            user=who.user,
-            client_ip=who.client_ip or None,
-            context={
-                "model": {
-                    "app": f"authentik_stages_authenticator_{device['kind']}",
-                    "model_name": f"{device['kind']}device",
-                    "pk": device["pk"],
-                    "name": device["name"],
-                }
-            },
-            retention=dt.timedelta(days=request.app[state.SETTINGS].events.retention_days),
-        )
+        model = {
+            "app": f"authentik_stages_authenticator_{device['kind']}",
+            "model_name": f"{device['kind']}device",
+            "pk": device["pk"],
+            "name": device["name"],
+        }
+        await _audit(request, tx, who, "model_deleted", model)
     raise web.HTTPFound("/if/user/")
 
 
@@ -245,15 +237,27 @@ async def _checked_form(request: web.Request) -> tuple[executor.Browser, Any] | 
     return who, form
 
 
-def _token_event(row: dict[str, Any]) -> dict[str, Any]:
+def _token_model(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "model": {
-            "app": "authentik_core",
-            "model_name": "token",
-            "pk": row["pk"],
-            "name": row["identifier"],
-        }
+        "app": "authentik_core",
+        "model_name": "token",
+        "pk": row["pk"],
+        "name": row["identifier"],
     }
+
+
+async def _audit(
+    request: web.Request, tx: Any, who: executor.Browser, action: str, model: dict[str, Any]
+) -> None:
+    """An audit event for a portal change the user made to their own objects."""
+    await events.record(
+        tx,
+        action,
+        user=who.user,
+        client_ip=who.client_ip or None,
+        context={"model": model},
+        retention=dt.timedelta(days=request.app[state.SETTINGS].events.retention_days),
+    )
 
 
 async def create_token(request: web.Request) -> web.StreamResponse:
@@ -278,19 +282,11 @@ async def create_token(request: web.Request) -> web.StreamResponse:
         )
         if body.intent not in SELF_INTENTS:
             raise errors.ValidationFailed.one("intent", "Choose an API token or an app password.")
-        settings = request.app[state.SETTINGS]
         async with request.app[state.STORE].transaction() as tx:
             row, key = await tokens.create(
                 tx, request.app[state.KEYRING], body, user_pk=who.user["pk"]
             )
-            await events.record(
-                tx,
-                "model_created",
-                user=who.user,
-                client_ip=who.client_ip or None,
-                context=_token_event(row),
-                retention=dt.timedelta(days=settings.events.retention_days),
-            )
+            await _audit(request, tx, who, "model_created", _token_model(row))
     except pydantic.ValidationError as exc:
         problems: dict[str, list[str]] = {}
         for err in exc.errors(include_url=False):
@@ -314,14 +310,7 @@ async def delete_token(request: web.Request) -> web.StreamResponse:
         if row is None or row["intent"] not in SELF_INTENTS:
             return _render(request, "base.html", status=404, title="Not found")
         await crud.delete(tx, tokens.TABLE, pk=row["pk"])
-        await events.record(
-            tx,
-            "model_deleted",
-            user=who.user,
-            client_ip=who.client_ip or None,
-            context=_token_event(row),
-            retention=dt.timedelta(days=request.app[state.SETTINGS].events.retention_days),
-        )
+        await _audit(request, tx, who, "model_deleted", _token_model(row))
     raise web.HTTPFound("/if/user/")
 
 
