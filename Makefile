@@ -11,7 +11,7 @@ CODE_DIRS := $(wildcard core operator outposts)
 LINT_PATHS := $(CODE_DIRS) $(wildcard tests bench) setup.py
 SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed' -o -name '*.html' -o -name '*.css')
 
-.PHONY: run test lint typecheck imports pytest install clean system-deps
+.PHONY: run test lint typecheck imports pytest install clean system-deps crds
 
 $(BIN)/.base-installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ typecheck: install
 
 imports: install
 	$(BIN)/lint-imports
+
+# The CustomResourceDefinitions, generated from the operator's resource models; the chart carries a
+# copy in its crds/ folder (Helm installs those first). tests/operator checks both are up to date.
+crds: install
+	$(BIN)/python -m tessera.operator.crds crds helm/tessera/crds
 
 pytest: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
