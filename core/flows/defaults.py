@@ -55,6 +55,13 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             )
         ],
     ),
+    "default-authenticator-webauthn-setup": (
+        "default-authenticator-webauthn-setup",
+        "Set up WebAuthn",
+        "stage_configuration",
+        "require_authenticated",
+        [("default-authenticator-webauthn-setup", "authenticator_webauthn", {})],
+    ),
     "initial-setup": (
         "Initial setup",
         "Welcome to authentik!",

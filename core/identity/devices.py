@@ -1,27 +1,35 @@
-"""Authenticator devices: TOTP and static (recovery) codes, over the `authenticator_devices` table.
+"""Authenticator devices: TOTP, static (recovery) codes and WebAuthn credentials, over the
+`authenticator_devices` table.
 
 The authenticator stages call this module: the setup stages (`stages.authenticator_totp`,
 `stages.authenticator_static`) create an unconfirmed device and confirm it; the validate stage
 (`stages.authenticator_validate`) lists confirmed devices and checks a code with `verify_totp` or
 `consume_static`. It calls `store.crud` and the keyring of `crypto`; pyotp computes the codes.
+WebAuthn credentials are verified before they are stored (`stages.authenticator_webauthn` calls
+`create_webauthn` with a checked credential), so they are confirmed at once; the validate stage
+finds one with `find_webauthn` and records its use with `use_webauthn`.
 
 # SECURITY: the TOTP seed and the static codes' digests are sealed under the row's context
 # (`authenticator_devices:<pk>`), never stored in clear. A TOTP code is accepted once: the
 # device's last used time step is kept in `data` and a step at or before it is refused, under a
 # lock on the device, so that two concurrent submissions of one code cannot both pass. A static
-# code is removed in the transaction that accepts it, under the same lock.
+# code is removed in the transaction that accepts it, under the same lock. A WebAuthn credential's
+public key is sealed too; its row's pk is derived from the credential id, so one credential
+belongs to one user at most, and its signature counter only moves forward, under the lock.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pyotp
 
 from tessera.core import crypto, store
+from tessera.core.crypto import webauthn
 from tessera.core.identity import util
 from tessera.core.store import crud
 
@@ -178,3 +186,81 @@ async def consume_static(
 
 def new_static_codes(count: int, length: int) -> list[str]:
     return [crypto.secrets.new_token(length) for _ in range(count)]
+
+
+# WebAuthn ------------------------------------------------------------------------------------
+
+
+def webauthn_pk(credential_id: str) -> str:
+    """The row pk of a WebAuthn credential: derived from its id, so lookups use the key and a
+    credential cannot be stored twice (for one user or for two)."""
+    return str(
+        uuid.UUID(hex=crypto.secrets.sha256_hex("webauthn:" + credential_id)[:32], version=5)
+    )
+
+
+async def create_webauthn(
+    tx: store.Tx,
+    keyring: crypto.Keyring,
+    user_pk: int,
+    credential: webauthn.Registered,
+    name: str,
+) -> dict[str, Any] | None:
+    """Store a verified credential as a confirmed device; None when it is already registered."""
+    pk = webauthn_pk(credential.credential_id)
+    await crud.lock(tx, _lock_name(pk))
+    if await crud.exists(tx, TABLE, pk=pk):
+        return None
+    data = {
+        "credential_id": credential.credential_id,
+        "sign_count": credential.sign_count,
+        "aaguid": credential.aaguid,
+        "device_type": credential.device_type,
+        "backed_up": credential.backed_up,
+    }
+    return await crud.insert(
+        tx,
+        TABLE,
+        {
+            "pk": pk,
+            "user_pk": user_pk,
+            "kind": "webauthn",
+            "name": name or "WebAuthn device",
+            "confirmed": True,
+            "secret_sealed": keyring.seal(credential.public_key, _context(pk)),
+            "data": data,
+            "created": util.now(),
+        },
+    )
+
+
+def webauthn_ids(found: Sequence[dict[str, Any]]) -> list[str]:
+    """The credential ids of these devices' WebAuthn credentials."""
+    return [str(d["data"]["credential_id"]) for d in found if d["kind"] == "webauthn"]
+
+
+async def find_webauthn(tx: store.Tx, user_pk: int, credential_id: str) -> dict[str, Any] | None:
+    """This user's confirmed WebAuthn device holding `credential_id`, if any."""
+    return await crud.find(
+        tx, TABLE, pk=webauthn_pk(credential_id), user_pk=user_pk, kind="webauthn", confirmed=True
+    )
+
+
+async def use_webauthn(tx: store.Tx, pk: str, sign_count: int) -> bool:
+    """Record a verified assertion's signature counter; False when it did not move forward.
+
+    WebAuthn section 6.1.1: when either counter is non-zero, a new value at or below the stored
+    one means the credential may have been cloned; the stored value is then left unchanged.
+    """
+    await crud.lock(tx, _lock_name(pk))
+    device = await crud.find(tx, TABLE, pk=pk, kind="webauthn", confirmed=True)
+    if device is None:
+        return False
+    data = dict(device["data"])
+    stored = int(data.get("sign_count", 0))
+    # SECURITY: a counter that does not increase is a possible cloned authenticator.
+    if (sign_count > 0 or stored > 0) and sign_count <= stored:
+        return False
+    data["sign_count"] = sign_count
+    await crud.update(tx, TABLE, {"pk": pk}, {"data": data, "last_used": util.now()})
+    return True
