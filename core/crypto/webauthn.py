@@ -183,6 +183,14 @@ def verify_authentication(
     )
 
 
+def normalised_id(raw_id: str) -> str:
+    """A credential id as the store keeps it (unpadded base64url); WebAuthnError if malformed."""
+    try:
+        return webauthn.helpers.bytes_to_base64url(webauthn.base64url_to_bytes(raw_id))
+    except ValueError:
+        raise WebAuthnError("The credential id is malformed.") from None
+
+
 def _descriptor(credential_id: str) -> structs.PublicKeyCredentialDescriptor:
     return structs.PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(credential_id))
 

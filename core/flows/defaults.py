@@ -30,7 +30,7 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             (
                 "default-authentication-mfa-validation",
                 "authenticator_validate",
-                {"device_classes": ["totp", "static"], "not_configured_action": "skip"},
+                {"device_classes": ["totp", "static", "webauthn"], "not_configured_action": "skip"},
             ),
             ("default-authentication-login", "user_login", {}),
         ],

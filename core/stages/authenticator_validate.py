@@ -4,7 +4,10 @@ Runs after a first factor (usually the password stage) in an authentication flow
 decides without asking when the user has no confirmed device of the configured classes
 (`not_configured_action`) or used one within `last_auth_threshold` seconds; otherwise the
 challenge lists one entry per device class and the response's `code` is checked against the
-user's TOTP devices, then static codes (`identity.devices.verify_totp` / `consume_static`).
+user's TOTP devices, then static codes (`identity.devices.verify_totp` / `consume_static`), or
+its `webauthn` assertion against the user's WebAuthn credentials (the `webauthn` entry's
+`challenge` is the PublicKeyCredentialRequestOptions JSON, issued and taken once through
+`authenticator_webauthn.issue` / `take`, and checked by `crypto.webauthn.verify_authentication`).
 Success sets `auth_method` to `auth_mfa` for user_login and the login event.
 
 `not_configured_action: configure` denies for now, with a message saying to set up an
@@ -17,6 +20,12 @@ cannot insert stages yet. The challenge's `configuration_stages` is therefore al
 # cache (the `login_throttle` limits and window), so restarting the flow does not give an
 # attacker who knows the password unlimited guesses at the 10^6 TOTP space. The check, the
 # verification and the count run under a per-user lock, so parallel guesses are counted too.
+# SECURITY: a WebAuthn assertion must answer the challenge this flow state was given (single
+# use), come from the configured origin and RP id, be signed by a credential of this user, and
+# carry a signature counter above the stored one when either is non-zero; a counter that does not
+# increase denies the flow and writes a `suspicious_request` event (a cloned authenticator).
+# A user with WebAuthn credentials and no RP configured is denied (`configuration_error`), never
+# treated as having no second factor.
 """
 
 from __future__ import annotations
@@ -24,17 +33,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tessera.core import events, store
+from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, util
 from tessera.core.policies import reputation
-from tessera.core.stages import base
+from tessera.core.stages import authenticator_webauthn, base
 
 INVALID = "Invalid Token"
 NOT_AUTHENTICATED = "Failed to authenticate."
 MAX_FAILURES = 5
-SUPPORTED = ("totp", "static")  # webauthn is accepted in the settings but not checked yet
+SUPPORTED = ("totp", "static", "webauthn")
+PASSKEY_REFUSED = "This passkey cannot be used; contact an administrator."
 
 DeviceClass = Literal["totp", "static", "webauthn"]
 
@@ -48,11 +59,15 @@ class Config(base.StageConfig):
     not_configured_action: Literal["skip", "deny", "configure"] = "skip"
     configuration_stages: list[str] = Field(default_factory=list)
     last_auth_threshold: Annotated[int, Field(ge=0, le=366 * 86400)] = 0  # seconds
+    webauthn_user_verification: webauthn.Requirement = "preferred"
 
 
 class Response(base.ChallengeResponse):
     code: Annotated[str, Field(max_length=devices.MAX_CODE_LENGTH)] = ""
     selected_challenge: dict[str, Any] | None = None
+    webauthn: authenticator_webauthn.AuthenticationCredential | None = None
+
+    _parse = field_validator("webauthn", mode="before")(authenticator_webauthn.json_text)
 
 
 class AuthenticatorValidate(base.Stage):
@@ -92,25 +107,46 @@ class AuthenticatorValidate(base.Stage):
         threshold = self.config.last_auth_threshold
         if threshold and _recently_used(found, threshold):
             return base.Outcome.next()
+        if devices.webauthn_ids(found):
+            rp = await authenticator_webauthn.relying_party(run)
+            if isinstance(rp, base.Outcome):
+                return rp
         return None
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
-        _, found = await self._devices(run)
+        user, found = await self._devices(run)
         seen: dict[str, dict[str, Any]] = {}
         for device in found:  # one entry per class, as authentik's client expects
             seen.setdefault(device["kind"], device)
-        return {
-            "device_challenges": [
+        entries = []
+        for kind, device in seen.items():
+            options: dict[str, Any] = {}
+            if kind == "webauthn" and user is not None:
+                options = await self._request_options(run, user, found)
+            entries.append(
                 {
                     "device_class": kind,
                     "device_uid": str(device["pk"]),
-                    "challenge": {},
+                    "challenge": options,
                     "last_used": device["last_used"].isoformat() if device["last_used"] else None,
                 }
-                for kind, device in seen.items()
-            ],
-            "configuration_stages": [],
-        }
+            )
+        return {"device_challenges": entries, "configuration_stages": []}
+
+    async def _request_options(
+        self, run: base.Run, user: dict[str, Any], found: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """PublicKeyCredentialRequestOptions for the user's credentials, with a fresh challenge."""
+        assert isinstance(self.config, Config)
+        try:
+            rp = webauthn.relying_party(run.services.settings.web.public_url)
+        except webauthn.NotConfigured:
+            return {}  # `before` has denied
+        options, challenge = webauthn.authentication_options(
+            rp, devices.webauthn_ids(found), self.config.webauthn_user_verification
+        )
+        await authenticator_webauthn.issue(run, "get", user["pk"], challenge)
+        return options
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(response, Response)
@@ -119,6 +155,9 @@ class AuthenticatorValidate(base.Stage):
             return base.Outcome.deny(NOT_AUTHENTICATED)
         if not found:
             return self._unconfigured()
+        if response.webauthn is not None:
+            outcome = await self._passkey(run, user, found, response.webauthn)
+            return outcome if isinstance(outcome, base.Outcome) else _passed(run, outcome)
         code = response.code.strip()
         if not code and response.selected_challenge is not None:
             return base.Outcome("retry")  # the client picked a device: show it again
@@ -127,12 +166,88 @@ class AuthenticatorValidate(base.Stage):
         device = await _attempt(run, user, candidates, code)
         if isinstance(device, base.Outcome):
             return device
-        run.state.context["auth_method"] = "auth_mfa"
-        args = run.state.context.setdefault("auth_method_args", {})
-        args.setdefault("mfa_devices", []).append(
-            {"pk": device["pk"], "device_class": device["kind"], "name": device["name"]}
-        )
-        return base.Outcome.next()
+        return _passed(run, device)
+
+    async def _passkey(
+        self,
+        run: base.Run,
+        user: dict[str, Any],
+        found: list[dict[str, Any]],
+        credential: authenticator_webauthn.AuthenticationCredential,
+    ) -> dict[str, Any] | base.Outcome:
+        """The WebAuthn device that signed this assertion, or the outcome of a refusal."""
+        assert isinstance(self.config, Config)
+        rp = await authenticator_webauthn.relying_party(run)
+        if isinstance(rp, base.Outcome):
+            return rp
+        challenge = await authenticator_webauthn.take(run, "get", user["pk"])
+        require_uv = self.config.webauthn_user_verification == "required"
+        async with run.services.store.transaction() as tx:
+            await devices.lock_user(tx, user["pk"])
+            if (await run.services.cache.get(_counter(user)) or 0) >= _limit(run):
+                return base.Outcome.deny("Too many failed attempts; try again later.")
+            device = await _credential_device(tx, user, found, credential)
+            if challenge is None or device is None:
+                return await _failed(tx, run, user, "webauthn")
+            public_key = devices.secret(run.services.keyring, device)
+            try:
+                asserted = webauthn.verify_authentication(
+                    rp, credential.as_dict(), challenge, public_key, require_uv=require_uv
+                )
+            except webauthn.WebAuthnError:
+                return await _failed(tx, run, user, "webauthn")
+            if not await devices.use_webauthn(tx, device["pk"], asserted.sign_count):
+                return await _cloned(tx, run, user, device, asserted.sign_count)
+        return device
+
+
+def _passed(run: base.Run, device: dict[str, Any]) -> base.Outcome:
+    run.state.context["auth_method"] = "auth_mfa"
+    args = run.state.context.setdefault("auth_method_args", {})
+    args.setdefault("mfa_devices", []).append(
+        {"pk": device["pk"], "device_class": device["kind"], "name": device["name"]}
+    )
+    return base.Outcome.next()
+
+
+def _limit(run: base.Run) -> int:
+    return run.services.settings.login_throttle.per_username
+
+
+async def _credential_device(
+    tx: store.Tx,
+    user: dict[str, Any],
+    found: list[dict[str, Any]],
+    credential: authenticator_webauthn.AuthenticationCredential,
+) -> dict[str, Any] | None:
+    """The user's usable WebAuthn device holding this credential (a fresh read), if any."""
+    try:
+        credential_id = webauthn.normalised_id(credential.rawId)
+    except webauthn.WebAuthnError:
+        return None
+    if credential_id not in devices.webauthn_ids(found):
+        return None  # another user's credential, or a class this stage does not accept
+    return await devices.find_webauthn(tx, user["pk"], credential_id)
+
+
+async def _cloned(
+    tx: store.Tx, run: base.Run, user: dict[str, Any], device: dict[str, Any], sign_count: int
+) -> base.Outcome:
+    await events.record(
+        tx,
+        "suspicious_request",
+        user=user,
+        client_ip=run.client_ip,
+        context={
+            "reason": "WebAuthn signature counter did not increase (cloned authenticator?)",
+            "device": {"pk": device["pk"], "name": device["name"]},
+            "stored_sign_count": device["data"].get("sign_count", 0),
+            "received_sign_count": sign_count,
+            "stage": run.stage_name,
+        },
+        retention=run.retention,
+    )
+    return base.Outcome.deny(PASSKEY_REFUSED)
 
 
 def _recently_used(found: list[dict[str, Any]], threshold: int) -> bool:
@@ -144,7 +259,7 @@ async def _attempt(
     run: base.Run, user: dict[str, Any], candidates: list[dict[str, Any]], code: str
 ) -> dict[str, Any] | base.Outcome:
     """The device that accepted `code`, or the outcome of a refused or failed attempt."""
-    limit = run.services.settings.login_throttle.per_username
+    limit = _limit(run)
     async with run.services.store.transaction() as tx:
         # SECURITY: one attempt per user at a time (an advisory lock shared by replicas), so a
         # burst of parallel guesses cannot all pass the throttle before any of them is counted.
@@ -174,7 +289,9 @@ def _counter(user: dict[str, Any]) -> str:
     return f"throttle:mfa:user:{user['pk']}"
 
 
-async def _failed(tx: store.Tx, run: base.Run, user: dict[str, Any]) -> base.Outcome:
+async def _failed(
+    tx: store.Tx, run: base.Run, user: dict[str, Any], field: str = "code"
+) -> base.Outcome:
     window = run.services.settings.login_throttle.window_seconds
     await run.services.cache.incr(_counter(user), window)
     await reputation.record(run.services.cache, user["username"], run.client_ip, -1)
@@ -194,4 +311,4 @@ async def _failed(tx: store.Tx, run: base.Run, user: dict[str, Any]) -> base.Out
     )
     if run.state.failures[key] >= MAX_FAILURES:
         return base.Outcome.deny("Too many failed attempts; start again.")
-    return base.Outcome.retry("code", INVALID, "invalid")
+    return base.Outcome.retry(field, INVALID, "invalid")

@@ -60,7 +60,7 @@ class AssertionResponse(_Part):
     userHandle: Base64Url | None = None
 
 
-def _json_text(value: Any) -> Any:
+def json_text(value: Any) -> Any:
     """The HTML form posts the credential as JSON text; the JSON API as an object."""
     if not isinstance(value, str):
         return value
@@ -91,7 +91,7 @@ class AuthenticationCredential(_Credential):
 class Response(base.ChallengeResponse):
     response: RegistrationCredential
 
-    _parse = field_validator("response", mode="before")(_json_text)
+    _parse = field_validator("response", mode="before")(json_text)
 
 
 async def relying_party(run: base.Run) -> webauthn.RelyingParty | base.Outcome:
