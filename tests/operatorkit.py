@@ -1,0 +1,133 @@
+"""Helpers of the operator tests: a real core for the operator to talk to, custom resource
+manifests, and reading back what the operator wrote into the emulated API server (kmockkit)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
+from kmockkit import GROUP, VERSION, Cluster
+
+
+def start_core(tmp_path: Path, port: int | None = None) -> Server:
+    """A `tessera server` on SQLite whose bootstrap token is a superuser API token."""
+    port = port or free_port()
+    env = base_env(
+        AUTHENTIK_SECRET_KEY=SECRET_KEY,
+        AUTHENTIK_BOOTSTRAP_PASSWORD=BOOTSTRAP_PASSWORD,
+        AUTHENTIK_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN,
+        AUTHENTIK_WEB__PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    server = Server(env, tmp_path, port=port)
+    server.wait_ready()
+    return server
+
+
+def admin(server: Server, method: str, path: str, body: Any = None, **headers: str) -> Any:
+    """An admin API call with the bootstrap token; asserts success."""
+    status, answer = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
+    assert status in (200, 201, 204), (method, path, status, answer)
+    return answer
+
+
+# Custom resources ------------------------------------------------------------------------------
+
+
+def provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """An OAuth2Provider manifest; its credentials Secret is `<name>-oidc` unless given."""
+    spec.setdefault("credentialsSecret", {"name": f"{name}-oidc"})
+    spec.setdefault(
+        "redirectURIs", [{"url": f"http://{name}.example/cb", "matchingMode": "strict"}]
+    )
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "OAuth2Provider",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def application(name: str, namespace: str, slug: str, **spec: Any) -> dict[str, Any]:
+    """An Application manifest served by the provider of the same name unless told otherwise."""
+    spec.setdefault("providerRef", {"kind": "OAuth2Provider", "name": name})
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"name": name.title(), "slug": slug, **spec},
+    }
+
+
+def url_of(manifest: dict[str, Any], name: str | None = None) -> str:
+    """The collection URL of a manifest's kind (or one object's URL with `name`)."""
+    plural = {"OAuth2Provider": "oauth2providers", "Application": "applications"}.get(
+        manifest["kind"]
+    )
+    ns = manifest["metadata"]["namespace"]
+    base = (
+        f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}"
+        if plural
+        else f"/api/v1/namespaces/{ns}/{manifest['kind'].lower()}s"
+    )
+    return f"{base}/{name}" if name else base
+
+
+def resource_of(manifest: dict[str, Any]) -> str:
+    plural = {"OAuth2Provider": "oauth2providers", "Application": "applications"}
+    return f"{GROUP}/{VERSION}/{plural[manifest['kind']]}"
+
+
+async def create(cluster: Cluster, manifest: dict[str, Any]) -> None:
+    answer = await cluster.api.post(url_of(manifest), json=manifest)
+    assert answer.status in (200, 201), await answer.text()
+
+
+async def patch_spec(cluster: Cluster, manifest: dict[str, Any], spec: dict[str, Any]) -> None:
+    answer = await cluster.api.patch(
+        url_of(manifest, manifest["metadata"]["name"]),
+        json={"spec": spec},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert answer.status == 200, await answer.text()
+
+
+async def delete(cluster: Cluster, manifest: dict[str, Any]) -> None:
+    answer = await cluster.api.delete(url_of(manifest, manifest["metadata"]["name"]))
+    assert answer.status == 200, await answer.text()
+
+
+def stored(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
+    meta = manifest["metadata"]
+    return cluster.api.get(resource_of(manifest), meta["namespace"], meta["name"])
+
+
+def ready(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The Ready condition of the stored resource (KeyError while there is none)."""
+    conditions = stored(cluster, manifest).get("status", {}).get("conditions", [])
+    found = [c for c in conditions if c["type"] == "Ready"]
+    if not found:
+        raise KeyError("Ready")
+    condition: dict[str, Any] = found[0]
+    return condition
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Kubernetes Events posted about object `name`."""
+    found = []
+    for key in list(cluster.api.objects):
+        resource, ns, _ = key
+        obj = cluster.api.objects[key]
+        if obj.deleted or ns != namespace or resource.plural != "events":
+            continue
+        raw = obj.raw
+        if raw.get("involvedObject", {}).get("name") == name:
+            found.append(raw)
+    return found
+
+
+def secret(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """A Secret's data, decoded (KeyError while it does not exist)."""
+    raw = cluster.api.get("v1/secrets", namespace, name)
+    return {k: base64.b64decode(v).decode() for k, v in (raw.get("data") or {}).items()}
