@@ -9,7 +9,7 @@ export PYTHONSAFEPATH := 1
 # operator/ and outposts/ exist in git only once they hold code.
 CODE_DIRS := $(wildcard core operator outposts)
 LINT_PATHS := $(CODE_DIRS) $(wildcard tests bench) setup.py
-SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed' -o -name '*.html' -o -name '*.css')
+SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed' -o -name '*.html' -o -name '*.css' -o -name '*.js')
 
 .PHONY: run test lint typecheck imports pytest install clean system-deps crds
 
