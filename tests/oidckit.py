@@ -7,7 +7,9 @@ Until the provider package exists (core/providers/oauth2), the modules using thi
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PageTimeout
 
 
@@ -132,21 +134,63 @@ def make_client(
 # Chromium ------------------------------------------------------------------------------------
 
 
+class _Listener(http.server.ThreadingHTTPServer):
+    """A real HTTP server on a redirect URI's port that answers 200 and keeps each URL."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int) -> None:
+        self.urls: list[str] = []
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                listener.urls.append(f"http://127.0.0.1:{port}{self.path}")
+                body = b"caught"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+_LISTENERS: dict[int, _Listener] = {}
+_LISTENERS_LOCK = threading.Lock()
+
+
 class Catcher:
-    """Answers every request under `prefix` in the page with 200 and keeps its URL: the client's
-    redirect URI, which no server has to listen on."""
+    """Records the URLs under `prefix` (a client's redirect URI base, `http://127.0.0.1:<port>`)
+    that the browser is sent to. A real server listens there: Playwright's routes do not see the
+    request a redirect leads to, so the browser has to reach something."""
 
     def __init__(self, page: Page, prefix: str) -> None:
-        self.urls: list[str] = []
         self.prefix = prefix
-        page.route(prefix + "**", self._handle)
+        port = urllib.parse.urlsplit(prefix).port
+        assert port is not None, prefix
+        with _LISTENERS_LOCK:
+            if port not in _LISTENERS:
+                _LISTENERS[port] = _Listener(port)
+            self._listener = _LISTENERS[port]
+        self._start = len(self._listener.urls)
 
-    def _handle(self, route: Route) -> None:
-        self.urls.append(route.request.url)
-        route.fulfill(status=200, content_type="text/plain", body="caught")
+    @property
+    def urls(self) -> list[str]:
+        return [
+            u
+            for u in self._listener.urls[self._start :]
+            if u.startswith(self.prefix) and not u.endswith("/favicon.ico")
+        ]
 
     def params(self) -> dict[str, str]:
-        """Query (or fragment) parameters of the last caught URL."""
+        """Query parameters of the last caught URL (a fragment never reaches a server)."""
         parts = urllib.parse.urlsplit(self.urls[-1])
         return dict(urllib.parse.parse_qsl(parts.query or parts.fragment))
 

@@ -24,6 +24,18 @@ from tessera.core.store import crud
 
 Kind = Literal["str", "int", "bool", "datetime", "uuid"]
 MAX_INT = 2**63 - 1
+# Objects that mirror a Kubernetes resource carry its identity in `managed`; only a request that
+# names that identity in this header (the operator) may change or delete them.
+MANAGED_HEADER = "X-Tessera-Managed-By"
+
+
+def check_managed(request: web.Request, managed: str | None) -> None:
+    """Refuse a write to an object managed by the operator unless the request speaks for it."""
+    if managed and request.headers.get(MANAGED_HEADER) != managed:
+        raise errors.ConflictError(
+            f"This object is managed by the Kubernetes resource {managed}; "
+            "change that resource instead (the operator would undo this change)."
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,8 @@ class Resource(abc.ABC):
     allow_put: ClassVar[bool] = True
     # DELETE on a read-only resource (e.g. `/stages/all/<pk>/`, whatever the object's kind).
     allow_delete: ClassVar[bool] = False
+    # Writes to rows whose `managed` is set need MANAGED_HEADER (objects the operator owns).
+    guard_managed: ClassVar[bool] = False
 
     # Hooks over the identity layer ----------------------------------------------------------
 
@@ -215,8 +229,12 @@ def _base(resource: Resource) -> str:
     return f"/api/v3/{resource.path}/"
 
 
-async def _guard(request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+async def guard(request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+    """The admin API's rule: a superuser, by token or by session with the CSRF header."""
     return await auth.require_superuser(request, tx)
+
+
+_guard = guard
 
 
 def routes(resource: Resource) -> list[web.RouteDef]:
@@ -262,6 +280,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         async with request.app[store_of].transaction() as tx:
             ctx = Ctx(request, principal, tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
+            if resource.guard_managed:
+                check_managed(request, row.get("managed"))
             before = await resource.writable(ctx, row)
             body = http.validate(resource.request_model, data, base=before if partial else None)
             row = await resource.update(ctx, row, body)
@@ -281,6 +301,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         async with request.app[store_of].transaction() as tx:
             ctx = Ctx(request, principal, tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
+            if resource.guard_managed:
+                check_managed(request, row.get("managed"))
             await resource.delete(ctx, row)
             await resource.record(ctx, "model_deleted", row)
         return web.Response(status=204)

@@ -22,6 +22,7 @@ from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import health, metrics
+from tessera.core.providers import oauth2
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
@@ -79,12 +80,13 @@ def create_app(
 
 
 def _routes(app: web.Application) -> None:
-    all_resources: list[resource.Resource] = list(resources.ALL)
+    all_resources: list[resource.Resource] = [*resources.ALL, *oauth2.RESOURCES]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
     app[SCHEMA] = openapi.document(all_resources, [])
     flows_api.setup(app)
     web_pages.setup(app)
+    oauth2.setup(app)  # after the flow executor: its start-up hook uses it
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
     app.router.add_get("/recovery/use-token/{key}/", root.use_recovery_token, allow_head=False)

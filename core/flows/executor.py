@@ -10,6 +10,7 @@ Logging in rotates the session key (no fixation) and moves the flow state to the
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,9 @@ class Executor:
     def __init__(self, services: base.Services) -> None:
         self.services = services
         self.definitions = definitions.Definitions(services.store)
+        # Called after a flow logged a user out, with the ended session's digest and the user
+        # (providers send back-channel logout notices from here). Listeners must not raise.
+        self.logout_listeners: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
 
     async def get(self, slug: str, browser: Browser, query: dict[str, str]) -> Reply:
         """The current challenge; plans the flow when none is in progress."""
@@ -370,7 +374,10 @@ class Executor:
                 context={"flow": run.state.slug},
                 retention=run.retention,
             )
+        ended, user = sessions.digest(browser.key), browser.user
         browser.user = None
+        for listener in self.logout_listeners:
+            await listener(ended, user)
 
 
 def _done_cache_key(done_key: str) -> str:

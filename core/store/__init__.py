@@ -28,10 +28,22 @@ __all__ = ["CONFIG_TABLES", "Filter", "Query", "Store", "StoreUnavailable", "Tx"
 
 _PING_TIMEOUT = 2.0
 
-# The tables that define flows and policies. A committed write to any of them bumps
+# The tables that define flows, policies and providers. A committed write to any of them bumps
 # `Store.config_generation`, which in-process caches of these definitions compare against.
 CONFIG_TABLES = frozenset(
-    {"flows", "stages", "flow_stage_bindings", "policies", "policy_bindings", "groups"}
+    {
+        "flows",
+        "stages",
+        "flow_stage_bindings",
+        "policies",
+        "policy_bindings",
+        "groups",
+        "applications",
+        "providers",
+        "oauth2_providers",
+        "scope_mappings",
+        "certificate_keypairs",
+    }
 )
 
 

@@ -109,6 +109,8 @@ providers = sa.Table(
     sa.Column("pk", BIGINT, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("component", sa.String(64), nullable=False),
+    # Set by the operator: the Kubernetes resource this object mirrors (writes need its header).
+    sa.Column("managed", sa.String(300), nullable=True, unique=True),
     _created(),
 )
 
@@ -130,6 +132,7 @@ applications = sa.Table(
     sa.Column("meta_publisher", sa.String(200), nullable=False, server_default=""),
     sa.Column("group", sa.String(200), nullable=False, server_default=""),
     sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
+    sa.Column("managed", sa.String(300), nullable=True, unique=True),
     _created(),
 )
 
@@ -328,4 +331,141 @@ invitations = sa.Table(
     sa.Column("flow", sa.String(36), sa.ForeignKey("flows.pk", ondelete="CASCADE"), nullable=True),
     _user_ref("created_by", ondelete="SET NULL", nullable=True),
     _created(),
+)
+
+# OAuth2 / OpenID Connect ---------------------------------------------------------------------
+
+oauth2_providers = sa.Table(
+    "oauth2_providers",
+    metadata,
+    sa.Column("pk", BIGINT, sa.ForeignKey("providers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("authorization_flow", sa.String(36), sa.ForeignKey("flows.pk"), nullable=False),
+    sa.Column(
+        "invalidation_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("client_type", sa.String(16), nullable=False),
+    sa.Column("client_id", sa.String(255), nullable=False, unique=True),
+    # SECURITY: sealed; HS256 needs the value itself, so a digest would not do.
+    sa.Column("client_secret_sealed", sa.Text(), nullable=False, server_default=""),
+    sa.Column("redirect_uris", JSON, nullable=False),
+    sa.Column(
+        "signing_key",
+        sa.String(36),
+        sa.ForeignKey("certificate_keypairs.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    # Keys replaced by a rotation stay published (JWKS) and accepted until `until`.
+    sa.Column("previous_keys", JSON, nullable=False),
+    sa.Column("access_code_validity", sa.String(100), nullable=False),
+    sa.Column("access_token_validity", sa.String(100), nullable=False),
+    sa.Column("refresh_token_validity", sa.String(100), nullable=False),
+    sa.Column("sub_mode", sa.String(32), nullable=False),
+    sa.Column("issuer_mode", sa.String(32), nullable=False),
+    sa.Column("include_claims_in_id_token", sa.Boolean(), nullable=False),
+    sa.Column("property_mappings", JSON, nullable=False),
+    sa.Column("logout_uri", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("logout_method", sa.String(16), nullable=False, server_default="backchannel"),
+)
+
+scope_mappings = sa.Table(
+    "scope_mappings",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("scope_name", sa.String(255), nullable=False, index=True),
+    sa.Column("description", sa.Text(), nullable=False, server_default=""),
+    sa.Column("expression", sa.Text(), nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True, unique=True),
+    _created(),
+)
+
+
+def _provider_ref() -> sa.Column[int]:
+    return sa.Column(
+        "provider", BIGINT, sa.ForeignKey("providers.pk", ondelete="CASCADE"), nullable=False
+    )
+
+
+# A grant is what one authorization decided: who, for which client, which scopes, in which login
+# session. Codes, refresh tokens and the access tokens' ids all point at their grant, so reusing a
+# code or a rotated refresh token can revoke everything issued from it at once.
+oauth2_grants = sa.Table(
+    "oauth2_grants",
+    metadata,
+    _uuid(),
+    _provider_ref(),
+    _user_ref(nullable=False, index=True),
+    sa.Column("scope", sa.Text(), nullable=False),
+    sa.Column("nonce", sa.String(512), nullable=True),
+    sa.Column("session_digest", sa.String(64), nullable=True, index=True),
+    sa.Column("auth_time", UTCDateTime(), nullable=False),
+    sa.Column("amr", JSON, nullable=False),
+    sa.Column("revoked", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+    _created(),
+)
+
+
+def _grant_ref() -> sa.Column[str]:
+    return sa.Column(
+        "grant", sa.String(36), sa.ForeignKey("oauth2_grants.pk", ondelete="CASCADE"), index=True
+    )
+
+
+# SECURITY: codes and refresh tokens are stored as keyed digests only.
+oauth2_codes = sa.Table(
+    "oauth2_codes",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    _grant_ref(),
+    sa.Column("redirect_uri", sa.String(2000), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=True),
+    sa.Column("code_challenge_method", sa.String(8), nullable=True),
+    sa.Column("used", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+)
+
+oauth2_refresh_tokens = sa.Table(
+    "oauth2_refresh_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    _grant_ref(),
+    sa.Column("scope", sa.Text(), nullable=False),
+    sa.Column("used", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+    _created(),
+)
+
+# Access tokens are signed JWTs checked without the store; only revocations are written down.
+oauth2_revoked = sa.Table(
+    "oauth2_revoked",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+)
+
+# Access tokens issued under a grant (their ids), so that revoking the grant revokes them.
+oauth2_access_ids = sa.Table(
+    "oauth2_access_ids",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    _grant_ref(),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+)
+
+oauth2_device_codes = sa.Table(
+    "oauth2_device_codes",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("user_code", sa.String(16), nullable=False, unique=True),
+    _provider_ref(),
+    sa.Column("scope", sa.Text(), nullable=False),
+    _user_ref(nullable=True),
+    sa.Column("session_digest", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | denied | used
+    sa.Column("last_poll", UTCDateTime(), nullable=True),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
 )

@@ -71,6 +71,11 @@ def _render(request: web.Request, name: str, status: int = 200, **values: Any) -
     )
 
 
+# For the protocol endpoints (providers) that render pages of their own.
+render = _render
+form_token = _form_token
+
+
 def _page(
     request: web.Request, who: executor.Browser, reply: executor.Reply, slug: str
 ) -> web.StreamResponse:
@@ -341,4 +346,4 @@ def setup(app: web.Application) -> None:
     app.router.add_static("/static/", _HERE / "static", append_version=False)
 
 
-__all__ = ["setup"]
+__all__ = ["AUTH_FLOW", "form_token", "render", "setup"]

@@ -146,6 +146,8 @@ class ApplicationRequest(Request):
     meta_publisher: ShortText = ""
     policy_engine_mode: PolicyEngineMode = "any"
     group: ShortText = ""
+    # The Kubernetes resource this application mirrors (set by the operator); see `api.resource`.
+    managed: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 class Application(Response):
@@ -161,6 +163,7 @@ class Application(Response):
     meta_publisher: str
     policy_engine_mode: PolicyEngineMode
     group: str
+    managed: str | None = None
 
 
 # Tokens --------------------------------------------------------------------------------------

@@ -370,6 +370,8 @@ def test_device_flow(browser: Browser, server: Server, clients: dict[str, Client
     issued: list[dict[str, Any]] = []
 
     def done() -> bool:
+        if issued:  # asked again after success: a device code is exchanged once only
+            return True
         if not entered["done"] and page.locator("input[name=code], #code").count():
             page.fill("input[name=code], #code", grant["user_code"])
             entered["done"] = True

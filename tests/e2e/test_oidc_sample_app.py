@@ -118,12 +118,21 @@ def sample(server: Server) -> Iterator[SampleApp]:
     web_app.router.add_get("/", app.home)
     web_app.router.add_get("/login", app.login)
     web_app.router.add_get("/callback", app.callback)
+    # The app's loop runs in its own thread: this one already runs Playwright's.
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(web_app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    assert ready.wait(timeout=10)
     yield app
     asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
     loop.call_soon_threadsafe(loop.stop)

@@ -20,7 +20,9 @@ class Applications(resource.Resource):
     read_model = wire.core.Application
     request_model = wire.core.ApplicationRequest
     alternate_lookup = "slug"
+    guard_managed = True
     filters = (
+        F("managed", "managed"),
         F("name", "name"),
         F("slug", "slug"),
         F("group", "group"),

@@ -1,0 +1,1 @@
+"""Protocol providers: how applications sign users in (OAuth2 / OpenID Connect first)."""

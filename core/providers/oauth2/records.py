@@ -1,0 +1,305 @@
+"""Stored OAuth2 providers and scope mappings: validation, writes and their wire form.
+
+A provider is a row of `providers` (name, component, managed; what applications point at) plus a
+row of `oauth2_providers` with the same pk. The client secret is sealed with the keyring. When the
+signing key changes, the old key stays in `previous_keys` until every token it signed has expired,
+so relying parties that cached the JWKS keep verifying during the overlap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tessera.core import crypto, errors, store, wire
+from tessera.core.identity import util
+from tessera.core.store import crud
+
+TABLE = "oauth2_providers"
+COMPONENT = "ak-provider-oauth2-form"
+MODEL = "authentik_providers_oauth2.oauth2provider"
+MAPPINGS = "scope_mappings"
+MAPPING_COMPONENT = "ak-property-mapping-provider-scope-form"
+MAPPING_MODEL = "authentik_providers_oauth2.scopemapping"
+_FIELDS = (
+    "authorization_flow",
+    "invalidation_flow",
+    "client_type",
+    "client_id",
+    "redirect_uris",
+    "signing_key",
+    "access_code_validity",
+    "access_token_validity",
+    "refresh_token_validity",
+    "sub_mode",
+    "issuer_mode",
+    "include_claims_in_id_token",
+    "property_mappings",
+    "logout_uri",
+    "logout_method",
+)
+# The scope mappings every install has (authentik's system blueprint), by scope.
+DEFAULT_MAPPINGS: dict[str, tuple[str, str, str]] = {
+    "openid": ("authentik default OAuth Mapping: OpenID 'openid'", "", "return {}"),
+    "email": (
+        "authentik default OAuth Mapping: OpenID 'email'",
+        "Email address",
+        'return {\n    "email": request.user.email,\n    "email_verified": False,\n}',
+    ),
+    "profile": (
+        "authentik default OAuth Mapping: OpenID 'profile'",
+        "General Profile Information",
+        "return {\n"
+        '    "name": request.user.name,\n'
+        '    "given_name": request.user.name,\n'
+        '    "preferred_username": request.user.username,\n'
+        '    "nickname": request.user.username,\n'
+        '    "groups": [group.name for group in request.user.ak_groups.all()],\n'
+        "}",
+    ),
+    "entitlements": (
+        "authentik default OAuth Mapping: OpenID 'entitlements'",
+        "Application entitlements",
+        'return {\n    "entitlements": [],\n    "roles": [],\n}',
+    ),
+    "offline_access": (
+        "authentik default OAuth Mapping: OpenID 'offline_access'",
+        "Access to request new tokens without interaction",
+        "return {}",
+    ),
+}
+
+
+def managed_name(scope: str) -> str:
+    return f"goauthentik.io/providers/oauth2/scope-{scope.replace('_', '-')}"
+
+
+def _secret_context(pk: int) -> str:
+    return f"oauth2_providers:{pk}:client_secret"
+
+
+def client_secret(keyring: crypto.Keyring, row: dict[str, Any]) -> str:
+    sealed = row["client_secret_sealed"]
+    return keyring.unseal(sealed, _secret_context(row["pk"])) if sealed else ""
+
+
+async def _check(tx: store.Tx, body: wire.oauth2.OAuth2ProviderRequest, pk: int | None) -> None:
+    named = await crud.find(tx, "providers", name=body.name)
+    if named is not None and named["pk"] != pk:
+        raise errors.ValidationFailed.one("name", "Provider with this name already exists.")
+    for field in ("authorization_flow", "invalidation_flow"):
+        value = getattr(body, field)
+        if value is not None and not await crud.exists(tx, "flows", pk=value):
+            raise errors.ValidationFailed.one(
+                field, f'Invalid pk "{value}" - object does not exist.'
+            )
+    if body.signing_key is not None:
+        key = await crud.find(tx, "certificate_keypairs", pk=body.signing_key)
+        if key is None:
+            raise errors.ValidationFailed.one(
+                "signing_key", f'Invalid pk "{body.signing_key}" - object does not exist.'
+            )
+        if not key["key_sealed"]:
+            raise errors.ValidationFailed.one(
+                "signing_key", "This certificate has no private key to sign with."
+            )
+    if body.property_mappings:
+        found = await crud.find_many(tx, MAPPINGS, "pk", body.property_mappings)
+        missing = set(body.property_mappings) - {m["pk"] for m in found}
+        if missing:
+            raise errors.ValidationFailed.one(
+                "property_mappings", f'Invalid pk "{sorted(missing)[0]}" - object does not exist.'
+            )
+    if body.client_id is not None:
+        taken = await crud.find(tx, TABLE, client_id=body.client_id)
+        if taken is not None and taken["pk"] != pk:
+            raise errors.ValidationFailed.one("client_id", "This client ID is already in use.")
+
+
+def _values(body: wire.oauth2.OAuth2ProviderRequest) -> dict[str, Any]:
+    data = body.model_dump(include=set(_FIELDS))
+    data["redirect_uris"] = [u.model_dump() for u in body.redirect_uris]
+    return data
+
+
+async def create(
+    tx: store.Tx, keyring: crypto.Keyring, body: wire.oauth2.OAuth2ProviderRequest
+) -> dict[str, Any]:
+    await _check(tx, body, None)
+    if body.client_id is None:
+        body.client_id = crypto.secrets.new_token(40)
+    base = await crud.insert(
+        tx,
+        "providers",
+        {"name": body.name, "component": "oauth2", "managed": body.managed, "created": util.now()},
+    )
+    secret = body.client_secret or crypto.secrets.new_token(128)
+    await crud.insert(
+        tx,
+        TABLE,
+        {
+            **_values(body),
+            "pk": base["pk"],
+            "client_secret_sealed": keyring.seal(secret, _secret_context(base["pk"])),
+            "previous_keys": [],
+        },
+    )
+    return base
+
+
+async def update(
+    tx: store.Tx,
+    keyring: crypto.Keyring,
+    base: dict[str, Any],
+    body: wire.oauth2.OAuth2ProviderRequest,
+) -> dict[str, Any]:
+    await _check(tx, body, base["pk"])
+    row = await crud.get(tx, TABLE, pk=base["pk"])
+    values = _values(body)
+    if body.client_id is None:
+        values["client_id"] = row["client_id"]
+    if body.client_secret is not None:
+        values["client_secret_sealed"] = keyring.seal(
+            body.client_secret, _secret_context(base["pk"])
+        )
+    if row["signing_key"] and row["signing_key"] != body.signing_key:
+        # Rotation: keep publishing the old key until the last token it signed expires.
+        lifetime = max(
+            wire.oauth2.parse_duration(row["access_token_validity"]),
+            wire.oauth2.parse_duration(body.access_token_validity),
+        )
+        until = (util.now() + lifetime).isoformat()
+        kept = [k for k in row["previous_keys"] if k["pk"] != body.signing_key]
+        values["previous_keys"] = [*kept, {"pk": row["signing_key"], "until": until}]
+    await crud.update(tx, TABLE, {"pk": base["pk"]}, values)
+    return await crud.update(
+        tx, "providers", {"pk": base["pk"]}, {"name": body.name, "managed": body.managed}
+    )
+
+
+async def writable(tx: store.Tx, base: dict[str, Any]) -> dict[str, Any]:
+    row = await crud.get(tx, TABLE, pk=base["pk"])
+    return {
+        "name": base["name"],
+        "managed": base["managed"],
+        **{k: row[k] for k in _FIELDS},
+    }
+
+
+def live_previous_keys(row: dict[str, Any], now: dt.datetime | None = None) -> list[str]:
+    now = now or util.now()
+    return [k["pk"] for k in row["previous_keys"] if dt.datetime.fromisoformat(k["until"]) > now]
+
+
+async def _assigned(tx: store.Tx, pks: list[int]) -> dict[int, dict[str, Any]]:
+    apps = await crud.find_many(tx, "applications", "provider", pks)
+    return {a["provider"]: a for a in apps}
+
+
+def _base_fields(base: dict[str, Any], app: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "pk": base["pk"],
+        "name": base["name"],
+        "component": COMPONENT if base["component"] == "oauth2" else base["component"],
+        "assigned_application_slug": app["slug"] if app else None,
+        "assigned_application_name": app["name"] if app else None,
+        "assigned_backchannel_application_slug": None,
+        "assigned_backchannel_application_name": None,
+        "verbose_name": "OAuth2/OpenID Provider",
+        "verbose_name_plural": "OAuth2/OpenID Providers",
+        "meta_model_name": MODEL,
+        "managed": base["managed"],
+    }
+
+
+async def serialize(
+    tx: store.Tx, keyring: crypto.Keyring, bases: list[dict[str, Any]]
+) -> list[wire.oauth2.OAuth2Provider]:
+    pks = [b["pk"] for b in bases]
+    rows = {r["pk"]: r for r in await crud.find_many(tx, TABLE, "pk", pks)}
+    apps = await _assigned(tx, pks)
+    out = []
+    for base in bases:
+        row = rows[base["pk"]]
+        out.append(
+            wire.oauth2.OAuth2Provider(
+                **_base_fields(base, apps.get(base["pk"])),
+                authentication_flow=None,
+                **{k: row[k] for k in _FIELDS if k != "redirect_uris"},
+                redirect_uris=[wire.oauth2.RedirectURI(**u) for u in row["redirect_uris"]],
+                client_secret=client_secret(keyring, row),
+                encryption_key=None,
+                jwt_federation_sources=[],
+                jwt_federation_providers=[],
+            )
+        )
+    return out
+
+
+async def serialize_any(tx: store.Tx, bases: list[dict[str, Any]]) -> list[wire.oauth2.Provider]:
+    pks = [b["pk"] for b in bases]
+    rows = {r["pk"]: r for r in await crud.find_many(tx, TABLE, "pk", pks)}
+    apps = await _assigned(tx, pks)
+    out = []
+    for base in bases:
+        row = rows.get(base["pk"], {})
+        out.append(
+            wire.oauth2.Provider(
+                **_base_fields(base, apps.get(base["pk"])),
+                authentication_flow=None,
+                authorization_flow=row.get("authorization_flow"),
+                invalidation_flow=row.get("invalidation_flow"),
+                property_mappings=row.get("property_mappings", []),
+            )
+        )
+    return out
+
+
+# Scope mappings ------------------------------------------------------------------------------
+
+
+async def ensure_default_mappings(db: store.Store) -> None:
+    """Create authentik's system scope mappings once (they are `managed`, so never duplicated)."""
+    async with db.read() as tx:
+        have = {m["managed"] for m in await crud.all_rows(tx, MAPPINGS) if m["managed"]}
+    missing = [s for s in DEFAULT_MAPPINGS if managed_name(s) not in have]
+    if not missing:
+        return
+    async with db.transaction() as tx:
+        await crud.lock(tx, "oauth2-default-mappings")
+        have = {m["managed"] for m in await crud.all_rows(tx, MAPPINGS) if m["managed"]}
+        for scope in missing:
+            if managed_name(scope) in have:
+                continue
+            name, description, expression = DEFAULT_MAPPINGS[scope]
+            await crud.insert(
+                tx,
+                MAPPINGS,
+                {
+                    "pk": util.new_uuid(),
+                    "name": name,
+                    "scope_name": scope,
+                    "description": description,
+                    "expression": expression,
+                    "managed": managed_name(scope),
+                    "created": util.now(),
+                },
+            )
+
+
+def serialize_mappings(rows: list[dict[str, Any]]) -> list[wire.oauth2.ScopeMapping]:
+    return [
+        wire.oauth2.ScopeMapping(
+            pk=r["pk"],
+            managed=r["managed"],
+            name=r["name"],
+            expression=r["expression"],
+            scope_name=r["scope_name"],
+            description=r["description"],
+            component=MAPPING_COMPONENT,
+            verbose_name="Scope Mapping",
+            verbose_name_plural="Scope Mappings",
+            meta_model_name=MAPPING_MODEL,
+        )
+        for r in rows
+    ]

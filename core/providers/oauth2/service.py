@@ -1,0 +1,93 @@
+"""What the OAuth2 endpoints share: the store, cache, keyring, the client snapshot and the flow
+executor, plus the service accounts that client_credentials tokens are issued for."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tessera.core import cache, config, crypto, store
+from tessera.core.flows import definitions, executor
+from tessera.core.identity import users as users_store
+from tessera.core.identity import util
+from tessera.core.providers.oauth2.clients import Client, Clients
+from tessera.core.store import crud
+
+# A service account row is reused for this long (it changes only when an admin edits it).
+ACCOUNT_MAX_AGE = 10.0
+
+
+@dataclass
+class Service:
+    db: store.Store
+    cache: cache.Cache
+    keyring: crypto.Keyring
+    settings: config.Settings
+    clients: Clients
+    flows: executor.Executor
+    _accounts: dict[tuple[int, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _account_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def definitions(self) -> definitions.Definitions:
+        return self.flows.definitions
+
+    @property
+    def retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.settings.events.retention_days)
+
+    async def service_account(self, client: Client) -> dict[str, Any]:
+        """The provider's client_credentials account (`ak-<slug>-client_credentials`, type
+        service_account), created on first use."""
+        key = (client.pk, client.service_account)
+        now = time.monotonic()
+        memo = self._accounts.get(key)
+        if memo is None or now - memo[0] > ACCOUNT_MAX_AGE:
+            async with self._account_lock:
+                memo = self._accounts.get(key)
+                if memo is None or now - memo[0] > ACCOUNT_MAX_AGE:
+                    memo = (now, await self._load_account(client))
+                    self._accounts[key] = memo
+        return memo[1]
+
+    async def _load_account(self, client: Client) -> dict[str, Any]:
+        name = client.service_account
+        async with self.db.read() as tx:
+            user = await users_store.find_by_username(tx, name)
+        if user is not None:
+            return user
+        async with self.db.transaction() as tx:
+            user = await users_store.find_by_username(tx, name)
+            if user is not None:
+                return user
+            slug = client.application["slug"] if client.application else str(client.pk)
+            return await crud.insert(
+                tx,
+                users_store.TABLE,
+                {
+                    "username": name,
+                    "username_folded": users_store.fold(name),
+                    "uuid": util.new_uuid(),
+                    "name": f"Service account of {client.name}"[:256],
+                    "email": "",
+                    "password": "",
+                    "is_active": True,
+                    "type": "service_account",
+                    "path": f"goauthentik.io/apps/{slug}",
+                    "attributes": {},
+                    "date_joined": util.now(),
+                },
+            )
+
+
+def build(
+    db: store.Store,
+    cache_backend: cache.Cache,
+    keyring: crypto.Keyring,
+    settings: config.Settings,
+    flows: executor.Executor,
+) -> Service:
+    return Service(db, cache_backend, keyring, settings, Clients(db, keyring), flows)

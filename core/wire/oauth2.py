@@ -1,0 +1,190 @@
+"""Wire models of the OAuth2 / OpenID Connect provider's admin API (authentik's shapes):
+`/api/v3/providers/oauth2/`, `/api/v3/providers/all/`, `/api/v3/propertymappings/provider/scope/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import urllib.parse
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from tessera.core.wire.common import LongText, Name, Request, Response
+from tessera.core.wire.core import UUIDStr
+
+ClientType = Literal["confidential", "public"]
+SubMode = Literal["hashed_user_id", "user_id", "user_uuid", "user_username", "user_email"]
+IssuerMode = Literal["per_provider", "global"]
+MatchingMode = Literal["strict", "regex"]
+RedirectUriType = Literal["authorization", "logout"]
+LogoutMethod = Literal["backchannel", "frontchannel"]
+
+_DURATION_PART = re.compile(
+    r"^(weeks|days|hours|minutes|seconds|milliseconds|microseconds)=(\d{1,9}(?:\.\d{1,6})?)$"
+)
+_FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript", "file"}
+MAX_REDIRECT_URIS = 100
+MAX_REGEX_LENGTH = 500
+
+
+def parse_duration(value: str) -> dt.timedelta:
+    """authentik's duration strings: `hours=1`, `days=30;hours=2` (ValueError when invalid)."""
+    total = dt.timedelta()
+    parts = [p.strip() for p in value.split(";") if p.strip()]
+    if not parts:
+        raise ValueError("Enter a duration such as 'hours=1' or 'days=30;hours=2'.")
+    for part in parts:
+        match = _DURATION_PART.match(part)
+        if match is None:
+            raise ValueError(f"Invalid duration part {part[:40]!r}; use e.g. 'minutes=5'.")
+        total += dt.timedelta(**{match.group(1): float(match.group(2))})
+    if total <= dt.timedelta() or total > dt.timedelta(days=3650):
+        raise ValueError("A duration must be positive and at most 3650 days.")
+    return total
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, Field(max_length=100), AfterValidator(_duration)]
+
+
+def _client_id(value: str) -> str:
+    if not value.isprintable() or " " in value:
+        raise ValueError("A client ID has printable characters and no spaces.")
+    return value
+
+
+ClientId = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_client_id)]
+ClientSecret = Annotated[str, Field(min_length=8, max_length=255)]
+
+
+class RedirectURI(Request):
+    matching_mode: MatchingMode = "strict"
+    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    redirect_uri_type: RedirectUriType = "authorization"
+
+    @model_validator(mode="after")
+    def _valid_url(self) -> RedirectURI:
+        if self.matching_mode == "regex":
+            if len(self.url) > MAX_REGEX_LENGTH:
+                raise ValueError(f"A regex redirect URI is at most {MAX_REGEX_LENGTH} characters.")
+            try:
+                re.compile(self.url)
+            except re.error as exc:
+                raise ValueError(f"Invalid regular expression: {exc}") from None
+            return self
+        parts = urllib.parse.urlsplit(self.url)
+        if not parts.scheme or parts.scheme.lower() in _FORBIDDEN_SCHEMES:
+            raise ValueError("A redirect URI needs a scheme (https://, http:// or an app's own).")
+        if parts.scheme.lower() in ("http", "https") and not parts.netloc:
+            raise ValueError("A web redirect URI needs a host.")
+        if parts.fragment:
+            raise ValueError("A redirect URI cannot contain a fragment.")
+        return self
+
+
+class OAuth2ProviderRequest(Request):
+    name: Name
+    authentication_flow: UUIDStr | None = None
+    authorization_flow: UUIDStr
+    invalidation_flow: UUIDStr | None = None
+    property_mappings: Annotated[list[UUIDStr], Field(max_length=100)] = Field(default_factory=list)
+    client_type: ClientType = "confidential"
+    client_id: ClientId | None = None
+    client_secret: ClientSecret | None = None
+    access_code_validity: Duration = "minutes=1"
+    access_token_validity: Duration = "hours=1"  # noqa: S105 - a duration
+    refresh_token_validity: Duration = "days=30"  # noqa: S105 - a duration
+    include_claims_in_id_token: bool = True
+    signing_key: UUIDStr | None = None
+    encryption_key: None = None
+    redirect_uris: Annotated[list[RedirectURI], Field(max_length=MAX_REDIRECT_URIS)] = Field(
+        default_factory=list
+    )
+    logout_uri: Annotated[str, Field(max_length=2000)] = ""
+    logout_method: LogoutMethod = "backchannel"
+    sub_mode: SubMode = "hashed_user_id"
+    issuer_mode: IssuerMode = "per_provider"
+    jwt_federation_sources: Annotated[list[UUIDStr], Field(max_length=0)] = Field(
+        default_factory=list
+    )
+    jwt_federation_providers: Annotated[list[int], Field(max_length=0)] = Field(
+        default_factory=list
+    )
+    managed: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+
+
+class ProviderBase(Response):
+    pk: int
+    name: str
+    authentication_flow: str | None
+    authorization_flow: str | None
+    invalidation_flow: str | None
+    property_mappings: list[str]
+    component: str
+    assigned_application_slug: str | None
+    assigned_application_name: str | None
+    assigned_backchannel_application_slug: str | None
+    assigned_backchannel_application_name: str | None
+    verbose_name: str
+    verbose_name_plural: str
+    meta_model_name: str
+    managed: str | None
+
+
+class Provider(ProviderBase):
+    """`/api/v3/providers/all/`."""
+
+
+class OAuth2Provider(ProviderBase):
+    client_type: ClientType
+    client_id: str
+    client_secret: str
+    access_code_validity: str
+    access_token_validity: str
+    refresh_token_validity: str
+    include_claims_in_id_token: bool
+    signing_key: str | None
+    encryption_key: str | None
+    redirect_uris: list[RedirectURI]
+    logout_uri: str
+    logout_method: LogoutMethod
+    sub_mode: SubMode
+    issuer_mode: IssuerMode
+    jwt_federation_sources: list[str]
+    jwt_federation_providers: list[int]
+
+
+class OAuth2ProviderSetupUrls(Response):
+    issuer: str
+    authorize: str
+    token: str
+    user_info: str
+    provider_info: str
+    logout: str
+    jwks: str
+
+
+class ScopeMappingRequest(Request):
+    name: Name
+    scope_name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+    description: LongText = ""
+    expression: Annotated[str, Field(min_length=1, max_length=65536)]
+
+
+class ScopeMapping(Response):
+    pk: str
+    managed: str | None
+    name: str
+    expression: str
+    component: str
+    verbose_name: str
+    verbose_name_plural: str
+    meta_model_name: str
+    scope_name: str
+    description: str
