@@ -8,6 +8,8 @@ one user through the kind's own `evaluate`, as the engine would, without a bindi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections import Counter
 from typing import Any
 
@@ -104,8 +106,9 @@ async def test(policy: dict[str, Any], request: engine.Request) -> wire.policies
     """Evaluate `policy` alone for `request`; errors and timeouts fail it with their message."""
     try:
         kind = kinds.build(policy["kind"], policy["config"])
+        deadline = time.monotonic() + TEST_TIMEOUT
         async with asyncio.timeout(TEST_TIMEOUT):
-            verdict = await kind.evaluate(request)
+            verdict = await kind.evaluate(dataclasses.replace(request, deadline=deadline))
     except kinds.PolicyError as exc:
         return _failed(str(exc))
     except pydantic.ValidationError:

@@ -12,8 +12,10 @@ No enabled binding means pass.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +36,10 @@ class Request:
     cache: Any = None  # the cache backend, for kinds that keep counters (reputation)
     groups: list[dict[str, Any]] = field(default_factory=list)  # the user's own groups
     all_groups: list[dict[str, Any]] = field(default_factory=list)  # with inherited ones
+    # When the policy being evaluated must be done (`time.monotonic()`), set per binding from its
+    # timeout: kinds that run code in a thread (expression) stop it there, since cancelling the
+    # awaiting task does not stop the thread.
+    deadline: float | None = None
 
 
 @dataclass
@@ -163,8 +169,9 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
         cached = await request.cache.get(key) if key else None
         if isinstance(cached, dict):
             return Result(bool(cached["passing"]), list(cached["messages"]))
+        deadline = time.monotonic() + row["timeout"]
         async with asyncio.timeout(row["timeout"]):
-            verdict = await kind.evaluate(request)
+            verdict = await kind.evaluate(dataclasses.replace(request, deadline=deadline))
         if key:  # errors are never cached: they raise before this
             value = {"passing": verdict.passing, "messages": verdict.messages}
             await request.cache.set(key, value, RESULT_TTL)

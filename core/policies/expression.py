@@ -1,16 +1,18 @@
 """The `expression` policy kind: authentik-style Python, run by our sandbox, never by `exec`.
 
 The expression sees `request`, `context`, `user`, `ak_client_ip`, `ak_message`,
-`ak_is_group_member` and the other helpers of `sandbox`; it runs in a worker thread under the
-binding's timeout, a step budget and size limits. Truthy passes. Refused code, a limit or an
-error in the expression raises `PolicyError` (a `SandboxError`), which the engine turns into the
-binding's failure result: with the default, access is denied.
+`ak_is_group_member` and the other helpers of `sandbox`; it runs in a worker thread until the
+binding's timeout or the sandbox's own limit, whichever comes first, under a step budget and size
+limits. Truthy passes. Refused code, a limit or an error in the expression raises `PolicyError`
+(a `SandboxError`), which the engine turns into the binding's failure result: with the default,
+access is denied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, field_validator
@@ -39,6 +41,17 @@ class Config(kinds.PolicyConfig):
         return value
 
 
+def time_left(request: Request) -> float:
+    """The sandbox's time budget: `TIMEOUT`, or less when the binding's deadline is nearer (the
+    thread would go on running after the engine stopped waiting for it)."""
+    if request.deadline is None:
+        return TIMEOUT
+    left = request.deadline - time.monotonic()
+    if left <= 0:
+        raise kinds.PolicyError("Policy timed out.")
+    return min(TIMEOUT, left)
+
+
 class Expression(kinds.Kind):
     kind = "expression"
     Config = Config
@@ -56,6 +69,6 @@ class Expression(kinds.Kind):
         )
         hooks = sandbox.Hooks(is_group_member=views.is_group_member)
         result = await asyncio.to_thread(
-            program.run, variables, hooks=hooks, steps=STEPS, timeout=TIMEOUT
+            program.run, variables, hooks=hooks, steps=STEPS, timeout=time_left(request)
         )
         return kinds.Verdict(bool(result.value), [str(m) for m in result.messages])

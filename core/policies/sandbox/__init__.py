@@ -31,8 +31,8 @@ What sandboxed code can see:
 #   step; operations whose native cost is not bounded by their operands refused beforehand.
 # - memory: limits on each value's length, on integers' bits and on everything created in a run.
 # - recursion: a lambda call depth limit; Python's `RecursionError` becomes `LimitExceeded`.
-# - regular expressions: nested quantifiers refused (`regex`); other slow patterns are a residual
-#   risk, since a running match cannot be interrupted.
+# - regular expressions: run by the `regex` package with `timeout=` set to what is left of the
+#   run's deadline, so catastrophic backtracking ends in `LimitExceeded` (`regex`).
 """
 
 from __future__ import annotations

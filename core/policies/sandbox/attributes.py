@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
-import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -100,8 +99,8 @@ INSTANCE_ATTRIBUTES: dict[type, frozenset[str]] = {
     ipaddress.IPv6Address: _ADDRESS | _names("ipv4_mapped scope_id sixtofour teredo"),
     ipaddress.IPv4Network: _NETWORK,
     ipaddress.IPv6Network: _NETWORK,
-    re.Pattern: _PATTERN,
-    re.Match: _MATCH,
+    regex.Pattern: _PATTERN,
+    regex.Match: _MATCH,
 }
 CLASS_ATTRIBUTES: dict[type, frozenset[str]] = {
     dt.datetime: _names("now utcnow today fromisoformat fromtimestamp strptime combine min max"),
@@ -218,10 +217,12 @@ GUARDS: dict[tuple[type, str], Guard] = {
     **{(dict, m): _hashing(m) for m in ("get", "pop", "setdefault")},
     (dict, "update"): _hashing("update", grows=True),
     **_SET_HASHING,
-    (re.Pattern, "sub"): regex.pattern_sub,
-    (re.Pattern, "subn"): regex.pattern_subn,
-    **{
-        (re.Pattern, m): regex.pattern_method(m)
-        for m in ("match", "search", "fullmatch", "findall", "finditer", "split")
-    },
+    (regex.Pattern, "sub"): regex.pattern_sub,
+    (regex.Pattern, "subn"): regex.pattern_subn,
+    (regex.Pattern, "match"): regex.pattern_match,
+    (regex.Pattern, "search"): regex.pattern_search,
+    (regex.Pattern, "fullmatch"): regex.pattern_fullmatch,
+    (regex.Pattern, "findall"): regex.pattern_findall,
+    (regex.Pattern, "finditer"): regex.pattern_finditer,
+    (regex.Pattern, "split"): regex.pattern_split,
 }

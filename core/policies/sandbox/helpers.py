@@ -100,10 +100,10 @@ def make(budget: Budget, hooks: Hooks, output: Output) -> dict[str, Any]:
         output.messages.append(budget.text(message))
 
     def regex_match(value: Any, pattern: Any) -> bool:
-        return regex.search(pattern, value) is not None
+        return regex.Functions(budget).search(pattern, value) is not None
 
     def regex_replace(value: Any, pattern: Any, replacement: Any) -> Any:
-        return regex.sub(budget, pattern, replacement, value)
+        return regex.Functions(budget).sub(pattern, replacement, value)
 
     def ak_is_group_member(user: Any, **filters: Any) -> bool:
         return bool(_hook(hooks.is_group_member, "ak_is_group_member")(user, filters))

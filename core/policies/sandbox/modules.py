@@ -2,9 +2,9 @@
 
 Called by the interpreter for `import x` and `from x import y`, and by the checker for the list
 of names. A module is a `ModuleView` built for one run: an explicit table of members, so that
-`datetime.sys` or `json.decoder` do not exist. `re` goes through `regex` (pattern check, output
-limit); `json.dumps` weighs its argument first and accepts only `sort_keys`, `separators` (short)
-and `ensure_ascii`; `json.loads` takes the document only.
+`datetime.sys` or `json.decoder` do not exist. `re` goes through `regex` (the `regex` package
+under the run's deadline, output limit); `json.dumps` weighs its argument first and accepts only
+`sort_keys`, `separators` (short) and `ensure_ascii`; `json.loads` takes the document only.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import ipaddress
 import json
 import math
-import re
 import string
 from collections.abc import Callable
 from typing import Any
@@ -57,21 +56,20 @@ def _datetime(budget: Budget) -> dict[str, Any]:
 
 
 def _re(budget: Budget) -> dict[str, Any]:
-    names = ("I", "IGNORECASE", "M", "MULTILINE", "S", "DOTALL", "X", "VERBOSE", "A", "ASCII")
-    flags = {name: getattr(re, name) for name in names}
+    functions = regex.Functions(budget)
     return {
-        **flags,
+        **regex.FLAGS,
         "compile": regex.compile_pattern,
-        "match": regex.match,
-        "search": regex.search,
-        "fullmatch": regex.fullmatch,
-        "findall": regex.findall,
-        "finditer": regex.finditer,
-        "split": regex.split,
-        "sub": functools.partial(regex.sub, budget),
-        "subn": functools.partial(regex.subn, budget),
-        "escape": re.escape,
-        "error": re.error,
+        "match": functions.match,
+        "search": functions.search,
+        "fullmatch": functions.fullmatch,
+        "findall": functions.findall,
+        "finditer": functions.finditer,
+        "split": functions.split,
+        "sub": functions.sub,
+        "subn": functions.subn,
+        "escape": regex.escape,
+        "error": regex.error,
     }
 
 

@@ -1,144 +1,97 @@
-r"""Regular expressions for sandboxed code: `re`'s functions behind a pattern check and size limits.
+"""Regular expressions for sandboxed code: the `regex` package, every match under the deadline.
 
 Called by `modules` (the sandbox's `re` module), `helpers` (`regex_match`, `regex_replace`) and
-`attributes` (the methods of compiled patterns).
+`attributes` (the methods of compiled patterns). Patterns are compiled by the `regex` package in
+its `re`-compatible mode (`VERSION0`), so authentik's expressions (written for `re`) behave the
+same; every match, search, findall, finditer, split and sub runs with `timeout=` set to what is
+left of the run's budget, and with `concurrent=True` so that a long match releases the GIL.
 
-# SECURITY: Python's `re` backtracks, holds the GIL and cannot be interrupted, so a pattern is
-# refused before it runs when it repeats something of variable length (`(a+)+`, `(a|b*)*`,
-# `(a|aa)+`) with no literal between the repetitions that the variable part cannot itself match
-# (`([\w-]+\.)+` is accepted, `(\w+a)+` is not), or when two variable repetitions of
-# overlapping characters follow each other (`a*a*b`, `\s+\s*`): the shapes that take exponential
-# or high polynomial time. Subjects are limited to `MAX_SUBJECT` characters, which bounds the
-# quadratic cost of searching with a pattern such as `\s*x` to about a second. This remains a
-# heuristic: the time limit cannot stop a match once it runs.
-# `sub` counts the text it produces as it goes and stops at the size limit.
+# SECURITY: `re` backtracks while holding the GIL and cannot be interrupted; `regex` checks its
+# timeout while it backtracks. A pattern that backtracks catastrophically (`(a|aa)+$`) therefore
+# stops at the run's deadline (`Budget.deadline`, which the policy kind sets to the smaller of its
+# own limit and the binding's timeout) with `LimitExceeded`, which sandboxed code cannot catch.
+# `regex` counts only its own matching time against `timeout`, so a lazily consumed `finditer`
+# or a `sub` calling back into sandboxed code could outlive the deadline: `finditer` is consumed
+# at once, and a callable replacement is first evaluated over the matches (each call checking
+# the deadline) before `sub` assembles the text under what time is left. Subjects are limited to
+# `MAX_SUBJECT` characters, which bounds the number of matches and the size of their results.
 """
 
 from __future__ import annotations
 
-import importlib
-import re
+import functools
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import regex as engine
+
 from tessera.core.policies.sandbox.budget import Budget
-from tessera.core.policies.sandbox.errors import Forbidden, LimitExceeded
+from tessera.core.policies.sandbox.errors import LimitExceeded
 
 MAX_PATTERN = 10_000  # characters
 MAX_SUBJECT = 10_000  # characters of the text a pattern runs on
+# The flags sandboxed code may pass (`re.I`, `re.M`, `re.S`, `re.X`, `re.A`, `re.U` and
+# `regex`'s own spelling of them); anything else (`regex.V1`, `regex.WORD`, ...) is refused.
+FLAGS = {
+    "I": engine.I,
+    "IGNORECASE": engine.IGNORECASE,
+    "M": engine.M,
+    "MULTILINE": engine.MULTILINE,
+    "S": engine.S,
+    "DOTALL": engine.DOTALL,
+    "X": engine.X,
+    "VERBOSE": engine.VERBOSE,
+    "A": engine.A,
+    "ASCII": engine.ASCII,
+    "U": engine.U,
+    "UNICODE": engine.UNICODE,
+}
+_ALLOWED_FLAGS = 0
+for _flag in FLAGS.values():
+    _ALLOWED_FLAGS |= _flag
 
-_parser: Any = importlib.import_module("re._parser")  # no public API parses a pattern
-_constants: Any = importlib.import_module("re._constants")
-_compiler: Any = importlib.import_module("re._compiler")
-_REPEATS = {_constants.MAX_REPEAT, _constants.MIN_REPEAT}
-# The characters tried to tell whether two single-character items overlap.
-_PROBES = "".join(map(chr, range(0x180))) + "\u00a0\u0660\u0130\u2028\u3000\u4e00\U0001f600"
+Pattern = engine.Pattern
+Match = engine.Match
+error = engine.error
+escape = engine.escape
 
 
-def compile_pattern(pattern: Any, flags: int = 0) -> re.Pattern[Any]:
-    """`re.compile`, refusing patterns prone to catastrophic backtracking."""
-    if isinstance(pattern, re.Pattern):
-        return re.compile(pattern, flags)
+def remaining(budget: Budget) -> float:
+    """Seconds left before the run's deadline; `LimitExceeded` when none are."""
+    left = budget.deadline - time.monotonic()
+    if left <= 0:
+        raise LimitExceeded(f"the expression ran for more than {budget.timeout:g} seconds")
+    return left
+
+
+def _timed_out(budget: Budget) -> LimitExceeded:
+    return LimitExceeded(
+        f"a regular expression ran past the expression's limit of {budget.timeout:g} seconds"
+    )
+
+
+def run(budget: Budget, call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args, timeout=..., concurrent=True)` with what is left of the budget."""
+    try:
+        return call(*args, timeout=remaining(budget), concurrent=True)
+    except TimeoutError:
+        raise _timed_out(budget) from None
+
+
+def compile_pattern(pattern: Any, flags: int = 0) -> Any:
+    """`re.compile`, with `regex` in its `re`-compatible mode."""
+    if not isinstance(flags, int) or flags & ~_ALLOWED_FLAGS:
+        raise ValueError("unsupported regular expression flags")
+    if isinstance(pattern, engine.Pattern):
+        if flags:
+            raise ValueError("cannot process flags argument with a compiled pattern")
+        return pattern
     if not isinstance(pattern, (str, bytes)):
         raise TypeError("a regular expression must be a string")
     if len(pattern) > MAX_PATTERN:
         raise LimitExceeded(f"a regular expression is longer than {MAX_PATTERN} characters")
-    parsed = _parser.parse(pattern, flags)
-    if _nested_repeat(parsed) or _adjacent_repeats(parsed):
-        raise Forbidden(
-            f"the regular expression {pattern!r:.80} repeats a repetition or puts overlapping"
-            " repetitions side by side, which can take exponential time; rewrite it"
-        )
-    return re.compile(pattern, flags)
-
-
-def _variable(op: Any, arg: Any) -> bool:
-    """A repetition of variable count, or an alternation of alternatives of different widths."""
-    if op in _REPEATS:
-        return bool(arg[0] != arg[1])
-    if op == _constants.BRANCH:
-        return len({alternative.getwidth() for alternative in arg[1]}) > 1
-    return False
-
-
-def _nested_repeat(items: Any, inside: bool = False) -> bool:
-    """Whether something of variable length sits inside a repetition whose body has no literal
-    that the variable parts cannot match (`(a+)+`, `(\\w+\\s?)+`, `(a|aa)+` are refused,
-    `([\\w-]+\\.)+` is accepted)."""
-    for op, arg in items:
-        if inside and _variable(op, arg):
-            return True
-        if op in _REPEATS:
-            _, high, sub = arg
-            if _nested_repeat(sub, inside or (high > 1 and not _delimited(sub))):
-                return True
-        elif any(_nested_repeat(sub, inside) for sub in _subpatterns(arg)):
-            return True
-    return False
-
-
-def _delimited(items: Any) -> bool:
-    """Whether `items` hold a literal that none of their variable parts can match."""
-    literals = _literals(items)
-    variable = set().union(*(_chars(items, op, arg) for op, arg in _variables(items)))
-    return any(chr(code) not in variable for code in literals)
-
-
-def _literals(items: Any) -> list[int]:
-    found = []
-    for op, arg in items:
-        if op == _constants.LITERAL:
-            found.append(arg)
-        elif op == _constants.SUBPATTERN:
-            found.extend(_literals(arg[3]))
-    return found
-
-
-def _variables(items: Any) -> list[tuple[Any, Any]]:
-    found = []
-    for op, arg in items:
-        if _variable(op, arg):
-            found.append((op, arg))
-        for sub in _subpatterns(arg):
-            found.extend(_variables(sub))
-    return found
-
-
-def _chars(parsed: Any, op: Any, arg: Any, unknown: str = _PROBES) -> frozenset[str]:
-    """The probe characters a variable part can match (`unknown` when it is not one repeated
-    single-character item)."""
-    if op in _REPEATS and len(arg[2]) == 1 and arg[2][0][0] in _SINGLE:
-        single = _parser.SubPattern(parsed.state, [arg[2][0]])
-        compiled = _compiler.compile(single, parsed.state.flags)
-        return frozenset(c for c in _PROBES if compiled.fullmatch(c))
-    return frozenset(unknown)
-
-
-_SINGLE = {
-    _constants.LITERAL, _constants.NOT_LITERAL, _constants.ANY, _constants.IN,
-    _constants.CATEGORY,
-}  # fmt: skip
-
-
-def _adjacent_repeats(items: Any) -> bool:
-    """Whether two variable repetitions of single characters that can match the same character
-    follow each other (`a*a*b`, `\\w+\\d+`), in `items` or any part of them."""
-    previous: frozenset[str] = frozenset()
-    for op, arg in items:
-        current = _chars(items, op, arg, "") if _variable(op, arg) else frozenset()
-        if previous & current:
-            return True
-        previous = current
-        if any(_adjacent_repeats(sub) for sub in _subpatterns(arg)):
-            return True
-    return False
-
-
-def _subpatterns(arg: Any) -> list[Any]:
-    if isinstance(arg, _parser.SubPattern):
-        return [arg]
-    if isinstance(arg, (tuple, list)):
-        return [sub for item in arg for sub in _subpatterns(item)]
-    return []
+    return engine.compile(pattern, flags | engine.VERSION0)
 
 
 def subject(string: Any) -> Any:
@@ -151,89 +104,121 @@ def subject(string: Any) -> Any:
     return string
 
 
-def match(pattern: Any, string: Any, flags: int = 0) -> re.Match[Any] | None:
-    return compile_pattern(pattern, flags).match(subject(string))
+class Functions:
+    """The functions of the sandbox's `re` module for one run (they need its budget)."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    def match(self, pattern: Any, string: Any, flags: int = 0) -> Any:
+        return pattern_match(self.budget, compile_pattern(pattern, flags), string)
+
+    def search(self, pattern: Any, string: Any, flags: int = 0) -> Any:
+        return pattern_search(self.budget, compile_pattern(pattern, flags), string)
+
+    def fullmatch(self, pattern: Any, string: Any, flags: int = 0) -> Any:
+        return pattern_fullmatch(self.budget, compile_pattern(pattern, flags), string)
+
+    def findall(self, pattern: Any, string: Any, flags: int = 0) -> list[Any]:
+        return pattern_findall(self.budget, compile_pattern(pattern, flags), string)
+
+    def finditer(self, pattern: Any, string: Any, flags: int = 0) -> Iterator[Any]:
+        return pattern_finditer(self.budget, compile_pattern(pattern, flags), string)
+
+    def split(self, pattern: Any, string: Any, maxsplit: int = 0, flags: int = 0) -> list[Any]:
+        return pattern_split(self.budget, compile_pattern(pattern, flags), string, maxsplit)
+
+    def sub(self, pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0) -> Any:
+        return subn(self.budget, compile_pattern(pattern, flags), repl, string, count)[0]
+
+    def subn(
+        self, pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0
+    ) -> tuple[Any, int]:
+        return subn(self.budget, compile_pattern(pattern, flags), repl, string, count)
 
 
-def search(pattern: Any, string: Any, flags: int = 0) -> re.Match[Any] | None:
-    return compile_pattern(pattern, flags).search(subject(string))
+# The methods of compiled patterns, with `re`'s signatures (`regex` takes more arguments,
+# `overlapped` and `partial` among them, which sandboxed code is not offered).
+_END = 2**63 - 1
 
 
-def fullmatch(pattern: Any, string: Any, flags: int = 0) -> re.Match[Any] | None:
-    return compile_pattern(pattern, flags).fullmatch(subject(string))
+def pattern_match(budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END) -> Any:
+    return run(budget, p.match, subject(string), pos, endpos)
 
 
-def findall(pattern: Any, string: Any, flags: int = 0) -> list[Any]:
-    return compile_pattern(pattern, flags).findall(subject(string))
+def pattern_search(budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END) -> Any:
+    return run(budget, p.search, subject(string), pos, endpos)
 
 
-def finditer(pattern: Any, string: Any, flags: int = 0) -> Any:
-    return compile_pattern(pattern, flags).finditer(subject(string))
+def pattern_fullmatch(budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END) -> Any:
+    return run(budget, p.fullmatch, subject(string), pos, endpos)
 
 
-def split(pattern: Any, string: Any, maxsplit: int = 0, flags: int = 0) -> list[Any]:
-    return compile_pattern(pattern, flags).split(subject(string), maxsplit)
-
-
-def pattern_method(name: str) -> Any:
-    """A method of a compiled pattern (`match`, `search`, ...), with the subject checked."""
-
-    def call(budget: Budget, compiled: re.Pattern[Any], string: Any, *args: Any) -> Any:
-        return getattr(compiled, name)(subject(string), *args)
-
-    return call
-
-
-def sub(
-    budget: Budget, pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0
-) -> Any:
-    """`re.sub`, counting the text each replacement adds against the size limit."""
-    return subn(budget, pattern, repl, string, count, flags)[0]
-
-
-def subn(
-    budget: Budget, pattern: Any, repl: Any, string: Any, count: int = 0, flags: int = 0
-) -> tuple[Any, int]:
-    compiled = compile_pattern(pattern, flags)
-    subject(string)
-    produced = [len(string) if isinstance(string, (str, bytes)) else 0]
-    if isinstance(repl, str | bytes):
-        escapes = repl.count("\\") if isinstance(repl, str) else repl.count(b"\\")
-        if not escapes:  # a literal replacement: count the matches, then let `re` work
-            found = _count(budget, compiled, string, count)
-            budget.size(produced[0] + found * len(repl), "the replaced text")
-            literal: tuple[Any, int] = compiled.subn(repl, string, count)
-            return literal
-        budget.size(len(repl) + escapes * produced[0], "a replacement")
-
-    def replace(found: re.Match[Any]) -> Any:
-        budget.check_time()
-        text = found.expand(repl) if isinstance(repl, (str, bytes)) else repl(found)
-        produced[0] += len(text) if isinstance(text, (str, bytes)) else 0
-        budget.size(produced[0], "the replaced text")
-        return text
-
-    result: tuple[Any, int] = compiled.subn(replace, string, count)
-    return result
-
-
-def _count(budget: Budget, compiled: re.Pattern[Any], string: Any, count: int) -> int:
-    found = 0
-    for found, _ in enumerate(compiled.finditer(string), start=1):
-        if found & 1023 == 0:
-            budget.check_time()
-        if found == count:
-            break
+def pattern_findall(
+    budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END
+) -> list[Any]:
+    found: list[Any] = run(budget, p.findall, subject(string), pos, endpos)
     return found
 
 
-def pattern_sub(
-    budget: Budget, compiled: re.Pattern[Any], repl: Any, string: Any, count: int = 0
-) -> Any:
-    return sub(budget, compiled, repl, string, count)
+def pattern_finditer(
+    budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END
+) -> Iterator[Any]:
+    """Every match found now, under the deadline (see the module's SECURITY note)."""
+    return iter(_matches(budget, p, subject(string), pos, endpos))
 
 
-def pattern_subn(
-    budget: Budget, compiled: re.Pattern[Any], repl: Any, string: Any, count: int = 0
-) -> tuple[Any, int]:
-    return subn(budget, compiled, repl, string, count)
+def pattern_split(budget: Budget, p: Any, string: Any, maxsplit: int = 0) -> list[Any]:
+    parts: list[Any] = run(budget, p.split, subject(string), maxsplit)
+    return parts
+
+
+def _matches(
+    budget: Budget, p: Any, string: Any, pos: int = 0, endpos: int = _END, count: int = 0
+) -> list[Any]:
+    found: list[Any] = []
+    try:
+        for match in p.finditer(string, pos, endpos, timeout=remaining(budget), concurrent=True):
+            found.append(match)
+            if len(found) == count:
+                break
+    except TimeoutError:
+        raise _timed_out(budget) from None
+    return found
+
+
+def pattern_sub(budget: Budget, p: Any, repl: Any, string: Any, count: int = 0) -> Any:
+    return subn(budget, p, repl, string, count)[0]
+
+
+def pattern_subn(budget: Budget, p: Any, repl: Any, string: Any, count: int = 0) -> tuple[Any, int]:
+    return subn(budget, p, repl, string, count)
+
+
+def subn(budget: Budget, p: Any, repl: Any, string: Any, count: int = 0) -> tuple[Any, int]:
+    """`re.subn`, refusing a result over the size limit before it is built."""
+    produced = len(string) if isinstance(subject(string), (str, bytes)) else 0
+    matches = _matches(budget, p, string, count=count)
+    make = repl
+    if isinstance(repl, (str, bytes)):
+        escapes = repl.count("\\") if isinstance(repl, str) else repl.count(b"\\")
+        if not escapes:  # a literal replacement: its size is known, `regex` builds it
+            budget.size(produced + len(matches) * len(repl), "the replaced text")
+            literal: tuple[Any, int] = run(budget, p.subn, repl, string, count)
+            return literal
+        budget.size(len(repl) + escapes * produced, "a replacement")
+        make = functools.partial(_expand, repl)
+    texts = []
+    for match in matches:  # each replacement made under the deadline, before `subn` runs
+        budget.check_time()
+        text = make(match)
+        produced += len(text) if isinstance(text, (str, bytes)) else 0
+        budget.size(produced, "the replaced text")
+        texts.append(text)
+    made = iter(texts)
+    result: tuple[Any, int] = run(budget, p.subn, lambda _: next(made), string, count)
+    return result
+
+
+def _expand(template: Any, match: Any) -> Any:
+    return match.expand(template)

@@ -214,25 +214,6 @@ def test_views_hand_out_copies() -> None:
     assert row["attributes"] == {"role": "user"}
 
 
-def test_regex_catastrophic_backtracking() -> None:
-    error = refused('return regex_match("a" * 40 + "!", "(a+)+$")')
-    assert isinstance(error, sandbox.Forbidden)
-    refused('import re\nreturn re.compile("(x|y*)*z")')
-    refused('import re\nreturn re.sub(r"(\\w+\\s?)+$", "", "aaaa")')
-
-
-def test_regex_overlapping_alternation_in_a_repetition() -> None:
-    error = refused('return regex_match("a" * 40 + "b", "(a|aa)+$")')
-    assert isinstance(error, sandbox.Forbidden)
-    refused('return regex_match("a" * 30 + "!", r"(\\w+a)+$")')
-
-
-def test_regex_adjacent_overlapping_repetitions() -> None:
-    for pattern in ("a*a*b", "x+x+y", "\\w+\\d+!", "\\s+\\s*x"):
-        error = refused(f'return regex_match("a" * 5000, r"{pattern}")')
-        assert isinstance(error, sandbox.Forbidden)
-
-
 def test_regex_quadratic_search_on_a_long_subject() -> None:
     refused('return regex_match(" " * 100000, r"\\s*x")')
     refused('import re\nreturn re.compile(r"\\s*x").search(" " * 100000)')
