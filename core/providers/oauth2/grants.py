@@ -468,7 +468,7 @@ async def token(
 ) -> dict[str, Any]:
     grant = GRANTS.get(request.grant_type)
     if grant is None:
-        raise oauth_errors.UnsupportedGrantTypeError()
+        raise oauth_errors.UnsupportedGrantTypeError(request.grant_type[:100])
     client = await authenticate(service, request)
     ctx = Context(service, client, request, client_ip, issuer_of(client))
     body = await grant.handle(ctx)
