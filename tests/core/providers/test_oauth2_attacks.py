@@ -12,110 +12,27 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from helpers import BOOTSTRAP_PASSWORD
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet
-
-LOGIN = "/api/v3/flows/executor/default-authentication-flow/"
-IMPLICIT = "default-provider-authorization-implicit-consent"
-CB = "https://app.example.com/cb"
-TOKEN = "/application/o/token/"
-
-
-async def _flow(api: Any, slug: str) -> str:
-    status, body = await api("GET", f"flows/instances/{slug}/")
-    assert status == 200, body
-    return str(body["pk"])
-
-
-async def _key(api: Any, name: str, alg: str = "ecdsa") -> str:
-    body = {"common_name": name, "alg": alg, "validity_days": 30}
-    status, answer = await api("POST", "crypto/certificatekeypairs/generate/", json=body)
-    assert status == 200, answer
-    return str(answer["pk"])
-
-
-async def _mappings(api: Any) -> list[str]:
-    status, body = await api("GET", "propertymappings/provider/scope/?page_size=100")
-    assert status == 200
-    return [m["pk"] for m in body["results"]]
-
-
-async def make_provider(api: Any, slug: str, **fields: Any) -> dict[str, Any]:
-    body = {
-        "name": f"{slug} provider",
-        "authorization_flow": await _flow(api, IMPLICIT),
-        "invalidation_flow": await _flow(api, "default-invalidation-flow"),
-        "redirect_uris": [{"matching_mode": "strict", "url": CB}],
-        "property_mappings": await _mappings(api),
-        **fields,
-    }
-    status, provider = await api("POST", "providers/oauth2/", json=body)
-    assert status == 201, provider
-    status, app = await api(
-        "POST", "core/applications/", json={"name": slug, "slug": slug, "provider": provider["pk"]}
-    )
-    assert status == 201, app
-    return dict(provider)
-
-
-async def login(client: Any) -> None:
-    await client.get(LOGIN)
-    await client.post(LOGIN, json={"uid_field": "akadmin"})
-    csrf = next((c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"), "")
-    body = await (
-        await client.post(
-            LOGIN, json={"password": BOOTSTRAP_PASSWORD}, headers={"X-authentik-CSRF": csrf}
-        )
-    ).json()
-    assert body["component"] == "xak-flow-redirect", body
-
-
-def authorize_url(provider: dict[str, Any], **params: str) -> str:
-    query = {
-        "client_id": provider["client_id"],
-        "response_type": "code",
-        "scope": "openid email profile offline_access",
-        "redirect_uri": CB,
-        "state": "st",
-        **params,
-    }
-    return "/application/o/authorize/?" + urllib.parse.urlencode(query)
-
-
-async def authorize(client: Any, provider: dict[str, Any], **params: str) -> dict[str, str]:
-    """Follow the authorization endpoint (logged in, implicit consent) to the client's redirect;
-    its query (or fragment) parameters."""
-    url = authorize_url(provider, **params)
-    for _ in range(5):
-        response = await client.get(url, allow_redirects=False)
-        assert response.status == 302, await response.text()
-        url = response.headers["Location"]
-        if url.startswith(CB):
-            parts = urllib.parse.urlsplit(url)
-            return dict(urllib.parse.parse_qsl(parts.query or parts.fragment))
-    raise AssertionError(f"no redirect to the client; last {url}")
-
-
-async def token(
-    client: Any, provider: dict[str, Any], secret: str | None = None, **data: str
-) -> Any:
-    headers = _basic(provider["client_id"], provider["client_secret"] if secret is None else secret)
-    return await client.post(TOKEN, data=data, headers=headers)
-
-
-async def code_tokens(client: Any, provider: dict[str, Any], **params: str) -> dict[str, Any]:
-    code = (await authorize(client, provider, **params))["code"]
-    answer = await token(
-        client, provider, grant_type="authorization_code", code=code, redirect_uri=CB
-    )
-    assert answer.status == 200, await answer.text()
-    return dict(await answer.json())
+from oauth2kit import (
+    CB,
+    IMPLICIT,
+    TOKEN,
+    authorize,
+    authorize_url,
+    basic,
+    code_tokens,
+    flow_pk,
+    key_pair,
+    login,
+    make_provider,
+    token,
+)
 
 
 @pytest.fixture
 async def provider(api: Any, client: Any) -> dict[str, Any]:
-    created = await make_provider(api, "wiki", signing_key=await _key(api, "wiki"))
+    created = await make_provider(api, "wiki", signing_key=await key_pair(api, "wiki"))
     await login(client)
     return created
 
@@ -163,7 +80,7 @@ async def test_regex_redirect_uris_are_anchored(api: Any, client: Any) -> None:
 async def test_unknown_client_and_dangerous_registrations(api: Any, client: Any) -> None:
     response = await client.get(authorize_url({"client_id": "nobody"}), allow_redirects=False)
     assert response.status == 400 and "Location" not in response.headers
-    flow = await _flow(api, IMPLICIT)
+    flow = await flow_pk(api, IMPLICIT)
     for url in ("javascript:alert(1)//", "data:text/html,hi", "https://app.example.com/cb#frag"):
         status, body = await api(
             "POST",
@@ -326,7 +243,7 @@ async def test_wrong_secret_and_mixed_methods(client: Any, provider: dict[str, A
 async def test_malformed_token_requests_are_invalid_request(
     client: Any, provider: dict[str, Any]
 ) -> None:
-    auth = _basic(provider["client_id"], provider["client_secret"])
+    auth = basic(provider["client_id"], provider["client_secret"])
     cases = [
         ("grant_type=client_credentials&grant_type=password", "application/x-www-form-urlencoded"),
         ("grant_type=client_credentials&scope=" + "a" * 5000, "application/x-www-form-urlencoded"),
@@ -363,11 +280,6 @@ async def test_malformed_authorize_requests(client: Any, provider: dict[str, Any
 
 
 # Tokens -------------------------------------------------------------------------------------
-
-
-def _basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 def _b64(data: bytes) -> str:
@@ -436,7 +348,7 @@ async def test_key_rotation_keeps_the_old_key_published(
     before = {
         k["kid"] for k in (await (await client.get("/application/o/wiki/jwks/")).json())["keys"]
     }
-    new_key = await _key(api, "wiki-2", "rsa")
+    new_key = await key_pair(api, "wiki-2", "rsa")
     status, body = await api(
         "PATCH", f"providers/oauth2/{provider['pk']}/", json={"signing_key": new_key}
     )
