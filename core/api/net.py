@@ -19,7 +19,13 @@ def client_ip(request: web.Request) -> str | None:
     remote = request.remote
     if remote is None:
         return None
-    trusted = _networks(tuple(request.app[state.SETTINGS].listen.trusted_proxy_cidrs))
+    cidrs = tuple(request.app[state.SETTINGS].listen.trusted_proxy_cidrs)
+    return _resolve(remote, request.headers.get("X-Forwarded-For", ""), cidrs)
+
+
+@functools.lru_cache(maxsize=4096)  # hot paths see the same few peers and proxy chains
+def _resolve(remote: str, forwarded_for: str, cidrs: tuple[str, ...]) -> str:
+    trusted = _networks(cidrs)
     try:
         peer = ipaddress.ip_address(remote)
     except ValueError:
@@ -27,7 +33,7 @@ def client_ip(request: web.Request) -> str | None:
     # SECURITY: walk X-Forwarded-For from the right, through trusted proxies only: the first hop
     # that is not a trusted proxy is the client. Entries left of it are the client's own words.
     address = peer
-    hops = request.headers.get("X-Forwarded-For", "").split(",")
+    hops = forwarded_for.split(",")
     while _trusted(address, trusted) and hops:
         hop = hops.pop().strip()
         try:

@@ -132,17 +132,7 @@ class Grant:
 
 
 async def subject_of(service: Service, user: dict[str, Any]) -> tokens.Subject:
-    """`user` with their groups (and inherited ones), as scope mappings see them."""
-    snapshot = await service.definitions.get()
-    async with service.db.read() as tx:
-        member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
-    member_of = [g for g in member_of if g in snapshot.tree.rows]
-    ancestors = sorted({a for g in member_of for a in snapshot.tree.ancestors(g)})
-    return tokens.Subject(
-        user,
-        [snapshot.tree.rows[g] for g in member_of],
-        [snapshot.tree.rows[a] for a in ancestors],
-    )
+    return await service.subject_of(user)
 
 
 async def may_use(
@@ -344,7 +334,8 @@ class ClientCredentialsGrant(Grant):
             if user is None:
                 raise oauth_errors.InvalidGrantError(description="Invalid username or password.")
         else:
-            user = await service.service_account(client)
+            subject = await service.service_account(client)
+            user = subject.user
             if not user["is_active"]:
                 raise oauth_errors.InvalidGrantError(description="The service account is inactive.")
         if not await may_use(
@@ -354,11 +345,12 @@ class ClientCredentialsGrant(Grant):
         scopes = _allowed_scopes(client, ctx.request.scopes())
         scopes = [s for s in scopes if s != "offline_access"]
         grant = tokens.Grant(user["pk"], scopes, int(time.time()), amr=["pwd"] if username else [])
-        subject = (
-            await subject_of(ctx.service, user)
-            if _needs_groups(client, scopes)
-            else tokens.Subject(user)
-        )
+        if username is not None or password is not None:
+            subject = (
+                await subject_of(ctx.service, user)
+                if _needs_groups(client, scopes)
+                else tokens.Subject(user)
+            )
         claims = await tokens.scope_claims(client, subject, scopes, ctx.client_ip)
         minted = tokens.mint(
             client, subject, grant, claims, issuer=ctx.issuer, keyring=service.keyring

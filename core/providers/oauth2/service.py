@@ -13,6 +13,7 @@ from tessera.core import cache, config, crypto, store
 from tessera.core.flows import definitions, executor
 from tessera.core.identity import users as users_store
 from tessera.core.identity import util
+from tessera.core.providers.oauth2 import tokens
 from tessera.core.providers.oauth2.clients import Client, Clients
 from tessera.core.store import crud
 
@@ -28,7 +29,7 @@ class Service:
     settings: config.Settings
     clients: Clients
     flows: executor.Executor
-    _accounts: dict[tuple[int, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _accounts: dict[tuple[int, str], tuple[float, Any]] = field(default_factory=dict)
     _account_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -39,9 +40,10 @@ class Service:
     def retention(self) -> dt.timedelta:
         return dt.timedelta(days=self.settings.events.retention_days)
 
-    async def service_account(self, client: Client) -> dict[str, Any]:
+    async def service_account(self, client: Client) -> Any:
         """The provider's client_credentials account (`ak-<slug>-client_credentials`, type
-        service_account), created on first use."""
+        service_account, created on first use) with its groups, as a `tokens.Subject`. It is
+        kept for ACCOUNT_MAX_AGE seconds: the token endpoint's hot path reads nothing then."""
         key = (client.pk, client.service_account)
         now = time.monotonic()
         memo = self._accounts.get(key)
@@ -49,9 +51,17 @@ class Service:
             async with self._account_lock:
                 memo = self._accounts.get(key)
                 if memo is None or now - memo[0] > ACCOUNT_MAX_AGE:
-                    memo = (now, await self._load_account(client))
+                    user = await self._load_account(client)
+                    memo = (now, await self.subject_of(user))
                     self._accounts[key] = memo
         return memo[1]
+
+    async def subject_of(self, user: dict[str, Any]) -> tokens.Subject:
+        """`user` with their groups (and inherited ones), as scope mappings see them."""
+        snapshot = await self.definitions.get()
+        async with self.db.read() as tx:
+            member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
+        return subject_with(snapshot, user, member_of)
 
     async def _load_account(self, client: Client) -> dict[str, Any]:
         name = client.service_account
@@ -81,6 +91,18 @@ class Service:
                     "date_joined": util.now(),
                 },
             )
+
+
+def subject_with(
+    snapshot: definitions.Snapshot, user: dict[str, Any], member_of: list[str]
+) -> tokens.Subject:
+    member_of = [g for g in member_of if g in snapshot.tree.rows]
+    ancestors = sorted({a for g in member_of for a in snapshot.tree.ancestors(g)})
+    return tokens.Subject(
+        user,
+        [snapshot.tree.rows[g] for g in member_of],
+        [snapshot.tree.rows[a] for a in ancestors],
+    )
 
 
 def build(

@@ -28,7 +28,7 @@ from tessera.core.identity import sessions, util
 from tessera.core.providers.oauth2 import grants, tokens
 from tessera.core.providers.oauth2.clients import Client
 from tessera.core.providers.oauth2.resources import public_base
-from tessera.core.providers.oauth2.service import Service
+from tessera.core.providers.oauth2.service import Service, subject_with
 from tessera.core.store import crud
 
 SERVICE = web.AppKey("oauth2_service", Service)
@@ -445,7 +445,17 @@ async def _respond(
 async def _verify_access(
     service: Service, raw: str, client: Client | None = None
 ) -> tuple[Client, dict[str, Any]] | None:
-    """The client and claims of a live access token issued here, or None."""
+    """The client and claims of a live, unrevoked access token issued here, or None."""
+    verified = await _verify_signature(service, raw, client)
+    if verified is None or await tokens.is_revoked(service.db, verified[1]["jti"]):
+        return None
+    return verified
+
+
+async def _verify_signature(
+    service: Service, raw: str, client: Client | None = None
+) -> tuple[Client, dict[str, Any]] | None:
+    """The client and claims of an unexpired access token signed here (revocation not checked)."""
     try:
         peek = crypto.jwt.unverified_claims(raw)
     except crypto.jwt.InvalidToken:
@@ -466,8 +476,6 @@ async def _verify_access(
         return None
     if "scope" not in claims or not isinstance(claims.get("jti"), str):
         return None  # an ID token is not an access token
-    if await tokens.is_revoked(service.db, claims["jti"]):
-        return None
     return client, claims
 
 
@@ -497,17 +505,24 @@ async def userinfo(request: web.Request) -> web.Response:
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="oauth2"'},
         )
-    verified = await _verify_access(service, raw)
+    verified = await _verify_signature(service, raw)
     if verified is None:
         return _bearer_error("The access token is invalid or expired.")
     client, claims = verified
     user_pk = tokens.user_of(service.keyring, client, claims)
-    async with service.db.read() as tx:
-        user = await crud.find(tx, "users", pk=user_pk) if user_pk is not None else None
+    if user_pk is None:
+        return _bearer_error("The access token is invalid or expired.")
+    snapshot = await service.definitions.get()
+    async with service.db.read() as tx:  # one transaction: revocation, user, groups
+        revoked = await crud.find(tx, "oauth2_revoked", jti=claims["jti"]) is not None
+        user = await crud.find(tx, "users", pk=user_pk)
+        member_of = (await crud.groups_of_users(tx, [user_pk]))[user_pk] if user else []
+    if revoked:
+        return _bearer_error("The access token is invalid or expired.")
     if user is None or not user["is_active"]:
         return _bearer_error("The user is not active.")
     scopes = str(claims.get("scope", "")).split()
-    subject = await grants.subject_of(service, user)
+    subject = subject_with(snapshot, user, member_of)
     body = await tokens.scope_claims(client, subject, scopes, net.client_ip(request) or "")
     body["sub"] = claims["sub"]
     return _json(body)
