@@ -1,4 +1,4 @@
-"""Scheduled maintenance: expired tokens and sessions removed, events past retention deleted.
+"""Scheduled maintenance: expired tokens, sessions and OAuth2 grants removed, events past retention deleted.
 
 `tessera worker` runs the scheduler; a server runs it too unless told not to. Each run first takes
 the store lease `maintenance`, so that among all workers and servers one does each run; the holder
@@ -16,7 +16,7 @@ import uuid
 import structlog
 
 from tessera.core import config, events, store
-from tessera.core.identity import sessions, tokens
+from tessera.core.identity import oauth2_grants, sessions, tokens
 from tessera.core.store import crud
 
 log = structlog.get_logger(__name__)
@@ -36,6 +36,8 @@ async def run_maintenance(db: store.Store) -> dict[str, int]:
         removed["sessions"] = await sessions.remove_expired(tx)
     async with db.transaction() as tx:
         removed["events"] = await events.remove_expired(tx)
+    async with db.transaction() as tx:
+        removed["oauth2"] = await oauth2_grants.remove_expired(tx)
     return removed
 
 

@@ -44,11 +44,24 @@ class PolicyBindings(resource.Resource):
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await binding_admin.serialize(ctx.tx, ctx.keyring, rows)
 
+    async def _check_target(self, ctx: resource.Ctx, target: str) -> None:
+        """Bindings of an application the operator manages belong to its resource too."""
+        app = await crud.find(ctx.tx, "applications", pk=target)
+        if app is not None:
+            resource.check_managed(ctx.request, app["managed"])
+
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
+        await self._check_target(ctx, body.target)
         return await binding_admin.create(ctx.tx, body)
 
     async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
+        await self._check_target(ctx, row["target"])
+        await self._check_target(ctx, body.target)
         return await binding_admin.update(ctx.tx, row, body)
+
+    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
+        await self._check_target(ctx, row["target"])
+        await super().delete(ctx, row)
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return binding_admin.writable(row)

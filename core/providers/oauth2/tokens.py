@@ -343,15 +343,3 @@ def grant_of(row: dict[str, Any]) -> Grant:
         sid=row["session_digest"],
         pk=row["pk"],
     )
-
-
-async def remove_expired(tx: store.Tx) -> int:
-    now = util.now()
-    removed = 0
-    for table in ("oauth2_codes", "oauth2_refresh_tokens", "oauth2_revoked", "oauth2_access_ids"):
-        removed += await crud.delete_matching(tx, table, [crud.Filter("expires", "lte", now)])
-    removed += await crud.delete_matching(
-        tx, "oauth2_device_codes", [crud.Filter("expires", "lte", now)]
-    )
-    removed += await crud.delete_matching(tx, "oauth2_grants", [crud.Filter("expires", "lte", now)])
-    return removed

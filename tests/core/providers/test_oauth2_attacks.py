@@ -12,6 +12,7 @@ import urllib.parse
 from typing import Any
 
 import pytest
+from helpers import BOOTSTRAP_TOKEN
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, KeySet
 from oauth2kit import (
@@ -416,7 +417,7 @@ async def test_managed_objects_need_the_operator_header(api: Any, provider: dict
     status, _ = await api("DELETE", "core/applications/managed-app/")
     assert status == 409
     header = {
-        "Authorization": f"Bearer {__import__('helpers').BOOTSTRAP_TOKEN}",
+        "Authorization": f"Bearer {BOOTSTRAP_TOKEN}",
         "X-Tessera-Managed-By": "tessera.dev/Application/ns/m/uid-1",
     }
     status, body = await api(
@@ -449,3 +450,58 @@ async def test_system_scope_mappings(api: Any) -> None:
         json={"name": "evil", "scope_name": "evil", "expression": "return ().__class__"},
     )
     assert status == 400 and "expression" in bad
+
+
+async def test_bindings_of_a_managed_application_need_the_header(api: Any, make_group: Any) -> None:
+    managed = "tessera.dev/Application/ns/b/uid-2"
+    status, app = await api(
+        "POST", "core/applications/", json={"name": "B", "slug": "b", "managed": managed}
+    )
+    group = await make_group("b-users")
+    binding = {"target": app["pk"], "group": group["pk"], "order": 0}
+    status, body = await api("POST", "policies/bindings/", json=binding)
+    assert status == 409, body
+    header = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}", "X-Tessera-Managed-By": managed}
+    status, body = await api("POST", "policies/bindings/", json=binding, headers=header)
+    assert status == 201, body
+    status, _ = await api("DELETE", f"policies/bindings/{body['pk']}/")
+    assert status == 409
+
+
+async def test_custom_scope_mapping_runs_in_the_sandbox(api: Any, client: Any) -> None:
+    expression = (
+        'return {"nickname": "custom-" + request.user.username, "iss": "https://evil.example",'
+        ' "scope_seen": scope}'
+    )
+    status, mapping = await api(
+        "POST",
+        "propertymappings/provider/scope/",
+        json={"name": "Custom nick", "scope_name": "custom", "expression": expression},
+    )
+    assert status == 201, mapping
+    status, broken = await api(
+        "POST",
+        "propertymappings/provider/scope/",
+        json={"name": "Broken", "scope_name": "broken", "expression": "return 1 / 0"},
+    )
+    assert status == 201
+    provider = await make_provider(api, "custom-claims", signing_key=await key_pair(api, "cc"))
+    status, _ = await api(
+        "PATCH",
+        f"providers/oauth2/{provider['pk']}/",
+        json={"property_mappings": [mapping["pk"], broken["pk"]]},
+    )
+    assert status == 200
+    await login(client)
+    issued = await code_tokens(client, provider, scope="openid custom broken")
+    keys = KeySet.import_key_set(
+        await (await client.get("/application/o/custom-claims/jwks/")).json()
+    )
+    claims = jose_jwt.decode(issued["id_token"], keys).claims
+    assert claims["nickname"] == "custom-akadmin"
+    assert claims["iss"].endswith("/application/o/custom-claims/")  # protocol claims win
+    assert claims["scope_seen"] == ["openid", "custom", "broken"]
+    info = await client.get(
+        "/application/o/userinfo/", headers={"Authorization": "Bearer " + issued["access_token"]}
+    )
+    assert (await info.json())["nickname"] == "custom-akadmin"
