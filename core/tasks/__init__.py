@@ -1,4 +1,4 @@
-"""Scheduled maintenance: expired tokens, sessions and OAuth2 grants removed, events past retention deleted.
+"""Scheduled maintenance: expired tokens, sessions and OAuth2 grants removed, old events deleted.
 
 `tessera worker` runs the scheduler; a server runs it too unless told not to. Each run first takes
 the store lease `maintenance`, so that among all workers and servers one does each run; the holder
