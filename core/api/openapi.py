@@ -113,12 +113,13 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
             },
         }
         op = r.path.replace("/", "_")
-        ops[base]["post"] = {
-            "operationId": f"{op}_create",
-            "tags": [r.tag],
-            "requestBody": body,
-            "responses": {"201": {"description": name, **_json(_ref(r.read_model))}, **errors},
-        }
+        if r.allow_create:
+            ops[base]["post"] = {
+                "operationId": f"{op}_create",
+                "tags": [r.tag],
+                "requestBody": body,
+                "responses": {"201": {"description": name, **_json(_ref(r.read_model))}, **errors},
+            }
         if r.allow_put:
             ops[detail]["put"] = {
                 **write,
@@ -203,8 +204,12 @@ def _patched(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(
-    resources: list[resource.Resource], extra_models: list[type[pydantic.BaseModel]]
+    resources: list[resource.Resource],
+    extra_models: list[type[pydantic.BaseModel]],
+    extra_paths: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The document of `resources`, plus hand-described `extra_paths` (which may refer to
+    `extra_models` by `#/components/schemas/<name>`)."""
     models: set[type[pydantic.BaseModel]] = {
         wire.common.Pagination,
         wire.common.ErrorDetail,
@@ -224,6 +229,11 @@ def document(
         }
     }
     paths["/flows/executor/{flow_slug}/"] = _executor()
+    for path, operations in (extra_paths or {}).items():
+        for operation in operations.values():
+            operation.setdefault("parameters", [])
+            operation["responses"] = {**_errors(), **operation["responses"]}
+        paths[path] = operations
     ordered = sorted(models, key=lambda m: m.__name__)
     modes = [
         (m, "validation" if issubclass(m, wire.common.Request) else "serialization")

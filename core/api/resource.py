@@ -118,12 +118,19 @@ class Resource(abc.ABC):
     ordering_columns: ClassVar[tuple[str, ...]] = ()
     default_ordering: ClassVar[tuple[str, ...]] = ()
     allow_put: ClassVar[bool] = True
+    # POST on the listing; off for objects only made elsewhere (devices come from their stages).
+    allow_create: ClassVar[bool] = True
     # DELETE on a read-only resource (e.g. `/stages/all/<pk>/`, whatever the object's kind).
     allow_delete: ClassVar[bool] = False
     # Writes to rows whose `managed` is set need MANAGED_HEADER (objects the operator owns).
     guard_managed: ClassVar[bool] = False
 
     # Hooks over the identity layer ----------------------------------------------------------
+
+    async def authorize(self, request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+        """Who may call this resource: by default the admin API's rule (`guard`). Resources of
+        the user's own objects accept any authenticated user and restrict `query`/`visible`."""
+        return await guard(request, tx)
 
     @abc.abstractmethod
     async def serialize(self, ctx: Ctx, rows: list[dict[str, Any]]) -> list[Any]:
@@ -202,13 +209,17 @@ class Resource(abc.ABC):
         q.ordering = tuple(ordering) or self.default_ordering
         return q, page, size
 
-    async def record(self, ctx: Ctx, action: str, row: dict[str, Any], **extra: Any) -> None:
-        model = {
+    def model_ref(self, row: dict[str, Any]) -> dict[str, Any]:
+        """How audit events name `row` (authentik's app label and model name)."""
+        return {
             "app": self.app_label,
             "model_name": self.model_name,
             "pk": row[self.lookup] if self.lookup in row else row["pk"],
             "name": self.describe(row),
         }
+
+    async def record(self, ctx: Ctx, action: str, row: dict[str, Any], **extra: Any) -> None:
+        model = self.model_ref(row)
         http_request = {
             "args": dict(ctx.request.query),
             "path": ctx.request.path,
@@ -234,9 +245,6 @@ async def guard(request: web.Request, tx: store.Tx | None = None) -> state.Princ
     return await auth.require_superuser(request, tx)
 
 
-_guard = guard
-
-
 def routes(resource: Resource) -> list[web.RouteDef]:
     """The aiohttp routes of a resource, actions before the detail route."""
     base = _base(resource)
@@ -245,7 +253,7 @@ def routes(resource: Resource) -> list[web.RouteDef]:
 
     async def list_(request: web.Request) -> web.Response:
         async with request.app[store_of].read() as tx:
-            ctx = Ctx(request, await _guard(request, tx), tx)
+            ctx = Ctx(request, await resource.authorize(request, tx), tx)
             q, page, size = resource.list_query(ctx, request.query)
             rows, count = await crud.page(tx, resource.table, q)
             if not rows and page > 1:
@@ -258,12 +266,12 @@ def routes(resource: Resource) -> list[web.RouteDef]:
 
     async def retrieve(request: web.Request) -> web.Response:
         async with request.app[store_of].read() as tx:
-            ctx = Ctx(request, await _guard(request, tx), tx)
+            ctx = Ctx(request, await resource.authorize(request, tx), tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
             return http.respond((await resource.serialize(ctx, [row]))[0])
 
     async def create(request: web.Request) -> web.Response:
-        principal = await _guard(request)
+        principal = await resource.authorize(request)
         assert resource.request_model is not None
         body = await http.read_body(request, resource.request_model)
         async with request.app[store_of].transaction() as tx:
@@ -274,7 +282,7 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         return http.respond(out, status=201)
 
     async def change(request: web.Request, partial: bool) -> web.Response:
-        principal = await _guard(request)
+        principal = await resource.authorize(request)
         assert resource.request_model is not None
         data = await http.read_json(request)  # read before the transaction: clients can be slow
         async with request.app[store_of].transaction() as tx:
@@ -297,7 +305,7 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         return await change(request, partial=True)
 
     async def destroy(request: web.Request) -> web.Response:
-        principal = await _guard(request)
+        principal = await resource.authorize(request)
         async with request.app[store_of].transaction() as tx:
             ctx = Ctx(request, principal, tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
@@ -313,7 +321,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         defs.append(web.route(action.method, path, action.handler))
     defs.append(web.get(detail, retrieve, allow_head=False))
     if resource.request_model is not None:
-        defs.append(web.post(base, create))
+        if resource.allow_create:
+            defs.append(web.post(base, create))
         defs.append(web.patch(detail, patch))
         defs.append(web.delete(detail, destroy))
         if resource.allow_put:

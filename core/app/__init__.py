@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, flows, identity, store, tasks
+from tessera.core import cache, config, crypto, flows, identity, store, tasks, wire
 from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
@@ -83,7 +83,10 @@ def _routes(app: web.Application) -> None:
     all_resources: list[resource.Resource] = [*resources.ALL, *oauth2.RESOURCES]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
-    app[SCHEMA] = openapi.document(all_resources, [])
+    app.router.add_routes(resources.authenticators.routes())
+    app[SCHEMA] = openapi.document(
+        all_resources, [wire.authenticators.Device], resources.authenticators.openapi_paths()
+    )
     flows_api.setup(app)
     web_pages.setup(app)
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it

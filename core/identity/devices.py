@@ -24,6 +24,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyotp
@@ -38,6 +39,41 @@ TOTP_STEP = 30  # seconds (RFC 6238 section 4, the default X)
 TOTP_DRIFT = 1  # steps accepted either side of the current one
 ISSUER = "authentik"
 MAX_CODE_LENGTH = 100  # the longest static code a stage may issue, and the validate input limit
+
+
+@dataclass(frozen=True)
+class Model:
+    """How authentik names a device kind: its Django app, model and verbose name."""
+
+    app: str
+    model_name: str
+    label: str
+    verbose_name: str
+
+
+MODELS = {
+    "totp": Model("authentik_stages_authenticator_totp", "totpdevice", "TOTPDevice", "TOTP Device"),
+    "static": Model(
+        "authentik_stages_authenticator_static", "staticdevice", "StaticDevice", "Static Device"
+    ),
+    "webauthn": Model(
+        "authentik_stages_authenticator_webauthn",
+        "webauthndevice",
+        "WebAuthnDevice",
+        "WebAuthn Device",
+    ),
+}
+
+
+def model_ref(device: dict[str, Any]) -> dict[str, Any]:
+    """The `model` of an audit event about `device` (authentik's app label and model name)."""
+    model = MODELS[device["kind"]]
+    return {
+        "app": model.app,
+        "model_name": model.model_name,
+        "pk": device["pk"],
+        "name": device["name"],
+    }
 
 
 def _context(pk: str) -> str:
@@ -136,6 +172,35 @@ async def confirmed(tx: store.Tx, user_pk: int, kinds: Sequence[str]) -> list[di
 
 async def delete(tx: store.Tx, pk: str, user_pk: int) -> bool:
     return await crud.delete(tx, TABLE, pk=pk, user_pk=user_pk) > 0
+
+
+async def remove(tx: store.Tx, pk: object, user_pk: int) -> dict[str, Any] | None:
+    """Delete the device `pk` if it is `user_pk`'s and return it (for the audit event); None
+    when there is no such device of this user, whoever else may own it."""
+    if not isinstance(pk, str) or not _is_uuid(pk):
+        return None
+    # SECURITY: found by pk *and* owner, so another user's pk finds nothing.
+    device = await crud.find(tx, TABLE, pk=pk, user_pk=user_pk)
+    if device is None or not await delete(tx, device["pk"], user_pk):
+        return None
+    return device
+
+
+async def rename(tx: store.Tx, device: dict[str, Any], name: str) -> dict[str, Any]:
+    return await crud.update(tx, TABLE, {"pk": device["pk"]}, {"name": name})
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def last_updated(device: dict[str, Any]) -> Any:
+    """When the device last changed: its last use (which updates it), else its creation."""
+    return device["last_used"] or device["created"]
 
 
 async def lock_user(tx: store.Tx, user_pk: int) -> None:

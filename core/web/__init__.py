@@ -209,17 +209,10 @@ async def remove_device(request: web.Request) -> web.StreamResponse:
     target = str(form.get("device", ""))[:36]
     async with request.app[state.STORE].transaction() as tx:
         # SECURITY: only the caller's own devices; another user's pk finds nothing.
-        device = await crud.find(tx, devices.TABLE, pk=target, user_pk=who.user["pk"])
+        device = await devices.remove(tx, target, who.user["pk"])
         if device is None:
             return _render(request, "base.html", status=404, title="Not found")
-        await devices.delete(tx, device["pk"], who.user["pk"])
-        model = {
-            "app": f"authentik_stages_authenticator_{device['kind']}",
-            "model_name": f"{device['kind']}device",
-            "pk": device["pk"],
-            "name": device["name"],
-        }
-        await _audit(request, tx, who, "model_deleted", model)
+        await _audit(request, tx, who, "model_deleted", devices.model_ref(device))
     raise web.HTTPFound("/if/user/")
 
 

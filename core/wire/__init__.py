@@ -5,6 +5,28 @@ lone surrogates); response models describe what the API returns. The OpenAPI doc
 from these same models.
 """
 
-from tessera.core.wire import common, core, crypto, events, flows, kinds, oauth2, policies, root
+from tessera.core.wire import (
+    authenticators,
+    common,
+    core,
+    crypto,
+    events,
+    flows,
+    kinds,
+    oauth2,
+    policies,
+    root,
+)
 
-__all__ = ["common", "core", "crypto", "events", "flows", "kinds", "oauth2", "policies", "root"]
+__all__ = [
+    "authenticators",
+    "common",
+    "core",
+    "crypto",
+    "events",
+    "flows",
+    "kinds",
+    "oauth2",
+    "policies",
+    "root",
+]

@@ -2,6 +2,7 @@
 
 from tessera.core.api.resources import (
     applications,
+    authenticators,
     events,
     flows,
     groups,
@@ -25,6 +26,7 @@ ALL = (
     *stages.all_resources(),
     *policies.all_resources(),
     policy_bindings.PolicyBindings(),
+    *authenticators.all_resources(),
 )
 
 __all__ = ["ALL"]

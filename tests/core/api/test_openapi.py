@@ -23,6 +23,9 @@ async def test_schema_validates_against_openapi_3(client: Any) -> None:
         "/crypto/certificatekeypairs/generate/",
         "/events/events/",
         "/root/config/",
+        "/authenticators/all/",
+        "/authenticators/totp/{pk}/",
+        "/authenticators/admin/webauthn/",
     ):
         assert path in document["paths"], path
 
@@ -40,3 +43,11 @@ async def test_root_config_is_public(client: Any) -> None:
     assert response.status == 200
     body = await response.json()
     assert body["error_reporting"]["enabled"] is False and "capabilities" in body
+
+
+async def test_authenticator_operations_are_only_those_offered(client: Any) -> None:
+    paths = (await (await client.get("/api/v3/schema/")).json())["paths"]
+    assert set(paths["/authenticators/totp/{pk}/"]) == {"get", "patch", "delete"}
+    assert set(paths["/authenticators/totp/"]) == {"get"}
+    assert set(paths["/authenticators/admin/static/{pk}/"]) == {"get", "delete"}
+    assert paths["/authenticators/all/"]["get"]["responses"]["200"]
