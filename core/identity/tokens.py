@@ -18,6 +18,21 @@ TABLE = "tokens"
 DEFAULT_DURATION = dt.timedelta(minutes=30)  # authentik's default_token_duration
 
 
+# The intents a user manages for themselves (portal, API); the others are the system's own.
+SELF_SERVICE_INTENTS = ("api", "app_password")
+
+
+def check_self_service(body: wire.core.TokenRequest, user_pk: int) -> int:
+    """The owner of a token a non-superuser writes: themselves. Naming another user is 403, an
+    intent other than `api` or `app_password` is 400."""
+    # SECURITY: without this a user could mint an API token (or a recovery key) for anyone.
+    if body.user is not None and body.user != user_pk:
+        raise errors.PermissionDenied("You can only manage your own tokens.")
+    if body.intent not in SELF_SERVICE_INTENTS:
+        raise errors.ValidationFailed.one("intent", "Choose an API token or an app password.")
+    return user_pk
+
+
 def _context(pk: str) -> str:
     return f"tokens:{pk}"
 

@@ -48,7 +48,7 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 DEVICE_KINDS = ("totp", "static", "webauthn")
-SELF_INTENTS = ["api", "app_password"]  # the token intents users manage themselves
+SELF_INTENTS = list(tokens.SELF_SERVICE_INTENTS)  # the token intents users manage themselves
 _HEADERS = {
     # No form-action: browsers apply it to the redirects that follow a form post, and a finished
     # flow may lead (through the authorize endpoint) to an application on another origin.
