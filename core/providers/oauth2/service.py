@@ -19,6 +19,9 @@ from tessera.core.store import crud
 
 # A service account row is reused for this long (it changes only when an admin edits it).
 ACCOUNT_MAX_AGE = 10.0
+# Users and their groups, as userinfo reads them, are reused for this long unless this process
+# wrote users or memberships in between (other replicas' writes show after at most this).
+USER_MAX_AGE = 5.0
 
 
 @dataclass
@@ -31,6 +34,9 @@ class Service:
     flows: executor.Executor
     _accounts: dict[tuple[int, str], tuple[float, Any]] = field(default_factory=dict)
     _account_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _users: dict[int, tuple[float, tuple[int, int], dict[str, Any] | None, list[str]]] = field(
+        default_factory=dict
+    )
 
     @property
     def definitions(self) -> definitions.Definitions:
@@ -55,6 +61,22 @@ class Service:
                     memo = (now, await self.subject_of(user))
                     self._accounts[key] = memo
         return memo[1]
+
+    async def user_and_groups(
+        self, tx: store.Tx, user_pk: int
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """A user row and the pks of their groups, from a short-lived memo when it is fresh."""
+        stamp = (self.db.write_count("users"), self.db.write_count("group_members"))
+        now = time.monotonic()
+        memo = self._users.get(user_pk)
+        if memo is not None and memo[1] == stamp and now - memo[0] < USER_MAX_AGE:
+            return memo[2], memo[3]
+        user = await crud.find(tx, "users", pk=user_pk)
+        member_of = (await crud.groups_of_users(tx, [user_pk]))[user_pk] if user else []
+        if len(self._users) > 10_000:
+            self._users.clear()
+        self._users[user_pk] = (now, stamp, user, member_of)
+        return user, member_of
 
     async def subject_of(self, user: dict[str, Any]) -> tokens.Subject:
         """`user` with their groups (and inherited ones), as scope mappings see them."""

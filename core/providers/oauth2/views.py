@@ -515,8 +515,7 @@ async def userinfo(request: web.Request) -> web.Response:
     snapshot = await service.definitions.get()
     async with service.db.read() as tx:  # one transaction: revocation, user, groups
         revoked = await crud.find(tx, "oauth2_revoked", jti=claims["jti"]) is not None
-        user = await crud.find(tx, "users", pk=user_pk)
-        member_of = (await crud.groups_of_users(tx, [user_pk]))[user_pk] if user else []
+        user, member_of = await service.user_and_groups(tx, user_pk)
     if revoked:
         return _bearer_error("The access token is invalid or expired.")
     if user is None or not user["is_active"]:
