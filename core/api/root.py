@@ -28,7 +28,7 @@ async def config(request: web.Request) -> web.Response:
         capabilities=CAPABILITIES,
         cache_timeout=300,
         cache_timeout_flows=300,
-        cache_timeout_policies=300,
+        cache_timeout_policies=int(settings.cache.timeout_policies),
     )
     return http.respond(body)
 

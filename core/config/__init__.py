@@ -108,6 +108,14 @@ class LoginThrottle(BaseModel):
     window_seconds: int = Field(default=300, ge=1)
 
 
+class Cache(BaseModel):
+    """authentik's `cache.*` keys that Tessera honours."""
+
+    # `AUTHENTIK_CACHE__TIMEOUT_POLICIES`: seconds a policy result is reused for the same user
+    # and address (authentik's default is 300; ours is shorter). 0 turns the reuse off.
+    timeout_policies: float = Field(default=30.0, ge=0, le=86400)
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -128,6 +136,7 @@ class Settings(BaseSettings):
     events: Events = Events()
     sessions: Sessions = Sessions()
     login_throttle: LoginThrottle = LoginThrottle()
+    cache: Cache = Cache()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: EmailStr = "root@example.com"

@@ -71,7 +71,12 @@ async def plan(
     refusal = await _requirement_met(services, flow, user, redirected)
     if refusal:
         return base.Outcome.deny(refusal)
-    request = engine.Request(user=user, client_ip=client_ip, cache=services.cache)
+    request = engine.Request(
+        user=user,
+        client_ip=client_ip,
+        cache=services.cache,
+        result_ttl=services.settings.cache.timeout_policies,
+    )
     loaded = await snapshot.policy_load(services.store, flow["pk"], user)
     verdict = await engine.decide(
         loaded, flow["policy_engine_mode"], request, services.store, _retention(services)
@@ -116,7 +121,11 @@ async def current(
                 subject = await crud.find(tx, "users", pk=state.pending_user) or user
         loaded = await snapshot.policy_load(services.store, binding["pk"], subject)
         request = engine.Request(
-            user=subject, context=dict(state.context), client_ip=client_ip, cache=services.cache
+            user=subject,
+            context=dict(state.context),
+            client_ip=client_ip,
+            cache=services.cache,
+            result_ttl=services.settings.cache.timeout_policies,
         )
         result = await engine.decide(
             loaded, binding["policy_engine_mode"], request, services.store, _retention(services)

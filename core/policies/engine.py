@@ -25,7 +25,9 @@ from tessera.core.policies import kinds
 from tessera.core.store import crud
 
 DEFAULT_RETENTION = dt.timedelta(days=365)  # the events' default retention
-RESULT_TTL = 30.0  # seconds a policy result is reused for the same user and address
+# Seconds a policy result is reused for the same user and address, unless the caller passes the
+# setting (`config.Cache.timeout_policies`, `AUTHENTIK_CACHE__TIMEOUT_POLICIES`).
+DEFAULT_RESULT_TTL = 30.0
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Request:
     context: dict[str, Any] = field(default_factory=dict)
     client_ip: str = ""
     cache: Any = None  # the cache backend, for kinds that keep counters (reputation)
+    result_ttl: float = DEFAULT_RESULT_TTL  # seconds results are reused; 0: never
     groups: list[dict[str, Any]] = field(default_factory=list)  # the user's own groups
     all_groups: list[dict[str, Any]] = field(default_factory=list)  # with inherited ones
     # When the policy being evaluated must be done (`time.monotonic()`), set per binding from its
@@ -71,6 +74,14 @@ async def load(tx: store.Tx, target: str, user: dict[str, Any] | None) -> Loaded
     rows = await bindings_of(tx, target)
     if not rows:
         return Loaded([], {}, set())
+    return await load_rows(tx, rows, user)
+
+
+async def load_rows(
+    tx: store.Tx, rows: list[dict[str, Any]], user: dict[str, Any] | None
+) -> Loaded:
+    """What evaluating `rows` (stored bindings, or built by a caller such as the prompt stage's
+    validation policies) needs: their policies and the user's groups with their ancestors."""
     tree = await groups.Tree.load(tx)
     member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]] if user else []
     wanted = [r["policy"] for r in rows if r["policy"]]
@@ -155,7 +166,7 @@ def _cache_key(policy: dict[str, Any], request: Request) -> str | None:
     without a flow context (planning, application access), which identify the user and the
     address alone. The key hashes the policy's settings, so an edited policy is never served a
     stale result; no context (which may hold a typed password) goes into it."""
-    if request.cache is None or request.context:
+    if request.cache is None or request.context or request.result_ttl <= 0:
         return None
     settings = json.dumps([policy["pk"], policy["kind"], policy["config"]], sort_keys=True)
     user = request.user["pk"] if request.user else "-"
@@ -174,7 +185,7 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
             verdict = await kind.evaluate(dataclasses.replace(request, deadline=deadline))
         if key:  # errors are never cached: they raise before this
             value = {"passing": verdict.passing, "messages": verdict.messages}
-            await request.cache.set(key, value, RESULT_TTL)
+            await request.cache.set(key, value, request.result_ttl)
     except (TimeoutError, kinds.PolicyError) as exc:
         message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
         failure = {

@@ -39,7 +39,7 @@ class Kind:
     kind: ClassVar[str]
     Config: ClassVar[type[PolicyConfig]] = PolicyConfig
     # Whether a result may be reused for the same user and address for a few seconds
-    # (engine.RESULT_TTL); kinds that read changing state (reputation, dummy) say no.
+    # (engine.Request.result_ttl); kinds that read changing state (reputation, dummy) say no.
     cacheable: ClassVar[bool] = True
 
     def __init__(self, config: PolicyConfig) -> None:

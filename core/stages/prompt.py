@@ -14,7 +14,6 @@ from pydantic import ConfigDict, Field
 
 from tessera.core.policies import engine
 from tessera.core.stages import base
-from tessera.core.store import crud
 
 FieldType = Literal[
     "text",
@@ -105,8 +104,6 @@ class Prompt(base.Stage):
         wanted = [str(pk) for pk in self.config.validation_policies]
         if not wanted:
             return []
-        async with run.services.store.read() as tx:
-            found = {p["pk"]: p for p in await crud.find_many(tx, "policies", "pk", wanted)}
         rows = [
             {
                 "pk": f"prompt-validation-{n}",
@@ -120,21 +117,23 @@ class Prompt(base.Stage):
             }
             for n, pk in enumerate(wanted)
         ]
-        if len(found) != len(wanted):
+        user = await run.pending_user() or run.session_user
+        # The user's groups too, so that `ak_is_group_member` and `user.ak_groups` answer as in
+        # the engine's own bindings.
+        async with run.services.store.read() as tx:
+            loaded = await engine.load_rows(tx, rows, user)
+        if len(loaded.policies) != len(set(wanted)):
             # SECURITY: a missing validation policy refuses rather than letting answers through.
             return ["This form is misconfigured; ask an administrator."]
-        user = await run.pending_user() or run.session_user
         context = {**run.state.context, "prompt_data": prompt_data}
         request = engine.Request(
-            user=user, context=context, client_ip=run.client_ip, cache=run.services.cache
+            user=user,
+            context=context,
+            client_ip=run.client_ip,
+            cache=run.services.cache,
+            result_ttl=run.services.settings.cache.timeout_policies,
         )
-        result = await engine.decide(
-            engine.Loaded(rows, found, set()),
-            "all",
-            request,
-            run.services.store,
-            run.retention,
-        )
+        result = await engine.decide(loaded, "all", request, run.services.store, run.retention)
         if result.passing and not result.error:
             return []
         return result.messages or ["The answers were refused."]

@@ -144,7 +144,12 @@ async def portal(
             request.app[state.STORE],
             app["pk"],
             app["policy_engine_mode"],
-            engine.Request(user=who.user, client_ip=who.client_ip, cache=request.app[state.CACHE]),
+            engine.Request(
+                user=who.user,
+                client_ip=who.client_ip,
+                cache=request.app[state.CACHE],
+                result_ttl=request.app[state.SETTINGS].cache.timeout_policies,
+            ),
         )
         if verdict.passing and not verdict.error:
             visible.append(app)

@@ -154,7 +154,11 @@ async def may_use(
         loaded,
         app["policy_engine_mode"],
         engine.Request(
-            user=user, client_ip=client_ip, cache=service.cache, context=dict(context or {})
+            user=user,
+            client_ip=client_ip,
+            cache=service.cache,
+            context=dict(context or {}),
+            result_ttl=service.settings.cache.timeout_policies,
         ),
         service.db,
     )

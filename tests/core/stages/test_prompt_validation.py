@@ -6,6 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from helpers import SECRET_KEY
+
+from tessera.core import identity
+from tessera.core.crypto import Keyring
 from tessera.core.store import crud
 
 ENROLL = "/api/v3/flows/executor/default-enrollment-flow/"
@@ -84,3 +88,70 @@ async def test_validation_policies_must_be_uuids(api: Any) -> None:
         json={"name": "p2", "validation_policies": [str(uuid.uuid4())]},
     )
     assert status == 201
+
+
+SETTINGS = "/api/v3/flows/executor/default-user-settings-flow/"
+MEMBERS_ONLY = (
+    'ak_message("editors only")\n'
+    'return ak_is_group_member(request.user, name="Editors")'
+    ' and "Ops" in [g.name for g in request.user.ak_groups.all()]'
+)
+
+
+async def _settings_with_group_policy(api: Any) -> None:
+    status, policy = await api(
+        "POST", "policies/expression/", json={"name": "editors-only", "expression": MEMBERS_ONLY}
+    )
+    assert status == 201, policy
+    _, page = await api("GET", "stages/prompt/stages/?search=default-user-settings-prompt")
+    (stage,) = page["results"]
+    status, _ = await api(
+        "PATCH",
+        f"stages/prompt/stages/{stage['pk']}/",
+        json={"validation_policies": [policy["pk"]]},
+    )
+    assert status == 200
+
+
+async def _log_in(client: Any, db: Any, username: str) -> None:
+    async with db.transaction() as tx:
+        key = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), username, 5)
+    response = await client.get(f"/recovery/use-token/{key}/", allow_redirects=False)
+    assert response.status == 302
+
+
+async def _submit_settings(client: Any) -> dict[str, Any]:
+    csrf = next(c.value for c in client.session.cookie_jar if c.key == "authentik_csrf")
+    await client.get(SETTINGS)
+    response = await client.post(
+        SETTINGS, json={"name": "Renamed"}, headers={"X-authentik-CSRF": csrf}
+    )
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_validation_policies_see_the_users_groups_and_their_parents(
+    client: Any, bootstrapped: Any, api: Any, make_group: Any, make_user: Any
+) -> None:
+    editors = await make_group("Editors")
+    ops = await make_group("Ops", parent=editors["pk"])
+    await make_user("member", groups=[ops["pk"]])
+    await _settings_with_group_policy(api)
+    await _log_in(client, bootstrapped, "member")
+    body = await _submit_settings(client)
+    assert body["component"] == "xak-flow-redirect", body
+    _, users = await api("GET", "core/users/?username=member")
+    assert users["results"][0]["name"] == "Renamed"
+
+
+async def test_validation_policies_refuse_a_user_outside_the_group(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    await make_user("outsider")
+    await _settings_with_group_policy(api)
+    await _log_in(client, bootstrapped, "outsider")
+    body = await _submit_settings(client)
+    assert body["component"] == "ak-stage-prompt"
+    assert body["response_errors"]["non_field_errors"][0]["string"] == "editors only"
+    _, users = await api("GET", "core/users/?username=outsider")
+    assert users["results"][0]["name"] != "Renamed"
