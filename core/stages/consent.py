@@ -41,11 +41,17 @@ class Consent(base.Stage):
         user = await run.pending_user()
         if app_pk is None or user is None:
             return base.Outcome.next()
-        if self.config.mode == "always_require":
-            return None
+        if self.config.mode == "always_require" or "consent" in run.state.context.get(
+            "oauth_prompt", []
+        ):
+            return None  # OAuth2 `prompt=consent` asks again whatever was remembered
         async with run.services.store.read() as tx:
             given = await crud.find(tx, TABLE, user_pk=user["pk"], application=app_pk)
-        if given is not None and (given["expires"] is None or given["expires"] > util.now()):
+        if given is None or (given["expires"] is not None and given["expires"] <= util.now()):
+            return None
+        # A remembered consent covers the permissions it was given for, not new ones.
+        wanted = set(run.state.context.get("consent_permissions", []))
+        if wanted <= set(given["permissions"].split()):
             return base.Outcome.next()
         return None
 
@@ -72,8 +78,11 @@ class Consent(base.Stage):
             expires = None
             if self.config.mode == "expiring":
                 expires = util.now() + dt.timedelta(seconds=self.config.consent_expire_in)
-            permissions = " ".join(run.state.context.get("consent_permissions", []))
+            wanted = list(run.state.context.get("consent_permissions", []))
             async with run.services.store.transaction() as tx:
+                old = await crud.find(tx, TABLE, user_pk=user["pk"], application=app_pk)
+                kept = old["permissions"].split() if old is not None else []
+                permissions = " ".join(dict.fromkeys([*kept, *wanted]))
                 await crud.delete(tx, TABLE, user_pk=user["pk"], application=app_pk)
                 await crud.insert(
                     tx,

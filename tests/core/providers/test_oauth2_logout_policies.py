@@ -177,3 +177,50 @@ async def test_device_codes_cannot_be_guessed_forever(api: Any, client: Any) -> 
     assert statuses[:10] == [400] * 10 and statuses[10:] == [429, 429]
     no_token = await client.post("/device", data={"code": grant["user_code"]})
     assert no_token.status == 403
+
+
+async def _authorize_consenting(client: Any, url: str) -> tuple[dict[str, str], bool]:
+    """Follow an authorization, consenting through the JSON executor when asked; the client's
+    parameters and whether consent was asked."""
+    asked = False
+    for _ in range(6):
+        response = await client.get(url, allow_redirects=False)
+        assert response.status == 302, await response.text()
+        url = response.headers["Location"]
+        if url.startswith(CB):
+            return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)), asked
+        if url.startswith("/if/flow/"):
+            slug = url.split("/")[3]
+            executor = f"/api/v3/flows/executor/{slug}/"
+            body = await (await client.get(executor, headers=await _csrf(client))).json()
+            assert body["component"] == "ak-stage-consent", body
+            asked = True
+            body = await (
+                await client.post(
+                    executor, json={"token": body["token"]}, headers=await _csrf(client)
+                )
+            ).json()
+            url = body["to"]
+    raise AssertionError(url)
+
+
+async def test_remembered_consent_covers_its_scopes_only(api: Any, client: Any) -> None:
+    status, flow = await api(
+        "GET", "flows/instances/default-provider-authorization-explicit-consent/"
+    )
+    provider = await make_provider(api, "consenting", authorization_flow=flow["pk"])
+    await login(client)
+    params, asked = await _authorize_consenting(client, authorize_url(provider, scope="openid"))
+    assert "code" in params and asked
+    params, asked = await _authorize_consenting(client, authorize_url(provider, scope="openid"))
+    assert "code" in params and not asked  # remembered
+    wider = authorize_url(provider, scope="openid email")
+    params, asked = await _authorize_consenting(client, wider)
+    assert "code" in params and asked  # a new scope needs a new consent
+    params, asked = await _authorize_consenting(client, authorize_url(provider, scope="openid"))
+    assert not asked  # the union is remembered
+    forced = authorize_url(provider, scope="openid", prompt="consent")
+    params, asked = await _authorize_consenting(client, forced)
+    assert "code" in params and asked
+    silent = await authorize(client, provider, scope="openid profile", prompt="none")
+    assert silent["error"] == "consent_required"
