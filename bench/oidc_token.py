@@ -8,7 +8,7 @@ with it (ES256) and an application. Then wrk, at a fixed concurrency for a fixed
 
 1. `POST /application/o/token/` with `grant_type=client_credentials` and client_secret_basic:
    every request authenticates the client, evaluates the application's policies and signs an
-   ES256 access token and ID token.
+   ES256 access token (no ID token: no end user logged in; RFC 6749 §4.4.3).
 2. `GET /application/o/userinfo/` with a bearer access token from the same provider: every
    request verifies the JWT's ES256 signature against the provider's key and builds the claims.
 

@@ -356,8 +356,17 @@ class ClientCredentialsGrant(Grant):
                 else tokens.Subject(user)
             )
         claims = await tokens.scope_claims(client, subject, scopes, ctx.client_ip)
+        # RFC 6749 §4.4.3: an access token only. An ID token states that an end user logged in
+        # to the client (OIDC Core §2), which no one did here. (authentik adds one; a client that
+        # wants the claims reads them from the access token, which carries them all.)
         minted = tokens.mint(
-            client, subject, grant, claims, issuer=ctx.issuer, keyring=service.keyring
+            client,
+            subject,
+            grant,
+            claims,
+            issuer=ctx.issuer,
+            keyring=service.keyring,
+            with_id_token=False,
         )
         return minted.body
 
