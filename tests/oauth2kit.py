@@ -53,13 +53,16 @@ async def make_provider(api: Any, slug: str, **fields: Any) -> dict[str, Any]:
 
 
 async def login(client: Any) -> None:
-    await client.get(LOGIN)
-    await client.post(LOGIN, json={"uid_field": "akadmin"})
-    csrf = next((c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"), "")
+    """Log akadmin in (again, if already logged in: then the CSRF header is needed)."""
+
+    def csrf() -> dict[str, str]:
+        jar = client.session.cookie_jar
+        return {"X-authentik-CSRF": next((c.value for c in jar if c.key == "authentik_csrf"), "")}
+
+    await client.get(LOGIN + "?query=restart%3D1")
+    await client.post(LOGIN, json={"uid_field": "akadmin"}, headers=csrf())
     body = await (
-        await client.post(
-            LOGIN, json={"password": BOOTSTRAP_PASSWORD}, headers={"X-authentik-CSRF": csrf}
-        )
+        await client.post(LOGIN, json={"password": BOOTSTRAP_PASSWORD}, headers=csrf())
     ).json()
     assert body["component"] == "xak-flow-redirect", body
 

@@ -221,7 +221,10 @@ class AuthorizationCodeGrant(Grant):
                 return {"_commit_error": oauth_errors.InvalidGrantError(description="Code used.")}
             if row["expires"] <= util.now() or grant_row["revoked"]:
                 raise oauth_errors.InvalidGrantError(description="Code expired.")
-            if redirect_uri is None or not crypto.secrets.equal(row["redirect_uri"], redirect_uri):
+            # The authorization request's redirect_uri, repeated exactly; none if it gave none.
+            if (row["redirect_uri"] or redirect_uri is not None) and not crypto.secrets.equal(
+                row["redirect_uri"], redirect_uri or ""
+            ):
                 raise oauth_errors.InvalidGrantError(description="redirect_uri does not match.")
             _check_pkce(row, verifier, client)
             await crud.update(

@@ -211,6 +211,8 @@ def _validate(client: Client, params: dict[str, str], redirect_uri: str) -> dict
     pending: dict[str, Any] = {
         "client_id": client.client_id,
         "redirect_uri": redirect_uri,
+        # What the request said (RFC 6749 §4.1.3: the token request repeats it only if given).
+        "redirect_uri_param": params.get("redirect_uri", ""),
         "response_type": response_type,
         "response_mode": mode if mode in ("query", "fragment", "form_post") else default_mode,
         "state": params.get("state"),
@@ -292,7 +294,8 @@ async def _proceed(
         auth_time = session["created"].timestamp()
         if "login" in prompt and auth_time < pending["created"]:
             login_needed = True
-        if pending["max_age"] is not None and time.time() - auth_time > pending["max_age"]:
+        too_old = pending["max_age"] is not None and time.time() - auth_time > pending["max_age"]
+        if too_old and auth_time < pending["created"]:  # a login after the request will do
             login_needed = True
     if login_needed:
         if "none" in prompt:
@@ -379,7 +382,7 @@ async def _respond(
                 {
                     "digest": tokens.digest(service.keyring, code),
                     "grant": grant_pk,
-                    "redirect_uri": pending["redirect_uri"],
+                    "redirect_uri": pending["redirect_uri_param"],
                     "code_challenge": pending["code_challenge"],
                     "code_challenge_method": pending["code_challenge_method"],
                     "used": False,

@@ -505,3 +505,34 @@ async def test_custom_scope_mapping_runs_in_the_sandbox(api: Any, client: Any) -
         "/application/o/userinfo/", headers={"Authorization": "Bearer " + issued["access_token"]}
     )
     assert (await info.json())["nickname"] == "custom-akadmin"
+
+
+async def test_redirect_uri_is_repeated_only_when_it_was_given(
+    client: Any, provider: dict[str, Any]
+) -> None:
+    query = {
+        "client_id": provider["client_id"],
+        "response_type": "code",
+        "scope": "openid",
+        "state": "st",
+    }
+    response = await client.get(
+        "/application/o/authorize/?" + urllib.parse.urlencode(query), allow_redirects=False
+    )
+    location = response.headers["Location"]
+    assert location.startswith(CB)  # the one registered URI
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+    answer = await token(client, provider, grant_type="authorization_code", code=code)
+    assert answer.status == 200, await answer.text()
+    code = (await authorize(client, provider))["code"]  # given: must be repeated
+    missing = await token(client, provider, grant_type="authorization_code", code=code)
+    assert (await missing.json())["error"] == "invalid_grant"
+
+
+async def test_max_age_zero_logs_in_again_once(client: Any, provider: dict[str, Any]) -> None:
+    response = await client.get(authorize_url(provider, max_age="0"), allow_redirects=False)
+    assert "/if/flow/default-authentication-flow/" in response.headers["Location"]
+    await login(client)
+    follow = urllib.parse.parse_qs(urllib.parse.urlsplit(response.headers["Location"]).query)
+    again = await client.get(follow["next"][0], allow_redirects=False)
+    assert again.headers["Location"].startswith(CB), again.headers["Location"]
