@@ -24,7 +24,9 @@ from tessera.core.identity import devices, sessions, tokens, util
 from tessera.core.policies import engine
 from tessera.core.store import crud
 
-_HERE = pathlib.Path(__file__).parent
+# Resolved: an editable install links each file from elsewhere, and the static route serves no
+# file that leads out of its directory.
+_HERE = pathlib.Path(__file__).resolve().parent
 
 
 class Templates:

@@ -85,6 +85,13 @@ async def test_enrol_and_log_in_through_the_pages(client: Any, api: Any) -> None
     assert done.status == 302 and done.headers["Location"] == "/if/user/"
 
 
+async def test_the_script_is_served_as_javascript(client: Any) -> None:
+    response = await client.get("/static/webauthn.js")
+    assert response.status == 200
+    assert response.content_type in ("application/javascript", "text/javascript")
+    assert "navigator.credentials" in await response.text()
+
+
 async def test_hostile_names_stay_inside_the_json_block(
     client: Any, api: Any, make_user: Any
 ) -> None:

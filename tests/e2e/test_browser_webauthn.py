@@ -1,0 +1,120 @@
+"""Chromium through the flow pages with a passkey: the DevTools virtual authenticator (CTAP2,
+internal transport, resident keys, user verification) enrols through the setup flow, then the
+login asks for it after the password and webauthn.js answers with it.
+
+WebAuthn needs a secure context; http://localhost is one, so the server's public URL (from which
+the RP id and origin come) is http://localhost:<port>, and the browser uses that name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
+from playwright.sync_api import Browser, CDPSession, Page
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    env = base_env(
+        AUTHENTIK_SECRET_KEY=SECRET_KEY,
+        AUTHENTIK_BOOTSTRAP_PASSWORD=BOOTSTRAP_PASSWORD,
+        AUTHENTIK_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN,
+        AUTHENTIK_WEB__PUBLIC_URL=f"http://localhost:{port}",
+    )
+    instance = Server(env, tmp_path, port=port)
+    instance.wait_ready()
+    yield instance
+    instance.stop()
+
+
+def _authenticator(page: Page) -> tuple[CDPSession, str]:
+    session = page.context.new_cdp_session(page)
+    session.send("WebAuthn.enable", {"enableUI": False})
+    added = session.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return session, str(added["authenticatorId"])
+
+
+def _credentials(session: CDPSession, authenticator: str) -> list[dict[str, Any]]:
+    found = session.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+    return list(found["credentials"])
+
+
+def _password(page: Page, base: str) -> None:
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.fill("#uid_field", "akadmin")
+    page.click("button[type=submit]")
+    page.fill("#password", BOOTSTRAP_PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_enrol_a_passkey_and_log_in_with_it_in_chromium(browser: Browser, server: Server) -> None:
+    base = f"http://localhost:{server.port}"
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    session, authenticator = _authenticator(page)
+    _password(page, base)
+    page.wait_for_url(base + "/if/user/")
+    # Enrol from the portal's link, through the setup flow's page.
+    page.click("a[href='/if/flow/default-authenticator-webauthn-setup/']")
+    page.wait_for_selector("#webauthn-create")
+    page.click("#webauthn-create")
+    page.wait_for_url(base + "/if/user/")
+    assert "security key or passkey" in (page.locator("#devices").text_content() or "")
+    (credential,) = _credentials(session, authenticator)
+    assert credential["rpId"] == "localhost" and credential["isResidentCredential"] is True
+    # Log out; the next login asks for the passkey after the password.
+    page.goto(base + "/if/flow/default-invalidation-flow/")
+    _password(page, base)
+    page.wait_for_selector("#webauthn-get")
+    page.click("#webauthn-get")
+    page.wait_for_url(base + "/if/user/")
+    (credential,) = _credentials(session, authenticator)
+    assert credential["signCount"] >= 1
+    status, events = server.request("GET", "/api/v3/events/events/?action=login", BOOTSTRAP_TOKEN)
+    assert status == 200
+    assert sorted(e["context"]["auth_method"] for e in events["results"]) == [
+        "auth_mfa",
+        "password",
+    ]
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_an_authenticator_without_the_credential_cannot_log_in(
+    browser: Browser, server: Server
+) -> None:
+    """After enrolment the authenticator is swapped for an empty one: the browser finds no allowed
+    credential, the page shows the error, and the login does not complete."""
+    base = f"http://localhost:{server.port}"
+    page = browser.new_context().new_page()
+    session, authenticator = _authenticator(page)
+    _password(page, base)
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
+    page.click("#webauthn-create")
+    page.wait_for_url(base + "/if/user/")
+    # Swap the authenticator for an empty one: the registered credential is gone.
+    session.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
+    _authenticator(page)
+    page.goto(base + "/if/flow/default-invalidation-flow/")
+    _password(page, base)
+    page.wait_for_selector("#webauthn-get")
+    page.click("#webauthn-get")
+    page.wait_for_selector("[data-webauthn-error]:not([hidden])", timeout=90_000)
+    assert "/if/user/" not in page.url
