@@ -172,3 +172,15 @@ def test_unions_other_than_optional_have_no_structural_form() -> None:
 def test_the_crd_files_are_found_from_the_repository_root() -> None:
     assert crdkit.CRDS == ROOT / "crds"
     assert {p.name for p in crdkit.CRDS.glob("*.yaml")} == set(crds.render())
+
+
+def test_the_kubernetes_guide_documents_every_field_and_reason() -> None:
+    guide = (ROOT / "docs" / "kubernetes.md").read_text()
+    for kind in KINDS:
+        schema = crdkit.openapi_schema(crdkit.crds()[kind], common.VERSION)
+        assert schema is not None
+        for section in ("spec", "status"):
+            for name in schema["properties"][section]["properties"]:
+                assert f"`{name}`" in guide, f"{kind}.{section}.{name}"
+    for reason in resources.Reason:
+        assert f"`{reason.value}`" in guide, reason
