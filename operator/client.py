@@ -57,6 +57,7 @@ class CoreClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> CoreClient:
+        # SECURITY: the token travels only in this header; errors and repr never include it.
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
             timeout=self._timeout,
@@ -111,9 +112,15 @@ class CoreClient:
         raise CoreUnavailable(f"GET {path}: more than {MAX_PAGES} pages")
 
     async def first(self, path: str, **filters: str) -> dict[str, Any] | None:
-        """The single object matching the filters, or None."""
-        found = await self.list(path, **filters)
-        return found[0] if found else None
+        """The object whose fields equal the filters, or None.
+
+        The filters are checked again on the answer: a core that ignored an unknown filter would
+        otherwise hand back some other object, and the operator would take it for its own.
+        """
+        for found in await self.list(path, **filters):
+            if all(str(found.get(k)) == v for k, v in filters.items()):
+                return found
+        return None
 
 
 def _outcome(method: str, path: str, status: int, raw: bytes) -> Any:

@@ -10,7 +10,9 @@ needs (see the team's research notes on operator testing):
      replay is lost, and skips objects no newer than the requested resourceVersion;
   4. list answers carry `kind`/`apiVersion` and a numeric resourceVersion (kubectl needs both);
   5. `/api/v1` discovery says `groupVersion: v1`, not `/v1` (else kubectl finds no Secrets);
-  6. watch streams are `application/json` (client-go refuses `application/octet-stream`).
+  6. watch streams are `application/json` (client-go refuses `application/octet-stream`);
+  7. subresources (`x/status`) carry no short names or categories in discovery (kmock copies
+     the resource's, and kubectl then resolves `get <shortname>` to the subresource).
 It uses private hooks of kmock 0.8 (`_serve_*`, `_buses`, `_lock`, the name-mangled object
 lookup), hence the exact pin in pyproject.
 """
@@ -60,6 +62,8 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             meta = data.setdefault("metadata", {})
             if request.namespace:
                 meta.setdefault("namespace", request.namespace)
+            if not meta.get("name") and meta.get("generateName"):  # Kopf's Events use it
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", dt.datetime.now(dt.UTC).strftime(_TIME))
             meta.setdefault("generation", 1)
@@ -128,6 +132,9 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         result = await super()._serve_version(request)
         if isinstance(result, dict) and str(result.get("groupVersion", "")).startswith("/"):
             result["groupVersion"] = result["groupVersion"][1:]
+        for entry in result.get("resources", []) if isinstance(result, dict) else []:
+            if "/" in entry.get("name", ""):  # a subresource: no names of its own to match
+                entry.update(shortNames=[], categories=[], singularName="", verbs=["get", "patch"])
         return result
 
     def alive(self, resource: str, namespace: str, name: str) -> bool:

@@ -154,6 +154,19 @@ def cmd_create_token(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_operator(args: argparse.Namespace) -> int:
+    from tessera.operator import main as operator  # Kopf is loaded only for this command
+
+    options = operator.Options(
+        namespaces=tuple(args.namespace),
+        health=args.health,
+        metrics=args.metrics,
+        resync_seconds=args.resync_seconds,
+        retry_base_seconds=args.retry_seconds,
+    )
+    return operator.run(options)
+
+
 def _local_health_url() -> str:
     """The live endpoint of this container's server, from the listen setting (no full load)."""
     listen = os.environ.get("TESSERA_LISTEN__HTTP") or os.environ.get(
@@ -191,6 +204,31 @@ def parser() -> argparse.ArgumentParser:
     add("server", cmd_server, "Run the core server (HTTP API, flows, embedded maintenance).")
     add("worker", cmd_worker, "Run the background worker (scheduled maintenance).")
     add("migrate", cmd_migrate, "Apply database migrations and exit.")
+    op = add(
+        "operator",
+        cmd_operator,
+        "Run the Kubernetes operator: reconcile tessera.dev resources into the core.",
+    )
+    op.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: every namespace",
+    )
+    op.add_argument("--health", default="0.0.0.0:8080", help="liveness probe /healthz host:port")
+    op.add_argument("--metrics", default="0.0.0.0:9300", help="Prometheus /metrics host:port")
+    op.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=300.0,
+        help="how often every resource is checked again for drift in the core (default 300)",
+    )
+    op.add_argument(
+        "--retry-seconds",
+        type=float,
+        default=5.0,
+        help="first retry delay while the core is unavailable; doubles up to 300 (default 5)",
+    )
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."
     )

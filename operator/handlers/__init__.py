@@ -1,0 +1,103 @@
+"""Kopf handlers of the tessera.dev kinds: `registry(config)` builds them into a fresh registry.
+
+`tessera.operator.main` (the `tessera operator` command) and the tests run Kopf with it. For each
+kind: create, update and resume run the reconcile, a timer runs it again every
+`config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
+`tessera.dev/finalizer`) removes or releases the core objects. Startup opens the core and
+Kubernetes clients into `memo["runtime"]`; cleanup closes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from tessera.operator import client, metrics, resources
+from tessera.operator.handlers import applications, kube, providers, runtime
+from tessera.operator.resources import common
+
+FINALIZER = "tessera.dev/finalizer"
+ANNOTATIONS_PREFIX = "operator.tessera.dev"
+
+
+def _configure(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATIONS_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATIONS_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = 20  # logging.INFO: Events for transitions, not debug chatter
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 30
+
+
+def registry(
+    config: runtime.Config, meters: metrics.Metrics | None = None
+) -> kopf.OperatorRegistry:
+    """A registry with every handler of the operator, bound to `config`."""
+    reg = kopf.OperatorRegistry()
+    meters = meters or metrics.Metrics()
+
+    @kopf.on.login(registry=reg)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        """As kubectl: the pod's service account in a cluster, else the kubeconfig."""
+        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+
+    @kopf.on.startup(registry=reg)
+    async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        _configure(settings)
+        core = client.CoreClient(config.core_url, config.token, timeout=config.core_timeout_seconds)
+        await core.__aenter__()
+        memo["runtime"] = runtime.Runtime(config, core, await kube.connect(), meters)
+
+    @kopf.on.cleanup(registry=reg)
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        rt: runtime.Runtime | None = memo.get("runtime")
+        if rt is not None:
+            await rt.core.close()
+            await rt.kube.close()
+
+    for kind, module in ((providers.KIND, providers), (applications.KIND, applications)):
+        _register(reg, config, runtime.Reconciler(kind, module.reconcile), module.remove)
+    return reg
+
+
+def _register(
+    reg: kopf.OperatorRegistry,
+    config: runtime.Config,
+    reconciler: runtime.Reconciler,
+    remove: runtime.Remove,
+) -> None:
+    kind = next(k for k in resources.KINDS if k.kind == reconciler.kind)
+    group, version, plural = common.GROUP, common.VERSION, kind.plural
+
+    @kopf.on.resume(group, version, plural, id="reconcile", registry=reg)
+    @kopf.on.create(group, version, plural, id="reconcile", registry=reg)
+    @kopf.on.update(group, version, plural, id="reconcile", registry=reg)
+    async def reconcile(
+        memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any
+    ) -> None:
+        await reconciler.run(memo, body, patch, retry, timer=False)
+
+    @kopf.timer(
+        group,
+        version,
+        plural,
+        registry=reg,
+        id="resync",
+        interval=config.resync_seconds,
+        initial_delay=config.resync_seconds,
+    )
+    async def resync(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await reconciler.run(memo, body, patch, 0, timer=True)
+
+    @kopf.on.delete(group, version, plural, id="release", registry=reg)
+    async def release(
+        memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any
+    ) -> None:
+        await reconciler.finalize(memo, body, patch, retry, remove)
