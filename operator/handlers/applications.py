@@ -19,7 +19,7 @@ import kopf
 from tessera.operator import client
 from tessera.operator.handlers import kube, objects, providers
 from tessera.operator.handlers.runtime import Conflict, InvalidSpec, ProviderNotReady, Runtime
-from tessera.operator.resources import READY, application, common, oauth2provider
+from tessera.operator.resources import application, common, oauth2provider
 
 KIND = application.KIND.kind
 PATH = "core/applications/"
@@ -36,11 +36,6 @@ def managed(body: Mapping[str, Any]) -> str:
     return common.managed_value(KIND, meta["namespace"], meta["name"], meta["uid"])
 
 
-def _ready(resource: Mapping[str, Any]) -> bool:
-    conditions = (resource.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
-
-
 async def provider_of(
     rt: Runtime, namespace: str, spec: application.ApplicationSpec
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -55,8 +50,8 @@ async def provider_of(
     where = f"spec.providerRef.name: {spec.provider_ref.kind} {name!r}"
     if resource is None:
         raise ProviderNotReady(f"{where} does not exist in namespace {namespace!r}")
-    if not _ready(resource):
-        raise ProviderNotReady(f"{where} is not Ready yet")
+    # The provider's core object is enough to link to: waiting for its Ready condition as well
+    # would cost the application a retry whenever both are applied together.
     core_provider = await rt.core.first(providers.PATH, managed=providers.managed(resource))
     if core_provider is None:
         raise ProviderNotReady(f"{where} has no core provider yet")

@@ -184,7 +184,15 @@ class Reconciler:
             if timer:
                 return  # the next tick tries again
             if failure.temporary:
-                delay = min(rt.config.retry_base_seconds * 2**retry, rt.config.retry_max_seconds)
+                # A sibling resource the same operator is creating shows up within moments:
+                # look again soon (1, 2, 4... s up to 30), not at the core-outage pace.
+                first = (
+                    1.0 if isinstance(failure, ProviderNotReady) else rt.config.retry_base_seconds
+                )
+                ceiling = (
+                    30.0 if isinstance(failure, ProviderNotReady) else rt.config.retry_max_seconds
+                )
+                delay = min(first * 2**retry, ceiling)
                 raise kopf.TemporaryError(failure.message, delay=delay) from None
             raise kopf.PermanentError(failure.message) from None
         finally:
