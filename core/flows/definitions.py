@@ -12,8 +12,6 @@ staleness should a bus message be lost.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,15 +20,13 @@ from tessera.core import stages, store
 from tessera.core.identity import groups
 from tessera.core.policies import engine
 from tessera.core.stages import base
-from tessera.core.store import crud
+from tessera.core.store import crud, snapshots
 
 MAX_AGE = 10.0
 
 
 @dataclass
 class Snapshot:
-    generation: int
-    loaded_at: float
     flows: dict[str, dict[str, Any]]  # by slug
     bindings: dict[str, list[dict[str, Any]]]  # stage bindings by flow pk, in order
     binding_rows: dict[str, dict[str, Any]]  # stage bindings by pk
@@ -77,31 +73,12 @@ class Definitions:
 
     def __init__(self, db: store.Store) -> None:
         self.db = db
-        self._snapshot: Snapshot | None = None
-        self._loading = asyncio.Lock()
-
-    def _fresh(self, snapshot: Snapshot | None) -> bool:
-        return (
-            snapshot is not None
-            and snapshot.generation == self.db.config_generation
-            and time.monotonic() - snapshot.loaded_at < MAX_AGE
-        )
+        self.current = snapshots.Snapshots(db, self._load, MAX_AGE)
 
     async def get(self) -> Snapshot:
-        if self._fresh(self._snapshot):
-            assert self._snapshot is not None
-            return self._snapshot
-        async with self._loading:  # one load at a time; the others wait for its result
-            if not self._fresh(self._snapshot):
-                self._snapshot = await self._load()
-            assert self._snapshot is not None
-            return self._snapshot
+        return await self.current.get()
 
     async def _load(self) -> Snapshot:
-        # Read the generation first: a change committed during the load leaves this snapshot
-        # already stale, so the next request reloads.
-        generation = self.db.config_generation
-        loaded_at = time.monotonic()
         async with self.db.read() as tx:
             flows = await crud.all_rows(tx, "flows")
             bindings = await crud.rows(tx, "flow_stage_bindings", [], ordering=("order",))
@@ -117,8 +94,6 @@ class Definitions:
         for row in policy_bindings:
             by_target[row["target"]].append(row)
         return Snapshot(
-            generation=generation,
-            loaded_at=loaded_at,
             flows={f["slug"]: f for f in flows},
             bindings=dict(by_flow),
             binding_rows={b["pk"]: b for b in bindings},

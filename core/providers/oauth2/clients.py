@@ -9,9 +9,7 @@ when the bus says another replica did, and after `MAX_AGE` seconds at the latest
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +19,7 @@ from tessera.core import crypto, store, wire
 from tessera.core.identity import keypairs
 from tessera.core.policies import sandbox
 from tessera.core.providers.oauth2 import records
-from tessera.core.store import crud
+from tessera.core.store import crud, snapshots
 
 MAX_AGE = 10.0
 REGEX_TIMEOUT = 0.05  # seconds for matching one redirect URI against one registered pattern
@@ -92,8 +90,6 @@ class Client:
 
 @dataclass
 class Snapshot:
-    generation: int
-    loaded_at: float
     by_client_id: dict[str, Client]
     by_slug: dict[str, Client]
 
@@ -102,26 +98,11 @@ class Clients:
     def __init__(self, db: store.Store, keyring: crypto.Keyring) -> None:
         self.db = db
         self.keyring = keyring
-        self._snapshot: Snapshot | None = None
-        self._loading = asyncio.Lock()
         self._keys: dict[tuple[str, str], crypto.jwt.SigningKey] = {}  # (pk, fingerprint)
-
-    def _fresh(self, snapshot: Snapshot | None) -> bool:
-        return (
-            snapshot is not None
-            and snapshot.generation == self.db.config_generation
-            and time.monotonic() - snapshot.loaded_at < MAX_AGE
-        )
+        self.current = snapshots.Snapshots(db, self._load, MAX_AGE)
 
     async def get(self) -> Snapshot:
-        if self._fresh(self._snapshot):
-            assert self._snapshot is not None
-            return self._snapshot
-        async with self._loading:
-            if not self._fresh(self._snapshot):
-                self._snapshot = await self._load()
-            assert self._snapshot is not None
-            return self._snapshot
+        return await self.current.get()
 
     async def by_client_id(self, client_id: str) -> Client | None:
         return (await self.get()).by_client_id.get(client_id)
@@ -139,8 +120,6 @@ class Clients:
         return key
 
     async def _load(self) -> Snapshot:
-        generation = self.db.config_generation
-        loaded_at = time.monotonic()
         async with self.db.read() as tx:
             bases = {b["pk"]: b for b in await crud.all_rows(tx, "providers")}
             rows = await crud.all_rows(tx, records.TABLE)
@@ -158,7 +137,7 @@ class Clients:
             by_client_id[client.client_id] = client
             if client.application is not None:
                 by_slug[client.application["slug"]] = client
-        return Snapshot(generation, loaded_at, by_client_id, by_slug)
+        return Snapshot(by_client_id, by_slug)
 
     def _client(
         self,

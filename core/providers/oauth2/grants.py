@@ -230,24 +230,29 @@ class AuthorizationCodeGrant(Grant):
             await crud.update(
                 tx, "oauth2_codes", {"digest": code_digest}, {"used": True}, recoverable=False
             )
-            user = await crud.find(tx, "users", pk=grant_row["user_pk"])
-            if user is None or not user["is_active"]:
-                raise oauth_errors.InvalidGrantError(description="The user is not active.")
-            grant = tokens.grant_of(grant_row)
-            subject = await subject_of(ctx.service, user)
-            claims = await tokens.scope_claims(client, subject, grant.scopes, ctx.client_ip)
-            minted = tokens.mint(
-                client,
-                subject,
-                grant,
-                claims,
-                issuer=ctx.issuer,
-                keyring=service.keyring,
-                code=None,
-                with_refresh=True,
-            )
-            await tokens.store_minted(tx, minted, grant_row["pk"], grant.scopes)
-        return minted.body
+            return await _issue(ctx, tx, tokens.grant_of(grant_row))
+
+
+async def _issue(ctx: Context, tx: store.Tx, grant: tokens.Grant) -> dict[str, Any]:
+    """Tokens for a stored grant (code, refresh and device grants): its user must still be
+    active; the access token's id and the refresh token are written under the grant."""
+    user = await crud.find(tx, "users", pk=grant.user_pk)
+    if user is None or not user["is_active"]:
+        raise oauth_errors.InvalidGrantError(description="The user is not active.")
+    assert grant.pk is not None
+    subject = await subject_of(ctx.service, user)
+    claims = await tokens.scope_claims(ctx.client, subject, grant.scopes, ctx.client_ip)
+    minted = tokens.mint(
+        ctx.client,
+        subject,
+        grant,
+        claims,
+        issuer=ctx.issuer,
+        keyring=ctx.service.keyring,
+        with_refresh=True,
+    )
+    await tokens.store_minted(tx, minted, grant.pk, grant.scopes)
+    return minted.body
 
 
 def _check_pkce(row: dict[str, Any], verifier: str | None, client: Client) -> None:
@@ -303,24 +308,9 @@ class RefreshTokenGrant(Grant):
                 {"used": True},
                 recoverable=False,
             )
-            user = await crud.find(tx, "users", pk=grant_row["user_pk"])
-            if user is None or not user["is_active"]:
-                raise oauth_errors.InvalidGrantError(description="The user is not active.")
             grant = tokens.grant_of(grant_row)
             grant.scopes = scopes
-            subject = await subject_of(ctx.service, user)
-            claims = await tokens.scope_claims(client, subject, scopes, ctx.client_ip)
-            minted = tokens.mint(
-                client,
-                subject,
-                grant,
-                claims,
-                issuer=ctx.issuer,
-                keyring=service.keyring,
-                with_refresh=True,
-            )
-            await tokens.store_minted(tx, minted, grant_row["pk"], scopes)
-        return minted.body
+            return await _issue(ctx, tx, grant)
 
 
 class ClientCredentialsGrant(Grant):
@@ -435,28 +425,16 @@ class DeviceCodeGrant(Grant):
                 {"status": "used"},
                 recoverable=False,
             )
-            user = await crud.find(tx, "users", pk=row["user_pk"])
-            if user is None or not user["is_active"]:
-                raise oauth_errors.InvalidGrantError(description="The user is not active.")
-            scopes = row["scope"].split()
             grant = tokens.Grant(
-                user["pk"], scopes, int(time.time()), amr=["pwd"], sid=row["session_digest"]
+                row["user_pk"],
+                row["scope"].split(),
+                int(time.time()),
+                amr=["pwd"],
+                sid=row["session_digest"],
             )
             expires = util.now() + max(client.refresh_ttl, client.access_ttl)
-            grant_pk = await tokens.new_grant(tx, client, grant, expires)
-            subject = await subject_of(ctx.service, user)
-            claims = await tokens.scope_claims(client, subject, scopes, ctx.client_ip)
-            minted = tokens.mint(
-                client,
-                subject,
-                grant,
-                claims,
-                issuer=ctx.issuer,
-                keyring=service.keyring,
-                with_refresh=True,
-            )
-            await tokens.store_minted(tx, minted, grant_pk, scopes)
-        return minted.body
+            await tokens.new_grant(tx, client, grant, expires)
+            return await _issue(ctx, tx, grant)
 
 
 GRANTS: dict[str, Grant] = {

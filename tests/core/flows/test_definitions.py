@@ -69,7 +69,7 @@ async def test_snapshot_expires_after_max_age(
 ) -> None:
     defs = definitions.Definitions(db)
     first = await defs.get()
-    monkeypatch.setattr(definitions, "MAX_AGE", 0.0)
+    monkeypatch.setattr(defs.current, "max_age", 0.0)
     assert await defs.get() is not first
 
 
