@@ -5,7 +5,9 @@
 outposts read them; a missing or bad value stops the process with one line naming the key. Kopf
 finds the cluster as kubectl does (in-cluster service account, else `$KUBECONFIG`), serves its
 liveness probe on `--health` (`/healthz`, the Helm chart's probe), and runs standalone: the chart
-runs one replica with the Recreate strategy, so there is no peering.
+runs one replica with the Recreate strategy, so there is no peering. `--namespace` takes exact
+namespace names (no patterns): the operator then watches only those, and needs no permission to
+list namespaces.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import signal
 import sys
 import urllib.parse
@@ -67,7 +70,19 @@ def config_from(environ: Mapping[str, str], options: Options) -> runtime.Config:
         browser_url=_url(browser, "HOST_BROWSER") if browser else "",
         resync_seconds=options.resync_seconds,
         retry_base_seconds=options.retry_base_seconds,
+        namespaces=_namespaces(options.namespaces),
     )
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def _namespaces(names: Sequence[str]) -> tuple[str, ...]:
+    """The watched namespaces: exact names (RFC 1123 labels), no patterns."""
+    for name in names:
+        if not _NAMESPACE.fullmatch(name):
+            raise SettingsError(f"--namespace: {name!r} is not a namespace name (no patterns)")
+    return tuple(dict.fromkeys(names))
 
 
 def _listen(value: str, flag: str) -> tuple[str, int]:
@@ -99,8 +114,8 @@ async def serve(
     try:
         await kopf.operator(
             registry=handlers.registry(config, meters),
-            clusterwide=not options.namespaces,
-            namespaces=list(options.namespaces),
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
             standalone=True,
             liveness_endpoint=f"http://{health_host}:{health_port}/healthz",
             stop_flag=stop,

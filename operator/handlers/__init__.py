@@ -3,8 +3,9 @@
 `tessera.operator.main` (the `tessera operator` command) and the tests run Kopf with it. For each
 kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
-`tessera.dev/finalizer`) removes or releases the core objects. Startup opens the core and
-Kubernetes clients into `memo["runtime"]`; cleanup closes them.
+`tessera.dev/finalizer`) removes or releases the core objects. A change to a Secret an
+OAuth2Provider's `clientSecretRef` names reconciles that provider at once (`secretrefs`). Startup
+opens the core and Kubernetes clients into `memo["runtime"]`; cleanup closes them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 import kopf
 
 from tessera.operator import client, metrics, resources
-from tessera.operator.handlers import applications, kube, providers, runtime
+from tessera.operator.handlers import applications, kube, providers, runtime, secretrefs
 from tessera.operator.resources import common
 
 FINALIZER = "tessera.dev/finalizer"
 ANNOTATIONS_PREFIX = "operator.tessera.dev"
 
 
-def _configure(settings: kopf.OperatorSettings) -> None:
+def _configure(settings: kopf.OperatorSettings, config: runtime.Config) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATIONS_PREFIX
@@ -32,6 +33,9 @@ def _configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = 20  # logging.INFO: Events for transitions, not debug chatter
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    # Given namespace names, Kopf would list and watch the cluster's namespaces (and CRDs) to find
+    # which exist; the chart grants neither in that mode. Watch exactly the names given instead.
+    settings.scanning.disabled = bool(config.namespaces)
 
 
 def registry(
@@ -50,7 +54,7 @@ def registry(
 
     @kopf.on.startup(registry=reg)
     async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        _configure(settings)
+        _configure(settings, config)
         core = client.CoreClient(config.core_url, config.token, timeout=config.core_timeout_seconds)
         await core.__aenter__()
         memo["runtime"] = runtime.Runtime(config, core, await kube.connect(), meters)
@@ -64,6 +68,7 @@ def registry(
 
     for kind, module in ((providers.KIND, providers), (applications.KIND, applications)):
         _register(reg, config, runtime.Reconciler(kind, module.reconcile), module.remove)
+    secretrefs.register(reg)
     return reg
 
 

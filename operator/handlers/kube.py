@@ -151,3 +151,34 @@ async def read_custom(
         raise _unavailable(exc, f"read {plural} {name}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise _unavailable(exc, f"read {plural} {name}") from None
+
+
+async def annotate_custom(
+    api: client.ApiClient,
+    group: str,
+    version: str,
+    plural: str,
+    namespace: str,
+    name: str,
+    annotations: Mapping[str, str],
+) -> bool:
+    """Merge `annotations` into a custom resource's metadata; False when it no longer exists."""
+    body = {"metadata": {"annotations": dict(annotations)}}
+    try:
+        # A dict body would go as a JSON patch (the client's first content type): say merge.
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(  # type: ignore[call-arg]
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise _unavailable(exc, f"annotate {plural} {name}") from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise _unavailable(exc, f"annotate {plural} {name}") from None

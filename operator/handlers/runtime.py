@@ -37,6 +37,7 @@ class Config:
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
     core_timeout_seconds: float = 10.0
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
 
     @property
     def public_url(self) -> str:

@@ -52,7 +52,8 @@ def test_every_rendered_object_validates_strictly(
     render: Render, values: dict[str, Any], kube: str
 ) -> None:
     kinds = _validate_all(render(values), kube)
-    assert {"Deployment", "Service", "Secret", "ServiceAccount", "ClusterRole"} <= kinds
+    assert {"Deployment", "Service", "Secret", "ServiceAccount"} <= kinds
+    assert {"ClusterRole", "Role"} & kinds
 
 
 @pytest.mark.parametrize("kube", [OLDEST_KUBE, NEWEST_KUBE])
@@ -247,39 +248,57 @@ def _rules(role: Rendered) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_operator_rbac_is_least_privilege(render: Render) -> None:
-    objects = render({})
-    granted = _rules(find(objects, "ClusterRole", f"{FULL}-operator"))
-    granted += _rules(find(objects, "ClusterRole", f"{FULL}-operator-crds"))
+def _assert_least_privilege(granted: list[tuple[str, str, str]]) -> None:
     assert not [g for g in granted if "*" in g]
     secrets = {verb for group, resource, verb in granted if resource == "secrets"}
-    assert secrets == {"get", "create", "update", "patch"}  # never list, watch or delete
+    # get/list/watch: a clientSecretRef is read and watched; create/update/patch: credentials.
+    assert secrets == {"get", "list", "watch", "create", "update", "patch"}  # never delete
     assert {r for g, r, _ in granted if g == ""} == {"secrets", "events"}
-    assert {r for g, r, _ in granted if g == "apiextensions.k8s.io"} == {
-        "customresourcedefinitions"
-    }
-    assert {v for _, r, v in granted if r == "customresourcedefinitions"} == {
-        "get",
-        "list",
-        "watch",
-    }
     tessera = {(r, v) for g, r, v in granted if g == "tessera.dev"}
     assert ("oauth2providers/status", "patch") in tessera
     assert ("applications/finalizers", "update") in tessera
     assert not [rv for rv in tessera if rv[1] in ("create", "delete")]
 
 
-def test_watched_namespaces_get_role_bindings_and_no_cluster_wide_grant(render: Render) -> None:
+def test_operator_rbac_is_least_privilege(render: Render) -> None:
+    objects = render({})
+    granted = _rules(find(objects, "ClusterRole", f"{FULL}-operator"))
+    _assert_least_privilege([g for g in granted if g[0] != "apiextensions.k8s.io"])
+    assert {(r, v) for g, r, v in granted if g == "apiextensions.k8s.io"} == {
+        ("customresourcedefinitions", "get"),
+        ("customresourcedefinitions", "list"),
+        ("customresourcedefinitions", "watch"),
+    }
+    (binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": f"{FULL}-operator",
+    }
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+
+
+@pytest.mark.parametrize("kube", [OLDEST_KUBE, NEWEST_KUBE])
+def test_watched_namespaces_get_roles_and_nothing_cluster_wide(render: Render, kube: str) -> None:
     objects = render(external_values())
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    roles = [o for o in objects if o["kind"] == "Role"]
     bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["grafana", "team-a"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["grafana", "team-a"]
+    for role in roles:
+        kubernetes_validate.validate(role, kube, strict=True)
+        _assert_least_privilege(_rules(role))
     for b in bindings:
-        assert b["roleRef"]["name"] == f"{FULL}-operator"
+        kubernetes_validate.validate(b, kube, strict=True)
+        assert b["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": f"{FULL}-operator",
+        }
         assert b["subjects"] == [
             {"kind": "ServiceAccount", "name": f"{FULL}-operator", "namespace": NAMESPACE}
         ]
-    cluster = [o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"]
-    assert cluster == [f"{FULL}-operator-crds"]
     op = _container(pod_specs(objects)[f"{FULL}-operator"], "operator")
     assert op["args"] == ["operator", "--namespace=grafana", "--namespace=team-a"]
 

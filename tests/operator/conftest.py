@@ -43,7 +43,8 @@ def core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def make_operator(
     cluster: kmockkit.Cluster, core: Server
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
-    """`async with make_operator(resync_seconds=1) as meters:` runs the operator in the block."""
+    """`async with make_operator(resync_seconds=1) as meters:` runs the operator in the block;
+    `namespaces=("a", "b")` limits it to those namespaces, as `--namespace` does."""
     import kopf
 
     from tessera.operator import handlers, metrics
@@ -53,6 +54,7 @@ def make_operator(
     async def run(core_url: str | None = None, **overrides: Any) -> AsyncIterator[Any]:
         settings = {"resync_seconds": 300.0, "retry_base_seconds": 0.2, **overrides}
         config = runtime.Config(core_url or core.url, BOOTSTRAP_TOKEN, **settings)
+        namespaces = list(config.namespaces)
         meters = metrics.Metrics()
         registry = handlers.registry(config, meters)
 
@@ -65,7 +67,8 @@ def make_operator(
         task = asyncio.create_task(
             kopf.operator(
                 registry=registry,
-                clusterwide=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
                 standalone=True,
                 ready_flag=ready,
                 stop_flag=stop,

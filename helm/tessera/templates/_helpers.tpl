@@ -144,3 +144,27 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
 {{- randAlphaNum (int .length) | b64enc }}
 {{- end }}
 {{- end }}
+
+{{/* The operator's rules, granted by a ClusterRole or by a Role per watched namespace. */}}
+{{- define "tessera.operatorRules" -}}
+rules:
+  - apiGroups: ["tessera.dev"]
+    resources: ["oauth2providers", "applications"]
+    verbs: ["get", "list", "watch", "patch", "update"]
+  - apiGroups: ["tessera.dev"]
+    resources: ["oauth2providers/status", "applications/status"]
+    verbs: ["get", "patch", "update"]
+  # Owner references with blockOwnerDeletion on the generated Secrets.
+  - apiGroups: ["tessera.dev"]
+    resources: ["oauth2providers/finalizers", "applications/finalizers"]
+    verbs: ["update"]
+  # Credentials Secrets are written by the operator; a clientSecretRef is read, and watched
+  # (Kopf watches with list + watch) so that a rotation reaches the core at once. No delete:
+  # Kubernetes collects the credentials Secrets through their owner references.
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get", "list", "watch", "create", "update", "patch"]
+  - apiGroups: ["", "events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+{{- end }}
