@@ -233,6 +233,19 @@ def test_the_operator_reaches_the_core_service_with_the_bootstrap_token(render: 
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_the_operator_can_present_a_token_of_its_own(render: Render) -> None:
+    values = {"operator": {"tokenSecret": {"name": "operator-token", "key": "key"}}}
+    objects = render(values)
+    env = _env(pod_specs(objects)[f"{FULL}-operator"], "operator")
+    assert env["AUTHENTIK_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "operator-token", "key": "key"}
+    }
+    server_env = _env(pod_specs(objects)[f"{FULL}-server"], "server")
+    assert server_env["AUTHENTIK_BOOTSTRAP_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == (
+        f"{FULL}-secrets"
+    )
+
+
 def test_the_operator_gets_the_public_url_when_an_ingress_exists(render: Render) -> None:
     env = _env(pod_specs(render(external_values()))[f"{FULL}-operator"], "operator")
     assert env["AUTHENTIK_HOST_BROWSER"]["value"] == "https://sso.example.com"
@@ -347,6 +360,8 @@ BAD_VALUES = {
     "bad_quantity": {"server": {"resources": {"limits": {"memory": "lots"}}}},
     "ingress_host_with_scheme": {"ingress": {"enabled": True, "host": "https://sso.example"}},
     "health_path_without_slash": {"operator": {"healthPath": "healthz"}},
+    "operator_token_secret_bad_name": {"operator": {"tokenSecret": {"name": "My_Token"}}},
+    "operator_token_secret_unknown_key": {"operator": {"tokenSecret": {"secret": "x"}}},
 }
 
 
