@@ -68,9 +68,9 @@ def config_from(environ: Mapping[str, str], options: Options) -> runtime.Config:
         core_url=_url(host, "HOST"),
         token=token,
         browser_url=_url(browser, "HOST_BROWSER") if browser else "",
+        namespaces=_namespaces(options.namespaces),
         resync_seconds=options.resync_seconds,
         retry_base_seconds=options.retry_base_seconds,
-        namespaces=_namespaces(options.namespaces),
     )
 
 

@@ -3,9 +3,8 @@
 `tessera.operator.main` (the `tessera operator` command) and the tests run Kopf with it. For each
 kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
-`tessera.dev/finalizer`) removes or releases the core objects. A change to a Secret an
-OAuth2Provider's `clientSecretRef` names reconciles that provider at once (`secretrefs`). Startup
-opens the core and Kubernetes clients into `memo["runtime"]`; cleanup closes them.
+`tessera.dev/finalizer`) removes or releases the core objects. Startup opens the core and
+Kubernetes clients into `memo["runtime"]`; cleanup closes them.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ def registry(
     """A registry with every handler of the operator, bound to `config`."""
     reg = kopf.OperatorRegistry()
     meters = meters or metrics.Metrics()
+    secretrefs.register(reg)  # a changed clientSecretRef Secret reconciles its provider at once
 
     @kopf.on.login(registry=reg)
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
@@ -68,7 +68,6 @@ def registry(
 
     for kind, module in ((providers.KIND, providers), (applications.KIND, applications)):
         _register(reg, config, runtime.Reconciler(kind, module.reconcile), module.remove)
-    secretrefs.register(reg)
     return reg
 
 

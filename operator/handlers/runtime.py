@@ -33,11 +33,11 @@ class Config:
     core_url: str
     token: str = dataclasses.field(repr=False)
     browser_url: str = ""
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
     resync_seconds: float = 300.0
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
     core_timeout_seconds: float = 10.0
-    namespaces: tuple[str, ...] = ()  # empty: every namespace
 
     @property
     def public_url(self) -> str:
