@@ -38,6 +38,7 @@ class SoftAuthenticator:
         self.counter = 0
         self.counter_step = counter_step  # 0: an authenticator without a counter (many passkeys)
         self.user_verified = user_verified
+        self.user_handle: str | None = None  # a discoverable credential's user.id (base64url)
 
     @property
     def id(self) -> str:
@@ -80,6 +81,7 @@ class SoftAuthenticator:
         uv: bool | None = None,
     ) -> dict[str, Any]:
         """The answer to navigator.credentials.create(options), as the browser's JSON."""
+        self.user_handle = options["user"]["id"]
         client_data = self._client_data("webauthn.create", options["challenge"], origin)
         attestation = cbor2.dumps(
             {"fmt": "none", "attStmt": {}, "authData": self._auth_data(rp_id, uv, attested=True)}
@@ -104,8 +106,10 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         uv: bool | None = None,
         counter: int | None = None,
+        user_handle: str | None = None,
     ) -> dict[str, Any]:
-        """The answer to navigator.credentials.get(options), signed with this key."""
+        """The answer to navigator.credentials.get(options), signed with this key; with the user
+        handle when the credential is discoverable (or `user_handle` is given)."""
         self.counter = self.counter + self.counter_step if counter is None else counter
         client_data = self._client_data("webauthn.get", options["challenge"], origin)
         auth_data = self._auth_data(rp_id, uv, attested=False)
@@ -119,6 +123,7 @@ class SoftAuthenticator:
                 "clientDataJSON": b64url(client_data),
                 "authenticatorData": b64url(auth_data),
                 "signature": b64url(signature),
+                **({"userHandle": handle} if (handle := user_handle or self.user_handle) else {}),
             },
             "clientExtensionResults": {},
         }

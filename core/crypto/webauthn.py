@@ -13,6 +13,7 @@ signatures; this module only fixes our choices and turns its many exceptions int
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import urllib.parse
@@ -189,6 +190,16 @@ def normalised_id(raw_id: str) -> str:
         return webauthn.helpers.bytes_to_base64url(webauthn.base64url_to_bytes(raw_id))
     except ValueError:
         raise WebAuthnError("The credential id is malformed.") from None
+
+
+def encode_id(data: bytes) -> str:
+    """Bytes (a user handle, a credential id) as unpadded base64url."""
+    return webauthn.helpers.bytes_to_base64url(data)
+
+
+def same_id(a: str, b: str) -> bool:
+    """Constant-time comparison of two normalised base64url ids."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _descriptor(credential_id: str) -> structs.PublicKeyCredentialDescriptor:

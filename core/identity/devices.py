@@ -311,6 +311,12 @@ async def find_webauthn(tx: store.Tx, user_pk: int, credential_id: str) -> dict[
     )
 
 
+async def find_credential(tx: store.Tx, credential_id: str) -> dict[str, Any] | None:
+    """The confirmed WebAuthn device holding `credential_id`, whoever its user (passkey login)."""
+    pk = webauthn_pk(credential_id)
+    return await crud.find(tx, TABLE, pk=pk, kind="webauthn", confirmed=True)
+
+
 async def use_webauthn(tx: store.Tx, pk: str, sign_count: int) -> bool:
     """Record a verified assertion's signature counter; False when it did not move forward.
 

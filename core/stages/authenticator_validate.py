@@ -39,13 +39,13 @@ from tessera.core import events, store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, util
 from tessera.core.policies import reputation
-from tessera.core.stages import authenticator_webauthn, base
+from tessera.core.stages import authenticator_webauthn, base, passkey
 
 INVALID = "Invalid Token"
 NOT_AUTHENTICATED = "Failed to authenticate."
 MAX_FAILURES = 5
 SUPPORTED = ("totp", "static", "webauthn")
-PASSKEY_REFUSED = "This passkey cannot be used; contact an administrator."
+PASSKEY_REFUSED = passkey.CLONED
 
 DeviceClass = Literal["totp", "static", "webauthn"]
 
@@ -86,6 +86,15 @@ class AuthenticatorValidate(base.Stage):
         async with run.services.store.read() as tx:
             return user, await devices.confirmed(tx, user["pk"], kinds)
 
+    def _username_less(self, run: base.Run) -> bool:
+        """A passwordless flow: nobody identified yet, and WebAuthn accepted (`stages.passkey`)."""
+        assert isinstance(self.config, Config)
+        return (
+            run.state.pending_user is None
+            and not run.state.context.get("pending_user_identifier")
+            and "webauthn" in self.config.device_classes
+        )
+
     def _unconfigured(self) -> base.Outcome:
         assert isinstance(self.config, Config)
         if self.config.not_configured_action == "skip":
@@ -99,6 +108,11 @@ class AuthenticatorValidate(base.Stage):
 
     async def before(self, run: base.Run) -> base.Outcome | None:
         assert isinstance(self.config, Config)
+        if run.state.context.get("auth_method") == base.PASSKEY_METHOD:
+            return base.Outcome.next()  # a passkey at identification: already two factors' worth
+        if self._username_less(run):
+            rp = await authenticator_webauthn.relying_party(run)
+            return rp if isinstance(rp, base.Outcome) else None
         user, found = await self._devices(run)
         if user is None:
             return base.Outcome.deny(NOT_AUTHENTICATED)
@@ -114,6 +128,16 @@ class AuthenticatorValidate(base.Stage):
         return None
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
+        assert isinstance(self.config, Config)
+        if self._username_less(run):
+            uv = self.config.webauthn_user_verification
+            entry = {
+                "device_class": "webauthn",
+                "device_uid": "-1",
+                "challenge": await passkey.request_options(run, uv),
+                "last_used": None,
+            }
+            return {"device_challenges": [entry], "configuration_stages": []}
         user, found = await self._devices(run)
         seen: dict[str, dict[str, Any]] = {}
         for device in found:  # one entry per class, as authentik's client expects
@@ -149,7 +173,9 @@ class AuthenticatorValidate(base.Stage):
         return options
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
-        assert isinstance(response, Response)
+        assert isinstance(self.config, Config) and isinstance(response, Response)
+        if self._username_less(run):
+            return await self._passwordless(run, response.webauthn)
         user, found = await self._devices(run)
         if user is None:
             return base.Outcome.deny(NOT_AUTHENTICATED)
@@ -167,6 +193,20 @@ class AuthenticatorValidate(base.Stage):
         if isinstance(device, base.Outcome):
             return device
         return _passed(run, device)
+
+    async def _passwordless(
+        self, run: base.Run, credential: authenticator_webauthn.AuthenticationCredential | None
+    ) -> base.Outcome:
+        """Log in whoever holds the discoverable credential that signed this assertion."""
+        assert isinstance(self.config, Config)
+        if credential is None:
+            return base.Outcome.retry("webauthn", passkey.INVALID, "invalid")
+        uv = self.config.webauthn_user_verification
+        found = await passkey.authenticate(run, credential, uv, "webauthn")
+        if isinstance(found, base.Outcome):
+            return found
+        passkey.signed_in(run, *found)
+        return base.Outcome.next()
 
     async def _passkey(
         self,
@@ -197,7 +237,7 @@ class AuthenticatorValidate(base.Stage):
             except webauthn.WebAuthnError:
                 return await _failed(tx, run, user, "webauthn")
             if not await devices.use_webauthn(tx, device["pk"], asserted.sign_count):
-                return await _cloned(tx, run, user, device, asserted.sign_count)
+                return await passkey.cloned(tx, run, user, device, asserted.sign_count)
         return device
 
 
@@ -228,26 +268,6 @@ async def _credential_device(
     if credential_id not in devices.webauthn_ids(found):
         return None  # another user's credential, or a class this stage does not accept
     return await devices.find_webauthn(tx, user["pk"], credential_id)
-
-
-async def _cloned(
-    tx: store.Tx, run: base.Run, user: dict[str, Any], device: dict[str, Any], sign_count: int
-) -> base.Outcome:
-    await events.record(
-        tx,
-        "suspicious_request",
-        user=user,
-        client_ip=run.client_ip,
-        context={
-            "reason": "WebAuthn signature counter did not increase (cloned authenticator?)",
-            "device": {"pk": device["pk"], "name": device["name"]},
-            "stored_sign_count": device["data"].get("sign_count", 0),
-            "received_sign_count": sign_count,
-            "stage": run.stage_name,
-        },
-        retention=run.retention,
-    )
-    return base.Outcome.deny(PASSKEY_REFUSED)
 
 
 def _recently_used(found: list[dict[str, Any]], threshold: int) -> bool:

@@ -119,8 +119,9 @@ def _cache_key(handle: str) -> str:
     return f"webauthn:challenge:{crypto.secrets.sha256_hex(handle)}"
 
 
-async def issue(run: base.Run, ceremony: Ceremony, user_pk: int, challenge: str) -> None:
-    """Keep `challenge` for this flow state's next answer (replacing an earlier one)."""
+async def issue(run: base.Run, ceremony: Ceremony, user_pk: int | None, challenge: str) -> None:
+    """Keep `challenge` for this flow state's next answer (replacing an earlier one); `user_pk`
+    None for a username-less login (`stages.passkey`)."""
     earlier = run.state.context.get(CONTEXT_KEY)
     if isinstance(earlier, str):
         await run.services.cache.delete(_cache_key(earlier))
@@ -130,7 +131,7 @@ async def issue(run: base.Run, ceremony: Ceremony, user_pk: int, challenge: str)
     run.state.context[CONTEXT_KEY] = handle
 
 
-async def take(run: base.Run, ceremony: Ceremony, user_pk: int) -> str | None:
+async def take(run: base.Run, ceremony: Ceremony, user_pk: int | None) -> str | None:
     """The challenge issued to this flow state for this user and ceremony, once; else None."""
     handle = run.state.context.pop(CONTEXT_KEY, None)
     if not isinstance(handle, str):

@@ -18,6 +18,8 @@ from pydantic import ConfigDict
 from tessera.core import cache, config, crypto, store, wire
 
 OutcomeKind = Literal["next", "retry", "deny", "redirect", "challenge"]
+# `auth_method` of a login by a passkey alone, without a username (authentik's name).
+PASSKEY_METHOD = "auth_webauthn_pwl"
 
 
 class StageConfig(wire.common.Request):

@@ -3,20 +3,33 @@
 # SECURITY: with `pretend_user_exists` (the default), an unknown or inactive account continues
 # to the password stage exactly like a real one and fails there with the same message, so no
 # response reveals whether an account exists.
+
+With `webauthn_stage` (the pk of an authenticator_validate stage, whose
+`webauthn_user_verification` applies) the challenge carries `passkey_challenge`, request options
+for any discoverable credential, and a response may carry `passkey` (an assertion) instead of
+`uid_field`: `stages.passkey` verifies it and the passkey's user is then authenticated
+(`auth_method` `auth_webauthn_pwl`), so the password and MFA validation stages let them pass
+(authentik's passkey autofill). `passwordless_flow` links to a flow whose validate stage logs in
+with a passkey alone (`passwordless_url`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+import pydantic
+import pydantic_core
+from pydantic import Field, field_validator
 
 from tessera.core import store
+from tessera.core.crypto import webauthn
 from tessera.core.identity import users
-from tessera.core.stages import base
+from tessera.core.stages import authenticator_webauthn, base, passkey
 from tessera.core.store import crud
 
 UserField = Literal["username", "email"]
+Slug = Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")]
+StagePk = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
 
 
 def _both() -> list[UserField]:
@@ -29,12 +42,27 @@ class Config(base.StageConfig):
     show_matched_user: bool = True
     pretend_user_exists: bool = True
     enable_remember_me: bool = False
-    enrollment_flow: Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")] | None = None
-    recovery_flow: Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")] | None = None
+    enrollment_flow: Slug | None = None
+    recovery_flow: Slug | None = None
+    passwordless_flow: Slug | None = None
+    webauthn_stage: StagePk | None = None
 
 
 class Response(base.ChallengeResponse):
-    uid_field: Annotated[str, Field(min_length=1, max_length=254)]
+    passkey: authenticator_webauthn.AuthenticationCredential | None = None
+    # Required unless a passkey is given (checked below, reported on `uid_field` as missing).
+    uid_field: Annotated[str | None, Field(min_length=1, max_length=254, validate_default=True)] = (
+        None
+    )
+
+    _parse = field_validator("passkey", mode="before")(authenticator_webauthn.json_text)
+
+    @field_validator("uid_field")
+    @classmethod
+    def _uid_or_passkey(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
+        if value is None and info.data.get("passkey") is None:
+            raise pydantic_core.PydanticCustomError("missing", "Field required")
+        return value
 
 
 class Identification(base.Stage):
@@ -63,21 +91,64 @@ class Identification(base.Stage):
                 if self.config.enrollment_flow
                 else {}
             ),
+            **(
+                {"passwordless_url": f"/if/flow/{self.config.passwordless_flow}/"}
+                if self.config.passwordless_flow
+                else {}
+            ),
+            **await self._passkey_challenge(run),
         }
+
+    async def _user_verification(self, run: base.Run) -> webauthn.Requirement | None:
+        """The `webauthn_stage`'s user verification; None when passkeys are not offered."""
+        assert isinstance(self.config, Config)
+        if self.config.webauthn_stage is None:
+            return None
+        async with run.services.store.read() as tx:
+            stage = await crud.find(
+                tx, "stages", pk=self.config.webauthn_stage, kind="authenticator_validate"
+            )
+        if stage is None:
+            return None
+        value = stage["config"].get("webauthn_user_verification", "preferred")
+        return value if value in ("required", "preferred", "discouraged") else "required"
+
+    async def _passkey_challenge(self, run: base.Run) -> dict[str, Any]:
+        uv = await self._user_verification(run)
+        if uv is None:
+            return {}
+        options = await passkey.request_options(run, uv)
+        return {"passkey_challenge": options} if options else {}
+
+    async def _passkey(
+        self, run: base.Run, credential: authenticator_webauthn.AuthenticationCredential
+    ) -> base.Outcome:
+        """Log in the user of a verified passkey assertion (no username typed)."""
+        uv = await self._user_verification(run)
+        if uv is None:
+            return base.Outcome.retry("passkey", passkey.INVALID, "invalid")
+        found = await passkey.authenticate(run, credential, uv, "passkey")
+        if isinstance(found, base.Outcome):
+            return found
+        passkey.signed_in(run, *found)
+        return base.Outcome.next()
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config) and isinstance(response, Response)
+        if response.passkey is not None:
+            return await self._passkey(run, response.passkey)
+        typed = (response.uid_field or "").strip()
         async with run.services.store.read() as tx:
-            user = await self._find(tx, response.uid_field.strip())
+            user = await self._find(tx, typed)
         if user is not None and user["is_active"]:
             run.state.pending_user = user["pk"]
             # SECURITY: echo what was typed, not the stored spelling, which would tell a real
             # account (whose canonical case differs) from a made-up one.
-            run.state.context["pending_user_identifier"] = response.uid_field.strip()
+            run.state.context["pending_user_identifier"] = typed
             return base.Outcome.next()
         if self.config.pretend_user_exists:
             run.state.pending_user = None
-            run.state.context["pending_user_identifier"] = response.uid_field.strip()
+            run.state.context["pending_user_identifier"] = typed
             return base.Outcome.next()
         return base.Outcome.retry("uid_field", "Failed to authenticate.", "invalid")
 

@@ -40,6 +40,13 @@ class Password(base.Stage):
     Config = Config
     Response = Response
 
+    async def before(self, run: base.Run) -> base.Outcome | None:
+        # A passkey verified at identification has authenticated the user already (authentik's
+        # passkey autofill); the context is server-side, so only a verified assertion sets it.
+        if run.state.context.get("auth_method") == base.PASSKEY_METHOD:
+            return base.Outcome.next()
+        return None
+
     async def challenge(self, run: base.Run) -> dict[str, Any]:
         assert isinstance(self.config, Config)
         return {"allow_show_password": self.config.allow_show_password}
@@ -85,12 +92,19 @@ class Password(base.Stage):
         return base.Outcome.retry("password", INVALID, "invalid")
 
 
+def user_counter(identifier: str) -> str:
+    """The login-throttle counter of a username or email (as typed, case-folded)."""
+    return f"throttle:login:user:{crypto.secrets.sha256_hex(identifier.casefold())}"
+
+
+def ip_counter(client_ip: str) -> str:
+    """The login-throttle counter of a client address."""
+    return f"throttle:login:ip:{client_ip}"
+
+
 def _counters(run: base.Run) -> list[str]:
-    identifier = str(run.state.context.get("pending_user_identifier", "")).casefold()
-    return [
-        f"throttle:login:user:{crypto.secrets.sha256_hex(identifier)}",
-        f"throttle:login:ip:{run.client_ip}",
-    ]
+    identifier = str(run.state.context.get("pending_user_identifier", ""))
+    return [user_counter(identifier), ip_counter(run.client_ip)]
 
 
 async def _reserve(run: base.Run) -> bool:
