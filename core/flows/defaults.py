@@ -40,7 +40,13 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
         "Set up Two-Factor authentication",
         "stage_configuration",
         "require_authenticated",
-        [("default-authenticator-totp-setup", "authenticator_totp", {"digits": 6})],
+        [
+            (
+                "default-authenticator-totp-setup",
+                "authenticator_totp",
+                {"digits": 6, "configure_flow": "default-authenticator-totp-setup"},
+            )
+        ],
     ),
     "default-authenticator-static-setup": (
         "default-authenticator-static-setup",
@@ -51,7 +57,11 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             (
                 "default-authenticator-static-setup",
                 "authenticator_static",
-                {"token_count": 6, "token_length": 12},
+                {
+                    "token_count": 6,
+                    "token_length": 12,
+                    "configure_flow": "default-authenticator-static-setup",
+                },
             )
         ],
     ),
@@ -60,7 +70,13 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
         "Set up WebAuthn",
         "stage_configuration",
         "require_authenticated",
-        [("default-authenticator-webauthn-setup", "authenticator_webauthn", {})],
+        [
+            (
+                "default-authenticator-webauthn-setup",
+                "authenticator_webauthn",
+                {"configure_flow": "default-authenticator-webauthn-setup"},
+            )
+        ],
     ),
     "initial-setup": (
         "Initial setup",

@@ -106,9 +106,21 @@ async def _create(
             "confirmed": False,
             "secret_sealed": keyring.seal(secret, _context(pk)),
             "data": data,
-            "created": util.now(),
+            **_stamped(),
         },
     )
+
+
+def _stamped() -> dict[str, Any]:
+    """`created` and `last_updated` of a new row."""
+    now = util.now()
+    return {"created": now, "last_updated": now}
+
+
+def _changed(values: dict[str, Any], used: bool = False) -> dict[str, Any]:
+    """`values` with `last_updated` (and with `used`, `last_used`) set to now."""
+    now = util.now()
+    return {**values, "last_updated": now, **({"last_used": now} if used else {})}
 
 
 async def create_totp(
@@ -141,7 +153,7 @@ async def set_static_codes(
     digests = json.dumps([keyring.digest(code) for code in codes])
     sealed = keyring.seal(digests, _context(device["pk"]))
     await crud.update(
-        tx, TABLE, {"pk": device["pk"], "confirmed": False}, {"secret_sealed": sealed}
+        tx, TABLE, {"pk": device["pk"], "confirmed": False}, _changed({"secret_sealed": sealed})
     )
 
 
@@ -156,7 +168,7 @@ async def confirm(tx: store.Tx, pk: str, name: str = "") -> dict[str, Any]:
     values: dict[str, Any] = {"confirmed": True}
     if name:
         values["name"] = name
-    return await crud.update(tx, TABLE, {"pk": pk}, values)
+    return await crud.update(tx, TABLE, {"pk": pk}, _changed(values))
 
 
 async def confirmed(tx: store.Tx, user_pk: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
@@ -187,7 +199,7 @@ async def remove(tx: store.Tx, pk: object, user_pk: int) -> dict[str, Any] | Non
 
 
 async def rename(tx: store.Tx, device: dict[str, Any], name: str) -> dict[str, Any]:
-    return await crud.update(tx, TABLE, {"pk": device["pk"]}, {"name": name})
+    return await crud.update(tx, TABLE, {"pk": device["pk"]}, _changed({"name": name}))
 
 
 def _is_uuid(text: str) -> bool:
@@ -199,8 +211,8 @@ def _is_uuid(text: str) -> bool:
 
 
 def last_updated(device: dict[str, Any]) -> Any:
-    """When the device last changed: its last use (which updates it), else its creation."""
-    return device["last_used"] or device["created"]
+    """When the device last changed (a row written before revision 0005 may lack it)."""
+    return device.get("last_updated") or device["last_used"] or device["created"]
 
 
 async def lock_user(tx: store.Tx, user_pk: int) -> None:
@@ -224,7 +236,7 @@ async def verify_totp(
         # SECURITY: a step at or before the last accepted one is a replay.
         if step > data["last_step"] and crypto.secrets.equal(totp.generate_otp(step), code):
             data["last_step"] = step
-            await crud.update(tx, TABLE, {"pk": pk}, {"data": data, "last_used": util.now()})
+            await crud.update(tx, TABLE, {"pk": pk}, _changed({"data": data}, used=True))
             return True
     return False
 
@@ -244,7 +256,7 @@ async def consume_static(
         return False
     sealed = keyring.seal(json.dumps(kept), _context(fresh["pk"]))
     await crud.update(
-        tx, TABLE, {"pk": fresh["pk"]}, {"secret_sealed": sealed, "last_used": util.now()}
+        tx, TABLE, {"pk": fresh["pk"]}, _changed({"secret_sealed": sealed}, used=True)
     )
     return True
 
@@ -294,7 +306,7 @@ async def create_webauthn(
             "confirmed": True,
             "secret_sealed": keyring.seal(credential.public_key, _context(pk)),
             "data": data,
-            "created": util.now(),
+            **_stamped(),
         },
     )
 
@@ -333,5 +345,5 @@ async def use_webauthn(tx: store.Tx, pk: str, sign_count: int) -> bool:
     if (sign_count > 0 or stored > 0) and sign_count <= stored:
         return False
     data["sign_count"] = sign_count
-    await crud.update(tx, TABLE, {"pk": pk}, {"data": data, "last_used": util.now()})
+    await crud.update(tx, TABLE, {"pk": pk}, _changed({"data": data}, used=True))
     return True

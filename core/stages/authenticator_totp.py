@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import segno
 from pydantic import Field
 
+from tessera.core import wire
 from tessera.core.identity import devices
 from tessera.core.stages import base
 
@@ -28,6 +29,7 @@ NO_USER = "You need to log in to set up an authenticator."
 class Config(base.StageConfig):
     digits: Literal[6, 8] = 6
     friendly_name: Annotated[str, Field(max_length=200)] = ""
+    configure_flow: wire.common.Slug | None = None  # the flow a user runs to set one up
 
 
 class Response(base.ChallengeResponse):

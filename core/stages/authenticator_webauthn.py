@@ -41,7 +41,7 @@ class Config(base.StageConfig):
     resident_key_requirement: webauthn.Requirement = "preferred"
     authenticator_attachment: webauthn.Attachment | None = None
     friendly_name: Annotated[str, Field(max_length=200)] = ""
-    configure_flow: wire.common.Slug | None = None
+    configure_flow: wire.common.Slug | None = None  # the flow a user runs to set one up
 
 
 class _Part(wire.common.Request):

@@ -301,6 +301,7 @@ devices = sa.Table(
     sa.Column("data", JSON, nullable=False),
     sa.Column("last_used", UTCDateTime(), nullable=True),
     _created(),
+    sa.Column("last_updated", UTCDateTime(), nullable=True),  # set by every write since 0005
 )
 
 consents = sa.Table(

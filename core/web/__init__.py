@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from tessera.core import crypto, errors, events, wire
+from tessera.core import crypto, errors, events, store, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import executor
@@ -50,6 +50,12 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 DEVICE_KINDS = ("totp", "static", "webauthn")
+# The portal's "add" links, in this order: setup stage kind -> label.
+ENROL_LABELS = {
+    "authenticator_totp": "Add an authenticator app (TOTP)",
+    "authenticator_webauthn": "Add a passkey or security key (WebAuthn)",
+    "authenticator_static": "Create recovery codes",
+}
 SELF_INTENTS = list(tokens.SELF_SERVICE_INTENTS)  # the token intents users manage themselves
 _HEADERS = {
     # No form-action: browsers apply it to the redirects that follow a form post, and a finished
@@ -127,6 +133,19 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
     return _page(request, who, reply, slug)
 
 
+async def _enrol_links(tx: store.Tx) -> list[tuple[str, str]]:
+    """(label, URL) of each setup stage's `configure_flow`, as authentik's user settings list
+    them: a stage without one offers no link."""
+    rows = await crud.rows(tx, "stages", [crud.Filter("kind", "in", list(ENROL_LABELS))])
+    links: dict[tuple[str, str], str] = {}
+    for row in sorted(rows, key=lambda r: (list(ENROL_LABELS).index(r["kind"]), r["name"])):
+        slug = row["config"].get("configure_flow")
+        if isinstance(slug, str) and slug:
+            url = f"/if/flow/{urllib.parse.quote(slug)}/"
+            links.setdefault((row["kind"], url), ENROL_LABELS[row["kind"]])
+    return [(label, url) for (_, url), label in links.items()]
+
+
 async def portal(
     request: web.Request,
     new_token: dict[str, str] | None = None,
@@ -168,6 +187,7 @@ async def portal(
     async with request.app[state.STORE].read() as tx:
         mfa = await devices.confirmed(tx, who.user["pk"], DEVICE_KINDS)
         own_tokens = await _own_tokens(tx, who.user["pk"])
+        enrol = await _enrol_links(tx)
     return _render(
         request,
         "portal.html",
@@ -175,6 +195,7 @@ async def portal(
         user=who.user,
         applications=visible,
         devices=mfa,
+        enrol=enrol,
         tokens=own_tokens,
         new_token=new_token,
         token_errors=token_errors or {},

@@ -31,19 +31,27 @@ class DeviceUser(Response):
     name: str
 
 
-class TOTPDevice(Response):
+class _Stamps(Response):
+    """When a device was created, last changed and last used (authentik's device fields)."""
+
+    created: dt.datetime
+    last_updated: dt.datetime
+    last_used: dt.datetime | None
+
+
+class TOTPDevice(_Stamps):
     name: str
     pk: str
     user: DeviceUser
 
 
-class StaticDevice(Response):
+class StaticDevice(_Stamps):
     name: str
     pk: str
     user: DeviceUser
 
 
-class WebAuthnDevice(Response):
+class WebAuthnDevice(_Stamps):
     pk: str
     name: str
     created_on: dt.datetime

@@ -41,7 +41,7 @@ class _Devices(resource.Resource):
     lookup_kind = "uuid"
     filters: ClassVar[Sequence[resource.FilterField]] = (F("name", "name"),)
     search_columns = ("name",)
-    ordering_columns = ("name", "created", "last_used")
+    ordering_columns = ("name", "created", "last_updated", "last_used")
     default_ordering = ("name",)
 
     def query(self, ctx: resource.Ctx) -> crud.Query:
@@ -56,6 +56,11 @@ class _Devices(resource.Resource):
         return [self.one(row, _user(users, row["user_pk"])) for row in rows]
 
     def one(self, row: dict[str, Any], user: wire.authenticators.DeviceUser) -> Any:
+        stamps = {
+            "created": row["created"],
+            "last_updated": devices.last_updated(row),
+            "last_used": row["last_used"],
+        }
         if self.kind == "webauthn":
             return wire.authenticators.WebAuthnDevice(
                 pk=row["pk"],
@@ -63,9 +68,10 @@ class _Devices(resource.Resource):
                 created_on=row["created"],
                 aaguid=str(row["data"].get("aaguid", "")),
                 user=user,
+                **stamps,
             )
         model = self.read_model
-        return model.model_validate({"name": row["name"], "pk": row["pk"], "user": user})
+        return model.model_validate({"name": row["name"], "pk": row["pk"], "user": user, **stamps})
 
     def model_ref(self, row: dict[str, Any]) -> dict[str, Any]:
         return devices.model_ref(row)  # the portal's removal names devices the same way

@@ -109,8 +109,13 @@ async def test_list_retrieve_rename_delete_my_own(
         assert status == 200 and [d["pk"] for d in page["results"]] == [device["pk"]]
         assert page["results"][0]["user"]["username"] == "dave"
         path = f"authenticators/{kind}/{device['pk']}/"
+        listed = page["results"][0]
+        assert listed["last_updated"] >= listed["created"] and listed["last_used"] is None
         status, renamed = await _as(client, key, "PATCH", path, json={"name": f"new {kind}"})
         assert status == 200 and renamed["name"] == f"new {kind}"
+        # A rename is a change: last_updated moves, created and last_used do not.
+        assert renamed["created"] == listed["created"] and renamed["last_used"] is None
+        assert renamed["last_updated"] > listed["last_updated"]
         status, _ = await _as(client, key, "DELETE", path)
         assert status == 204
         status, _ = await _as(client, key, "GET", path)

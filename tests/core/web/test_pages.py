@@ -277,3 +277,40 @@ async def test_portal_creates_shows_once_and_deletes_own_tokens(
     assert after["pagination"]["count"] == 0
     _, still = await api("GET", f"core/tokens/?identifier={theirs}")
     assert still["pagination"]["count"] == 1
+
+
+async def _portal_as_akadmin(client: Any) -> str:
+    page = await client.get(LOGIN)
+    step = await _submit(client, LOGIN, await page.text(), uid_field="akadmin")
+    await _submit(client, LOGIN, await step.text(), password=BOOTSTRAP_PASSWORD)
+    return str(await (await client.get("/if/user/")).text())
+
+
+async def test_portal_add_links_follow_the_setup_stages_configure_flow(
+    client: Any, api: Any
+) -> None:
+    html = await _portal_as_akadmin(client)
+    for slug in ("totp", "webauthn", "static"):
+        assert f'href="/if/flow/default-authenticator-{slug}-setup/"' in html
+    _, found = await api("GET", "stages/authenticator/totp/")
+    (default,) = found["results"]
+    assert default["configure_flow"] == "default-authenticator-totp-setup"
+    # An admin points the TOTP stage at another flow: the link follows.
+    status, _ = await api(
+        "PATCH",
+        f"stages/authenticator/totp/{default['pk']}/",
+        json={"configure_flow": "company-totp-enrolment"},
+    )
+    assert status == 200
+    html = await (await client.get("/if/user/")).text()
+    assert 'href="/if/flow/company-totp-enrolment/"' in html
+    assert "default-authenticator-totp-setup" not in html
+    # Without a configure_flow a setup stage offers no link (as in authentik).
+    _, found = await api("GET", "stages/authenticator/static/")
+    await api(
+        "PATCH",
+        f"stages/authenticator/static/{found['results'][0]['pk']}/",
+        json={"configure_flow": None},
+    )
+    html = await (await client.get("/if/user/")).text()
+    assert "Create recovery codes" not in html and "Add a passkey" in html
