@@ -1,6 +1,7 @@
 """Chromium through the flow pages with a passkey: the DevTools virtual authenticator (CTAP2,
 internal transport, resident keys, user verification) enrols through the setup flow, then the
-login asks for it after the password and webauthn.js answers with it.
+login asks for it after the password and webauthn.js answers with it; and a login with only the
+passkey, through the identification page's passwordless link (a discoverable credential).
 
 WebAuthn needs a secure context; http://localhost is one, so the server's public URL (from which
 the RP id and origin come) is http://localhost:<port>, and the browser uses that name."""
@@ -118,3 +119,62 @@ def test_an_authenticator_without_the_credential_cannot_log_in(
     page.click("#webauthn-get")
     page.wait_for_selector("[data-webauthn-error]:not([hidden])", timeout=90_000)
     assert "/if/user/" not in page.url
+
+
+def _passwordless_flow(server: Server) -> None:
+    """An admin's passwordless flow (validate with WebAuthn only, then login), linked from the
+    default identification stage."""
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        status, found = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
+        assert status in (200, 201), found
+        return found
+
+    flow = call(
+        "POST",
+        "flows/instances/",
+        {
+            "name": "Passkey",
+            "slug": "passwordless",
+            "title": "Passkey",
+            "designation": "authentication",
+        },
+    )
+    validate = call(
+        "POST", "stages/authenticator/validate/", {"name": "pwl", "device_classes": ["webauthn"]}
+    )
+    login = call("POST", "stages/user_login/", {"name": "pwl-login"})
+    for order, stage in ((10, validate), (20, login)):
+        call(
+            "POST", "flows/bindings/", {"target": flow["pk"], "stage": stage["pk"], "order": order}
+        )
+    found = call("GET", "stages/identification/?search=default-authentication")["results"]
+    (identification,) = [s for s in found if s["name"] == "default-authentication-identification"]
+    call(
+        "PATCH",
+        f"stages/identification/{identification['pk']}/",
+        {"passwordless_flow": "passwordless"},
+    )
+
+
+def test_log_in_with_only_a_passkey_in_chromium(browser: Browser, server: Server) -> None:
+    base = f"http://localhost:{server.port}"
+    _passwordless_flow(server)
+    page = browser.new_context().new_page()
+    _authenticator(page)
+    _password(page, base)
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
+    page.click("#webauthn-create")
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-invalidation-flow/")
+    # No username, no password: the link, then the passkey the browser finds by itself.
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.click("#passwordless")
+    page.wait_for_selector("#webauthn-get")
+    page.click("#webauthn-get")
+    page.wait_for_url(base + "/if/user/")
+    status, events = server.request("GET", "/api/v3/events/events/?action=login", BOOTSTRAP_TOKEN)
+    assert status == 200
+    methods = sorted(e["context"]["auth_method"] for e in events["results"])
+    assert methods == ["auth_webauthn_pwl", "password"]
