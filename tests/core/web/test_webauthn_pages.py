@@ -103,3 +103,28 @@ async def test_hostile_names_stay_inside_the_json_block(
     assert hostile not in page and htmlmod.escape(hostile) not in page
     _scripts_are_external_or_data(page)
     assert _options(page)["user"]["displayName"] == hostile
+
+
+async def test_log_in_with_a_passkey_on_the_identification_page(client: Any, api: Any) -> None:
+    """With a webauthn_stage the identification page offers the passkey (its own form, next to
+    the username form); its answer, posted as JSON text, logs in without a password."""
+    assert await _login(client, "akadmin", BOOTSTRAP_PASSWORD) == "/if/user/"
+    page = await (await client.get(SETUP)).text()
+    key = SoftAuthenticator(ORIGIN)
+    await _post(client, SETUP, page, response=json.dumps(key.create(_options(page))))
+    _, stages = await api("GET", "stages/all/?search=default-authentication")
+    pks = {s["name"]: s["pk"] for s in stages["results"]}
+    path = f"stages/identification/{pks['default-authentication-identification']}/"
+    body = {"webauthn_stage": pks["default-authentication-mfa-validation"]}
+    assert (await api("PATCH", path, json=body))[0] == 200
+    client.session.cookie_jar.clear()
+    page = await (await client.get(LOGIN)).text()
+    _scripts_are_external_or_data(page)
+    assert 'name="uid_field"' in page and 'name="passkey"' in page
+    options = _options(page)
+    assert options["allowCredentials"] == []
+    wrong = key.get(options, rp_id="evil.example.com")
+    page = await (await _post(client, LOGIN, page, passkey=json.dumps(wrong))).text()
+    assert "Failed to authenticate." in page
+    done = await _post(client, LOGIN, page, passkey=json.dumps(key.get(_options(page))))
+    assert done.status == 302 and done.headers["Location"] == "/if/user/"
