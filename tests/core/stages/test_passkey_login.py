@@ -6,6 +6,7 @@ and failed passkeys counting towards the login throttle."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import Any
@@ -252,3 +253,18 @@ async def test_failed_passkeys_count_towards_the_login_throttle(
     body = await call(client, LOGIN, {"password": "whatever"})
     assert body["component"] == DENIED and "Too many" in body["error_message"]
     assert await whoami(client) is None
+
+
+async def test_concurrent_submissions_of_one_assertion_pass_once(
+    client: Any, make_user: Any, bootstrapped: store.Store, passwordless: str
+) -> None:
+    _, key = await passkey_user(make_user, bootstrapped, "zoe", counter_step=0)
+    assertion = key.get(await start(client))
+    responses = await asyncio.gather(
+        *(
+            client.post(PASSWORDLESS, json={"webauthn": assertion}, headers=_csrf(client))
+            for _ in range(4)
+        )
+    )
+    bodies = [await r.json() for r in responses if r.status == 200]
+    assert sum(b["component"] == DONE for b in bodies) == 1
