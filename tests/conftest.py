@@ -8,7 +8,9 @@ PostgreSQL or Redis fails the run: nothing is silently skipped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -94,19 +96,46 @@ def settings(make_settings: Callable[..., config.Settings]) -> config.Settings:
     return make_settings()
 
 
+_RESTART_SEQUENCES = """SELECT setval(c.oid, 1, false) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname = 'public'"""
+
+
 async def _empty(db: store.Store) -> None:
+    # DELETE rather than TRUNCATE: on these few rows it takes a tenth of the time.
     async with db.transaction() as tx:
+        for t in reversed(tables.metadata.sorted_tables):
+            await tx.conn.execute(t.delete())
         if tx.dialect == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables.metadata.sorted_tables)
-            await tx.conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for t in reversed(tables.metadata.sorted_tables):
-                await tx.conn.execute(t.delete())
+            await tx.conn.execute(sa.text(_RESTART_SEQUENCES))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database file, made once per run; each test's store starts as a copy
+    (migrating takes about half a second, copying a millisecond)."""
+    settings = settings_for("sqlite", tmp_path_factory.mktemp("template"))
+
+    async def make() -> None:
+        instance = store.Store(settings)
+        await instance.open()
+        await instance.migrate()
+        await instance.close()
+
+    # Its own thread: the fixture is first asked for from inside a test's running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, make()).result()
+    return settings.sqlite_path
 
 
 @pytest.fixture
-async def db(settings: config.Settings) -> AsyncIterator[store.Store]:
+async def db(
+    settings: config.Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[store.Store]:
     """A migrated, empty store on the test's backend."""
+    if settings.embedded and not settings.sqlite_path.exists():
+        template: Path = request.getfixturevalue("sqlite_template")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, settings.sqlite_path)
     instance = store.Store(settings)
     await instance.open()
     await instance.migrate()

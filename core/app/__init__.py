@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -26,7 +27,6 @@ from tessera.core.providers import oauth2
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
-SCHEMA = web.AppKey("schema", dict)
 
 
 def _keyring(settings: config.Settings) -> crypto.Keyring:
@@ -62,6 +62,7 @@ def _reveal(secret: Any) -> str | None:
 def create_app(
     settings: config.Settings, db: store.Store, *, run_tasks: bool = True
 ) -> web.Application:
+    crypto.passwords.configure(**settings.password_hashing.model_dump())
     app_metrics = metrics.Metrics(db)
     app = web.Application(
         middlewares=[app_metrics.middleware(), http.error_middleware],
@@ -84,9 +85,6 @@ def _routes(app: web.Application) -> None:
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
     app.router.add_routes(resources.authenticators.routes())
-    app[SCHEMA] = openapi.document(
-        all_resources, [wire.authenticators.Device], resources.authenticators.openapi_paths()
-    )
     flows_api.setup(app)
     web_pages.setup(app)
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it
@@ -97,8 +95,19 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/-/health/ready/", health.ready)
 
 
+@functools.cache
+def schema_document() -> dict[str, Any]:
+    """The OpenAPI document: built from the code alone, so once per process, and only when first
+    asked for (it takes a few hundred milliseconds that start-up need not spend)."""
+    return openapi.document(
+        [*resources.ALL, *oauth2.RESOURCES],
+        [wire.authenticators.Device],
+        resources.authenticators.openapi_paths(),
+    )
+
+
 async def _schema(request: web.Request) -> web.Response:
-    return http.respond(request.app[SCHEMA])
+    return http.respond(schema_document())
 
 
 async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:

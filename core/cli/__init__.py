@@ -31,6 +31,7 @@ def _load(args: argparse.Namespace) -> config.Settings:
     logs.configure(settings.log_level)
     for secret in settings.secret_values():
         logs.register_secret(secret)
+    crypto.passwords.configure(**settings.password_hashing.model_dump())
     return settings
 
 

@@ -116,6 +116,15 @@ class Cache(BaseModel):
     timeout_policies: float = Field(default=30.0, ge=0, le=86400)
 
 
+class PasswordHashing(BaseModel):
+    """argon2id cost; OWASP's recommendation by default. Stored hashes made with other
+    parameters are rehashed at the user's next login."""
+
+    memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=4 * 1024 * 1024)
+    time_cost: int = Field(default=2, ge=1, le=20)
+    parallelism: int = Field(default=1, ge=1, le=16)
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -137,6 +146,7 @@ class Settings(BaseSettings):
     sessions: Sessions = Sessions()
     login_throttle: LoginThrottle = LoginThrottle()
     cache: Cache = Cache()
+    password_hashing: PasswordHashing = PasswordHashing()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: EmailStr = "root@example.com"

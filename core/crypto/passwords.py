@@ -1,7 +1,9 @@
-"""Password hashing with argon2id, at OWASP's recommended cost (19 MiB, t=2, p=1).
+"""Password hashing with argon2id, by default at OWASP's recommended cost (19 MiB, t=2, p=1).
 
 Stored hashes are PHC strings (`$argon2id$...`). An empty stored value is an unusable password
-that never verifies.
+that never verifies. The cost is one setting of the process (`AUTHENTIK_PASSWORD_HASHING__*`),
+applied with `configure` by the app factory and the CLI before anything is hashed; a stored hash
+with other parameters `needs_rehash`, and the password stage then stores a new one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import argon2
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1 (a few ms per hash).
 _HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 UNUSABLE = ""
+
+
+def configure(*, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    """Set the cost of new hashes for this process."""
+    global _HASHER  # one cost per process, set once at start
+    _HASHER = argon2.PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+    )
 
 
 def hash_password(password: str) -> str:

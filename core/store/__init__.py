@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tessera.core import config, errors
-from tessera.core.store import crud, migrate
+from tessera.core.store import crud, migrate, sqlite
 from tessera.core.store.crud import Filter, Query, Tx
 
 __all__ = ["CONFIG_TABLES", "Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
@@ -59,8 +58,6 @@ class PoolStatus:
 
 def _url(settings: config.Settings) -> URL:
     pg = settings.postgresql
-    if settings.embedded:
-        return URL.create("sqlite+aiosqlite", database=str(settings.sqlite_path))
     return URL.create(
         "postgresql+asyncpg",
         username=pg.user,
@@ -71,30 +68,14 @@ def _url(settings: config.Settings) -> URL:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-    # SQLite's own BEGIN handling is replaced by ours (see _sqlite_begin).
-    dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(conn: sa.Connection) -> None:
-    # Writers take the write lock at BEGIN so that two writers never deadlock mid-transaction.
-    mode = "IMMEDIATE" if conn.get_execution_options().get("tessera_write") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
-
-
 class Store:
     """One database, with its connection pool."""
 
     def __init__(self, settings: config.Settings) -> None:
         self.settings = settings
         self.dialect = "sqlite" if settings.embedded else "postgresql"
-        self._engine: AsyncEngine | None = None
+        self._engine: AsyncEngine | None = None  # PostgreSQL
+        self._sqlite: sqlite.Pool | None = None
         self._sqlite_writer = asyncio.Lock()
         self.config_generation = 0
         self._writes: collections.Counter[str] = collections.Counter()
@@ -116,7 +97,11 @@ class Store:
         self.config_generation += 1
 
     @property
-    def engine(self) -> AsyncEngine:
+    def engine(self) -> sa.Engine | AsyncEngine:
+        """SQLite: the synchronous engine used on the loop (see `store.sqlite`); PostgreSQL: the
+        asyncpg engine."""
+        if self._sqlite is not None:
+            return self._sqlite.engine
         if self._engine is None:
             raise StoreUnavailable("store is not open")
         return self._engine
@@ -125,19 +110,16 @@ class Store:
         """Create the engine and check that the database answers; raise StoreUnavailable."""
         if self.settings.embedded:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(_url(self.settings), pool_size=5, max_overflow=0)
-            sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            sa_event.listen(engine.sync_engine, "begin", _sqlite_begin)
+            self._sqlite = sqlite.Pool(sqlite.create_engine(self.settings.sqlite_path))
         else:
             pg = self.settings.postgresql
-            engine = create_async_engine(
+            self._engine = create_async_engine(
                 _url(self.settings),
                 pool_size=pg.pool_size,
                 max_overflow=pg.pool_size,
                 pool_timeout=pg.connect_timeout,
                 connect_args={"timeout": pg.connect_timeout},
             )
-        self._engine = engine
         try:
             await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
         except StoreUnavailable as exc:
@@ -145,6 +127,9 @@ class Store:
             raise StoreUnavailable(f"{key}: cannot reach the database: {exc}") from None
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.engine.dispose()
+            self._sqlite = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -152,7 +137,11 @@ class Store:
     async def ping(self, timeout: float = _PING_TIMEOUT) -> None:  # noqa: ASYNC109
         """Raise StoreUnavailable unless `SELECT 1` answers within `timeout` seconds."""
         try:
-            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+            if self._sqlite is not None:
+                async with self._sqlite.connect() as sync:
+                    sync.execute(sa.text("SELECT 1"))
+                return
+            async with asyncio.timeout(timeout), self._async_engine().connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
         except (TimeoutError, OSError, sa.exc.SQLAlchemyError) as exc:
             raise StoreUnavailable(_describe(exc)) from None
@@ -162,11 +151,14 @@ class Store:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         with _unavailable_on_disconnect():  # also around BEGIN and COMMIT
             async with contextlib.AsyncExitStack() as stack:
-                if self.dialect == "sqlite":
+                if self._sqlite is not None:
                     await stack.enter_async_context(self._sqlite_writer)
-                conn = await stack.enter_async_context(self._connect())
-                conn = await conn.execution_options(tessera_write=True)
-                await stack.enter_async_context(conn.begin())
+                    conn: crud.Connection = await stack.enter_async_context(self._sqlite.write())
+                else:
+                    async_conn = await stack.enter_async_context(self._connect())
+                    async_conn = await async_conn.execution_options(tessera_write=True)
+                    await stack.enter_async_context(async_conn.begin())
+                    conn = async_conn
                 tx = Tx(conn, self.dialect)
                 yield tx
         # Reached only once the transaction has committed.
@@ -180,13 +172,22 @@ class Store:
     async def read(self) -> AsyncIterator[Tx]:
         """A read-only transaction (a consistent snapshot for paginated listings)."""
         with _unavailable_on_disconnect():
-            async with self._connect() as conn, conn.begin():
-                yield Tx(conn, self.dialect)
+            if self._sqlite is not None:
+                async with self._sqlite.read() as conn:
+                    yield Tx(conn, self.dialect)
+                return
+            async with self._connect() as async_conn, async_conn.begin():
+                yield Tx(async_conn, self.dialect)
+
+    def _async_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StoreUnavailable("store is not open")
+        return self._engine
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[AsyncConnection]:
         try:
-            conn = await self.engine.connect()
+            conn = await self._async_engine().connect()
         except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError, TimeoutError) as exc:
             raise StoreUnavailable(_describe(exc)) from None
         try:

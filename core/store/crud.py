@@ -14,22 +14,27 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tessera.core import errors
-from tessera.core.store import tables
+from tessera.core.store import sqlite, tables
 
 Op = Literal["eq", "ieq", "ne", "in", "icontains", "startswith", "gt", "gte", "lt", "lte", "isnull"]
+
+
+# PostgreSQL's asyncpg connection, or the embedded SQLite connection used on the loop; both
+# offer awaitable `execute`, `scalar` and `begin_nested`.
+Connection: TypeAlias = AsyncConnection | sqlite.LoopConnection
 
 
 @dataclass(frozen=True)
 class Tx:
     """An open transaction; opaque to the layers above."""
 
-    conn: AsyncConnection
+    conn: Connection
     dialect: str
     written: set[str] = field(default_factory=set)  # tables this transaction changed
 

@@ -57,10 +57,10 @@ def current(connection: sa.Connection) -> str | None:
     return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-async def upgrade(engine: AsyncEngine, settings: config.Settings) -> None:
+async def upgrade(engine: sa.Engine | AsyncEngine, settings: config.Settings) -> None:
     if await current_revision(engine) == HEAD:
         return  # up to date (a newer head would differ, so this never skips real work)
-    if engine.dialect.name == "postgresql":
+    if isinstance(engine, AsyncEngine):  # PostgreSQL
         async with engine.begin() as conn:
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             await conn.run_sync(_upgrade)
@@ -69,11 +69,13 @@ async def upgrade(engine: AsyncEngine, settings: config.Settings) -> None:
     await asyncio.to_thread(_flock_and_wait, lock_path, engine)
 
 
-def _flock_and_wait(lock_path: Path, engine: AsyncEngine) -> None:
+def _flock_and_wait(lock_path: Path, engine: sa.Engine) -> None:
     with lock_path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            sync_engine = sa.create_engine(engine.url.set(drivername="sqlite"))
+            # Its own engine: this runs in a worker thread, and the store's connections belong
+            # to the event loop's thread.
+            sync_engine = sa.create_engine(engine.url)
             try:
                 with sync_engine.begin() as conn:
                     _upgrade(conn)
@@ -83,7 +85,10 @@ def _flock_and_wait(lock_path: Path, engine: AsyncEngine) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revision(engine: sa.Engine | AsyncEngine) -> str | None:
+    if isinstance(engine, sa.Engine):
+        with engine.connect() as sync:
+            return current(sync)
     async with engine.connect() as conn:
         result: Any = await conn.run_sync(current)
         return result  # type: ignore[no-any-return]

@@ -1,0 +1,151 @@
+"""The embedded SQLite engine, driven from the event loop's own thread.
+
+`Store` uses this module when no PostgreSQL host is configured. SQLite is a library, not a
+server: a point lookup or a small write on a local file takes some ten microseconds, while handing
+each call to a driver thread (aiosqlite) cost four thread hops per statement and, with
+SQLAlchemy's greenlet bridge around them, about 0.3 ms of event-loop time. A password login ran
+some fifty such hops. So the embedded store calls the standard `sqlite3` driver through a
+synchronous SQLAlchemy engine, on the loop, and `LoopConnection` gives that connection the
+awaitable methods that `store.crud` uses on PostgreSQL's `AsyncConnection`.
+
+What keeps the loop from ever waiting long:
+- WAL journal: readers never wait for the writer, and a commit appends to the log without an
+  fsync (synchronous=NORMAL, which loses no committed transaction on a process crash).
+- Writers of this process queue on an asyncio lock in `Store.transaction` before BEGIN. Another
+  process holding the write lock (a separate `tessera worker`, a CLI command) makes BEGIN
+  IMMEDIATE fail after a short busy wait, and `begin_write` retries it after an asynchronous
+  sleep, so the loop keeps serving while it waits.
+- Connections are checked out under an asyncio semaphore as large as the pool, so a checkout
+  never blocks the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+POOL_SIZE = 5
+# How long one statement may wait for a lock held by another process before it fails (and, for
+# BEGIN IMMEDIATE, is retried without blocking the loop). Readers wait only in rare WAL cases.
+BUSY_WAIT_MS = 20
+# How long a writer keeps retrying BEGIN IMMEDIATE while another process writes.
+WRITE_LOCK_TIMEOUT = 10.0
+
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
+    cursor.close()
+    # sqlite3's own implicit BEGIN is turned off: `_begin` issues ours.
+    dbapi_connection.isolation_level = None
+
+
+def _begin(conn: sa.Connection) -> None:
+    # Writers take the write lock at BEGIN so that two writers never deadlock mid-transaction.
+    mode = "IMMEDIATE" if conn.get_execution_options().get("tessera_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(path: Path) -> sa.Engine:
+    # The loop thread is the only one that uses these connections.
+    engine = sa.create_engine(
+        sa.URL.create("sqlite", database=str(path)),
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        connect_args={"check_same_thread": True},
+    )
+    sa_event.listen(engine, "connect", _pragmas)
+    sa_event.listen(engine, "begin", _begin)
+    return engine
+
+
+class _Nested:
+    """`async with conn.begin_nested():` over a synchronous SAVEPOINT."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._savepoint: sa.NestedTransaction | None = None
+
+    async def __aenter__(self) -> sa.NestedTransaction:
+        self._savepoint = self._conn.begin_nested()
+        return self._savepoint
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        assert self._savepoint is not None
+        if exc_type is None:
+            self._savepoint.commit()
+        else:
+            self._savepoint.rollback()
+
+
+class LoopConnection:
+    """A synchronous connection with the awaitable methods `store.crud` calls."""
+
+    def __init__(self, sync: sa.Connection) -> None:
+        self.sync = sync
+
+    async def execute(self, statement: sa.Executable, parameters: Params = None) -> Any:
+        return self.sync.execute(statement, parameters)
+
+    async def scalar(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        return self.sync.scalar(statement, parameters)
+
+    def begin_nested(self) -> _Nested:
+        return _Nested(self.sync)
+
+
+class Pool:
+    """Connections of `engine` for coroutines of one event loop."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._slots = asyncio.Semaphore(POOL_SIZE)
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[sa.Connection]:
+        async with self._slots:
+            with self.engine.connect() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[LoopConnection]:
+        async with self.connect() as conn:
+            with conn.begin():
+                yield LoopConnection(conn)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[LoopConnection]:
+        async with self.connect() as conn:
+            conn = conn.execution_options(tessera_write=True)
+            transaction = await begin_write(conn)
+            with transaction:
+                yield LoopConnection(conn)
+
+
+async def begin_write(conn: sa.Connection) -> sa.RootTransaction:
+    """BEGIN IMMEDIATE, retried without blocking the loop while another process writes."""
+    deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            return conn.begin()
+        except sa.exc.OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+        conn.rollback()  # leaves the connection usable for the next BEGIN
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
