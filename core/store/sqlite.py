@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -54,8 +55,16 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin(conn: sa.Connection) -> None:
     # Writers take the write lock at BEGIN so that two writers never deadlock mid-transaction.
-    mode = "IMMEDIATE" if conn.get_execution_options().get("tessera_write") else "DEFERRED"
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    # Straight to the driver: nothing of SQLAlchemy's statement machinery is needed for BEGIN.
+    statement = _BEGIN_WRITE if conn.get_execution_options().get("tessera_write") else _BEGIN_READ
+    try:
+        conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.OperationalError as exc:  # as SQLAlchemy would have wrapped it
+        raise sa.exc.OperationalError(statement, None, exc) from exc
+
+
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+_BEGIN_READ = "BEGIN DEFERRED"
 
 
 def create_engine(path: Path) -> sa.Engine:
@@ -64,6 +73,10 @@ def create_engine(path: Path) -> sa.Engine:
         sa.URL.create("sqlite", database=str(path)),
         pool_size=POOL_SIZE,
         max_overflow=0,
+        # The connection used last is taken first: its page cache is current. Taking them in
+        # turn (FIFO) meant that a read would find its cache stale after a write made on
+        # another connection and read the pages again (a millisecond per statement).
+        pool_use_lifo=True,
         connect_args={"check_same_thread": True},
     )
     sa_event.listen(engine, "connect", _pragmas)
