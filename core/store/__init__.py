@@ -128,7 +128,7 @@ class Store:
 
     async def close(self) -> None:
         if self._sqlite is not None:
-            self._sqlite.engine.dispose()
+            await self._sqlite.close()
             self._sqlite = None
         if self._engine is not None:
             await self._engine.dispose()

@@ -17,6 +17,10 @@ What keeps the loop from ever waiting long:
   sleep, so the loop keeps serving while it waits.
 - Connections are checked out under an asyncio semaphore as large as the pool, so a checkout
   never blocks the thread.
+- Checkpoints (copying the WAL back into the database file, with an fsync) would otherwise run
+  inside whichever commit crossed SQLite's threshold; on an SD card that is tens of
+  milliseconds. The loop's connections turn automatic checkpoints off and `Pool` runs one in a
+  worker thread, on its own connection, every `CHECKPOINT_EVERY` write transactions.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ POOL_SIZE = 5
 BUSY_WAIT_MS = 20
 # How long a writer keeps retrying BEGIN IMMEDIATE while another process writes.
 WRITE_LOCK_TIMEOUT = 10.0
+# Write transactions between two checkpoints (a login writes a few pages; SQLite's own default
+# is a checkpoint per 1000 pages).
+CHECKPOINT_EVERY = 200
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
@@ -48,6 +55,7 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # see Pool.checkpoint
     cursor.close()
     # sqlite3's own implicit BEGIN is turned off: `_begin` issues ours.
     dbapi_connection.isolation_level = None
@@ -127,6 +135,10 @@ class Pool:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._slots = asyncio.Semaphore(POOL_SIZE)
+        self._writes = 0
+        self._checkpointing: asyncio.Task[None] | None = None
+        self.checkpoints = 0  # completed, for tests and metrics
+        self.checkpoint_failures = 0
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[sa.Connection]:
@@ -147,6 +159,36 @@ class Pool:
             transaction = await begin_write(conn)
             with transaction:
                 yield LoopConnection(conn)
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and self._checkpointing is None:
+            self._writes = 0
+            self._checkpointing = asyncio.create_task(self.checkpoint())
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL back into the database file, in a worker thread."""
+        try:
+            await asyncio.to_thread(_checkpoint, self.engine.url.database or "")
+            self.checkpoints += 1
+        except sqlite3.Error:
+            # Nothing is lost: the WAL still holds every commit, and the next one tries again.
+            self.checkpoint_failures += 1
+        finally:
+            self._checkpointing = None
+
+    async def close(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.shield(self._checkpointing)
+        self.engine.dispose()
+        await self.checkpoint()
+
+
+def _checkpoint(path: str) -> None:
+    # PASSIVE: copies what no reader still needs and never waits for a lock.
+    conn = sqlite3.connect(path, timeout=BUSY_WAIT_MS / 1000)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        conn.close()
 
 
 async def begin_write(conn: sa.Connection) -> sa.RootTransaction:

@@ -105,3 +105,21 @@ async def test_more_open_transactions_than_connections_queue_instead_of_blocking
     await asyncio.wait_for(asyncio.gather(*jobs), timeout=10)
     async with db.read() as tx:
         assert len(await crud.all_rows(tx, "users")) == sqlite.POOL_SIZE * 2
+
+
+async def test_checkpoints_run_in_a_worker_thread_every_so_many_writes(
+    db: store.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite, "CHECKPOINT_EVERY", 5)
+    pool = db._sqlite
+    assert pool is not None
+    before = pool.checkpoints
+    for index in range(5):
+        async with db.transaction() as tx:
+            await crud.insert(tx, "users", _user(f"c{index}"))
+    assert pool._checkpointing is not None  # started by the fifth commit, not run inside it
+    await pool._checkpointing
+    assert pool.checkpoints == before + 1 and pool.checkpoint_failures == 0
+    # The loop's own connections never checkpoint inside a commit.
+    async with pool.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
