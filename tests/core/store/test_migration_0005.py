@@ -5,6 +5,7 @@ unless an admin already set one."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,22 @@ def _seed(connection: sa.Connection) -> None:
     )
 
 
+def _read(connection: sa.Connection) -> tuple[list[Any], list[Any]]:
+    rows = connection.execute(sa.select(tables.devices)).mappings().all()
+    stage_rows = connection.execute(sa.select(tables.stages)).mappings().all()
+    return list(rows), list(stage_rows)
+
+
+async def _run(db: store.Store, fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(connection, *args)` in one transaction on either engine (SQLite's is synchronous)."""
+    engine = db.engine
+    if isinstance(engine, sa.Engine):
+        with engine.begin() as connection:
+            return fn(connection, *args)
+    async with engine.begin() as conn:
+        return await conn.run_sync(fn, *args)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings_0004(request: pytest.FixtureRequest, tmp_path: Path) -> config.Settings:
     if request.param == "sqlite":
@@ -89,13 +106,10 @@ async def test_0005_fills_last_updated_and_the_default_configure_flows(
     db = store.Store(settings_0004)
     await db.open()
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_to, "0004")
-            await conn.run_sync(_seed)
-            await conn.run_sync(_to, "head")
-        async with db.engine.connect() as conn:
-            rows = (await conn.execute(sa.select(tables.devices))).mappings().all()
-            stage_rows = (await conn.execute(sa.select(tables.stages))).mappings().all()
+        await _run(db, _to, "0004")
+        await _run(db, _seed)
+        await _run(db, _to, "head")
+        rows, stage_rows = await _run(db, _read)
     finally:
         await db.close()
     assert {r["pk"]: r["last_updated"] for r in rows} == {"d-used": USED, "d-new": CREATED}

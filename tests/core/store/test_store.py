@@ -146,7 +146,9 @@ async def test_scheduler_survives_a_failing_run(
         update={"worker": db.settings.worker.model_copy(update={"interval_seconds": 0.05})}
     )
     job = asyncio.create_task(tasks.scheduler(db, settings, "test"))
-    await asyncio.sleep(0.5)
+    async with asyncio.timeout(10):  # a second run comes after the failed first one
+        while calls < 2:
+            await asyncio.sleep(0.02)
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
