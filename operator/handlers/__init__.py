@@ -3,19 +3,22 @@
 `tessera.operator.main` (the `tessera operator` command) and the tests run Kopf with it. For each
 kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
-`tessera.dev/finalizer`) removes or releases the core objects. Startup opens the core and
-Kubernetes clients into `memo["runtime"]`; cleanup closes them.
+`tessera.dev/finalizer`) removes or releases the core objects. An index of the Applications by
+provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`). Startup
+opens the core and Kubernetes clients into `memo["runtime"]`; cleanup closes them.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from tessera.operator import client, metrics, resources
-from tessera.operator.handlers import applications, kube, providers, runtime, secretrefs
-from tessera.operator.resources import common
+from tessera.operator.handlers import applications, kube, nudge, providers, runtime, secretrefs
+from tessera.operator.resources import application, common
 
 FINALIZER = "tessera.dev/finalizer"
 ANNOTATIONS_PREFIX = "operator.tessera.dev"
@@ -29,7 +32,10 @@ def _configure(settings: kopf.OperatorSettings, config: runtime.Config) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATIONS_PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = 20  # logging.INFO: Events for transitions, not debug chatter
+    # Events: our own, one per Ready transition (`runtime`), and Kopf's warnings and errors; not
+    # Kopf's INFO lines ("Handler 'reconcile' succeeded.", two per reconcile), which would double
+    # the operator's writes to the API server.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     # Given namespace names, Kopf would list and watch the cluster's namespaces (and CRDs) to find
@@ -66,8 +72,27 @@ def registry(
             await rt.core.close()
             await rt.kube.close()
 
-    for kind, module in ((providers.KIND, providers), (applications.KIND, applications)):
-        _register(reg, config, runtime.Reconciler(kind, module.reconcile), module.remove)
+    @kopf.index(common.GROUP, common.VERSION, application.KIND.plural, id=nudge.INDEX, registry=reg)
+    def applications_by_provider(
+        namespace: str | None,
+        name: str | None,
+        spec: kopf.Spec,
+        annotations: kopf.Annotations,
+        **_: Any,
+    ) -> dict[nudge.Key, tuple[str, str | None]]:
+        return nudge.entry(namespace, name, spec, annotations)
+
+    async def announce(
+        rt: runtime.Runtime, body: kopf.Body, fields: Mapping[str, Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        await nudge.announce(rt, body, fields, kwargs[nudge.INDEX])
+
+    reconcilers = (
+        (runtime.Reconciler(providers.KIND, providers.reconcile, announce), providers.remove),
+        (runtime.Reconciler(applications.KIND, applications.reconcile), applications.remove),
+    )
+    for reconciler, remove in reconcilers:
+        _register(reg, config, reconciler, remove)
     return reg
 
 
@@ -84,9 +109,9 @@ def _register(
     @kopf.on.create(group, version, plural, id="reconcile", registry=reg)
     @kopf.on.update(group, version, plural, id="reconcile", registry=reg)
     async def reconcile(
-        memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any
+        memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, retry: int, **kwargs: Any
     ) -> None:
-        await reconciler.run(memo, body, patch, retry, timer=False)
+        await reconciler.run(memo, body, patch, retry, timer=False, kwargs=kwargs)
 
     @kopf.timer(
         group,
@@ -97,8 +122,8 @@ def _register(
         interval=config.resync_seconds,
         initial_delay=config.resync_seconds,
     )
-    async def resync(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await reconciler.run(memo, body, patch, 0, timer=True)
+    async def resync(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        await reconciler.run(memo, body, patch, 0, timer=True, kwargs=kwargs)
 
     @kopf.on.delete(group, version, plural, id="release", registry=reg)
     async def release(

@@ -4,7 +4,8 @@ mapping of failures to `Ready=False` reasons, Kopf retry semantics and Kubernete
 `tessera.operator.handlers` builds the registry; `providers` and `applications` implement one
 reconcile each and call `Reconciler.run` around it. A reconcile raises one of the errors below
 (or a client error) and this module decides: retry with backoff (`kopf.TemporaryError`), give up
-until the spec changes (`kopf.PermanentError`), or, from the drift timer, just report.
+until the spec changes (`kopf.PermanentError`), wait for the provider's nudge (`handlers.nudge`),
+or, from the drift timer, just report.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Failure(Exception):
 
     reason: Reason = Reason.INVALID_SPEC
     temporary = False
+    nudged = False  # another resource's reconcile triggers the next attempt (handlers.nudge)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -81,8 +83,10 @@ class Conflict(Failure):
 
 
 class ProviderNotReady(Failure):
+    """The provider an Application names has no core object yet: its reconcile will nudge us."""
+
     reason = Reason.PROVIDER_NOT_READY
-    temporary = True
+    nudged = True
 
 
 class Unavailable(Failure):
@@ -159,6 +163,9 @@ def _previous_ready(status: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 Reconcile = Callable[[Runtime, kopf.Body], Awaitable[tuple[dict[str, Any], str]]]
 Remove = Callable[[Runtime, kopf.Body], Awaitable[str]]
+# After a successful reconcile: the status fields it made and the handler's keyword arguments
+# (Kopf passes its indexes there).
+Then = Callable[[Runtime, kopf.Body, Mapping[str, Any], Mapping[str, Any]], Awaitable[object]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +174,17 @@ class Reconciler:
 
     kind: str
     reconcile: Reconcile
+    then: Then | None = None
 
     async def run(
-        self, memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, retry: int, *, timer: bool
+        self,
+        memo: kopf.Memo,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        retry: int,
+        *,
+        timer: bool,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         rt: Runtime = memo["runtime"]
         generation = body.metadata.get("generation")
@@ -177,23 +192,17 @@ class Reconciler:
         try:
             async with rt.locks[body.metadata.uid or ""]:  # never two reconciles of one object
                 fields, message = await self.reconcile(rt, body)
+                if self.then is not None:
+                    await self.then(rt, body, fields, kwargs or {})
         except Exception as exc:
             failure = classify(exc)
             self._report(rt, body, patch, "False", failure.reason, failure.message, generation)
             rt.metrics.errors.labels(self.kind, str(failure.reason)).inc()
             rt.metrics.reconciles.labels(self.kind, "error").inc()
-            if timer:
-                return  # the next tick tries again
+            if timer or failure.nudged:
+                return  # the next tick, or the nudge, tries again
             if failure.temporary:
-                # A sibling resource the same operator is creating shows up within moments:
-                # look again soon (1, 2, 4... s up to 30), not at the core-outage pace.
-                first = (
-                    1.0 if isinstance(failure, ProviderNotReady) else rt.config.retry_base_seconds
-                )
-                ceiling = (
-                    30.0 if isinstance(failure, ProviderNotReady) else rt.config.retry_max_seconds
-                )
-                delay = min(first * 2**retry, ceiling)
+                delay = min(rt.config.retry_base_seconds * 2**retry, rt.config.retry_max_seconds)
                 raise kopf.TemporaryError(failure.message, delay=delay) from None
             raise kopf.PermanentError(failure.message) from None
         finally:
@@ -249,5 +258,6 @@ class Reconciler:
         ready = ready_condition(body.status.get("conditions"), status, reason, message, generation)
         patch.status["conditions"] = [*conditions, ready]
         if before != (status, str(reason)):  # an Event per transition, not per timer tick
-            post = kopf.info if status == "True" else kopf.warn
-            post(body, reason=str(reason), message=message[:1024])
+            # kopf.event: posted whatever `settings.posting.level` filters out of Kopf's own logs.
+            kind = "Normal" if status == "True" else "Warning"
+            kopf.event(body, type=kind, reason=str(reason), message=message[:1024])
