@@ -39,6 +39,9 @@ class Config:
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
     core_timeout_seconds: float = 10.0
+    # Reconciles running at once. Kopf starts one per object: 500 resources applied together
+    # would otherwise queue thousands of requests in the core, past `core_timeout_seconds`.
+    concurrency: int = 8
 
     @property
     def public_url(self) -> str:
@@ -57,6 +60,10 @@ class Runtime:
     locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
+    slots: asyncio.Semaphore = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.config.concurrency)
 
 
 # Failures a reconcile raises ------------------------------------------------------------------
@@ -190,7 +197,8 @@ class Reconciler:
         generation = body.metadata.get("generation")
         started = time.perf_counter()
         try:
-            async with rt.locks[body.metadata.uid or ""]:  # never two reconciles of one object
+            # Never two reconciles of one object; at most `concurrency` reconciles in all.
+            async with rt.locks[body.metadata.uid or ""], rt.slots:
                 fields, message = await self.reconcile(rt, body)
                 if self.then is not None:
                     await self.then(rt, body, fields, kwargs or {})
@@ -224,7 +232,7 @@ class Reconciler:
         rt: Runtime = memo["runtime"]
         generation = body.metadata.get("generation")
         try:
-            async with rt.locks[body.metadata.uid or ""]:
+            async with rt.locks[body.metadata.uid or ""], rt.slots:
                 message = await remove(rt, body)
         except Exception as exc:
             failure = classify(exc)
