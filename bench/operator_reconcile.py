@@ -216,6 +216,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     f"--health=127.0.0.1:{health}",
                     f"--metrics=127.0.0.1:{metrics}",
                     f"--retry-seconds={args.retry_seconds}",
+                    f"--concurrency={args.concurrency}",
                 ],
                 cwd=work,
                 env=op_env,
@@ -288,6 +289,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "reference_direct_api_pair_p50_ms": round(1000 * pct(direct, 0.5), 1),
         "ratio_operator_vs_direct_p50": round(pct(single, 0.5) / pct(direct, 0.5), 2),
         "store": "postgresql" if args.postgresql else "sqlite",
+        "operator_concurrency": args.concurrency,
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -297,6 +300,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=30, help="one-at-a-time samples")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--retry-seconds", type=float, default=1.0, help="operator first retry")
+    parser.add_argument("--concurrency", type=int, default=8, help="operator reconciles at once")
     parser.add_argument("--port", type=int, default=19300)
     parser.add_argument("--postgresql", metavar="DB", help="an existing, empty database name")
     args = parser.parse_args()

@@ -41,6 +41,7 @@ class Options:
     metrics: str = "0.0.0.0:9300"
     resync_seconds: float = 300.0
     retry_base_seconds: float = 5.0
+    concurrency: int = 8
 
 
 def _env(environ: Mapping[str, str], key: str) -> str:
@@ -64,6 +65,8 @@ def config_from(environ: Mapping[str, str], options: Options) -> runtime.Config:
     browser = _env(environ, "HOST_BROWSER")
     if options.resync_seconds <= 0:
         raise SettingsError("--resync-seconds: must be positive")
+    if options.concurrency < 1:
+        raise SettingsError("--concurrency: must be at least 1")
     return runtime.Config(
         core_url=_url(host, "HOST"),
         token=token,
@@ -71,6 +74,7 @@ def config_from(environ: Mapping[str, str], options: Options) -> runtime.Config:
         namespaces=_namespaces(options.namespaces),
         resync_seconds=options.resync_seconds,
         retry_base_seconds=options.retry_base_seconds,
+        concurrency=options.concurrency,
     )
 
 

@@ -164,6 +164,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         resync_seconds=args.resync_seconds,
         retry_base_seconds=args.retry_seconds,
+        concurrency=args.concurrency,
     )
     return operator.run(options)
 
@@ -229,6 +230,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="first retry delay while the core is unavailable; doubles up to 300 (default 5)",
+    )
+    op.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="reconciles running at once, at most (default 8)",
     )
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."

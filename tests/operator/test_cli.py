@@ -150,3 +150,12 @@ async def test_kubectl_apply_get_and_delete(
             )
         status, _ = core.request("GET", f"/api/v3/core/applications/{slug}/", BOOTSTRAP_TOKEN)
         assert status == 404
+
+
+def test_concurrency_must_be_at_least_one() -> None:
+    from tessera.operator import main
+
+    environ = {"AUTHENTIK_HOST": "http://core:9000", "AUTHENTIK_TOKEN": "t"}
+    with pytest.raises(main.SettingsError, match="--concurrency"):
+        main.config_from(environ, main.Options(concurrency=0))
+    assert main.config_from(environ, main.Options(concurrency=3)).concurrency == 3
