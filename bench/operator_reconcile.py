@@ -300,7 +300,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=30, help="one-at-a-time samples")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--retry-seconds", type=float, default=1.0, help="operator first retry")
-    parser.add_argument("--concurrency", type=int, default=8, help="operator reconciles at once")
+    parser.add_argument("--concurrency", type=int, default=16, help="operator reconciles at once")
     parser.add_argument("--port", type=int, default=19300)
     parser.add_argument("--postgresql", metavar="DB", help="an existing, empty database name")
     args = parser.parse_args()

@@ -41,7 +41,7 @@ class Options:
     metrics: str = "0.0.0.0:9300"
     resync_seconds: float = 300.0
     retry_base_seconds: float = 5.0
-    concurrency: int = 8
+    concurrency: int = 16
 
 
 def _env(environ: Mapping[str, str], key: str) -> str:

@@ -14,8 +14,9 @@ needs (see the team's research notes on operator testing):
   7. subresources (`x/status`) carry no short names or categories in discovery (kmock copies
      the resource's, and kubectl then resolves `get <shortname>` to the subresource).
 Two changes keep it fast with thousands of objects and requests (the operator benchmark):
-  8. a served request is forgotten: kmock logs every request forever and, to pick a reaction,
-     re-filters the whole log on every request (quadratic); no test asserts on that log;
+  8. a served request (a watch: once it streams) is forgotten: kmock logs every request forever
+     and, to pick a reaction, re-filters the whole log on every request (quadratic); no test
+     asserts on that log;
   9. a request naming one object finds it by its key, not by scanning every stored object.
 It uses private hooks of kmock 0.8 (`_serve_*`, `_buses`, `_lock`, the name-mangled object
 lookup), hence the exact pin in pyproject.
@@ -125,6 +126,7 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         }
 
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
+        self._forget(request)  # served from here on: kmock need not re-filter it for each request
         yield b""
         since = request.params.get("resourceVersion", "")
         since_rv = int(since) if since.isdigit() else 0

@@ -234,8 +234,8 @@ def parser() -> argparse.ArgumentParser:
     op.add_argument(
         "--concurrency",
         type=int,
-        default=8,
-        help="reconciles running at once, at most (default 8)",
+        default=16,
+        help="reconciles running at once, at most (default 16)",
     )
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."

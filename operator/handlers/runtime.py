@@ -41,7 +41,7 @@ class Config:
     core_timeout_seconds: float = 10.0
     # Reconciles running at once. Kopf starts one per object: 500 resources applied together
     # would otherwise queue thousands of requests in the core, past `core_timeout_seconds`.
-    concurrency: int = 8
+    concurrency: int = 16
 
     @property
     def public_url(self) -> str:
