@@ -52,8 +52,9 @@ async def upsert(
             raise Conflict(
                 f"{spec_field}: {field} {value!r} is taken in the core by an object {owner}"
             )
-        created: dict[str, Any] = await core.request("POST", path, body={**want, "managed": marker})
-        return created, "created"
+        current, made = await _create(core, path, marker, want)
+        if made:
+            return current, "created"
     diff = compare(want, current)
     if not diff:
         return current, "in sync"
@@ -61,6 +62,24 @@ async def upsert(
         "PATCH", f"{path}{current['pk']}/", body=diff, managed=marker
     )
     return patched, "corrected " + ", ".join(sorted(diff))
+
+
+async def _create(
+    core: client.CoreClient, path: str, marker: str, want: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """POST the object: (it, True); or (the object with our marker, False) when one is there.
+
+    An earlier attempt whose answer never came (a timeout while the core was busy) may land
+    between the lookup and this POST, which the core then refuses as a duplicate name or slug.
+    """
+    try:
+        created: dict[str, Any] = await core.request("POST", path, body={**want, "managed": marker})
+    except (client.Invalid, client.Conflict):
+        late = await core.first(path, managed=marker)
+        if late is None:
+            raise
+        return late, False
+    return created, True
 
 
 def deletion_policy(body: Mapping[str, Any]) -> str:
