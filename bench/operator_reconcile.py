@@ -208,7 +208,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "AUTHENTIK_TOKEN": TOKEN,
                 "KUBECONFIG": str(kubeconfig),
             }
-            log = (work / "operator.log").open("w")
+            log = Path(args.operator_log or work / "operator.log").open("w")
             operator = subprocess.Popen(
                 [
                     TESSERA,
@@ -302,6 +302,7 @@ def main() -> None:
     parser.add_argument("--retry-seconds", type=float, default=1.0, help="operator first retry")
     parser.add_argument("--concurrency", type=int, default=16, help="operator reconciles at once")
     parser.add_argument("--port", type=int, default=19300)
+    parser.add_argument("--operator-log", metavar="FILE", help="keep the operator's log there")
     parser.add_argument("--postgresql", metavar="DB", help="an existing, empty database name")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
