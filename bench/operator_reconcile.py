@@ -208,7 +208,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "AUTHENTIK_TOKEN": TOKEN,
                 "KUBECONFIG": str(kubeconfig),
             }
-            log = Path(args.operator_log or work / "operator.log").open("w")
+            log_path = Path(args.operator_log) if args.operator_log else work / "operator.log"
+            log = log_path.open("w")
             operator = subprocess.Popen(
                 [
                     TESSERA,
