@@ -78,9 +78,10 @@ def registry(
         name: str | None,
         spec: kopf.Spec,
         annotations: kopf.Annotations,
+        status: kopf.Status,
         **_: Any,
-    ) -> dict[nudge.Key, tuple[str, str | None]]:
-        return nudge.entry(namespace, name, spec, annotations)
+    ) -> dict[nudge.Key, nudge.Entry]:
+        return nudge.entry(namespace, name, spec, annotations, status)
 
     async def announce(
         rt: runtime.Runtime, body: kopf.Body, fields: Mapping[str, Any], kwargs: Mapping[str, Any]

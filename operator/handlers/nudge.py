@@ -7,9 +7,11 @@ by the provider they reference (`entry`); after each successful provider reconci
 writes the core provider's pk into the annotation `tessera.dev/provider-pk` of those
 Applications. Kopf sees the annotation change and runs the Application's update handler at once.
 
-The annotation is written only when its value differs, so an Application is reconciled once per
-core provider it should link to (the first one, and a new one after the core object was deleted
-and re-created), never in a loop: its own reconcile writes nothing the provider watches.
+The annotation is written only when its value differs, and not to an Application that is Ready
+without ever having been nudged (it linked on its own), so an Application is reconciled at most
+once per core provider it should link to (also a new one after the core object was deleted and
+re-created, once it had been nudged), never in a loop: its own reconcile writes nothing the
+provider watches.
 """
 
 from __future__ import annotations
@@ -29,15 +31,36 @@ INDEX = "applications_by_provider"
 Key = tuple[str, str, str]  # namespace, provider kind, provider name
 
 
+Entry = tuple[str, str | None, bool]  # name, annotation value, Ready=True
+
+
 def entry(
-    namespace: str | None, name: str | None, spec: Mapping[str, Any], annotations: Mapping[str, str]
-) -> dict[Key, tuple[str, str | None]]:
-    """The index entry of one Application: its provider's key -> (its name, annotation value)."""
+    namespace: str | None,
+    name: str | None,
+    spec: Mapping[str, Any],
+    annotations: Mapping[str, str],
+    status: Mapping[str, Any],
+) -> dict[Key, Entry]:
+    """The index entry of one Application: its provider's key -> (name, annotation, ready)."""
     ref = spec.get("providerRef")
     if not namespace or not name or not isinstance(ref, Mapping) or not ref.get("name"):
         return {}
     kind = str(ref.get("kind") or oauth2provider.KIND.kind)
-    return {(namespace, kind, str(ref["name"])): (name, annotations.get(ANNOTATION))}
+    ready = any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return {(namespace, kind, str(ref["name"])): (name, annotations.get(ANNOTATION), ready)}
+
+
+def waiting(seen: str | None, ready: bool, pk: str) -> bool:
+    """Whether an Application should be told about core provider `pk`.
+
+    Not when it was told already, nor when it is Ready without ever having been told: it linked
+    on its first attempt (the common case when hundreds are applied at once), and a nudge would
+    only cost it a reconcile with nothing to do.
+    """
+    return seen != pk and not (seen is None and ready)
 
 
 async def announce(
@@ -47,8 +70,8 @@ async def announce(
     key = (body.metadata.namespace or "", oauth2provider.KIND.kind, body.metadata.name or "")
     pk = str(fields["providerPk"])
     told = 0
-    for name, seen in list(index.get(key, ())):
-        if seen == pk:
+    for name, seen, ready in list(index.get(key, ())):
+        if not waiting(seen, ready, pk):
             continue
         plural = application.KIND.plural
         if await kube.annotate_custom(

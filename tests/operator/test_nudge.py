@@ -54,3 +54,22 @@ async def test_a_waiting_application_is_nudged_once_its_provider_exists(
     assert reconciles(meters, "Application", "ok") == 1
     assert reconciles(meters, "Application", "error") == 1
     assert reconciles(meters, "OAuth2Provider", "ok") == 2
+
+
+async def test_an_application_that_linked_on_its_own_is_not_nudged(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = f"n-{uuid.uuid4().hex[:8]}"
+    prov = provider("early", space)
+    app = application("early", space, f"early-{space}")
+    async with make_operator() as meters:
+        await create(cluster, prov)
+        await eventually(lambda: ready(cluster, prov)["status"] == "True")
+        await create(cluster, app)
+        await eventually(lambda: ready(cluster, app)["status"] == "True")
+        await patch_spec(cluster, prov, {"redirectURIs": [{"url": "http://early.example/2"}]})
+        await eventually(lambda: reconciles(meters, "OAuth2Provider", "ok") == 2)
+        await asyncio.sleep(0.5)  # time for a (wrong) nudge to reach the Application
+    assert "tessera.dev/provider-pk" not in stored(cluster, app)["metadata"].get("annotations", {})
+    assert reconciles(meters, "Application", "ok") == 1
+    assert reconciles(meters, "Application", "error") == 0
