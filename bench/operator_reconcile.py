@@ -117,6 +117,26 @@ async def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+async def settle(metrics_url: str, quiet: float = 2.0, limit: float = 120.0) -> float:
+    """Seconds until the operator's reconcile count stops moving for `quiet` seconds."""
+    started, last, since = time.monotonic(), -1.0, time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() - started < limit:
+            async with http.get(metrics_url) as answer:
+                text = await answer.text()
+            count = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("tessera_operator_reconciles_total{")
+            )
+            if count != last:
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+            await asyncio.sleep(0.2)
+    return round(since - started, 2)
+
+
 async def usable(data: dict[str, str]) -> bool:
     async with aiohttp.ClientSession() as http:
         async with http.get(data["discovery_url"]) as answer:
@@ -256,6 +276,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 ),
                 flush=True,
             )
+            # The bulk's tail: reconciles still queued once all are Ready (Applications nudged
+            # while they waited for a slot). Single applies are timed on an idle operator.
+            tail = await settle(f"http://127.0.0.1:{metrics}/metrics")
+            print(json.dumps({"bulk_tail_seconds": tail}), flush=True)
             # 2. One pair at a time.
             single: list[float] = []
             checked = False
@@ -280,6 +304,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "pairs": args.pairs,
         "pairs_not_ready": len(pending),
         "apply_seconds": round(applied, 2),
+        "bulk_tail_seconds": tail,
         "all_ready_seconds": round(all_ready, 2),
         "pairs_per_second": round(args.pairs / all_ready, 1),
         "operator_rss_idle_mib": round(idle_rss / 1024, 1),
