@@ -218,7 +218,7 @@ def test_the_operator_reaches_the_core_service_with_the_bootstrap_token(render: 
     objects = render({})
     pod = pod_specs(objects)[f"{FULL}-operator"]
     op = _container(pod, "operator")
-    assert op["args"] == ["operator"]
+    assert op["args"] == ["operator", "--concurrency=16"]
     env = _env(pod, "operator")
     service = find(objects, "Service", f"{FULL}-server")
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
@@ -313,7 +313,12 @@ def test_watched_namespaces_get_roles_and_nothing_cluster_wide(render: Render, k
             {"kind": "ServiceAccount", "name": f"{FULL}-operator", "namespace": NAMESPACE}
         ]
     op = _container(pod_specs(objects)[f"{FULL}-operator"], "operator")
-    assert op["args"] == ["operator", "--namespace=grafana", "--namespace=team-a"]
+    assert op["args"] == [
+        "operator",
+        "--concurrency=16",
+        "--namespace=grafana",
+        "--namespace=team-a",
+    ]
 
 
 def test_the_service_monitor_scrapes_every_metrics_port(render: Render) -> None:
@@ -362,6 +367,7 @@ BAD_VALUES = {
     "health_path_without_slash": {"operator": {"healthPath": "healthz"}},
     "operator_token_secret_bad_name": {"operator": {"tokenSecret": {"name": "My_Token"}}},
     "operator_token_secret_unknown_key": {"operator": {"tokenSecret": {"secret": "x"}}},
+    "operator_concurrency_zero": {"operator": {"concurrency": 0}},
 }
 
 
