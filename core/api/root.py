@@ -74,7 +74,7 @@ async def use_recovery_token(request: web.Request) -> web.StreamResponse:
         # SECURITY: single use even under concurrent requests: only the deleter logs in.
         if await crud.delete(tx, tokens.TABLE, pk=token["pk"]) != 1:
             raise web.HTTPNotFound(text="Token not found or expired.\n")
-        session_key = await sessions.create(
+        session_key, _ = await sessions.create(
             tx,
             user["pk"],
             ttl,

@@ -344,10 +344,9 @@ class Executor:
                 await crud.delete(tx, sessions.TABLE, user_pk=user_pk)
             if browser.user is not None:
                 await sessions.end(tx, browser.key)
-            key = await sessions.create(
+            key, user = await sessions.create(
                 tx, user_pk, ttl, ip=browser.client_ip, user_agent=browser.user_agent
             )
-            user = await crud.get(tx, "users", pk=user_pk)
             await events.record(
                 tx,
                 "login",

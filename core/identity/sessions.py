@@ -25,7 +25,8 @@ def digest(key: str) -> str:
 
 async def create(
     tx: store.Tx, user_pk: int, ttl: dt.timedelta, *, ip: str = "", user_agent: str = ""
-) -> str:
+) -> tuple[str, dict[str, Any]]:
+    """A new session of the user: its key, and the user's row with `last_login` now."""
     key = secrets.token_urlsafe(32)
     await crud.insert(
         tx,
@@ -40,8 +41,10 @@ async def create(
         },
         recoverable=False,  # a random key: nothing to recover from
     )
-    await crud.update(tx, "users", {"pk": user_pk}, {"last_login": util.now()}, recoverable=False)
-    return key
+    user = await crud.update(
+        tx, "users", {"pk": user_pk}, {"last_login": util.now()}, recoverable=False
+    )
+    return key, user
 
 
 async def user_for(tx: store.Tx, key: str) -> dict[str, Any] | None:

@@ -190,10 +190,29 @@ async def rows(
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
     """Matching rows without counting them (the listing's `page` also counts)."""
+    columns = tuple(f.column for f in filters)
+    if all(f.op == "eq" and f.value is not None for f in filters) and len(set(columns)) == len(
+        columns
+    ):  # equality only: a prepared statement, as for `find`
+        stmt = _select_where(table_name, columns, tuple(ordering), limit)
+        params = {f"w_{f.column}": f.value for f in filters}
+        return [dict(r) for r in (await tx.conn.execute(stmt, params)).mappings().all()]
     t = table(table_name)
-    order = [_col(t, o[1:]).desc() if o.startswith("-") else _col(t, o).asc() for o in ordering]
-    stmt = sa.select(t).where(*(_apply(t, f) for f in filters)).order_by(*order).limit(limit)
-    return [dict(r) for r in (await tx.conn.execute(stmt)).mappings().all()]
+    stmt = sa.select(t).where(*(_apply(t, f) for f in filters)).order_by(*_order(t, ordering))
+    return [dict(r) for r in (await tx.conn.execute(stmt.limit(limit))).mappings().all()]
+
+
+def _order(t: sa.Table, ordering: Sequence[str]) -> list[sa.UnaryExpression[Any]]:
+    return [_col(t, o[1:]).desc() if o.startswith("-") else _col(t, o).asc() for o in ordering]
+
+
+@functools.lru_cache(maxsize=1024)
+def _select_where(
+    table_name: str, keys: tuple[str, ...], ordering: tuple[str, ...], limit: int
+) -> sa.Select[Any]:
+    t = table(table_name)
+    stmt = sa.select(t).where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
+    return stmt.order_by(*_order(t, ordering)).limit(limit)
 
 
 async def all_rows(tx: Tx, table_name: str) -> list[dict[str, Any]]:
