@@ -16,9 +16,9 @@ cannot insert stages yet. The challenge's `configuration_stages` is therefore al
 
 # SECURITY: a pending user who has not passed a first factor is denied (identification alone
 # proves nothing). Each failure writes a `login_failed` event (without the code); after
-# MAX_FAILURES the flow is cancelled, and failures are also counted per user across flows in the
-# cache (the `login_throttle` limits and window), so restarting the flow does not give an
-# attacker who knows the password unlimited guesses at the 10^6 TOTP space. The check, the
+# `attempts.MAX_FAILURES` the flow is cancelled, and failures are also counted per user across
+# flows in the cache (the `login_throttle` limits and window), so restarting the flow does not
+# give an attacker who knows the password unlimited guesses at the 10^6 TOTP space. The check, the
 # verification and the count run under a per-user lock, so parallel guesses are counted too.
 # SECURITY: a WebAuthn assertion must answer the challenge this flow state was given (single
 # use), come from the configured origin and RP id, be signed by a credential of this user, and
@@ -35,15 +35,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from tessera.core import events, store
+from tessera.core import store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, util
-from tessera.core.policies import reputation
-from tessera.core.stages import authenticator_webauthn, base, passkey
+from tessera.core.stages import attempts, authenticator_webauthn, base, passkey
 
 INVALID = "Invalid Token"
 NOT_AUTHENTICATED = "Failed to authenticate."
-MAX_FAILURES = 5
 SUPPORTED = ("totp", "static", "webauthn")
 PASSKEY_REFUSED = passkey.CLONED
 
@@ -314,21 +312,12 @@ async def _failed(
 ) -> base.Outcome:
     window = run.services.settings.login_throttle.window_seconds
     await run.services.cache.incr(_counter(user), window)
-    await reputation.record(run.services.cache, user["username"], run.client_ip, -1)
-    key = run.stage_pk
-    run.state.failures[key] = run.state.failures.get(key, 0) + 1
-    await events.record(
+    return await attempts.failed(
         tx,
-        "login_failed",
-        user=user,
-        client_ip=run.client_ip,
-        context={
-            "username": run.state.context.get("pending_user_identifier", user["username"]),
-            "stage": run.stage_name,
-            "reason": "invalid second factor",
-        },
-        retention=run.retention,
+        run,
+        user,
+        username=run.state.context.get("pending_user_identifier", user["username"]),
+        reason="invalid second factor",
+        field=field,
+        message=INVALID,
     )
-    if run.state.failures[key] >= MAX_FAILURES:
-        return base.Outcome.deny("Too many failed attempts; start again.")
-    return base.Outcome.retry(field, INVALID, "invalid")

@@ -15,8 +15,8 @@ counter (`identity.devices.use_webauthn`), and returns the user.
 # answer tells whether an account exists. Each attempt is counted, before it is checked, against
 # the client address and (once the credential names one) the user, in the same counters as the
 # password stage (`login_throttle`), and taken back only on success; failures also write
-# `login_failed` and count towards the flow's MAX_FAILURES. A signature counter that does not
-# increase denies the flow and writes `suspicious_request`, as in second-factor validation.
+# `login_failed` and count towards the flow's `attempts.MAX_FAILURES`. A signature counter that
+# does not increase denies the flow and writes `suspicious_request`, as in second-factor validation.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from tessera.core import events, store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, users
 from tessera.core.policies import reputation
-from tessera.core.stages import authenticator_webauthn, base, password
+from tessera.core.stages import attempts, authenticator_webauthn, base, password
 from tessera.core.store import crud
 
 INVALID = "Failed to authenticate."
-MAX_FAILURES = 5
 REFUSED = "Too many failed login attempts; try again later."
 CLONED = "This passkey cannot be used; contact an administrator."
 
@@ -157,21 +156,9 @@ async def _failed(
     field: str,
 ) -> base.Outcome:
     """A failed attempt: it stays counted, and is recorded."""
-    if user is not None:
-        await reputation.record(run.services.cache, user["username"], run.client_ip, -1)
-    key = run.stage_pk
-    run.state.failures[key] = run.state.failures.get(key, 0) + 1
-    await events.record(
-        tx,
-        "login_failed",
-        user=user,
-        client_ip=run.client_ip,
-        context={"username": "", "stage": run.stage_name, "reason": "invalid passkey"},
-        retention=run.retention,
+    return await attempts.failed(
+        tx, run, user, username="", reason="invalid passkey", field=field, message=INVALID
     )
-    if run.state.failures[key] >= MAX_FAILURES:
-        return base.Outcome.deny("Too many failed attempts; start again.")
-    return base.Outcome.retry(field, INVALID, "invalid")
 
 
 async def cloned(
