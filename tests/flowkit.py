@@ -43,3 +43,19 @@ async def make_flow(
                 {"pk": util.new_uuid(), "target": row["pk"], "stage": stage["pk"], "order": order},
             )
     return str(row["pk"])
+
+
+def csrf_headers(client: Any) -> dict[str, str]:
+    """The CSRF header a session-authenticated client must send (none before the cookie is set)."""
+    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
+    return {"X-authentik-CSRF": found[0]} if found else {}
+
+
+async def call(client: Any, path: str, body: Any = None) -> dict[str, Any]:
+    """GET the executor's challenge (no body) or POST an answer; the answer is always a 200."""
+    if body is None:
+        response = await client.get(path, headers=csrf_headers(client))
+    else:
+        response = await client.post(path, json=body, headers=csrf_headers(client))
+    assert response.status == 200, await response.text()
+    return dict(await response.json())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowkit import call
+
 from tessera.core.store import crud
 
 LOGIN = "/api/v3/flows/executor/default-authentication-flow/"
@@ -11,36 +13,22 @@ SETUP = "/api/v3/flows/executor/default-authenticator-static-setup/"
 PASSWORD = "pw-static-user-123"
 
 
-def _csrf(client: Any) -> dict[str, str]:
-    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
-    return {"X-authentik-CSRF": found[0]} if found else {}
-
-
-async def _call(client: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    if body is None:
-        response = await client.get(path, headers=_csrf(client))
-    else:
-        response = await client.post(path, json=body, headers=_csrf(client))
-    assert response.status == 200
-    return dict(await response.json())
-
-
 async def _password(client: Any, username: str) -> dict[str, Any]:
     client.session.cookie_jar.clear()
-    await _call(client, LOGIN)
-    await _call(client, LOGIN, {"uid_field": username})
-    return await _call(client, LOGIN, {"password": PASSWORD})
+    await call(client, LOGIN)
+    await call(client, LOGIN, {"uid_field": username})
+    return await call(client, LOGIN, {"password": PASSWORD})
 
 
 async def _enrol(client: Any, api: Any, make_user: Any, username: str) -> list[str]:
     user = await make_user(username)
     await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": PASSWORD})
     assert (await _password(client, username))["component"] == "xak-flow-redirect"
-    challenge = await _call(client, SETUP)
+    challenge = await call(client, SETUP)
     assert challenge["component"] == "ak-stage-authenticator-static"
     codes = list(challenge["codes"])
     assert len(codes) == 6 and all(len(c) == 12 for c in codes) and len(set(codes)) == 6
-    assert (await _call(client, SETUP, {}))["component"] == "xak-flow-redirect"
+    assert (await call(client, SETUP, {}))["component"] == "xak-flow-redirect"
     return codes
 
 
@@ -49,12 +37,12 @@ async def test_each_code_logs_in_once(client: Any, api: Any, make_user: Any) -> 
     body = await _password(client, "rescue")
     assert body["component"] == "ak-stage-authenticator-validate"
     assert [c["device_class"] for c in body["device_challenges"]] == ["static"]
-    body = await _call(client, LOGIN, {"code": codes[0]})
+    body = await call(client, LOGIN, {"code": codes[0]})
     assert body["component"] == "xak-flow-redirect"
     await _password(client, "rescue")
-    body = await _call(client, LOGIN, {"code": codes[0]})
+    body = await call(client, LOGIN, {"code": codes[0]})
     assert body["response_errors"] == {"code": [{"string": "Invalid Token", "code": "invalid"}]}
-    body = await _call(client, LOGIN, {"code": codes[1]})
+    body = await call(client, LOGIN, {"code": codes[1]})
     assert body["component"] == "xak-flow-redirect"
 
 
@@ -72,15 +60,15 @@ async def test_rendering_again_replaces_the_codes(client: Any, api: Any, make_us
     user = await make_user("twice")
     await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": PASSWORD})
     await _password(client, "twice")
-    first = (await _call(client, SETUP))["codes"]
-    second = (await _call(client, SETUP))["codes"]
+    first = (await call(client, SETUP))["codes"]
+    second = (await call(client, SETUP))["codes"]
     assert set(first).isdisjoint(second)
-    assert (await _call(client, SETUP, {}))["component"] == "xak-flow-redirect"
+    assert (await call(client, SETUP, {}))["component"] == "xak-flow-redirect"
     await _password(client, "twice")
-    body = await _call(client, LOGIN, {"code": first[0]})
+    body = await call(client, LOGIN, {"code": first[0]})
     assert body["response_errors"]["code"][0]["string"] == "Invalid Token"
-    assert (await _call(client, LOGIN, {"code": second[0]}))["component"] == "xak-flow-redirect"
+    assert (await call(client, LOGIN, {"code": second[0]}))["component"] == "xak-flow-redirect"
 
 
 async def test_setup_flow_requires_login(client: Any) -> None:
-    assert (await _call(client, SETUP))["component"] == "ak-stage-access-denied"
+    assert (await call(client, SETUP))["component"] == "ak-stage-access-denied"

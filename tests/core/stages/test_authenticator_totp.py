@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pyotp
-from flowkit import make_flow
+from flowkit import call, make_flow
 from helpers import SECRET_KEY
 
 from tessera.core import crypto
@@ -19,26 +19,12 @@ SETUP = "/api/v3/flows/executor/default-authenticator-totp-setup/"
 PASSWORD = "pw-totp-user-123"
 
 
-def _csrf(client: Any) -> dict[str, str]:
-    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
-    return {"X-authentik-CSRF": found[0]} if found else {}
-
-
-async def _call(client: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    if body is None:
-        response = await client.get(path, headers=_csrf(client))
-    else:
-        response = await client.post(path, json=body, headers=_csrf(client))
-    assert response.status == 200
-    return dict(await response.json())
-
-
 async def _password(client: Any, username: str) -> dict[str, Any]:
     """Start a fresh login and pass identification and password; the next challenge."""
     client.session.cookie_jar.clear()
-    await _call(client, LOGIN)
-    await _call(client, LOGIN, {"uid_field": username})
-    return await _call(client, LOGIN, {"password": PASSWORD})
+    await call(client, LOGIN)
+    await call(client, LOGIN, {"uid_field": username})
+    return await call(client, LOGIN, {"password": PASSWORD})
 
 
 async def _user(api: Any, make_user: Any, username: str) -> dict[str, Any]:
@@ -50,13 +36,13 @@ async def _user(api: Any, make_user: Any, username: str) -> dict[str, Any]:
 async def _enrol(client: Any, username: str) -> pyotp.TOTP:
     """Log in (no device yet: the validate stage skips), set up TOTP; the app's generator."""
     assert (await _password(client, username))["component"] == "xak-flow-redirect"
-    challenge = await _call(client, SETUP)
+    challenge = await call(client, SETUP)
     assert challenge["component"] == "ak-stage-authenticator-totp"
     assert challenge["qr_code"].startswith("data:image/png;base64,")
     totp = pyotp.parse_uri(challenge["config_url"])
     assert isinstance(totp, pyotp.TOTP)
     assert totp.issuer == "authentik" and totp.name == username and totp.digits == 6
-    done = await _call(client, SETUP, {"code": totp.now()})
+    done = await call(client, SETUP, {"code": totp.now()})
     assert done["component"] == "xak-flow-redirect"
     return totp
 
@@ -68,7 +54,7 @@ async def test_setup_then_password_and_totp_login(client: Any, api: Any, make_us
     assert body["component"] == "ak-stage-authenticator-validate"
     assert [c["device_class"] for c in body["device_challenges"]] == ["totp"]
     # The setup used this step's code; the next step's is within the accepted drift.
-    body = await _call(client, LOGIN, {"code": totp.at(time.time() + 30)})
+    body = await call(client, LOGIN, {"code": totp.at(time.time() + 30)})
     assert body["component"] == "xak-flow-redirect"
     me = await (await client.get("/api/v3/core/users/me/")).json()
     assert me["user"]["username"] == "otto"
@@ -82,9 +68,9 @@ async def test_replayed_code_is_refused(client: Any, api: Any, make_user: Any) -
     totp = await _enrol(client, "replay")
     code = totp.at(time.time() + 30)
     await _password(client, "replay")
-    assert (await _call(client, LOGIN, {"code": code}))["component"] == "xak-flow-redirect"
+    assert (await call(client, LOGIN, {"code": code}))["component"] == "xak-flow-redirect"
     await _password(client, "replay")
-    body = await _call(client, LOGIN, {"code": code})
+    body = await call(client, LOGIN, {"code": code})
     assert body["response_errors"] == {"code": [{"string": "Invalid Token", "code": "invalid"}]}
 
 
@@ -139,13 +125,13 @@ async def test_wrong_code_is_an_error_and_a_login_failed_event(
     totp = await _enrol(client, "wrong")
     await _password(client, "wrong")
     bad = str((int(totp.at(time.time() + 30)) + 1) % 1_000_000).zfill(6)
-    body = await _call(client, LOGIN, {"code": bad})
+    body = await call(client, LOGIN, {"code": bad})
     assert body["component"] == "ak-stage-authenticator-validate"
     assert body["response_errors"] == {"code": [{"string": "Invalid Token", "code": "invalid"}]}
     _, events = await api("GET", "events/events/?action=login_failed")
     assert events["pagination"]["count"] == 1 and bad not in str(events)
     for _ in range(4):
-        body = await _call(client, LOGIN, {"code": "000000x"})
+        body = await call(client, LOGIN, {"code": "000000x"})
     assert body["component"] == "ak-stage-access-denied"
 
 
@@ -161,7 +147,7 @@ async def test_secret_is_not_stored_in_clear(
 
 
 async def test_setup_flow_requires_login(client: Any) -> None:
-    body = await _call(client, SETUP)
+    body = await call(client, SETUP)
     assert body["component"] == "ak-stage-access-denied"
 
 
@@ -173,8 +159,8 @@ async def test_an_identified_but_unauthenticated_user_cannot_enrol(
         bootstrapped, "sneaky-setup", [("identification", {}), ("authenticator_totp", {})]
     )
     path = "/api/v3/flows/executor/sneaky-setup/"
-    await _call(client, path)
-    body = await _call(client, path, {"uid_field": "victim"})
+    await call(client, path)
+    body = await call(client, path, {"uid_field": "victim"})
     assert body["component"] == "ak-stage-access-denied"
     async with bootstrapped.read() as tx:
         assert not await crud.exists(tx, "authenticator_devices", kind="totp")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flowkit import make_flow
+from flowkit import call, csrf_headers, make_flow
 from helpers import SECRET_KEY
 from webauthnkit import SoftAuthenticator, b64url
 
@@ -30,20 +30,6 @@ DENIED = "ak-stage-access-denied"
 @pytest.fixture
 def settings(make_settings: Callable[..., config.Settings]) -> config.Settings:
     return make_settings(web={"public_url": ORIGIN})
-
-
-def _csrf(client: Any) -> dict[str, str]:
-    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
-    return {"X-authentik-CSRF": found[0]} if found else {}
-
-
-async def call(client: Any, path: str, body: Any = None) -> dict[str, Any]:
-    if body is None:
-        response = await client.get(path, headers=_csrf(client))
-    else:
-        response = await client.post(path, json=body, headers=_csrf(client))
-    assert response.status == 200, await response.text()
-    return dict(await response.json())
 
 
 async def password(client: Any, username: str, path: str = LOGIN) -> dict[str, Any]:
@@ -178,7 +164,10 @@ async def test_concurrent_submissions_of_one_assertion_pass_once(
     _, key = await make_passkey_user(api, make_user, bootstrapped, "racer", counter_step=0)
     assertion = key.get(options(await password(client, "racer")))
     responses = await asyncio.gather(
-        *(client.post(LOGIN, json={"webauthn": assertion}, headers=_csrf(client)) for _ in range(4))
+        *(
+            client.post(LOGIN, json={"webauthn": assertion}, headers=csrf_headers(client))
+            for _ in range(4)
+        )
     )
     bodies = [await r.json() for r in responses if r.status == 200]
     assert sum(b["component"] == DONE for b in bodies) == 1

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flowkit import make_flow
+from flowkit import call, make_flow
 from helpers import SECRET_KEY
 from webauthnkit import SoftAuthenticator, b64url
 
@@ -27,20 +27,6 @@ COMPONENT = "ak-stage-authenticator-webauthn"
 @pytest.fixture
 def settings(make_settings: Callable[..., config.Settings]) -> config.Settings:
     return make_settings(web={"public_url": ORIGIN + "/"})
-
-
-def _csrf(client: Any) -> dict[str, str]:
-    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
-    return {"X-authentik-CSRF": found[0]} if found else {}
-
-
-async def call(client: Any, path: str, body: Any = None) -> dict[str, Any]:
-    if body is None:
-        response = await client.get(path, headers=_csrf(client))
-    else:
-        response = await client.post(path, json=body, headers=_csrf(client))
-    assert response.status == 200, await response.text()
-    return dict(await response.json())
 
 
 async def login(client: Any, api: Any, make_user: Any, username: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flowkit import make_flow
+from flowkit import call, csrf_headers, make_flow
 from helpers import SECRET_KEY
 from webauthnkit import SoftAuthenticator, b64url
 
@@ -44,20 +44,6 @@ async def passwordless(bootstrapped: store.Store) -> str:
         "passwordless",
         [("authenticator_validate", validate), ("user_login", {})],
     )
-
-
-def _csrf(client: Any) -> dict[str, str]:
-    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
-    return {"X-authentik-CSRF": found[0]} if found else {}
-
-
-async def call(client: Any, path: str, body: Any = None) -> dict[str, Any]:
-    if body is None:
-        response = await client.get(path, headers=_csrf(client))
-    else:
-        response = await client.post(path, json=body, headers=_csrf(client))
-    assert response.status == 200, await response.text()
-    return dict(await response.json())
 
 
 async def passkey_user(
@@ -262,7 +248,7 @@ async def test_concurrent_submissions_of_one_assertion_pass_once(
     assertion = key.get(await start(client))
     responses = await asyncio.gather(
         *(
-            client.post(PASSWORDLESS, json={"webauthn": assertion}, headers=_csrf(client))
+            client.post(PASSWORDLESS, json={"webauthn": assertion}, headers=csrf_headers(client))
             for _ in range(4)
         )
     )
