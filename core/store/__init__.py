@@ -119,6 +119,7 @@ class Store:
                 max_overflow=pg.pool_size,
                 pool_timeout=pg.connect_timeout,
                 connect_args={"timeout": pg.connect_timeout},
+                hide_parameters=True,  # SECURITY: error messages never carry bound values
             )
         try:
             await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
@@ -196,6 +197,8 @@ class Store:
             await conn.close()
 
     def pool_status(self) -> PoolStatus:
+        if self._sqlite is not None:
+            return PoolStatus(size=sqlite.POOL_SIZE, checked_out=self._sqlite.in_use)
         pool: Any = self.engine.pool
         size = pool.size() if hasattr(pool, "size") else 1
         return PoolStatus(size=size, checked_out=pool.checkedout())

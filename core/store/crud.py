@@ -83,17 +83,23 @@ def _where(t: sa.Table, where: Mapping[str, Any]) -> list[sa.ColumnElement[bool]
 
 
 # Statements built once per shape and executed with bound parameters: building and keying a
-# statement costs more than running a primary-key lookup, and these run on every request.
+# statement costs more than running a primary-key lookup, and these run on every request. The
+# embedded SQLite engine runs them on its prepared path (`sqlite.Prepared`).
+_PREPARED = {sqlite.PREPARED: True}
+
+
 @functools.lru_cache(maxsize=1024)
 def _select_by(table_name: str, keys: tuple[str, ...]) -> sa.Select[Any]:
     t = table(table_name)
-    return sa.select(t).where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
+    stmt = sa.select(t).where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
+    return stmt.execution_options(**_PREPARED)
 
 
 @functools.lru_cache(maxsize=1024)
-def _insert_into(table_name: str) -> sa.Insert:
+def _insert_into(table_name: str, columns: tuple[str, ...]) -> sa.Insert:
     t = table(table_name)
-    return sa.insert(t).returning(*t.c)
+    stmt = sa.insert(t).values({_col(t, c): sa.bindparam(f"v_{c}") for c in columns})
+    return stmt.returning(*t.c).execution_options(**_PREPARED)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -104,6 +110,7 @@ def _update_by(table_name: str, keys: tuple[str, ...], columns: tuple[str, ...])
         .where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
         .values({_col(t, c): sa.bindparam(f"v_{c}") for c in columns})
         .returning(*t.c)
+        .execution_options(**_PREPARED)
     )
 
 
@@ -212,7 +219,7 @@ def _select_where(
 ) -> sa.Select[Any]:
     t = table(table_name)
     stmt = sa.select(t).where(*(_col(t, k) == sa.bindparam(f"w_{k}") for k in keys))
-    return stmt.order_by(*_order(t, ordering)).limit(limit)
+    return stmt.order_by(*_order(t, ordering)).limit(limit).execution_options(**_PREPARED)
 
 
 async def all_rows(tx: Tx, table_name: str) -> list[dict[str, Any]]:
@@ -260,11 +267,11 @@ async def insert(
     writers that never continue after one (audit events, new sessions) skip the savepoint."""
     t = table(table_name)
     tx.written.add(table_name)
-    for name in values:
-        _col(t, name)
+    stmt = _insert_into(table_name, tuple(values))  # checks the column names
+    params = {f"v_{c}": v for c, v in values.items()}
     try:
         async with tx.conn.begin_nested() if recoverable else contextlib.nullcontext():
-            result = await tx.conn.execute(_insert_into(table_name), dict(values))
+            result = await tx.conn.execute(stmt, params)
             return dict(result.mappings().one())
     except sa.exc.IntegrityError as exc:
         raise _integrity(t, exc) from None

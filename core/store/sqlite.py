@@ -16,11 +16,15 @@ What keeps the loop from ever waiting long:
   IMMEDIATE fail after a short busy wait, and `begin_write` retries it after an asynchronous
   sleep, so the loop keeps serving while it waits.
 - Connections are checked out under an asyncio semaphore as large as the pool, so a checkout
-  never blocks the thread.
+  never blocks the thread. They stay open between transactions (`Pool.connect`), the one used
+  last lent first.
 - Checkpoints (copying the WAL back into the database file, with an fsync) would otherwise run
   inside whichever commit crossed SQLite's threshold; on an SD card that is tens of
   milliseconds. The loop's connections turn automatic checkpoints off and `Pool` runs one in a
   worker thread, on its own connection, every `CHECKPOINT_EVERY` write transactions.
+
+What keeps a statement cheap: `store.crud` marks the statements it builds once per shape with
+`PREPARED`, and `LoopConnection` runs those through `Prepared`, straight on the driver.
 """
 
 from __future__ import annotations
@@ -80,12 +84,14 @@ def create_engine(path: Path) -> sa.Engine:
     engine = sa.create_engine(
         sa.URL.create("sqlite", database=str(path)),
         pool_size=POOL_SIZE,
-        max_overflow=0,
+        # `Pool` keeps up to POOL_SIZE of these open; migrations and tests may take a few more.
+        max_overflow=2,
         # The connection used last is taken first: its page cache is current. Taking them in
         # turn (FIFO) meant that a read would find its cache stale after a write made on
         # another connection and read the pages again (a millisecond per statement).
         pool_use_lifo=True,
         connect_args={"check_same_thread": True},
+        hide_parameters=True,  # SECURITY: error messages never carry bound values (secrets)
     )
     sa_event.listen(engine, "connect", _pragmas)
     sa_event.listen(engine, "begin", _begin)
@@ -111,13 +117,116 @@ class _Nested:
             self._savepoint.rollback()
 
 
+# The execution option that marks a statement for `Prepared`: the caller builds it once per
+# shape (crud's cached lookups, inserts and updates) and binds everything by name.
+PREPARED = "tessera_prepared"
+
+
+class Prepared:
+    """A statement compiled once and run straight on the driver.
+
+    SQLAlchemy's execution path (execution context, events, result metadata) costs some 60 µs per
+    statement; the primary-key lookup under it, 6 µs. For the statements of the hot paths this
+    keeps what SQLAlchemy contributes, the SQL and each type's bind and result conversion, and
+    drops the rest. Only statements whose parameters are all plain bound values qualify.
+    """
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        if not isinstance(statement, sa.ClauseElement):
+            raise TypeError("not a statement for the prepared path")
+        compiled: Any = statement.compile(dialect=dialect)
+        names = compiled.positiontup
+        if names is None or any(b.expanding for b in compiled.binds.values()):
+            raise ValueError("not a statement for the prepared path")
+        self.sql: str = compiled.string
+        self.binds = [
+            (
+                name,
+                _REQUIRED if compiled.binds[name].required else compiled.binds[name].value,
+                _bind_processor(compiled.binds[name].type, dialect),
+            )
+            for name in names
+        ]
+        columns: Any = getattr(statement, "exported_columns", ())
+        self.columns = [(c.key, _result_processor(c.type, dialect)) for c in columns]
+
+    def run(self, raw: sqlite3.Connection, parameters: Mapping[str, Any]) -> PreparedResult:
+        values = []
+        for name, default, process in self.binds:
+            value = parameters.get(name, default)
+            if value is _REQUIRED:
+                raise sa.exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
+            values.append(process(value) if process is not None else value)
+        try:
+            cursor = raw.execute(self.sql, values)
+        except sqlite3.Error as exc:  # as SQLAlchemy would have wrapped it (crud maps Integrity)
+            raise sa.exc.DBAPIError.instance(
+                self.sql, values, exc, sqlite3.Error, hide_parameters=True
+            ) from exc
+        if not self.columns:
+            return PreparedResult([], cursor.rowcount)
+        out = []
+        for row in cursor.fetchall():
+            out.append(
+                {
+                    key: process(value) if process is not None else value
+                    for (key, process), value in zip(self.columns, row, strict=True)
+                }
+            )
+        return PreparedResult(out, cursor.rowcount)
+
+
+_REQUIRED = object()
+# Compiled forms kept per pool: crud's statement caches make a few dozen shapes in all.
+_PREPARED_LIMIT = 2048
+
+
+def _bind_processor(type_: Any, dialect: sa.Dialect) -> Any:
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _result_processor(type_: Any, dialect: sa.Dialect) -> Any:
+    return type_.dialect_impl(dialect).result_processor(dialect, None)
+
+
+class PreparedResult:
+    """What `crud` reads of a result: `.mappings()` then `first`, `one` or `all`; `rowcount`."""
+
+    def __init__(self, rows: list[dict[str, Any]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def mappings(self) -> PreparedResult:
+        return self
+
+    def first(self) -> dict[str, Any] | None:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> dict[str, Any]:
+        if len(self._rows) != 1:
+            raise sa.exc.NoResultFound("expected exactly one row")
+        return self._rows[0]
+
+    def all(self) -> list[dict[str, Any]]:
+        return self._rows
+
+
 class LoopConnection:
     """A synchronous connection with the awaitable methods `store.crud` calls."""
 
-    def __init__(self, sync: sa.Connection) -> None:
+    def __init__(self, sync: sa.Connection, prepared: dict[sa.Executable, Prepared]) -> None:
         self.sync = sync
+        self._prepared = prepared
 
     async def execute(self, statement: sa.Executable, parameters: Params = None) -> Any:
+        if isinstance(parameters, Mapping) and statement.get_execution_options().get(PREPARED):
+            prepared = self._prepared.get(statement)
+            if prepared is None:
+                if len(self._prepared) >= _PREPARED_LIMIT:
+                    self._prepared.clear()
+                prepared = self._prepared[statement] = Prepared(statement, self.sync.dialect)
+            raw: Any = self.sync.connection.dbapi_connection
+            return prepared.run(raw, parameters)
         return self.sync.execute(statement, parameters)
 
     async def scalar(
@@ -135,6 +244,12 @@ class Pool:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._slots = asyncio.Semaphore(POOL_SIZE)
+        # Connections stay open between transactions, the one used last on top: SQLAlchemy's
+        # checkout and checkin cost more than a point lookup.
+        self._idle: list[sa.Connection] = []
+        self.in_use = 0
+        # Statements marked PREPARED are few and built once each (crud caches them by shape).
+        self._prepared: dict[sa.Executable, Prepared] = {}
         self._writes = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self.checkpoints = 0  # completed, for tests and metrics
@@ -143,22 +258,38 @@ class Pool:
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[sa.Connection]:
         async with self._slots:
-            with self.engine.connect() as conn:
+            conn = self._idle.pop() if self._idle else self.engine.connect()
+            self.in_use += 1
+            try:
                 yield conn
+            finally:
+                self.in_use -= 1
+                self._put_back(conn)
+
+    def _put_back(self, conn: sa.Connection) -> None:
+        if conn.closed or conn.invalidated:
+            conn.close()
+            return
+        if conn.in_transaction():  # left open by a failure: never lend it out mid-transaction
+            conn.rollback()
+        self._idle.append(conn)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[LoopConnection]:
         async with self.connect() as conn:
             with conn.begin():
-                yield LoopConnection(conn)
+                yield LoopConnection(conn, self._prepared)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[LoopConnection]:
         async with self.connect() as conn:
-            conn = conn.execution_options(tessera_write=True)
-            transaction = await begin_write(conn)
+            conn.execution_options(tessera_write=True)  # read by `_begin`
+            try:
+                transaction = await begin_write(conn)
+            finally:
+                conn.execution_options(tessera_write=False)
             with transaction:
-                yield LoopConnection(conn)
+                yield LoopConnection(conn, self._prepared)
         self._writes += 1
         if self._writes >= CHECKPOINT_EVERY and self._checkpointing is None:
             self._writes = 0
@@ -178,6 +309,8 @@ class Pool:
     async def close(self) -> None:
         if self._checkpointing is not None:
             await asyncio.shield(self._checkpointing)
+        while self._idle:
+            self._idle.pop().close()
         self.engine.dispose()
         await self.checkpoint()
 
