@@ -97,6 +97,7 @@
   }
 
   async function ceremony(form, button, error) {
+    form.dataset.webauthnClicked = "1"; // an autofill request not yet started never starts
     button.disabled = true;
     error.hidden = true;
     try {
@@ -120,7 +121,8 @@
     if (!field || !api || !api.isConditionalMediationAvailable) {
       return;
     }
-    if (!(await api.isConditionalMediationAvailable()) || autofills.has(form)) {
+    const available = await api.isConditionalMediationAvailable().catch(() => false);
+    if (!available || form.dataset.webauthnClicked) {
       return;
     }
     const controller = new AbortController();
