@@ -154,7 +154,10 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
             op_doc["requestBody"] = {"required": True, **_json(_ref(a.request))}
         if a.response is not None:
             models.add(a.response)
-            op_doc["responses"][str(a.status)] = {"description": "OK", **_json(_ref(a.response))}
+            schema: dict[str, Any] = _ref(a.response)
+            if a.many:
+                schema = {"type": "array", "items": schema}
+            op_doc["responses"][str(a.status)] = {"description": "OK", **_json(schema)}
         else:
             op_doc["responses"][str(a.status)] = {"description": "Done"}
         ops.setdefault(path, {})[a.method.lower()] = op_doc

@@ -62,6 +62,7 @@ class Action:
     status: int = 200
     superuser: bool = True
     summary: str = ""
+    many: bool = False  # the response is a plain list of `response` (no pagination)
 
 
 @dataclass

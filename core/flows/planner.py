@@ -57,6 +57,47 @@ async def _requirement_met(
     return ""
 
 
+async def admits(
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    flow: dict[str, Any],
+    user: dict[str, Any] | None,
+    client_ip: str,
+    *,
+    redirected: bool = False,
+) -> str:
+    """An empty string when this browser may start the flow (its authentication requirement and
+    the policies bound to the flow itself), else why not. `plan` starts with this; the user
+    settings list asks it of each configure flow."""
+    refusal = await _requirement_met(services, flow, user, redirected)
+    if refusal:
+        return refusal
+    loaded = await snapshot.policy_load(services.store, flow["pk"], user)
+    verdict = await engine.decide(
+        loaded,
+        flow["policy_engine_mode"],
+        _policy_request(services, user, client_ip),
+        services.store,
+        _retention(services),
+    )
+    if verdict.error:
+        return POLICY_ERROR
+    if not verdict.passing:
+        return " ".join(verdict.messages) or "Access denied."
+    return ""
+
+
+def _policy_request(
+    services: base.Services, user: dict[str, Any] | None, client_ip: str
+) -> engine.Request:
+    return engine.Request(
+        user=user,
+        client_ip=client_ip,
+        cache=services.cache,
+        result_ttl=services.settings.cache.timeout_policies,
+    )
+
+
 async def plan(
     services: base.Services,
     snapshot: definitions.Snapshot,
@@ -68,23 +109,10 @@ async def plan(
 ) -> base.FlowState | base.Outcome:
     """The flow's plan for this browser. `redirected`: an application or another flow sent the
     browser here with an accepted `next` (for `require_redirect`)."""
-    refusal = await _requirement_met(services, flow, user, redirected)
+    refusal = await admits(services, snapshot, flow, user, client_ip, redirected=redirected)
     if refusal:
         return base.Outcome.deny(refusal)
-    request = engine.Request(
-        user=user,
-        client_ip=client_ip,
-        cache=services.cache,
-        result_ttl=services.settings.cache.timeout_policies,
-    )
-    loaded = await snapshot.policy_load(services.store, flow["pk"], user)
-    verdict = await engine.decide(
-        loaded, flow["policy_engine_mode"], request, services.store, _retention(services)
-    )
-    if verdict.error:
-        return base.Outcome.deny(POLICY_ERROR)
-    if not verdict.passing:
-        return base.Outcome.deny(" ".join(verdict.messages) or "Access denied.")
+    request = _policy_request(services, user, client_ip)
     kept = []
     for row in snapshot.bindings.get(flow["pk"], []):
         if row["evaluate_on_plan"]:

@@ -16,10 +16,10 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from tessera.core import crypto, errors, events, store, wire
+from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
-from tessera.core.flows import executor
+from tessera.core.flows import executor, user_settings
 from tessera.core.identity import devices, sessions, tokens, util
 from tessera.core.policies import engine
 from tessera.core.store import crud
@@ -50,11 +50,11 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 DEVICE_KINDS = ("totp", "static", "webauthn")
-# The portal's "add" links, in this order: setup stage kind -> label.
+# The portal's "add" links: user settings component -> label.
 ENROL_LABELS = {
-    "authenticator_totp": "Add an authenticator app (TOTP)",
-    "authenticator_webauthn": "Add a passkey or security key (WebAuthn)",
-    "authenticator_static": "Create recovery codes",
+    "ak-user-settings-authenticator-totp": "Add an authenticator app (TOTP)",
+    "ak-user-settings-authenticator-webauthn": "Add a passkey or security key (WebAuthn)",
+    "ak-user-settings-authenticator-static": "Create recovery codes",
 }
 SELF_INTENTS = list(tokens.SELF_SERVICE_INTENTS)  # the token intents users manage themselves
 _HEADERS = {
@@ -133,16 +133,18 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
     return _page(request, who, reply, slug)
 
 
-async def _enrol_links(tx: store.Tx) -> list[tuple[str, str]]:
-    """(label, URL) of each setup stage's `configure_flow`, as authentik's user settings list
-    them: a stage without one offers no link."""
-    rows = await crud.rows(tx, "stages", [crud.Filter("kind", "in", list(ENROL_LABELS))])
+async def _enrol_links(request: web.Request, who: executor.Browser) -> list[tuple[str, str]]:
+    """(label, URL) of each setup stage the user may configure (the same list as
+    `/api/v3/stages/all/user_settings/`), one link per kind and flow."""
+    assert who.user is not None
+    flows = request.app[flows_api.EXECUTOR]
+    found = await user_settings.for_user(
+        flows.services, await flows.definitions.get(), who.user, who.client_ip
+    )
     links: dict[tuple[str, str], str] = {}
-    for row in sorted(rows, key=lambda r: (list(ENROL_LABELS).index(r["kind"]), r["name"])):
-        slug = row["config"].get("configure_flow")
-        if isinstance(slug, str) and slug:
-            url = f"/if/flow/{urllib.parse.quote(slug)}/"
-            links.setdefault((row["kind"], url), ENROL_LABELS[row["kind"]])
+    for setting in found:
+        url = setting.configure_url or ""
+        links.setdefault((setting.component, url), ENROL_LABELS[setting.component])
     return [(label, url) for (_, url), label in links.items()]
 
 
@@ -187,7 +189,7 @@ async def portal(
     async with request.app[state.STORE].read() as tx:
         mfa = await devices.confirmed(tx, who.user["pk"], DEVICE_KINDS)
         own_tokens = await _own_tokens(tx, who.user["pk"])
-        enrol = await _enrol_links(tx)
+    enrol = await _enrol_links(request, who)
     return _render(
         request,
         "portal.html",

@@ -98,6 +98,17 @@ class Stage(Response):
     managed: str | None
 
 
+class UserSetting(Response):
+    """One entry of `/stages/all/user_settings/`: a setup stage the caller may configure
+    (authentik's `UserSetting`; its web interface picks the element by `component`)."""
+
+    object_uid: str  # the stage's pk
+    component: str
+    title: str
+    configure_url: str | None = None
+    icon_url: str | None = None
+
+
 def _title(kind: str) -> str:
     return "".join(part.capitalize() for part in kind.split("_"))
 

@@ -178,3 +178,152 @@ def test_log_in_with_only_a_passkey_in_chromium(browser: Browser, server: Server
     assert status == 200
     methods = sorted(e["context"]["auth_method"] for e in events["results"])
     assert methods == ["auth_webauthn_pwl", "password"]
+
+
+def _passkey_autofill(server: Server) -> None:
+    """The default identification stage offers passkeys (its `webauthn_stage`)."""
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        status, found = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
+        assert status == 200, found
+        return found
+
+    found = call("GET", "stages/all/?search=default-authentication")["results"]
+    pks = {s["name"]: s["pk"] for s in found}
+    call(
+        "PATCH",
+        f"stages/identification/{pks['default-authentication-identification']}/",
+        {"webauthn_stage": pks["default-authentication-mfa-validation"]},
+    )
+
+
+def _enrolled(browser: Browser, server: Server) -> tuple[Page, CDPSession, str]:
+    """A page whose authenticator holds akadmin's passkey; logged out again."""
+    base = f"http://localhost:{server.port}"
+    page = browser.new_context().new_page()
+    session, authenticator = _authenticator(page)
+    _password(page, base)
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
+    page.click("#webauthn-create")
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-invalidation-flow/")
+    return page, session, authenticator
+
+
+# Records each navigator.credentials.get() of the page in sessionStorage (it survives the
+# navigation that follows): its mediation, its challenge, and the challenge the page was served.
+RECORD_GETS = r"""
+(() => {
+  const original = navigator.credentials.get.bind(navigator.credentials);
+  const text = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  navigator.credentials.get = (request) => {
+    const served = document.querySelector("form[data-webauthn=get] [data-webauthn-options]");
+    const calls = JSON.parse(sessionStorage.getItem("gets") || "[]");
+    calls.push({
+      mediation: request.mediation || "optional",
+      challenge: text(request.publicKey.challenge),
+      served: served ? JSON.parse(served.textContent).challenge : null,
+    });
+    sessionStorage.setItem("gets", JSON.stringify(calls));
+    return original(request);
+  };
+})();
+"""
+
+
+def _gets(page: Page) -> list[dict[str, str]]:
+    return list(page.evaluate("JSON.parse(sessionStorage.getItem('gets') || '[]')"))
+
+
+def _login_methods(server: Server) -> list[str]:
+    status, events = server.request("GET", "/api/v3/events/events/?action=login", BOOTSTRAP_TOKEN)
+    assert status == 200
+    return sorted(e["context"]["auth_method"] for e in events["results"])
+
+
+def test_passkey_autofill_logs_in_without_a_username(browser: Browser, server: Server) -> None:
+    """Chromium's virtual authenticator answers a conditional request by itself (a resident
+    credential for the RP, presence simulated): opening the login page logs the user in."""
+    base = f"http://localhost:{server.port}"
+    page, session, authenticator = _enrolled(browser, server)
+    page.add_init_script(RECORD_GETS)
+    # Without a webauthn_stage the page offers no passkey: no autofill, no request.
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.wait_for_load_state("networkidle")
+    assert page.get_attribute("#uid_field", "autocomplete") == "username"
+    assert _gets(page) == []
+    _passkey_autofill(server)
+    (before,) = _credentials(session, authenticator)
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.wait_for_url(base + "/if/user/", timeout=30_000)
+    (call,) = _gets(page)
+    assert call["mediation"] == "conditional"
+    assert call["challenge"] == call["served"] and len(call["challenge"]) >= 43
+    assert _login_methods(server) == ["auth_webauthn_pwl", "password"]
+    (after,) = _credentials(session, authenticator)
+    assert after["signCount"] > before["signCount"]
+
+
+def _presence(session: CDPSession, authenticator: str, enabled: bool) -> None:
+    session.send(
+        "WebAuthn.setAutomaticPresenceSimulation",
+        {"authenticatorId": authenticator, "enabled": enabled},
+    )
+
+
+def test_the_button_takes_over_from_a_pending_autofill_request(
+    browser: Browser, server: Server
+) -> None:
+    """Without simulated presence the conditional request waits (as for a user who has not
+    picked a passkey yet); the button aborts it first, so its own request is not refused as
+    already pending, and logs in."""
+    base = f"http://localhost:{server.port}"
+    page, session, authenticator = _enrolled(browser, server)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    _passkey_autofill(server)
+    _presence(session, authenticator, False)
+    page.add_init_script(RECORD_GETS)
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.wait_for_function("JSON.parse(sessionStorage.getItem('gets') || '[]').length === 1")
+    page.wait_for_timeout(1000)
+    assert page.url.startswith(base + "/if/flow/default-authentication-flow/")
+    assert page.get_attribute("#uid_field", "autocomplete") == "username webauthn"
+    _presence(session, authenticator, True)
+    page.click("#webauthn-get")
+    page.wait_for_url(base + "/if/user/", timeout=30_000)
+    assert [c["mediation"] for c in _gets(page)] == ["conditional", "optional"]
+    assert _login_methods(server) == ["auth_webauthn_pwl", "password"]
+    assert not errors, errors
+
+
+def test_the_username_form_works_while_the_autofill_request_waits(
+    browser: Browser, server: Server
+) -> None:
+    """Typing a username and posting it while the autofill request waits (posting cancels it)
+    leads to the password page and the MFA step without an error."""
+    base = f"http://localhost:{server.port}"
+    page, session, authenticator = _enrolled(browser, server)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _passkey_autofill(server)
+    _presence(session, authenticator, False)
+    page.add_init_script(RECORD_GETS)
+    page.goto(base + "/if/flow/default-authentication-flow/")
+    page.wait_for_function("JSON.parse(sessionStorage.getItem('gets') || '[]').length === 1")
+    page.fill("#uid_field", "akadmin")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#password")
+    page.fill("#password", BOOTSTRAP_PASSWORD)
+    page.click("button[type=submit]")
+    # akadmin has a passkey: the MFA step asks for it, by the button (no autofill there).
+    page.wait_for_selector("#webauthn-get")
+    _presence(session, authenticator, True)
+    page.click("#webauthn-get")
+    page.wait_for_url(base + "/if/user/", timeout=30_000)
+    assert [c["mediation"] for c in _gets(page)] == ["conditional", "optional"]
+    assert _login_methods(server) == ["auth_mfa", "password"]
+    assert not errors, errors

@@ -2,15 +2,20 @@
 
 The per-kind resources are generated from `tessera.core.stages.KINDS`: a new kind gets its
 endpoints, its request model (`name` plus the kind's `Config`) and its OpenAPI schemas for free.
+`/stages/all/user_settings/` lists, for any authenticated caller, the setup stages they may
+configure (`flows.user_settings`, which the portal's links use too).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from aiohttp import web
+
 from tessera.core import stages, wire
-from tessera.core.api import resource
-from tessera.core.flows import stage_admin
+from tessera.core.api import auth, http, net, resource
+from tessera.core.api import flows as flows_api
+from tessera.core.flows import stage_admin, user_settings
 from tessera.core.stages import base
 from tessera.core.store import crud
 
@@ -38,6 +43,32 @@ class AllStages(resource.Resource):
 
     async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
         await stage_admin.delete(ctx.tx, row)
+
+    def actions(self) -> list[resource.Action]:
+        return [
+            resource.Action(
+                "user_settings",
+                "GET",
+                self._user_settings,
+                detail=False,
+                response=wire.flows.UserSetting,
+                many=True,
+                superuser=False,
+                summary="The setup stages the caller can configure",
+            )
+        ]
+
+    async def _user_settings(self, request: web.Request) -> web.Response:
+        # Any authenticated user (token or session), not only superusers: it lists their own.
+        principal = await auth.authenticate(request)
+        executor = request.app[flows_api.EXECUTOR]
+        found = await user_settings.for_user(
+            executor.services,
+            await executor.definitions.get(),
+            principal.user,
+            net.client_ip(request) or "",
+        )
+        return http.respond(found)
 
 
 class KindStages(resource.Resource):

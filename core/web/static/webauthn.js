@@ -4,8 +4,11 @@
 // issued as JSON in a `<script type="application/json" data-webauthn-options>` block. Its button
 // calls navigator.credentials.create() or .get(), the answer is written as JSON (binary fields
 // base64url-encoded, as WebAuthn level 3's toJSON() does) into the hidden field and the form is
-// posted. The server checks everything; this file only carries bytes. Served from /static/ so
-// the pages keep their `default-src 'self'` Content-Security-Policy without inline scripts.
+// posted. A "get" form with `data-webauthn-autofill="<input id>"` also offers its passkeys in
+// that input's autofill on load (conditional mediation, where the browser supports it); the
+// button and a post of the input's own form cancel that request first. The server checks
+// everything; this file only carries bytes. Served from /static/ so the pages keep their
+// `default-src 'self'` Content-Security-Policy without inline scripts.
 "use strict";
 
 (function () {
@@ -63,21 +66,43 @@
     return out;
   }
 
-  async function ceremony(form, button, error) {
+  // A form's pending conditional (autofill) request: its AbortController and its settling.
+  const autofills = new WeakMap();
+
+  // Ask the browser with the form's options, write the answer into the form and post it: the
+  // button's ceremony and the username field's autofill share this one path.
+  async function ask(form, extra) {
     const kind = form.dataset.webauthn;
     const options = JSON.parse(form.querySelector("[data-webauthn-options]").textContent);
+    if (!window.PublicKeyCredential || !options.challenge) {
+      throw new Error("This browser cannot use passkeys here.");
+    }
+    const request = Object.assign({ publicKey: publicKey(kind, options) }, extra);
+    const credential = await (kind === "create"
+      ? navigator.credentials.create(request)
+      : navigator.credentials.get(request));
+    form.querySelector("[data-webauthn-answer]").value = JSON.stringify(answer(credential));
+    form.submit();
+  }
+
+  // Cancel the form's autofill request and wait until the browser has let go of it, so that
+  // the request that follows is never refused as "already pending".
+  async function stopAutofill(form) {
+    const running = autofills.get(form);
+    if (running) {
+      autofills.delete(form);
+      running.controller.abort();
+      await running.settled;
+    }
+  }
+
+  async function ceremony(form, button, error) {
+    form.dataset.webauthnClicked = "1"; // an autofill request not yet started never starts
     button.disabled = true;
     error.hidden = true;
     try {
-      if (!window.PublicKeyCredential || !options.challenge) {
-        throw new Error("This browser cannot use passkeys here.");
-      }
-      const request = { publicKey: publicKey(kind, options) };
-      const credential = await (kind === "create"
-        ? navigator.credentials.create(request)
-        : navigator.credentials.get(request));
-      form.querySelector("[data-webauthn-answer]").value = JSON.stringify(answer(credential));
-      form.submit();
+      await stopAutofill(form);
+      await ask(form, {});
     } catch (exc) {
       error.textContent =
         exc && exc.name === "NotAllowedError"
@@ -85,6 +110,32 @@
           : String((exc && exc.message) || exc);
       error.hidden = false;
       button.disabled = false;
+    }
+  }
+
+  // Offer the passkeys in the username field's autofill (WebAuthn conditional mediation) when
+  // the browser can; posting the username form cancels the offer.
+  async function autofill(form) {
+    const field = document.getElementById(form.dataset.webauthnAutofill || "");
+    const api = window.PublicKeyCredential;
+    if (!field || !api || !api.isConditionalMediationAvailable) {
+      return;
+    }
+    const available = await api.isConditionalMediationAvailable().catch(() => false);
+    if (!available || form.dataset.webauthnClicked) {
+      return;
+    }
+    const controller = new AbortController();
+    const settled = ask(form, { mediation: "conditional", signal: controller.signal }).catch(
+      () => undefined // aborted or refused: the button and the username form still work
+    );
+    autofills.set(form, { controller, settled });
+    if (field.form) {
+      field.form.addEventListener("submit", () => stopAutofill(form));
+    }
+    await settled;
+    if (autofills.get(form)?.controller === controller) {
+      autofills.delete(form);
     }
   }
 
@@ -96,6 +147,9 @@
     const button = form.querySelector("[data-webauthn-start]");
     const error = form.querySelector("[data-webauthn-error]");
     button.addEventListener("click", () => ceremony(form, button, error));
+    if (form.dataset.webauthn === "get" && form.dataset.webauthnAutofill) {
+      autofill(form);
+    }
   }
 
   document.querySelectorAll("form[data-webauthn]").forEach(bind);

@@ -303,6 +303,20 @@ async def test_portal_add_links_follow_the_setup_stages_configure_flow(
     )
     assert status == 200
     html = await (await client.get("/if/user/")).text()
+    # No such flow yet: no link (the same list as /api/v3/stages/all/user_settings/).
+    assert "Add an authenticator app" not in html
+    status, _ = await api(
+        "POST",
+        "flows/instances/",
+        json={
+            "name": "Company TOTP",
+            "slug": "company-totp-enrolment",
+            "title": "Company TOTP",
+            "designation": "stage_configuration",
+        },
+    )
+    assert status == 201
+    html = await (await client.get("/if/user/")).text()
     assert 'href="/if/flow/company-totp-enrolment/"' in html
     assert "default-authenticator-totp-setup" not in html
     # Without a configure_flow a setup stage offers no link (as in authentik).

@@ -116,11 +116,17 @@ async def test_log_in_with_a_passkey_on_the_identification_page(client: Any, api
     pks = {s["name"]: s["pk"] for s in stages["results"]}
     path = f"stages/identification/{pks['default-authentication-identification']}/"
     body = {"webauthn_stage": pks["default-authentication-mfa-validation"]}
+    client.session.cookie_jar.clear()
+    page = await (await client.get(LOGIN)).text()
+    assert 'autocomplete="username"' in page and "data-webauthn-autofill" not in page
     assert (await api("PATCH", path, json=body))[0] == 200
     client.session.cookie_jar.clear()
     page = await (await client.get(LOGIN)).text()
     _scripts_are_external_or_data(page)
     assert 'name="uid_field"' in page and 'name="passkey"' in page
+    # The username field offers the passkeys in its autofill (webauthn.js, conditional request).
+    assert 'autocomplete="username webauthn"' in page
+    assert 'data-webauthn-autofill="uid_field"' in page
     options = _options(page)
     assert options["allowCredentials"] == []
     wrong = key.get(options, rp_id="evil.example.com")

@@ -1,0 +1,173 @@
+"""`GET /api/v3/stages/all/user_settings/`: the setup stages the caller may configure, in
+authentik's `UserSetting` shape; only stages whose configure flow exists and admits the caller
+(authentication requirement, the flow's policies); any authenticated user, nobody else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helpers import SECRET_KEY
+
+from tessera.core import identity
+from tessera.core.crypto import Keyring
+
+API = Any
+PATH = "/api/v3/stages/all/user_settings/"
+DEFAULT_FLOWS = {
+    "ak-user-settings-authenticator-totp": "/if/flow/default-authenticator-totp-setup/",
+    "ak-user-settings-authenticator-webauthn": "/if/flow/default-authenticator-webauthn-setup/",
+    "ak-user-settings-authenticator-static": "/if/flow/default-authenticator-static-setup/",
+}
+
+
+async def _settings(client: Any, key: str) -> tuple[int, Any]:
+    response = await client.get(PATH, headers={"Authorization": f"Bearer {key}"})
+    return response.status, json.loads(await response.text())
+
+
+async def _stage(api: API, kind: str) -> dict[str, Any]:
+    _, found = await api("GET", f"stages/authenticator/{kind}/")
+    (stage,) = found["results"]
+    return dict(stage)
+
+
+async def test_a_plain_user_gets_the_default_setup_stages_in_authentiks_shape(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
+    await make_user("alice")
+    status, body = await _settings(client, await make_token("alice", expiring=False))
+    assert status == 200 and isinstance(body, list)
+    assert [s["component"] for s in body] == list(DEFAULT_FLOWS)
+    totp = await _stage(api, "totp")
+    assert body[0] == {
+        "object_uid": totp["pk"],
+        "component": "ak-user-settings-authenticator-totp",
+        "title": totp["name"],
+        "configure_url": "/if/flow/default-authenticator-totp-setup/",
+        "icon_url": None,
+    }
+    assert {s["component"]: s["configure_url"] for s in body} == DEFAULT_FLOWS
+    # The action is not mistaken for a stage pk, and the detail route still works.
+    status, one = await api("GET", f"stages/all/{totp['pk']}/")
+    assert status == 200 and one["pk"] == totp["pk"]
+
+
+async def test_friendly_name_is_the_title_when_set(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
+    await make_user("bob")
+    totp = await _stage(api, "totp")
+    status, _ = await api(
+        "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"friendly_name": "Phone app"}
+    )
+    assert status == 200
+    _, body = await _settings(client, await make_token("bob", expiring=False))
+    assert body[0]["title"] == "Phone app"
+
+
+async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
+    await make_user("carol")
+    key = await make_token("carol", expiring=False)
+    static, totp = await _stage(api, "static"), await _stage(api, "totp")
+    await api(
+        "PATCH", f"stages/authenticator/static/{static['pk']}/", json={"configure_flow": None}
+    )
+    await api(
+        "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"configure_flow": "company-totp"}
+    )
+    _, body = await _settings(client, key)
+    assert [s["component"] for s in body] == ["ak-user-settings-authenticator-webauthn"]
+    # Once the flow exists, the stage is offered with it.
+    status, _ = await api(
+        "POST",
+        "flows/instances/",
+        json={
+            "name": "Company TOTP",
+            "slug": "company-totp",
+            "title": "Company TOTP",
+            "designation": "stage_configuration",
+            "authentication": "require_authenticated",
+        },
+    )
+    assert status == 201
+    _, body = await _settings(client, key)
+    assert body[0]["configure_url"] == "/if/flow/company-totp/"
+
+
+async def test_flow_policies_decide_who_sees_a_stage(
+    client: Any, api: API, make_user: Any, make_group: Any, make_token: Any
+) -> None:
+    """A configure flow bound to a group: only its members are offered that stage."""
+    member = await make_user("dave")
+    await make_user("erin")
+    group = await make_group("totp-users")
+    status, _ = await api("POST", f"core/groups/{group['pk']}/add_user/", json={"pk": member["pk"]})
+    assert status == 204
+    _, flow = await api("GET", "flows/instances/default-authenticator-totp-setup/")
+    status, _ = await api(
+        "POST", "policies/bindings/", json={"target": flow["pk"], "group": group["pk"], "order": 0}
+    )
+    assert status == 201
+    _, dave = await _settings(client, await make_token("dave", expiring=False))
+    _, erin = await _settings(client, await make_token("erin", expiring=False))
+    assert "ak-user-settings-authenticator-totp" in [s["component"] for s in dave]
+    assert [s["component"] for s in erin] == list(DEFAULT_FLOWS)[1:]
+
+
+async def test_flow_requiring_unauthenticated_or_superuser_is_not_offered(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
+    await make_user("frank")
+    key = await make_token("frank", expiring=False)
+    for slug, requirement in (
+        ("default-authenticator-totp-setup", "require_unauthenticated"),
+        ("default-authenticator-static-setup", "require_superuser"),
+    ):
+        status, _ = await api(
+            "PATCH", f"flows/instances/{slug}/", json={"authentication": requirement}
+        )
+        assert status == 200
+    _, body = await _settings(client, key)
+    assert [s["component"] for s in body] == ["ak-user-settings-authenticator-webauthn"]
+    # akadmin is a superuser: the superuser-only flow is offered to them.
+    _, admin = await api("GET", "stages/all/user_settings/")
+    assert [s["component"] for s in admin] == [
+        "ak-user-settings-authenticator-webauthn",
+        "ak-user-settings-authenticator-static",
+    ]
+
+
+async def test_anonymous_and_forged_token_are_refused_with_json(
+    client: Any, make_user: Any
+) -> None:
+    await make_user("grace")
+    response = await client.get(PATH)
+    assert response.status == 401 and "detail" in await response.json()
+    status, body = await _settings(client, "not-a-token")
+    assert status in (401, 403) and "detail" in body
+
+
+async def test_session_user_gets_their_list_without_csrf_on_get(
+    client: Any, bootstrapped: Any, make_user: Any
+) -> None:
+    await make_user("heidi")
+    async with bootstrapped.transaction() as tx:
+        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "heidi", 5)
+    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    response = await client.get(PATH)
+    assert response.status == 200
+    assert [s["component"] for s in await response.json()] == list(DEFAULT_FLOWS)
+    # Only GET: the listing cannot be written to.
+    assert (await client.post(PATH, json={})).status in (403, 405)
+
+
+async def test_openapi_describes_a_plain_list_of_user_settings(client: Any) -> None:
+    schema = await (await client.get("/api/v3/schema/")).json()
+    op = schema["paths"]["/stages/all/user_settings/"]["get"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"type": "array", "items": {"$ref": "#/components/schemas/UserSetting"}}
+    props = schema["components"]["schemas"]["UserSetting"]["properties"]
+    assert set(props) == {"object_uid", "component", "title", "configure_url", "icon_url"}
