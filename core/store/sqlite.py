@@ -68,11 +68,11 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _begin(conn: sa.Connection) -> None:
     # Writers take the write lock at BEGIN so that two writers never deadlock mid-transaction.
     # Straight to the driver: nothing of SQLAlchemy's statement machinery is needed for BEGIN.
+    raw: Any = conn.connection.dbapi_connection
+    if raw.in_transaction:  # a `Pool` lease began it already
+        return
     statement = _BEGIN_WRITE if conn.get_execution_options().get("tessera_write") else _BEGIN_READ
-    try:
-        conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
-    except sqlite3.OperationalError as exc:  # as SQLAlchemy would have wrapped it
-        raise sa.exc.OperationalError(statement, None, exc) from exc
+    _send(raw, statement)
 
 
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
@@ -257,39 +257,39 @@ class Pool:
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[sa.Connection]:
+        """A connection, outside any transaction (for health checks and tests)."""
         async with self._slots:
-            conn = self._idle.pop() if self._idle else self.engine.connect()
-            self.in_use += 1
+            conn = self._checkout()
             try:
                 yield conn
             finally:
-                self.in_use -= 1
                 self._put_back(conn)
 
+    def _checkout(self) -> sa.Connection:
+        conn = self._idle.pop() if self._idle else self.engine.connect()
+        self.in_use += 1
+        return conn
+
     def _put_back(self, conn: sa.Connection) -> None:
+        self.in_use -= 1
         if conn.closed or conn.invalidated:
             conn.close()
             return
         if conn.in_transaction():  # left open by a failure: never lend it out mid-transaction
             conn.rollback()
+        elif _raw(conn).in_transaction:
+            _raw(conn).rollback()
         self._idle.append(conn)
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[LoopConnection]:
-        async with self.connect() as conn:
-            with conn.begin():
-                yield LoopConnection(conn, self._prepared)
+    def read(self) -> _Lease:
+        """A read transaction (BEGIN DEFERRED): `async with pool.read() as conn:`."""
+        return _Lease(self, write=False)
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[LoopConnection]:
-        async with self.connect() as conn:
-            conn.execution_options(tessera_write=True)  # read by `_begin`
-            try:
-                transaction = await begin_write(conn)
-            finally:
-                conn.execution_options(tessera_write=False)
-            with transaction:
-                yield LoopConnection(conn, self._prepared)
+    def write(self) -> _Lease:
+        """A write transaction (BEGIN IMMEDIATE, see `begin_write`)."""
+        return _Lease(self, write=True)
+
+    def _written(self) -> None:
         self._writes += 1
         if self._writes >= CHECKPOINT_EVERY and self._checkpointing is None:
             self._writes = 0
@@ -324,16 +324,94 @@ def _checkpoint(path: str) -> None:
         conn.close()
 
 
-async def begin_write(conn: sa.Connection) -> sa.RootTransaction:
+class _Lease:
+    """One transaction on one of the pool's connections, for `async with`.
+
+    BEGIN and COMMIT go straight to the driver; SQLAlchemy's transaction objects and events
+    would cost more than the lookups most transactions hold. A statement that takes SQLAlchemy's
+    own path (not `Prepared`) makes SQLAlchemy begin its transaction too: `_begin` then sees
+    the driver's open transaction and sends nothing, and the end of the lease commits or rolls
+    back through SQLAlchemy, which ends both.
+    """
+
+    __slots__ = ("_conn", "_pool", "_write")
+
+    def __init__(self, pool: Pool, *, write: bool) -> None:
+        self._pool = pool
+        self._write = write
+        self._conn: sa.Connection | None = None
+
+    async def __aenter__(self) -> LoopConnection:
+        pool = self._pool
+        await pool._slots.acquire()
+        try:
+            conn = pool._checkout()
+        except BaseException:
+            pool._slots.release()
+            raise
+        try:
+            if self._write:
+                await begin_write(_raw(conn))
+            else:
+                _send(_raw(conn), _BEGIN_READ)
+        except BaseException:
+            self._end(conn)
+            raise
+        self._conn = conn
+        return LoopConnection(conn, pool._prepared)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            if conn.in_transaction():
+                if exc_type is None:
+                    conn.commit()
+                else:
+                    conn.rollback()
+            elif exc_type is None:
+                _commit(_raw(conn))
+            else:
+                _raw(conn).rollback()
+        finally:
+            self._end(conn)
+        if self._write and exc_type is None:
+            self._pool._written()
+
+    def _end(self, conn: sa.Connection) -> None:
+        self._pool._put_back(conn)
+        self._pool._slots.release()
+
+
+def _raw(conn: sa.Connection) -> sqlite3.Connection:
+    raw: Any = conn.connection.dbapi_connection
+    return raw  # type: ignore[no-any-return]
+
+
+def _send(raw: sqlite3.Connection, statement: str) -> None:
+    try:
+        raw.execute(statement)
+    except sqlite3.Error as exc:  # as SQLAlchemy would have wrapped it (Store maps these)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+
+
+def _commit(raw: sqlite3.Connection) -> None:
+    try:
+        raw.commit()
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
+
+
+async def begin_write(raw: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE, retried without blocking the loop while another process writes."""
     deadline = time.monotonic() + WRITE_LOCK_TIMEOUT
     delay = 0.005
     while True:
         try:
-            return conn.begin()
+            _send(raw, _BEGIN_WRITE)
+            return
         except sa.exc.OperationalError as exc:
             if "locked" not in str(exc.orig) or time.monotonic() > deadline:
                 raise
-        conn.rollback()  # leaves the connection usable for the next BEGIN
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # a failed BEGIN leaves no transaction behind
         delay = min(delay * 2, 0.1)
