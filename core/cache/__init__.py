@@ -101,11 +101,14 @@ def from_settings(
     redis_host: str, redis_port: int, redis_db: int, redis_password: str, prefix: str
 ) -> Cache:
     """`MemoryCache` when `redis_host` is empty, else a `RedisCache` with every key prefixed."""
-    # Imported here: the backends import this module for the helpers above.
-    from tessera.core.cache import memory, redis
-
+    # Imported here: the backends import this module for the helpers above (and the Redis
+    # client, some 6 MiB, only when it is configured).
     if not redis_host:
+        from tessera.core.cache import memory
+
         return memory.MemoryCache()
+    from tessera.core.cache import redis
+
     return redis.RedisCache(
         host=redis_host, port=redis_port, db=redis_db, password=redis_password, prefix=prefix
     )

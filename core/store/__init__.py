@@ -13,11 +13,13 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:  # imported when PostgreSQL is configured: the embedded default needs none
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tessera.core import config, errors
 from tessera.core.store import crud, migrate, sqlite
@@ -113,6 +115,8 @@ class Store:
             self._sqlite = sqlite.Pool(sqlite.create_engine(self.settings.sqlite_path))
         else:
             pg = self.settings.postgresql
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             self._engine = create_async_engine(
                 _url(self.settings),
                 pool_size=pg.pool_size,

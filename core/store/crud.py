@@ -14,20 +14,22 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tessera.core import errors
 from tessera.core.store import sqlite, tables
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 Op = Literal["eq", "ieq", "ne", "in", "icontains", "startswith", "gt", "gte", "lt", "lte", "isnull"]
 
 
 # PostgreSQL's asyncpg connection, or the embedded SQLite connection used on the loop; both
 # offer awaitable `execute`, `scalar` and `begin_nested`.
-Connection: TypeAlias = AsyncConnection | sqlite.LoopConnection
+Connection: TypeAlias = "AsyncConnection | sqlite.LoopConnection"
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tessera.core import config
 
@@ -60,13 +60,13 @@ def current(connection: sa.Connection) -> str | None:
 async def upgrade(engine: sa.Engine | AsyncEngine, settings: config.Settings) -> None:
     if await current_revision(engine) == HEAD:
         return  # up to date (a newer head would differ, so this never skips real work)
-    if isinstance(engine, AsyncEngine):  # PostgreSQL
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-            await conn.run_sync(_upgrade)
+    if isinstance(engine, sa.Engine):  # SQLite
+        lock_path = Path(str(settings.sqlite_path) + ".migrate-lock")
+        await asyncio.to_thread(_flock_and_wait, lock_path, engine)
         return
-    lock_path = Path(str(settings.sqlite_path) + ".migrate-lock")
-    await asyncio.to_thread(_flock_and_wait, lock_path, engine)
+    async with engine.begin() as conn:  # PostgreSQL
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        await conn.run_sync(_upgrade)
 
 
 def _flock_and_wait(lock_path: Path, engine: sa.Engine) -> None:
