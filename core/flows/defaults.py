@@ -26,7 +26,11 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
                 "identification",
                 {"recovery_flow": "default-recovery-flow"},
             ),
-            ("default-authentication-password", "password", {}),
+            (
+                "default-authentication-password",
+                "password",
+                {"configure_flow": "default-password-change"},
+            ),
             (
                 "default-authentication-mfa-validation",
                 "authenticator_validate",

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from tessera.core import crypto, events
+from tessera.core import crypto, events, wire
 from tessera.core.identity import users
 from tessera.core.policies import reputation
 from tessera.core.stages import base
@@ -28,6 +28,8 @@ class Config(base.StageConfig):
     backends: list[str] = Field(default_factory=lambda: ["tessera.core.auth.InbuiltBackend"])
     failed_attempts_before_cancel: Annotated[int, Field(ge=1, le=1000)] = 5
     allow_show_password: bool = False
+    # The flow a user runs to change their password (listed in their user settings).
+    configure_flow: wire.common.Slug | None = None
 
 
 class Response(base.ChallengeResponse):

@@ -1,4 +1,5 @@
-"""Server-rendered pages: the flow interface `/if/flow/<slug>/` and the user portal `/if/user/`.
+"""Server-rendered pages: the flow interface `/if/flow/<slug>/` and the user portal `/if/user/`,
+and authentik's redirects under `/flows/-/` (default flow, cancel, a stage's configure flow).
 
 The flow pages run the same executor as the JSON API and render each challenge with Jinja2
 (autoescaped), so logging in works without JavaScript. Forms carry a token bound to the browser
@@ -19,7 +20,7 @@ from aiohttp import web
 from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
-from tessera.core.flows import executor, user_settings
+from tessera.core.flows import executor, redirects, user_settings
 from tessera.core.identity import devices, sessions, tokens, util
 from tessera.core.policies import engine
 from tessera.core.store import crud
@@ -50,8 +51,9 @@ class Templates:
 TEMPLATES = web.AppKey("templates", Templates)
 AUTH_FLOW = "default-authentication-flow"
 DEVICE_KINDS = ("totp", "static", "webauthn")
-# The portal's "add" links: user settings component -> label.
+# The portal's settings links: user settings component -> label.
 ENROL_LABELS = {
+    "ak-user-settings-password": "Change password",
     "ak-user-settings-authenticator-totp": "Add an authenticator app (TOTP)",
     "ak-user-settings-authenticator-webauthn": "Add a passkey or security key (WebAuthn)",
     "ak-user-settings-authenticator-static": "Create recovery codes",
@@ -134,7 +136,7 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
 
 
 async def _enrol_links(request: web.Request, who: executor.Browser) -> list[tuple[str, str]]:
-    """(label, URL) of each setup stage the user may configure (the same list as
+    """(label, URL) of each stage the user may configure (the same list, and the same URLs, as
     `/api/v3/stages/all/user_settings/`), one link per kind and flow."""
     assert who.user is not None
     flows = request.app[flows_api.EXECUTOR]
@@ -143,9 +145,8 @@ async def _enrol_links(request: web.Request, who: executor.Browser) -> list[tupl
     )
     links: dict[tuple[str, str], str] = {}
     for setting in found:
-        url = setting.configure_url or ""
-        links.setdefault((setting.component, url), ENROL_LABELS[setting.component])
-    return [(label, url) for (_, url), label in links.items()]
+        links.setdefault((setting.component, setting.flow_slug), setting.configure_url)
+    return [(ENROL_LABELS[component], url) for (component, _), url in links.items()]
 
 
 async def portal(
@@ -155,8 +156,7 @@ async def portal(
 ) -> web.StreamResponse:
     who = await flows_api.browser(request)
     if who.user is None:
-        target = urllib.parse.quote(request.path_qs, safe="")
-        raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/?next={target}")
+        return _to_login(request)
     async with request.app[state.STORE].read() as tx:
         apps = await crud.all_rows(tx, "applications")
     visible = []
@@ -354,6 +354,37 @@ async def cancel(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"/if/flow/{AUTH_FLOW}/?restart=1")
 
 
+async def configure(request: web.Request) -> web.StreamResponse:
+    """authentik's `/flows/-/configure/<stage uuid>/`: into the configure flow of a stage the user
+    may configure (the user settings' `configure_url`); anyone else is sent to log in first, and
+    a stage that is not offered to this user is not found."""
+    who = await flows_api.browser(request)
+    if who.user is None:
+        return _to_login(request)
+    flows = request.app[flows_api.EXECUTOR]
+    page = await user_settings.target(
+        flows.services,
+        await flows.definitions.get(),
+        request.match_info["stage_uuid"],
+        who.user,
+        who.client_ip,
+    )
+    if page is None:
+        return _render(request, "base.html", status=404, title="Not found")
+    if "next" in request.query:
+        # SECURITY: only a path on this server is passed on (the flow checks it again at its end).
+        back = redirects.safe_next(request.query["next"], [])
+        page += "?next=" + urllib.parse.quote(back, safe="")
+    return web.Response(status=302, headers={**_HEADERS, "Location": page})
+
+
+def _to_login(request: web.Request) -> web.StreamResponse:
+    target = urllib.parse.quote(request.path_qs, safe="")
+    return web.Response(
+        status=302, headers={**_HEADERS, "Location": f"/if/flow/{AUTH_FLOW}/?next={target}"}
+    )
+
+
 def setup(app: web.Application) -> None:
     app[TEMPLATES] = Templates()
     app.router.add_get("/if/flow/{slug}/", flow_get)
@@ -366,6 +397,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/flows/-/default/authentication/", default_authentication)
     app.router.add_get("/flows/-/cancel/", cancel)
+    app.router.add_get("/flows/-/configure/{stage_uuid}/", configure)
     app.router.add_static("/static/", _HERE / "static", append_version=False)
 
 

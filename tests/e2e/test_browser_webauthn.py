@@ -72,8 +72,9 @@ def test_enrol_a_passkey_and_log_in_with_it_in_chromium(browser: Browser, server
     session, authenticator = _authenticator(page)
     _password(page, base)
     page.wait_for_url(base + "/if/user/")
-    # Enrol from the portal's link, through the setup flow's page.
-    page.click("a[href='/if/flow/default-authenticator-webauthn-setup/']")
+    # Enrol from the portal's link (authentik's configure URL), through the setup flow's page.
+    page.click("a:has-text('Add a passkey or security key')")
+    page.wait_for_url(base + "/if/flow/default-authenticator-webauthn-setup/")
     page.wait_for_selector("#webauthn-create")
     page.click("#webauthn-create")
     page.wait_for_url(base + "/if/user/")

@@ -2,8 +2,8 @@
 
 The per-kind resources are generated from `tessera.core.stages.KINDS`: a new kind gets its
 endpoints, its request model (`name` plus the kind's `Config`) and its OpenAPI schemas for free.
-`/stages/all/user_settings/` lists, for any authenticated caller, the setup stages they may
-configure (`flows.user_settings`, which the portal's links use too).
+`/stages/all/user_settings/` lists, for any authenticated caller, the stages they may configure
+(password, setup stages: `flows.user_settings`, which the portal's links use too).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class AllStages(resource.Resource):
                 response=wire.flows.UserSetting,
                 many=True,
                 superuser=False,
-                summary="The setup stages the caller can configure",
+                summary="The stages the caller can configure (password, authenticators)",
             )
         ]
 
@@ -68,7 +68,7 @@ class AllStages(resource.Resource):
             principal.user,
             net.client_ip(request) or "",
         )
-        return http.respond(found)
+        return http.respond([setting.to_wire() for setting in found])
 
 
 class KindStages(resource.Resource):

@@ -1,5 +1,6 @@
-"""`GET /api/v3/stages/all/user_settings/`: the setup stages the caller may configure, in
-authentik's `UserSetting` shape; only stages whose configure flow exists and admits the caller
+"""`GET /api/v3/stages/all/user_settings/`: the stages the caller may configure (the password
+stage and the setup stages), in authentik's `UserSetting` shape with its `configure_url`
+(`/flows/-/configure/<stage pk>/`); only stages whose configure flow exists and admits the caller
 (authentication requirement, the flow's policies); any authenticated user, nobody else."""
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from tessera.core.crypto import Keyring
 
 API = Any
 PATH = "/api/v3/stages/all/user_settings/"
-DEFAULT_FLOWS = {
-    "ak-user-settings-authenticator-totp": "/if/flow/default-authenticator-totp-setup/",
-    "ak-user-settings-authenticator-webauthn": "/if/flow/default-authenticator-webauthn-setup/",
-    "ak-user-settings-authenticator-static": "/if/flow/default-authenticator-static-setup/",
+# component -> the API path of the default stage's kind, in the list's order.
+DEFAULT_STAGES = {
+    "ak-user-settings-password": "password",
+    "ak-user-settings-authenticator-totp": "authenticator/totp",
+    "ak-user-settings-authenticator-webauthn": "authenticator/webauthn",
+    "ak-user-settings-authenticator-static": "authenticator/static",
 }
+COMPONENTS = list(DEFAULT_STAGES)
 
 
 async def _settings(client: Any, key: str) -> tuple[int, Any]:
@@ -27,43 +31,80 @@ async def _settings(client: Any, key: str) -> tuple[int, Any]:
 
 
 async def _stage(api: API, kind: str) -> dict[str, Any]:
-    _, found = await api("GET", f"stages/authenticator/{kind}/")
+    _, found = await api("GET", f"stages/{kind}/")
     (stage,) = found["results"]
     return dict(stage)
 
 
-async def test_a_plain_user_gets_the_default_setup_stages_in_authentiks_shape(
+async def test_a_plain_user_gets_the_default_stages_in_authentiks_shape(
     client: Any, api: API, make_user: Any, make_token: Any
 ) -> None:
     await make_user("alice")
     status, body = await _settings(client, await make_token("alice", expiring=False))
     assert status == 200 and isinstance(body, list)
-    assert [s["component"] for s in body] == list(DEFAULT_FLOWS)
-    totp = await _stage(api, "totp")
+    assert [s["component"] for s in body] == COMPONENTS
+    password = await _stage(api, "password")
+    assert password["configure_flow"] == "default-password-change"
     assert body[0] == {
-        "object_uid": totp["pk"],
-        "component": "ak-user-settings-authenticator-totp",
-        "title": totp["name"],
-        "configure_url": "/if/flow/default-authenticator-totp-setup/",
+        "object_uid": password["pk"],
+        "component": "ak-user-settings-password",
+        "title": password["name"],
+        "configure_url": f"/flows/-/configure/{password['pk']}/",
         "icon_url": None,
     }
-    assert {s["component"]: s["configure_url"] for s in body} == DEFAULT_FLOWS
+    for setting, kind in zip(body, DEFAULT_STAGES.values(), strict=True):
+        stage = await _stage(api, kind)
+        assert setting["object_uid"] == stage["pk"]
+        assert setting["configure_url"] == f"/flows/-/configure/{stage['pk']}/"
     # The action is not mistaken for a stage pk, and the detail route still works.
-    status, one = await api("GET", f"stages/all/{totp['pk']}/")
-    assert status == 200 and one["pk"] == totp["pk"]
+    status, one = await api("GET", f"stages/all/{password['pk']}/")
+    assert status == 200 and one["pk"] == password["pk"]
+
+
+async def test_password_stage_without_configure_flow_is_not_listed(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
+    await make_user("ivan")
+    key = await make_token("ivan", expiring=False)
+    password = await _stage(api, "password")
+    status, _ = await api(
+        "PATCH", f"stages/password/{password['pk']}/", json={"configure_flow": None}
+    )
+    assert status == 200
+    _, body = await _settings(client, key)
+    assert [s["component"] for s in body] == COMPONENTS[1:]
+    # A new password stage of an admin's, pointing at the default change flow, is listed.
+    status, mine = await api(
+        "POST",
+        "stages/password/",
+        json={"name": "company-password", "configure_flow": "default-password-change"},
+    )
+    assert status == 201
+    _, body = await _settings(client, key)
+    assert body[0]["object_uid"] == mine["pk"] and body[0]["title"] == "company-password"
+
+
+async def test_password_configure_flow_must_be_a_slug(api: API) -> None:
+    password = await _stage(api, "password")
+    for bad in ("../../evil", "https://evil.example.com/", "x" * 300, 7):
+        status, problem = await api(
+            "PATCH", f"stages/password/{password['pk']}/", json={"configure_flow": bad}
+        )
+        assert status == 400 and "configure_flow" in problem
+    assert (await _stage(api, "password"))["configure_flow"] == "default-password-change"
 
 
 async def test_friendly_name_is_the_title_when_set(
     client: Any, api: API, make_user: Any, make_token: Any
 ) -> None:
     await make_user("bob")
-    totp = await _stage(api, "totp")
+    totp = await _stage(api, "authenticator/totp")
     status, _ = await api(
         "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"friendly_name": "Phone app"}
     )
     assert status == 200
     _, body = await _settings(client, await make_token("bob", expiring=False))
-    assert body[0]["title"] == "Phone app"
+    assert body[1]["title"] == "Phone app"
 
 
 async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed(
@@ -71,7 +112,8 @@ async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed
 ) -> None:
     await make_user("carol")
     key = await make_token("carol", expiring=False)
-    static, totp = await _stage(api, "static"), await _stage(api, "totp")
+    static = await _stage(api, "authenticator/static")
+    totp = await _stage(api, "authenticator/totp")
     await api(
         "PATCH", f"stages/authenticator/static/{static['pk']}/", json={"configure_flow": None}
     )
@@ -79,7 +121,7 @@ async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed
         "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"configure_flow": "company-totp"}
     )
     _, body = await _settings(client, key)
-    assert [s["component"] for s in body] == ["ak-user-settings-authenticator-webauthn"]
+    assert [s["component"] for s in body] == [COMPONENTS[0], COMPONENTS[2]]
     # Once the flow exists, the stage is offered with it.
     status, _ = await api(
         "POST",
@@ -94,7 +136,8 @@ async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed
     )
     assert status == 201
     _, body = await _settings(client, key)
-    assert body[0]["configure_url"] == "/if/flow/company-totp/"
+    assert body[1]["object_uid"] == totp["pk"]
+    assert body[1]["configure_url"] == f"/flows/-/configure/{totp['pk']}/"
 
 
 async def test_flow_policies_decide_who_sees_a_stage(
@@ -114,7 +157,7 @@ async def test_flow_policies_decide_who_sees_a_stage(
     _, dave = await _settings(client, await make_token("dave", expiring=False))
     _, erin = await _settings(client, await make_token("erin", expiring=False))
     assert "ak-user-settings-authenticator-totp" in [s["component"] for s in dave]
-    assert [s["component"] for s in erin] == list(DEFAULT_FLOWS)[1:]
+    assert [s["component"] for s in erin] == [c for c in COMPONENTS if c != COMPONENTS[1]]
 
 
 async def test_flow_requiring_unauthenticated_or_superuser_is_not_offered(
@@ -131,13 +174,10 @@ async def test_flow_requiring_unauthenticated_or_superuser_is_not_offered(
         )
         assert status == 200
     _, body = await _settings(client, key)
-    assert [s["component"] for s in body] == ["ak-user-settings-authenticator-webauthn"]
+    assert [s["component"] for s in body] == [COMPONENTS[0], COMPONENTS[2]]
     # akadmin is a superuser: the superuser-only flow is offered to them.
     _, admin = await api("GET", "stages/all/user_settings/")
-    assert [s["component"] for s in admin] == [
-        "ak-user-settings-authenticator-webauthn",
-        "ak-user-settings-authenticator-static",
-    ]
+    assert [s["component"] for s in admin] == [COMPONENTS[0], COMPONENTS[2], COMPONENTS[3]]
 
 
 async def test_anonymous_and_forged_token_are_refused_with_json(
@@ -159,7 +199,7 @@ async def test_session_user_gets_their_list_without_csrf_on_get(
     await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
     response = await client.get(PATH)
     assert response.status == 200
-    assert [s["component"] for s in await response.json()] == list(DEFAULT_FLOWS)
+    assert [s["component"] for s in await response.json()] == COMPONENTS
     # Only GET: the listing cannot be written to.
     assert (await client.post(PATH, json={})).status in (403, 405)
 

@@ -286,14 +286,76 @@ async def _portal_as_akadmin(client: Any) -> str:
     return str(await (await client.get("/if/user/")).text())
 
 
+async def _configure_links(client: Any, html: str) -> dict[str, str]:
+    """The portal's settings links: label -> where their configure URL leads."""
+    found = re.findall(r'<li><a href="(/flows/-/configure/[^"]+)">([^<]+)</a></li>', html)
+    out = {}
+    for url, label in found:
+        response = await client.get(url, allow_redirects=False)
+        assert response.status == 302, (label, response.status)
+        out[label] = response.headers["Location"]
+    return out
+
+
+async def _stage(api: Any, kind: str) -> dict[str, Any]:
+    _, found = await api("GET", f"stages/{kind}/")
+    (stage,) = found["results"]
+    return dict(stage)
+
+
+async def test_portal_settings_links_are_the_user_settings_list(client: Any, api: Any) -> None:
+    """The links are the entries of /api/v3/stages/all/user_settings/ (authentik's configure
+    URLs), in its order, and each leads into its stage's configure flow."""
+    html = await _portal_as_akadmin(client)
+    _, listed = await api("GET", "stages/all/user_settings/")
+    hrefs = re.findall(r'<li><a href="(/flows/-/configure/[^"]+)">', html)
+    assert hrefs == [s["configure_url"] for s in listed]
+    assert await _configure_links(client, html) == {
+        "Change password": "/if/flow/default-password-change/",
+        "Add an authenticator app (TOTP)": "/if/flow/default-authenticator-totp-setup/",
+        "Add a passkey or security key (WebAuthn)": (
+            "/if/flow/default-authenticator-webauthn-setup/"
+        ),
+        "Create recovery codes": "/if/flow/default-authenticator-static-setup/",
+    }
+    assert "/if/flow/default-password-change/" not in html  # no hard-coded link any more
+
+
+async def test_portal_change_password_link_follows_the_password_stage(
+    client: Any, api: Any
+) -> None:
+    password = await _stage(api, "password")
+    status, _ = await api(
+        "PATCH", f"stages/password/{password['pk']}/", json={"configure_flow": None}
+    )
+    assert status == 200
+    html = await _portal_as_akadmin(client)
+    assert "Change password" not in html and "Add an authenticator app" in html
+    # Pointed at a flow that requires someone unauthenticated: not offered either.
+    await api("PATCH", f"stages/password/{password['pk']}/", json={"configure_flow": "mine"})
+    status, _ = await api(
+        "POST",
+        "flows/instances/",
+        json={
+            "name": "Mine",
+            "slug": "mine",
+            "title": "Mine",
+            "designation": "stage_configuration",
+            "authentication": "require_unauthenticated",
+        },
+    )
+    assert status == 201
+    assert "Change password" not in await (await client.get("/if/user/")).text()
+    await api("PATCH", "flows/instances/mine/", json={"authentication": "require_authenticated"})
+    html = await (await client.get("/if/user/")).text()
+    assert (await _configure_links(client, html))["Change password"] == "/if/flow/mine/"
+
+
 async def test_portal_add_links_follow_the_setup_stages_configure_flow(
     client: Any, api: Any
 ) -> None:
     html = await _portal_as_akadmin(client)
-    for slug in ("totp", "webauthn", "static"):
-        assert f'href="/if/flow/default-authenticator-{slug}-setup/"' in html
-    _, found = await api("GET", "stages/authenticator/totp/")
-    (default,) = found["results"]
+    default = await _stage(api, "authenticator/totp")
     assert default["configure_flow"] == "default-authenticator-totp-setup"
     # An admin points the TOTP stage at another flow: the link follows.
     status, _ = await api(
@@ -317,14 +379,12 @@ async def test_portal_add_links_follow_the_setup_stages_configure_flow(
     )
     assert status == 201
     html = await (await client.get("/if/user/")).text()
-    assert 'href="/if/flow/company-totp-enrolment/"' in html
-    assert "default-authenticator-totp-setup" not in html
+    links = await _configure_links(client, html)
+    assert links["Add an authenticator app (TOTP)"] == "/if/flow/company-totp-enrolment/"
     # Without a configure_flow a setup stage offers no link (as in authentik).
-    _, found = await api("GET", "stages/authenticator/static/")
+    static = await _stage(api, "authenticator/static")
     await api(
-        "PATCH",
-        f"stages/authenticator/static/{found['results'][0]['pk']}/",
-        json={"configure_flow": None},
+        "PATCH", f"stages/authenticator/static/{static['pk']}/", json={"configure_flow": None}
     )
     html = await (await client.get("/if/user/")).text()
     assert "Create recovery codes" not in html and "Add a passkey" in html

@@ -63,7 +63,11 @@ async def _login(client: Any, username: str, password: str) -> str:
 async def test_enrol_and_log_in_through_the_pages(client: Any, api: Any) -> None:
     assert await _login(client, "akadmin", BOOTSTRAP_PASSWORD) == "/if/user/"
     portal = await (await client.get("/if/user/")).text()
-    assert f'href="{SETUP}"' in portal
+    _, found = await api("GET", "stages/authenticator/webauthn/")
+    link = f"/flows/-/configure/{found['results'][0]['pk']}/"
+    assert f'href="{link}"' in portal
+    into = await client.get(link, allow_redirects=False)
+    assert into.status == 302 and into.headers["Location"] == SETUP
     response = await client.get(SETUP)
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     page = await response.text()
