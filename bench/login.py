@@ -6,10 +6,12 @@ password, then logs `akadmin` in again and again through `default-authentication
 identification challenge, POST the username, POST the password: three requests, ending in a
 new session) from `--concurrency` clients for `--duration` seconds.
 
-Reference measured in the same run: argon2id verifications per second with Tessera's own
-parameters in this process (one core), the floor that the hash sets. Reported: logins/s, the
-ratio logins/s ÷ hashes/s, and the flow's own cost per login beyond the hash (seconds per login on
-the server's one core minus seconds per hash).
+References measured in the same run: argon2id verifications per second with Tessera's own
+parameters in this process (one core), the floor that the hash sets; and `ref_app.py`, a bare
+aiohttp server answering the same three requests with challenges of the same shape and no flow
+behind them, the floor that HTTP sets. Reported: logins/s, the ratio logins/s ÷ hashes/s, the
+server's CPU per login beyond the hash, and the event loop thread's CPU per login (HTTP, the flow
+and SQLite; the hashes run in worker threads) next to the bare server's for the same requests.
 """
 
 from __future__ import annotations
@@ -72,6 +74,33 @@ async def load(base: str, concurrency: int, seconds: float) -> tuple[int, list[f
     return len(latencies), latencies
 
 
+def reference_loop_ms(port: int, concurrency: int, seconds: float) -> float:
+    """The bare aiohttp server's event-loop CPU per three-request "login", in milliseconds."""
+    ref = Path(__file__).with_name("ref_app.py")
+    proc = subprocess.Popen([sys.executable, str(ref), "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(base)
+        before = cpu_seconds(proc.pid, proc.pid)
+        count, _ = asyncio.run(load(base, concurrency, seconds))
+        return 1000 * (cpu_seconds(proc.pid, proc.pid) - before) / count
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _wait_until_serving(base: str) -> None:
+    deadline = time.time() + 30
+    while True:
+        try:
+            asyncio.run(load(base, 1, 0.1))  # also a warm-up
+            return
+        except (aiohttp.ClientError, RuntimeError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """CPU time of a process (all threads), or of one of its threads."""
     path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
@@ -99,13 +128,7 @@ def main() -> None:
         proc = subprocess.Popen([TESSERA, "server"], cwd=work, env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{args.port}"
         try:
-            deadline = time.time() + 30
-            while time.time() < deadline:
-                try:
-                    asyncio.run(load(base, 1, 0.1))  # also a warm-up
-                    break
-                except (aiohttp.ClientError, RuntimeError):
-                    time.sleep(0.2)
+            _wait_until_serving(base)
             # The main thread runs the event loop: HTTP, the flow and (embedded) SQLite. The
             # argon2 hashes run in worker threads.
             cpu_before, loop_before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid)
@@ -115,6 +138,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
+    reference_ms = reference_loop_ms(args.port + 2, args.concurrency, args.duration)
     latencies.sort()
     result: dict[str, Any] = {
         "logins": count,
@@ -123,10 +147,12 @@ def main() -> None:
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
         "server_cpu_ms_per_login": 1000 * cpu_used / count,
         "event_loop_cpu_ms_per_login": 1000 * loop_used / count,
+        "bare_aiohttp_loop_cpu_ms_per_3_requests": reference_ms,
         "hashes_per_second_one_core": hash_rate,
         "hash_ms": 1000 / hash_rate,
     }
     result["flow_overhead_ms_per_login"] = result["server_cpu_ms_per_login"] - result["hash_ms"]
+    result["event_loop_ms_beyond_bare_http"] = result["event_loop_cpu_ms_per_login"] - reference_ms
     result["ratio_logins_per_cpu_second_vs_hashes"] = (count / cpu_used) / hash_rate
     print(json.dumps(result, indent=2))
 

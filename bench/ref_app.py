@@ -5,6 +5,10 @@ serves `/-/health/ready/` (`{"status": "ok"}`) and, given `--body FILE`, answers
 `/api/v3/core/users/` with the JSON document in that file, decoded once at start and encoded
 again on every request, as a handler that builds its answer would. Nothing else is imported, so
 its start time and memory are those of Python and aiohttp alone.
+
+For `login.py` it also answers the flow executor's three requests of a password login (GET the
+identification challenge, POST a username, POST a password) with challenges of the same shape,
+reading each JSON body and setting a session cookie on the last: HTTP and JSON without a flow.
 """
 
 from __future__ import annotations
@@ -21,6 +25,29 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+FLOW = "/api/v3/flows/executor/default-authentication-flow/"
+_INFO = {
+    "title": "Welcome",
+    "background": "",
+    "cancel_url": "/flows/-/cancel/",
+    "layout": "stacked",
+}
+
+
+async def flow(request: web.Request) -> web.Response:
+    body = await request.json() if request.method == "POST" else {}
+    if "password" in body:
+        answer: dict[str, Any] = {"component": "xak-flow-redirect", "to": "/"}
+    elif "uid_field" in body:
+        answer = {"component": "ak-stage-password", "flow_info": _INFO, "pending_user": "x"}
+    else:
+        answer = {"component": "ak-stage-identification", "flow_info": _INFO, "user_fields": []}
+    response = web.json_response(answer, dumps=_dumps)
+    if "password" in body:
+        response.set_cookie("authentik_session", "k" * 43, httponly=True, samesite="Lax")
+    return response
+
+
 def make_app(document: Any) -> web.Application:
     async def ready(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"}, dumps=_dumps)
@@ -30,6 +57,8 @@ def make_app(document: Any) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/-/health/ready/", ready)
+    app.router.add_get(FLOW, flow)
+    app.router.add_post(FLOW, flow)
     if document is not None:
         app.router.add_get("/api/v3/core/users/", listing)
     return app
