@@ -60,7 +60,8 @@ async def authenticate(
     limits = run.services.settings.login_throttle
     counters = [throttle.ip_counter(run.client_ip)]
     if not await throttle.reserve(run, {counters[0]: limits.per_ip}):
-        return await throttle.refuse(run, {"stage": run.stage_name})
+        async with run.services.store.transaction() as tx:
+            return await throttle.refuse(tx, run, {"stage": run.stage_name})
     async with run.services.store.transaction() as tx:
         device, user = await _owner(tx, run, credential)
         if device is None or user is None or challenge is None:
@@ -69,7 +70,8 @@ async def authenticate(
         counters.append(throttle.user_counter(user["username"]))
         if not await throttle.reserve(run, {counters[1]: limits.per_username}):
             await throttle.release(run, counters[:1])
-            return await throttle.refuse(run, {"stage": run.stage_name})
+            # In this transaction: a second one would wait on SQLite's single writer, held here.
+            return await throttle.refuse(tx, run, {"stage": run.stage_name})
         try:
             asserted = webauthn.verify_authentication(
                 rp,

@@ -59,7 +59,8 @@ class Password(base.Stage):
         limits = _limits(run)
         if not await throttle.reserve(run, limits):
             identifier = run.state.context.get("pending_user_identifier", "")
-            return await throttle.refuse(run, {"username": identifier})
+            async with run.services.store.transaction() as tx:
+                return await throttle.refuse(tx, run, {"username": identifier})
         user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)

@@ -3,7 +3,8 @@
 Called by the password stage and by username-less passkey logins (`passkey`), which share these
 counters and the limits and window of `login_throttle`. A stage reserves an attempt before it
 checks anything, releases it when the attempt succeeds, and refuses (a `suspicious_request`
-event) when a reservation fails. The counters live in the cache, so they hold across replicas.
+event, written in the caller's transaction) when a reservation fails. The counters live in the
+cache, so they hold across replicas.
 
 # SECURITY: a reservation is an atomic increment checked against its limit, so a burst of
 # parallel guesses cannot all pass before any of them is counted; a refused reservation takes
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core import crypto, events
+from tessera.core import crypto, events, store
 from tessera.core.stages import base
 
 REFUSED = "Too many failed login attempts; try again later."
@@ -48,16 +49,15 @@ async def release(run: base.Run, counters: list[str]) -> None:
         await run.services.cache.incr(counter, window, by=-1)
 
 
-async def refuse(run: base.Run, context: dict[str, Any]) -> base.Outcome:
-    """Deny the flow for a refused reservation, recorded as `suspicious_request` (the event's
-    context: the reason, then `context`)."""
-    async with run.services.store.transaction() as tx:
-        await events.record(
-            tx,
-            "suspicious_request",
-            user=None,
-            client_ip=run.client_ip,
-            context={"reason": "too many failed logins", **context},
-            retention=run.retention,
-        )
+async def refuse(tx: store.Tx, run: base.Run, context: dict[str, Any]) -> base.Outcome:
+    """Deny the flow for a refused reservation, recorded as `suspicious_request` in `tx` (the
+    event's context: the reason, then `context`)."""
+    await events.record(
+        tx,
+        "suspicious_request",
+        user=None,
+        client_ip=run.client_ip,
+        context={"reason": "too many failed logins", **context},
+        retention=run.retention,
+    )
     return base.Outcome.deny(REFUSED)
