@@ -11,6 +11,7 @@ from typing import Any
 
 import kmockkit
 import kopf
+import operatorkit
 import pytest
 from aiohttp import web
 from helpers import free_port
@@ -83,18 +84,10 @@ async def answering(
         status, body = answers.get(request.method, (404, {"kind": "Status", "message": CANARY}))
         return web.json_response(body, status=status)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    path = kmockkit.kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    try:
+    async with operatorkit.serve(answer) as url:
+        path = kmockkit.kubeconfig(tmp_path / "kubeconfig", url)
+        monkeypatch.setenv("KUBECONFIG", str(path))
         yield answers.update
-    finally:
-        await runner.cleanup()
 
 
 def _status(code: int) -> tuple[int, dict[str, Any]]:
