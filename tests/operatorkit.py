@@ -4,9 +4,12 @@ manifests, and reading back what the operator wrote into the emulated API server
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
 from kmockkit import GROUP, VERSION, Cluster
 
@@ -23,6 +26,24 @@ def start_core(tmp_path: Path, port: int | None = None) -> Server:
     server = Server(env, tmp_path, port=port)
     server.wait_ready()
     return server
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """An HTTP server on a free local port that answers every method and path with `handler`
+    (a stand-in core or Kubernetes API, or a proxy to one); yields its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def admin(server: Server, method: str, path: str, body: Any = None, **headers: str) -> Any:

@@ -3,7 +3,8 @@
 Called by `authenticator_validate` (TOTP, static and WebAuthn codes) and `passkey` (username-less
 passkey logins). One failure lowers the reputation of the user and client address, counts
 towards the flow's limit and is recorded as `login_failed`; at `MAX_FAILURES` the flow is
-cancelled. The throttle counters are the callers' own (they differ per stage).
+cancelled. The throttle counters are the callers' own: the login throttle's (`throttle`) for
+passkeys, a second-factor counter per user for validation.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ counter (`identity.devices.use_webauthn`), and returns the user.
 # the configured public URL. An unknown credential, a user handle that is not the credential's
 # user, a credential of an inactive user and a bad signature all give the same error, so no
 # answer tells whether an account exists. Each attempt is counted, before it is checked, against
-# the client address and (once the credential names one) the user, in the same counters as the
-# password stage (`login_throttle`), and taken back only on success; failures also write
+# the client address and (once the credential names one) the user, in the same counters and
+# limits as the password stage (`throttle`), and taken back only on success; failures also write
 # `login_failed` and count towards the flow's `attempts.MAX_FAILURES`. A signature counter that
 # does not increase denies the flow and writes `suspicious_request`, as in second-factor validation.
 """
@@ -27,11 +27,10 @@ from tessera.core import events, store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, users
 from tessera.core.policies import reputation
-from tessera.core.stages import attempts, authenticator_webauthn, base, password
+from tessera.core.stages import attempts, authenticator_webauthn, base, throttle
 from tessera.core.store import crud
 
 INVALID = "Failed to authenticate."
-REFUSED = "Too many failed login attempts; try again later."
 CLONED = "This passkey cannot be used; contact an administrator."
 
 
@@ -58,18 +57,21 @@ async def authenticate(
     if isinstance(rp, base.Outcome):
         return rp
     challenge = await authenticator_webauthn.take(run, "get", None)
-    counters = [password.ip_counter(run.client_ip)]
-    if not await _reserve(run, counters[0], run.services.settings.login_throttle.per_ip):
-        return await _refuse(run, counters)
+    limits = run.services.settings.login_throttle
+    counters = [throttle.ip_counter(run.client_ip)]
+    if not await throttle.reserve(run, {counters[0]: limits.per_ip}):
+        async with run.services.store.transaction() as tx:
+            return await throttle.refuse(tx, run, {"stage": run.stage_name})
     async with run.services.store.transaction() as tx:
         device, user = await _owner(tx, run, credential)
         if device is None or user is None or challenge is None:
-            return await _failed(tx, run, user, counters, field)
+            return await _failed(tx, run, user, field)
         await devices.lock_user(tx, user["pk"])
-        counters.append(password.user_counter(user["username"]))
-        if not await _reserve(run, counters[1], run.services.settings.login_throttle.per_username):
-            await _release(run, counters[:1])
-            return await _refuse(run, counters[:1])
+        counters.append(throttle.user_counter(user["username"]))
+        if not await throttle.reserve(run, {counters[1]: limits.per_username}):
+            await throttle.release(run, counters[:1])
+            # In this transaction: a second one would wait on SQLite's single writer, held here.
+            return await throttle.refuse(tx, run, {"stage": run.stage_name})
         try:
             asserted = webauthn.verify_authentication(
                 rp,
@@ -79,10 +81,10 @@ async def authenticate(
                 require_uv=user_verification == "required",
             )
         except webauthn.WebAuthnError:
-            return await _failed(tx, run, user, counters, field)
+            return await _failed(tx, run, user, field)
         if not await devices.use_webauthn(tx, device["pk"], asserted.sign_count):
             return await cloned(tx, run, user, device, asserted.sign_count)
-    await _release(run, counters)
+    await throttle.release(run, counters)
     await reputation.record(run.services.cache, user["username"], run.client_ip, +1)
     return user, device
 
@@ -121,39 +123,8 @@ async def _owner(
     return device, user
 
 
-async def _reserve(run: base.Run, counter: str, limit: int) -> bool:
-    window = run.services.settings.login_throttle.window_seconds
-    if await run.services.cache.incr(counter, window) > limit:
-        await run.services.cache.incr(counter, window, by=-1)
-        return False
-    return True
-
-
-async def _release(run: base.Run, counters: list[str]) -> None:
-    window = run.services.settings.login_throttle.window_seconds
-    for counter in counters:
-        await run.services.cache.incr(counter, window, by=-1)
-
-
-async def _refuse(run: base.Run, counters: list[str]) -> base.Outcome:
-    async with run.services.store.transaction() as tx:
-        await events.record(
-            tx,
-            "suspicious_request",
-            user=None,
-            client_ip=run.client_ip,
-            context={"reason": "too many failed logins", "stage": run.stage_name},
-            retention=run.retention,
-        )
-    return base.Outcome.deny(REFUSED)
-
-
 async def _failed(
-    tx: store.Tx,
-    run: base.Run,
-    user: dict[str, Any] | None,
-    counters: list[str],
-    field: str,
+    tx: store.Tx, run: base.Run, user: dict[str, Any] | None, field: str
 ) -> base.Outcome:
     """A failed attempt: it stays counted, and is recorded."""
     return await attempts.failed(

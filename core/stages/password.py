@@ -19,7 +19,7 @@ from pydantic import Field
 from tessera.core import crypto, events, wire
 from tessera.core.identity import users
 from tessera.core.policies import reputation
-from tessera.core.stages import base
+from tessera.core.stages import base, throttle
 
 INVALID = "Invalid password"
 
@@ -58,14 +58,17 @@ class Password(base.Stage):
         # SECURITY: the attempt is counted before the password is checked and taken back only
         # when it succeeds, so that a burst of parallel guesses cannot all pass the throttle
         # before any of them is counted (the counters are atomic across replicas).
-        if not await _reserve(run):
-            return await _refuse(run)
+        limits = _limits(run)
+        if not await throttle.reserve(run, limits):
+            identifier = run.state.context.get("pending_user_identifier", "")
+            async with run.services.store.transaction() as tx:
+                return await throttle.refuse(tx, run, {"username": identifier})
         user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)
         identifier = str(run.state.context.get("pending_user_identifier", ""))
         if ok and user is not None:
-            await _release(run)
+            await throttle.release(run, list(limits))
             await reputation.record(run.services.cache, identifier, run.client_ip, +1)
             run.state.context["auth_method"] = "password"
             if crypto.passwords.needs_rehash(stored):
@@ -94,56 +97,15 @@ class Password(base.Stage):
         return base.Outcome.retry("password", INVALID, "invalid")
 
 
-def user_counter(identifier: str) -> str:
-    """The login-throttle counter of a username or email (as typed, case-folded)."""
-    return f"throttle:login:user:{crypto.secrets.sha256_hex(identifier.casefold())}"
-
-
-def ip_counter(client_ip: str) -> str:
-    """The login-throttle counter of a client address."""
-    return f"throttle:login:ip:{client_ip}"
-
-
-def _counters(run: base.Run) -> list[str]:
-    identifier = str(run.state.context.get("pending_user_identifier", ""))
-    return [user_counter(identifier), ip_counter(run.client_ip)]
-
-
-async def _reserve(run: base.Run) -> bool:
-    """Count this attempt against the username and the client address; False (and nothing
-    counted) when either has used up its attempts in the window."""
+def _limits(run: base.Run) -> dict[str, int]:
+    """The throttle counters of this attempt (the typed identifier, the client address) and
+    their limits."""
     limits = run.services.settings.login_throttle
-    user_key, ip_key = _counters(run)
-    window = limits.window_seconds
-    user_count = await run.services.cache.incr(user_key, window)
-    ip_count = await run.services.cache.incr(ip_key, window)
-    if user_count > limits.per_username or ip_count > limits.per_ip:
-        await _release(run)
-        return False
-    return True
-
-
-async def _release(run: base.Run) -> None:
-    """Take back a reserved attempt (it succeeded, or it was refused unchecked)."""
-    window = run.services.settings.login_throttle.window_seconds
-    for counter in _counters(run):
-        await run.services.cache.incr(counter, window, by=-1)
-
-
-async def _refuse(run: base.Run) -> base.Outcome:
-    async with run.services.store.transaction() as tx:
-        await events.record(
-            tx,
-            "suspicious_request",
-            user=None,
-            client_ip=run.client_ip,
-            context={
-                "reason": "too many failed logins",
-                "username": run.state.context.get("pending_user_identifier", ""),
-            },
-            retention=run.retention,
-        )
-    return base.Outcome.deny("Too many failed login attempts; try again later.")
+    identifier = str(run.state.context.get("pending_user_identifier", ""))
+    return {
+        throttle.user_counter(identifier): limits.per_username,
+        throttle.ip_counter(run.client_ip): limits.per_ip,
+    }
 
 
 async def _verify(stored: str, password: str) -> bool:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, cast
 
 import aiohttp
@@ -57,15 +59,35 @@ def _unavailable(exc: Exception, what: str) -> KubeUnavailable:
     return KubeUnavailable(f"{what}: Kubernetes API answered {status or type(exc).__name__}")
 
 
-async def read_secret(api: client.ApiClient, namespace: str, name: str) -> Any | None:
+@contextlib.contextmanager
+def _answered(what: str) -> Iterator[None]:
+    """Any refusal by the API or failure to reach it inside becomes KubeUnavailable (`what` names
+    the call). The cause is dropped: an API error's body may carry Secret data."""
     try:
+        yield
+    except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise _unavailable(exc, what) from None
+
+
+class _AbsentOk:
+    """Swallows the API's 404, so the line after the `with` answers for an absent object.
+
+    Placed inside `_answered` (`with _answered(...), _AbsentOk():`), any other error still maps.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return isinstance(exc, ApiException) and exc.status == 404
+
+
+async def read_secret(api: client.ApiClient, namespace: str, name: str) -> Any | None:
+    with _answered(f"read Secret {name}"), _AbsentOk():
         return await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise _unavailable(exc, f"read Secret {name}") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise _unavailable(exc, f"read Secret {name}") from None
+    return None
 
 
 async def secret_value(api: client.ApiClient, namespace: str, name: str, key: str) -> str | None:
@@ -112,7 +134,7 @@ async def write_secret(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
     name, namespace, uid = meta["name"], meta["namespace"], meta["ownerReferences"][0]["uid"]
     core = client.CoreV1Api(api)
     existing = await read_secret(api, namespace, name)
-    try:
+    with _answered(f"write Secret {name}"):
         if existing is None:
             await core.create_namespaced_secret(namespace, cast(Any, manifest))
             return True
@@ -124,10 +146,6 @@ async def write_secret(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
         patch = {"metadata": {"labels": meta["labels"]}, "data": _with_removals(existing, manifest)}
         await core.patch_namespaced_secret(name, namespace, patch)
         return True
-    except ApiException as exc:
-        raise _unavailable(exc, f"write Secret {name}") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise _unavailable(exc, f"write Secret {name}") from None
 
 
 def _with_removals(existing: Any, manifest: dict[str, Any]) -> dict[str, str | None]:
@@ -140,17 +158,12 @@ def _with_removals(existing: Any, manifest: dict[str, Any]) -> dict[str, str | N
 async def read_custom(
     api: client.ApiClient, group: str, version: str, plural: str, namespace: str, name: str
 ) -> dict[str, Any] | None:
-    try:
+    with _answered(f"read {plural} {name}"), _AbsentOk():
         found: dict[str, Any] = await client.CustomObjectsApi(api).get_namespaced_custom_object(
             group, version, namespace, plural, name
         )
         return found
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise _unavailable(exc, f"read {plural} {name}") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise _unavailable(exc, f"read {plural} {name}") from None
+    return None
 
 
 async def annotate_custom(
@@ -164,7 +177,7 @@ async def annotate_custom(
 ) -> bool:
     """Merge `annotations` into a custom resource's metadata; False when it no longer exists."""
     body = {"metadata": {"annotations": dict(annotations)}}
-    try:
+    with _answered(f"annotate {plural} {name}"), _AbsentOk():
         # A dict body would go as a JSON patch (the client's first content type): say merge.
         await client.CustomObjectsApi(api).patch_namespaced_custom_object(  # type: ignore[call-arg]
             group,
@@ -176,9 +189,4 @@ async def annotate_custom(
             _content_type="application/merge-patch+json",
         )
         return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise _unavailable(exc, f"annotate {plural} {name}") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise _unavailable(exc, f"annotate {plural} {name}") from None
+    return False

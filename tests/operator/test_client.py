@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import operatorkit
 import pytest
 from aiohttp import web
 from helpers import BOOTSTRAP_TOKEN, Server, free_port
@@ -68,16 +69,6 @@ async def test_a_refused_token_is_unavailable_and_never_echoed(core: Server) -> 
     assert "401" in str(caught.value) or "403" in str(caught.value)
 
 
-async def _serve(handler: web.RequestHandler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def test_5xx_timeouts_and_closed_ports_are_core_unavailable() -> None:
     async def answer(request: web.Request) -> web.StreamResponse:
         if "slow" in request.path:
@@ -86,17 +77,13 @@ async def test_5xx_timeouts_and_closed_ports_are_core_unavailable() -> None:
             return web.json_response({"detail": "overloaded"}, status=503)
         return web.json_response({"detail": "managed by tessera.dev/x"}, status=409)
 
-    runner, url = await _serve(answer)
-    try:
-        async with client.CoreClient(url, "t", timeout=0.5) as api:
-            with pytest.raises(client.CoreUnavailable, match="503"):
-                await api.request("GET", "gone/")
-            with pytest.raises(client.CoreUnavailable, match="Timeout"):
-                await api.request("GET", "slow/")
-            with pytest.raises(client.Conflict, match="managed by"):
-                await api.request("PATCH", "other/", body={})
-    finally:
-        await runner.cleanup()
+    async with operatorkit.serve(answer) as url, client.CoreClient(url, "t", timeout=0.5) as api:
+        with pytest.raises(client.CoreUnavailable, match="503"):
+            await api.request("GET", "gone/")
+        with pytest.raises(client.CoreUnavailable, match="Timeout"):
+            await api.request("GET", "slow/")
+        with pytest.raises(client.Conflict, match="managed by"):
+            await api.request("PATCH", "other/", body={})
     async with client.CoreClient(f"http://127.0.0.1:{free_port()}", "t") as api:
         with pytest.raises(client.CoreUnavailable):
             await api.request("GET", "core/applications/")
@@ -109,11 +96,7 @@ async def test_the_managed_header_travels_only_when_asked() -> None:
         seen.append(request.headers.get(client.MANAGED_HEADER))
         return web.json_response({})
 
-    runner, url = await _serve(answer)
-    try:
-        async with client.CoreClient(url, "t") as api:
-            await api.request("PATCH", "a/", body={}, managed="tessera.dev/Application/ns/a/1")
-            await api.request("PATCH", "a/", body={})
-    finally:
-        await runner.cleanup()
+    async with operatorkit.serve(answer) as url, client.CoreClient(url, "t") as api:
+        await api.request("PATCH", "a/", body={}, managed="tessera.dev/Application/ns/a/1")
+        await api.request("PATCH", "a/", body={})
     assert seen == ["tessera.dev/Application/ns/a/1", None]

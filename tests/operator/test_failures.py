@@ -169,20 +169,11 @@ async def test_a_lost_answer_is_retried_without_a_duplicate(
             return web.Response(status=502, text="bad gateway")
         return web.Response(status=status, body=payload, content_type=kind.split(";")[0])
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", relay)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     space = _ns()
     prov = operatorkit.provider("lossy", space)
-    try:
-        async with make_operator(core_url=f"http://127.0.0.1:{port}"):
-            await create(cluster, prov)
-            await eventually(lambda: ready(cluster, prov)["status"] == "True", 30)
-    finally:
-        await runner.cleanup()
+    async with operatorkit.serve(relay) as url, make_operator(core_url=url):
+        await create(cluster, prov)
+        await eventually(lambda: ready(cluster, prov)["status"] == "True", 30)
     assert dropped == ["/api/v3/providers/oauth2/"]
     uid = operatorkit.stored(cluster, prov)["metadata"]["uid"]
     marker = common.managed_value("OAuth2Provider", space, "lossy", uid)

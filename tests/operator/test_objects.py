@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import operatorkit
 import pytest
 from aiohttp import web
-from helpers import BOOTSTRAP_TOKEN, Server, free_port
+from helpers import BOOTSTRAP_TOKEN, Server
 from operatorkit import admin
 
 from tessera.operator import client
@@ -45,16 +46,8 @@ async def _relay(core: Server, before_post: Before) -> AsyncIterator[str]:
             kind = answer.headers.get("Content-Type", "application/json").split(";")[0]
             return web.Response(status=answer.status, body=payload, content_type=kind)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with operatorkit.serve(forward) as url:
+        yield url
 
 
 async def _upsert(url: str, marker: str, slug: str) -> tuple[dict[str, Any], str]:

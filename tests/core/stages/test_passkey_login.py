@@ -16,7 +16,7 @@ from flowkit import call, csrf_headers, make_flow
 from helpers import SECRET_KEY
 from webauthnkit import SoftAuthenticator, b64url
 
-from tessera.core import config, crypto, store
+from tessera.core import app, config, crypto, store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices, users
 
@@ -239,6 +239,35 @@ async def test_failed_passkeys_count_towards_the_login_throttle(
     body = await call(client, LOGIN, {"password": "whatever"})
     assert body["component"] == DENIED and "Too many" in body["error_message"]
     assert await whoami(client) is None
+
+
+async def test_a_username_locked_by_password_guesses_refuses_its_passkey_unchecked(
+    aiohttp_client: Any,
+    make_settings: Callable[..., config.Settings],
+    api: Any,
+    make_user: Any,
+    bootstrapped: store.Store,
+    passwordless: str,
+) -> None:
+    """One wrong password uses up Una's attempts: her passkey is refused without being checked,
+    and the address's attempt is taken back (else Vic's passkey would pass the limit of 2)."""
+    throttle = {"per_ip": 2, "per_username": 1}
+    settings = make_settings(web={"public_url": ORIGIN}, login_throttle=throttle)
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    _, una = await passkey_user(make_user, bootstrapped, "una")
+    _, vic = await passkey_user(make_user, bootstrapped, "vic")
+    await call(client, LOGIN)
+    await call(client, LOGIN, {"uid_field": "una"})
+    assert (await call(client, LOGIN, {"password": "guess"}))["component"] == "ak-stage-password"
+    body = await call(client, PASSWORDLESS, {"webauthn": una.get(await start(client))})
+    assert body["component"] == DENIED and "Too many" in body["error_message"]
+    assert (await call(client, PASSWORDLESS, {"webauthn": vic.get(await start(client))}))[
+        "component"
+    ] == DONE
+    (event,) = await events_of(api, "suspicious_request")
+    assert event["context"]["reason"] == "too many failed logins"
+    assert event["context"]["stage"] and "username" not in event["context"]
+    assert [e["context"]["username"] for e in await events_of(api, "login_failed")] == ["una"]
 
 
 async def test_concurrent_submissions_of_one_assertion_pass_once(
