@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ from tessera.core.store.crud import Filter, Query, Tx
 __all__ = ["CONFIG_TABLES", "Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
 
 _PING_TIMEOUT = 2.0
+# The task inside `Store.transaction`, if any (tasks it starts have their own).
+_WRITING: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+    "tessera_store_writing", default=None
+)
 
 # The tables that define flows, policies and providers. A committed write to any of them bumps
 # `Store.config_generation`, which in-process caches of these definitions compare against.
@@ -153,7 +158,24 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction: committed when the block ends, rolled back on any exception."""
+        """A write transaction: committed when the block ends, rolled back on any exception.
+
+        Never inside another write transaction of the same task: on SQLite the inner one would
+        wait for the writer lock that the outer one holds, for ever. That is refused at once,
+        on both engines, so that tests on either find it.
+        """
+        task = asyncio.current_task()
+        if task is not None and _WRITING.get() is task:
+            raise RuntimeError("a write transaction opened inside another one of the same task")
+        token = _WRITING.set(task)
+        try:
+            async with self._transaction() as tx:
+                yield tx
+        finally:
+            _WRITING.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Tx]:
         with _unavailable_on_disconnect():  # also around BEGIN and COMMIT
             async with contextlib.AsyncExitStack() as stack:
                 if self._sqlite is not None:

@@ -4,6 +4,7 @@ backends, and errors must keep their meaning."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -142,3 +143,26 @@ async def test_a_missing_parameter_is_refused_not_bound_as_null(
     with pytest.raises(sa.exc.SQLAlchemyError, match="value is required"):
         async with db.read() as tx:
             await tx.conn.execute(stmt, {"w_other": "x"})
+
+
+async def test_a_write_transaction_inside_another_is_refused_not_left_waiting(
+    db: store.Store,
+) -> None:
+    """On SQLite the inner transaction would wait for ever for the lock the outer one holds."""
+    async with db.transaction() as tx:
+        await crud.insert(tx, "groups", {"pk": "o", "num_pk": 1, "name": "o", "attributes": {}})
+        with pytest.raises(RuntimeError, match="inside another"):
+            async with db.transaction():
+                pass
+
+    async def elsewhere() -> None:  # another task may write once the first has committed
+        async with db.transaction() as inner:
+            await crud.insert(
+                inner, "groups", {"pk": "t", "num_pk": 2, "name": "t", "attributes": {}}
+            )
+
+    async with db.transaction() as tx:
+        task = asyncio.create_task(elsewhere())
+    await asyncio.wait_for(task, 5)
+    async with db.read() as tx:
+        assert {r["pk"] for r in await crud.all_rows(tx, "groups")} == {"o", "t"}
