@@ -50,8 +50,13 @@ imports: install
 crds: install
 	$(BIN)/python -m tessera.operator.crds crds helm/tessera/crds
 
+# The suite runs in PYTEST_WORKERS pytest-xdist worker processes, a test file at a time per worker
+# (the module fixtures start servers, operators and browsers once per file). Much of the time is
+# spent waiting on child processes, so three workers pay off even on two cores.
+# `make pytest PYTEST_ARGS="-n 0"` runs everything in one process, e.g. for a debugger.
+PYTEST_WORKERS ?= 3
 pytest: install
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache

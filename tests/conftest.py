@@ -3,6 +3,10 @@
 `backend` runs a test on SQLite and on PostgreSQL (the database `tessera_test_<run>` is created at
 the start of the run and dropped at the end; tables are emptied between tests). An unreachable
 PostgreSQL or Redis fails the run: nothing is silently skipped.
+
+Under pytest-xdist (`make pytest` runs `-n 3`) each worker is a process of its own: session fixtures
+run once per worker, and `RUN_ID` (tests/helpers.py) names the worker, so every worker has its own
+databases, Redis key prefix and temporary directories. Servers bind ports the kernel picks.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+import redis
 import sqlalchemy as sa
-from helpers import PG_HOST, PG_USER, RUN_ID, SECRET_KEY
+from helpers import PG_HOST, PG_USER, REDIS_HOST, RUN_ID, SECRET_KEY
 
 from tessera.core import config, store
 from tessera.core.store import tables
@@ -59,9 +64,26 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+REDIS_PREFIX = f"tessera-test-{RUN_ID}-"  # every Redis key this process makes starts so
+
+
 @pytest.fixture
 def redis_prefix() -> str:
-    return f"tessera-test-{RUN_ID}-{uuid.uuid4().hex[:8]}:"
+    return f"{REDIS_PREFIX}{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_removed() -> Iterator[None]:
+    """At the end of the run (of each worker) no key under this process's prefix is left, whatever
+    the servers and caches of the tests wrote there."""
+    yield
+    client = redis.Redis(host=REDIS_HOST, port=6379, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def settings_for(

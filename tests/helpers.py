@@ -15,7 +15,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-RUN_ID = uuid.uuid4().hex[:10]
+# One id per pytest process. Under pytest-xdist every worker is its own process with its own
+# databases and Redis prefix: the run's shared id plus the worker's name (`gw0`, `gw1`, ...).
+_XDIST_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+RUN_ID = (
+    f"{_XDIST_RUN[:10]}_{_XDIST_WORKER}"
+    if _XDIST_RUN.isalnum() and _XDIST_WORKER.isalnum()
+    else uuid.uuid4().hex[:10]
+)
 PG_HOST = os.environ.get("TESSERA_TEST_PG_HOST", "127.0.0.1")
 PG_USER = os.environ.get("TESSERA_TEST_PG_USER", "postgres")
 REDIS_HOST = os.environ.get("TESSERA_TEST_REDIS_HOST", "127.0.0.1")
