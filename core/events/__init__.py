@@ -60,9 +60,9 @@ async def record(
     context: dict[str, Any],
     retention: dt.timedelta,
     app: str = "tessera.core.api",
-) -> dict[str, Any]:
+) -> None:
     now = dt.datetime.now(dt.UTC)
-    return await crud.insert(
+    await crud.append(
         tx,
         TABLE,
         {
@@ -75,7 +75,6 @@ async def record(
             "created": now,
             "expires": now + retention,
         },
-        recoverable=False,  # a random key: nothing to recover from
     )
 
 

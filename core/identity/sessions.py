@@ -28,7 +28,7 @@ async def create(
 ) -> tuple[str, dict[str, Any]]:
     """A new session of the user: its key, and the user's row with `last_login` now."""
     key = secrets.token_urlsafe(32)
-    await crud.insert(
+    await crud.append(
         tx,
         TABLE,
         {
@@ -39,7 +39,6 @@ async def create(
             "expires": util.now() + ttl,
             "created": util.now(),
         },
-        recoverable=False,  # a random key: nothing to recover from
     )
     user = await crud.update(
         tx, "users", {"pk": user_pk}, {"last_login": util.now()}, recoverable=False

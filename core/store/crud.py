@@ -98,10 +98,10 @@ def _select_by(table_name: str, keys: tuple[str, ...]) -> sa.Select[Any]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _insert_into(table_name: str, columns: tuple[str, ...]) -> sa.Insert:
+def _insert_into(table_name: str, columns: tuple[str, ...], returning: bool = True) -> sa.Insert:
     t = table(table_name)
     stmt = sa.insert(t).values({_col(t, c): sa.bindparam(f"v_{c}") for c in columns})
-    return stmt.returning(*t.c).execution_options(**_PREPARED)
+    return (stmt.returning(*t.c) if returning else stmt).execution_options(**_PREPARED)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -275,6 +275,18 @@ async def insert(
         async with tx.conn.begin_nested() if recoverable else contextlib.nullcontext():
             result = await tx.conn.execute(stmt, params)
             return dict(result.mappings().one())
+    except sa.exc.IntegrityError as exc:
+        raise _integrity(t, exc) from None
+
+
+async def append(tx: Tx, table_name: str, values: Mapping[str, Any]) -> None:
+    """Insert a row that nobody reads back at once (an audit event, a new session) without a
+    savepoint or RETURNING; an integrity error still becomes a field error."""
+    t = table(table_name)
+    tx.written.add(table_name)
+    stmt = _insert_into(table_name, tuple(values), returning=False)  # checks the column names
+    try:
+        await tx.conn.execute(stmt, {f"v_{c}": v for c, v in values.items()})
     except sa.exc.IntegrityError as exc:
         raise _integrity(t, exc) from None
 
