@@ -63,6 +63,7 @@ MODELS = {
         "WebAuthn Device",
     ),
 }
+KINDS = tuple(MODELS)  # every device kind the store holds
 
 
 def model_ref(device: dict[str, Any]) -> dict[str, Any]:

@@ -81,8 +81,7 @@ class AuthenticatorValidate(base.Stage):
         if user is None or not user["is_active"] or not run.state.context.get("auth_method"):
             return None, []
         kinds: list[str] = [kind for kind in self.config.device_classes if kind in SUPPORTED]
-        async with run.services.store.read() as tx:
-            return user, await devices.confirmed(tx, user["pk"], kinds)
+        return user, await run.devices(user["pk"], kinds)
 
     def _username_less(self, run: base.Run) -> bool:
         """A passwordless flow: nobody identified yet, and WebAuthn accepted (`stages.passkey`)."""

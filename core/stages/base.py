@@ -10,12 +10,14 @@ response, `on_invalid` on a response that failed validation. Each returns an `Ou
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict
 
 from tessera.core import cache, config, crypto, store, wire
+from tessera.core.identity import devices
 
 OutcomeKind = Literal["next", "retry", "deny", "redirect", "challenge"]
 # `auth_method` of a login by a passkey alone, without a username (authentik's name).
@@ -106,7 +108,7 @@ class Run:
     login: tuple[int, dt.timedelta] | None = None
     logout: bool = False
     # Rows read during this request, with the store's write stamp of their table at reading.
-    memo: dict[tuple[str, object], tuple[int, dict[str, Any] | None]] = field(default_factory=dict)
+    memo: dict[tuple[str, object], tuple[int, Any]] = field(default_factory=dict)
 
     @property
     def retention(self) -> dt.timedelta:
@@ -119,13 +121,31 @@ class Run:
 
     async def user(self, pk: int) -> dict[str, Any] | None:
         """The user row, read once per request unless this process wrote users since."""
-        stamp = self.services.store.write_count("users")
+        db = self.services.store
+        stamp = db.write_count("users")
         known = self.memo.get(("users", pk))
         if known is None or known[0] != stamp:
-            async with self.services.store.read() as tx:
+            async with db.read() as tx:
                 known = (stamp, await store.crud.find(tx, "users", pk=pk))
+                # The user's devices come along in the same transaction: the MFA stage that
+                # follows a password in the same request asks for them next (`devices`).
+                if known[1] is not None:
+                    found = await devices.confirmed(tx, pk, devices.KINDS)
+                    self.memo[("devices", pk)] = (db.write_count(devices.TABLE), found)
             self.memo[("users", pk)] = known
         return dict(known[1]) if known[1] is not None else None  # a copy: callers may change it
+
+    async def devices(self, user_pk: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
+        """The user's confirmed devices of these kinds, read once per request unless this
+        process wrote devices since."""
+        db = self.services.store
+        stamp = db.write_count(devices.TABLE)
+        known = self.memo.get(("devices", user_pk))
+        if known is None or known[0] != stamp:
+            async with db.read() as tx:
+                known = (stamp, await devices.confirmed(tx, user_pk, devices.KINDS))
+            self.memo[("devices", user_pk)] = known
+        return [dict(row) for row in known[1] if row["kind"] in kinds]
 
 
 class Stage:
