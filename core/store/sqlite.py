@@ -275,10 +275,15 @@ class Pool:
         if conn.closed or conn.invalidated:
             conn.close()
             return
-        if conn.in_transaction():  # left open by a failure: never lend it out mid-transaction
-            conn.rollback()
-        elif _raw(conn).in_transaction:
-            _raw(conn).rollback()
+        try:  # left open by a failure: never lend it out mid-transaction
+            if conn.in_transaction():
+                conn.rollback()
+            elif _raw(conn).in_transaction:
+                _raw(conn).rollback()
+        except (sa.exc.SQLAlchemyError, sqlite3.Error):
+            conn.invalidate()  # the caller's own error tells what happened; this one is dropped
+            conn.close()
+            return
         self._idle.append(conn)
 
     def read(self) -> _Lease:
@@ -364,23 +369,21 @@ class _Lease:
         conn, self._conn = self._conn, None
         assert conn is not None
         try:
-            if conn.in_transaction():
-                if exc_type is None:
+            if exc_type is None:
+                if conn.in_transaction():
                     conn.commit()
                 else:
-                    conn.rollback()
-            elif exc_type is None:
-                _commit(_raw(conn))
-            else:
-                _raw(conn).rollback()
+                    _commit(_raw(conn))
         finally:
-            self._end(conn)
+            self._end(conn)  # rolls back whatever is still open, or drops a broken connection
         if self._write and exc_type is None:
             self._pool._written()
 
     def _end(self, conn: sa.Connection) -> None:
-        self._pool._put_back(conn)
-        self._pool._slots.release()
+        try:
+            self._pool._put_back(conn)
+        finally:
+            self._pool._slots.release()
 
 
 def _raw(conn: sa.Connection) -> sqlite3.Connection:

@@ -166,3 +166,19 @@ async def test_a_write_transaction_inside_another_is_refused_not_left_waiting(
     await asyncio.wait_for(task, 5)
     async with db.read() as tx:
         assert {r["pk"] for r in await crud.all_rows(tx, "groups")} == {"o", "t"}
+
+
+async def test_a_broken_connection_is_dropped_and_its_slot_given_back(
+    db: store.Store, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's own connection pool")
+    for _ in range(sqlite.POOL_SIZE + 1):  # more than the pool holds: no slot may leak
+        with pytest.raises(sa.exc.DBAPIError):
+            async with db.read() as tx:
+                tx.conn.sync.connection.dbapi_connection.close()  # type: ignore[union-attr]
+                await crud.find(tx, "users", pk=1)
+    async with asyncio.timeout(5), db.read() as tx:
+        assert await crud.find(tx, "users", pk=1) is None
+    async with asyncio.timeout(5), db.transaction() as tx:
+        await crud.insert(tx, "groups", {"pk": "b", "num_pk": 1, "name": "b", "attributes": {}})
