@@ -64,6 +64,20 @@ def _password(page: Page, base: str) -> None:
     page.click("button[type=submit]")
 
 
+def _enrolled(browser: Browser, server: Server) -> tuple[Page, CDPSession, str]:
+    """A page whose authenticator holds akadmin's passkey; logged out again."""
+    base = f"http://localhost:{server.port}"
+    page = browser.new_context().new_page()
+    session, authenticator = _authenticator(page)
+    _password(page, base)
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
+    page.click("#webauthn-create")
+    page.wait_for_url(base + "/if/user/")
+    page.goto(base + "/if/flow/default-invalidation-flow/")
+    return page, session, authenticator
+
+
 def test_enrol_a_passkey_and_log_in_with_it_in_chromium(browser: Browser, server: Server) -> None:
     base = f"http://localhost:{server.port}"
     page = browser.new_context().new_page()
@@ -104,17 +118,10 @@ def test_an_authenticator_without_the_credential_cannot_log_in(
     """After enrolment the authenticator is swapped for an empty one: the browser finds no allowed
     credential, the page shows the error, and the login does not complete."""
     base = f"http://localhost:{server.port}"
-    page = browser.new_context().new_page()
-    session, authenticator = _authenticator(page)
-    _password(page, base)
-    page.wait_for_url(base + "/if/user/")
-    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
-    page.click("#webauthn-create")
-    page.wait_for_url(base + "/if/user/")
+    page, session, authenticator = _enrolled(browser, server)
     # Swap the authenticator for an empty one: the registered credential is gone.
     session.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator})
     _authenticator(page)
-    page.goto(base + "/if/flow/default-invalidation-flow/")
     _password(page, base)
     page.wait_for_selector("#webauthn-get")
     page.click("#webauthn-get")
@@ -122,14 +129,19 @@ def test_an_authenticator_without_the_credential_cannot_log_in(
     assert "/if/user/" not in page.url
 
 
+def _admin(server: Server, method: str, path: str, body: Any = None) -> Any:
+    """An admin API call with the bootstrap token; it must succeed."""
+    status, found = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
+    assert status in (200, 201), found
+    return found
+
+
 def _passwordless_flow(server: Server) -> None:
     """An admin's passwordless flow (validate with WebAuthn only, then login), linked from the
     default identification stage."""
 
     def call(method: str, path: str, body: Any = None) -> Any:
-        status, found = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
-        assert status in (200, 201), found
-        return found
+        return _admin(server, method, path, body)
 
     flow = call(
         "POST",
@@ -161,14 +173,7 @@ def _passwordless_flow(server: Server) -> None:
 def test_log_in_with_only_a_passkey_in_chromium(browser: Browser, server: Server) -> None:
     base = f"http://localhost:{server.port}"
     _passwordless_flow(server)
-    page = browser.new_context().new_page()
-    _authenticator(page)
-    _password(page, base)
-    page.wait_for_url(base + "/if/user/")
-    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
-    page.click("#webauthn-create")
-    page.wait_for_url(base + "/if/user/")
-    page.goto(base + "/if/flow/default-invalidation-flow/")
+    page, _, _ = _enrolled(browser, server)
     # No username, no password: the link, then the passkey the browser finds by itself.
     page.goto(base + "/if/flow/default-authentication-flow/")
     page.click("#passwordless")
@@ -183,33 +188,14 @@ def test_log_in_with_only_a_passkey_in_chromium(browser: Browser, server: Server
 
 def _passkey_autofill(server: Server) -> None:
     """The default identification stage offers passkeys (its `webauthn_stage`)."""
-
-    def call(method: str, path: str, body: Any = None) -> Any:
-        status, found = server.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
-        assert status == 200, found
-        return found
-
-    found = call("GET", "stages/all/?search=default-authentication")["results"]
+    found = _admin(server, "GET", "stages/all/?search=default-authentication")["results"]
     pks = {s["name"]: s["pk"] for s in found}
-    call(
+    _admin(
+        server,
         "PATCH",
         f"stages/identification/{pks['default-authentication-identification']}/",
         {"webauthn_stage": pks["default-authentication-mfa-validation"]},
     )
-
-
-def _enrolled(browser: Browser, server: Server) -> tuple[Page, CDPSession, str]:
-    """A page whose authenticator holds akadmin's passkey; logged out again."""
-    base = f"http://localhost:{server.port}"
-    page = browser.new_context().new_page()
-    session, authenticator = _authenticator(page)
-    _password(page, base)
-    page.wait_for_url(base + "/if/user/")
-    page.goto(base + "/if/flow/default-authenticator-webauthn-setup/")
-    page.click("#webauthn-create")
-    page.wait_for_url(base + "/if/user/")
-    page.goto(base + "/if/flow/default-invalidation-flow/")
-    return page, session, authenticator
 
 
 # Records each navigator.credentials.get() of the page in sessionStorage (it survives the
