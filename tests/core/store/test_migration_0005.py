@@ -5,17 +5,15 @@ unless an admin already set one."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import migrationkit
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from helpers import PG_HOST, PG_USER
 
 from tessera.core import config, store
-from tessera.core.store import migrate, tables
+from tessera.core.store import tables
 
 DEVICES = sa.table(
     "authenticator_devices",
@@ -29,12 +27,6 @@ DEVICES = sa.table(
 )
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 USED = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
-
-
-def _to(connection: sa.Connection, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
 
 
 def _stage(pk: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -78,26 +70,9 @@ def _read(connection: sa.Connection) -> tuple[list[Any], list[Any]]:
     return list(rows), list(stage_rows)
 
 
-async def _run(db: store.Store, fn: Callable[..., Any], *args: Any) -> Any:
-    """`fn(connection, *args)` in one transaction on either engine (SQLite's is synchronous)."""
-    engine = db.engine
-    if isinstance(engine, sa.Engine):
-        with engine.begin() as connection:
-            return fn(connection, *args)
-    async with engine.begin() as conn:
-        return await conn.run_sync(fn, *args)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings_0004(request: pytest.FixtureRequest, tmp_path: Path) -> config.Settings:
-    if request.param == "sqlite":
-        return config.load(data_dir=tmp_path, secret_key="k" * 40)
-    name = request.getfixturevalue("fresh_database")
-    return config.load(
-        data_dir=tmp_path,
-        secret_key="k" * 40,
-        postgresql={"host": PG_HOST, "user": PG_USER, "name": name},
-    )
+    return migrationkit.settings_on(request.param, tmp_path, request)
 
 
 async def test_0005_fills_last_updated_and_the_default_configure_flows(
@@ -106,10 +81,10 @@ async def test_0005_fills_last_updated_and_the_default_configure_flows(
     db = store.Store(settings_0004)
     await db.open()
     try:
-        await _run(db, _to, "0004")
-        await _run(db, _seed)
-        await _run(db, _to, "head")
-        rows, stage_rows = await _run(db, _read)
+        await migrationkit.run(db, migrationkit.to, "0004")
+        await migrationkit.run(db, _seed)
+        await migrationkit.run(db, migrationkit.to, "head")
+        rows, stage_rows = await migrationkit.run(db, _read)
     finally:
         await db.close()
     assert {r["pk"]: r["last_updated"] for r in rows} == {"d-used": USED, "d-new": CREATED}

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import migrationkit
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from helpers import PG_HOST, PG_USER
 
 from tessera.core import config, store
-from tessera.core.store import migrate, tables
+from tessera.core.store import tables
 
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DEFAULT = "default-authentication-password"
@@ -31,18 +29,6 @@ STAGES = sa.table(
 M0006 = importlib.import_module(
     "tessera.core.store.migrations.versions.0006_password_configure_flow"
 )
-
-
-def _to(connection: sa.Connection, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
-
-
-def _back(connection: sa.Connection, revision: str) -> None:
-    cfg = migrate.alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
 
 
 def _seed(connection: sa.Connection, default_config: dict[str, Any]) -> None:
@@ -76,33 +62,16 @@ def _set_config(connection: sa.Connection, name: str, cfg: dict[str, Any]) -> No
     connection.execute(STAGES.update().where(STAGES.c.name == name).values(config=cfg))
 
 
-async def _run(db: store.Store, fn: Callable[..., Any], *args: Any) -> Any:
-    """`fn(connection, *args)` in one transaction on either engine (SQLite's is synchronous)."""
-    engine = db.engine
-    if isinstance(engine, sa.Engine):
-        with engine.begin() as connection:
-            return fn(connection, *args)
-    async with engine.begin() as conn:
-        return await conn.run_sync(fn, *args)
-
-
 @pytest.fixture
 def settings_0005(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> config.Settings:
-    if backend == "sqlite":
-        return config.load(data_dir=tmp_path, secret_key="k" * 40)
-    name = request.getfixturevalue("fresh_database")
-    return config.load(
-        data_dir=tmp_path,
-        secret_key="k" * 40,
-        postgresql={"host": PG_HOST, "user": PG_USER, "name": name},
-    )
+    return migrationkit.settings_on(backend, tmp_path, request)
 
 
 @pytest.fixture
 async def at_0005(settings_0005: config.Settings) -> Any:
     db = store.Store(settings_0005)
     await db.open()
-    await _run(db, _to, "0005")
+    await migrationkit.run(db, migrationkit.to, "0005")
     yield db
     await db.close()
 
@@ -110,9 +79,9 @@ async def at_0005(settings_0005: config.Settings) -> Any:
 async def test_0006_gives_the_default_password_stage_the_password_change_flow(
     at_0005: store.Store,
 ) -> None:
-    await _run(at_0005, _seed, dict(BACKENDS))
-    await _run(at_0005, _to, "head")
-    configs = await _run(at_0005, _configs)
+    await migrationkit.run(at_0005, _seed, dict(BACKENDS))
+    await migrationkit.run(at_0005, migrationkit.to, "head")
+    configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == {**BACKENDS, "configure_flow": "default-password-change"}
     # Not the managed default stage, or not a password stage: untouched.
     assert configs["company-password"] == BACKENDS
@@ -124,35 +93,38 @@ async def test_0006_keeps_a_configure_flow_already_set(
     at_0005: store.Store, value: str | None
 ) -> None:
     """A value that is there (an admin's, or null meaning "offer no password change") stays."""
-    await _run(at_0005, _seed, {**BACKENDS, "configure_flow": value})
-    await _run(at_0005, _to, "head")
-    assert (await _run(at_0005, _configs))[DEFAULT] == {**BACKENDS, "configure_flow": value}
+    await migrationkit.run(at_0005, _seed, {**BACKENDS, "configure_flow": value})
+    await migrationkit.run(at_0005, migrationkit.to, "head")
+    assert (await migrationkit.run(at_0005, _configs))[DEFAULT] == {
+        **BACKENDS,
+        "configure_flow": value,
+    }
 
 
 async def test_0006_again_changes_nothing_and_keeps_the_admins_later_choice(
     at_0005: store.Store,
 ) -> None:
-    await _run(at_0005, _seed, dict(BACKENDS))
-    await _run(at_0005, _to, "head")
-    once = await _run(at_0005, _configs)
-    await _run(at_0005, M0006.set_configure_flow)
-    assert await _run(at_0005, _configs) == once
+    await migrationkit.run(at_0005, _seed, dict(BACKENDS))
+    await migrationkit.run(at_0005, migrationkit.to, "head")
+    once = await migrationkit.run(at_0005, _configs)
+    await migrationkit.run(at_0005, M0006.set_configure_flow)
+    assert await migrationkit.run(at_0005, _configs) == once
     # The admin turns the password change off afterwards: running the step again keeps that.
-    await _run(at_0005, _set_config, DEFAULT, {**BACKENDS, "configure_flow": None})
-    await _run(at_0005, M0006.set_configure_flow)
-    assert (await _run(at_0005, _configs))[DEFAULT]["configure_flow"] is None
+    await migrationkit.run(at_0005, _set_config, DEFAULT, {**BACKENDS, "configure_flow": None})
+    await migrationkit.run(at_0005, M0006.set_configure_flow)
+    assert (await migrationkit.run(at_0005, _configs))[DEFAULT]["configure_flow"] is None
 
 
 async def test_0006_down_and_up_again(at_0005: store.Store) -> None:
     """Back at 0005 no password stage carries the key (the stage would refuse it there); up
     again, the default stage gets the default flow back."""
-    await _run(at_0005, _seed, dict(BACKENDS))
-    await _run(at_0005, _to, "head")
-    await _run(at_0005, _set_config, "company-password", {"configure_flow": "mine"})
-    await _run(at_0005, _back, "0005")
-    configs = await _run(at_0005, _configs)
+    await migrationkit.run(at_0005, _seed, dict(BACKENDS))
+    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, _set_config, "company-password", {"configure_flow": "mine"})
+    await migrationkit.run(at_0005, migrationkit.back, "0005")
+    configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == BACKENDS and configs["company-password"] == {}
     assert configs["company-totp"] == {"digits": 6}
-    await _run(at_0005, _to, "head")
-    configs = await _run(at_0005, _configs)
+    await migrationkit.run(at_0005, migrationkit.to, "head")
+    configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == {**BACKENDS, "configure_flow": "default-password-change"}
