@@ -5,6 +5,8 @@ with `registration_options` and checks the browser's answer with `verify_registr
 `stages.authenticator_validate` builds request options with `authentication_options` and checks
 an assertion with `verify_authentication`. py_webauthn does the parsing, the CBOR, COSE keys and
 signatures; this module only fixes our choices and turns its many exceptions into one error.
+py_webauthn is imported on first use (`_lib`), not at start-up, where it cost about 60 ms and
+5 MiB for a feature many installations never turn on.
 
 # SECURITY: the relying party (RP id and origin) comes only from the configured public URL
 # (`web.public_url`), never from the request's Host header: a request sent to another name must
@@ -18,19 +20,31 @@ import ipaddress
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import webauthn
-from webauthn.helpers import exceptions, structs
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 
 from tessera.core import errors
+
+if TYPE_CHECKING:
+    from webauthn.helpers import structs
 
 Requirement = Literal["required", "preferred", "discouraged"]
 Attachment = Literal["platform", "cross-platform"]
 TIMEOUT_MS = 60_000  # the browser's prompt; the server keeps a challenge for CHALLENGE_TTL
 CHALLENGE_TTL = 300  # seconds
-# What py_webauthn (and the base64 and CBOR decoders under it) raise on malformed input.
-_MALFORMED = (exceptions.WebAuthnException, ValueError, TypeError, KeyError, IndexError)
+
+
+def _lib() -> ModuleType:
+    import webauthn
+
+    return webauthn
+
+
+def _malformed() -> tuple[type[Exception], ...]:
+    """What py_webauthn (and the base64 and CBOR decoders under it) raise on malformed input."""
+    from webauthn.helpers import exceptions
+
+    return (exceptions.WebAuthnException, ValueError, TypeError, KeyError, IndexError)
 
 
 class WebAuthnError(errors.TesseraError):
@@ -97,6 +111,9 @@ def registration_options(
     attachment: Attachment | None,
 ) -> tuple[dict[str, Any], str]:
     """PublicKeyCredentialCreationOptions as JSON, and their challenge (base64url)."""
+    from webauthn.helpers import structs
+
+    webauthn = _lib()
     options = webauthn.generate_registration_options(
         rp_id=rp.id,
         rp_name=rp.name,
@@ -121,6 +138,7 @@ def verify_registration(
     rp: RelyingParty, credential: dict[str, Any], challenge: str, *, require_uv: bool
 ) -> Registered:
     """Check the answer to navigator.credentials.create() (section 7.1); WebAuthnError if not."""
+    webauthn = _lib()
     try:
         result = webauthn.verify_registration_response(
             credential=credential,
@@ -129,7 +147,7 @@ def verify_registration(
             expected_origin=rp.origin,
             require_user_verification=require_uv,
         )
-    except _MALFORMED as exc:
+    except _malformed() as exc:
         raise WebAuthnError(_reason(exc)) from None
     return Registered(
         credential_id=webauthn.helpers.bytes_to_base64url(result.credential_id),
@@ -146,6 +164,9 @@ def authentication_options(
     rp: RelyingParty, allow: list[str], user_verification: Requirement
 ) -> tuple[dict[str, Any], str]:
     """PublicKeyCredentialRequestOptions as JSON, and their challenge (base64url)."""
+    from webauthn.helpers import structs
+
+    webauthn = _lib()
     options = webauthn.generate_authentication_options(
         rp_id=rp.id,
         timeout=TIMEOUT_MS,
@@ -165,6 +186,7 @@ def verify_authentication(
 ) -> Asserted:
     """Check an assertion (section 7.2) except its signature counter, which the caller compares
     with the stored one under a lock (`identity.devices.use_webauthn`); WebAuthnError if not."""
+    webauthn = _lib()
     try:
         result = webauthn.verify_authentication_response(
             credential=credential,
@@ -175,7 +197,7 @@ def verify_authentication(
             credential_current_sign_count=0,  # compared by the caller, see above
             require_user_verification=require_uv,
         )
-    except _MALFORMED as exc:
+    except _malformed() as exc:
         raise WebAuthnError(_reason(exc)) from None
     return Asserted(
         credential_id=webauthn.helpers.bytes_to_base64url(result.credential_id),
@@ -186,15 +208,16 @@ def verify_authentication(
 
 def normalised_id(raw_id: str) -> str:
     """A credential id as the store keeps it (unpadded base64url); WebAuthnError if malformed."""
+    webauthn = _lib()
     try:
-        return webauthn.helpers.bytes_to_base64url(webauthn.base64url_to_bytes(raw_id))
+        return str(webauthn.helpers.bytes_to_base64url(webauthn.base64url_to_bytes(raw_id)))
     except ValueError:
         raise WebAuthnError("The credential id is malformed.") from None
 
 
 def encode_id(data: bytes) -> str:
     """Bytes (a user handle, a credential id) as unpadded base64url."""
-    return webauthn.helpers.bytes_to_base64url(data)
+    return str(_lib().helpers.bytes_to_base64url(data))
 
 
 def same_id(a: str, b: str) -> bool:
@@ -203,14 +226,18 @@ def same_id(a: str, b: str) -> bool:
 
 
 def _descriptor(credential_id: str) -> structs.PublicKeyCredentialDescriptor:
-    return structs.PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(credential_id))
+    from webauthn.helpers import structs
+
+    return structs.PublicKeyCredentialDescriptor(id=_lib().base64url_to_bytes(credential_id))
 
 
 def _as_json(options: Any) -> dict[str, Any]:
-    return dict(json.loads(webauthn.options_to_json(options)))
+    return dict(json.loads(_lib().options_to_json(options)))
 
 
 def _reason(exc: Exception) -> str:
+    from webauthn.helpers import exceptions
+
     if isinstance(exc, exceptions.WebAuthnException) and str(exc):
         return str(exc)[:200]
     return "The credential is malformed."
