@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import re
 import time
@@ -20,6 +21,15 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
+
+    async def arrived(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait, letting the event loop run (an in-process server sends mail in the background),
+        until `count` messages have arrived; then a moment longer, so that an extra one shows."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert len(self.messages) == count, f"{len(self.messages)} mails, expected {count}"
 
     def text(self, timeout: float = 10.0) -> str:
         """The text of the newest message, waiting up to `timeout` seconds for one."""

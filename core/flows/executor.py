@@ -73,6 +73,7 @@ class Executor:
             if resumed is None or resumed.get("slug") != slug:
                 return Reply(self._denied(flow, "This link is invalid or has expired."))
             state = base.FlowState.load(resumed)
+            await email_stage.activate(self.services, state.context)
         elif state is None or query.get("restart") == "1":
             wanted = query.get("next", "")
             target = redirects.safe_next(wanted, await self._launch_urls() if wanted else [])

@@ -71,6 +71,12 @@ async def set_password(tx: store.Tx, pk: int, password: str) -> None:
     )
 
 
+async def activate(tx: store.Tx, pk: int) -> None:
+    """Mark the user active (an email stage with `activate_user_on_success`); no error if gone."""
+    if await crud.find(tx, TABLE, pk=pk) is not None:
+        await crud.update(tx, TABLE, {"pk": pk}, {"is_active": True})
+
+
 async def is_superuser(tx: store.Tx, pk: int) -> bool:
     return await crud.in_superuser_group(tx, pk)
 

@@ -6,21 +6,32 @@ your email". Opening the link (in any browser) resumes the flow after this stage
 
 # SECURITY: the key is 256 random bits, kept in the cache only as its sha256 with the flow state,
 # popped atomically (single use) and gone after `token_expiry` minutes. An unknown account (when
-# identification pretends users exist) sees the same page and no mail is sent.
+# identification pretends users exist) sees the same page and no mail is sent. The mail goes out
+# in a background task, so that the page takes as long for an unknown account as for a known one
+# (waiting for the SMTP server only for real accounts would tell them apart), and at most
+# `MAILS_PER_HOUR` mails go to one account, so the form cannot be used to flood a mailbox.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import secrets
 from typing import Annotated, Any
 
+import structlog
 from pydantic import Field
 
 from tessera.core import crypto, events, mail
+from tessera.core.identity import users
 from tessera.core.stages import base
 
 TOKEN_PREFIX = "flowtoken:"  # noqa: S105 - a cache key prefix
+MAILS_PER_HOUR = 5
+ACTIVATE_KEY = "email_activate_user"  # context of a resumed flow: activate the pending user
+
+log = structlog.get_logger(__name__)
+_sending: set[asyncio.Task[None]] = set()  # strong references until each mail is handed over
 
 
 class Config(base.StageConfig):
@@ -49,9 +60,15 @@ class EmailStage(base.Stage):
         user = await run.pending_user()
         if user is None or not user["email"]:
             return  # the same page either way: no enumeration
+        sent = await run.services.cache.incr(f"email:sent:{user['pk']}", 3600)
+        if sent > MAILS_PER_HOUR:
+            log.warning("email_not_sent", reason="too many mails to this account", user=user["pk"])
+            return
         key = secrets.token_urlsafe(32)
         resumed = run.state.dump() | {"index": run.state.index + 1}
         resumed["context"] = {**resumed["context"], "email_verified": True, "auth_method": "email"}
+        if self.config.activate_user_on_success:
+            resumed["context"][ACTIVATE_KEY] = user["pk"]
         await run.services.cache.set(
             TOKEN_PREFIX + crypto.secrets.sha256_hex(key), resumed, self.config.token_expiry * 60
         )
@@ -66,19 +83,39 @@ class EmailStage(base.Stage):
         body += f'<p><a href="{html.escape(link)}">Continue</a> (valid {minutes} min)</p>'
         settings = run.services.settings.email
         msg = mail.message(settings.from_, user["email"], self.config.subject, text, body)
-        try:
-            await mail.send(settings, msg)
-        except mail.MailError:
-            return  # logged; the page stays the same, so addresses cannot be probed
-        async with run.services.store.transaction() as tx:
-            await events.record(
-                tx,
-                "email_sent",
-                user=user,
-                client_ip=run.client_ip,
-                context={"subject": self.config.subject, "flow": run.state.slug},
-                retention=run.retention,
-            )
+        event = {
+            "user": user,
+            "client_ip": run.client_ip,
+            "context": {"subject": self.config.subject, "flow": run.state.slug},
+            "retention": run.retention,
+        }
+        task = asyncio.create_task(_deliver(run.services, settings, msg, event))
+        _sending.add(task)
+        task.add_done_callback(_sending.discard)
+
+
+async def _deliver(services: base.Services, settings: Any, msg: Any, event: dict[str, Any]) -> None:
+    """Hand a mail to the SMTP server and record `email_sent`; failures are logged only (the
+    page the visitor saw is the same either way)."""
+    try:
+        await mail.send(settings, msg)
+    except mail.MailError:
+        return  # logged by mail.send
+    try:
+        async with services.store.transaction() as tx:
+            await events.record(tx, "email_sent", **event)
+    except Exception:  # a background task has no caller to tell
+        log.exception("email_sent_event_failed")
+
+
+async def activate(services: base.Services, context: dict[str, Any]) -> None:
+    """For a flow resumed from a link of a stage with `activate_user_on_success`: activate its
+    user (created inactive by user_write, e.g.), now that the address is proven."""
+    user_pk = context.pop(ACTIVATE_KEY, None)
+    if not isinstance(user_pk, int):
+        return
+    async with services.store.transaction() as tx:
+        await users.activate(tx, user_pk)
 
 
 async def redeem(services: base.Services, key: str) -> dict[str, Any] | None:

@@ -71,11 +71,13 @@ class UserWrite(base.Stage):
 
     async def _create(self, tx: Any, data: dict[str, Any]) -> dict[str, Any]:
         assert isinstance(self.config, Config)
-        body = wire.core.UserRequest(
-            username=str(data.get("username", "")),
-            is_active=not self.config.create_users_as_inactive,
-            type=self.config.user_type,
-            path=self.config.user_path_template,
+        body = _user_request(
+            {
+                "username": str(data.get("username", "")),
+                "is_active": not self.config.create_users_as_inactive,
+                "type": self.config.user_type,
+                "path": self.config.user_path_template,
+            }
         )
         row = await users.create(tx, body)
         if self.config.create_users_group:
@@ -128,15 +130,22 @@ def _may_change(run: base.Run, user: dict[str, Any] | None) -> bool:
 
 async def _apply(tx: Any, user: dict[str, Any], data: dict[str, Any]) -> None:
     current = await users.writable(tx, user)
-    changes = {k: data[k] for k in ("username", "name", "email") if k in data}
+    changes: dict[str, Any] = {k: data[k] for k in ("username", "name", "email") if k in data}
     attributes = dict(current["attributes"])
     for key, value in data.items():
         if key.startswith("attributes."):
             attributes[key.removeprefix("attributes.")] = value
+    body = _user_request({**current, **changes, "attributes": attributes})
+    await users.update(tx, user, body)
+    if data.get("password"):
+        await users.set_password(tx, user["pk"], str(data["password"]))
+
+
+def _user_request(data: dict[str, Any]) -> wire.core.UserRequest:
+    """The user as the admin API would validate it; ValidationFailed (shown on the prompt that
+    collected the values) when a value does not fit, e.g. a username that is empty or too long."""
     try:
-        body = wire.core.UserRequest.model_validate(
-            {**current, **changes, "attributes": attributes}
-        )
+        return wire.core.UserRequest.model_validate(data)
     except pydantic.ValidationError as exc:
         fields: dict[str, list[str]] = {}
         for err in exc.errors(include_url=False):
@@ -144,6 +153,3 @@ async def _apply(tx: Any, user: dict[str, Any], data: dict[str, Any]) -> None:
                 err["msg"]
             )
         raise errors.ValidationFailed(fields) from None
-    await users.update(tx, user, body)
-    if data.get("password"):
-        await users.set_password(tx, user["pk"], str(data["password"]))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.parse
 from typing import Any
 
 import pytest
+from flowkit import make_flow
 from mailkit import Inbox
 
 from tessera.core import app, config, store
+from tessera.core.stages import email as email_stage
 
 RECOVERY = "/api/v3/flows/executor/default-recovery-flow/"
 LOGIN = "/api/v3/flows/executor/default-authentication-flow/"
@@ -48,6 +52,7 @@ async def test_recover_password_by_email_link(
     body = await _start(mailing_client, "bob")
     assert body["component"] == "ak-stage-email"
     handler = inbox[0]
+    await handler.arrived(1)
     assert len(handler.messages) == 1 and handler.messages[0]["To"] == "bob@example.com"
     assert "https://sso.example.com/if/flow/default-recovery-flow/?flow_token=" in str(
         handler.messages[0]
@@ -83,7 +88,7 @@ async def test_unknown_account_gets_the_same_page_and_no_mail(
 ) -> None:
     body = await _start(mailing_client, "nobody@example.com")
     assert body["component"] == "ak-stage-email"
-    assert inbox[0].messages == []
+    await inbox[0].arrived(0)
 
 
 async def test_tampered_or_foreign_token_is_refused(
@@ -91,6 +96,7 @@ async def test_tampered_or_foreign_token_is_refused(
 ) -> None:
     await _user(api, make_user)
     await _start(mailing_client, "bob")
+    await inbox[0].arrived(1)
     token = inbox[0].link()
     mailing_client.session.cookie_jar.clear()
     assert (await _resume(mailing_client, token[:-2] + "xx"))[
@@ -120,4 +126,103 @@ async def test_reloading_the_email_page_sends_one_mail(
     for _ in range(3):
         body = await (await mailing_client.get(RECOVERY)).json()
         assert body["component"] == "ak-stage-email"
-    assert len(inbox[0].messages) == 1
+    await inbox[0].arrived(1)
+
+
+async def test_one_account_gets_at_most_a_few_mails_an_hour(
+    mailing_client: Any, api: Any, make_user: Any, inbox: Any
+) -> None:
+    await _user(api, make_user)
+    for _ in range(email_stage.MAILS_PER_HOUR + 3):
+        mailing_client.session.cookie_jar.clear()  # a new browser each time
+        assert (await _start(mailing_client, "bob"))["component"] == "ak-stage-email"
+    await inbox[0].arrived(email_stage.MAILS_PER_HOUR)
+
+
+async def test_a_slow_mail_server_does_not_hold_up_the_page(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: store.Store, api: Any, make_user: Any
+) -> None:
+    """A known account's page must not wait for SMTP: the wait would tell it from an unknown one."""
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings: config.Settings = make_settings(
+            email={"host": "127.0.0.1", "port": silent.getsockname()[1], "timeout": 30}
+        )
+        client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+        await _user(api, make_user)
+        timings = {}
+        for uid in ("bob", "nobody-here"):
+            client.session.cookie_jar.clear()
+            started = time.monotonic()
+            assert (await _start(client, uid))["component"] == "ak-stage-email"
+            timings[uid] = time.monotonic() - started
+        assert max(timings.values()) < 5, timings  # the SMTP timeout is 30 s
+
+
+async def test_verified_address_activates_a_user_created_inactive(
+    mailing_client: Any, bootstrapped: store.Store, api: Any, inbox: Any
+) -> None:
+    fields = [
+        {"field_key": "username", "type": "username"},
+        {"field_key": "email", "type": "email", "order": 1},
+        {"field_key": "password", "type": "password", "order": 2},
+    ]
+    await make_flow(
+        bootstrapped,
+        "verified-signup",
+        [
+            ("prompt", {"fields": fields}),
+            ("user_write", {"create_users_as_inactive": True}),
+            ("email", {"activate_user_on_success": True}),
+            ("user_login", {}),
+        ],
+        designation="enrollment",
+    )
+    path = "/api/v3/flows/executor/verified-signup/"
+    await mailing_client.get(path)
+    form = {"username": "carol", "email": "carol@example.com", "password": "a-long-password"}
+    body = await (await mailing_client.post(path, json=form)).json()
+    assert body["component"] == "ak-stage-email"
+    _, found = await api("GET", "core/users/?username=carol")
+    assert found["results"][0]["is_active"] is False
+    await inbox[0].arrived(1)
+    token = inbox[0].link()
+    mailing_client.session.cookie_jar.clear()
+    query = urllib.parse.quote(f"flow_token={token}")
+    body = await (await mailing_client.get(f"{path}?query={query}")).json()
+    assert body["component"] == "xak-flow-redirect", body
+    _, found = await api("GET", "core/users/?username=carol")
+    assert found["results"][0]["is_active"] is True
+    me = await (await mailing_client.get("/api/v3/core/users/me/")).json()
+    assert me["user"]["username"] == "carol"
+
+
+async def test_without_activate_user_on_success_the_user_stays_inactive(
+    mailing_client: Any, bootstrapped: store.Store, api: Any, inbox: Any
+) -> None:
+    fields = [
+        {"field_key": "username", "type": "username"},
+        {"field_key": "email", "type": "email", "order": 1},
+    ]
+    await make_flow(
+        bootstrapped,
+        "unverified-signup",
+        [
+            ("prompt", {"fields": fields}),
+            ("user_write", {"create_users_as_inactive": True}),
+            ("email", {}),
+            ("user_login", {}),
+        ],
+        designation="enrollment",
+    )
+    path = "/api/v3/flows/executor/unverified-signup/"
+    await mailing_client.get(path)
+    await mailing_client.post(path, json={"username": "dave", "email": "dave@example.com"})
+    await inbox[0].arrived(1)
+    token = inbox[0].link()
+    query = urllib.parse.quote(f"flow_token={token}")
+    body = await (await mailing_client.get(f"{path}?query={query}")).json()
+    assert body["component"] == "ak-stage-access-denied"
+    _, found = await api("GET", "core/users/?username=dave")
+    assert found["results"][0]["is_active"] is False

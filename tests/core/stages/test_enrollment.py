@@ -60,6 +60,21 @@ async def test_taken_username_is_a_field_error(client: Any, bootstrapped: Any) -
     assert me.status == 401
 
 
+async def test_a_username_the_user_model_refuses_is_a_field_error_not_a_500(
+    client: Any, bootstrapped: Any, api: Any
+) -> None:
+    await _enable(bootstrapped)
+    await client.get(ENROLL)
+    reply = await client.post(ENROLL, json={**FORM, "username": "u" * 300})
+    assert reply.status == 200
+    body = await reply.json()
+    assert body["component"] == "ak-stage-prompt" and "username" in body["response_errors"]
+    _, found = await api("GET", "core/users/?search=uuuu")
+    assert found["pagination"]["count"] == 0
+    body = await (await client.post(ENROLL, json=FORM)).json()
+    assert body["component"] == "xak-flow-redirect"
+
+
 async def test_extra_fields_cannot_set_attributes_the_form_does_not_ask(
     client: Any, bootstrapped: Any, api: Any
 ) -> None:
