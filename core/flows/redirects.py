@@ -25,8 +25,15 @@ def safe_next(value: str, allowed_prefixes: list[str]) -> str:
     if parsed.scheme in {"http", "https"} and parsed.netloc and "@" not in parsed.netloc:
         for prefix in allowed_prefixes:
             base = urllib.parse.urlsplit(prefix)
-            if (base.scheme, base.netloc.lower()) == (parsed.scheme, parsed.netloc.lower()) and (
-                parsed.path.startswith(base.path or "/")
-            ):
+            if (base.scheme, base.netloc.lower()) == (
+                parsed.scheme,
+                parsed.netloc.lower(),
+            ) and _within(parsed.path, base.path):
                 return value
     return DEFAULT
+
+
+def _within(path: str, base: str) -> bool:
+    """`path` is `base` or below it: "/app" admits "/app" and "/app/x", not "/apps"."""
+    base = base or "/"
+    return path == base or path.startswith(base if base.endswith("/") else base + "/")

@@ -96,7 +96,16 @@ async def test_next_is_kept_only_when_safe(client: Any, api: Any) -> None:
         "core/applications/",
         json={"name": "G", "slug": "g", "meta_launch_url": "https://grafana.example.com/"},
     )
+    await api(
+        "POST",
+        "core/applications/",
+        json={"name": "W", "slug": "w", "meta_launch_url": "https://apps.example.com/wiki"},
+    )
     cases = {
+        "next=https://apps.example.com/wiki": "https://apps.example.com/wiki",
+        "next=https://apps.example.com/wiki/page?x=1": "https://apps.example.com/wiki/page?x=1",
+        "next=https://apps.example.com/wikievil": "/if/user/",
+        "next=https://apps.example.com/": "/if/user/",
         "next=/application/o/authorize/?client_id=x": "/application/o/authorize/?client_id=x",
         "next=https://grafana.example.com/login": "https://grafana.example.com/login",
         "next=https://evil.example.com/": "/if/user/",
