@@ -6,6 +6,7 @@ part of the stage's settings). A pair `password` / `password_repeat` must match.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from typing import Annotated, Any, Literal
@@ -155,10 +156,21 @@ def _clean(spec: PromptField, raw: Any) -> tuple[Any, str]:
     if spec.type == "email" and not _EMAIL.match(text):
         return None, "Enter a valid email address."
     if spec.type == "number":
-        try:
-            return float(text) if "." in text else int(text), ""
-        except ValueError:
-            return None, "Enter a number."
+        return _number(text)
     if spec.type == "dropdown" and text not in spec.choices:
         return None, "Select a valid choice."
     return text, ""
+
+
+def _number(text: str) -> tuple[Any, str]:
+    """An integer, or a finite decimal number ("1.5", "2e3"); infinities and NaN are refused
+    (JSON cannot hold them)."""
+    try:
+        return int(text), ""
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None, "Enter a number."
+    return (value, "") if math.isfinite(value) else (None, "Enter a number.")

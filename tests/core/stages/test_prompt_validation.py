@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flowkit import make_flow
 from helpers import SECRET_KEY
 
 from tessera.core import identity
@@ -155,3 +156,36 @@ async def test_validation_policies_refuse_a_user_outside_the_group(
     assert body["response_errors"]["non_field_errors"][0]["string"] == "editors only"
     _, users = await api("GET", "core/users/?username=outsider")
     assert users["results"][0]["name"] != "Renamed"
+
+
+async def test_number_fields_take_finite_numbers_only(
+    client: Any, bootstrapped: Any, api: Any
+) -> None:
+    fields = [
+        {"field_key": "username", "type": "username"},
+        {"field_key": "attributes.size", "type": "number", "order": 1},
+    ]
+    await make_flow(
+        bootstrapped,
+        "numbers",
+        [("prompt", {"fields": fields}), ("user_write", {}), ("user_login", {})],
+        designation="enrollment",
+    )
+    path = "/api/v3/flows/executor/numbers/"
+    for value in ("1.5e999", "-inf", "nan", "12abc", "0x10"):
+        client.session.cookie_jar.clear()
+        await client.get(path)
+        body = await (
+            await client.post(path, json={"username": "n", "attributes.size": value})
+        ).json()
+        assert body["component"] == "ak-stage-prompt", value
+        assert body["response_errors"]["attributes.size"][0]["string"] == "Enter a number."
+    for name, value, stored in (("int", "42", 42), ("exp", "2e3", 2000.0), ("dec", "-0.5", -0.5)):
+        client.session.cookie_jar.clear()
+        await client.get(path)
+        body = await (
+            await client.post(path, json={"username": name, "attributes.size": value})
+        ).json()
+        assert body["component"] == "xak-flow-redirect", body
+        _, found = await api("GET", f"core/users/?username={name}")
+        assert found["results"][0]["attributes"] == {"size": stored}
