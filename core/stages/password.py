@@ -58,12 +58,12 @@ class Password(base.Stage):
         # SECURITY: the attempt is counted before the password is checked and taken back only
         # when it succeeds, so that a burst of parallel guesses cannot all pass the throttle
         # before any of them is counted (the counters are atomic across replicas).
-        limits = _limits(run)
+        user = await run.pending_user()
+        limits = _limits(run, user)
         if not await throttle.reserve(run, limits):
             identifier = run.state.context.get("pending_user_identifier", "")
             async with run.services.store.transaction() as tx:
                 return await throttle.refuse(tx, run, {"username": identifier})
-        user = await run.pending_user()
         stored = user["password"] if user is not None and user["is_active"] else ""
         ok = await _verify(stored, response.password)
         identifier = str(run.state.context.get("pending_user_identifier", ""))
@@ -97,11 +97,15 @@ class Password(base.Stage):
         return base.Outcome.retry("password", INVALID, "invalid")
 
 
-def _limits(run: base.Run) -> dict[str, int]:
-    """The throttle counters of this attempt (the typed identifier, the client address) and
-    their limits."""
+def _limits(run: base.Run, user: dict[str, Any] | None) -> dict[str, int]:
+    """The throttle counters of this attempt (the account, the client address) and their
+    limits. An account is counted by its username whichever identifier was typed (username,
+    email, another case), so that alternating them does not multiply the attempts, and as
+    passkey logins count it; an identifier that matches no account is counted as typed."""
     limits = run.services.settings.login_throttle
-    identifier = str(run.state.context.get("pending_user_identifier", ""))
+    identifier = (
+        user["username"] if user else str(run.state.context.get("pending_user_identifier", ""))
+    )
     return {
         throttle.user_counter(identifier): limits.per_username,
         throttle.ip_counter(run.client_ip): limits.per_ip,

@@ -247,6 +247,25 @@ async def test_password_guessing_is_throttled_per_username_across_flows(
     assert event["context"]["username"] == "akadmin"
 
 
+async def test_typing_the_email_or_another_case_does_not_add_attempts(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
+) -> None:
+    from tessera.core import app
+
+    settings = make_settings(
+        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+    )
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    for uid in ("akadmin", "root@example.com", "AKADMIN"):
+        client.session.cookie_jar.clear()
+        body = await _login(client, uid, "guess")
+        assert body["component"] == "ak-stage-password"
+    client.session.cookie_jar.clear()
+    body = await _login(client, "ROOT@example.com", BOOTSTRAP_PASSWORD)
+    assert body["component"] == "ak-stage-access-denied"
+    assert "Too many" in body["error_message"]
+
+
 async def test_parallel_password_guesses_are_all_counted(
     aiohttp_client: Any, make_settings: Any, bootstrapped: Any
 ) -> None:
