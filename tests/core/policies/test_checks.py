@@ -17,6 +17,26 @@ async def _verdict(kind: str, config: dict[str, Any], **request: Any) -> kinds.V
     return await kinds.build(kind, config).evaluate(engine.Request(**{"user": None, **request}))
 
 
+async def test_a_long_passphrase_is_scored_not_an_error() -> None:
+    long = "correct horse battery staple " * 10  # 290 characters; zxcvbn takes at most 72
+    verdict = await _verdict("password", {}, context={"prompt_data": {"password": long}})
+    assert verdict.passing
+    weak = await _verdict("password", {}, context={"prompt_data": {"password": "a" * 300}})
+    assert not weak.passing and any("weak" in m for m in weak.messages)
+
+
+async def test_the_policy_test_endpoint_scores_a_long_password(api: Any) -> None:
+    status, policy = await api("POST", "policies/password/", json={"name": "pw"})
+    assert status == 201, policy
+    for password, passing in (("a" * 300, False), ("correct horse battery staple " * 3, True)):
+        context = {"prompt_data": {"password": password}}
+        status, result = await api(
+            "POST", f"policies/all/{policy['pk']}/test/", json={"user": 1, "context": context}
+        )
+        assert status == 200, result
+        assert result["passing"] is passing
+
+
 async def test_password_policy_rules() -> None:
     weak = await _verdict("password", {}, context={"prompt_data": {"password": "password1"}})
     assert not weak.passing and any("weak" in m for m in weak.messages)
