@@ -13,6 +13,30 @@ from tessera.core.store import crud
 
 MANAGED = "goauthentik.io/flows/"
 
+
+def _settings_fields() -> list[dict[str, Any]]:
+    """default-user-settings-flow's form: username, name and email, filled in with the user's own
+    values (initial-value expressions, as authentik's default does)."""
+    return [
+        {
+            "field_key": key,
+            "label": label,
+            "type": kind,
+            "required": required,
+            "initial_value": f"return user.{key}",
+            "initial_value_expression": True,
+            "order": order,
+        }
+        for order, (key, label, kind, required) in enumerate(
+            [
+                ("username", "Username", "text", True),
+                ("name", "Name", "text", False),
+                ("email", "Email", "email", True),
+            ]
+        )
+    ]
+
+
 # slug -> (name, title, designation, authentication, [(stage name, kind, config), ...])
 DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any]]]]] = {
     "default-authentication-flow": (
@@ -211,7 +235,7 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             (
                 "default-user-settings-prompt",
                 "prompt",
-                {"fields": [{"field_key": "name", "label": "Name", "type": "text"}]},
+                {"fields": _settings_fields()},
             ),
             ("default-user-settings-write", "user_write", {"user_creation_mode": "never_create"}),
         ],

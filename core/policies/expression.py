@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 STEPS = 200_000
 TIMEOUT = 5.0
-# A `Program` is immutable: one parse per distinct expression, shared by every evaluation.
+# A `Program` is immutable: one parse per distinct expression, shared by every evaluation
+# (policies and the prompt stage's initial values).
 _compile = functools.lru_cache(maxsize=256)(sandbox.compile)
+compiled = _compile
 
 
 class Config(kinds.PolicyConfig):

@@ -2,19 +2,31 @@
 
 Fields are defined on the stage (authentik keeps them as separate Prompt objects; here they are
 part of the stage's settings). A pair `password` / `password_repeat` must match.
+
+With `initial_value_expression`, a field's `initial_value` is an expression, as in authentik
+(`return user.email`): it runs in the policy sandbox with the policy variables (`user`,
+`request`, `context`, `prompt_context`) of the pending or logged-in user, and the challenge
+carries its result; the expression itself never reaches the browser. An expression that fails
+gives an empty value and a log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+import structlog
+from pydantic import ConfigDict, Field, model_validator
 
-from tessera.core.policies import engine
+from tessera.core.policies import engine, expression, sandbox, views
 from tessera.core.stages import base
+
+log = structlog.get_logger(__name__)
+INITIAL_STEPS = 20_000
+INITIAL_TIMEOUT = 1.0  # seconds, per field
 
 FieldType = Literal[
     "text",
@@ -40,9 +52,19 @@ class PromptField(base.StageConfig):
     required: bool = True
     placeholder: Annotated[str, Field(max_length=500)] = ""
     initial_value: Annotated[str, Field(max_length=MAX_VALUE)] = ""
+    initial_value_expression: bool = False
     sub_text: Annotated[str, Field(max_length=1000)] = ""
     choices: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
     order: int = 0
+
+    @model_validator(mode="after")
+    def _expression_compiles(self) -> PromptField:
+        if self.initial_value_expression:
+            try:
+                sandbox.compile(self.initial_value)
+            except sandbox.SandboxError as exc:
+                raise ValueError(f"initial_value: {exc}") from None
+        return self
 
 
 class Config(base.StageConfig):
@@ -69,13 +91,59 @@ class Prompt(base.Stage):
         return sorted(self.config.fields, key=lambda f: f.order)
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
-        return {"fields": [f.model_dump() for f in self._fields()]}
+        initial = await self._initial_values(run)
+        fields = []
+        for spec in self._fields():
+            shown = spec.model_dump(exclude={"initial_value_expression"})
+            shown["initial_value"] = initial.get(spec.field_key, spec.initial_value)
+            fields.append(shown)
+        return {"fields": fields}
+
+    async def _initial_values(self, run: base.Run) -> dict[str, str]:
+        """The results of the fields' initial-value expressions, by field key."""
+        wanted = [f for f in self._fields() if f.initial_value_expression]
+        if not wanted:
+            return {}
+        user = await run.pending_user() or run.session_user
+        async with run.services.store.read() as tx:
+            loaded = await engine.load_rows(tx, [], user)
+        if user is None:
+            who = views.UserView.anonymous()
+        else:
+            who = views.UserView(user, loaded.groups, loaded.all_groups)
+        context = {**run.state.context, "prompt_context": run.state.context.get("prompt_data", {})}
+        variables = views.policy_variables(
+            who,
+            context=context,
+            http_request=views.HttpRequestView(client_ip=run.client_ip),
+        )
+        variables["prompt_context"] = context["prompt_context"]
+        hooks = sandbox.Hooks(is_group_member=views.is_group_member)
+        values = {}
+        for spec in wanted:
+            try:
+                result = await asyncio.to_thread(
+                    expression.compiled(spec.initial_value).run,
+                    variables,
+                    hooks=hooks,
+                    steps=INITIAL_STEPS,
+                    timeout=INITIAL_TIMEOUT,
+                )
+            except sandbox.SandboxError as exc:
+                log.warning("prompt_initial_value_failed", field=spec.field_key, error=str(exc))
+                values[spec.field_key] = ""
+                continue
+            values[spec.field_key] = "" if result.value is None else str(result.value)[:MAX_VALUE]
+        return values
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         submitted = response.model_extra or {}
         data: dict[str, Any] = {}
         errors: dict[str, list[dict[str, str]]] = {}
+        initial = await self._initial_values(run)
         for spec in self._fields():
+            if spec.field_key in initial:  # what read-only fields show is the computed value
+                spec = spec.model_copy(update={"initial_value": initial[spec.field_key]})
             value, problem = _clean(spec, submitted.get(spec.field_key))
             if problem:
                 errors[spec.field_key] = [{"string": problem, "code": "invalid"}]

@@ -121,12 +121,11 @@ async def _log_in(client: Any, db: Any, username: str) -> None:
     assert response.status == 302
 
 
-async def _submit_settings(client: Any) -> dict[str, Any]:
+async def _submit_settings(client: Any, username: str) -> dict[str, Any]:
     csrf = next(c.value for c in client.session.cookie_jar if c.key == "authentik_csrf")
     await client.get(SETTINGS)
-    response = await client.post(
-        SETTINGS, json={"name": "Renamed"}, headers={"X-authentik-CSRF": csrf}
-    )
+    form = {"username": username, "name": "Renamed", "email": f"{username}@example.com"}
+    response = await client.post(SETTINGS, json=form, headers={"X-authentik-CSRF": csrf})
     body: dict[str, Any] = await response.json()
     return body
 
@@ -139,7 +138,7 @@ async def test_validation_policies_see_the_users_groups_and_their_parents(
     await make_user("member", groups=[ops["pk"]])
     await _settings_with_group_policy(api)
     await _log_in(client, bootstrapped, "member")
-    body = await _submit_settings(client)
+    body = await _submit_settings(client, "member")
     assert body["component"] == "xak-flow-redirect", body
     _, users = await api("GET", "core/users/?username=member")
     assert users["results"][0]["name"] == "Renamed"
@@ -151,7 +150,7 @@ async def test_validation_policies_refuse_a_user_outside_the_group(
     await make_user("outsider")
     await _settings_with_group_policy(api)
     await _log_in(client, bootstrapped, "outsider")
-    body = await _submit_settings(client)
+    body = await _submit_settings(client, "outsider")
     assert body["component"] == "ak-stage-prompt"
     assert body["response_errors"]["non_field_errors"][0]["string"] == "editors only"
     _, users = await api("GET", "core/users/?username=outsider")
