@@ -250,7 +250,13 @@ async def test_name_is_a_unique_slug(api: API) -> None:
 
 
 async def test_expires_must_be_iso_8601(api: API) -> None:
-    for bad in ("tomorrow", "2031-13-01T00:00:00Z", 1_900_000_000, True, "9999-12-31T23:59:59-05:00"):
+    for bad in (
+        "tomorrow",
+        "2031-13-01T00:00:00Z",
+        1_900_000_000,
+        True,
+        "9999-12-31T23:59:59-05:00",
+    ):
         assert "expires" in await _errors(api, "POST", BASE, {"name": "a", "expires": bad}), bad
     naive = await _invite(api, name="naive", expires="2031-01-01T00:00:00")
     assert naive["expires"].startswith("2031-01-01T00:00:00")  # a naive time is UTC
@@ -278,7 +284,9 @@ async def test_bad_filters_and_lookups_are_client_errors(
     assert (await api("POST", BASE, data="[]", headers=json_headers))[0] == 400
 
 
-async def test_non_superusers_get_403(client: Any, api: API, make_user: Any, make_token: Any) -> None:
+async def test_non_superusers_get_403(
+    client: Any, api: API, make_user: Any, make_token: Any
+) -> None:
     invitation = await _invite(api)
     await make_user("mallory")
     headers = {"Authorization": f"Bearer {await make_token('mallory')}"}
