@@ -305,3 +305,17 @@ async def test_non_superusers_get_403(
         assert anonymous.status in (401, 403), (method, path)
     _, page = await api("GET", BASE)
     assert [r["name"] for r in page["results"]] == ["welcome"]
+
+
+async def test_creator_is_the_caller_and_survives_as_null_when_deleted(
+    api: API, make_group: Any, make_user: Any, make_token: Any
+) -> None:
+    admins = await make_group("second-admins", is_superuser=True)
+    boss = await make_user("boss", groups=[admins["pk"]])
+    headers = {"Authorization": f"Bearer {await make_token('boss')}"}
+    status, invitation = await api("POST", BASE, json={"name": "by-boss"}, headers=headers)
+    assert status == 201 and invitation["created_by"]["pk"] == boss["pk"], invitation
+    assert invitation["created_by"]["username"] == "boss"
+    assert (await api("DELETE", f"core/users/{boss['pk']}/"))[0] == 204
+    status, kept = await api("GET", f"{BASE}{invitation['pk']}/")
+    assert status == 200 and kept["created_by"] is None
