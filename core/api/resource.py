@@ -47,6 +47,16 @@ class FilterField:
     op: crud.Op = "eq"
     kind: Kind = "str"
     description: str = ""
+    # (table, column): match `column` of another table; `self.column` holds that row's pk
+    # (`?created_by__username=` on invitations).
+    related: tuple[str, str] | None = None
+
+    def condition(self, raw: str) -> crud.Filter:
+        value = _parse(self.kind, self.name, raw)
+        if self.related is None:
+            return crud.Filter(self.column, self.op, value)
+        table, column = self.related
+        return crud.Filter(self.column, "in", crud.Lookup(table, "pk", column, value))
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,15 @@ def _parse(kind: Kind, name: str, raw: str) -> Any:
                 return raw.lower() in {"true", "1"}
             case "datetime":
                 parsed = dt.datetime.fromisoformat(raw)
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+                # Stored in UTC: a time that cannot be expressed there is invalid input.
+                return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(
+                    dt.UTC
+                )
             case "uuid":
                 return str(uuid.UUID(raw))
             case _:
                 return raw
-    except ValueError:
+    except (ValueError, OverflowError):
         raise errors.ValidationFailed.one(name, f"Enter a valid {kind}.") from None
 
 
@@ -195,7 +208,7 @@ class Resource(abc.ABC):
         for f in self.filters:
             raw = params.get(f.name)
             if raw is not None and raw != "":
-                q.filters.append(crud.Filter(f.column, f.op, _parse(f.kind, f.name, raw)))
+                q.filters.append(f.condition(raw))
         q.members.extend(self.member_filters(params))
         q.filters.extend(self.extra_filters(params))
         search = params.get("search", "")

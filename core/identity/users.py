@@ -86,6 +86,21 @@ def uid(keyring: crypto.Keyring, user_pk: int) -> str:
     return keyring.digest(f"user-uid:{user_pk}")
 
 
+def partial(keyring: crypto.Keyring, row: dict[str, Any]) -> wire.core.PartialUser:
+    """authentik's `PartialUser` of a user row (a binding's `user_obj`, an invitation's
+    `created_by`)."""
+    return wire.core.PartialUser.model_construct(
+        pk=row["pk"],
+        username=row["username"],
+        name=row["name"],
+        is_active=row["is_active"],
+        last_login=row["last_login"],
+        email=row["email"],
+        attributes=row["attributes"],
+        uid=uid(keyring, row["pk"]),
+    )
+
+
 async def serialize(
     tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
 ) -> list[wire.core.User]:

@@ -89,7 +89,7 @@ async def serialize(
     group_rows = await crud.find_many(tx, "groups", "pk", {r["group"] for r in rows} - {None})
     tree = groups.Tree({g["pk"]: g for g in group_rows})
     user_rows = await crud.find_many(tx, "users", "pk", {r["user"] for r in rows} - {None})
-    people = {u["pk"]: _user(keyring, u) for u in user_rows}
+    people = {u["pk"]: users.partial(keyring, u) for u in user_rows}
     return [
         wire.policies.PolicyBinding.model_construct(
             **writable(r),
@@ -100,16 +100,3 @@ async def serialize(
         )
         for r in rows
     ]
-
-
-def _user(keyring: crypto.Keyring, row: dict[str, Any]) -> wire.policies.PolicyBindingUser:
-    return wire.policies.PolicyBindingUser.model_construct(
-        pk=row["pk"],
-        username=row["username"],
-        name=row["name"],
-        is_active=row["is_active"],
-        last_login=row["last_login"],
-        email=row["email"],
-        attributes=row["attributes"],
-        uid=users.uid(keyring, row["pk"]),
-    )

@@ -56,6 +56,18 @@ class Member:
     values: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A filter value naming rows of another table: `Filter(column, "in", Lookup(...))` keeps
+    the rows whose `column` is the `key` of a row of `table` whose `where` equals `value`
+    (e.g. invitations by their creator's username)."""
+
+    table: str
+    key: str
+    where: str
+    value: Any
+
+
 @dataclass
 class Query:
     filters: list[Filter] = field(default_factory=list)
@@ -132,6 +144,10 @@ def _apply(t: sa.Table, f: Filter) -> sa.ColumnElement[bool]:
         case "ne":
             return c != value
         case "in":
+            if isinstance(f.value, Lookup):
+                other = table(f.value.table)
+                match = _col(other, f.value.where) == f.value.value
+                return c.in_(sa.select(_col(other, f.value.key)).where(match))
             return c.in_(list(f.value))
         case "icontains":
             return sa.func.lower(c).contains(str(f.value).lower(), autoescape=True)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    model_validator,
+)
 
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 MAX_DEPTH = 16
@@ -54,6 +63,38 @@ def _attributes(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Attributes = Annotated[dict[str, Any], AfterValidator(_attributes)]
+
+
+def check_json_object(value: dict[str, Any], limit: int) -> dict[str, Any]:
+    """`value` if it is at most `limit` bytes as compact JSON, without NaN or infinities
+    (PostgreSQL's JSON types refuse them: they would fail at the store instead of here)."""
+    try:
+        size = len(json.dumps(value, allow_nan=False, separators=(",", ":")))
+    except ValueError:
+        raise ValueError("NaN and infinite numbers are not allowed") from None
+    if size > limit:
+        raise ValueError(f"must be at most {limit} bytes as JSON")
+    return value
+
+
+def _iso_text(value: Any) -> Any:
+    # Pydantic would also take a number as a Unix time; the API speaks ISO 8601 only.
+    if value is not None and not isinstance(value, str | dt.datetime):
+        raise ValueError("Enter a date and time in ISO 8601 format.")
+    return value
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    """A naive time is UTC; every time is stored in UTC, so it must be representable there."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("Enter a date and time between the years 1 and 9999.") from None
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
 Slug = Annotated[
     str,
     Field(

@@ -100,6 +100,19 @@ class User(Response):
     password_change_date: dt.datetime | None
 
 
+class PartialUser(Response):
+    """authentik's `PartialUser`: a user named inside another object (a binding, an invitation)."""
+
+    pk: int
+    username: str
+    name: str
+    is_active: bool
+    last_login: dt.datetime | None
+    email: str
+    attributes: dict[str, object]
+    uid: str
+
+
 class UserSetPassword(Request):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
