@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import pydantic
@@ -67,15 +67,29 @@ async def read_json(request: web.Request) -> Any:
         raise errors.BadRequest("JSON parse error.") from None
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    """Read and validate the JSON body with `model`."""
-    return validate(model, await read_json(request))
+async def read_body(
+    request: web.Request, model: type[M], ignore: Collection[str] = frozenset()
+) -> M:
+    """Read and validate the JSON body with `model` (`ignore` as for `validate`)."""
+    return validate(model, await read_json(request), ignore=ignore)
 
 
-def validate(model: type[M], data: Any, base: dict[str, Any] | None = None) -> M:
-    """Validate parsed JSON with `model`; `base` holds the current values for a PATCH."""
+def validate(
+    model: type[M],
+    data: Any,
+    base: dict[str, Any] | None = None,
+    ignore: Collection[str] = frozenset(),
+) -> M:
+    """Validate parsed JSON with `model`; `base` holds the current values for a PATCH.
+
+    Top-level keys in `ignore` (a resource's read-only fields, `resource.read_only_fields`) are
+    dropped unread before validation; any other key the model does not know is an error.
+    """
     if not isinstance(data, dict):
         raise errors.ValidationFailed.one("non_field_errors", "Expected a JSON object.")
+    if ignore:
+        # SECURITY: dropped, never validated nor passed on: a read-only field cannot be set here.
+        data = {k: v for k, v in data.items() if k not in ignore}
     if base is not None:
         unknown = [k for k in data if k not in model.model_fields]
         if unknown:

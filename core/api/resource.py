@@ -116,6 +116,21 @@ def _parse(kind: Kind, name: str, raw: str) -> Any:
         raise errors.ValidationFailed.one(name, f"Enter a valid {kind}.") from None
 
 
+def read_only_fields(
+    response: type[pydantic.BaseModel], request: type[pydantic.BaseModel]
+) -> frozenset[str]:
+    """The fields `response` declares and `request` does not accept: a resource's read-only fields.
+
+    A client that GETs an object and sends it back (PUT, PATCH or POST, as authentik's Terraform
+    provider and blueprint tools do) sends these too; like Django REST Framework, the API drops
+    them unread. Every other unknown field stays "Unexpected field." (a misspelt writable field
+    must not be silently ignored).
+    """
+    accepted = set(request.model_fields)
+    accepted |= {f.alias for f in request.model_fields.values() if f.alias}
+    return frozenset(set(response.model_fields) - accepted)
+
+
 class Resource(abc.ABC):
     path: ClassVar[str]
     table: ClassVar[str]
@@ -264,6 +279,11 @@ def routes(resource: Resource) -> list[web.RouteDef]:
     base = _base(resource)
     detail = base + "{lookup}/"
     store_of = state.STORE
+    ignored = (
+        read_only_fields(resource.read_model, resource.request_model)
+        if resource.request_model is not None
+        else frozenset()
+    )
 
     async def list_(request: web.Request) -> web.Response:
         async with request.app[store_of].read() as tx:
@@ -287,7 +307,7 @@ def routes(resource: Resource) -> list[web.RouteDef]:
     async def create(request: web.Request) -> web.Response:
         principal = await resource.authorize(request)
         assert resource.request_model is not None
-        body = await http.read_body(request, resource.request_model)
+        body = await http.read_body(request, resource.request_model, ignore=ignored)
         async with request.app[store_of].transaction() as tx:
             ctx = Ctx(request, principal, tx)
             row = await resource.create(ctx, body)
@@ -305,7 +325,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
             if resource.guard_managed:
                 check_managed(request, row.get("managed"))
             before = await resource.writable(ctx, row)
-            body = http.validate(resource.request_model, data, base=before if partial else None)
+            merge_onto = before if partial else None
+            body = http.validate(resource.request_model, data, base=merge_onto, ignore=ignored)
             row = await resource.update(ctx, row, body)
             after = await resource.writable(ctx, row)
             await resource.record(ctx, "model_updated", row, diff=events.diff(before, after))

@@ -200,6 +200,9 @@ async def remove(tx: store.Tx, pk: object, user_pk: int) -> dict[str, Any] | Non
 
 
 async def rename(tx: store.Tx, device: dict[str, Any], name: str) -> dict[str, Any]:
+    """Rename the device; the same name is no change (`last_updated` stays)."""
+    if name == device["name"]:
+        return device
     return await crud.update(tx, TABLE, {"pk": device["pk"]}, _changed({"name": name}))
 
 

@@ -162,8 +162,10 @@ async def test_only_the_name_can_change(
     user, key, mine = await _user_and_devices(make_user, make_token, bootstrapped, "frank")
     other = await make_user("grace")
     path = f"authenticators/totp/{mine['totp']['pk']}/"
+    # `user` is read-only: sent back (as a GET returned it, or with another user) it is ignored.
+    status, device = await _as(client, key, "PATCH", path, json={"user": other["pk"]})
+    assert status == 200 and device["user"]["pk"] == user["pk"]
     for body in (
-        {"user": other["pk"]},
         {"confirmed": False},
         {"name": ""},
         {"name": "x" * 201},
