@@ -54,6 +54,7 @@ async def _seed(api: API, db: Any) -> None:
         policy = await _created(api, f"policies/{kind}/", body)
     binding = {"target": app["pk"], "policy": policy["pk"], "order": 0}
     await _created(api, "policies/bindings/", binding)
+    await _created(api, "stages/invitation/invitations/", {"name": "rt-invitation"})
     async with db.transaction() as tx:  # akadmin's own devices (the API caller's)
         admin = await identity.users.find_by_username(tx, "akadmin")
         assert admin is not None
