@@ -51,6 +51,7 @@ async def browser(request: web.Request) -> executor.Browser:
         client_ip=net.client_ip(request) or "",
         user_agent=request.headers.get("User-Agent", "")[:512],
         secure=net.is_secure(request),
+        cookies=request.cookies,
     )
 
 
@@ -73,6 +74,16 @@ def finish(request: web.Request, who: executor.Browser, reply: executor.Reply) -
 def apply_cookies(
     request: web.Request, response: web.StreamResponse, who: executor.Browser, reply: executor.Reply
 ) -> None:
+    for cookie in reply.cookies:
+        response.set_cookie(
+            cookie.name,
+            cookie.value,
+            max_age=cookie.max_age,
+            httponly=True,
+            samesite="Lax",
+            secure=who.secure,
+            path="/",
+        )
     if reply.new_session is not None:
         key, ttl = reply.new_session
         root.set_session_cookies(request, response, key, ttl)

@@ -9,8 +9,9 @@ Logging in rotates the session key (no fixation) and moves the flow state to the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ class Browser:
     memo: dict[tuple[str, object], tuple[int, dict[str, Any] | None]] = field(
         default_factory=dict
     )  # rows read during this request (see base.Run.user)
+    cookies: Mapping[str, str] = field(default_factory=dict)  # the request's, for stages
 
 
 @dataclass
@@ -49,6 +51,10 @@ class Reply:
     body: dict[str, Any]
     new_session: tuple[str, dt.timedelta] | None = None  # set this cookie
     ended_session: bool = False  # clear the cookie
+    cookies: list[base.Cookie] = field(default_factory=list)  # other cookies stages set
+
+    def with_body(self, body: dict[str, Any]) -> Reply:
+        return dataclasses.replace(self, body=body)
 
 
 def _state_key(session_key: str, slug: str) -> str:
@@ -177,9 +183,7 @@ class Executor:
             )
             if isinstance(step, base.Outcome):  # a binding policy failed to evaluate
                 await self._drop(browser, state.slug)
-                return Reply(
-                    self._denied(flow, step.message), reply.new_session, reply.ended_session
-                )
+                return reply.with_body(self._denied(flow, step.message))
             if step is None:  # the binding's policies do not apply: skip it
                 state.index += 1
                 response = None  # the answer was for the skipped stage, not the next one
@@ -190,7 +194,7 @@ class Executor:
             if outcome is None:  # a challenge to show
                 body = await self._challenge(flow, state, step, run, {})
                 await self._save(browser, state)  # after rendering: challenge() may note things
-                return Reply(body, reply.new_session, reply.ended_session)
+                return reply.with_body(body)
             await self._side_effects(run, browser, reply)
             if outcome.kind == "next":
                 state.index += 1
@@ -199,9 +203,7 @@ class Executor:
         await self._drop(browser, state.slug)
         if state.context.get(DONE_KEY):
             await self._record_done(state, browser)
-        return Reply(
-            {"component": REDIRECT, "to": state.next}, reply.new_session, reply.ended_session
-        )
+        return reply.with_body({"component": REDIRECT, "to": state.next})
 
     async def _record_done(self, state: base.FlowState, browser: Browser) -> None:
         user = state.pending_user or (browser.user["pk"] if browser.user else None)
@@ -227,6 +229,7 @@ class Executor:
             stage_pk=step.stage_row["pk"],
             stage_name=step.stage_row["name"],
             memo=browser.memo,
+            cookies=browser.cookies,
         )
 
     async def _respond(
@@ -264,13 +267,13 @@ class Executor:
                 return await self._back(snapshot, flow, state, browser, outcome, reply)
             body = await self._challenge(flow, state, step, run, outcome.errors)
             await self._save(browser, state)
-            return Reply(body, reply.new_session, reply.ended_session)
+            return reply.with_body(body)
         await self._drop(browser, state.slug)
         if outcome.kind == "redirect":
             body = {"component": REDIRECT, "to": outcome.to}
         else:
             body = self._denied(flow, outcome.message)
-        return Reply(body, reply.new_session, reply.ended_session)
+        return reply.with_body(body)
 
     async def _back(
         self,
@@ -292,9 +295,9 @@ class Executor:
                 run = self._run(state, browser, step)
                 body = await self._challenge(flow, state, step, run, outcome.errors)
                 await self._save(browser, state)
-                return Reply(body, reply.new_session, reply.ended_session)
+                return reply.with_body(body)
         await self._drop(browser, state.slug)
-        return Reply(self._denied(flow, "Invalid input."), reply.new_session, reply.ended_session)
+        return reply.with_body(self._denied(flow, "Invalid input."))
 
     async def _challenge(
         self,
@@ -325,6 +328,8 @@ class Executor:
         }
 
     async def _side_effects(self, run: base.Run, browser: Browser, reply: Reply) -> None:
+        reply.cookies.extend(run.set_cookies)
+        run.set_cookies.clear()
         if run.login is not None:
             user_pk, ttl = run.login
             run.login = None

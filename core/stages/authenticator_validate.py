@@ -1,14 +1,16 @@
 """Authenticator validate stage (`ak-stage-authenticator-validate`): the second factor.
 
-Runs after a first factor (usually the password stage) in an authentication flow. `before`
-decides without asking when the user has no confirmed device of the configured classes
-(`not_configured_action`) or used one within `last_auth_threshold` seconds; otherwise the
-challenge lists one entry per device class and the response's `code` is checked against the
-user's TOTP devices, then static codes (`identity.devices.verify_totp` / `consume_static`), or
-its `webauthn` assertion against the user's WebAuthn credentials (the `webauthn` entry's
-`challenge` is the PublicKeyCredentialRequestOptions JSON, issued and taken once through
-`authenticator_webauthn.issue` / `take`, and checked by `crypto.webauthn.verify_authentication`).
-Success sets `auth_method` to `auth_mfa` for user_login and the login event.
+Runs after a first factor (usually the password stage) in an authentication flow. `before` decides
+without asking when the user has no confirmed device of the configured classes
+(`not_configured_action`) or this browser passed this stage within `last_auth_threshold` seconds
+(its `authentik_mfa` cookie, sealed under the instance key, names the user, the stage and the
+device, and expires with the threshold); otherwise the challenge lists one entry per device class
+and the response's `code` is checked against the user's TOTP devices, then static codes
+(`identity.devices.verify_totp` / `consume_static`), or its `webauthn` assertion against the user's
+WebAuthn credentials (the `webauthn` entry's `challenge` is the PublicKeyCredentialRequestOptions
+JSON, issued and taken once through `authenticator_webauthn.issue` / `take`, and checked by
+`crypto.webauthn.verify_authentication`). Success sets `auth_method` to `auth_mfa` for user_login
+and the login event.
 
 `not_configured_action: configure` denies for now, with a message saying to set up an
 authenticator first: authentik would insert `configuration_stages` into the plan, and the executor
@@ -30,17 +32,19 @@ cannot insert stages yet. The challenge's `configuration_stages` is therefore al
 
 from __future__ import annotations
 
-import datetime as dt
+import json
+import time
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from tessera.core import store
+from tessera.core import crypto, store
 from tessera.core.crypto import webauthn
-from tessera.core.identity import devices, util
+from tessera.core.identity import devices
 from tessera.core.stages import attempts, authenticator_webauthn, base, passkey
 
 INVALID = "Invalid Token"
+MFA_COOKIE = "authentik_mfa"  # authentik's name for the "passed MFA recently" cookie
 NOT_AUTHENTICATED = "Failed to authenticate."
 SUPPORTED = ("totp", "static", "webauthn")
 PASSKEY_REFUSED = passkey.CLONED
@@ -116,7 +120,7 @@ class AuthenticatorValidate(base.Stage):
         if not found:
             return self._unconfigured()
         threshold = self.config.last_auth_threshold
-        if threshold and _recently_used(found, threshold):
+        if threshold and _remembered(run, user, found, threshold):
             return base.Outcome.next()
         if devices.webauthn_ids(found):
             rp = await authenticator_webauthn.relying_party(run)
@@ -180,7 +184,7 @@ class AuthenticatorValidate(base.Stage):
             return self._unconfigured()
         if response.webauthn is not None:
             outcome = await self._passkey(run, user, found, response.webauthn)
-            return outcome if isinstance(outcome, base.Outcome) else _passed(run, outcome)
+            return outcome if isinstance(outcome, base.Outcome) else self._passed(run, outcome)
         code = response.code.strip()
         if not code and response.selected_challenge is not None:
             return base.Outcome("retry")  # the client picked a device: show it again
@@ -189,6 +193,15 @@ class AuthenticatorValidate(base.Stage):
         device = await _attempt(run, user, candidates, code)
         if isinstance(device, base.Outcome):
             return device
+        return self._passed(run, device)
+
+    def _passed(self, run: base.Run, device: dict[str, Any]) -> base.Outcome:
+        assert isinstance(self.config, Config)
+        threshold = self.config.last_auth_threshold
+        if threshold:  # this browser may skip this stage for a while
+            run.set_cookies.append(
+                base.Cookie(MFA_COOKIE, _mfa_cookie(run, device, threshold), threshold)
+            )
         return _passed(run, device)
 
     async def _passwordless(
@@ -267,9 +280,41 @@ async def _credential_device(
     return await devices.find_webauthn(tx, user["pk"], credential_id)
 
 
-def _recently_used(found: list[dict[str, Any]], threshold: int) -> bool:
-    since = util.now() - dt.timedelta(seconds=threshold)
-    return any(d["last_used"] is not None and d["last_used"] >= since for d in found)
+def _mfa_cookie(run: base.Run, device: dict[str, Any], threshold: int) -> str:
+    """Sealed (authenticated encryption under the instance key): who passed which stage with
+    which device, and when."""
+    claims = {
+        "user": device["user_pk"],
+        "stage": run.stage_pk,
+        "device": device["pk"],
+        "until": int(time.time()) + threshold,
+    }
+    return run.services.keyring.seal(json.dumps(claims), MFA_COOKIE)
+
+
+def _remembered(
+    run: base.Run, user: dict[str, Any], found: list[dict[str, Any]], threshold: int
+) -> bool:
+    """This browser passed this stage as this user, with one of their current devices, less
+    than `threshold` seconds ago (its `authentik_mfa` cookie says so)."""
+    sealed = run.cookies.get(MFA_COOKIE, "")
+    if not sealed or len(sealed) > 1024:
+        return False
+    try:
+        claims = json.loads(run.services.keyring.unseal(sealed, MFA_COOKIE))
+    except (crypto.secrets.UnsealError, ValueError):
+        return False
+    if not isinstance(claims, dict):
+        return False
+    now = int(time.time())
+    until = claims.get("until")
+    return (
+        claims.get("user") == user["pk"]
+        and claims.get("stage") == run.stage_pk
+        and any(d["pk"] == claims.get("device") for d in found)
+        and isinstance(until, int)
+        and now < until <= now + threshold  # a lowered threshold shortens old cookies too
+    )
 
 
 async def _attempt(

@@ -10,9 +10,9 @@ response, `on_invalid` on a response that failed validation. Each returns an `Ou
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import ConfigDict
 
@@ -92,6 +92,14 @@ class FlowState:
         return cls(**data)
 
 
+class Cookie(NamedTuple):
+    """A cookie a stage sets: HttpOnly, SameSite=Lax, path "/", Secure behind HTTPS."""
+
+    name: str
+    value: str
+    max_age: int
+
+
 @dataclass
 class Run:
     """One request's view of a flow in progress, handed to the stage hooks."""
@@ -109,6 +117,9 @@ class Run:
     logout: bool = False
     # Rows read during this request, with the store's write stamp of their table at reading.
     memo: dict[tuple[str, object], tuple[int, Any]] = field(default_factory=dict)
+    # The request's cookies, and cookies a stage sets on the response (with a next outcome).
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    set_cookies: list[Cookie] = field(default_factory=list)
 
     @property
     def retention(self) -> dt.timedelta:

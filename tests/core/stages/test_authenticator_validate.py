@@ -12,6 +12,7 @@ from helpers import SECRET_KEY
 
 from tessera.core import crypto
 from tessera.core.identity import devices, util
+from tessera.core.stages.authenticator_validate import MFA_COOKIE
 from tessera.core.store import crud
 
 PASSWORD = "pw-validate-user-123"
@@ -113,17 +114,87 @@ async def test_challenge_shape_and_login(
     assert body["component"] == "xak-flow-redirect"
 
 
-async def test_recent_use_skips_within_the_threshold(
+def _mfa_cookie(client: Any) -> str:
+    found = [c.value for c in client.session.cookie_jar if c.key == MFA_COOKIE]
+    return found[0] if found else ""
+
+
+async def _again(client: Any, path: str, username: str, mfa_cookie: str) -> dict[str, Any]:
+    """A new login in a browser that kept only its `authentik_mfa` cookie."""
+    client.session.cookie_jar.clear()
+    if mfa_cookie:
+        client.session.cookie_jar.update_cookies({MFA_COOKIE: mfa_cookie})
+    await _call(client, path)
+    await _call(client, path, {"uid_field": username})
+    return await _call(client, path, {"password": PASSWORD})
+
+
+async def test_this_browser_skips_the_stage_within_the_threshold(
     client: Any, bootstrapped: Any, api: Any, make_user: Any
 ) -> None:
     user = await _user(api, make_user, "recent")
-    await _totp(bootstrapped, user["pk"], used=True)
+    totp = await _totp(bootstrapped, user["pk"])
     path = await _flow(bootstrapped, "mfa-recent", last_auth_threshold=300)
-    assert (await _password(client, path, "recent"))["component"] == "xak-flow-redirect"
-    path = await _flow(bootstrapped, "mfa-always")
     assert (await _password(client, path, "recent"))["component"] == (
         "ak-stage-authenticator-validate"
     )
+    assert (await _call(client, path, {"code": totp.now()}))["component"] == "xak-flow-redirect"
+    cookie = _mfa_cookie(client)
+    assert cookie
+    morsel = next(c for c in client.session.cookie_jar if c.key == MFA_COOKIE)
+    assert morsel["httponly"] and int(morsel["max-age"]) == 300
+    assert (await _again(client, path, "recent", cookie))["component"] == "xak-flow-redirect"
+    # Another flow's validate stage does not accept this stage's cookie.
+    other = await _flow(bootstrapped, "mfa-other", last_auth_threshold=300)
+    assert (await _again(client, other, "recent", cookie))["component"] == (
+        "ak-stage-authenticator-validate"
+    )
+
+
+async def test_a_recent_login_elsewhere_does_not_skip_the_stage(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    """Knowing the password is not enough because the victim passed MFA in their own browser."""
+    user = await _user(api, make_user, "victim")
+    await _totp(bootstrapped, user["pk"], used=True)  # used a moment ago, somewhere
+    path = await _flow(bootstrapped, "mfa-elsewhere", last_auth_threshold=3600)
+    body = await _password(client, path, "victim")  # a fresh browser
+    assert body["component"] == "ak-stage-authenticator-validate"
+    assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def test_a_cookie_of_another_user_or_tampered_does_not_skip(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    alice = await _user(api, make_user, "alice")
+    bob = await _user(api, make_user, "bob")
+    alice_totp = await _totp(bootstrapped, alice["pk"])
+    await _totp(bootstrapped, bob["pk"])
+    path = await _flow(bootstrapped, "mfa-users", last_auth_threshold=300)
+    await _password(client, path, "alice")
+    assert (await _call(client, path, {"code": alice_totp.now()}))["component"] == (
+        "xak-flow-redirect"
+    )
+    cookie = _mfa_cookie(client)
+    for username, value in (
+        ("bob", cookie),  # alice's cookie, bob's password
+        ("alice", cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB")),
+        ("alice", "v1:" + "A" * 80),
+        ("alice", "x" * 5000),
+    ):
+        body = await _again(client, path, username, value)
+        assert body["component"] == "ak-stage-authenticator-validate", (username, value[:20])
+
+
+async def test_without_a_threshold_no_cookie_is_set(
+    client: Any, bootstrapped: Any, api: Any, make_user: Any
+) -> None:
+    user = await _user(api, make_user, "always")
+    totp = await _totp(bootstrapped, user["pk"])
+    path = await _flow(bootstrapped, "mfa-always")
+    await _password(client, path, "always")
+    assert (await _call(client, path, {"code": totp.now()}))["component"] == "xak-flow-redirect"
+    assert _mfa_cookie(client) == ""
 
 
 async def test_without_a_first_factor_the_stage_denies(
