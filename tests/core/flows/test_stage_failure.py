@@ -7,7 +7,6 @@ theirs); the executor, the store, the cache and the pages are the real ones.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
@@ -53,9 +52,8 @@ class Crash(base.Stage):
 
 
 @pytest.fixture(autouse=True)
-def _register(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _register(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(stages.KINDS, Crash.kind, Crash)
-    yield
 
 
 async def _flow(db: Any, **crash: Any) -> None:
