@@ -5,19 +5,27 @@ State lives in the cache under the browser session's digest (`FlowState`, 30 min
 are authentik's challenge shapes: the stage's `component` with `flow_info`, `pending_user` and
 `response_errors`; `xak-flow-redirect` with `to` at the end; `ak-stage-access-denied` when denied.
 Logging in rotates the session key (no fixation) and moves the flow state to the new key.
+
+A stage whose own code raises something unexpected ends the flow with authentik's
+`ak-stage-flow-error` (a generic message and a request id), a `system_exception` event and the
+traceback in the log; the flow state is dropped, so the next request starts again. Errors with a
+wire form of their own (the API's, the store's and the cache's outages) pass through untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
+import structlog
 
-from tessera.core import crypto, errors, events, store
+from tessera.core import cache, crypto, errors, events, logs, store
 from tessera.core.flows import definitions, planner, redirects
 from tessera.core.identity import sessions
 from tessera.core.stages import base
@@ -29,6 +37,24 @@ DONE_TTL = 5 * 60  # how long a provider has to pick up a finished flow's decisi
 DONE_KEY = "done_key"
 DENIED = "ak-stage-access-denied"
 REDIRECT = "xak-flow-redirect"
+FLOW_ERROR = "ak-stage-flow-error"
+FLOW_ERROR_MESSAGE = (
+    "Something went wrong while running this flow. Start again; if it happens again, give your "
+    "administrator the request id."
+)
+SYSTEM_EXCEPTION = "system_exception"  # authentik's event action for this
+MESSAGE_LIMIT = 200  # characters of the exception's message kept in the event
+# Deliberate errors with a wire form of their own: the HTTP edge renders them as today (the
+# store's outage as 503). They are not a stage's bug, so they never become a flow error.
+PASS_THROUGH: tuple[type[Exception], ...] = (
+    errors.ApiError,
+    errors.NotFound,
+    errors.Conflict,
+    store.StoreUnavailable,
+    cache.CacheUnavailable,
+)
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -55,6 +81,27 @@ class Reply:
 
     def with_body(self, body: dict[str, Any]) -> Reply:
         return dataclasses.replace(self, body=body)
+
+
+class StageCrashed(Exception):
+    """A stage's own code raised something unexpected; raised and caught inside the executor."""
+
+    def __init__(self, stage_row: dict[str, Any], cause: Exception) -> None:
+        super().__init__(type(cause).__name__)
+        self.stage_row = stage_row
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def _stage_code(stage_row: dict[str, Any]) -> Iterator[None]:
+    """Around a call into a stage's hooks: turns what the stage did not mean to raise into
+    `StageCrashed`. asyncio.CancelledError is not an Exception and passes, as PASS_THROUGH."""
+    try:
+        yield
+    except PASS_THROUGH:
+        raise
+    except Exception as exc:  # the flow's edge for stage code (authentik's handle_exception)
+        raise StageCrashed(stage_row, exc) from exc
 
 
 def _state_key(session_key: str, slug: str) -> str:
@@ -177,6 +224,21 @@ class Executor:
         response: dict[str, Any] | None,
     ) -> Reply:
         reply = Reply({})
+        try:
+            return await self._steps(snapshot, flow, state, browser, response, reply)
+        except StageCrashed as crash:
+            body = await self._crashed(flow, state, browser, crash, response)
+            return reply.with_body(body)
+
+    async def _steps(
+        self,
+        snapshot: definitions.Snapshot,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        browser: Browser,
+        response: dict[str, Any] | None,
+        reply: Reply,
+    ) -> Reply:
         while state.index < len(state.bindings):
             step = await planner.current(
                 self.services, snapshot, state, browser.user, browser.client_ip
@@ -189,7 +251,7 @@ class Executor:
                 response = None  # the answer was for the skipped stage, not the next one
                 continue
             run = self._run(state, browser, step)
-            outcome = await self._respond(step.stage, run, response)
+            outcome = await self._respond(step, run, response)
             response = None
             if outcome is None:  # a challenge to show
                 body = await self._challenge(flow, state, step, run, {})
@@ -233,17 +295,19 @@ class Executor:
         )
 
     async def _respond(
-        self, stage: base.Stage, run: base.Run, response: dict[str, Any] | None
+        self, step: planner.Step, run: base.Run, response: dict[str, Any] | None
     ) -> base.Outcome | None:
-        if stage.Response is None:
-            return await stage.on_valid(run, base.ChallengeResponse())
-        if response is None:
-            return await stage.before(run)
-        try:
-            parsed = stage.Response.model_validate(response)
-        except pydantic.ValidationError as exc:
-            return await stage.on_invalid(run, _errors(exc))
-        return await stage.on_valid(run, parsed)
+        stage = step.stage
+        with _stage_code(step.stage_row):
+            if stage.Response is None:
+                return await stage.on_valid(run, base.ChallengeResponse())
+            if response is None:
+                return await stage.before(run)
+            try:
+                parsed = stage.Response.model_validate(response)
+            except pydantic.ValidationError as exc:
+                return await stage.on_invalid(run, _errors(exc))
+            return await stage.on_valid(run, parsed)
 
     async def _finish(
         self,
@@ -262,7 +326,7 @@ class Executor:
                 state.index = 0
                 if action == "restart":
                     state.context, state.pending_user = {}, None
-                return await self._advance(snapshot, flow, state, browser, None)
+                return await self._steps(snapshot, flow, state, browser, None, reply)
             if step.stage.Response is None:
                 return await self._back(snapshot, flow, state, browser, outcome, reply)
             body = await self._challenge(flow, state, step, run, outcome.errors)
@@ -307,17 +371,67 @@ class Executor:
         run: base.Run,
         response_errors: dict[str, list[dict[str, str]]],
     ) -> dict[str, Any]:
+        with _stage_code(step.stage_row):
+            fields = await step.stage.challenge(run)
         body = {
             "component": step.stage.component,
             "flow_info": _flow_info(flow),
             "response_errors": response_errors,
-            **await step.stage.challenge(run),
+            **fields,
         }
         identifier = state.context.get("pending_user_identifier")
         if identifier:
             body["pending_user"] = identifier
             body["pending_user_avatar"] = ""
         return body
+
+    async def _crashed(
+        self,
+        flow: dict[str, Any],
+        state: base.FlowState,
+        browser: Browser,
+        crash: StageCrashed,
+        posted: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Log the traceback, drop the flow state, record `system_exception` in a transaction of
+        its own (the stage's, if any, has rolled back) and answer `ak-stage-flow-error`."""
+        request_id = uuid.uuid4().hex
+        row = crash.stage_row
+        stage = {"pk": row["pk"], "name": row["name"], "kind": row["kind"]}
+        log.error(
+            "stage failed",
+            request_id=request_id,
+            flow=state.slug,
+            stage=stage,
+            exc_info=crash.cause,
+        )
+        await self._drop(browser, state.slug)
+        # SECURITY: the event holds the exception's type and a short message with every value
+        # the client posted (and the flow's secret-looking context) masked; never a traceback.
+        hidden = _secret_strings(posted) + _secret_strings(state.context, secret_only=True)
+        async with self.services.store.transaction() as tx:
+            await events.record(
+                tx,
+                SYSTEM_EXCEPTION,
+                user=browser.user,
+                client_ip=browser.client_ip,
+                context={
+                    "message": "System exception during flow execution.",
+                    "flow": state.slug,
+                    "stage": stage,
+                    "exception": _summary(crash.cause, hidden),
+                    "request_id": request_id,
+                },
+                retention=dt.timedelta(days=self.services.settings.events.retention_days),
+                app="tessera.core.flows",
+            )
+        return {
+            "component": FLOW_ERROR,
+            "flow_info": _flow_info(flow),
+            "error": FLOW_ERROR_MESSAGE,
+            "request_id": request_id,
+            "response_errors": {},
+        }
 
     def _denied(self, flow: dict[str, Any], message: str) -> dict[str, Any]:
         return {
@@ -403,6 +517,34 @@ def _flow_info(flow: dict[str, Any]) -> dict[str, Any]:
         "cancel_url": "/flows/-/cancel/",
         "layout": flow["layout"],
     }
+
+
+def _secret_strings(value: Any, *, secret_only: bool = False, depth: int = 0) -> list[str]:
+    """The strings inside `value` to mask: all of them, or (`secret_only`) only those under a
+    secret-looking key. Strings under 4 characters stay (masking them would mask ordinary text)."""
+    if depth > 10:
+        return []
+    if isinstance(value, str):
+        return [value] if len(value) >= 4 and not secret_only else []
+    found: list[str] = []
+    if isinstance(value, list | tuple):
+        for item in value:
+            found += _secret_strings(item, secret_only=secret_only, depth=depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            below = secret_only and not logs.is_secret_key(key)
+            found += _secret_strings(item, secret_only=below, depth=depth + 1)
+    return found
+
+
+def _summary(exc: Exception, hidden: list[str]) -> dict[str, str]:
+    """The exception's type and the start of its message, with `hidden` strings masked."""
+    message = str(exc)
+    for secret in sorted(set(hidden), key=len, reverse=True):
+        message = message.replace(secret, events.REDACTED)
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT] + "…"
+    return {"type": type(exc).__name__, "message": message}
 
 
 def _errors(exc: pydantic.ValidationError) -> dict[str, list[dict[str, str]]]:
