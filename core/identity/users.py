@@ -71,6 +71,12 @@ async def set_password(tx: store.Tx, pk: int, password: str) -> None:
     )
 
 
+async def set_unusable_password(tx: store.Tx, pk: int) -> None:
+    """No password logs this user in until a new one is set (Django's `set_unusable_password`;
+    the change date stays, as there)."""
+    await crud.update(tx, TABLE, {"pk": pk}, {"password": crypto.passwords.UNUSABLE})
+
+
 async def is_superuser(tx: store.Tx, pk: int) -> bool:
     return await crud.in_superuser_group(tx, pk)
 

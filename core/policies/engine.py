@@ -51,6 +51,9 @@ class Request:
     # timeout: kinds that run code in a thread (expression) stop it there, since cancelling the
     # awaiting task does not stop the thread.
     deadline: float | None = None
+    # The store, for kinds that change state (password expiry without `deny_only`); `decide`
+    # sets it from its `db`.
+    db: store.Store | None = None
 
 
 @dataclass
@@ -119,6 +122,7 @@ async def decide(
     if not loaded.rows:
         return Result(True)
     request.groups, request.all_groups = loaded.groups, loaded.all_groups
+    request.db = request.db or db
     results = [await _one(row, loaded.policies, loaded.ancestors, request) for row in loaded.rows]
     passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
     messages = [m for r in results for m in r.messages]
