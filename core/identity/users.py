@@ -77,6 +77,12 @@ async def activate(tx: store.Tx, pk: int) -> None:
         await crud.update(tx, TABLE, {"pk": pk}, {"is_active": True})
 
 
+async def set_unusable_password(tx: store.Tx, pk: int) -> None:
+    """No password logs this user in until a new one is set (Django's `set_unusable_password`;
+    the change date stays, as there)."""
+    await crud.update(tx, TABLE, {"pk": pk}, {"password": crypto.passwords.UNUSABLE})
+
+
 async def is_superuser(tx: store.Tx, pk: int) -> bool:
     return await crud.in_superuser_group(tx, pk)
 

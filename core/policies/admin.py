@@ -2,14 +2,15 @@
 
 Called by the API's `/policies/<kind>/` and `/policies/all/` resources. A policy row keeps its
 kind's settings as JSON in `config` (the `Config` model's dump); `test` evaluates one policy for
-one user through the kind's own `evaluate`, as the engine would, without a binding.
+one user through the engine itself, with a binding of the defaults (`test_binding`) loaded by
+`engine.load_rows` (so the user's groups and their ancestors are there, as in a flow), and answers
+with the verdict, the error's text (for the administrator) and what the policy logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -102,23 +103,36 @@ async def serialize(
     return out
 
 
-async def test(policy: dict[str, Any], request: engine.Request) -> wire.policies.PolicyTestResult:
-    """Evaluate `policy` alone for `request`; errors and timeouts fail it with their message."""
-    try:
-        kind = kinds.build(policy["kind"], policy["config"])
-        deadline = time.monotonic() + TEST_TIMEOUT
-        async with asyncio.timeout(TEST_TIMEOUT):
-            verdict = await kind.evaluate(dataclasses.replace(request, deadline=deadline))
-    except kinds.PolicyError as exc:
-        return _failed(str(exc))
-    except pydantic.ValidationError:
-        return _failed("The policy's settings are invalid.")
-    except TimeoutError:
-        return _failed("Policy timed out.")
+def test_binding(policy: dict[str, Any]) -> dict[str, Any]:
+    """A binding of `policy` with authentik's defaults (no negate, failure result false)."""
+    return {
+        "pk": f"test-{policy['pk']}",
+        "target": "",
+        "policy": policy["pk"],
+        "group": None,
+        "user": None,
+        "negate": False,
+        "enabled": True,
+        "failure_result": False,
+        "timeout": TEST_TIMEOUT,
+        "order": 0,
+    }
+
+
+async def test(
+    db: store.Store,
+    loaded: engine.Loaded,
+    request: engine.Request,
+    retention: dt.timedelta,
+) -> wire.policies.PolicyTestResult:
+    """Evaluate the policy of `loaded` (from `test_binding`) for `request`. An error, a timeout or
+    an unexpected exception fails it with its text, shown to the administrator asking, and is
+    recorded as a `policy_exception` event as in a flow. Results are never taken from the cache."""
+    request = dataclasses.replace(request, result_ttl=0)
+    result = await engine.decide(loaded, "all", request, db, retention)
+    errors_ = [failure["message"] for failure in result.exceptions]
     return wire.policies.PolicyTestResult(
-        passing=verdict.passing, messages=verdict.messages, log_messages=[]
+        passing=result.passing and not result.error,
+        messages=[*result.messages, *errors_],
+        log_messages=[wire.policies.LogEvent.model_validate(entry) for entry in result.log],
     )
-
-
-def _failed(message: str) -> wire.policies.PolicyTestResult:
-    return wire.policies.PolicyTestResult(passing=False, messages=[message], log_messages=[])

@@ -1,9 +1,14 @@
 """Policy kinds that check facts: password, password expiry and event matcher.
 
-- `password`: length, character classes and a zxcvbn strength score of the password being set
-  (the prompt field `password` in the flow context, as authentik's password policy reads it).
-- `password_expiry`: fails when the user's password is older than `days`.
-- `event_matcher`: passes for an event in the context matching action, app and client IP.
+- `password`: length and character classes (`check_static_rules`; symbols are the characters of
+  `symbol_charset`) and a zxcvbn strength score of the password being set (the prompt field
+  `password` in the flow context, as authentik's password policy reads it). The
+  haveibeenpwned.com check (`check_have_i_been_pwned`, `hibp_allowed_count`) is accepted but not
+  performed: no policy makes an outbound call; an enabled check passes with a log line.
+- `password_expiry`: fails when the user's password is older than `days`; unless `deny_only`,
+  the password is made unusable too (the user must recover it), as in authentik.
+- `event_matcher`: passes for an event in the context matching action, app, model
+  (`<app>.<model_name>` of the event's `context.model`) and client IP.
 
 Reputation has its own kind (`reputation.py`).
 """
@@ -17,12 +22,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from tessera.core.identity import users
 from tessera.core.policies import kinds
 
 if TYPE_CHECKING:
     from tessera.core.policies.engine import Request
 
 ZXCVBN_MAX = 72  # characters zxcvbn accepts
+
+
+# authentik's default `symbol_charset` (ASCII punctuation and the space; the backslash twice).
+SYMBOL_CHARSET = r"!\"#$%&'()*+,-./:;<=>?@[\]^_`{|}~ "
+HIBP_SKIPPED = "haveibeenpwned.com check not performed: this server makes no outbound calls"
 
 
 class PasswordConfig(kinds.PolicyConfig):
@@ -32,6 +43,10 @@ class PasswordConfig(kinds.PolicyConfig):
     amount_lowercase: Annotated[int, Field(ge=0, le=100)] = 0
     amount_digits: Annotated[int, Field(ge=0, le=100)] = 0
     amount_symbols: Annotated[int, Field(ge=0, le=100)] = 0
+    symbol_charset: Annotated[str, Field(max_length=1024)] = SYMBOL_CHARSET
+    check_static_rules: bool = True
+    check_have_i_been_pwned: bool = True  # accepted, never performed: see the module docstring
+    hibp_allowed_count: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     check_zxcvbn: bool = True
     zxcvbn_score_threshold: Annotated[int, Field(ge=0, le=4)] = 2
     error_message: Annotated[str, Field(max_length=500)] = ""
@@ -46,17 +61,8 @@ class Password(kinds.Kind):
         c = self.config
         prompt = request.context.get("prompt_data", {})
         password = str(prompt.get(c.password_field, request.context.get(c.password_field, "")))
-        problems = []
-        if len(password) < c.length_min:
-            problems.append(f"Password must be at least {c.length_min} characters long.")
-        for count, pattern, what in (
-            (c.amount_uppercase, r"[A-Z]", "uppercase letters"),
-            (c.amount_lowercase, r"[a-z]", "lowercase letters"),
-            (c.amount_digits, r"[0-9]", "digits"),
-            (c.amount_symbols, r"[^A-Za-z0-9]", "symbols"),
-        ):
-            if len(re.findall(pattern, password)) < count:
-                problems.append(f"Password needs at least {count} {what}.")
+        problems = _static_problems(c, password) if c.check_static_rules else []
+        log = [_skipped_hibp()] if c.check_have_i_been_pwned else []
         if c.check_zxcvbn and password:
             user = request.user or {}
             hints = [str(user.get(k, "")) for k in ("username", "name", "email") if user.get(k)]
@@ -64,8 +70,35 @@ class Password(kinds.Kind):
             if score < c.zxcvbn_score_threshold:
                 problems.append("Password is too weak: it is too easy to guess.")
         if problems:
-            return kinds.Verdict(False, [c.error_message] if c.error_message else problems)
-        return kinds.Verdict(True)
+            return kinds.Verdict(False, [c.error_message] if c.error_message else problems, log)
+        return kinds.Verdict(True, [], log)
+
+
+def _static_problems(c: PasswordConfig, password: str) -> list[str]:
+    """What the length and character-class rules find wrong with `password`."""
+    problems = []
+    if len(password) < c.length_min:
+        problems.append(f"Password must be at least {c.length_min} characters long.")
+    symbols = sum(1 for char in password if char in c.symbol_charset)
+    for count, found, what in (
+        (c.amount_uppercase, len(re.findall(r"[A-Z]", password)), "uppercase letters"),
+        (c.amount_lowercase, len(re.findall(r"[a-z]", password)), "lowercase letters"),
+        (c.amount_digits, len(re.findall(r"[0-9]", password)), "digits"),
+        (c.amount_symbols, symbols, "symbols"),
+    ):
+        if found < count:
+            problems.append(f"Password needs at least {count} {what}.")
+    return problems
+
+
+def _skipped_hibp() -> dict[str, Any]:
+    return {
+        "timestamp": dt.datetime.now(dt.UTC),
+        "log_level": "info",
+        "logger": "",
+        "event": HIBP_SKIPPED,
+        "attributes": {},
+    }
 
 
 def _zxcvbn_score(password: str, hints: list[str]) -> int:
@@ -89,17 +122,30 @@ class PasswordExpiry(kinds.Kind):
 
     async def evaluate(self, request: Request) -> kinds.Verdict:
         assert isinstance(self.config, ExpiryConfig)
-        changed = (request.user or {}).get("password_change_date")
+        user = request.user or {}
+        changed = user.get("password_change_date")
         if changed is None:
             return kinds.Verdict(True)
-        if dt.datetime.now(dt.UTC) - changed > dt.timedelta(days=self.config.days):
-            return kinds.Verdict(False, ["Password expired."])
-        return kinds.Verdict(True)
+        age = dt.datetime.now(dt.UTC) - changed
+        if age <= dt.timedelta(days=self.config.days):
+            return kinds.Verdict(True)
+        if self.config.deny_only:
+            return kinds.Verdict(False, ["Password has expired."])
+        if request.db is None:
+            raise kinds.PolicyError("the password expiry policy needs the store")
+        # As authentik: the expired password stops working until the user sets a new one.
+        async with request.db.transaction() as tx:
+            await users.set_unusable_password(tx, user["pk"])
+        days = (age - dt.timedelta(days=self.config.days)).days
+        return kinds.Verdict(
+            False, [f"Password expired {days} days ago. Please update your password."]
+        )
 
 
 class EventMatcherConfig(kinds.PolicyConfig):
     action: Annotated[str, Field(max_length=64)] | None = None
     app: Annotated[str, Field(max_length=200)] | None = None
+    model: Annotated[str, Field(max_length=200)] | None = None
     client_ip: Annotated[str, Field(max_length=45)] | None = None
 
 
@@ -118,7 +164,18 @@ class EventMatcher(kinds.Kind):
             "client_ip": self.config.client_ip,
         }
         ok = all(value is None or event.get(key) == value for key, value in wanted.items())
+        if self.config.model is not None:
+            ok = ok and _event_model(event) == self.config.model
         return kinds.Verdict(ok)
+
+
+def _event_model(event: dict[str, Any]) -> str:
+    """`<app>.<model_name>` of the model an event names in its context (authentik's form)."""
+    context = event.get("context")
+    model = context.get("model") if isinstance(context, dict) else None
+    if not isinstance(model, dict):
+        model = {}
+    return f"{model.get('app')}.{model.get('model_name')}"
 
 
 KINDS = (Password, PasswordExpiry, EventMatcher)

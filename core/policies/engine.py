@@ -2,11 +2,15 @@
 
 Bindings run in `order`; each binds a policy, a group (the user or one of their groups' ancestors
 is in it) or a user. `negate` flips a result; an error or a timeout yields the binding's
-`failure_result`. The target's mode combines them: `all` needs every binding to pass, `any` one.
-No enabled binding means pass.
+`failure_result` as it is set (after negation, as authentik's `PolicyProcess`: negate never flips
+it). The target's mode combines them: `all` needs every binding to pass, `any` one. No enabled
+binding means pass. What an expression logs (`ak_logger`, `print`) comes back in `Result.log`, in
+the shape of authentik's log events, and goes to the server log.
 
 # SECURITY: `Result.error` tells the caller that a binding failed to evaluate; the flow planner
 # denies the flow then, instead of skipping the stage, unless the binding's failure_result passes.
+# The error's text goes to the `policy_exception` event and the server log only, never into
+# `Result.messages` (which end users see on the access-denied page).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import structlog
+
 from tessera.core import crypto, events, store
 from tessera.core.identity import groups
 from tessera.core.policies import kinds
@@ -28,6 +34,8 @@ DEFAULT_RETENTION = dt.timedelta(days=365)  # the events' default retention
 # Seconds a policy result is reused for the same user and address, unless the caller passes the
 # setting (`config.Cache.timeout_policies`, `AUTHENTIK_CACHE__TIMEOUT_POLICIES`).
 DEFAULT_RESULT_TTL = 30.0
+log = structlog.get_logger(__name__)
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 
 
 @dataclass
@@ -43,6 +51,9 @@ class Request:
     # timeout: kinds that run code in a thread (expression) stop it there, since cancelling the
     # awaiting task does not stop the thread.
     deadline: float | None = None
+    # The store, for kinds that change state (password expiry without `deny_only`); `decide`
+    # sets it from its `db`.
+    db: store.Store | None = None
 
 
 @dataclass
@@ -52,6 +63,9 @@ class Result:
     error: bool = False
     # Policies that raised or timed out: {"pk", "name", "kind", "message"} (for the events).
     exceptions: list[dict[str, str]] = field(default_factory=list)
+    # What the policies logged, as authentik's `LogEvent`s: timestamp, log_level, logger (the
+    # policy's name), event, attributes.
+    log: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def bindings_of(tx: store.Tx, target: str) -> list[dict[str, Any]]:
@@ -108,13 +122,20 @@ async def decide(
     if not loaded.rows:
         return Result(True)
     request.groups, request.all_groups = loaded.groups, loaded.all_groups
+    request.db = request.db or db
     results = [await _one(row, loaded.policies, loaded.ancestors, request) for row in loaded.rows]
     passing = all(r.passing for r in results) if mode == "all" else any(r.passing for r in results)
     messages = [m for r in results for m in r.messages]
     exceptions = [e for r in results for e in r.exceptions]
     if db is not None and exceptions:
         await _record_exceptions(db, exceptions, request, retention)
-    return Result(passing, messages, error=any(r.error for r in results), exceptions=exceptions)
+    return Result(
+        passing,
+        messages,
+        error=any(r.error for r in results),
+        exceptions=exceptions,
+        log=[entry for r in results for entry in r.log],
+    )
 
 
 async def evaluate(
@@ -154,7 +175,7 @@ async def _one(
         outcome = Result(request.user is not None and request.user["pk"] == row["user"])
     else:
         outcome = await _policy(policies[row["policy"]], row, request)
-        if outcome.error:
+        if outcome.exceptions:  # the failure result stands as set: negate does not flip it
             return outcome
     if row["negate"]:
         outcome.passing = not outcome.passing
@@ -188,16 +209,35 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
             await request.cache.set(key, value, request.result_ttl)
     except (TimeoutError, kinds.PolicyError) as exc:
         message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
-        failure = {
-            "pk": policy["pk"],
-            "name": policy["name"],
-            "kind": policy["kind"],
-            "message": message[:500],
-        }
-        return Result(
-            bool(row["failure_result"]),
-            [message],
-            error=not row["failure_result"],
-            exceptions=[failure],
+        return _failed(policy, row, message)
+    except Exception as exc:  # the edge of a policy kind: see below
+        # SECURITY: a kind that raises what it should not (a bug, a library's ValueError) is a
+        # policy error like any other: the binding's failure result and a `policy_exception`
+        # event, never a 500 that would skip the decision.
+        log.warning("policy raised", policy=policy["pk"], kind=policy["kind"], exc_info=True)
+        return _failed(policy, row, f"{type(exc).__name__}: {exc}")
+    entries = [{**entry, "logger": policy["name"]} for entry in verdict.log]
+    for entry in entries:  # to the server log too, as authentik's `ak_logger` writes there
+        level = entry["log_level"] if entry["log_level"] in LOG_LEVELS else "info"
+        getattr(log, level)(
+            "policy log", policy=policy["name"], message=entry["event"], data=entry["attributes"]
         )
-    return Result(verdict.passing, verdict.messages)
+    return Result(verdict.passing, verdict.messages, log=entries)
+
+
+def _failed(policy: dict[str, Any], row: dict[str, Any], message: str) -> Result:
+    """The binding's failure result for a policy that raised or timed out. The message goes to
+    the event and the log; users see none (the planner's generic refusal, or nothing)."""
+    failure = {
+        "pk": policy["pk"],
+        "name": policy["name"],
+        "kind": policy["kind"],
+        "message": message[:500],
+    }
+    log.warning("policy failed to evaluate", policy=policy["pk"], message=failure["message"])
+    return Result(
+        bool(row["failure_result"]),
+        [],
+        error=not row["failure_result"],
+        exceptions=[failure],
+    )

@@ -3,9 +3,10 @@
 The expression sees `request`, `context`, `user`, `ak_client_ip`, `ak_message`,
 `ak_is_group_member` and the other helpers of `sandbox`; it runs in a worker thread until the
 binding's timeout or the sandbox's own limit, whichever comes first, under a step budget and size
-limits. Truthy passes. Refused code, a limit or an error in the expression raises `PolicyError`
-(a `SandboxError`), which the engine turns into the binding's failure result: with the default,
-access is denied.
+limits. Truthy passes; its `ak_message` lines are the verdict's messages, its `ak_logger` and
+`print` lines the verdict's log. Refused code, a limit or an error in the expression raises
+`PolicyError` (a `SandboxError`), which the engine turns into the binding's failure result: with
+the default, access is denied.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator
 
@@ -73,4 +74,17 @@ class Expression(kinds.Kind):
         result = await asyncio.to_thread(
             program.run, variables, hooks=hooks, steps=STEPS, timeout=time_left(request)
         )
-        return kinds.Verdict(bool(result.value), [str(m) for m in result.messages])
+        return kinds.Verdict(
+            bool(result.value), [str(m) for m in result.messages], [_event(e) for e in result.log]
+        )
+
+
+def _event(entry: sandbox.LogEntry) -> dict[str, Any]:
+    """A log line as authentik's `LogEvent` (the engine sets `logger` to the policy's name)."""
+    return {
+        "timestamp": entry.timestamp,
+        "log_level": entry.level,
+        "logger": "",
+        "event": entry.message,
+        "attributes": dict(entry.attributes),
+    }

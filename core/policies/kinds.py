@@ -29,6 +29,9 @@ class PolicyError(errors.TesseraError):
 class Verdict:
     passing: bool
     messages: list[str] = field(default_factory=list)
+    # Log lines in the shape of authentik's `LogEvent` (timestamp, log_level, logger, event,
+    # attributes); the engine names the logger after the policy.
+    log: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PolicyConfig(wire.common.Request):

@@ -59,10 +59,20 @@ class PolicyTestRequest(Request):
     context: Attributes = Field(default_factory=dict)
 
 
+class LogEvent(Response):
+    """One log line with its context (authentik's `LogEventSerializer`)."""
+
+    timestamp: dt.datetime
+    log_level: str
+    logger: str
+    event: str
+    attributes: dict[str, Any]
+
+
 class PolicyTestResult(Response):
     passing: bool
     messages: list[str]
-    log_messages: list[dict[str, Any]]
+    log_messages: list[LogEvent]
 
 
 # Bindings ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The per-kind resources are generated from `tessera.core.policies.kinds.KINDS`.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -57,15 +58,23 @@ class AllPolicies(resource.Resource):
             ctx = resource.Ctx(request, principal, tx)
             policy = await self.get_row(ctx, request.match_info["lookup"])
             user = await crud.find(tx, "users", pk=body.user)
-        if user is None:
-            raise errors.ValidationFailed.one(
-                "user", f'Invalid pk "{body.user}" - object does not exist.'
-            )
+            if user is None:
+                raise errors.ValidationFailed.one(
+                    "user", f'Invalid pk "{body.user}" - object does not exist.'
+                )
+            # The user's groups and their ancestors, as for a binding in a flow.
+            loaded = await engine.load_rows(tx, [admin.test_binding(policy)], user)
         # Evaluated outside the transaction: a policy may take seconds.
         p_request = engine.Request(
-            user=user, context=body.context, client_ip=net.client_ip(request) or ""
+            user=user,
+            context=body.context,
+            client_ip=net.client_ip(request) or "",
+            cache=request.app[state.CACHE],
         )
-        return http.respond(await admin.test(policy, p_request))
+        settings = request.app[state.SETTINGS]
+        retention = dt.timedelta(days=settings.events.retention_days)
+        db = request.app[state.STORE]
+        return http.respond(await admin.test(db, loaded, p_request, retention))
 
 
 class KindPolicies(resource.Resource):

@@ -10,6 +10,7 @@ the `Hooks` the caller passes, and say so when the caller passed none. `regex_ma
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 import unicodedata
@@ -46,6 +47,7 @@ class LogEntry:
     level: str
     message: str
     attributes: dict[str, str] = field(default_factory=dict)
+    timestamp: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
+import pytest
+
 from tessera.core import store
+from tessera.core.api import state
 from tessera.core.identity import util
-from tessera.core.policies import kinds
+from tessera.core.policies import engine, kinds, reputation
 from tessera.core.store import crud
 
 API = Any
@@ -122,3 +127,115 @@ async def test_a_policy_that_cannot_evaluate_fails_the_test(api: API, db: store.
     status, result = await api("POST", f"policies/all/{row['pk']}/test/", json={"user": user})
     assert status == 200 and result["passing"] is False
     assert result["messages"] == ["unknown policy kind 'quantum'"]
+
+
+async def _test(api: API, policy: dict[str, Any], user: int, **body: Any) -> dict[str, Any]:
+    status, result = await api(
+        "POST", f"policies/all/{policy['pk']}/test/", json={"user": user, **body}
+    )
+    assert status == 200, result
+    return dict(result)
+
+
+async def _expression(api: API, source: str) -> dict[str, Any]:
+    body = {"name": f"e-{uuid.uuid4().hex[:8]}", "expression": source}
+    status, policy = await api("POST", "policies/expression/", json=body)
+    assert status == 201, policy
+    return dict(policy)
+
+
+async def test_test_action_sees_the_users_groups(api: API, make_group: Any, make_user: Any) -> None:
+    admin = await _akadmin(api)
+    for source in (
+        'return ak_is_group_member(request.user, name="authentik Admins")',
+        'return user.groups.filter(name="authentik Admins").exists()',
+        "return user.is_superuser",
+        "return request.user.is_superuser",
+    ):
+        result = await _test(api, await _expression(api, source), admin)
+        assert result["passing"] is True, (source, result)
+    parent = await make_group("Parents")
+    child = await make_group("Children", parent=parent["pk"])
+    member = await make_user("kid", groups=[child["pk"]])
+    inherited = await _expression(api, 'return ak_is_group_member(user, name="Parents")')
+    assert (await _test(api, inherited, member["pk"]))["passing"] is True
+    direct_only = await _expression(api, 'return user.groups.filter(name="Parents").exists()')
+    assert (await _test(api, direct_only, member["pk"]))["passing"] is False
+    not_admin = await _expression(api, "return user.is_superuser")
+    assert (await _test(api, not_admin, member["pk"]))["passing"] is False
+
+
+async def test_test_action_gives_reputation_the_cache(client: Any, api: API) -> None:
+    admin = await _akadmin(api)
+    body = {"name": "rep", "check_ip": False, "check_username": True, "threshold": -5}
+    status, policy = await api("POST", "policies/reputation/", json=body)
+    assert status == 201, policy
+    result = await _test(api, policy, admin)
+    assert result == {"passing": True, "messages": [], "log_messages": []}
+    for _ in range(6):
+        await reputation.record(client.app[state.CACHE], "akadmin", "", -1)
+    result = await _test(api, policy, admin)
+    assert result["passing"] is False
+    assert result["messages"] == ["Too many failed logins; try again later."]
+
+
+async def test_test_action_returns_what_the_expression_logged(api: API) -> None:
+    admin = await _akadmin(api)
+    source = 'ak_logger.info("hello", who=user.username)\nprint("from", "print")\nreturn True'
+    policy = await _expression(api, source)
+    result = await _test(api, policy, admin)
+    assert result["passing"] is True and result["messages"] == []
+    first, second = result["log_messages"]
+    assert set(first) == {"timestamp", "log_level", "logger", "event", "attributes"}
+    assert first["log_level"] == "info" and first["logger"] == policy["name"]
+    assert first["event"] == "hello" and first["attributes"] == {"who": "akadmin"}
+    assert second["event"] == "from print" and second["attributes"] == {}
+    assert dt.datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    # The log survives a failing verdict and an error alike.
+    failing = await _expression(api, 'ak_logger.warning("about to deny")\nreturn False')
+    result = await _test(api, failing, admin)
+    assert result["passing"] is False
+    assert [(e["log_level"], e["event"]) for e in result["log_messages"]] == [
+        ("warning", "about to deny")
+    ]
+
+
+class Exploding(kinds.Kind):
+    """A kind with a bug: it raises what no kind should."""
+
+    kind = "exploding"
+    cacheable = False
+
+    async def evaluate(self, request: engine.Request) -> kinds.Verdict:
+        raise ValueError("unexpected")
+
+
+async def test_test_action_turns_an_unexpected_exception_into_a_failure(
+    api: API, db: store.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(kinds.KINDS, "exploding", Exploding)
+    async with db.transaction() as tx:
+        row = await crud.insert(
+            tx,
+            "policies",
+            {
+                "pk": util.new_uuid(),
+                "name": "buggy",
+                "kind": "exploding",
+                "config": {},
+                "created": util.now(),
+            },
+        )
+    result = await _test(api, row, await _akadmin(api))
+    assert result == {"passing": False, "messages": ["ValueError: unexpected"], "log_messages": []}
+    async with db.read() as tx:
+        [event] = await crud.rows(tx, "events", [crud.Filter("action", "eq", "policy_exception")])
+    assert event["context"]["policy"]["pk"] == row["pk"]
+
+
+async def test_test_action_shows_the_expression_error_to_the_admin(api: API) -> None:
+    policy = await _expression(api, 'raise ValueError("bad input")')
+    result = await _test(api, policy, await _akadmin(api))
+    assert result["passing"] is False
+    [message] = result["messages"]
+    assert "bad input" in message

@@ -8,7 +8,7 @@ from typing import Any
 
 from flowkit import make_flow
 
-from tessera.core.identity import util
+from tessera.core.identity import users, util
 from tessera.core.policies import engine, kinds
 from tessera.core.store import crud
 
@@ -67,8 +67,95 @@ async def test_password_policy_rules() -> None:
 
 async def test_password_expiry() -> None:
     old = {"password_change_date": dt.datetime.now(dt.UTC) - dt.timedelta(days=100)}
-    assert not (await _verdict("password_expiry", {"days": 90}, user=old)).passing
+    denied = await _verdict("password_expiry", {"days": 90, "deny_only": True}, user=old)
+    assert not denied.passing and denied.messages == ["Password has expired."]
     assert (await _verdict("password_expiry", {"days": 120}, user=old)).passing
+
+
+async def test_password_expiry_without_deny_only_makes_the_password_unusable(
+    bootstrapped: Any, make_user: Any
+) -> None:
+    made = await make_user("expired")
+    ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    async with bootstrapped.transaction() as tx:
+        await users.set_password(tx, made["pk"], "a long enough secret 1")
+        await crud.update(tx, "users", {"pk": made["pk"]}, {"password_change_date": ago})
+        user = await crud.get(tx, "users", pk=made["pk"])
+    assert user["password"]
+    kind = kinds.build("password_expiry", {"days": 90, "deny_only": True})
+    assert not (await kind.evaluate(engine.Request(user=user, db=bootstrapped))).passing
+    async with bootstrapped.read() as tx:
+        assert (await crud.get(tx, "users", pk=made["pk"]))["password"] == user["password"]
+    kind = kinds.build("password_expiry", {"days": 90})
+    verdict = await kind.evaluate(engine.Request(user=user, db=bootstrapped))
+    assert not verdict.passing
+    assert verdict.messages == ["Password expired 10 days ago. Please update your password."]
+    async with bootstrapped.read() as tx:
+        assert (await crud.get(tx, "users", pk=made["pk"]))["password"] == ""
+
+
+async def test_password_static_rules_and_symbol_charset() -> None:
+    def ctx(password: str) -> dict[str, Any]:
+        return {"prompt_data": {"password": password}}
+
+    base = {"check_zxcvbn": False, "check_have_i_been_pwned": False}
+    rules = {**base, "length_min": 30, "amount_symbols": 1}
+    assert not (await _verdict("password", rules, context=ctx("short!"))).passing
+    off = await _verdict("password", {**rules, "check_static_rules": False}, context=ctx("x"))
+    assert off.passing
+    # Symbols are the characters of symbol_charset, not anything but letters and digits.
+    only_hash = {**base, "length_min": 0, "amount_symbols": 2, "symbol_charset": "#"}
+    assert not (await _verdict("password", only_hash, context=ctx("a!b?c#"))).passing
+    assert (await _verdict("password", only_hash, context=ctx("a#b#"))).passing
+    default = {**base, "length_min": 0, "amount_symbols": 3}
+    assert (await _verdict("password", default, context=ctx('a\\"b c'))).passing
+    assert not (await _verdict("password", default, context=ctx("aé€b"))).passing
+
+
+async def test_password_hibp_is_accepted_but_never_called() -> None:
+    config = {"check_zxcvbn": False, "check_have_i_been_pwned": True, "hibp_allowed_count": 5}
+    verdict = await _verdict("password", config, context={"prompt_data": {"password": "password"}})
+    assert verdict.passing
+    [entry] = verdict.log
+    assert "not performed" in entry["event"] and entry["log_level"] == "info"
+
+
+async def test_password_policy_api_takes_authentiks_fields(api: Any) -> None:
+    status, policy = await api("POST", "policies/password/", json={"name": "pw"})
+    assert status == 201, policy
+    assert policy["symbol_charset"] == "!\\\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
+    assert policy["check_static_rules"] is True
+    assert policy["check_have_i_been_pwned"] is True and policy["hibp_allowed_count"] == 0
+    body = {
+        "name": "pw2",
+        "symbol_charset": "#",
+        "check_static_rules": False,
+        "check_have_i_been_pwned": False,
+        "hibp_allowed_count": 3,
+    }
+    status, policy = await api("POST", "policies/password/", json=body)
+    assert status == 201, policy
+    assert {k: policy[k] for k in body} == body
+    for bad in ({"hibp_allowed_count": -1}, {"symbol_charset": "x" * 2000}):
+        status, problem = await api("POST", "policies/password/", json={"name": "b", **bad})
+        assert status == 400 and set(bad) <= set(problem), problem
+    status, matcher = await api(
+        "POST", "policies/event_matcher/", json={"name": "m", "model": "authentik_core.user"}
+    )
+    assert status == 201 and matcher["model"] == "authentik_core.user"
+    status, expiry = await api(
+        "POST", "policies/password_expiry/", json={"name": "x", "days": 3, "deny_only": True}
+    )
+    assert status == 201 and expiry["deny_only"] is True
+
+
+async def test_password_over_72_characters_never_gives_a_500(api: Any) -> None:
+    """Whatever the kind raises, the test action answers 200 with a verdict."""
+    _, policy = await api("POST", "policies/password/", json={"name": "long"})
+    _, page = await api("GET", "core/users/?username=akadmin")
+    body = {"user": page["results"][0]["pk"], "context": {"password": "Zq9!" * 30}}
+    status, result = await api("POST", f"policies/all/{policy['pk']}/test/", json=body)
+    assert status == 200 and isinstance(result["passing"], bool), result
 
 
 async def test_event_matcher() -> None:
@@ -80,6 +167,20 @@ async def test_event_matcher() -> None:
         await _verdict("event_matcher", {"action": "login"}, context={"event": event})
     ).passing
     assert not (await _verdict("event_matcher", {}, context={})).passing
+
+
+async def test_event_matcher_model() -> None:
+    model = {"app": "authentik_core", "model_name": "user", "pk": 1}
+    event = {"action": "model_updated", "app": "tessera", "context": {"model": model}}
+    for wanted, passing in (("authentik_core.user", True), ("authentik_core.group", False)):
+        config = {"model": wanted, "action": "model_updated"}
+        verdict = await _verdict("event_matcher", config, context={"event": event})
+        assert verdict.passing is passing
+    plain = {"action": "login", "context": {}}
+    config = {"model": "authentik_core.user"}
+    assert not (await _verdict("event_matcher", config, context={"event": plain})).passing
+    odd = {"action": "login", "context": {"model": "not a mapping"}}
+    assert not (await _verdict("event_matcher", config, context={"event": odd})).passing
 
 
 async def test_weak_password_is_refused_in_the_enrollment_prompt(
