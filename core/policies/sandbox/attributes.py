@@ -226,9 +226,7 @@ def weighed_key(budget: Budget, key: Any, items: list[Any]) -> Any:
 _SET_GROWING = _names("update union symmetric_difference symmetric_difference_update")
 _SET_ELEMENT = _names("add remove discard")  # take an element; the others take iterables
 _SET_HASHING: dict[tuple[type, str], Guard] = {
-    (kind, name): _hashing(
-        name, grows=name in _SET_GROWING, iterables=name not in _SET_ELEMENT
-    )
+    (kind, name): _hashing(name, grows=name in _SET_GROWING, iterables=name not in _SET_ELEMENT)
     for kind in (set, frozenset)
     for name in INSTANCE_ATTRIBUTES[kind] - {"copy", "clear", "pop"}
 }

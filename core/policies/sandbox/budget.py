@@ -184,9 +184,8 @@ class Budget:
         known = _known_length(iterable)
         if known is not None:
             self.size(*known)
-        if type(iterable) is range:
-            numbers: range = iterable  # type: ignore[assignment]
-            return self._numbers(numbers) if loop else iter(numbers)
+        if isinstance(iterable, range):
+            return self._numbers(iterable) if loop else iter(iterable)
         return self._checked(iter(iterable), ticks=not loop)
 
     def _numbers(self, numbers: range) -> Iterator[int]:

@@ -123,18 +123,18 @@ def _functions(budget: Budget, invoke: Invoke, output: helpers.Output) -> dict[s
         return total  # charged by the caller, as any built-in's result
 
     def map_(function: Any, *iterables: Iterable[Any]) -> Iterator[Any]:
-        for args in zip(*iterables, strict=False):
+        for args in zip(*(budget.iterate(it, loop=True) for it in iterables), strict=False):
             budget.tick(None)
             yield invoke(function, args, {})
 
     def filter_(function: Any, iterable: Iterable[Any]) -> Iterator[Any]:
-        for item in iterable:
+        for item in budget.iterate(iterable, loop=True):
             budget.tick(None)
             if item if function is None else invoke(function, (item,), {}):
                 yield item
 
     def zip_(*iterables: Iterable[Any], strict: bool = False) -> Iterator[tuple[Any, ...]]:
-        for row in zip(*iterables, strict=strict):
+        for row in zip(*(budget.iterate(it, loop=True) for it in iterables), strict=strict):
             budget.check_time()
             budget.charge(len(row))
             yield row
