@@ -29,7 +29,10 @@ What sandboxed code can see:
 #   module *views*. Checked statically by `checker` and again at run time.
 # - CPU: a step budget (one step per node evaluated) and a wall-clock deadline checked at every
 #   step; operations whose native cost is not bounded by their operands refused beforehand.
-# - memory: limits on each value's length, on integers' bits and on everything created in a run.
+# - memory: limits on each value's length, on integers' bits, and on everything created in a
+#   run, counted in items and in bytes (each value charged its real size, `budget.footprint`).
+#   Iterables are consumed only through `Budget.materialize`/`Budget.iterate`, so a native call
+#   never makes many large items (a range over huge integers) before a check.
 # - recursion: a lambda call depth limit; Python's `RecursionError` becomes `LimitExceeded`.
 # - regular expressions: run by the `regex` package with `timeout=` set to what is left of the
 #   run's deadline, so catastrophic backtracking ends in `LimitExceeded` (`regex`).

@@ -4,7 +4,10 @@ Called by the interpreter for every `value.name`. Plain data (str, bytes, number
 dicts, sets, dates and times, IP addresses and networks, regex matches and patterns) exposes the
 public methods listed here, minus those that walk attributes (`str.format`) or produce unbounded
 output; the methods whose cost depends on their arguments (`join`, `replace`, padding, `extend`,
-hashing and sorting) are returned wrapped in a check against the run's `Budget`. Objects made for
+hashing and sorting) are returned wrapped in a check against the run's `Budget`, and so are those
+that grow a container (`append`, `insert`, `add`), which charge the run for what they added. A
+method that consumes an iterable gets it as a list made by `Budget.materialize`, never the
+iterable itself. Objects made for
 the sandbox subclass `Exposed` and list their own names. Everything else has no attributes.
 
 # SECURITY: names starting with `_` are refused first, and there is no fallback to `getattr`: a
@@ -17,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -164,18 +168,38 @@ def _pad(method: str) -> Guard:
     return pad
 
 
-def _hashing(method: str, *, grows: bool = False, compares: bool = False) -> Guard:
-    """A container method that hashes or compares its arguments (and maybe adds them)."""
+def _hashing(
+    method: str, *, grows: bool = False, compares: bool = False, iterables: bool = False
+) -> Guard:
+    """A container method that hashes or compares its arguments (and maybe adds them);
+    with `iterables`, its arguments are iterables, materialized (and charged) first."""
 
     def call(budget: Budget, container: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if grows:
+        if grows or iterables:
             args = tuple(a if isinstance(a, SIZED) else budget.materialize(a) for a in args)
+        if grows:
             budget.size(len(container) + sum(len(arg) for arg in args) + len(kwargs))
         budget.weigh(*args, *kwargs.values(), *((container,) if compares else ()))
-        before = len(container)
-        result = getattr(container, method)(*args, **kwargs)
-        budget.charge(len(container) - before)
-        return result
+        return _growing(budget, container, method, *args, **kwargs)
+
+    return call
+
+
+def _growing(budget: Budget, container: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Call `container.method(...)` and charge the run for the items and bytes it gained."""
+    before, size_before = len(container), sys.getsizeof(container)
+    result = getattr(container, method)(*args, **kwargs)
+    budget.charge(len(container) - before)
+    budget.memory(sys.getsizeof(container) - size_before)
+    return result
+
+
+def _grow(method: str) -> Guard:
+    """A list method that adds one item it is given (shared, so charged no more than a slot)."""
+
+    def call(budget: Budget, container: Any, /, *args: Any, **kwargs: Any) -> Any:
+        budget.size(len(container) + 1)
+        return _growing(budget, container, method, *args, **kwargs)
 
     return call
 
@@ -200,8 +224,9 @@ def weighed_key(budget: Budget, key: Any, items: list[Any]) -> Any:
 
 
 _SET_GROWING = _names("update union symmetric_difference symmetric_difference_update")
+_SET_ELEMENT = _names("add remove discard")  # take an element; the others take iterables
 _SET_HASHING: dict[tuple[type, str], Guard] = {
-    (kind, name): _hashing(name, grows=name in _SET_GROWING)
+    (kind, name): _hashing(name, grows=name in _SET_GROWING, iterables=name not in _SET_ELEMENT)
     for kind in (set, frozenset)
     for name in INSTANCE_ATTRIBUTES[kind] - {"copy", "clear", "pop"}
 }
@@ -211,6 +236,8 @@ GUARDS: dict[tuple[type, str], Guard] = {
     **{(kind, "replace"): _replace for kind in (str, bytes)},
     **{(kind, m): _pad(m) for kind in (str, bytes) for m in ("center", "ljust", "rjust", "zfill")},
     (list, "extend"): _hashing("extend", grows=True),
+    (list, "append"): _grow("append"),
+    (list, "insert"): _grow("insert"),
     (list, "sort"): _sort,
     **{(kind, m): _hashing(m, compares=True) for kind in (list, tuple) for m in ("index", "count")},
     (list, "remove"): _hashing("remove", compares=True),

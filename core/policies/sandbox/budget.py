@@ -5,12 +5,25 @@ sandbox asks it before an operation whose cost is not bounded by its operands' s
 sequence, joining, hashing or printing a structure that shares sub-structures), and charges it
 for what an operation created.
 
+Two allocation budgets, both counted over the whole run (what was created, not what is still
+alive): `max_alloc` items and characters, and `max_memory` bytes. A value is charged its real
+size (`footprint`: `sys.getsizeof`, so an integer by its bit length and a list by its slots,
+never its shared contents). Iterables are consumed through this module only: `materialize`
+charges a copy before the native call makes it (a range by its length times the size of its
+largest number), and `iterate` is the checked iterator that charges each item an unknown
+iterator makes, ticks a step per item and checks the deadline.
+
 # SECURITY: the checks happen *before* the native operation, so that a single C call can neither
-# allocate gigabytes nor run for minutes without returning to a check.
+# allocate gigabytes nor run for minutes without returning to a check. A native call is only
+# ever given an iterable whose items already exist (a list, a dict's view) or are small and
+# few (a range, whose bounds `range` keeps within `MAX_BOUND_BITS`); anything else is pulled
+# item by item through `iterate` first.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,8 +38,14 @@ SIZED = (str, bytes, list, tuple, dict, set, frozenset)
 _VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 CONTAINERS = (list, tuple, dict, set, frozenset, *_VIEWS)
 _LISTABLE = (*SIZED, range, *_VIEWS)
+_STORED = (*SIZED, *_VIEWS)  # iterating them makes no new objects (or, for str, tiny ones)
+_MEASURED = (int, bool, float, *SIZED)  # sys.getsizeof is exact and O(1) for these
 _SCALAR_WEIGHT = 24  # about the repr of a float
 _OPAQUE_WEIGHT = 64  # an object the sandbox does not look into
+_OPAQUE_BYTES = 128  # what an object the sandbox does not measure is charged
+_CHAR_BYTES = 80  # the largest one-character str (a new object unless the text is ASCII)
+MAX_BOUND_BITS = 64  # bounds of a range and the start of enumerate
+_CHECK_EVERY = 1024  # items between deadline checks (and charges, for a range)
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,7 @@ class Limits:
 
     max_len: int = 1_000_000  # elements or characters of one value, and weight of one operand
     max_alloc: int = 4_000_000  # elements and characters created in one run, in total
+    max_memory: int = 64 * 2**20  # bytes of the values created in one run, in total
     max_int_bits: int = 100_000
     max_depth: int = 32  # nested lambda calls
 
@@ -49,6 +69,7 @@ class Budget:
         self.left = steps
         self.deadline = time.monotonic() + timeout
         self.allocated = 0
+        self.memory_used = 0
         self.depth = 0
         self.line: int | None = None
 
@@ -78,6 +99,14 @@ class Budget:
                 f"the expression created more than {self.limits.max_alloc} items or characters"
             )
 
+    def memory(self, nbytes: int) -> None:
+        """Charge `nbytes` bytes of new values to the run."""
+        self.memory_used += max(nbytes, 0)
+        if self.memory_used > self.limits.max_memory:
+            raise LimitExceeded(
+                f"the expression created more than {self.limits.max_memory // 2**20} MiB of values"
+            )
+
     def int_bits(self, bits: int) -> None:
         if bits > self.limits.max_int_bits:
             raise LimitExceeded(
@@ -89,9 +118,13 @@ class Budget:
         kind = type(value)
         if kind is int:
             self.int_bits(value.bit_length())
+            self.memory_used += sys.getsizeof(value)
+            if self.memory_used > self.limits.max_memory:
+                self.memory(0)
         elif kind in SIZED:
             self.size(len(value))
             self.charge(len(value))
+            self.memory(sys.getsizeof(value))
         return value
 
     def weigh(self, *values: Any) -> int:
@@ -108,19 +141,72 @@ class Budget:
         return total
 
     def materialize(self, iterable: Iterable[Any]) -> list[Any]:
-        """`list(iterable)` within `max_len` items, checking the deadline while it iterates."""
-        if isinstance(iterable, _LISTABLE):
+        """`list(iterable)` within `max_len` items. The items a copy makes are charged before
+        the native call makes them; an iterator is pulled item by item through `iterate`. (The
+        list itself is charged when it is returned to the code, by `produced`.)"""
+        kind = type(iterable)
+        if isinstance(iterable, _STORED):
             sized: Any = iterable
-            self.size(len(sized))
+            count = len(sized)
+            self.size(count)
+            if kind is str and not sized.isascii():
+                self.memory(count * _CHAR_BYTES)  # each character becomes a str of its own
+            elif kind is _VIEWS[2]:
+                self.memory(count * sys.getsizeof((None, None)))  # a pair per entry
             return list(sized)
+        if kind is range:
+            numbers: range = iterable  # type: ignore[assignment]
+            count = _range_length(numbers)
+            self.size(count, "a range")
+            largest = max(abs(numbers.start), abs(numbers.stop))
+            self.memory(count * sys.getsizeof(largest))
+            return list(numbers)
         out: list[Any] = []
-        for item in _checked(self, iter(iterable)):
+        for item in self.iterate(iterable):
             out.append(item)
             if type(item) in SIZED:  # what an iterator makes (zip's tuples) takes memory too
                 self.charge(len(item))
             if len(out) > self.limits.max_len:
                 self.size(len(out))
         return out
+
+    def iterate(self, iterable: Iterable[Any], *, loop: bool = False) -> Iterator[Any]:
+        """The checked iterator, for a native consumer that folds the items (`any`, `sum`) or,
+        with `loop`, for a `for` loop or comprehension (which ticks a step per turn itself).
+
+        A stored container's items exist already: plain `iter`. A range's items are small
+        (`MAX_BOUND_BITS`) and at most `max_len`: a fold gets them natively, a loop (which may
+        keep them) is charged their size. Any other iterator's items are charged their
+        `footprint` and, for a fold, a step each. An iterable that knows its length is refused
+        before the first item when it is too long."""
+        if isinstance(iterable, _STORED):
+            return iter(iterable)
+        known = _known_length(iterable)
+        if known is not None:
+            self.size(*known)
+        if isinstance(iterable, range):
+            return self._numbers(iterable) if loop else iter(iterable)
+        return self._checked(iter(iterable), ticks=not loop)
+
+    def _numbers(self, numbers: range) -> Iterator[int]:
+        chunk = _CHECK_EVERY * sys.getsizeof(max(abs(numbers.start), abs(numbers.stop)))
+        for count, item in enumerate(numbers):
+            if count % _CHECK_EVERY == 0:
+                self.memory(chunk)
+                self.check_time()
+            yield item
+
+    def _checked(self, iterator: Iterator[Any], *, ticks: bool) -> Iterator[Any]:
+        count = 0
+        for item in iterator:
+            self.memory(footprint(item))
+            if ticks:
+                self.tick(None)
+            else:
+                count += 1
+                if count % _CHECK_EVERY == 0:
+                    self.check_time()
+            yield item
 
     def text(self, value: Any, convert: Any = str) -> str:
         """`str(value)` (or `convert(value)`), refused when the text would be too long."""
@@ -137,11 +223,27 @@ class Budget:
         return self.produced(separator.join(texts))  # type: ignore[no-any-return]
 
 
-def _checked(budget: Budget, iterator: Iterator[Any]) -> Iterator[Any]:
-    for count, item in enumerate(iterator):
-        if count & 1023 == 1023:
-            budget.check_time()
-        yield item
+def footprint(value: Any) -> int:
+    """The bytes `value` takes itself, not counting what it refers to; O(1)."""
+    if type(value) in _MEASURED:
+        return sys.getsizeof(value)
+    return _OPAQUE_BYTES
+
+
+def _range_length(numbers: range) -> int:
+    try:
+        return len(numbers)
+    except OverflowError:  # longer than sys.maxsize
+        return sys.maxsize
+
+
+def _known_length(iterable: Any) -> tuple[int, str] | None:
+    """How many items iterating `iterable` will make, when that is known without iterating."""
+    if isinstance(iterable, range):
+        return _range_length(iterable), "a range"
+    if isinstance(iterable, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return int(iterable.num_addresses), "a network's list of addresses"
+    return None
 
 
 def _weight(value: Any, stack: list[Any]) -> int:

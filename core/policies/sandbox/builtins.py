@@ -2,9 +2,11 @@
 
 Called by the interpreter once per run (`make`). The built-ins that build or consume a
 collection go through the run's `Budget`: `list`, `tuple`, `set`, `frozenset`, `dict` and `str`
-are `Constructor`s (a call is checked, `isinstance(x, str)` still works), `range` is capped,
-`sorted`/`min`/`max` weigh what they compare and check their `key`, `map`/`filter`/`zip` are
-lazy and tick the budget per item, and `print` writes to the run's log. Absent on purpose:
+are `Constructor`s (a call is checked, `isinstance(x, str)` still works), `range` is capped
+in length and in the size of its bounds (as is `enumerate`'s `start`), `sorted`/`min`/`max`
+weigh what they compare and check their `key`, `any`/`all`/`sum` pull their items through the
+budget's checked iterator, `map`/`filter`/`zip` are lazy and tick the budget per item, and
+`print` writes to the run's log. Absent on purpose:
 `open`, `eval`, `exec`, `compile`, `getattr` and its kin, `type`, `object`, `super`, `vars`,
 `globals`, `iter`, `next`, `format`, `hash`, `id`, `bytes`, `__import__`.
 """
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tessera.core.policies.sandbox import attributes, helpers, operators
-from tessera.core.policies.sandbox.budget import Budget
+from tessera.core.policies.sandbox.budget import MAX_BOUND_BITS, Budget
 from tessera.core.policies.sandbox.errors import LimitExceeded
 
 Invoke = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -25,7 +27,7 @@ EXCEPTIONS = (
     Exception, ArithmeticError, AssertionError, IndexError, KeyError, LookupError, RuntimeError,
     TypeError, ValueError, ZeroDivisionError,
 )  # fmt: skip
-PLAIN = (len, bool, int, float, abs, chr, ord, any, all, enumerate, reversed, divmod)
+PLAIN = (len, bool, int, float, abs, chr, ord, reversed, divmod)
 
 
 class Constructor:
@@ -72,6 +74,11 @@ def _constructors(budget: Budget) -> dict[str, Constructor]:
     def make_frozenset(iterable: Iterable[Any] = ()) -> frozenset[Any]:
         return frozenset(make_set(iterable))
 
+    def make_enumerate(iterable: Iterable[Any], start: int = 0) -> enumerate[Any]:
+        numbered = enumerate(iterable, start)
+        _bounded(start, "enumerate's start")
+        return numbered
+
     def make_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
         if not args:
             return dict(**kwargs)
@@ -89,6 +96,7 @@ def _constructors(budget: Budget) -> dict[str, Constructor]:
         "set": Constructor(set, make_set),
         "frozenset": Constructor(frozenset, make_frozenset),
         "dict": Constructor(dict, make_dict),
+        "enumerate": Constructor(enumerate, make_enumerate),
     }
 
 
@@ -107,30 +115,34 @@ def _functions(budget: Budget, invoke: Invoke, output: helpers.Output) -> dict[s
 
     def sum_(iterable: Iterable[Any], start: Any = 0) -> Any:
         total = start
-        for item in budget.materialize(iterable):
+        for item in budget.iterate(iterable):
             budget.check_time()
-            total = operators.binary(budget, ast.Add, total, item)
-        return total
+            total = operators.combine(budget, ast.Add, total, item)
+            if type(total) is not int:  # a running number is not kept; a list or str is charged
+                budget.produced(total)
+        return total  # charged by the caller, as any built-in's result
 
     def map_(function: Any, *iterables: Iterable[Any]) -> Iterator[Any]:
-        for args in zip(*iterables, strict=False):
+        for args in zip(*(budget.iterate(it, loop=True) for it in iterables), strict=False):
             budget.tick(None)
             yield invoke(function, args, {})
 
     def filter_(function: Any, iterable: Iterable[Any]) -> Iterator[Any]:
-        for item in iterable:
+        for item in budget.iterate(iterable, loop=True):
             budget.tick(None)
             if item if function is None else invoke(function, (item,), {}):
                 yield item
 
     def zip_(*iterables: Iterable[Any], strict: bool = False) -> Iterator[tuple[Any, ...]]:
-        for row in zip(*iterables, strict=strict):
+        for row in zip(*(budget.iterate(it, loop=True) for it in iterables), strict=strict):
             budget.check_time()
             budget.charge(len(row))
             yield row
 
     def range_(*args: int) -> range:
         numbers = range(*args)
+        for bound in (numbers.start, numbers.stop, numbers.step):
+            _bounded(bound, "a range's bounds")
         try:
             count = len(numbers)
         except OverflowError:
@@ -152,6 +164,8 @@ def _functions(budget: Budget, invoke: Invoke, output: helpers.Output) -> dict[s
         "min": extreme(min),
         "max": extreme(max),
         "sum": sum_,
+        "any": lambda iterable: any(budget.iterate(iterable)),
+        "all": lambda iterable: all(budget.iterate(iterable)),
         "map": map_,
         "zip": zip_,
         "filter": filter_,
@@ -161,6 +175,13 @@ def _functions(budget: Budget, invoke: Invoke, output: helpers.Output) -> dict[s
         "repr": lambda value: budget.text(value, repr),
         "isinstance": lambda value, kinds: isinstance(value, _classinfo(kinds)),
     }
+
+
+def _bounded(number: Any, what: str) -> None:
+    """Refuse a huge integer where each item made from it would be huge too (a range's bounds):
+    a native loop over such items spends memory and time the item count does not show."""
+    if isinstance(number, int) and number.bit_length() > MAX_BOUND_BITS:
+        raise LimitExceeded(f"{what} must fit in {MAX_BOUND_BITS} bits")
 
 
 def _classinfo(kinds: Any) -> Any:

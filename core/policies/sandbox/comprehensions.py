@@ -2,7 +2,8 @@
 
 Called through the interpreter's dispatch table. A comprehension runs in a scope of its own;
 its first iterable is evaluated in the enclosing scope at once, the rest lazily, as in Python.
-Every item ticks the run's budget; set members and dict keys are weighed before they are hashed.
+Every item ticks the run's budget and is pulled through its checked iterator (charged when the
+iterable makes it); set members and dict keys are weighed before they are hashed.
 A generator expression is a Python generator that evaluates each item when it is asked for (by
 `any`, `sum`, a `for` loop); it exposes no attributes to sandboxed code.
 """
@@ -33,7 +34,7 @@ def _loop(
     scope: Scope,
 ) -> Iterator[Scope]:
     generator = generators[index]
-    for item in iterable:
+    for item in run.budget.iterate(iterable, loop=True):
         run.budget.tick(generator.target)
         run.assign(generator.target, item, scope)
         if all(run.eval(condition, scope) for condition in generator.ifs):

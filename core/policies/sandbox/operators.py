@@ -74,8 +74,14 @@ _PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.)"
 
 
 def binary(budget: Budget, op: type[ast.operator], left: Any, right: Any) -> Any:
+    return budget.produced(combine(budget, op, left, right))
+
+
+def combine(budget: Budget, op: type[ast.operator], left: Any, right: Any) -> Any:
+    """`left op right`, checked before it runs but not yet charged (`sum` charges only the
+    running totals that are worth it)."""
     _check(budget, op, left, right)
-    return budget.produced(BINARY[op](left, right))
+    return BINARY[op](left, right)
 
 
 def in_place(budget: Budget, op: type[ast.operator], target: Any, value: Any) -> Any:

@@ -112,7 +112,7 @@ class Executor(Interpreter):
         return self.block(node.body if self.eval(node.test, scope) else node.orelse, scope)
 
     def _for(self, node: ast.For, scope: Scope) -> Outcome:
-        for item in self.eval(node.iter, scope):
+        for item in self.budget.iterate(self.eval(node.iter, scope), loop=True):
             self.budget.tick(node)
             self.assign(node.target, item, scope)
             outcome = self.block(node.body, scope)

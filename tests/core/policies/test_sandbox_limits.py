@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from tessera.core.policies import sandbox
+from tessera.core.policies import sandbox, views
+from tessera.core.policies.sandbox import budget
 
 
 def exceeded(source: str, variables: dict[str, Any] | None = None, **options: Any) -> str:
@@ -168,3 +172,177 @@ def test_source_too_long_and_nested_too_deeply() -> None:
         sandbox.compile("return " + "-" * 1000 + "1")
     with pytest.raises(sandbox.SandboxError):
         sandbox.compile("return " + "[" * 150 + "]" * 150)
+
+
+# Iterables whose items cost more than their count shows: one native call (`list`, `sorted`,
+# `set`) used to make every item of a range over a huge integer before any check, and a loop
+# could keep such items without the run being charged for their bytes.
+
+HUGE = "n = 1 << 99000\n"  # about 12 KiB
+MiB = 2**20
+
+
+@contextmanager
+def bounded(seconds: float = 3.0, mib: int = 100) -> Iterator[None]:
+    """The block must end within `seconds` and never hold more than `mib` MiB of new objects
+    (traced by `tracemalloc`, which slows allocation down: the times are generous)."""
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        elapsed = time.monotonic() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.2f} s"
+    assert peak < mib * MiB, f"held {peak / MiB:.0f} MiB"
+
+
+def exceeded_within_bounds(source: str, **options: Any) -> str:
+    with bounded():
+        return exceeded(source, **options)
+
+
+def test_list_of_range_over_a_huge_integer() -> None:
+    for stop in ("n + 2 * 10**5", "n + 10**6"):
+        message = exceeded_within_bounds(HUGE + f"return len(list(range(n, {stop})))")
+        assert "64 bits" in message
+
+
+@pytest.mark.parametrize(
+    "consumer",
+    [
+        "sorted(r)", "set(r)", "frozenset(r)", "sum(r)", "tuple(r)", "list(enumerate(r))",
+        "list(zip(r, r))", "[x for x in r]", "{x for x in r}", "max(r)", "min(r)",
+        "list(reversed(r))", "list(map(str, r))", "list(filter(None, r))", "any(r)", "all(r)",
+        '"a" in r', "set().isdisjoint(r)", "[].extend(r)", "dict.fromkeys(r)",
+    ],
+)  # fmt: skip
+def test_everything_over_a_range_of_huge_integers(consumer: str) -> None:
+    source = HUGE + f"r = range(n, n + 2 * 10**5)\nreturn {consumer}"
+    assert "64 bits" in exceeded_within_bounds(source)
+
+
+def test_a_range_with_a_huge_step_or_negative_bound() -> None:
+    exceeded_within_bounds(HUGE + "return list(range(0, 10, n))")
+    exceeded_within_bounds(HUGE + "return list(range(-n, -n + 10))")
+
+
+def test_enumerate_from_a_huge_start() -> None:
+    source = HUGE + "return any(enumerate([0] * 10**5, n))"
+    assert "64 bits" in exceeded_within_bounds(source)
+    exceeded_within_bounds(HUGE + "return list(enumerate([0] * 10**5, start=n))")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "return [n + i for i in range(10**5)]",
+        "xs = []\nfor i in range(10**5):\n    xs.append(n + i)",
+        "return list(map(lambda i: n + i, range(10**5)))",
+        "return {i: n * 3 for i in range(10**5)}",
+        "return max(n - i for i in range(10**5))",
+    ],
+)
+def test_many_large_values_exhaust_the_memory_budget(source: str) -> None:
+    """Each value is within every size limit; together they are charged by their bytes."""
+    assert "MiB of values" in exceeded_within_bounds(HUGE + source, steps=10**7)
+
+
+def test_several_lists_of_large_values_exhaust_the_memory_budget() -> None:
+    """One list of 3,000 such integers (37 MiB) fits; the second does not."""
+    source = HUGE + "a = [n + i for i in range(3000)]\nb = [n - i for i in range(3000)]"
+    assert "MiB of values" in exceeded_within_bounds(source)
+
+
+def test_many_long_strings_exhaust_the_allocation_budgets() -> None:
+    source = "return [str(i) * 10000 for i in range(10**5)]"
+    assert "created more than" in exceeded_within_bounds(source, steps=10**7)
+
+
+def test_several_long_lists_of_small_numbers_exhaust_the_memory_budget() -> None:
+    start = time.monotonic()
+    source = "a = list(range(10**6))\nb = list(range(10**6))\nc = list(range(10**6))"
+    assert "MiB of values" in exceeded(source)
+    assert time.monotonic() - start < 1.5
+
+
+def test_list_of_a_non_ascii_string_is_charged_per_character() -> None:
+    assert "MiB of values" in exceeded_within_bounds('return list("\u20ac" * 10**6)')
+
+
+@pytest.mark.parametrize(
+    "consumer",
+    ["list(net)", "sorted(net)", "all(net)", "set().isdisjoint(net)", "[a for a in net]",
+     "sum(1 for a in net)", '",".join(map(str, net))'],
+)  # fmt: skip
+def test_a_large_network_is_refused_before_its_addresses_are_made(consumer: str) -> None:
+    source = f"net = ip_network('10.0.0.0/8')\nreturn {consumer}"
+    with bounded(seconds=0.5):
+        assert "network's list of addresses" in exceeded(source, steps=10**12)
+
+
+def test_iterating_a_network_ticks_the_step_budget_and_the_deadline() -> None:
+    source = "return len(list(ip_network('10.0.0.0/13')))"  # 524,288 addresses, each made in Python
+    with bounded():
+        assert "1000 steps" in exceeded(source, steps=1000)
+    with bounded():
+        assert "0.2 seconds" in exceeded(source, steps=10**12, timeout=0.2)
+
+
+def test_a_native_fold_over_an_iterator_keeps_the_deadline() -> None:
+    source = "return all(map(lambda x: True, range(10**6)))"
+    with bounded(seconds=1.0):
+        assert "0.2 seconds" in exceeded(source, steps=10**12, timeout=0.2)
+
+
+async def test_a_memory_attack_in_a_thread_leaves_the_event_loop_responsive() -> None:
+    program = sandbox.compile(HUGE + "return len([n + i for i in range(10**5)])")
+    worker = asyncio.create_task(asyncio.to_thread(program.run, {}, steps=10**7))
+    gaps = []
+    while not worker.done():
+        start = time.monotonic()
+        await asyncio.sleep(0.005)
+        gaps.append(time.monotonic() - start)
+    with pytest.raises(sandbox.LimitExceeded):
+        await worker
+    assert max(gaps) < 0.5
+
+
+def test_integers_are_charged_by_their_bit_length() -> None:
+    run = budget.Budget(sandbox.Limits(max_memory=MiB), steps=1000, timeout=5)
+    small = 1 << 10
+    run.produced(small * 3)
+    assert run.memory_used < 64
+    run.produced((1 << 99000) + 1)
+    assert run.memory_used > 99000 // 8
+    assert budget.footprint(1 << 99000) > 12_000 and budget.footprint("x" * 1000) > 1000
+
+
+def test_ordinary_iteration_stays_fast_and_within_budget() -> None:
+    user = views.UserView({"pk": 1, "username": "alice"}, [{"name": "Admins", "pk": "g"}])
+    source = """
+groups = sorted(g.name for g in user.groups.all())
+total = sum(range(1000)) + sum(range(10**5))
+squares = [i * i for i in range(1000) if i % 2]
+pairs = dict(zip("abc", range(3)))
+numbered = list(enumerate(["x", "y"], start=1))
+s = {1, 2, 3}
+checks = (s.isdisjoint(range(4, 10)), s.issubset(range(5)), any(range(3)), all([]))
+xs = []
+for i in range(1000):
+    xs.append(i)
+xs.insert(0, -1)
+one_million = len(list(range(10**6)))
+letters = list("h\u00e9llo")
+net = [str(a) for a in ip_network("192.0.2.0/29")]
+return groups, total, len(squares), pairs, numbered, checks, len(xs), one_million, letters, net
+"""
+    start = time.monotonic()
+    result = sandbox.compile(source).run({"user": user})
+    assert time.monotonic() - start < 2.0
+    assert result.value == (
+        ["Admins"], 499500 + 4999950000, 500, {"a": 0, "b": 1, "c": 2}, [(1, "x"), (2, "y")],
+        (True, True, True, True), 1001, 10**6, ["h", "\u00e9", "l", "l", "o"],
+        [f"192.0.2.{i}" for i in range(8)],
+    )  # fmt: skip
