@@ -5,6 +5,8 @@ State lives in the cache under the browser session's digest (`FlowState`, 30 min
 are authentik's challenge shapes: the stage's `component` with `flow_info`, `pending_user` and
 `response_errors`; `xak-flow-redirect` with `to` at the end; `ak-stage-access-denied` when denied.
 Logging in rotates the session key (no fixation) and moves the flow state to the new key.
+A stage may insert another stage right after itself while the flow runs (`FlowState.insert`, the
+validate stage's `configure` action); the planner serves such entries like bindings.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ class Executor:
             stage_pk=step.stage_row["pk"],
             stage_name=step.stage_row["name"],
             memo=browser.memo,
+            inserted=state.insertion(),
         )
 
     async def _respond(
@@ -257,6 +260,7 @@ class Executor:
             action = step.binding_row["invalid_response_action"]
             if action != "retry":  # restart, or restart_with_context
                 state.index = 0
+                state.drop_insertions()  # stages inserted on the way are inserted again if due
                 if action == "restart":
                     state.context, state.pending_user = {}, None
                 return await self._advance(snapshot, flow, state, browser, None)
