@@ -106,7 +106,9 @@ class AuthenticatorValidate(base.Stage):
             and "webauthn" in self.config.device_classes
         )
 
-    async def _unconfigured(self, run: base.Run, selected: str | None = None) -> base.Outcome | None:
+    async def _unconfigured(
+        self, run: base.Run, selected: str | None = None
+    ) -> base.Outcome | None:
         """What a user without a usable device gets; None shows the choice of setup stages."""
         assert isinstance(self.config, Config)
         if self.config.not_configured_action == "skip":
@@ -229,8 +231,8 @@ class AuthenticatorValidate(base.Stage):
         if user is None:
             return base.Outcome.deny(NOT_AUTHENTICATED)
         if not found:
-            outcome = await self._unconfigured(run, response.selected_stage)
-            return outcome or base.Outcome("retry")  # no choice made: show the choice again
+            unconfigured = await self._unconfigured(run, response.selected_stage)
+            return unconfigured or base.Outcome("retry")  # no choice made: show the choice again
         if response.webauthn is not None:
             outcome = await self._passkey(run, user, found, response.webauthn)
             return outcome if isinstance(outcome, base.Outcome) else _passed(run, outcome)

@@ -189,7 +189,8 @@ async def test_a_stage_unlisted_while_the_flow_runs_ends_the_flow(
     assert body["component"] == TOTP_COMPONENT
     totp = pyotp.parse_uri(body["config_url"])
     async with bootstrapped.transaction() as tx:
-        validate = await crud.get(tx, "stages", name="mfa-configure-unlisted-2-authenticator_validate")
+        name = "mfa-configure-unlisted-2-authenticator_validate"
+        validate = await crud.get(tx, "stages", name=name)
         config = {**validate["config"], "configuration_stages": []}
         await crud.update(tx, "stages", {"pk": validate["pk"]}, {"config": config})
     body = await call(client, path, {"code": totp.now()})
