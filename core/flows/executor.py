@@ -10,6 +10,9 @@ A stage whose own code raises something unexpected ends the flow with authentik'
 `ak-stage-flow-error` (a generic message and a request id), a `system_exception` event and the
 traceback in the log; the flow state is dropped, so the next request starts again. Errors with a
 wire form of their own (the API's, the store's and the cache's outages) pass through untouched.
+
+A stage may insert another stage right after itself while the flow runs (`FlowState.insert`, the
+validate stage's `configure` action); the planner serves such entries like bindings.
 """
 
 from __future__ import annotations
@@ -292,6 +295,7 @@ class Executor:
             stage_name=step.stage_row["name"],
             memo=browser.memo,
             cookies=browser.cookies,
+            inserted=state.insertion(),
         )
 
     async def _respond(
@@ -324,6 +328,7 @@ class Executor:
             action = step.binding_row["invalid_response_action"]
             if action != "retry":  # restart, or restart_with_context
                 state.index = 0
+                state.drop_insertions()  # stages inserted on the way are inserted again if due
                 if action == "restart":
                     state.context, state.pending_user = {}, None
                 return await self._steps(snapshot, flow, state, browser, None, reply)

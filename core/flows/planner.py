@@ -2,10 +2,15 @@
 
 `plan` checks the flow's authentication requirement and its policies, then lists its stage
 bindings in order, dropping those evaluated at planning time whose policies fail. `current`
-loads the binding at the state's index and re-evaluates its policies when asked to.
+loads the binding at the state's index and re-evaluates its policies when asked to. An entry a
+stage inserted while the flow ran (`FlowState.insert`: the validate stage's configuration stage)
+has no binding: `current` loads its stage directly, with no policies and the `retry` action.
 
 # SECURITY: a binding whose policies fail to evaluate (error or timeout, with the default
 # failure_result) ends the flow with access denied; it never just skips the stage.
+# SECURITY: an inserted entry whose stage is gone, or is no longer listed in the
+# `configuration_stages` of the stage that inserted it, ends the flow too: skipping it would reach
+# user_login without the second factor.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tessera.core.stages import base
 from tessera.core.store import crud
 
 POLICY_ERROR = "A policy could not be evaluated; access denied."
+MISCONFIGURED = "This flow is misconfigured; access denied."
 
 
 def _retention(services: base.Services) -> dt.timedelta:
@@ -138,6 +144,9 @@ async def current(
     client_ip: str,
 ) -> Step | base.Outcome | None:
     """The step at the state's index; None when its policies say skip; Outcome on error."""
+    inserted = state.insertion()
+    if inserted is not None:
+        return await _inserted(services, snapshot, state, inserted, user, client_ip)
     binding = snapshot.binding_rows.get(state.bindings[state.index])
     stage_row = snapshot.stage_rows.get(binding["stage"]) if binding else None
     if binding is None or stage_row is None:
@@ -162,6 +171,45 @@ async def current(
             return base.Outcome.deny(POLICY_ERROR)
         if not result.passing:
             return None
+    return await _step(services, snapshot, state, binding, stage_row, user, client_ip)
+
+
+async def _inserted(
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    state: base.FlowState,
+    inserted: base.Insertion,
+    user: dict[str, Any] | None,
+    client_ip: str,
+) -> Step | base.Outcome:
+    """The step of an inserted entry: its stage, under a stand-in binding that only retries."""
+    stage_row = snapshot.stage_rows.get(inserted["stage"])
+    by = snapshot.stage_rows.get(inserted["by"])
+    listed = by["config"].get("configuration_stages", []) if by is not None else []
+    if stage_row is None or inserted["stage"] not in listed:
+        return base.Outcome.deny(MISCONFIGURED)
+    binding = {
+        "pk": state.bindings[state.index],
+        "target": state.flow_pk,
+        "stage": stage_row["pk"],
+        "order": 0,
+        "evaluate_on_plan": False,
+        "re_evaluate_policies": False,
+        "policy_engine_mode": "any",
+        "invalid_response_action": "retry",
+    }
+    return await _step(services, snapshot, state, binding, stage_row, user, client_ip)
+
+
+async def _step(
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    state: base.FlowState,
+    binding: dict[str, Any],
+    stage_row: dict[str, Any],
+    user: dict[str, Any] | None,
+    client_ip: str,
+) -> Step | base.Outcome:
     try:
         stage = snapshot.stage(stage_row["pk"])
     except stages.StageError as exc:
@@ -179,5 +227,5 @@ async def current(
                 },
                 retention=_retention(services),
             )
-        return base.Outcome.deny("This flow is misconfigured; access denied.")
+        return base.Outcome.deny(MISCONFIGURED)
     return Step(binding, stage_row, stage)

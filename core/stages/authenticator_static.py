@@ -66,6 +66,7 @@ class AuthenticatorStatic(base.Stage):
             device = await devices.pending(tx, key, user["pk"], "static")
             if device is None:
                 return base.Outcome.deny("The codes to set up have expired; start again.")
-            await devices.confirm(tx, device["pk"], self.config.friendly_name)
+            device = await devices.confirm(tx, device["pk"], self.config.friendly_name)
         run.state.context.pop(CONTEXT_KEY, None)
+        base.device_configured(run, device)
         return base.Outcome.next()

@@ -6,8 +6,10 @@ otpauth:// URI and its QR code; `on_valid` confirms the device once the user typ
 it. Devices live in `identity.devices`; the QR image is drawn by segno.
 
 The user is the logged-in one (`run.session_user`), or the pending user of an authentication
-flow once a stage has authenticated them (`auth_method` in the context). The validate and static
-setup stages use `setup_user` too.
+flow once a stage has authenticated them (`auth_method` in the context); when the validate stage
+inserted this stage into the plan (`not_configured_action: configure`), only the pending user it
+was inserted for, and the confirmed device then counts as the flow's second factor
+(`base.device_configured`). The validate and static setup stages use `setup_user` too.
 """
 
 from __future__ import annotations
@@ -40,7 +42,16 @@ async def setup_user(run: base.Run) -> dict[str, Any] | None:
     """The user enrolling a device: the pending user once authenticated, else the logged-in one."""
     # SECURITY: a pending user who has only been identified (no auth_method) may not enrol a
     # device; otherwise knowing a username would let anyone add a second factor to it.
-    if run.state.pending_user is None:
+    if run.inserted is not None:
+        # SECURITY: inserted by the validate stage (`configure`): only for the pending user it
+        # was inserted for, who passed a first factor in this flow; never the logged-in user.
+        inserted_for = run.inserted["user"]
+        if inserted_for is None or run.state.pending_user != inserted_for:
+            return None
+        if not run.state.context.get("auth_method"):
+            return None
+        user = await run.pending_user()
+    elif run.state.pending_user is None:
         user = run.session_user
     elif run.state.context.get("auth_method"):
         user = await run.pending_user()
@@ -95,6 +106,7 @@ class AuthenticatorTotp(base.Stage):
                 return base.Outcome.deny("The device to set up has expired; start again.")
             if not await devices.verify_totp(tx, keyring, device["pk"], response.code.strip()):
                 return base.Outcome.retry("code", INVALID, "invalid")
-            await devices.confirm(tx, device["pk"], self.config.friendly_name)
+            device = await devices.confirm(tx, device["pk"], self.config.friendly_name)
         run.state.context.pop(CONTEXT_KEY, None)
+        base.device_configured(run, device)
         return base.Outcome.next()

@@ -12,10 +12,17 @@ JSON, issued and taken once through `authenticator_webauthn.issue` / `take`, and
 `crypto.webauthn.verify_authentication`). Success sets `auth_method` to `auth_mfa` for user_login
 and the login event.
 
-`not_configured_action: configure` denies for now, with a message saying to set up an
-authenticator first: authentik would insert `configuration_stages` into the plan, and the executor
-cannot insert stages yet. The challenge's `configuration_stages` is therefore always empty.
+`not_configured_action: configure` lets a user without a device enrol one, as in authentik: of
+the stages in `configuration_stages` (setup stages only: TOTP, static, WebAuthn), a single one is
+inserted into the plan right after this stage (`FlowState.insert`) and the flow goes on there;
+with several, the challenge lists them in `configuration_stages` ({pk, name, verbose_name,
+meta_model_name}) and the response's `selected_stage` picks the one to insert. The setup stage
+enrols the pending user, and its confirmed device counts as this flow's second factor
+(`base.device_configured`).
 
+# SECURITY: `selected_stage` is only ever looked up among this stage's own `configuration_stages`
+# (a stage pk from anywhere else is refused with a field error), and the planner checks again that
+# an inserted entry is listed by the stage that inserted it.
 # SECURITY: a pending user who has not passed a first factor is denied (identification alone
 # proves nothing). Each failure writes a `login_failed` event (without the code); after
 # `attempts.MAX_FAILURES` the flow is cancelled, and failures are also counted per user across
@@ -38,7 +45,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from tessera.core import crypto, store
+from tessera.core import crypto, store, wire
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices
 from tessera.core.stages import attempts, authenticator_webauthn, base, passkey
@@ -47,6 +54,12 @@ INVALID = "Invalid Token"
 MFA_COOKIE = "authentik_mfa"  # authentik's name for the "passed MFA recently" cookie
 NOT_AUTHENTICATED = "Failed to authenticate."
 SUPPORTED = ("totp", "static", "webauthn")
+SETUP_KINDS = ("authenticator_totp", "authenticator_static", "authenticator_webauthn")
+INVALID_STAGE = "Invalid stage selected."
+NO_SETUP = (
+    "Two-factor authentication is required but you have no authenticator, "
+    "and none can be set up here; ask an administrator."
+)
 PASSKEY_REFUSED = passkey.CLONED
 
 DeviceClass = Literal["totp", "static", "webauthn"]
@@ -67,6 +80,7 @@ class Config(base.StageConfig):
 class Response(base.ChallengeResponse):
     code: Annotated[str, Field(max_length=devices.MAX_CODE_LENGTH)] = ""
     selected_challenge: dict[str, Any] | None = None
+    selected_stage: Annotated[str, Field(max_length=64)] | None = None
     webauthn: authenticator_webauthn.AuthenticationCredential | None = None
 
     _parse = field_validator("webauthn", mode="before")(authenticator_webauthn.json_text)
@@ -96,16 +110,39 @@ class AuthenticatorValidate(base.Stage):
             and "webauthn" in self.config.device_classes
         )
 
-    def _unconfigured(self) -> base.Outcome:
+    async def _unconfigured(
+        self, run: base.Run, selected: str | None = None
+    ) -> base.Outcome | None:
+        """What a user without a usable device gets; None shows the choice of setup stages."""
         assert isinstance(self.config, Config)
         if self.config.not_configured_action == "skip":
             return base.Outcome.next()
-        if self.config.not_configured_action == "configure":
-            return base.Outcome.deny(
-                "Two-factor authentication is required but you have no authenticator; "
-                "set one up first or ask an administrator."
-            )
-        return base.Outcome.deny("Two-factor authentication is required but not configured.")
+        if self.config.not_configured_action == "deny":
+            return base.Outcome.deny("Two-factor authentication is required but not configured.")
+        offered = await self._setup_stages(run)
+        if not offered:
+            return base.Outcome.deny(NO_SETUP)
+        if selected is None and len(offered) > 1:
+            return None
+        if selected is None:
+            chosen: dict[str, Any] | None = offered[0]
+        else:
+            chosen = next((row for row in offered if row["pk"] == selected), None)
+        if chosen is None:
+            return base.Outcome.retry("selected_stage", INVALID_STAGE, "invalid")
+        run.state.insert(chosen["pk"], run.stage_pk)
+        return base.Outcome.next()
+
+    async def _setup_stages(self, run: base.Run) -> list[dict[str, Any]]:
+        """The stored setup stages among `configuration_stages`, in their configured order."""
+        assert isinstance(self.config, Config)
+        found = []
+        async with run.services.store.read() as tx:
+            for pk in dict.fromkeys(self.config.configuration_stages):
+                row = await store.crud.find(tx, "stages", pk=pk)
+                if row is not None and row["kind"] in SETUP_KINDS:
+                    found.append(row)
+        return found
 
     async def before(self, run: base.Run) -> base.Outcome | None:
         assert isinstance(self.config, Config)
@@ -118,7 +155,7 @@ class AuthenticatorValidate(base.Stage):
         if user is None:
             return base.Outcome.deny(NOT_AUTHENTICATED)
         if not found:
-            return self._unconfigured()
+            return await self._unconfigured(run)
         threshold = self.config.last_auth_threshold
         if threshold and _remembered(run, user, found, threshold):
             return base.Outcome.next()
@@ -140,6 +177,8 @@ class AuthenticatorValidate(base.Stage):
             }
             return {"device_challenges": [entry], "configuration_stages": []}
         user, found = await self._devices(run)
+        if user is not None and not found:  # `configure`, with a choice of setup stages
+            return {"device_challenges": [], "configuration_stages": await self._offer(run)}
         seen: dict[str, dict[str, Any]] = {}
         for device in found:  # one entry per class, as authentik's client expects
             seen.setdefault(device["kind"], device)
@@ -157,6 +196,21 @@ class AuthenticatorValidate(base.Stage):
                 }
             )
         return {"device_challenges": entries, "configuration_stages": []}
+
+    async def _offer(self, run: base.Run) -> list[dict[str, Any]]:
+        """The setup stages to choose from, as authentik's challenge lists them."""
+        offered = []
+        for row in await self._setup_stages(run):
+            names = wire.flows.stage_names(row["kind"])
+            offered.append(
+                {
+                    "pk": row["pk"],
+                    "name": row["name"],
+                    "verbose_name": names["verbose_name"],
+                    "meta_model_name": names["meta_model_name"],
+                }
+            )
+        return offered
 
     async def _request_options(
         self, run: base.Run, user: dict[str, Any], found: list[dict[str, Any]]
@@ -181,7 +235,8 @@ class AuthenticatorValidate(base.Stage):
         if user is None:
             return base.Outcome.deny(NOT_AUTHENTICATED)
         if not found:
-            return self._unconfigured()
+            unconfigured = await self._unconfigured(run, response.selected_stage)
+            return unconfigured or base.Outcome("retry")  # no choice made: show the choice again
         if response.webauthn is not None:
             outcome = await self._passkey(run, user, found, response.webauthn)
             return outcome if isinstance(outcome, base.Outcome) else self._passed(run, outcome)
@@ -252,11 +307,7 @@ class AuthenticatorValidate(base.Stage):
 
 
 def _passed(run: base.Run, device: dict[str, Any]) -> base.Outcome:
-    run.state.context["auth_method"] = "auth_mfa"
-    args = run.state.context.setdefault("auth_method_args", {})
-    args.setdefault("mfa_devices", []).append(
-        {"pk": device["pk"], "device_class": device["kind"], "name": device["name"]}
-    )
+    base.mfa_passed(run, device)
     return base.Outcome.next()
 
 

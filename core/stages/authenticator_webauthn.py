@@ -206,4 +206,5 @@ class AuthenticatorWebAuthn(base.Stage):
             )
         if device is None:
             return base.Outcome.retry("response", TAKEN, "unique")
+        base.device_configured(run, device)
         return base.Outcome.next()

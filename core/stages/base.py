@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, TypedDict
 
 from pydantic import ConfigDict
 
@@ -70,6 +70,17 @@ class Services:
     settings: config.Settings
 
 
+INSERTED_PREFIX = "inserted:"
+
+
+class Insertion(TypedDict):
+    """A stage inserted into a running plan: which, by which stage, for which pending user."""
+
+    stage: str
+    by: str
+    user: int | None
+
+
 @dataclass
 class FlowState:
     """A flow in progress, kept in the cache between requests (JSON round trip)."""
@@ -83,9 +94,30 @@ class FlowState:
     next: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    # Stages put into the plan while it runs (`insert`), by their entry in `bindings`.
+    inserted: dict[str, Insertion] = field(default_factory=dict)
 
     def dump(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def insert(self, stage_pk: str, by: str) -> None:
+        """Put `stage_pk` into the plan right after the current entry, on behalf of stage `by`
+        (authentik's `plan.insert_stage`). The entry has no binding: its policies and invalid
+        response action are none and `retry`, and it is kept for the pending user of now."""
+        entry = f"{INSERTED_PREFIX}{len(self.inserted)}"  # never a binding pk (those are UUIDs)
+        self.inserted[entry] = {"stage": stage_pk, "by": by, "user": self.pending_user}
+        self.bindings.insert(self.index + 1, entry)
+
+    def insertion(self) -> Insertion | None:
+        """The current entry's insertion record, or None when it is a binding of the flow."""
+        if self.index >= len(self.bindings):
+            return None
+        return self.inserted.get(self.bindings[self.index])
+
+    def drop_insertions(self) -> None:
+        """Forget the inserted entries (the flow restarts from its first stage)."""
+        self.bindings = [b for b in self.bindings if b not in self.inserted]
+        self.inserted = {}
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> FlowState:
@@ -120,6 +152,8 @@ class Run:
     # The request's cookies, and cookies a stage sets on the response (with a next outcome).
     cookies: Mapping[str, str] = field(default_factory=dict)
     set_cookies: list[Cookie] = field(default_factory=list)
+    # Set when the stage runs as an inserted entry of the plan (`FlowState.insert`).
+    inserted: Insertion | None = None
 
     @property
     def retention(self) -> dt.timedelta:
@@ -157,6 +191,24 @@ class Run:
                 known = (stamp, await devices.confirmed(tx, user_pk, devices.KINDS))
             self.memo[("devices", user_pk)] = known
         return [dict(row) for row in known[1] if row["kind"] in kinds]
+
+
+def mfa_passed(run: Run, device: dict[str, Any]) -> None:
+    """Note a passed second factor: `auth_method` `auth_mfa` and the device, for user_login and
+    the login event."""
+    run.state.context["auth_method"] = "auth_mfa"
+    args = run.state.context.setdefault("auth_method_args", {})
+    args.setdefault("mfa_devices", []).append(
+        {"pk": device["pk"], "device_class": device["kind"], "name": device["name"]}
+    )
+
+
+def device_configured(run: Run, device: dict[str, Any]) -> None:
+    """A setup stage confirmed `device`. When the stage was inserted by the validate stage
+    (`not_configured_action: configure`), the fresh device counts as the flow's second factor,
+    as in authentik."""
+    if run.inserted is not None:
+        mfa_passed(run, device)
 
 
 class Stage:
