@@ -43,7 +43,9 @@ async def verdicts(
             result_ttl=services.settings.cache.timeout_policies if use_cache else 0,
         )
         loaded = snapshot.loaded(app["pk"], groups)
-        results.append(await engine.decide(loaded, app["policy_engine_mode"], request, services.store))
+        results.append(
+            await engine.decide(loaded, app["policy_engine_mode"], request, services.store)
+        )
     return results
 
 

@@ -144,7 +144,9 @@ async def test_plain_user_cannot_widen_their_list(
     # The same answer for a user that does not exist: nothing learnt about who exists.
     status, missing = await _as(client, key, "GET", "core/applications/?for_user=999999")
     assert status == 400 and missing == body
-    status, body = await _as(client, key, "GET", f"core/applications/?for_user={world['bob']['pk']}")
+    status, body = await _as(
+        client, key, "GET", f"core/applications/?for_user={world['bob']['pk']}"
+    )
     assert status == 200 and _slugs(body) == ["open"]
 
 
@@ -248,7 +250,11 @@ async def test_session_user_lists_their_applications_and_cannot_write(
 
 
 async def test_anonymous_and_forged_tokens_are_refused(client: Any) -> None:
-    for path in ("core/applications/", "core/applications/open/", "core/applications/open/check_access/"):
+    for path in (
+        "core/applications/",
+        "core/applications/open/",
+        "core/applications/open/check_access/",
+    ):
         assert (await client.get(f"/api/v3/{path}")).status == 401
         status, body = await _as(client, "forged", "GET", path)
         assert status == 401 and "detail" in body
@@ -266,7 +272,9 @@ async def test_check_access_for_the_caller_and_for_another_user(
     status, body = await _as(client, alice, "GET", path.format("rule"))
     assert status == 200 and body == {"passing": False, "messages": [], "log_messages": []}
     bob_pk = world["bob"]["pk"]
-    status, body = await _as(client, alice, "GET", path.format("alice-only") + f"?for_user={bob_pk}")
+    status, body = await _as(
+        client, alice, "GET", path.format("alice-only") + f"?for_user={bob_pk}"
+    )
     assert status == 200 and body["passing"] is True
     # The superuser: their own access, another user's, with the policies' messages.
     status, body = await api("GET", path.format("staff-only"))
