@@ -18,6 +18,10 @@ import aiohttp
 MANAGED_HEADER = "X-Tessera-Managed-By"
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # a listing of more than 100 000 objects is a bug, not data
+# Listings that show each caller only part of the objects unless asked for all: the application
+# list keeps to those the caller's user may open (authentik's rule), and the operator must see
+# every application it manages, whatever their policies, or it would create duplicates.
+FULL_LIST = {"core/applications/": {"superuser_full_list": "true"}}
 
 
 class CoreError(Exception):
@@ -104,7 +108,8 @@ class CoreClient:
         """Every object of a listing with these filters, across pages."""
         results: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
-            params = {**filters, "page": str(page), "page_size": str(PAGE_SIZE)}
+            params = {**filters, **FULL_LIST.get(path, {})}
+            params.update(page=str(page), page_size=str(PAGE_SIZE))
             answer = await self.request("GET", path, params=params)
             results.extend(answer.get("results", []))
             if not answer.get("pagination", {}).get("next"):

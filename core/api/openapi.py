@@ -60,6 +60,7 @@ def _list_params(r: resource.Resource) -> list[dict[str, Any]]:
         _param("ordering", "str", "Which field to use when ordering the results."),
     ]
     params += [_param(f.name, f.kind, f.description) for f in r.filters]
+    params += [_param(name, kind, description) for name, kind, description in r.list_params]
     return params
 
 
@@ -146,7 +147,8 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
             "operationId": f"{r.path.replace('/', '_')}_{a.name}_{a.method.lower()}",
             "tags": [r.tag],
             "summary": a.summary,
-            "parameters": lookup if a.detail else [],
+            "parameters": (lookup if a.detail else [])
+            + [_param(name, kind, description) for name, kind, description in a.params],
             "responses": {**errors, **(not_found if a.detail else {})},
         }
         if a.request is not None:

@@ -27,6 +27,9 @@ MAX_INT = 2**63 - 1
 # Objects that mirror a Kubernetes resource carry its identity in `managed`; only a request that
 # names that identity in this header (the operator) may change or delete them.
 MANAGED_HEADER = "X-Tessera-Managed-By"
+# Keeps the rows a caller may see, of those given (see `Resource.narrowing`).
+Narrow = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
+MAX_NARROWED = 10_000  # rows a narrowed listing reads before filtering and paging them
 
 
 def check_managed(request: web.Request, managed: str | None) -> None:
@@ -73,6 +76,7 @@ class Action:
     superuser: bool = True
     summary: str = ""
     many: bool = False  # the response is a plain list of `response` (no pagination)
+    params: tuple[tuple[str, Kind, str], ...] = ()  # query parameters (name, kind, description)
 
 
 @dataclass
@@ -143,6 +147,8 @@ class Resource(abc.ABC):
     lookup_kind: ClassVar[Kind] = "uuid"
     alternate_lookup: ClassVar[str | None] = None
     filters: ClassVar[Sequence[FilterField]] = ()
+    # Query parameters of the listing that are not column filters (name, kind, description).
+    list_params: ClassVar[Sequence[tuple[str, Kind, str]]] = ()
     search_columns: ClassVar[tuple[str, ...]] = ()
     ordering_columns: ClassVar[tuple[str, ...]] = ()
     default_ordering: ClassVar[tuple[str, ...]] = ()
@@ -215,6 +221,13 @@ class Resource(abc.ABC):
 
     def visible(self, ctx: Ctx, row: dict[str, Any]) -> bool:
         return True
+
+    async def narrowing(self, ctx: Ctx, params: Any, detail: bool) -> Narrow | None:
+        """For objects each caller sees by a rule SQL cannot decide (an application's policy
+        bindings): a function keeping the rows this caller may see, run outside the transaction.
+        A listing then reads every matching row (up to MAX_NARROWED), and counts and pages what
+        is kept; a retrieve of a row not kept is 404. None (the default): SQL alone decides."""
+        return None
 
     def list_query(self, ctx: Ctx, params: Any) -> tuple[crud.Query, int, int]:
         page, size = pagination.window(params)
@@ -289,10 +302,20 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         async with request.app[store_of].read() as tx:
             ctx = Ctx(request, await resource.authorize(request, tx), tx)
             q, page, size = resource.list_query(ctx, request.query)
-            rows, count = await crud.page(tx, resource.table, q)
-            if not rows and page > 1:
-                raise errors.ObjectNotFound("Invalid page.")
-            results = await resource.serialize(ctx, rows)
+            narrow = await resource.narrowing(ctx, request.query, detail=False)
+            if narrow is None:
+                rows, count = await crud.page(tx, resource.table, q)
+                results = await resource.serialize(ctx, rows)
+            else:
+                q.offset, q.limit = 0, MAX_NARROWED
+                candidates, _ = await crud.page(tx, resource.table, q)
+        if narrow is not None:
+            kept = await narrow(candidates)
+            count, rows = len(kept), kept[(page - 1) * size : page * size]
+            async with request.app[store_of].read() as tx:
+                results = await resource.serialize(Ctx(request, ctx.principal, tx), rows)
+        if not rows and page > 1:
+            raise errors.ObjectNotFound("Invalid page.")
         envelope = pagination.envelope(page, size, count, len(rows))
         return http.respond(
             wire.common.Paginated.model_construct(pagination=envelope, results=results)
@@ -302,6 +325,13 @@ def routes(resource: Resource) -> list[web.RouteDef]:
         async with request.app[store_of].read() as tx:
             ctx = Ctx(request, await resource.authorize(request, tx), tx)
             row = await resource.get_row(ctx, request.match_info["lookup"])
+            narrow = await resource.narrowing(ctx, request.query, detail=True)
+            if narrow is None:
+                return http.respond((await resource.serialize(ctx, [row]))[0])
+        if not await narrow([row]):
+            raise errors.NotFound(request.match_info["lookup"])
+        async with request.app[store_of].read() as tx:
+            ctx = Ctx(request, ctx.principal, tx)
             return http.respond((await resource.serialize(ctx, [row]))[0])
 
     async def create(request: web.Request) -> web.Response:

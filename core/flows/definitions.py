@@ -49,13 +49,16 @@ class Snapshot:
     ) -> engine.Loaded:
         """What the engine needs to evaluate `target`; reads the user's groups only when the
         target has bindings."""
+        if not self.policy_bindings.get(target):
+            return engine.Loaded([], {}, set())
+        return self.loaded(target, await member_of(db, user))
+
+    def loaded(self, target: str, member_of: list[str]) -> engine.Loaded:
+        """`policy_load` for a user whose groups (`member_of`) the caller has read: callers that
+        evaluate many targets for one user read them once."""
         rows = self.policy_bindings.get(target, [])
         if not rows:
             return engine.Loaded([], {}, set())
-        member_of: list[str] = []
-        if user is not None:
-            async with db.read() as tx:
-                member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
         member_of = [g for g in member_of if g in self.tree.rows]
         ancestors = {a for g in member_of for a in self.tree.ancestors(g)}
         policies = {r["policy"]: self.policies[r["policy"]] for r in rows if r["policy"]}
@@ -66,6 +69,14 @@ class Snapshot:
             [self.tree.rows[g] for g in member_of],
             [self.tree.rows[a] for a in sorted(ancestors)],
         )
+
+
+async def member_of(db: store.Store, user: dict[str, Any] | None) -> list[str]:
+    """The pks of the groups `user` is a direct member of (none for no user)."""
+    if user is None:
+        return []
+    async with db.read() as tx:
+        return list((await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]])
 
 
 class Definitions:

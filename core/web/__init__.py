@@ -20,9 +20,8 @@ from aiohttp import web
 from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
-from tessera.core.flows import executor, redirects, user_settings
+from tessera.core.flows import app_access, executor, redirects, user_settings
 from tessera.core.identity import devices, sessions, tokens, util
-from tessera.core.policies import engine
 from tessera.core.store import crud
 
 # Resolved: an editable install links each file from elsewhere, and the static route serves no
@@ -159,23 +158,15 @@ async def portal(
         return _to_login(request)
     async with request.app[state.STORE].read() as tx:
         apps = await crud.all_rows(tx, "applications")
-    visible = []
-    for app in sorted(apps, key=lambda a: a["name"].lower()):
-        if not app["meta_launch_url"].startswith(("http://", "https://")):
-            continue
-        verdict = await engine.evaluate(
-            request.app[state.STORE],
-            app["pk"],
-            app["policy_engine_mode"],
-            engine.Request(
-                user=who.user,
-                client_ip=who.client_ip,
-                cache=request.app[state.CACHE],
-                result_ttl=request.app[state.SETTINGS].cache.timeout_policies,
-            ),
-        )
-        if verdict.passing and not verdict.error:
-            visible.append(app)
+    launchable = [
+        app
+        for app in sorted(apps, key=lambda a: a["name"].lower())
+        if app["meta_launch_url"].startswith(("http://", "https://"))
+    ]
+    flows = request.app[flows_api.EXECUTOR]
+    visible = await app_access.allowed(
+        flows.services, await flows.definitions.get(), launchable, who.user, who.client_ip
+    )
     async with request.app[state.STORE].read() as tx:
         rows, _ = await crud.page(
             tx,

@@ -35,6 +35,29 @@ async def test_reads_creates_and_finds_by_filter(core_client: client.CoreClient)
     await core_client.request("DELETE", f"core/applications/{made['pk']}/")
 
 
+async def test_finds_an_application_whose_policies_deny_the_operator(
+    core_client: client.CoreClient,
+) -> None:
+    """The application list keeps to what the caller may open; the operator asks for them all,
+    or a policy on an application would hide it and reconcile would create a duplicate."""
+    slug = f"d-{uuid.uuid4().hex[:8]}"
+    made = await core_client.request(
+        "POST", "core/applications/", body={"name": slug, "slug": slug}
+    )
+    policy = await core_client.request(
+        "POST", "policies/dummy/", body={"name": slug, "result": False}
+    )
+    await core_client.request(
+        "POST",
+        "policies/bindings/",
+        body={"target": made["pk"], "policy": policy["pk"], "order": 0},
+    )
+    found = await core_client.first("core/applications/", slug=slug)
+    assert found is not None and found["pk"] == made["pk"]
+    await core_client.request("DELETE", f"core/applications/{made['pk']}/")
+    await core_client.request("DELETE", f"policies/all/{policy['pk']}/")
+
+
 async def test_listing_follows_every_page(core_client: client.CoreClient) -> None:
     prefix = f"page-{uuid.uuid4().hex[:6]}"
     for i in range(client.PAGE_SIZE + 3):
