@@ -60,6 +60,12 @@ def settings(row: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(config, k) for k in kind.Config.model_fields}
 
 
+def stored_settings(row: dict[str, Any]) -> dict[str, Any]:
+    """The settings the row stores, in today's form (an integer duration of an older version
+    shown as authentik's `seconds=<n>`), without the defaults it does not store."""
+    return {k: v for k, v in settings(row).items() if k in row["config"]}
+
+
 def writable(row: dict[str, Any], request: type[wire.common.Request]) -> dict[str, Any]:
     """The request-shaped current values (the base of a PATCH)."""
     current = {"name": row["name"], **row["config"]}
