@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
 _SECONDS = {
@@ -34,22 +35,28 @@ MAX_LENGTH = 100
 EXAMPLE = "Enter a duration such as 'hours=1' or 'days=30;hours=2'."
 
 
+def _invalid(message: str) -> PydanticCustomError:
+    """A ValueError that pydantic reports as the message alone (no "Value error, " prefix);
+    the text travels in the context, so braces a client typed are never a template."""
+    return PydanticCustomError("duration", "{message}", {"message": message})
+
+
 def _parts(value: str, *, strict: bool = True) -> list[tuple[str, float]]:
     parts = [p.strip() for p in value.split(";") if p.strip()]
     if not parts or len(value) > MAX_LENGTH:
-        raise ValueError(EXAMPLE)
+        raise _invalid(EXAMPLE)
     found: list[tuple[str, float]] = []
     for part in parts:
         match = _PART.fullmatch(part.lower())
         if match is None and "=-" in part.replace(" ", ""):
-            raise ValueError("A duration cannot be negative.")
+            raise _invalid("A duration cannot be negative.")
         if match is None or match.group(1) not in _SECONDS:
-            raise ValueError(
+            raise _invalid(
                 f"Invalid duration part {part[:40]!r}; use unit=number with a unit of "
                 f"{', '.join(UNITS)} (e.g. 'minutes=5')."
             )
         if strict and match.group(1) in (unit for unit, _ in found):
-            raise ValueError(f"The unit {match.group(1)!r} appears twice.")
+            raise _invalid(f"The unit {match.group(1)!r} appears twice.")
         found.append((match.group(1), float(match.group(2))))
     return found
 
@@ -86,7 +93,7 @@ def bounded(low: float, high: float, *, strict_low: bool = False) -> Callable[[s
     def check(value: str) -> str:
         total = seconds(value)
         if total < low or (strict_low and total == low) or total > high:
-            raise ValueError(f"A duration must be {_range(low, high, strict_low)}.")
+            raise _invalid(f"A duration must be {_range(low, high, strict_low)}.")
         return normal(value)
 
     return check
@@ -104,7 +111,7 @@ def legacy_seconds(value: Any) -> Any:
     strings, still in stored configs and older clients) becomes `seconds=<n>`."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
-            raise ValueError("A duration cannot be negative.")
+            raise _invalid("A duration cannot be negative.")
         return from_seconds(value)
     return value
 
