@@ -63,7 +63,12 @@ def settings(row: dict[str, Any]) -> dict[str, Any]:
 def stored_settings(row: dict[str, Any]) -> dict[str, Any]:
     """The settings the row stores, in today's form (an integer duration of an older version
     shown as authentik's `seconds=<n>`), without the defaults it does not store."""
-    return {k: v for k, v in settings(row).items() if k in row["config"]}
+    kind = stages.KINDS.get(row["kind"])
+    try:
+        current = kind.Config.model_validate(row["config"]).model_dump(mode="json") if kind else {}
+    except pydantic.ValidationError:
+        current = {}
+    return {k: current.get(k, v) for k, v in row["config"].items()}
 
 
 def writable(row: dict[str, Any], request: type[wire.common.Request]) -> dict[str, Any]:
