@@ -34,10 +34,12 @@ async def config(request: web.Request) -> web.Response:
 
 
 def set_session_cookies(
-    request: web.Request, response: web.StreamResponse, key: str, ttl: dt.timedelta
+    request: web.Request, response: web.StreamResponse, key: str, ttl: dt.timedelta | None
 ) -> None:
+    """The session cookie and its CSRF cookie; `ttl` None makes them browser-session cookies
+    (no Max-Age), as a user_login stage with `session_duration` `seconds=0` wants."""
     secure = net.is_secure(request)
-    max_age = int(ttl.total_seconds())
+    max_age = int(ttl.total_seconds()) if ttl is not None else None
     response.set_cookie(
         sessions.COOKIE,
         key,

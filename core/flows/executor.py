@@ -78,7 +78,8 @@ class Browser:
 @dataclass
 class Reply:
     body: dict[str, Any]
-    new_session: tuple[str, dt.timedelta] | None = None  # set this cookie
+    # Set this cookie: the key and its Max-Age (None: a browser session).
+    new_session: tuple[str, dt.timedelta | None] | None = None
     ended_session: bool = False  # clear the cookie
     cookies: list[base.Cookie] = field(default_factory=list)  # other cookies stages set
 
@@ -303,7 +304,7 @@ class Executor:
     ) -> base.Outcome | None:
         stage = step.stage
         with _stage_code(step.stage_row):
-            if stage.Response is None:
+            if stage.Response is None or not stage.asks():
                 return await stage.on_valid(run, base.ChallengeResponse())
             if response is None:
                 return await stage.before(run)
@@ -332,7 +333,7 @@ class Executor:
                 if action == "restart":
                     state.context, state.pending_user = {}, None
                 return await self._steps(snapshot, flow, state, browser, None, reply)
-            if step.stage.Response is None:
+            if not step.stage.asks():
                 return await self._back(snapshot, flow, state, browser, outcome, reply)
             body = await self._challenge(flow, state, step, run, outcome.errors)
             await self._save(browser, state)
@@ -360,7 +361,7 @@ class Executor:
             step = await planner.current(
                 self.services, snapshot, state, browser.user, browser.client_ip
             )
-            if isinstance(step, planner.Step) and step.stage.Response is not None:
+            if isinstance(step, planner.Step) and step.stage.asks():
                 run = self._run(state, browser, step)
                 body = await self._challenge(flow, state, step, run, outcome.errors)
                 await self._save(browser, state)
@@ -450,12 +451,12 @@ class Executor:
         reply.cookies.extend(run.set_cookies)
         run.set_cookies.clear()
         if run.login is not None:
-            user_pk, ttl = run.login
-            run.login = None
-            key, user = await self._login(run, browser, user_pk, ttl)
+            login, run.login = run.login, None
+            key, user = await self._login(run, browser, login.user_pk, login.ttl)
             await self._drop(browser, run.state.slug)
             browser.key, browser.user = key, user
-            reply.new_session, reply.ended_session = (key, ttl), False
+            max_age = login.ttl if login.persistent else None
+            reply.new_session, reply.ended_session = (key, max_age), False
         if run.logout:
             run.logout = False
             await self._logout(run, browser)

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from tessera.core import store, wire
+from tessera.core.flows import stage_admin
 from tessera.core.store import crud
 
 _FLOW_ATTRS = (
@@ -75,7 +76,7 @@ async def export(tx: store.Tx, flow: dict[str, Any]) -> str:
                     "model": wire.flows.stage_names(stage["kind"])["meta_model_name"],
                     "id": stage_ids[stage["pk"]],
                     "identifiers": {"name": stage["name"]},
-                    "attrs": dict(stage["config"]),
+                    "attrs": stage_admin.stored_settings(stage),
                 }
             )
         targets[binding["pk"]] = f"binding-{n + 1}"

@@ -60,6 +60,17 @@ def settings(row: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(config, k) for k in kind.Config.model_fields}
 
 
+def stored_settings(row: dict[str, Any]) -> dict[str, Any]:
+    """The settings the row stores, in today's form (an integer duration of an older version
+    shown as authentik's `seconds=<n>`), without the defaults it does not store."""
+    kind = stages.KINDS.get(row["kind"])
+    try:
+        current = kind.Config.model_validate(row["config"]).model_dump(mode="json") if kind else {}
+    except pydantic.ValidationError:
+        current = {}
+    return {k: current.get(k, v) for k, v in row["config"].items()}
+
+
 def writable(row: dict[str, Any], request: type[wire.common.Request]) -> dict[str, Any]:
     """The request-shaped current values (the base of a PATCH)."""
     current = {"name": row["name"], **row["config"]}

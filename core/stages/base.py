@@ -60,6 +60,16 @@ class Outcome:
         return cls("redirect", to=to)
 
 
+@dataclass(frozen=True)
+class Login:
+    """A session for the executor to start: whose, how long the server keeps it, and whether
+    the cookie outlives the browser (Max-Age) or is a browser session."""
+
+    user_pk: int
+    ttl: dt.timedelta
+    persistent: bool = True
+
+
 @dataclass
 class Services:
     """What stages may use: the store, the cache, the keyring and the settings."""
@@ -144,8 +154,8 @@ class Run:
     secure: bool
     stage_pk: str = ""
     stage_name: str = ""
-    # Filled by stages for the executor: a session to start (key, ttl) or to end.
-    login: tuple[int, dt.timedelta] | None = None
+    # Filled by stages for the executor: a session to start or to end.
+    login: Login | None = None
     logout: bool = False
     # Rows read during this request, with the store's write stamp of their table at reading.
     memo: dict[tuple[str, object], tuple[int, Any]] = field(default_factory=dict)
@@ -221,6 +231,11 @@ class Stage:
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config
+
+    def asks(self) -> bool:
+        """Whether the stage shows a page: a kind without a `Response` never does; a kind with
+        one may decide by its settings (user_login asks only with a remember-me offset)."""
+        return self.Response is not None
 
     async def before(self, run: Run) -> Outcome | None:
         """Decide without asking (e.g. consent already given); None shows the challenge."""

@@ -1,28 +1,37 @@
 """Consent stage (`ak-stage-consent`): the user agrees to share their data with an application.
 
 Modes as authentik: `always_require` asks every time; `permanent` remembers the answer;
-`expiring` remembers it for `consent_expire_in` seconds. The application comes from the flow
+`expiring` remembers it for `consent_expire_in`, authentik's duration string (`weeks=4`; an
+integer is read as seconds, Tessera's earlier form). The application comes from the flow
 context (`application`, set by the provider that started the flow); without one there is
 nothing to consent to and the stage passes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from tessera.core.identity import util
 from tessera.core.stages import base
 from tessera.core.store import crud
+from tessera.core.wire import durations
 
 TABLE = "user_consents"
 
 
+ConsentLength = Annotated[
+    str,
+    BeforeValidator(durations.legacy_seconds),
+    Field(max_length=durations.MAX_LENGTH),
+    AfterValidator(durations.bounded(60, 10 * 366 * 86400)),
+]
+
+
 class Config(base.StageConfig):
     mode: Literal["always_require", "permanent", "expiring"] = "always_require"
-    consent_expire_in: Annotated[int, Field(ge=60, le=10 * 366 * 86400)] = 28 * 86400
+    consent_expire_in: ConsentLength = "weeks=4"
 
 
 class Response(base.ChallengeResponse):
@@ -77,7 +86,7 @@ class Consent(base.Stage):
         if self.config.mode != "always_require":
             expires = None
             if self.config.mode == "expiring":
-                expires = util.now() + dt.timedelta(seconds=self.config.consent_expire_in)
+                expires = util.now() + durations.parse(self.config.consent_expire_in)
             wanted = list(run.state.context.get("consent_permissions", []))
             async with run.services.store.transaction() as tx:
                 old = await crud.find(tx, TABLE, user_pk=user["pk"], application=app_pk)

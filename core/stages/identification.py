@@ -11,6 +11,12 @@ for any discoverable credential, and a response may carry `passkey` (an assertio
 (`auth_method` `auth_webauthn_pwl`), so the password and MFA validation stages let them pass
 (authentik's passkey autofill). `passwordless_flow` links to a flow whose validate stage logs in
 with a passkey alone (`passwordless_url`).
+
+With `enable_remember_me` the page shows a "Remember me" checkbox and a response may carry
+`remember_me` (true or false); the answer goes into the flow context, where a user_login stage
+with a `remember_me_offset` takes it instead of asking again. Without the setting the field is
+ignored. (authentik's own toggle keeps the username in the browser's local storage instead; see
+ARCHITECTURE.md.)
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pydantic import Field, field_validator
 from tessera.core import store
 from tessera.core.crypto import webauthn
 from tessera.core.identity import users
-from tessera.core.stages import authenticator_webauthn, base, passkey
+from tessera.core.stages import authenticator_webauthn, base, passkey, user_login
 from tessera.core.store import crud
 
 UserField = Literal["username", "email"]
@@ -50,6 +56,8 @@ class Config(base.StageConfig):
 
 class Response(base.ChallengeResponse):
     passkey: authenticator_webauthn.AuthenticationCredential | None = None
+    # Tessera's: the page's "Remember me" choice, carried to user_login (with enable_remember_me).
+    remember_me: bool | None = None
     # Required unless a passkey is given (checked below, reported on `uid_field` as missing).
     uid_field: Annotated[str | None, Field(min_length=1, max_length=254, validate_default=True)] = (
         None
@@ -135,6 +143,8 @@ class Identification(base.Stage):
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config) and isinstance(response, Response)
+        if self.config.enable_remember_me and response.remember_me is not None:
+            run.state.context[user_login.REMEMBER_ME] = response.remember_me
         if response.passkey is not None:
             return await self._passkey(run, response.passkey)
         typed = (response.uid_field or "").strip()

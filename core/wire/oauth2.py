@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import urllib.parse
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from tessera.core.wire import durations
 from tessera.core.wire.common import LongText, Name, Request, Response
 from tessera.core.wire.core import UUIDStr
 
@@ -21,36 +21,13 @@ MatchingMode = Literal["strict", "regex"]
 RedirectUriType = Literal["authorization", "logout"]
 LogoutMethod = Literal["backchannel", "frontchannel"]
 
-_DURATION_PART = re.compile(
-    r"^(weeks|days|hours|minutes|seconds|milliseconds|microseconds)=(\d{1,9}(?:\.\d{1,6})?)$"
-)
 _FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript", "file"}
 MAX_REDIRECT_URIS = 100
 MAX_REGEX_LENGTH = 500
 
 
-def parse_duration(value: str) -> dt.timedelta:
-    """authentik's duration strings: `hours=1`, `days=30;hours=2` (ValueError when invalid)."""
-    total = dt.timedelta()
-    parts = [p.strip() for p in value.split(";") if p.strip()]
-    if not parts:
-        raise ValueError("Enter a duration such as 'hours=1' or 'days=30;hours=2'.")
-    for part in parts:
-        match = _DURATION_PART.match(part)
-        if match is None:
-            raise ValueError(f"Invalid duration part {part[:40]!r}; use e.g. 'minutes=5'.")
-        total += dt.timedelta(**{match.group(1): float(match.group(2))})
-    if total <= dt.timedelta() or total > dt.timedelta(days=3650):
-        raise ValueError("A duration must be positive and at most 3650 days.")
-    return total
-
-
-def _duration(value: str) -> str:
-    parse_duration(value)
-    return value
-
-
-Duration = Annotated[str, Field(max_length=100), AfterValidator(_duration)]
+# authentik's duration strings (`hours=1`, `days=30;hours=2`), parsed in `wire.durations`.
+Duration = durations.Positive
 
 
 def _client_id(value: str) -> str:

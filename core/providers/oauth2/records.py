@@ -165,8 +165,8 @@ async def update(
     if row["signing_key"] and row["signing_key"] != body.signing_key:
         # Rotation: keep publishing the old key until the last token it signed expires.
         lifetime = max(
-            wire.oauth2.parse_duration(row["access_token_validity"]),
-            wire.oauth2.parse_duration(body.access_token_validity),
+            wire.durations.parse(row["access_token_validity"]),
+            wire.durations.parse(body.access_token_validity),
         )
         until = (util.now() + lifetime).isoformat()
         kept = [k for k in row["previous_keys"] if k["pk"] != body.signing_key]
