@@ -9,13 +9,12 @@ from typing import Any
 import pyotp
 from flowkit import make_flow
 from helpers import SECRET_KEY
+from mfakit import PASSWORD, mfa_flow, up_to_second_factor, user_with_password
 
 from tessera.core import crypto
 from tessera.core.identity import devices, util
 from tessera.core.stages.authenticator_validate import MFA_COOKIE
 from tessera.core.store import crud
-
-PASSWORD = "pw-validate-user-123"
 
 
 async def _call(client: Any, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -24,31 +23,7 @@ async def _call(client: Any, path: str, body: dict[str, Any] | None = None) -> d
     return dict(await response.json())
 
 
-async def _flow(db: Any, slug: str, **validate: Any) -> str:
-    await make_flow(
-        db,
-        slug,
-        [
-            ("identification", {}),
-            ("password", {}),
-            ("authenticator_validate", validate),
-            ("user_login", {}),
-        ],
-    )
-    return f"/api/v3/flows/executor/{slug}/"
-
-
-async def _user(api: Any, make_user: Any, username: str) -> dict[str, Any]:
-    user = await make_user(username)
-    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": PASSWORD})
-    return dict(user)
-
-
-async def _password(client: Any, path: str, username: str) -> dict[str, Any]:
-    client.session.cookie_jar.clear()
-    await _call(client, path)
-    await _call(client, path, {"uid_field": username})
-    return await _call(client, path, {"password": PASSWORD})
+_flow, _user, _password = mfa_flow, user_with_password, up_to_second_factor
 
 
 async def _totp(db: Any, user_pk: int, *, used: bool = False) -> pyotp.TOTP:

@@ -12,12 +12,12 @@ import uuid
 from typing import Any
 
 import pyotp
-from flowkit import call, make_flow
+from flowkit import call
+from mfakit import PASSWORD, mfa_flow, up_to_second_factor, user_with_password
 
 from tessera.core.identity import util
 from tessera.core.store import crud
 
-PASSWORD = "pw-configure-user-123"
 TOTP_COMPONENT = "ak-stage-authenticator-totp"
 VALIDATE = "ak-stage-authenticator-validate"
 
@@ -40,31 +40,12 @@ async def _stage(db: Any, name: str, kind: str, config: dict[str, Any] | None = 
 
 
 async def _flow(db: Any, slug: str, configuration_stages: list[str]) -> str:
-    validate = {"not_configured_action": "configure", "configuration_stages": configuration_stages}
-    await make_flow(
-        db,
-        slug,
-        [
-            ("identification", {}),
-            ("password", {}),
-            ("authenticator_validate", validate),
-            ("user_login", {}),
-        ],
+    return await mfa_flow(
+        db, slug, not_configured_action="configure", configuration_stages=configuration_stages
     )
-    return f"/api/v3/flows/executor/{slug}/"
 
 
-async def _user(api: Any, make_user: Any, username: str) -> dict[str, Any]:
-    user = await make_user(username)
-    await api("POST", f"core/users/{user['pk']}/set_password/", json={"password": PASSWORD})
-    return dict(user)
-
-
-async def _password(client: Any, path: str, username: str) -> dict[str, Any]:
-    client.session.cookie_jar.clear()
-    await call(client, path)
-    await call(client, path, {"uid_field": username})
-    return await call(client, path, {"password": PASSWORD})
+_user, _password = user_with_password, up_to_second_factor
 
 
 async def _logged_in_as(client: Any) -> str | None:
