@@ -2,7 +2,7 @@
 
 Runs after a first factor (usually the password stage) in an authentication flow. `before` decides
 without asking when the user has no confirmed device of the configured classes
-(`not_configured_action`) or this browser passed this stage within `last_auth_threshold` seconds
+(`not_configured_action`) or this browser passed this stage within `last_auth_threshold`
 (its `authentik_mfa` cookie, sealed under the instance key, names the user, the stage and the
 device, and expires with the threshold); otherwise the challenge lists one entry per device class
 and the response's `code` is checked against the user's TOTP devices, then static codes
@@ -49,6 +49,7 @@ from tessera.core import crypto, store, wire
 from tessera.core.crypto import webauthn
 from tessera.core.identity import devices
 from tessera.core.stages import attempts, authenticator_webauthn, base, passkey
+from tessera.core.wire import durations
 
 INVALID = "Invalid Token"
 MFA_COOKIE = "authentik_mfa"  # authentik's name for the "passed MFA recently" cookie
@@ -73,7 +74,7 @@ class Config(base.StageConfig):
     device_classes: list[DeviceClass] = Field(default_factory=_all_classes)
     not_configured_action: Literal["skip", "deny", "configure"] = "skip"
     configuration_stages: list[str] = Field(default_factory=list)
-    last_auth_threshold: Annotated[int, Field(ge=0, le=366 * 86400)] = 0  # seconds
+    last_auth_threshold: durations.UpToAYear = "seconds=0"  # authentik's duration form
     webauthn_user_verification: webauthn.Requirement = "preferred"
 
 
@@ -156,7 +157,7 @@ class AuthenticatorValidate(base.Stage):
             return base.Outcome.deny(NOT_AUTHENTICATED)
         if not found:
             return await self._unconfigured(run)
-        threshold = self.config.last_auth_threshold
+        threshold = _seconds(self.config.last_auth_threshold)
         if threshold and _remembered(run, user, found, threshold):
             return base.Outcome.next()
         if devices.webauthn_ids(found):
@@ -252,7 +253,7 @@ class AuthenticatorValidate(base.Stage):
 
     def _passed(self, run: base.Run, device: dict[str, Any]) -> base.Outcome:
         assert isinstance(self.config, Config)
-        threshold = self.config.last_auth_threshold
+        threshold = _seconds(self.config.last_auth_threshold)
         if threshold:  # this browser may skip this stage for a while
             run.set_cookies.append(
                 base.Cookie(MFA_COOKIE, _mfa_cookie(run, device, threshold), threshold)
@@ -329,6 +330,10 @@ async def _credential_device(
     if credential_id not in devices.webauthn_ids(found):
         return None  # another user's credential, or a class this stage does not accept
     return await devices.find_webauthn(tx, user["pk"], credential_id)
+
+
+def _seconds(duration: str) -> int:
+    return int(durations.parse(duration).total_seconds())
 
 
 def _mfa_cookie(run: base.Run, device: dict[str, Any], threshold: int) -> str:

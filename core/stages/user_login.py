@@ -15,22 +15,13 @@ again.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
-
-from pydantic import AfterValidator, BeforeValidator, Field
 
 from tessera.core.stages import base
 from tessera.core.wire import durations
 
 # The flow context's key for a "remember me" answer given earlier in the flow.
 REMEMBER_ME = "remember_me"
-MAX_DAYS = 366
-SessionLength = Annotated[
-    str,
-    BeforeValidator(durations.legacy_seconds),
-    Field(max_length=durations.MAX_LENGTH),
-    AfterValidator(durations.bounded(0, MAX_DAYS * 86400)),
-]
+SessionLength = durations.UpToAYear
 
 
 class Config(base.StageConfig):

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds")
@@ -119,4 +119,14 @@ def legacy_seconds(value: Any) -> Any:
 # authentik's provider token validities: positive, at most ten years.
 Positive = Annotated[
     str, Field(max_length=MAX_LENGTH), AfterValidator(bounded(0, 3650 * 86400, strict_low=True))
+]
+
+# A stage setting of authentik's form whose older stored configs hold seconds: 0 to 366 days
+# (user_login's session_duration and remember_me_offset, authenticator_validate's
+# last_auth_threshold).
+UpToAYear = Annotated[
+    str,
+    BeforeValidator(legacy_seconds),
+    Field(max_length=MAX_LENGTH),
+    AfterValidator(bounded(0, 366 * 86400)),
 ]

@@ -1,5 +1,6 @@
 """Duration settings in authentik's string form (`hours=2;minutes=30`) on the stage APIs:
-user_login's `session_duration` and `remember_me_offset`, consent's `consent_expire_in`; plain
+user_login's `session_duration` and `remember_me_offset`, consent's `consent_expire_in`,
+authenticator_validate's `last_auth_threshold`; plain
 integers (Tessera's earlier form) are still accepted as seconds, in requests and in stored rows."""
 
 from __future__ import annotations
@@ -98,12 +99,23 @@ async def test_consent_expire_in_round_trip(api: API) -> None:
     assert status == 400 and "consent_expire_in" in body  # at least a minute, as before
 
 
+async def test_last_auth_threshold_round_trip(api: API) -> None:
+    path = "stages/authenticator/validate/"
+    status, stage = await api("POST", path, json={"name": "v-default"})
+    assert status == 201 and stage["last_auth_threshold"] == "seconds=0", stage
+    status, stage = await api("POST", path, json={"name": "v", "last_auth_threshold": "hours=1"})
+    assert status == 201 and stage["last_auth_threshold"] == "hours=1", stage
+    status, stage = await api("PATCH", f"{path}{stage['pk']}/", json={"last_auth_threshold": 300})
+    assert status == 200 and stage["last_auth_threshold"] == "seconds=300", stage
+
+
 @pytest.mark.parametrize("bad", BAD)
 async def test_bad_durations_are_field_errors(api: API, bad: Any) -> None:
     for path, field in (
         ("stages/user_login/", "session_duration"),
         ("stages/user_login/", "remember_me_offset"),
         ("stages/consent/", "consent_expire_in"),
+        ("stages/authenticator/validate/", "last_auth_threshold"),
     ):
         status, body = await api("POST", path, json={"name": "bad", field: bad})
         assert status == 400, (field, bad, body)
