@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import SECRET_KEY
+
+from tessera.core import identity
+from tessera.core.crypto import Keyring
 from tessera.core.identity import util
 from tessera.core.store import crud
 
@@ -59,3 +63,12 @@ async def call(client: Any, path: str, body: Any = None) -> dict[str, Any]:
         response = await client.post(path, json=body, headers=csrf_headers(client))
     assert response.status == 200, await response.text()
     return dict(await response.json())
+
+
+async def log_in_as(client: Any, db: Any, username: str) -> None:
+    """Give `client` a browser session of `username`, through a recovery link (as
+    `tessera admin create-recovery-key` makes one)."""
+    async with db.transaction() as tx:
+        key = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), username, 5)
+    response = await client.get(f"/recovery/use-token/{key}/", allow_redirects=False)
+    assert response.status == 302

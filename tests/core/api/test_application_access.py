@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from helpers import SECRET_KEY
-
-from tessera.core import identity
-from tessera.core.crypto import Keyring
+from flowkit import log_in_as
 
 API = Any
 MEMBERS_RULE = 'ak_message("members only")\nreturn False\n'
@@ -233,9 +230,7 @@ async def test_session_user_lists_their_applications_and_cannot_write(
     client: Any, api: API, bootstrapped: Any, make_user: Any, make_group: Any
 ) -> None:
     await _world(api, make_user, make_group)
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "alice", 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, "alice")
     response = await client.get("/api/v3/core/applications/")
     assert response.status == 200
     assert _slugs(await response.json()) == ["alice-only", "open", "staff-only"]
@@ -299,9 +294,7 @@ async def test_portal_and_api_agree(
     client: Any, api: API, bootstrapped: Any, make_user: Any, make_group: Any
 ) -> None:
     await _world(api, make_user, make_group)
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "alice", 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, "alice")
     page = await (await client.get("/if/user/")).text()
     listed = _slugs(await (await client.get("/api/v3/core/applications/")).json())
     for slug in ("open", "staff-only", "alice-only", "nobody", "rule"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flowkit import log_in_as
 from helpers import SECRET_KEY
 
 from tessera.core import identity
@@ -199,9 +200,7 @@ async def test_session_delete_needs_the_csrf_header(
 ) -> None:
     await make_user("ivan")
     mine = await _devices(bootstrapped, "ivan")
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, KEYRING, "ivan", 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, "ivan")
     path = f"/api/v3/authenticators/totp/{mine['totp']['pk']}/"
     assert (await client.get("/api/v3/authenticators/all/")).status == 200
     assert (await client.delete(path)).status == 403

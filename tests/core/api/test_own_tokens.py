@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from helpers import SECRET_KEY
-
-from tessera.core import identity
-from tessera.core.crypto import Keyring
+from flowkit import log_in_as
 
 API = Any
 
@@ -148,9 +145,7 @@ async def test_unauthenticated_is_401_and_session_writes_need_csrf(
     response = await client.post("/api/v3/core/tokens/", json={"identifier": "anon"})
     assert response.status == 401
     await make_user("sybil")
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "sybil", 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, "sybil")
     assert (await client.get("/api/v3/core/tokens/")).status == 200
     response = await client.post("/api/v3/core/tokens/", json={"identifier": "sybil-x"})
     assert response.status == 403

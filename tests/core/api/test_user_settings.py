@@ -8,10 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from helpers import SECRET_KEY
-
-from tessera.core import identity
-from tessera.core.crypto import Keyring
+from flowkit import log_in_as
 
 API = Any
 PATH = "/api/v3/stages/all/user_settings/"
@@ -194,9 +191,7 @@ async def test_session_user_gets_their_list_without_csrf_on_get(
     client: Any, bootstrapped: Any, make_user: Any
 ) -> None:
     await make_user("heidi")
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "heidi", 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, "heidi")
     response = await client.get(PATH)
     assert response.status == 200
     assert [s["component"] for s in await response.json()] == COMPONENTS

@@ -6,11 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flowkit import make_flow
-from helpers import SECRET_KEY
+from flowkit import log_in_as, make_flow
 
-from tessera.core import identity
-from tessera.core.crypto import Keyring
 from tessera.core.store import crud
 
 ENROLL = "/api/v3/flows/executor/default-enrollment-flow/"
@@ -114,13 +111,6 @@ async def _settings_with_group_policy(api: Any) -> None:
     assert status == 200
 
 
-async def _log_in(client: Any, db: Any, username: str) -> None:
-    async with db.transaction() as tx:
-        key = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), username, 5)
-    response = await client.get(f"/recovery/use-token/{key}/", allow_redirects=False)
-    assert response.status == 302
-
-
 async def _submit_settings(client: Any, username: str) -> dict[str, Any]:
     csrf = next(c.value for c in client.session.cookie_jar if c.key == "authentik_csrf")
     await client.get(SETTINGS)
@@ -137,7 +127,7 @@ async def test_validation_policies_see_the_users_groups_and_their_parents(
     ops = await make_group("Ops", parent=editors["pk"])
     await make_user("member", groups=[ops["pk"]])
     await _settings_with_group_policy(api)
-    await _log_in(client, bootstrapped, "member")
+    await log_in_as(client, bootstrapped, "member")
     body = await _submit_settings(client, "member")
     assert body["component"] == "xak-flow-redirect", body
     _, users = await api("GET", "core/users/?username=member")
@@ -149,7 +139,7 @@ async def test_validation_policies_refuse_a_user_outside_the_group(
 ) -> None:
     await make_user("outsider")
     await _settings_with_group_policy(api)
-    await _log_in(client, bootstrapped, "outsider")
+    await log_in_as(client, bootstrapped, "outsider")
     body = await _submit_settings(client, "outsider")
     assert body["component"] == "ak-stage-prompt"
     assert body["response_errors"]["non_field_errors"][0]["string"] == "editors only"

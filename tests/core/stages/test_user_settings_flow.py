@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowkit import call
-from helpers import SECRET_KEY
-
-from tessera.core import identity
-from tessera.core.crypto import Keyring
+from flowkit import call, log_in_as
 
 SETTINGS = "/api/v3/flows/executor/default-user-settings-flow/"
-
-
-async def _log_in(client: Any, db: Any, username: str) -> None:
-    async with db.transaction() as tx:
-        key = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), username, 5)
-    response = await client.get(f"/recovery/use-token/{key}/", allow_redirects=False)
-    assert response.status == 302
 
 
 async def test_the_form_shows_the_users_own_values_and_saves_changes(
     client: Any, bootstrapped: Any, make_user: Any, api: Any
 ) -> None:
     await make_user("erin", name="Erin E", email="erin@example.com")
-    await _log_in(client, bootstrapped, "erin")
+    await log_in_as(client, bootstrapped, "erin")
     body = await call(client, SETTINGS)
     assert body["component"] == "ak-stage-prompt"
     shown = {f["field_key"]: f["initial_value"] for f in body["fields"]}
@@ -44,7 +33,7 @@ async def test_taking_another_users_name_is_a_field_error(
     client: Any, bootstrapped: Any, make_user: Any, api: Any
 ) -> None:
     await make_user("frank", email="frank@example.com")
-    await _log_in(client, bootstrapped, "frank")
+    await log_in_as(client, bootstrapped, "frank")
     await call(client, SETTINGS)
     form = {"username": "AKADMIN", "name": "F", "email": "frank@example.com"}
     body = await call(client, SETTINGS, form)
@@ -76,7 +65,7 @@ async def test_a_failing_initial_value_expression_gives_an_empty_value(
     )
     assert status == 200, body
     await make_user("gina", name="Gina")
-    await _log_in(client, bootstrapped, "gina")
+    await log_in_as(client, bootstrapped, "gina")
     body = await call(client, SETTINGS)
     shown = {f["field_key"]: f["initial_value"] for f in body["fields"]}
     assert shown["name"] == "" and shown["username"] == "gina"

@@ -10,10 +10,8 @@ import urllib.parse
 import uuid
 from typing import Any
 
-from helpers import BOOTSTRAP_PASSWORD, SECRET_KEY
-
-from tessera.core import identity
-from tessera.core.crypto import Keyring
+from flowkit import log_in_as
+from helpers import BOOTSTRAP_PASSWORD
 
 LOGIN = "/if/flow/default-authentication-flow/"
 CHANGE = "/if/flow/default-password-change/"
@@ -22,9 +20,7 @@ CHANGE = "/if/flow/default-password-change/"
 async def _log_in(client: Any, bootstrapped: Any, make_user: Any, username: str) -> None:
     """A browser session for a new plain user (through a recovery link, as the CLI makes)."""
     await make_user(username)
-    async with bootstrapped.transaction() as tx:
-        link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), username, 5)
-    await client.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+    await log_in_as(client, bootstrapped, username)
 
 
 async def _stage(api: Any, kind: str) -> dict[str, Any]:
