@@ -221,15 +221,22 @@ async def test_skipping_the_password_stage_does_not_log_in_by_name(
     assert (await client.get("/api/v3/core/users/me/")).status == 401
 
 
-async def test_password_guessing_is_throttled_per_username_across_flows(
-    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
-) -> None:
+async def _throttled(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any, per_username: int
+) -> Any:
+    """A client of a core whose login throttle allows `per_username` attempts per account."""
     from tessera.core import app
 
     settings = make_settings(
-        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
+        login_throttle={"per_username": per_username, "per_ip": 100, "window_seconds": 60}
     )
-    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+
+
+async def test_password_guessing_is_throttled_per_username_across_flows(
+    aiohttp_client: Any, make_settings: Any, bootstrapped: Any
+) -> None:
+    client = await _throttled(aiohttp_client, make_settings, bootstrapped, 3)
     for _ in range(3):
         client.session.cookie_jar.clear()
         body = await _login(client, "akadmin", "guess")
@@ -250,12 +257,7 @@ async def test_password_guessing_is_throttled_per_username_across_flows(
 async def test_typing_the_email_or_another_case_does_not_add_attempts(
     aiohttp_client: Any, make_settings: Any, bootstrapped: Any
 ) -> None:
-    from tessera.core import app
-
-    settings = make_settings(
-        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
-    )
-    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    client = await _throttled(aiohttp_client, make_settings, bootstrapped, 3)
     for uid in ("akadmin", "root@example.com", "AKADMIN"):
         client.session.cookie_jar.clear()
         body = await _login(client, uid, "guess")
@@ -274,12 +276,7 @@ async def test_parallel_password_guesses_are_all_counted(
 
     import aiohttp
 
-    from tessera.core import app
-
-    settings = make_settings(
-        login_throttle={"per_username": 3, "per_ip": 100, "window_seconds": 60}
-    )
-    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    client = await _throttled(aiohttp_client, make_settings, bootstrapped, 3)
     url = str(client.make_url(FLOW))
 
     async def guess() -> str:
@@ -306,12 +303,7 @@ async def test_parallel_password_guesses_are_all_counted(
 async def test_a_successful_login_does_not_use_up_attempts(
     aiohttp_client: Any, make_settings: Any, bootstrapped: Any
 ) -> None:
-    from tessera.core import app
-
-    settings = make_settings(
-        login_throttle={"per_username": 2, "per_ip": 100, "window_seconds": 60}
-    )
-    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    client = await _throttled(aiohttp_client, make_settings, bootstrapped, 2)
     for _ in range(5):
         client.session.cookie_jar.clear()
         body = await _login(client, "akadmin", BOOTSTRAP_PASSWORD)
