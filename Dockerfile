@@ -23,15 +23,22 @@ ENV PYTHONSAFEPATH=1 \
 RUN python -m venv /opt/tessera
 
 WORKDIR /src
+# The dependencies, exactly as locked and hash-checked (`make lock`): the runtime into the venv,
+# the build backend for the wheel below. A layer of their own, rebuilt only when a lock changes.
+COPY requirements.lock requirements-build.lock ./
+RUN python -m pip install --require-hashes -r requirements-build.lock \
+ && /opt/tessera/bin/python -m pip install --require-hashes -r requirements.lock
+
 # The context is filtered by .dockerignore (no .git, .venv, build/, data/, tests, caches).
 COPY . .
 
 # setup.py maps core/, operator/ and outposts/ onto tessera.*; setuptools refuses a mapping whose
 # folder is missing, and git does not keep empty folders, so create them while they are empty.
 # A normal (not editable) wheel: package data (Alembic migrations, *.mako, py.typed) is included.
+# No build isolation and no dependencies: only what the lock files installed above is used.
 RUN mkdir -p operator outposts \
- && python -m pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/tessera/bin/python -m pip install /wheels/tessera-*.whl
+ && python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/tessera/bin/python -m pip install --no-deps /wheels/tessera-*.whl
 
 # --- final: the runtime only, the venv copied in, running as an unprivileged user ---------------
 FROM python:3.11-slim

@@ -2,7 +2,21 @@
 # Both create the virtual environment and install Tessera (editable, setuptools strict mode) first.
 
 PYTHON ?= python3
+# Every dependency comes from the lock files, pinned with hashes (`make lock` writes them with uv):
+# requirements-dev.lock   everything `make run` and `make test` use (runtime, test and dev extras)
+# requirements.lock       the runtime only, at the same versions (the Dockerfile installs it)
+# requirements-build.lock the build backend of pyproject.toml's [build-system] (the Dockerfile)
+# `make test-latest` (LATEST=1) ignores them: a separate venv gets the newest versions the ranges
+# in pyproject.toml allow, so that drift shows before it reaches a user.
+ifeq ($(LATEST),1)
+VENV := .venv-latest
+DEPS := pyproject.toml
+INSTALL_DEPS := --upgrade --upgrade-strategy eager -e '.[test,dev]' --config-settings editable_mode=strict
+else
 VENV ?= .venv
+DEPS := requirements-dev.lock
+INSTALL_DEPS := --require-hashes -r requirements-dev.lock
+endif
 BIN := $(VENV)/bin
 # A folder named `operator` must never shadow the standard library: keep the cwd off sys.path.
 export PYTHONSAFEPATH := 1
@@ -11,13 +25,15 @@ CODE_DIRS := $(wildcard core operator outposts)
 LINT_PATHS := $(CODE_DIRS) $(wildcard tests bench) setup.py
 SOURCES := $(shell find $(CODE_DIRS) -name '*.py' -o -name '*.mako' -o -name 'py.typed' -o -name '*.html' -o -name '*.css' -o -name '*.js')
 
-.PHONY: run test lint typecheck imports pytest install clean system-deps crds
+.PHONY: run test test-latest lock lock-upgrade lint typecheck imports pytest install clean \
+	system-deps crds
 
-$(BIN)/.base-installed: pyproject.toml setup.py
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=strict
-	touch $@ $(BIN)/.installed
+# A new lock gets a new venv, so nothing that left the lock stays installed.
+$(BIN)/.base-installed: $(DEPS) setup.py
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(INSTALL_DEPS)
+	touch $@
 
 # Strict editable installs link each file: re-link when a source file appears or changes.
 $(BIN)/.installed: $(BIN)/.base-installed $(SOURCES)
@@ -30,6 +46,26 @@ run: install
 	$(BIN)/tessera server
 
 test: install system-deps lint typecheck imports pytest
+
+# Not part of `make test` or CI: the suite on the newest versions pyproject.toml allows.
+test-latest:
+	rm -rf .venv-latest
+	$(MAKE) test LATEST=1
+
+# Rewrites the lock files from pyproject.toml, keeping every pin that still fits (uv resolves for
+# every platform and Python >= 3.11, and records the hashes of all files of each pinned version).
+# `make lock-upgrade` moves every pin to the newest allowed version.
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/uv pip compile --quiet --universal \
+	--python-version 3.11 --generate-hashes
+BUILD_REQUIRES = $(BIN)/python -c "import tomllib; \
+	print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')"
+lock: install
+	$(UV_COMPILE) $(UV_ARGS) pyproject.toml --extra test --extra dev -o requirements-dev.lock
+	$(UV_COMPILE) pyproject.toml -c requirements-dev.lock -o requirements.lock
+	$(BUILD_REQUIRES) | $(UV_COMPILE) - -c requirements-dev.lock -o requirements-build.lock
+
+lock-upgrade:
+	$(MAKE) lock UV_ARGS=--upgrade
 
 # Debian packages the tests use as real components (Chromium); installed when missing.
 system-deps:
@@ -59,4 +95,4 @@ pytest: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest build *.egg-info .mypy_cache .ruff_cache

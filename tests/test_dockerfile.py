@@ -198,6 +198,31 @@ def test_the_healthcheck_asks_the_cli_for_the_live_endpoint_of_the_http_listener
     assert cli._local_health_url() == f"http://127.0.0.1:{listen.rpartition(':')[2]}/-/health/live/"
 
 
+def test_the_builder_installs_only_what_the_lock_files_pin() -> None:
+    """Hash-checked locks for the runtime and the build backend; the wheel adds no dependency."""
+    runs = _all(_stages()[0], "RUN")
+    installs = [
+        command.strip()
+        for run in runs
+        for command in run.split("&&")
+        if re.search(r"pip (install|wheel)", command)
+    ]
+    assert installs, "the builder installs nothing"
+    for command in installs:
+        words = command.split()
+        if "-r" in words:
+            assert "--require-hashes" in words, command
+            assert words[words.index("-r") + 1] in {"requirements.lock", "requirements-build.lock"}
+        else:
+            assert "--no-deps" in words, f"resolves unlocked dependencies: {command}"
+        if "wheel" in words:
+            assert "--no-build-isolation" in words, f"an unlocked build backend: {command}"
+    venv_installs = [c for c in installs if c.startswith("/opt/tessera/bin/python")]
+    assert any("requirements.lock" in c.split() for c in venv_installs)
+    copies = " ".join(_all(_stages()[0], "COPY")).split()
+    assert {"requirements.lock", "requirements-build.lock"} <= set(copies)
+
+
 # The build context ---------------------------------------------------------------------------
 
 
@@ -258,6 +283,8 @@ def test_dockerignore_leaves_out_local_state_and_keeps_the_sources() -> None:
         assert _ignored(patterns, junk), junk
     for needed in (
         "pyproject.toml",
+        "requirements.lock",
+        "requirements-build.lock",
         "setup.py",
         "README.md",
         "core/app/__init__.py",
@@ -287,7 +314,7 @@ def _copy_build_context(dest: Path) -> None:
 def test_the_builder_stage_builds_a_wheel_with_the_migrations(tmp_path: Path) -> None:
     builder_runs = " ".join(_all(_stages()[0], "RUN"))
     assert "mkdir -p operator outposts" in builder_runs
-    assert "pip wheel --no-deps" in builder_runs
+    assert "pip wheel --no-deps --no-build-isolation" in builder_runs
     context, wheels = tmp_path / "context", tmp_path / "wheels"
     context.mkdir()
     _copy_build_context(context)

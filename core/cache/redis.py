@@ -113,7 +113,7 @@ class RedisCache:
                 raise cache.CacheUnavailable(f"redis did not confirm the subscription: {channel}")
             yield _Messages(self, pubsub)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def ping(self) -> None:
         with _unavailable():

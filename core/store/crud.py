@@ -384,7 +384,7 @@ async def in_superuser_group(tx: Tx, user_pk: int) -> bool:
     return (await tx.conn.scalar(_SUPERUSER_QUERY, {"user_pk": user_pk})) is not None
 
 
-def _superuser_query() -> sa.Select[int]:
+def _superuser_query() -> sa.Select[tuple[int]]:
     gm, g = tables.group_members, tables.groups
     start = sa.select(gm.c.group_pk.label("pk")).where(gm.c.user_pk == sa.bindparam("user_pk"))
     tree = start.cte("ancestors", recursive=True)
