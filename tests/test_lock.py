@@ -9,6 +9,7 @@ no longer admits its pin or a venv that was not installed from the lock.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -125,7 +126,10 @@ def test_every_pin_carries_hashes(lock: str) -> None:
 
 
 def test_this_venv_holds_exactly_the_dev_lock_versions() -> None:
-    """`make test` installs from the lock: nothing newer or older crept in."""
+    """`make test` installs from the lock: nothing newer or older crept in.
+
+    Under `make test-latest` the venv holds the newest versions on purpose: the drift is listed.
+    """
     wrong = {}
     for name, pin in DEV.items():
         if not pin.applies():
@@ -137,6 +141,9 @@ def test_this_venv_holds_exactly_the_dev_lock_versions() -> None:
             continue
         if installed != pin.version:
             wrong[name] = (str(pin.version), str(installed))
+    if os.environ.get("TESSERA_TEST_DEPS") == "latest":
+        drift = ", ".join(f"{n} {locked} -> {now}" for n, (locked, now) in sorted(wrong.items()))
+        pytest.skip(f"make test-latest: newer than the lock: {drift or 'nothing'}")
     assert wrong == {}, f"locked against installed: {wrong}"
 
 
