@@ -37,8 +37,9 @@ $(BIN)/.base-installed: $(DEPS) setup.py
 	$(BIN)/python -m pip install --quiet $(INSTALL_DEPS)
 	touch $@
 
-# Strict editable installs link each file: re-link when a source file appears or changes.
-$(BIN)/.installed: $(BIN)/.base-installed $(SOURCES)
+# Strict editable installs link each file: re-link when a source file appears or changes, or
+# when pyproject.toml changes (entry points, package data).
+$(BIN)/.installed: $(BIN)/.base-installed pyproject.toml $(SOURCES)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
 	touch $@
 
