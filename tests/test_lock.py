@@ -77,9 +77,8 @@ def _declared(*extras: str) -> list[Requirement]:
     return [Requirement(text) for text in texts]
 
 
-DEV, RUNTIME, BUILD = (
-    _read_lock(n) for n in ("requirements-dev", "requirements", "requirements-build")
-)
+LOCKS = {n: _read_lock(n) for n in ("requirements-dev", "requirements", "requirements-build")}
+DEV, RUNTIME, BUILD = LOCKS.values()
 
 
 def _check_declared_and_locked(requirements: list[Requirement], pins: dict[str, Pin]) -> None:
@@ -117,9 +116,9 @@ def test_the_build_lock_holds_the_build_backend_at_the_dev_lock_version() -> Non
         assert DEV[name].version == pin.version, f"{name}: the image builds with another version"
 
 
-@pytest.mark.parametrize("lock", ["requirements-dev", "requirements", "requirements-build"])
+@pytest.mark.parametrize("lock", LOCKS)
 def test_every_pin_carries_hashes(lock: str) -> None:
-    pins = _read_lock(lock)
+    pins = LOCKS[lock]
     assert pins, f"{lock}.lock pins nothing"
     unhashed = sorted(name for name, pin in pins.items() if pin.hashes == 0)
     assert unhashed == [], f"{lock}.lock: pins without a hash: {unhashed}"
