@@ -237,7 +237,7 @@ async def _issue(ctx: Context, tx: store.Tx, grant: tokens.Grant) -> dict[str, A
     """Tokens for a stored grant (code, refresh and device grants): its user must still be
     active; the access token's id and the refresh token are written under the grant."""
     user = await crud.find(tx, "users", pk=grant.user_pk)
-    if user is None or not user["is_active"]:
+    if user is None or not tokens.may_hold_tokens(user):
         raise oauth_errors.InvalidGrantError(description="The user is not active.")
     assert grant.pk is not None
     subject = await subject_of(ctx.service, user)

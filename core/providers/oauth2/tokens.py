@@ -142,6 +142,17 @@ async def _run(
     return value
 
 
+def may_hold_tokens(user: dict[str, Any] | None) -> bool:
+    """Whether tokens issued for `user` are good: the user exists and is active.
+
+    # SECURITY: the one rule of the token endpoint (`grants._issue`), userinfo and both branches
+    # of introspection, so that no endpoint answers for a user that another refuses: a
+    # deactivated or deleted user's tokens are dead everywhere at once. A password change does
+    # not end them (as in authentik; sessions and grants are ended by revocation or logout).
+    """
+    return user is not None and bool(user["is_active"])
+
+
 def _uid_context(client: Client) -> str:
     return f"oauth2-uid:{client.client_id}"
 

@@ -521,7 +521,7 @@ async def userinfo(request: web.Request) -> web.Response:
         user, member_of = await service.user_and_groups(tx, user_pk)
     if revoked:
         return _bearer_error("The access token is invalid or expired.")
-    if user is None or not user["is_active"]:
+    if user is None or not tokens.may_hold_tokens(user):
         return _bearer_error("The user is not active.")
     scopes = str(claims.get("scope", "")).split()
     subject = subject_with(snapshot, user, member_of)
@@ -552,6 +552,13 @@ async def introspect(request: web.Request) -> web.Response:
     verified = await _verify_access(service, raw, client)
     if verified is not None:
         _client, claims = verified
+        # SECURITY: the token's user is checked as userinfo and the token endpoint check it
+        # (`tokens.may_hold_tokens`): a deactivated or deleted user's token is not active.
+        user_pk = tokens.user_of(service.keyring, client, claims)
+        async with service.db.read() as tx:
+            holder = await crud.find(tx, "users", pk=user_pk) if user_pk is not None else None
+        if not tokens.may_hold_tokens(holder):
+            return inactive
         return _json(
             {
                 "active": True,
@@ -577,6 +584,7 @@ async def introspect(request: web.Request) -> web.Response:
         row is None
         or grant_row is None
         or user is None
+        or not tokens.may_hold_tokens(user)  # SECURITY: as the refresh grant itself checks
         or grant_row["provider"] != client.pk
         or row["used"]
         or grant_row["revoked"]
