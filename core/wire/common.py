@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Annotated, Any
 
 from pydantic import (
@@ -104,6 +105,17 @@ Slug = Annotated[
         description="letters, digits, underscores or hyphens",
     ),
 ]
+
+
+def _canonical_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError("Must be a valid UUID.") from None
+
+
+# A UUID on the wire: text in canonical form, described as `format: uuid` (authentik's schema).
+Uuid = Annotated[str, AfterValidator(_canonical_uuid), Field(json_schema_extra={"format": "uuid"})]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ShortText = Annotated[str, Field(max_length=200)]
 LongText = Annotated[str, Field(max_length=5000)]
