@@ -17,6 +17,7 @@ from typing import Any
 import akclientkit
 import akcontract
 import pytest
+from akcontract import apps as app_cases
 from akcontract import core as core_cases
 from akcontract import flows as flow_cases
 from akcontract import policies as policy_cases
@@ -25,7 +26,7 @@ from helpers import BOOTSTRAP_TOKEN
 
 from tessera.core import app
 
-CASES = [*core_cases.CASES, *flow_cases.CASES, *policy_cases.CASES]
+CASES = [*core_cases.CASES, *app_cases.CASES, *flow_cases.CASES, *policy_cases.CASES]
 BY_PATH = {case.path: case for case in CASES}
 DOCUMENT = app.schema_document()
 # Operations Tessera serves that authentik's API has not, with the reason.
