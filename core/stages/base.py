@@ -22,6 +22,10 @@ from tessera.core.identity import devices
 OutcomeKind = Literal["next", "retry", "deny", "redirect", "challenge"]
 # `auth_method` of a login by a passkey alone, without a username (authentik's name).
 PASSKEY_METHOD = "auth_webauthn_pwl"
+# What the flow's context knows about *how the pending user proved who they are* (or, for
+# `initial_setup`, which account it may claim): facts about one user, dropped whenever the
+# pending user changes (`FlowState.__setattr__`).
+AUTH_FACTS = ("auth_method", "auth_method_args", "email_verified", "initial_setup")
 
 
 class StageConfig(wire.common.Request):
@@ -106,6 +110,19 @@ class FlowState:
     failures: dict[str, int] = field(default_factory=dict)
     # Stages put into the plan while it runs (`insert`), by their entry in `bindings`.
     inserted: dict[str, Insertion] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # SECURITY: authentication facts belong to the user who established them. Whoever sets
+        # another pending user (identification after a `restart_with_context`, a passkey, a
+        # user_write) starts that user unauthenticated, so that a passkey login of one account
+        # cannot carry over to the next username typed and skip its password and MFA stages.
+        # Set the pending user first, then the facts it earned. (`__init__` sets `pending_user`
+        # before `context` exists: loading a state keeps its facts.)
+        known = self.__dict__
+        if name == "pending_user" and "context" in known and known["pending_user"] != value:
+            for key in AUTH_FACTS:
+                self.context.pop(key, None)
+        super().__setattr__(name, value)
 
     def dump(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -53,7 +53,6 @@ class UserWrite(base.Stage):
                     return base.Outcome.deny(initial_setup_done())
                 if create:
                     user = await self._create(tx, data)
-                    run.state.context["auth_method"] = "enrollment"
                     await _record(tx, run, "model_created", user, {"model": _model(user)})
                 assert user is not None
                 await _apply(tx, user, data)
@@ -66,7 +65,9 @@ class UserWrite(base.Stage):
                     k: [{"string": m, "code": "invalid"} for m in v] for k, v in exc.fields.items()
                 },
             )
-        run.state.pending_user = user["pk"]
+        run.state.pending_user = user["pk"]  # first: a new pending user starts without facts
+        if create:
+            run.state.context["auth_method"] = "enrollment"
         return base.Outcome.next()
 
     async def _create(self, tx: Any, data: dict[str, Any]) -> dict[str, Any]:
