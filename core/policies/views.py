@@ -28,14 +28,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tessera.core.policies import sandbox
+from tessera.core.policies.sandbox.budget import measure
 
 GROUP_FIELDS = ("name", "pk", "is_superuser")
 VALUE_FIELDS = (*GROUP_FIELDS, "attributes")
 _NO_CLIENT = "255.255.255.255"  # authentik's `ak_client_ip` when the address is unknown
+MAX_LOOKUP = 10_000  # weight of a lookup's argument (`budget.measure`)
 
 
 def _lookup(op: str, value: Any, wanted: Any) -> bool:
-    text, wanted_text = str(value), str(wanted)
+    # SECURITY: `str()` of what the expression passed runs natively; a shared nested list
+    # would unfold into gigabytes. Weighed first (views hold no budget of their own).
+    measure(wanted, MAX_LOOKUP)
+    text, wanted_text = str(value), sandbox.budget.render(wanted, str)
     tests: dict[str, Callable[[], bool]] = {
         "exact": lambda: value == wanted,
         "iexact": lambda: text.casefold() == wanted_text.casefold(),

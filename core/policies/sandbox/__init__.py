@@ -41,14 +41,20 @@ What sandboxed code can see:
 from __future__ import annotations
 
 import ast
-import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tessera.core.policies.sandbox import checker, statements
 from tessera.core.policies.sandbox.attributes import Exposed
-from tessera.core.policies.sandbox.budget import DEFAULT_STEPS, DEFAULT_TIMEOUT, Budget, Limits
+from tessera.core.policies.sandbox.budget import (
+    DEFAULT_STEPS,
+    DEFAULT_TIMEOUT,
+    Budget,
+    Limits,
+    render,
+    survey,
+)
 from tessera.core.policies.sandbox.errors import (
     ExpressionError,
     Forbidden,
@@ -74,8 +80,7 @@ __all__ = [
 ]
 
 MAX_MESSAGE = 500  # characters of an error's text
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 200
+MAX_SHOWN = 10_000  # weight of the values an error's text shows (`budget.survey`)
 
 
 @dataclass
@@ -136,7 +141,15 @@ def describe(exc: BaseException) -> str:
     if len(args) == 1 and isinstance(args[0], str) and not isinstance(exc, KeyError):
         detail = args[0][:MAX_MESSAGE]
     elif args:
-        detail = _SHORT.repr(args[0] if len(args) == 1 else args)
+        shown = args[0] if len(args) == 1 else args
+        # SECURITY: weighed before it is printed (a shared nested structure unfolds natively),
+        # and printed without the runtime's module paths and addresses.
+        try:
+            survey((shown,), MAX_SHOWN)
+        except LimitExceeded:
+            detail = "(a value too large to show)"
+        else:
+            detail = render(shown)[:MAX_MESSAGE]
     else:
         detail = ""
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -17,19 +17,30 @@ the sandbox subclass `Exposed` and list their own names. Everything else has no 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
-import functools
 import ipaddress
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from tessera.core.policies.sandbox import regex
-from tessera.core.policies.sandbox.budget import SIZED, Budget
+from tessera.core.policies.sandbox.budget import SIZED, Budget, Printable
 from tessera.core.policies.sandbox.errors import Forbidden
 
+# Text codecs whose cost is linear in the text (`codecs.lookup(name).name`), and the error
+# handlers they may use; with the most bytes or characters one character or byte can become.
+CODECS = {
+    "utf-8": 4, "utf-16": 4, "utf-16-le": 4, "utf-16-be": 4, "utf-32": 4, "utf-32-le": 4,
+    "utf-32-be": 4, "ascii": 1, "iso8859-1": 1,
+}  # fmt: skip
+CODEC_ERRORS = {"strict": 1, "ignore": 1, "replace": 3, "backslashreplace": 10}
+_STRFTIME = re.compile(r"%[-_0^#]*(\d*)[EO]?(.)", re.S)
+_STRFTIME_ITEM = 64  # the most characters a directive without a width makes (%c, %Z)
 
-class Exposed:
+
+class Exposed(Printable):
     """Base of objects made for sandboxed code; `exposed` lists the attributes it may read."""
 
     exposed: ClassVar[frozenset[str]] = frozenset()
@@ -134,8 +145,71 @@ def get(budget: Budget, obj: Any, name: str) -> Any:
         raise Forbidden(f"{_describe(obj)} has no attribute {name!r} for expressions")
     guard = GUARDS.get((kind, name))
     if guard is not None:
-        return functools.partial(guard, budget, obj)
+        return Method(name, guard, budget, obj)
     return getattr(obj, name)
+
+
+class Method(Printable):
+    """A checked method bound to its object and the run's budget; shown as `<method name>`."""
+
+    __slots__ = ("_budget", "_guard", "_obj", "name")
+
+    def __init__(self, name: str, guard: Guard, budget: Budget, obj: Any) -> None:
+        self.name, self._guard, self._budget, self._obj = name, guard, budget, obj
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        return self._guard(self._budget, self._obj, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<method {self.name}>"
+
+
+def codec(encoding: Any, errors: Any, length: int, budget: Budget, *, encode: bool) -> str:
+    """The canonical name of `encoding`, refused unless it is a text codec of linear cost and
+    `errors` a known handler; checks that the result of `length` items stays within bounds."""
+    # SECURITY: `punycode` and `idna` (which uses it) are quadratic: 18,000 characters took
+    # 14.5 s in one native call. Codecs are named by expressions, so only an allow-list runs.
+    try:
+        name = codecs.lookup(encoding).name if isinstance(encoding, str) else None
+    except LookupError:
+        name = None
+    if name not in CODECS:
+        raise Forbidden(
+            f"the encoding {encoding!r} is not available; use one of utf-8, utf-16, utf-32,"
+            " ascii, latin-1"
+        )
+    if errors not in CODEC_ERRORS:
+        raise Forbidden(f"the error handler {errors!r} is not available for an encoding")
+    budget.size(length * (CODECS[name] if encode else 1) * CODEC_ERRORS[errors], "a conversion")
+    return name
+
+
+def _encode(budget: Budget, text: str, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    return text.encode(codec(encoding, errors, len(text), budget, encode=True), errors)
+
+
+def decode(budget: Budget, data: bytes, encoding: Any = "utf-8", errors: Any = "strict") -> str:
+    return data.decode(codec(encoding, errors, len(data), budget, encode=False), errors)
+
+
+def strftime_size(budget: Budget, template: Any) -> None:
+    """Refuse a `strftime` format whose output would be too long: each directive counted as
+    its width (`%01500Y` pads to 1500 characters), or a generous `_STRFTIME_ITEM` without."""
+    # SECURITY: the platform's strftime pads natively to any width: `"%01500Y" * 140000`
+    # made 1.5 GB in one call.
+    if not isinstance(template, str):
+        return
+    total = len(template)
+    for found in _STRFTIME.finditer(template):
+        total += int(found.group(1) or 0) + _STRFTIME_ITEM
+        if total > budget.limits.max_len:
+            break
+    budget.size(total, "a formatted date")
+
+
+def _strftime(budget: Budget, moment: Any, template: Any) -> str:
+    strftime_size(budget, template)
+    return moment.strftime(template)  # type: ignore[no-any-return]
 
 
 def _describe(obj: Any) -> str:
@@ -215,7 +289,8 @@ def weighed_key(budget: Budget, key: Any, items: list[Any]) -> Any:
         return None
 
     def checked(item: Any) -> Any:
-        budget.check_time()
+        # SECURITY: the sort calls this natively, once per item: each call is a step.
+        budget.tick(None)
         value = key(item)
         budget.weigh(value)
         return budget.produced(value)
@@ -234,6 +309,9 @@ _SET_HASHING: dict[tuple[type, str], Guard] = {
 GUARDS: dict[tuple[type, str], Guard] = {
     **{(kind, "join"): _join for kind in (str, bytes)},
     **{(kind, "replace"): _replace for kind in (str, bytes)},
+    (str, "encode"): _encode,
+    (bytes, "decode"): decode,
+    **{(kind, "strftime"): _strftime for kind in (dt.date, dt.datetime, dt.time)},
     **{(kind, m): _pad(m) for kind in (str, bytes) for m in ("center", "ljust", "rjust", "zfill")},
     (list, "extend"): _hashing("extend", grows=True),
     (list, "append"): _grow("append"),

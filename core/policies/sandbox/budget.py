@@ -22,6 +22,7 @@ iterator makes, ticks a step per item and checks the deadline.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import sys
 import time
@@ -57,6 +58,28 @@ class Limits:
     max_memory: int = 64 * 2**20  # bytes of the values created in one run, in total
     max_int_bits: int = 100_000
     max_depth: int = 32  # nested lambda calls
+    max_log: int = 1000  # log lines (`ak_logger`, `print`) and messages (`ak_message`)
+
+
+class Printable:
+    """Base of the sandbox's own objects whose `repr` and `str` are safe to show to expressions:
+    no module path, no address. The default is the class name alone."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+# Values whose `str`/`repr` Python may compute natively: plain data and these types (whose text
+# names no module of ours and no address). Anything else is shown by `render`.
+_NATIVE_TEXT: tuple[type, ...] = (
+    str, bytes, int, float, complex, bool, type(None), range,
+    dt.date, dt.time, dt.timedelta, dt.tzinfo,
+    ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
+    ipaddress.IPv4Interface, ipaddress.IPv6Interface, Printable,
+)  # fmt: skip
+_PLAIN = (*_NATIVE_TEXT, *CONTAINERS)
 
 
 class Budget:
@@ -71,6 +94,7 @@ class Budget:
         self.allocated = 0
         self.memory_used = 0
         self.depth = 0
+        self.logged = 0
         self.line: int | None = None
 
     def tick(self, node: object) -> None:
@@ -130,15 +154,20 @@ class Budget:
     def weigh(self, *values: Any) -> int:
         """The cost of hashing, comparing or printing `values`, counting shared parts each time
         they occur; refuse when it goes over `max_len`. Costs at most `max_len` steps itself."""
-        limit, total = self.limits.max_len, 0
-        stack = list(values)
-        while stack:
-            total += _weight(stack.pop(), stack)
-            if total > limit:
-                raise LimitExceeded(
-                    f"a value is too large to compare, hash or print (over {limit})"
-                )
-        return total
+        return survey(values, self.limits.max_len)[0]
+
+    def log_entry(self, *texts: str) -> None:
+        """Charge one log line or message made of `texts` (each one is kept, and written out
+        later, however many times the same text was logged), and count it against `max_log`."""
+        # SECURITY: without this, one shared string logged in a native loop (`sorted(key=
+        # ak_logger.info)`) made entries without limit, and writing them froze the event loop.
+        self.logged += 1
+        if self.logged > self.limits.max_log:
+            raise LimitExceeded(
+                f"the expression wrote more than {self.limits.max_log} log lines or messages"
+            )
+        self.charge(sum(len(text) for text in texts))
+        self.memory(sum(sys.getsizeof(text) for text in texts))
 
     def materialize(self, iterable: Iterable[Any]) -> list[Any]:
         """`list(iterable)` within `max_len` items. The items a copy makes are charged before
@@ -209,11 +238,14 @@ class Budget:
             yield item
 
     def text(self, value: Any, convert: Any = str) -> str:
-        """`str(value)` (or `convert(value)`), refused when the text would be too long."""
+        """`str(value)` (or `repr`, `ascii`), refused when the text would be too long. Plain
+        data is converted natively; a value holding a function, module or other object of the
+        runtime is shown by `render` (no module path, no address)."""
         if type(value) is str and convert is str:
             return value
-        self.weigh(value)
-        result: str = convert(value)
+        # SECURITY: weighed before the native conversion, which cannot be interrupted.
+        _, native = survey((value,), self.limits.max_len)
+        result = convert(value) if native else render(value, convert)
         return self.produced(result)  # type: ignore[no-any-return]
 
     def joined(self, parts: Iterable[Any], separator: str = " ") -> str:
@@ -244,6 +276,74 @@ def _known_length(iterable: Any) -> tuple[int, str] | None:
     if isinstance(iterable, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return int(iterable.num_addresses), "a network's list of addresses"
     return None
+
+
+def survey(values: tuple[Any, ...], limit: int) -> tuple[int, bool]:
+    """The weight of `values` (shared parts counted each time they occur) and whether Python
+    may print them natively; `LimitExceeded` as soon as the weight goes over `limit`. Used by
+    the budget and, with a limit of their own, by code that holds no budget (`measure`)."""
+    total, native = 0, True
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        total += _weight(value, stack)
+        if native and not isinstance(value, _PLAIN):
+            native = False
+        if total > limit:
+            raise LimitExceeded(f"a value is too large to compare, hash or print (over {limit})")
+    return total, native
+
+
+def measure(value: Any, limit: int) -> int:
+    """`value`'s weight, refused over `limit`: for the sandbox's objects that stringify what
+    expressions pass them (`views`), which hold no budget of their own."""
+    return survey((value,), limit)[0]
+
+
+def render(value: Any, convert: Any = repr) -> str:
+    """The text of `value` as Python would print it, except that functions, modules, iterators
+    and other objects of the runtime are shown by a neutral name. Weigh `value` first."""
+    # SECURITY: the native `repr` of a function or a bound method shows our module paths and
+    # heap addresses (`<function make.<locals>.ak_message at 0x7f...>`).
+    text = _render(value, top=convert is not repr and convert is not ascii)
+    if convert is ascii:
+        return text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
+
+
+def _render(value: Any, *, top: bool = False) -> str:
+    kind = type(value)
+    if isinstance(value, _NATIVE_TEXT):
+        return str(value) if top else repr(value)
+    if kind is list:
+        return "[" + ", ".join(_render(item) for item in value) + "]"
+    if kind is tuple:
+        inner = ", ".join(_render(item) for item in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_render(k)}: {_render(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):
+        inner = ", ".join(_render(item) for item in value)
+        if kind is frozenset:
+            return f"frozenset({{{inner}}})" if value else "frozenset()"
+        return f"{{{inner}}}" if value else "set()"
+    if isinstance(value, _VIEWS):
+        view: Any = value
+        return f"{kind.__name__}([{', '.join(_render(item) for item in view)}])"
+    if isinstance(value, BaseException):
+        args = value.args
+        if top:
+            if len(args) <= 1:  # a KeyError shows its key as `repr`, as Python's does
+                return _render(args[0], top=kind is not KeyError) if args else ""
+            return _render(args)
+        return f"{kind.__name__}({', '.join(_render(arg) for arg in args)})"
+    if isinstance(value, type):
+        return f"<class {value.__name__!r}>"
+    if callable(value):
+        name = getattr(value, "__name__", None)
+        shown = name.strip("_") if isinstance(name, str) else ""
+        return f"<function {shown}>" if shown and shown != "<lambda>" else "<function>"
+    return f"<{kind.__name__} object>"
 
 
 def _weight(value: Any, stack: list[Any]) -> int:

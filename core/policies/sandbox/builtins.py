@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tessera.core.policies.sandbox import attributes, helpers, operators
-from tessera.core.policies.sandbox.budget import MAX_BOUND_BITS, Budget
+from tessera.core.policies.sandbox.budget import MAX_BOUND_BITS, Budget, Printable
 from tessera.core.policies.sandbox.errors import LimitExceeded
 
 Invoke = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -30,7 +30,7 @@ EXCEPTIONS = (
 PLAIN = (len, bool, int, float, abs, chr, ord, reversed, divmod)
 
 
-class Constructor:
+class Constructor(Printable):
     """A built-in type whose calls are checked; `isinstance` sees the type itself."""
 
     __slots__ = ("_build", "type")
@@ -64,7 +64,12 @@ def _constructors(budget: Budget) -> dict[str, Constructor]:
     def make_str(*args: Any, **kwargs: Any) -> str:
         if len(args) == 1 and not kwargs:
             return budget.text(args[0])
-        return str(*args, **kwargs)  # decoding bytes: no longer than the bytes
+        return decoded(*args, **kwargs)
+
+    def decoded(data: Any, encoding: Any = "utf-8", errors: Any = "strict") -> str:
+        if not isinstance(data, bytes):
+            raise TypeError("str() decodes bytes only")
+        return attributes.decode(budget, data, encoding, errors)
 
     def make_set(iterable: Iterable[Any] = ()) -> set[Any]:
         items = budget.materialize(iterable)
@@ -157,7 +162,9 @@ def _functions(budget: Budget, invoke: Invoke, output: helpers.Output) -> dict[s
 
     def print_(*args: Any, sep: Any = " ", end: Any = "") -> None:
         """One log line (`end` is accepted and ignored)."""
-        output.log.append(helpers.LogEntry("info", budget.joined(args, budget.text(sep))))
+        message = budget.joined(args, budget.text(sep))
+        budget.log_entry(message)
+        output.log.append(helpers.LogEntry("info", message))
 
     return {
         "sorted": sorted_,

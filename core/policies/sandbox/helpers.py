@@ -70,6 +70,7 @@ class Logger(Exposed):
     def add(self, level: str, event: Any, *args: Any, **kwargs: Any) -> None:
         message = self._budget.joined([event, *args])
         attributes = {key: self._budget.text(value) for key, value in kwargs.items()}
+        self._budget.log_entry(message, *attributes, *attributes.values())
         self._output.log.append(LogEntry(level, message, attributes))
 
     def debug(self, event: Any, *args: Any, **kwargs: Any) -> None:
@@ -99,7 +100,9 @@ def make(budget: Budget, hooks: Hooks, output: Output) -> dict[str, Any]:
     """The helpers of one run, by name."""
 
     def ak_message(message: Any) -> None:
-        output.messages.append(budget.text(message))
+        text = budget.text(message)
+        budget.log_entry(text)
+        output.messages.append(text)
 
     def regex_match(value: Any, pattern: Any) -> bool:
         return regex.Functions(budget).search(pattern, value) is not None
@@ -127,14 +130,27 @@ def make(budget: Budget, hooks: Hooks, output: Output) -> dict[str, Any]:
         "ak_logger": Logger(budget, output),
         "regex_match": regex_match,
         "regex_replace": regex_replace,
-        "ip_address": ipaddress.ip_address,
-        "ip_network": ipaddress.ip_network,
+        "ip_address": weighed(budget, ipaddress.ip_address),
+        "ip_network": weighed(budget, ipaddress.ip_network),
         "ak_is_group_member": ak_is_group_member,
         "ak_user_by": ak_user_by,
         "ak_call_policy": ak_call_policy,
         "list_flatten": list_flatten,
         "slugify": slugify,
     }
+
+
+def weighed(budget: Budget, parse: Callable[..., Any]) -> Callable[..., Any]:
+    """`parse` (an `ipaddress` function or class) with its arguments weighed first."""
+
+    # SECURITY: `ipaddress` calls `str()` on what it cannot parse and puts its `repr` in the
+    # error: a shared nested list took 8.6 s and 567 MB natively.
+    def call(*args: Any, **kwargs: Any) -> Any:
+        budget.weigh(*args, *kwargs.values())
+        return parse(*args, **kwargs)
+
+    call.__name__ = parse.__name__
+    return call
 
 
 def _hook(hook: Callable[..., Any] | None, name: str) -> Callable[..., Any]:

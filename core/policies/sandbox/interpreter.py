@@ -10,13 +10,14 @@ through `operators`; a lambda becomes a `Function`, callable by sandboxed and by
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tessera.core.policies.sandbox import attributes, builtins, comprehensions, helpers, operators
-from tessera.core.policies.sandbox.budget import CONTAINERS, Budget
+from tessera.core.policies.sandbox.budget import CONTAINERS, Budget, Printable
 from tessera.core.policies.sandbox.errors import Forbidden, LimitExceeded
 from tessera.core.policies.sandbox.scope import Scope
 
@@ -24,7 +25,7 @@ MAX_SPEC = 100  # characters of a format spec in an f-string
 _P = inspect.Parameter
 
 
-class Function:
+class Function(Printable):
     """A sandboxed lambda. It exposes no attributes; calling it evaluates its body."""
 
     __slots__ = ("_interpreter", "_node", "_scope", "_signature")
@@ -286,11 +287,18 @@ class Interpreter:
         if node.format_spec is None:
             return self.budget.text(value)
         spec = self.eval(node.format_spec, scope)
+        if spec == "":
+            return self.budget.text(value)
         if len(spec) > MAX_SPEC:
             raise LimitExceeded(f"a format spec is longer than {MAX_SPEC} characters")
         self.budget.size(
             sum(int(digits) for digits in re.findall(r"\d+", spec)), "a formatted value"
         )
+        if isinstance(value, (dt.date, dt.time)):  # the spec is a strftime format
+            attributes.strftime_size(self.budget, spec)
+        elif not isinstance(value, _FORMATTED):
+            # SECURITY: `object.__format__` would name the runtime's type (a module path).
+            raise TypeError("a format spec applies to numbers, text and dates only")
         self.budget.weigh(value)
         return self.budget.produced(format(value, spec))  # type: ignore[no-any-return]
 
@@ -298,6 +306,7 @@ class Interpreter:
         raise Forbidden("a starred expression is not allowed here")
 
 
+_FORMATTED = (str, int, float, complex, bool)
 _CONVERSIONS: dict[int, Callable[[Any], str]] = {ord("s"): str, ord("r"): repr, ord("a"): ascii}
 _EXPRESSIONS: dict[type[ast.AST], Callable[[Interpreter, Any, Scope], Any]] = {
     ast.Constant: Interpreter._constant,

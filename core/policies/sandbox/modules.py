@@ -10,17 +10,18 @@ under the run's deadline, output limit); `json.dumps` weighs its argument first 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import ipaddress
 import json
 import math
 import string
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from tessera.core.policies.sandbox import regex
+from tessera.core.policies.sandbox import helpers, regex
 from tessera.core.policies.sandbox.attributes import Exposed
 from tessera.core.policies.sandbox.budget import Budget
+from tessera.core.policies.sandbox.builtins import Constructor
 from tessera.core.policies.sandbox.errors import Forbidden
 
 MAX_SEPARATOR = 8  # characters of a json.dumps separator
@@ -74,8 +75,14 @@ def _re(budget: Budget) -> dict[str, Any]:
 
 
 def _ipaddress(budget: Budget) -> dict[str, Any]:
-    names = "ip_address ip_network IPv4Address IPv6Address IPv4Network IPv6Network"
-    return {name: getattr(ipaddress, name) for name in names.split()}
+    members: dict[str, Any] = {
+        name: helpers.weighed(budget, getattr(ipaddress, name))
+        for name in ("ip_address", "ip_network")
+    }
+    for name in ("IPv4Address", "IPv6Address", "IPv4Network", "IPv6Network"):
+        kind = getattr(ipaddress, name)
+        members[name] = Constructor(kind, helpers.weighed(budget, kind))
+    return members
 
 
 _MATH = (
@@ -89,11 +96,13 @@ def _math(budget: Budget) -> dict[str, Any]:
 
 
 def _json(budget: Budget) -> dict[str, Any]:
-    return {
-        "dumps": functools.partial(_dumps, budget),
-        "loads": _loads,
-        "JSONDecodeError": json.JSONDecodeError,
-    }
+    def dumps(obj: Any, **options: Any) -> str:
+        return _dumps(budget, obj, **options)
+
+    def loads(document: str | bytes) -> Any:
+        return _loads(budget, document)
+
+    return {"dumps": dumps, "loads": loads, "JSONDecodeError": json.JSONDecodeError}
 
 
 def _dumps(
@@ -111,9 +120,31 @@ def _dumps(
     return budget.produced(text)  # type: ignore[no-any-return]
 
 
-def _loads(document: str | bytes) -> Any:
-    """`json.loads` without its hooks (`cls=`, `object_hook=` would call what the code passes)."""
-    return json.loads(document)
+def _loads(budget: Budget, document: str | bytes) -> Any:
+    """`json.loads` without its hooks (`cls=`, `object_hook=` would call what the code passes),
+    the result charged by its real size: every list, dict, string and number it made."""
+    if not isinstance(document, (str, bytes)):
+        raise TypeError("json.loads takes a str or bytes document")
+    budget.size(len(document), "a JSON document")
+    value = json.loads(document)
+    # SECURITY: a 1 MB document of empty lists makes 330,000 lists (18 MB); charged as one
+    # item, sixty of them passed a 64 MiB budget at 1.4 GB.
+    stack: list[Any] = [value]
+    count = 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count % 1024 == 0:
+            budget.check_time()
+        budget.memory(sys.getsizeof(item))
+        if isinstance(item, dict):
+            budget.charge(len(item))
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            budget.charge(len(item))
+            stack.extend(item)
+    return value
 
 
 _STRING = "ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation"

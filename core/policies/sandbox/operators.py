@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import ast
 import operator
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tessera.core.policies.sandbox.budget import CONTAINERS, SIZED, Budget
+from tessera.core.policies.sandbox.budget import (
+    CONTAINERS,
+    SIZED,
+    Budget,
+    Printable,
+    render,
+    survey,
+)
 from tessera.core.policies.sandbox.errors import Forbidden
 
 Op = Callable[[Any, Any], Any]
@@ -69,8 +75,7 @@ UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
 }
 _SEQUENCES = (str, bytes, list, tuple)
 _MERGEABLE = (dict, set, frozenset)
-# %[(key)][flags][width][.precision][length]type
-_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.)", re.S)
+_PERCENT_FLAGS = "-+ #0"
 
 
 def binary(budget: Budget, op: type[ast.operator], left: Any, right: Any) -> Any:
@@ -81,6 +86,8 @@ def combine(budget: Budget, op: type[ast.operator], left: Any, right: Any) -> An
     """`left op right`, checked before it runs but not yet charged (`sum` charges only the
     running totals that are worth it)."""
     _check(budget, op, left, right)
+    if op is ast.Mod and isinstance(left, str):
+        right = _shown(budget, right)
     return BINARY[op](left, right)
 
 
@@ -141,13 +148,80 @@ def _ints(left: Any, right: Any) -> bool:
     return isinstance(left, int) and isinstance(right, int)
 
 
+def conversions(text: str) -> Iterator[tuple[str, str]]:
+    """The width and precision of each `%` conversion of `text`, parsed as Python parses them:
+    `%[(key)][flags][width][.precision][length]type`, where the key may hold parentheses of its
+    own (Python counts their depth)."""
+    # SECURITY: a pattern that ended the key at the first `)` let `%(a(b)c)1500000000s` hide
+    # its width inside the key, and one request made 1.59 GB.
+    index, end = 0, len(text)
+    while (index := text.find("%", index)) >= 0:
+        index += 1
+        if index < end and text[index] == "(":
+            depth = 0
+            while index < end:
+                depth += {"(": 1, ")": -1}.get(text[index], 0)
+                index += 1
+                if depth == 0:
+                    break
+        while index < end and text[index] in _PERCENT_FLAGS:
+            index += 1
+        width, index = _number(text, index)
+        precision = ""
+        if index < end and text[index] == ".":
+            precision, index = _number(text, index + 1)
+        while index < end and text[index] in "hlL":
+            index += 1
+        index += 1  # the conversion type
+        yield width, precision
+
+
+def _number(text: str, index: int) -> tuple[str, int]:
+    if index < len(text) and text[index] == "*":
+        return "*", index + 1
+    start = index
+    while index < len(text) and text[index].isdigit():
+        index += 1
+    return text[start:index], index
+
+
+class _Shown(Printable):
+    """A value of the runtime (a function, a module) as `%s` and `%r` may show it."""
+
+    __slots__ = ("_repr", "_str")
+
+    def __init__(self, value: Any) -> None:
+        self._str, self._repr = render(value, str), render(value)
+
+    def __repr__(self) -> str:
+        return self._repr
+
+    def __str__(self) -> str:
+        return self._str
+
+
+def _shown(budget: Budget, args: Any) -> Any:
+    """`%` arguments with every value that Python may not print natively (a function, or a
+    list holding one) replaced by its neutral text; weighed already by `_check_percent`."""
+    if isinstance(args, dict):
+        return {key: _show(budget, value) for key, value in args.items()}
+    if type(args) is tuple:
+        return tuple(_show(budget, value) for value in args)
+    return _show(budget, args)
+
+
+def _show(budget: Budget, value: Any) -> Any:
+    if type(value) in (str, int, float, bool) or survey((value,), budget.limits.max_len)[1]:
+        return value
+    return _Shown(value)
+
+
 def _check_percent(budget: Budget, template: str | bytes, args: Any) -> None:
     """`template % args` stays within the size limit: widths, precisions, and each conversion
     counted as large as the largest argument."""
     text = template.decode("latin-1") if isinstance(template, bytes) else template
     widths, count = 0, 0
-    for found in _PERCENT.finditer(text):
-        width, precision, _ = found.groups()
+    for width, precision in conversions(text):
         if width == "*" or precision == "*":
             raise Forbidden("'*' widths are not allowed in % formatting")
         widths += int(width or 0) + int(precision or 0)
