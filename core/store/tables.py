@@ -81,6 +81,7 @@ users = sa.Table(
     sa.Column("last_login", UTCDateTime(), nullable=True),
     sa.Column("date_joined", UTCDateTime(), nullable=False),
     sa.Column("managed", sa.String(200), nullable=True),
+    sa.Column("last_updated", UTCDateTime(), nullable=True),
 )
 
 groups = sa.Table(
@@ -92,6 +93,22 @@ groups = sa.Table(
     sa.Column("parent", sa.String(36), sa.ForeignKey("groups.pk", ondelete="SET NULL")),
     sa.Column("is_superuser", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("attributes", JSON, nullable=False),
+)
+
+# A group's parents (authentik's `Group.parents`): several per group, no cycles (checked on write).
+group_parents = sa.Table(
+    "group_parents",
+    metadata,
+    sa.Column(
+        "group_pk", sa.String(36), sa.ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "parent_pk",
+        sa.String(36),
+        sa.ForeignKey("groups.pk", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 group_members = sa.Table(
