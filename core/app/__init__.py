@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import signal
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, flows, identity, store, tasks, wire
+from tessera.core import cache, config, crypto, events, flows, identity, store, tasks, wire
 from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
@@ -47,12 +48,34 @@ async def prepare(settings: config.Settings) -> store.Store:
             token=_reveal(settings.bootstrap_token),
             email=settings.bootstrap_email,
         )
+        if outcome.replaced_token is not None:
+            await _record_squatter(tx, settings, outcome.replaced_token)
         await flows.defaults.ensure(tx)
     if outcome.needs_setup:
         base = settings.web.public_url.rstrip("/") or f"http://{settings.listen.http}"
         log.info("initial setup", url=f"{base}/if/flow/initial-setup/")
         print(f"Initial setup: {base}/if/flow/initial-setup/", flush=True)
     return db
+
+
+async def _record_squatter(
+    tx: store.Tx, settings: config.Settings, replaced: dict[str, Any]
+) -> None:
+    """Audit the bootstrap's replacing a token that had taken its identifier (the log too)."""
+    log.warning("bootstrap token replaced", owner=replaced["user_pk"], intent=replaced["intent"])
+    await events.record(
+        tx,
+        "suspicious_request",
+        user=None,
+        client_ip=None,
+        context={
+            "reason": "a token held the bootstrap token's identifier; it was replaced",
+            "identifier": identity.bootstrap.BOOTSTRAP_TOKEN_ID,
+            "replaced": replaced,
+        },
+        retention=dt.timedelta(days=settings.events.retention_days),
+        app="tessera.core.identity.bootstrap",
+    )
 
 
 def _reveal(secret: Any) -> str | None:

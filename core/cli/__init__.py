@@ -144,8 +144,9 @@ def cmd_create_token(args: argparse.Namespace) -> int:
                     error = exc.errors()[0]
                     print(f"--{error['loc'][0]}: {error['msg']}", file=sys.stderr)
                     return 2
+                # The server's own command line may name any identifier (as bootstrap does).
                 _, key = await identity.tokens.create(
-                    tx, _keyring(settings), body, user_pk=user["pk"]
+                    tx, _keyring(settings), body, user_pk=user["pk"], system=True
                 )
         finally:
             await db.close()

@@ -11,15 +11,14 @@ import datetime as dt
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
-from tessera.core.identity import util
+from tessera.core.identity import token_rules, util
 from tessera.core.store import crud
 
 TABLE = "tokens"
 DEFAULT_DURATION = dt.timedelta(minutes=30)  # authentik's default_token_duration
 
 
-# The intents a user manages for themselves (portal, API); the others are the system's own.
-SELF_SERVICE_INTENTS = ("api", "app_password")
+SELF_SERVICE_INTENTS = token_rules.SELF_SERVICE_INTENTS
 
 
 def check_self_service(body: wire.core.TokenRequest, user_pk: int) -> int:
@@ -45,8 +44,12 @@ async def create(
     user_pk: int,
     key: str | None = None,
     managed: str | None = None,
+    system: bool = False,
 ) -> tuple[dict[str, Any], str]:
-    """Insert a token; return the row and the clear key (to show once)."""
+    """Insert a token; return the row and the clear key (to show once). Only the `system` may
+    use a reserved identifier (`token_rules.check_identifier`)."""
+    if not system:
+        token_rules.check_identifier(body.identifier)
     if await crud.exists(tx, TABLE, identifier=body.identifier):
         raise errors.ValidationFailed.one(
             "identifier", "Token with this identifier already exists."
@@ -80,6 +83,7 @@ async def create(
 async def update(
     tx: store.Tx, row: dict[str, Any], body: wire.core.TokenRequest, *, user_pk: int
 ) -> dict[str, Any]:
+    token_rules.check_identifier(body.identifier, current=row["identifier"])
     clash = await crud.find(tx, TABLE, identifier=body.identifier)
     if clash is not None and clash["pk"] != row["pk"]:
         raise errors.ValidationFailed.one(

@@ -21,7 +21,7 @@ from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import app_access, executor, redirects, user_settings
-from tessera.core.identity import devices, sessions, tokens, util
+from tessera.core.identity import devices, sessions, token_rules, tokens, util
 from tessera.core.store import crud
 
 # Resolved: an editable install links each file from elsewhere, and the static route serves no
@@ -238,13 +238,10 @@ async def remove_device(request: web.Request) -> web.StreamResponse:
 
 
 async def _own_tokens(tx: Any, user_pk: int) -> list[dict[str, Any]]:
-    rows = await crud.rows(
-        tx,
-        tokens.TABLE,
-        [crud.Filter("user_pk", "eq", user_pk), crud.Filter("intent", "in", SELF_INTENTS)],
-        ordering=("identifier",),
+    # SECURITY: the tokens the API lets the user manage, no more (managed ones are hidden).
+    return await crud.rows(
+        tx, tokens.TABLE, token_rules.own_filters(user_pk), ordering=("identifier",)
     )
-    return rows
 
 
 async def _checked_form(request: web.Request) -> tuple[executor.Browser, Any] | web.Response:
@@ -326,7 +323,7 @@ async def delete_token(request: web.Request) -> web.StreamResponse:
     async with request.app[state.STORE].transaction() as tx:
         # SECURITY: only the caller's own API tokens and app passwords.
         row = await crud.find(tx, tokens.TABLE, identifier=identifier, user_pk=who.user["pk"])
-        if row is None or row["intent"] not in SELF_INTENTS:
+        if row is None or not token_rules.is_own(row, who.user["pk"]):
             return _render(request, "base.html", status=404, title="Not found")
         await crud.delete(tx, tokens.TABLE, pk=row["pk"])
         await _audit(request, tx, who, "model_deleted", _token_model(row))

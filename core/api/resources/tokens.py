@@ -14,18 +14,14 @@ from aiohttp import web
 
 from tessera.core import store, wire
 from tessera.core.api import auth, http, resource, state
-from tessera.core.identity import tokens
+from tessera.core.identity import token_rules, tokens
 from tessera.core.store import crud
 
 F = resource.FilterField
 
 
 def _own(principal: state.Principal) -> list[crud.Filter]:
-    return [
-        crud.Filter("user_pk", "eq", principal.user["pk"]),
-        crud.Filter("intent", "in", list(tokens.SELF_SERVICE_INTENTS)),
-        crud.Filter("managed", "isnull", True),
-    ]
+    return token_rules.own_filters(principal.user["pk"])
 
 
 class Tokens(resource.Resource):
@@ -64,11 +60,7 @@ class Tokens(resource.Resource):
     def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
         # SECURITY: another user's token, or a system one (recovery, managed), is not found.
         principal = ctx.principal
-        return principal.is_superuser or (
-            row["user_pk"] == principal.user["pk"]
-            and row["intent"] in tokens.SELF_SERVICE_INTENTS
-            and row["managed"] is None
-        )
+        return principal.is_superuser or token_rules.is_own(row, principal.user["pk"])
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await tokens.serialize(ctx.tx, rows)
