@@ -20,10 +20,12 @@ Api = Callable[..., Awaitable[tuple[int, Any]]]
 
 @dataclass
 class Setup:
-    """What a case's factories may use: the raw API as akadmin, and a unique suffix for names."""
+    """What a case's factories may use: the raw API as akadmin, a unique suffix for names, and
+    the store (for objects no API creates, such as authenticator devices)."""
 
     api: Api
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    store: Any = None
 
     async def make(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a prerequisite over the raw API (not through the client under test)."""

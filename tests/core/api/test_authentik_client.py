@@ -110,9 +110,9 @@ def _echoes(sent: dict[str, Any], got: Any, case: akcontract.Case, model: Any) -
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_round_trip_through_the_client(
-    case: akcontract.Case, driver: akclientkit.Driver, api: Any
+    case: akcontract.Case, driver: akclientkit.Driver, api: Any, bootstrapped: Any
 ) -> None:
-    setup = akcontract.Setup(api)
+    setup = akcontract.Setup(api, store=bootstrapped)
     collection, detail = _served(case.path, False), _served(case.path, True)
     assert "get" in collection and "get" in detail
     body: dict[str, Any] = {}
