@@ -377,7 +377,18 @@ def test_the_values_schema_refuses_bad_values(render: Render, values: dict[str, 
         render(values)
 
 
-def test_several_server_replicas_without_redis_are_refused(render: Render) -> None:
-    with pytest.raises(helm_python.HelmError, match="needs Redis"):
-        render({"server": {"replicas": 2}, "redis": {"enabled": False}})
+def test_several_server_replicas_without_redis_share_postgresql(render: Render) -> None:
+    """Without Redis the core keeps its cache and bus in PostgreSQL, which the chart always
+    configures, so replicas > 1 need nothing more."""
+    for values in (
+        {"server": {"replicas": 3}, "redis": {"enabled": False}},
+        {**external_values(), "server": {"replicas": 3}, "externalRedis": {"host": ""}},
+    ):
+        objects = render(values)
+        assert not [o for o in objects if o["metadata"]["name"].endswith("-redis")]
+        server = find(objects, "Deployment", f"{FULL}-server")
+        assert server["spec"]["replicas"] == 3
+        env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "AUTHENTIK_REDIS__HOST" not in env
+        assert env["AUTHENTIK_POSTGRESQL__HOST"]["value"]
     assert render({"server": {"replicas": 2}})  # with the bundled Redis

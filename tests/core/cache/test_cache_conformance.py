@@ -1,8 +1,12 @@
-"""The Cache and Bus conformance suite, run on every backend: in-process memory and Redis.
+"""The Cache and Bus conformance suite, run on every backend: in-process memory, Redis and
+PostgreSQL.
 
 The Redis backend runs against the real server (`TESSERA_TEST_REDIS_HOST`, default 127.0.0.1)
-under a key prefix of its own, whose keys are deleted afterwards. An unreachable Redis fails
-these tests; they are never skipped.
+under a key prefix of its own, whose keys are deleted afterwards. The PostgreSQL backend runs in
+the run's database (migrated here), under a key prefix of its own, whose rows are deleted
+afterwards. An unreachable Redis or PostgreSQL fails these tests; they are never skipped.
+Tests of what only one backend has (PostgreSQL's large messages and reconnection) are in
+`test_pgcache.py`.
 """
 
 from __future__ import annotations
@@ -11,27 +15,48 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pgcachekit
 import pytest
 import redis.asyncio
 from helpers import REDIS_HOST
 
 from tessera.core import cache as cache_api
+from tessera.core import config
 from tessera.core.cache import memory
 from tessera.core.cache import redis as redis_cache
+from tessera.core.store import pgcache
 
 REDIS_PORT = 6379
 CONCURRENCY = 50
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "postgresql"])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_cache_settings")  # set up here, outside the event loop
+    return str(request.param)
+
+
+@pytest.fixture
 async def cache(
-    request: pytest.FixtureRequest, redis_prefix: str
+    backend_kind: str, request: pytest.FixtureRequest, redis_prefix: str
 ) -> AsyncIterator[cache_api.Cache]:
-    """A fresh cache on each backend; the Redis one must answer, and its keys go afterwards."""
-    if request.param == "memory":
+    """A fresh cache on each backend; Redis and PostgreSQL must answer, and their keys go
+    afterwards."""
+    if backend_kind == "memory":
         backend: cache_api.Cache = memory.MemoryCache()
         yield backend
         await backend.close()
+        return
+    if backend_kind == "postgresql":
+        settings: config.Settings = request.getfixturevalue("pg_cache_settings")
+        pg_backend = pgcache.PostgresCache(settings.postgresql, prefix=pgcachekit.new_prefix())
+        await pg_backend.ping()  # CacheUnavailable here fails the test: PostgreSQL is required
+        try:
+            yield pg_backend
+        finally:
+            await pg_backend.close()
+            await pgcachekit.delete_prefixed(settings, {pg_backend.prefix})
         return
     backend = cache_api.from_settings(REDIS_HOST, REDIS_PORT, 0, "", redis_prefix)
     assert isinstance(backend, redis_cache.RedisCache)
