@@ -24,6 +24,7 @@ from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import health, metrics
+from tessera.core.policies import pool
 from tessera.core.providers import oauth2
 
 log = structlog.get_logger(__name__)
@@ -97,6 +98,7 @@ def create_app(
     app[METRICS] = app_metrics
     app.cleanup_ctx.append(_cache_ctx)
     app.cleanup_ctx.append(_config_bus_ctx)
+    app.cleanup_ctx.append(_expression_pool_ctx)
     if run_tasks and settings.worker.embedded:
         app.cleanup_ctx.append(_scheduler_ctx)
     _routes(app)
@@ -140,6 +142,14 @@ async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await app[state.CACHE].close()
+
+
+async def _expression_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the expression pool's workers now, so that the first policy does not wait for them
+    to import the sandbox. The pool is the process's: it ends at exit, and its workers end by
+    themselves when this process is gone (`policies.pool`)."""
+    pool.default().start()
+    yield
 
 
 CONFIG_CHANNEL = "config"

@@ -65,7 +65,7 @@ async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def set_password(tx: store.Tx, pk: int, password: str) -> None:
-    hashed = crypto.passwords.hash_password(password)
+    hashed = await crypto.work.run(crypto.passwords.hash_password, password)
     await crud.update(
         tx, TABLE, {"pk": pk}, {"password": hashed, "password_change_date": util.now()}
     )

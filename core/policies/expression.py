@@ -1,24 +1,24 @@
 """The `expression` policy kind: authentik-style Python, run by our sandbox, never by `exec`.
 
 The expression sees `request`, `context`, `user`, `ak_client_ip`, `ak_message`,
-`ak_is_group_member` and the other helpers of `sandbox`; it runs in a worker thread until the
-binding's timeout or the sandbox's own limit, whichever comes first, under a step budget and size
-limits. Truthy passes; its `ak_message` lines are the verdict's messages, its `ak_logger` and
-`print` lines the verdict's log. Refused code, a limit or an error in the expression raises
+`ak_is_group_member` and the other helpers of `sandbox`; it is checked here and runs in a worker
+process of the expression pool (`pool`) until the binding's timeout or the sandbox's own limit,
+whichever comes first, under a step budget, size limits and the worker's rlimits. Truthy
+passes; its `ak_message` lines are the verdict's messages, its `ak_logger` and `print` lines the
+verdict's log. Refused code, a limit or an error in the expression raises
 `PolicyError` (a `SandboxError`), which the engine turns into the binding's failure result: with
 the default, access is denied.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator
 
-from tessera.core.policies import kinds, sandbox, views
+from tessera.core.policies import kinds, pool, sandbox, views
 
 if TYPE_CHECKING:
     from tessera.core.policies.engine import Request
@@ -46,7 +46,7 @@ class Config(kinds.PolicyConfig):
 
 def time_left(request: Request) -> float:
     """The sandbox's time budget: `TIMEOUT`, or less when the binding's deadline is nearer (the
-    thread would go on running after the engine stopped waiting for it)."""
+    worker would go on running after the engine stopped waiting for it)."""
     if request.deadline is None:
         return TIMEOUT
     left = request.deadline - time.monotonic()
@@ -61,7 +61,7 @@ class Expression(kinds.Kind):
 
     async def evaluate(self, request: Request) -> kinds.Verdict:
         assert isinstance(self.config, Config)
-        program = _compile(self.config.expression)
+        _compile(self.config.expression)  # refused code fails here, with the checker's message
         if request.user is None:
             user = views.UserView.anonymous()
         else:
@@ -70,12 +70,15 @@ class Expression(kinds.Kind):
         variables = views.policy_variables(
             user, context=dict(request.context), http_request=http_request
         )
-        hooks = sandbox.Hooks(is_group_member=views.is_group_member)
-        result = await asyncio.to_thread(
-            program.run, variables, hooks=hooks, steps=STEPS, timeout=time_left(request)
+        result = await pool.evaluate(
+            self.config.expression,
+            variables,
+            shape="truth",
+            steps=STEPS,
+            seconds=time_left(request),
         )
         return kinds.Verdict(
-            bool(result.value), [str(m) for m in result.messages], [_event(e) for e in result.log]
+            bool(result.value), list(result.messages), [_event(e) for e in result.log]
         )
 
 

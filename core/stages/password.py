@@ -11,7 +11,6 @@ refuses without checking the password, for the rest of the window.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -113,4 +112,4 @@ def _limits(run: base.Run, user: dict[str, Any] | None) -> dict[str, int]:
 
 
 async def _verify(stored: str, password: str) -> bool:
-    return await asyncio.to_thread(crypto.passwords.verify_password, stored, password)
+    return await crypto.work.run(crypto.passwords.verify_password, stored, password)

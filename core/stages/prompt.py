@@ -12,7 +12,6 @@ gives an empty value and a log line.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import uuid
@@ -21,7 +20,7 @@ from typing import Annotated, Any, Literal
 import structlog
 from pydantic import ConfigDict, Field, model_validator
 
-from tessera.core.policies import engine, expression, sandbox, views
+from tessera.core.policies import engine, expression, pool, sandbox, views
 from tessera.core.stages import base
 
 log = structlog.get_logger(__name__)
@@ -118,16 +117,18 @@ class Prompt(base.Stage):
             http_request=views.HttpRequestView(client_ip=run.client_ip),
         )
         variables["prompt_context"] = context["prompt_context"]
-        hooks = sandbox.Hooks(is_group_member=views.is_group_member)
         values = {}
         for spec in wanted:
             try:
-                result = await asyncio.to_thread(
-                    expression.compiled(spec.initial_value).run,
+                expression.compiled(spec.initial_value)
+                # The value's text is made in the worker process, weighed first: never here,
+                # on the event loop (a shared nested structure unfolds natively).
+                result = await pool.evaluate(
+                    spec.initial_value,
                     variables,
-                    hooks=hooks,
+                    shape="text",
                     steps=INITIAL_STEPS,
-                    timeout=INITIAL_TIMEOUT,
+                    seconds=INITIAL_TIMEOUT,
                 )
             except sandbox.SandboxError as exc:
                 log.warning("prompt_initial_value_failed", field=spec.field_key, error=str(exc))

@@ -7,7 +7,6 @@ revoked token ids. Codes and refresh tokens are random strings stored only as ke
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 from tessera.core import crypto, store
 from tessera.core.identity import users, util
-from tessera.core.policies import sandbox, views
+from tessera.core.policies import pool, sandbox, views
 from tessera.core.providers.oauth2 import records
 from tessera.core.providers.oauth2.clients import Client, Mapping
 from tessera.core.store import crud
@@ -125,21 +124,18 @@ async def _run(
         http_request=views.HttpRequestView(client_ip=client_ip),
     )
     variables["scope"] = list(scopes)
-    hooks = sandbox.Hooks(is_group_member=views.is_group_member)
-    try:
-        result = await asyncio.to_thread(
-            mapping.program.run,
+    try:  # the claims come back as JSON, weighed and encoded in the worker process
+        result = await pool.evaluate(
+            mapping.program.source,
             variables,
-            hooks=hooks,
+            shape="claims",
             steps=MAPPING_STEPS,
-            timeout=MAPPING_TIMEOUT,
+            seconds=MAPPING_TIMEOUT,
         )
     except sandbox.SandboxError:
         return {}
     value = result.value
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        return {}
-    return value
+    return value if isinstance(value, dict) else {}
 
 
 def may_hold_tokens(user: dict[str, Any] | None) -> bool:
