@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
@@ -61,7 +60,7 @@ async def generate(
     """A new self-signed pair as an import request; run it before opening a transaction."""
     names = [n.strip() for n in body.subject_alt_name.split(",") if n.strip()]
     try:
-        cert, key = await asyncio.to_thread(
+        cert, key = await crypto.work.run(
             crypto.certificates.generate, body.common_name, names, body.validity_days, body.alg
         )
     except ValueError as exc:  # e.g. a subject alternative name that is no DNS name

@@ -15,13 +15,13 @@ Reputation has its own kind (`reputation.py`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from tessera.core import crypto
 from tessera.core.identity import users
 from tessera.core.policies import kinds
 
@@ -66,7 +66,7 @@ class Password(kinds.Kind):
         if c.check_zxcvbn and password:
             user = request.user or {}
             hints = [str(user.get(k, "")) for k in ("username", "name", "email") if user.get(k)]
-            score = await asyncio.to_thread(_zxcvbn_score, password, hints)
+            score = await crypto.work.run(_zxcvbn_score, password, hints)
             if score < c.zxcvbn_score_threshold:
                 problems.append("Password is too weak: it is too easy to guess.")
         if problems:
