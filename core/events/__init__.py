@@ -78,6 +78,7 @@ async def record(
     )
 
 
-async def remove_expired(tx: store.Tx) -> int:
+async def remove_expired(tx: store.Tx, limit: int | None = None) -> int:
+    """Delete expired events (at most `limit`); how many went."""
     now = dt.datetime.now(dt.UTC)
-    return await crud.delete_matching(tx, TABLE, [crud.Filter("expires", "lte", now)])
+    return await crud.delete_matching(tx, TABLE, [crud.Filter("expires", "lte", now)], limit)

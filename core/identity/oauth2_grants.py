@@ -18,9 +18,14 @@ _TABLES = (
 )
 
 
-async def remove_expired(tx: store.Tx) -> int:
+async def remove_expired(tx: store.Tx, limit: int | None = None) -> int:
+    """Delete expired rows of every table above, at most `limit` in all; how many went."""
     now = util.now()
     removed = 0
     for table in _TABLES:
-        removed += await crud.delete_matching(tx, table, [crud.Filter("expires", "lte", now)])
+        left = None if limit is None else limit - removed
+        if left == 0:
+            break
+        filters = [crud.Filter("expires", "lte", now)]
+        removed += await crud.delete_matching(tx, table, filters, left)
     return removed

@@ -61,5 +61,7 @@ async def end(tx: store.Tx, key: str) -> None:
     await crud.delete(tx, TABLE, key_digest=digest(key))
 
 
-async def remove_expired(tx: store.Tx) -> int:
-    return await crud.delete_matching(tx, TABLE, [crud.Filter("expires", "lte", util.now())])
+async def remove_expired(tx: store.Tx, limit: int | None = None) -> int:
+    """Delete expired sessions (at most `limit`); how many went."""
+    filters = [crud.Filter("expires", "lte", util.now())]
+    return await crud.delete_matching(tx, TABLE, filters, limit)

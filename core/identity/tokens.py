@@ -157,8 +157,8 @@ async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.core.
     ]
 
 
-async def remove_expired(tx: store.Tx) -> int:
+async def remove_expired(tx: store.Tx, limit: int | None = None) -> int:
+    """Delete expired expiring tokens (at most `limit`); how many went."""
     now = util.now()
-    return await crud.delete_matching(
-        tx, TABLE, [crud.Filter("expiring", "eq", True), crud.Filter("expires", "lte", now)]
-    )
+    filters = [crud.Filter("expiring", "eq", True), crud.Filter("expires", "lte", now)]
+    return await crud.delete_matching(tx, TABLE, filters, limit)

@@ -341,10 +341,18 @@ async def delete(tx: Tx, table_name: str, **where: Any) -> int:
     return int(result.rowcount or 0)
 
 
-async def delete_matching(tx: Tx, table_name: str, filters: Sequence[Filter]) -> int:
+async def delete_matching(
+    tx: Tx, table_name: str, filters: Sequence[Filter], limit: int | None = None
+) -> int:
+    """Delete the matching rows, or at most `limit` of them (by primary key), and count them."""
     t = table(table_name)
     tx.written.add(table_name)
-    result = await tx.conn.execute(sa.delete(t).where(*(_apply(t, f) for f in filters)))
+    where = [_apply(t, f) for f in filters]
+    if limit is not None:
+        keys = list(t.primary_key.columns)
+        chosen = sa.select(*keys).where(*where).limit(limit)
+        where = [(keys[0] if len(keys) == 1 else sa.tuple_(*keys)).in_(chosen)]
+    result = await tx.conn.execute(sa.delete(t).where(*where))
     return int(result.rowcount or 0)
 
 

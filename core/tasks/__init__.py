@@ -1,5 +1,8 @@
 """Scheduled maintenance: expired tokens, sessions and OAuth2 grants removed, old events deleted.
 
+Each kind is deleted in short batches, one transaction each, with a pause between them, so that a
+large backlog never holds the database (on SQLite, the event loop) for more than a few ms.
+
 `tessera worker` runs the scheduler; a server runs it too unless told not to. Each run first takes
 the store lease `maintenance`, so that among all workers and servers one does each run; the holder
 keeps renewing while it lives, and another takes over when its lease lapses.
@@ -11,7 +14,9 @@ import asyncio
 import datetime as dt
 import os
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -27,18 +32,46 @@ def holder_id(role: str) -> str:
     return f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# How long one batch may hold the database, and the bounds of its size in rows. On SQLite a
+# statement runs on the event loop's thread and holds the process's writer lock: one unbounded
+# DELETE of a large backlog stalled every request for its whole duration (seconds,
+# bench/expiry_sweep.py). Batches are sized to take about TARGET seconds (the size doubles while
+# they take less than half of it, halves when they take more), and the sweep then rests at least
+# as long as the batch took, so requests get at least half of the loop while it runs.
+TARGET = 0.002
+MIN_BATCH, FIRST_BATCH, MAX_BATCH = 10, 100, 5000
+PAUSE = 0.001
+
+Remove = Callable[[store.Tx, int], Awaitable[int]]
+SWEEPS: dict[str, Remove] = {
+    "tokens": tokens.remove_expired,
+    "sessions": sessions.remove_expired,
+    "events": events.remove_expired,
+    "oauth2": oauth2_grants.remove_expired,
+}
+
+
 async def run_maintenance(db: store.Store) -> dict[str, int]:
     """One maintenance pass; returns how many rows each step removed."""
-    removed = {}
-    async with db.transaction() as tx:
-        removed["tokens"] = await tokens.remove_expired(tx)
-    async with db.transaction() as tx:
-        removed["sessions"] = await sessions.remove_expired(tx)
-    async with db.transaction() as tx:
-        removed["events"] = await events.remove_expired(tx)
-    async with db.transaction() as tx:
-        removed["oauth2"] = await oauth2_grants.remove_expired(tx)
-    return removed
+    return {name: await sweep(db, remove) for name, remove in SWEEPS.items()}
+
+
+async def sweep(db: store.Store, remove: Remove) -> int:
+    """Call `remove` in short transactions, batch by batch, until the last one was not full."""
+    removed, size = 0, FIRST_BATCH
+    while True:
+        started = time.perf_counter()
+        async with db.transaction() as tx:
+            count = await remove(tx, size)
+        took = time.perf_counter() - started
+        removed += count
+        if count < size:
+            return removed
+        if took < TARGET / 2:
+            size = min(size * 2, MAX_BATCH)
+        elif took > TARGET:
+            size = max(size // 2, MIN_BATCH)
+        await asyncio.sleep(max(PAUSE, took))
 
 
 async def take_lease(db: store.Store, holder: str, ttl: dt.timedelta) -> bool:
