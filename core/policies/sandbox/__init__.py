@@ -1,8 +1,9 @@
 """The expression sandbox: runs authentik-style Python expressions without `exec`.
 
-Expression policies (and, later, property mappings) call `compile(source)` once and
-`program.run(variables, hooks=..., steps=..., timeout=...)` per evaluation. `run` is synchronous
-and pure CPU: callers run it in a thread (`asyncio.to_thread`). The source is the body of a
+Expression policies, scope mappings and prompt initial values call `compile(source)` (the check,
+with its clear message) and evaluate through `policies.pool`, whose worker processes call
+`program.run(variables, hooks=..., steps=..., timeout=...)`. `run` is synchronous and pure CPU;
+nothing in the server calls it on the event loop or in a shared thread. The source is the body of a
 function, as in authentik: statements, `return`, and no `def`. It is parsed with `ast.parse`,
 checked (`checker`), and evaluated by our own interpreter (`statements`, `interpreter`); nothing
 is ever compiled to Python bytecode. `RunResult.value` is whatever the code returned; a
@@ -36,6 +37,13 @@ What sandboxed code can see:
 # - recursion: a lambda call depth limit; Python's `RecursionError` becomes `LimitExceeded`.
 # - regular expressions: run by the `regex` package with `timeout=` set to what is left of the
 #   run's deadline, so catastrophic backtracking ends in `LimitExceeded` (`regex`).
+# - native calls: every value is weighed before a native call turns it into text
+#   (`Budget.text`, `budget.survey`), the `ipaddress` helpers included; `%` keys are parsed as
+#   Python parses them, `strftime` widths counted, parsed JSON charged by its real size, only
+#   linear text codecs offered, native key calls spend steps, log lines are counted and charged,
+#   and functions and modules print without module paths or addresses (`budget.render`).
+# - what a single native call can still do past these checks is bounded by the worker process
+#   it runs in (`policies.pool`): address space and CPU rlimits, and a wall-clock kill.
 """
 
 from __future__ import annotations
