@@ -129,6 +129,8 @@ async def _empty(db: store.Store) -> None:
             await tx.conn.execute(t.delete())
         if tx.dialect == "postgresql":
             await tx.conn.execute(sa.text(_RESTART_SEQUENCES))
+            # The PostgreSQL Cache's rows (flow state, throttle counters): not in the metadata.
+            await tx.conn.execute(sa.text("DELETE FROM cache_entries"))
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from tessera.core import cache, config, crypto, events, flows, identity, store, 
 from tessera.core import web as web_pages
 from tessera.core.api import flows as flows_api
 from tessera.core.api import http, openapi, resource, resources, root, state
-from tessera.core.app import health, metrics
+from tessera.core.app import backends, health, metrics
 from tessera.core.policies import pool
 from tessera.core.providers import oauth2
 
@@ -136,10 +136,7 @@ async def _schema(request: web.Request) -> web.Response:
 
 
 async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
-    r = app[state.SETTINGS].redis
-    app[state.CACHE] = cache.from_settings(
-        r.host, r.port, r.db, r.password.get_secret_value(), r.prefix
-    )
+    app[state.CACHE] = backends.open_cache(app[state.SETTINGS])
     yield
     await app[state.CACHE].close()
 
