@@ -13,11 +13,15 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-Alg = Literal["rsa", "ecdsa"]
+Alg = Literal["rsa", "ecdsa", "ed25519", "ed448"]  # what `generate` makes (authentik's names)
+# A key's algorithm in authentik's names (`key_type`); before migration 0010 Tessera stored "ec"
+# as "ecdsa", which `KEY_TYPE_ALIASES` still reads.
+KeyType = Literal["rsa", "ec", "dsa", "ed25519", "ed448"]
+KEY_TYPE_ALIASES: dict[str, KeyType] = {"ecdsa": "ec"}
 MAX_PEM_BYTES = 64 * 1024
 
 
@@ -35,18 +39,20 @@ class CertificateInfo:
     fingerprint_sha1: str
     cert_expiry: dt.datetime
     cert_subject: str
-    key_type: str | None
+    key_type: KeyType | None
 
 
 def _fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
     return ":".join(f"{b:02x}" for b in cert.fingerprint(algorithm))
 
 
-def _key_type(key: object) -> str | None:
+def _key_type(key: object) -> KeyType | None:
     if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
         return "rsa"
     if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
-        return "ecdsa"
+        return "ec"
+    if isinstance(key, dsa.DSAPublicKey | dsa.DSAPrivateKey):
+        return "dsa"
     if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
         return "ed25519"
     if isinstance(key, ed448.Ed448PublicKey | ed448.Ed448PrivateKey):
@@ -99,15 +105,31 @@ def _san(names: list[str]) -> list[x509.GeneralName]:
     return out
 
 
+PrivateKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+
+
+def _new_key(alg: Alg) -> PrivateKey:
+    match alg:
+        case "rsa":
+            return rsa.generate_private_key(public_exponent=65537, key_size=4096)
+        case "ecdsa":
+            return ec.generate_private_key(ec.SECP256R1())
+        case "ed25519":
+            return ed25519.Ed25519PrivateKey.generate()
+        case "ed448":
+            return ed448.Ed448PrivateKey.generate()
+
+
 def generate(
     common_name: str, subject_alt_names: list[str], validity_days: int, alg: Alg
 ) -> tuple[str, str]:
     """A new private key and a self-signed certificate for it, both PEM."""
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if alg == "rsa":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    else:
-        key = ec.generate_private_key(ec.SECP256R1())
+    key = _new_key(alg)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
@@ -127,7 +149,13 @@ def generate(
     )
     if subject_alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(_san(subject_alt_names)), False)
-    cert = builder.sign(key, hashes.SHA256())
+    # Edwards-curve signatures hash internally: no separate digest (RFC 8410).
+    digest = (
+        None
+        if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+        else hashes.SHA256()
+    )
+    cert = builder.sign(key, digest)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

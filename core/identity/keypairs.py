@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
@@ -100,6 +101,15 @@ def private_key(keyring: crypto.Keyring, row: dict[str, Any]) -> str:
     return keyring.unseal(row["key_sealed"], _context(row["pk"])) if row["key_sealed"] else ""
 
 
+def _key_type(stored: str | None) -> wire.crypto.KeyType | None:
+    """authentik's name for a stored key type (rows from before migration 0010 say "ecdsa")."""
+    if stored is None:
+        return None
+    name = crypto.certificates.KEY_TYPE_ALIASES.get(stored, stored)
+    known = name in typing.get_args(wire.crypto.KeyType)
+    return typing.cast(wire.crypto.KeyType, name) if known else None
+
+
 def serialize(
     rows: list[dict[str, Any]], base: str = "/api/v3/crypto/certificatekeypairs"
 ) -> list[wire.crypto.CertificateKeyPair]:
@@ -112,7 +122,7 @@ def serialize(
             cert_expiry=r["cert_expiry"],
             cert_subject=r["cert_subject"],
             private_key_available=bool(r["key_sealed"]),
-            key_type=r["key_type"],
+            key_type=_key_type(r["key_type"]),
             certificate_download_url=f"{base}/{r['pk']}/view_certificate/?download",
             private_key_download_url=f"{base}/{r['pk']}/view_private_key/?download",
             managed=r["managed"],

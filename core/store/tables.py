@@ -151,6 +151,9 @@ applications = sa.Table(
     sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
     sa.Column("managed", sa.String(300), nullable=True, unique=True),
     _created(),
+    # An icon's URL (authentik's `meta_icon`), and whether the portal hides the application.
+    sa.Column("meta_icon", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("meta_hide", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 tokens = sa.Table(
@@ -194,6 +197,7 @@ certificate_keypairs = sa.Table(
     sa.Column("fingerprint_sha1", sa.String(59), nullable=False),
     sa.Column("cert_expiry", UTCDateTime(), nullable=False),
     sa.Column("cert_subject", sa.Text(), nullable=False),
+    # authentik's names: rsa, ec, ed25519, ed448 (before migration 0010, "ecdsa" for ec).
     sa.Column("key_type", sa.String(16), nullable=True),
     sa.Column("managed", sa.String(200), nullable=True),
     _created(),

@@ -24,7 +24,7 @@ async def test_generate_ecdsa_and_view(api: API) -> None:
         },
     )
     assert status == 200, pair
-    assert pair["key_type"] == "ecdsa" and pair["private_key_available"] is True
+    assert pair["key_type"] == "ec" and pair["private_key_available"] is True
     status, cert = await api("GET", f"crypto/certificatekeypairs/{pair['pk']}/view_certificate/")
     parsed = x509.load_pem_x509_certificate(cert["data"].encode())
     assert (
@@ -125,3 +125,29 @@ async def test_invalid_generation_input(api: API) -> None:
         json={"common_name": "x", "validity_days": 0},
     )
     assert status == 400 and "validity_days" in body
+
+
+async def test_edwards_keys_are_generated_and_named_as_authentik_names_them(api: API) -> None:
+    for alg in ("ed25519", "ed448"):
+        status, pair = await api(
+            "POST", "crypto/certificatekeypairs/generate/", json={"common_name": alg, "alg": alg}
+        )
+        assert status == 200 and pair["key_type"] == alg, pair
+    status, page = await api("GET", "crypto/certificatekeypairs/?key_type=ed448")
+    assert [p["name"] for p in page["results"]] == ["ed448"]
+
+
+async def test_a_row_stored_with_the_old_ecdsa_name_reads_as_ec(
+    api: API, bootstrapped: Any
+) -> None:
+    """A replica from before migration 0010 may still write "ecdsa": it reads as authentik's."""
+    _, pair = await api(
+        "POST", "crypto/certificatekeypairs/generate/", json={"common_name": "old", "alg": "ecdsa"}
+    )
+    async with bootstrapped.transaction() as tx:
+        await tx.conn.execute(
+            sa.text("UPDATE certificate_keypairs SET key_type = 'ecdsa' WHERE pk = :pk"),
+            {"pk": pair["pk"]},
+        )
+    status, got = await api("GET", f"crypto/certificatekeypairs/{pair['pk']}/")
+    assert status == 200 and got["key_type"] == "ec"
