@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, store
+from tessera.core import cache, config, crypto, store, wire
 
 SETTINGS = web.AppKey("settings", config.Settings)
 STORE = web.AppKey("store", store.Store)
 CACHE = web.AppKey("cache", cache.Cache)
 KEYRING = web.AppKey("keyring", crypto.Keyring)
+# The wire form of providers of any kind (as `/providers/all/` shows them), given their rows in
+# the `providers` table: set by the provider slices, which the API layer cannot import, and read
+# where another object names a provider (an application's `provider_obj`).
+ProviderObjects = Callable[[store.Tx, list[dict[str, Any]]], Awaitable[list[wire.oauth2.Provider]]]
+PROVIDER_OBJECTS = web.AppKey[ProviderObjects]("provider_objects")
 
 
 @dataclass(frozen=True)

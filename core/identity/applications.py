@@ -1,4 +1,9 @@
-"""Applications: unique slugs, at most one application per provider."""
+"""Applications: unique slugs, at most one application per provider; their authentik wire form.
+
+The API resource (`api.resources.applications`) calls these; the provider objects an application
+shows (`provider_obj`) come from the provider slices, which this layer cannot import, so the
+caller passes them to `serialize`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from tessera.core.identity import util
 from tessera.core.store import crud
 
 TABLE = "applications"
+THEME = "%(theme)s"  # authentik's placeholder for an icon with a light and a dark variant
 
 
-async def _check(tx: store.Tx, body: wire.core.ApplicationRequest, pk: str | None) -> None:
+async def _check(tx: store.Tx, body: wire.applications.ApplicationRequest, pk: str | None) -> None:
     clash = await crud.find(tx, TABLE, slug=body.slug)
     if clash is not None and clash["pk"] != pk:
         raise errors.ValidationFailed.one("slug", "Application with this slug already exists.")
@@ -28,31 +34,52 @@ async def _check(tx: store.Tx, body: wire.core.ApplicationRequest, pk: str | Non
         )
 
 
-async def create(tx: store.Tx, body: wire.core.ApplicationRequest) -> dict[str, Any]:
+def _stored(body: wire.applications.ApplicationRequest) -> dict[str, Any]:
+    return body.model_dump(exclude={"backchannel_providers"})  # always empty (see the wire model)
+
+
+async def create(tx: store.Tx, body: wire.applications.ApplicationRequest) -> dict[str, Any]:
     await _check(tx, body, None)
     return await crud.insert(
-        tx, TABLE, {**body.model_dump(), "pk": util.new_uuid(), "created": util.now()}
+        tx, TABLE, {**_stored(body), "pk": util.new_uuid(), "created": util.now()}
     )
 
 
 async def update(
-    tx: store.Tx, row: dict[str, Any], body: wire.core.ApplicationRequest
+    tx: store.Tx, row: dict[str, Any], body: wire.applications.ApplicationRequest
 ) -> dict[str, Any]:
     await _check(tx, body, row["pk"])
-    return await crud.update(tx, TABLE, {"pk": row["pk"]}, body.model_dump())
+    return await crud.update(tx, TABLE, {"pk": row["pk"]}, _stored(body))
 
 
 async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in wire.core.ApplicationRequest.model_fields}
+    fields = wire.applications.ApplicationRequest.model_fields
+    return {**{k: row[k] for k in fields if k in row}, "backchannel_providers": []}
 
 
-async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.core.Application]:
+def _themed(icon: str) -> wire.applications.ThemedUrls | None:
+    if THEME not in icon:
+        return None
+    return wire.applications.ThemedUrls(
+        light=icon.replace(THEME, "light"), dark=icon.replace(THEME, "dark")
+    )
+
+
+def serialize(
+    rows: list[dict[str, Any]], providers: dict[int, wire.oauth2.Provider]
+) -> list[wire.applications.Application]:
+    """`providers`: the providers the rows name, by pk (`provider_obj`)."""
     return [
-        wire.core.Application(
-            **{k: r[k] for k in wire.core.ApplicationRequest.model_fields},
+        wire.applications.Application(
+            **{k: r[k] for k in wire.applications.ApplicationRequest.model_fields if k in r},
             pk=r["pk"],
+            pbm_uuid=r["pk"],  # policy bindings name the application itself as their target
+            provider_obj=providers.get(r["provider"]) if r["provider"] is not None else None,
+            backchannel_providers=[],
+            backchannel_providers_obj=[],
             launch_url=r["meta_launch_url"] or None,
-            meta_icon=None,
+            meta_icon_url=r["meta_icon"] or None,
+            meta_icon_themed_urls=_themed(r["meta_icon"]),
         )
         for r in rows
     ]

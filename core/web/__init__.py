@@ -161,7 +161,7 @@ async def portal(
     launchable = [
         app
         for app in sorted(apps, key=lambda a: a["name"].lower())
-        if app["meta_launch_url"].startswith(("http://", "https://"))
+        if app["meta_launch_url"].startswith(("http://", "https://")) and not app["meta_hide"]
     ]
     flows = request.app[flows_api.EXECUTOR]
     visible = await app_access.allowed(

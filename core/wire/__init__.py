@@ -6,6 +6,7 @@ from these same models.
 """
 
 from tessera.core.wire import (
+    applications,
     authenticators,
     common,
     core,
@@ -20,6 +21,7 @@ from tessera.core.wire import (
 )
 
 __all__ = [
+    "applications",
     "authenticators",
     "common",
     "core",

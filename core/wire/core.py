@@ -1,4 +1,5 @@
-"""Wire models of `/api/v3/core/`: users, groups, applications and tokens (authentik's fields)."""
+"""Wire models of `/api/v3/core/`: users, groups and tokens (authentik's fields); applications
+are in `wire.applications`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from pydantic import AfterValidator, EmailStr, Field
 from tessera.core.wire.common import (
     Attributes,
     LongText,
-    Name,
     Request,
     Response,
-    ShortText,
-    Slug,
     Url,
 )
 
@@ -144,39 +142,6 @@ class Group(Response):
     parent_name: str | None
     users: list[int]
     attributes: dict[str, object]
-
-
-# Applications --------------------------------------------------------------------------------
-
-
-class ApplicationRequest(Request):
-    name: Name
-    slug: Slug
-    provider: BigInt | None = None
-    open_in_new_tab: bool = False
-    meta_launch_url: LaunchUrl = ""
-    meta_description: LongText = ""
-    meta_publisher: ShortText = ""
-    policy_engine_mode: PolicyEngineMode = "any"
-    group: ShortText = ""
-    # The Kubernetes resource this application mirrors (set by the operator); see `api.resource`.
-    managed: Annotated[str, Field(min_length=1, max_length=300)] | None = None
-
-
-class Application(Response):
-    pk: str
-    name: str
-    slug: str
-    provider: int | None
-    launch_url: str | None
-    open_in_new_tab: bool
-    meta_launch_url: str
-    meta_icon: str | None
-    meta_description: str
-    meta_publisher: str
-    policy_engine_mode: PolicyEngineMode
-    group: str
-    managed: str | None = None
 
 
 # Tokens --------------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ class Applications(resource.Resource):
     table = "applications"
     tag = "core"
     model_name = "application"
-    read_model = wire.core.Application
-    request_model = wire.core.ApplicationRequest
+    read_model = wire.applications.Application
+    request_model = wire.applications.ApplicationRequest
     alternate_lookup = "slug"
     guard_managed = True
     filters = (
@@ -46,6 +46,8 @@ class Applications(resource.Resource):
         F("provider", "provider", kind="int"),
         F("provider__isnull", "provider", "isnull", "bool"),
         F("policy_engine_mode", "policy_engine_mode"),
+        F("meta_icon", "meta_icon"),
+        F("meta_hide", "meta_hide", kind="bool"),
     )
     list_params = (
         ("superuser_full_list", "bool", "Superusers: every application, not only those they open"),
@@ -82,7 +84,10 @@ class Applications(resource.Resource):
         return _opened_by(ctx.request, await _for_user(ctx, params.get("for_user", "")))
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await applications.serialize(ctx.tx, rows)
+        named = {r["provider"] for r in rows if r["provider"] is not None}
+        found = await crud.find_many(ctx.tx, "providers", "pk", sorted(named)) if named else []
+        described = await ctx.request.app[state.PROVIDER_OBJECTS](ctx.tx, found)
+        return applications.serialize(rows, {p.pk: p for p in described})
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         return await applications.create(ctx.tx, body)

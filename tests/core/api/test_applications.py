@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import oauth2kit
+
 API = Any
 
 
@@ -77,3 +79,71 @@ async def test_deleting_an_application_removes_its_policy_bindings(
     await api("DELETE", "core/applications/b/")
     _, left = await api("GET", f"policies/bindings/?target={app['pk']}")
     assert left["pagination"]["count"] == 0
+
+
+async def test_provider_obj_is_the_provider_as_providers_all_shows_it(api: API) -> None:
+    provider = await oauth2kit.make_provider(api, "billing")
+    status, app = await api("GET", "core/applications/billing/")
+    assert status == 200 and app["provider"] == provider["pk"]
+    _, listed = await api("GET", f"providers/all/{provider['pk']}/")
+    assert app["provider_obj"] == listed
+    assert app["provider_obj"]["assigned_application_slug"] == "billing"
+    # Policy bindings name the application itself; no backchannel providers.
+    assert app["pbm_uuid"] == app["pk"]
+    assert app["backchannel_providers"] == [] and app["backchannel_providers_obj"] == []
+    _, bare = await api("POST", "core/applications/", json={"name": "Bare", "slug": "bare"})
+    assert bare["provider"] is None and bare["provider_obj"] is None
+
+
+async def test_backchannel_providers_are_refused_naming_the_field(api: API) -> None:
+    provider = await oauth2kit.make_provider(api, "front")
+    status, body = await api(
+        "POST",
+        "core/applications/",
+        json={"name": "C", "slug": "c", "backchannel_providers": [provider["pk"]]},
+    )
+    assert status == 400 and "backchannel_providers" in body, body
+    _, left = await api("GET", "core/applications/?slug=c")
+    assert left["pagination"]["count"] == 0
+    status, app = await api(
+        "POST", "core/applications/", json={"name": "C", "slug": "c", "backchannel_providers": []}
+    )
+    assert status == 201 and app["backchannel_providers"] == []
+
+
+async def test_meta_icon_is_stored_and_themed_urls_follow_authentiks_placeholder(
+    api: API,
+) -> None:
+    icon = "https://cdn.example.com/wiki-%(theme)s.svg"
+    status, app = await api(
+        "POST", "core/applications/", json={"name": "W", "slug": "w", "meta_icon": icon}
+    )
+    assert status == 201, app
+    assert app["meta_icon"] == icon and app["meta_icon_url"] == icon
+    assert app["meta_icon_themed_urls"] == {
+        "light": "https://cdn.example.com/wiki-light.svg",
+        "dark": "https://cdn.example.com/wiki-dark.svg",
+    }
+    status, plain = await api("PATCH", "core/applications/w/", json={"meta_icon": "fa://fa-book"})
+    assert status == 200 and plain["meta_icon_url"] == "fa://fa-book"
+    assert plain["meta_icon_themed_urls"] is None
+    status, none = await api("PATCH", "core/applications/w/", json={"meta_icon": ""})
+    assert status == 200 and none["meta_icon_url"] is None
+
+
+async def test_javascript_meta_icon_is_refused(api: API) -> None:
+    for icon in ("javascript:alert(1)", "data:image/svg+xml,<svg onload=alert(1)>"):
+        status, body = await api(
+            "POST", "core/applications/", json={"name": "I", "slug": "i", "meta_icon": icon}
+        )
+        assert status == 400 and "meta_icon" in body, (icon, body)
+
+
+async def test_meta_hide_is_stored_and_filtered(api: API) -> None:
+    status, app = await api(
+        "POST", "core/applications/", json={"name": "H", "slug": "h", "meta_hide": True}
+    )
+    assert status == 201 and app["meta_hide"] is True
+    await api("POST", "core/applications/", json={"name": "S", "slug": "s"})
+    _, hidden = await api("GET", "core/applications/?meta_hide=true&superuser_full_list=true")
+    assert [a["slug"] for a in hidden["results"]] == ["h"]

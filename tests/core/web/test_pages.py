@@ -29,6 +29,16 @@ async def test_log_in_through_the_pages_and_see_the_portal(client: Any, api: Any
         json={"name": "Wiki", "slug": "wiki", "meta_launch_url": "https://wiki.example.com/"},
     )
     await api("POST", "core/applications/", json={"name": "Hidden", "slug": "hidden"})
+    await api(
+        "POST",
+        "core/applications/",
+        json={
+            "name": "Concealed",
+            "slug": "concealed",
+            "meta_launch_url": "https://concealed.example.com/",
+            "meta_hide": True,
+        },
+    )
     portal = await client.get("/if/user/", allow_redirects=False)
     assert portal.status == 302 and portal.headers["Location"].startswith(LOGIN + "?next=")
     page = await client.get(portal.headers["Location"])
@@ -49,6 +59,7 @@ async def test_log_in_through_the_pages_and_see_the_portal(client: Any, api: Any
     portal = await client.get("/if/user/")
     text = await portal.text()
     assert "akadmin" in text and "https://wiki.example.com/" in text and "Hidden" not in text
+    assert "concealed.example.com" not in text  # meta_hide: not on the user's page
 
 
 async def test_form_without_the_session_token_is_refused(client: Any) -> None:
