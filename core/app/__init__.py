@@ -142,9 +142,13 @@ async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _expression_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Start the expression pool's workers now, so that the first policy does not wait for them
-    to import the sandbox. The pool is the process's: it ends at exit, and its workers end by
-    themselves when this process is gone (`policies.pool`)."""
+    """Start the expression pool's workers (settings `AUTHENTIK_EXPRESSIONS__*`) now, so that
+    the first policy does not wait for them to import the sandbox. The pool is the process's: it
+    ends at exit, and its workers end by themselves when this process is gone (`policies.pool`)."""
+    wanted = app[state.SETTINGS].expressions
+    settings = pool.Settings(wanted.workers, wanted.memory_mib, wanted.grace_seconds)
+    if pool.default().settings != settings:
+        pool.configure(settings)
     pool.default().start()
     yield
 

@@ -125,6 +125,15 @@ class PasswordHashing(BaseModel):
     parallelism: int = Field(default=1, ge=1, le=16)
 
 
+class Expressions(BaseModel):
+    """The worker processes that evaluate expressions (`policies.pool`): how many per serving
+    process, each one's address space, and how long past a run's deadline before it is killed."""
+
+    workers: int = Field(default=2, ge=1, le=32)
+    memory_mib: int = Field(default=512, ge=128, le=64 * 1024)
+    grace_seconds: float = Field(default=1.0, ge=0.1, le=60)
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -147,6 +156,7 @@ class Settings(BaseSettings):
     login_throttle: LoginThrottle = LoginThrottle()
     cache: Cache = Cache()
     password_hashing: PasswordHashing = PasswordHashing()
+    expressions: Expressions = Expressions()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: EmailStr = "root@example.com"
