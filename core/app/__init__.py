@@ -21,8 +21,8 @@ from aiohttp import web
 
 from tessera.core import cache, config, crypto, events, flows, identity, store, tasks, wire
 from tessera.core import web as web_pages
+from tessera.core.api import admin, http, openapi, resource, resources, root, state
 from tessera.core.api import flows as flows_api
-from tessera.core.api import http, openapi, resource, resources, root, state
 from tessera.core.app import backends, health, metrics
 from tessera.core.policies import pool
 from tessera.core.providers import oauth2
@@ -114,6 +114,7 @@ def _routes(app: web.Application) -> None:
     web_pages.setup(app)
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
+    app.router.add_routes(admin.routes())
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
     app.router.add_get("/recovery/use-token/{key}/", root.use_recovery_token, allow_head=False)
     app.router.add_get("/-/health/live/", health.live)
@@ -126,8 +127,8 @@ def schema_document() -> dict[str, Any]:
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
         [*resources.ALL, *oauth2.RESOURCES],
-        [wire.authenticators.Device],
-        resources.authenticators.openapi_paths(),
+        [wire.authenticators.Device, *admin.MODELS],
+        {**resources.authenticators.openapi_paths(), **admin.openapi_paths()},
     )
 
 

@@ -2,7 +2,9 @@
 
 The API layer calls `record` for every write (`model_created`, `model_updated` with the changed
 fields, `model_deleted`), the recovery view for logins. Context passes through `sanitize`, which
-replaces any value under a secret-looking key, so secrets never reach the log table.
+replaces any value under a secret-looking key, so secrets never reach the log table. An event
+expires after the retention its caller passes (the configuration's), unless an admin set
+`event_retention` in the system settings (`store.system_settings`, read in the same transaction).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from tessera.core import logs, store
-from tessera.core.store import crud
+from tessera.core import logs, store, wire
+from tessera.core.store import crud, system_settings
 
 TABLE = "events"
 REDACTED = "********************"
@@ -61,7 +63,10 @@ async def record(
     retention: dt.timedelta,
     app: str = "tessera.core.api",
 ) -> None:
+    """Append an event; it expires after `retention` (the configured default), or after the
+    `event_retention` an admin set in the system settings."""
     now = dt.datetime.now(dt.UTC)
+    retention = await _retention(tx, retention)
     await crud.append(
         tx,
         TABLE,
@@ -76,6 +81,11 @@ async def record(
             "expires": now + retention,
         },
     )
+
+
+async def _retention(tx: store.Tx, default: dt.timedelta) -> dt.timedelta:
+    chosen = (await system_settings.stored(tx)).get("event_retention")
+    return wire.durations.parse(chosen) if isinstance(chosen, str) else default
 
 
 async def remove_expired(tx: store.Tx, limit: int | None = None) -> int:

@@ -6,6 +6,7 @@ from these same models.
 """
 
 from tessera.core.wire import (
+    admin,
     applications,
     authenticators,
     common,
@@ -21,6 +22,7 @@ from tessera.core.wire import (
 )
 
 __all__ = [
+    "admin",
     "applications",
     "authenticators",
     "common",
