@@ -76,12 +76,19 @@ def _models_of(cls: type[Any], name: str) -> tuple[type[pydantic.BaseModel] | No
     ret = hints.pop("return", None)
     response = ret if isinstance(ret, type) and issubclass(ret, pydantic.BaseModel) else None
     bodies = [
-        ann
+        model
         for param, ann in hints.items()
-        if param.endswith("request") and isinstance(ann, type)
-        if issubclass(ann, pydantic.BaseModel)
+        if param.endswith("request") and (model := _body_model(ann)) is not None
     ]
     return response, bodies
+
+
+def _body_model(annotation: Any) -> type[pydantic.BaseModel] | None:
+    """The model of a body parameter, `Optional[...]` unwrapped (partial updates' bodies)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, pydantic.BaseModel):
+            return candidate
+    return None
 
 
 class _Schemas:
@@ -275,7 +282,9 @@ class Driver:
         kwargs = dict(params)
         if body is not None:
             name, model = request_parameter(fn)
-            kwargs[name] = model.from_dict(body)
+            # As a script builds it (`PatchedXRequest(field=...)`): only the fields given are
+            # sent. (`from_dict` marks every field as given, so a PATCH would null the others.)
+            kwargs[name] = model.model_validate(body)
         return await asyncio.to_thread(fn, *args, **kwargs)
 
 
@@ -283,10 +292,6 @@ def request_parameter(fn: Any) -> tuple[str, type[Any]]:
     """The name and model of a client method's JSON body parameter."""
     hints = typing.get_type_hints(fn)
     for name, ann in hints.items():
-        if (
-            name.endswith("request")
-            and isinstance(ann, type)
-            and issubclass(ann, pydantic.BaseModel)
-        ):
-            return name, ann
+        if name.endswith("request") and (model := _body_model(ann)) is not None:
+            return name, model
     raise LookupError(f"{fn.__name__} takes no JSON body")

@@ -74,7 +74,7 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
     errors = _errors()
     paginated = {
         "type": "object",
-        "required": ["pagination", "results"],
+        "required": ["pagination", "results", "autocomplete"],
         "properties": {
             "pagination": _ref(wire.common.Pagination),
             "results": {"type": "array", "items": _ref(r.read_model)},

@@ -12,7 +12,7 @@ from tessera.core.api import auth, http, net, state
 from tessera.core.identity import sessions, tokens
 from tessera.core.store import crud
 
-CAPABILITIES: list[str] = []  # authentik's optional capabilities; none enabled yet
+CAPABILITIES: list[wire.root.Capability] = []  # authentik's optional capabilities; none enabled yet
 
 
 async def config(request: web.Request) -> web.Response:

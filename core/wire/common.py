@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializeAsAny,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -122,14 +123,18 @@ LongText = Annotated[str, Field(max_length=5000)]
 Url = Annotated[str, Field(max_length=2000)]
 
 
+# An integer that authentik's schema describes as "integer or number" (its pagination fields).
+Number = Annotated[int, WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "number"}]})]
+
+
 class Pagination(Response):
-    next: int
-    previous: int
-    count: int
-    current: int
-    total_pages: int
-    start_index: int
-    end_index: int
+    next: Number
+    previous: Number
+    count: Number
+    current: Number
+    total_pages: Number
+    start_index: Number
+    end_index: Number
 
 
 class Paginated(Response):
