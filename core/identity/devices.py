@@ -107,15 +107,18 @@ async def _create(
             "confirmed": False,
             "secret_sealed": keyring.seal(secret, _context(pk)),
             "data": data,
-            **_stamped(),
+            **await _stamped(tx),
         },
     )
 
 
-def _stamped() -> dict[str, Any]:
-    """`created` and `last_updated` of a new row."""
+async def _stamped(tx: store.Tx) -> dict[str, Any]:
+    """`created`, `last_updated` and the integer id (`num_pk`, authentik's device pk) of a new
+    row."""
+    await crud.lock(tx, "authenticator_devices.num_pk")  # max + 1 must not race between replicas
+    num_pk = int(await crud.max_value(tx, TABLE, "num_pk") or 0) + 1
     now = util.now()
-    return {"created": now, "last_updated": now}
+    return {"created": now, "last_updated": now, "num_pk": num_pk}
 
 
 def _changed(values: dict[str, Any], used: bool = False) -> dict[str, Any]:
@@ -310,7 +313,7 @@ async def create_webauthn(
             "confirmed": True,
             "secret_sealed": keyring.seal(credential.public_key, _context(pk)),
             "data": data,
-            **_stamped(),
+            **await _stamped(tx),
         },
     )
 

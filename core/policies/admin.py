@@ -92,7 +92,6 @@ async def serialize(
         values = {
             "pk": r["pk"],
             "name": r["name"],
-            "kind": r["kind"],
             "execution_logging": r["execution_logging"],
             "managed": r["managed"],
             "bound_to": bound[r["pk"]],

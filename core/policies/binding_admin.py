@@ -1,4 +1,6 @@
-"""Policy bindings as the admin API sees them: existing targets and subjects, one subject each.
+"""Policy bindings as the admin API sees them: existing targets and subjects, one subject each
+(an update that names none keeps the stored one). Bindings never expire: `expires` and
+`expiring` carry authentik's values for that.
 
 Called by the API's `/policies/bindings/` resource, and by the flow and stage rules when they
 delete a binding target (a target is not a foreign key: it may be a flow, a flow-stage binding or
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
-from tessera.core.identity import groups, users, util
+from tessera.core.identity import users, util
 from tessera.core.policies import admin
 from tessera.core.store import crud
 
@@ -45,9 +47,22 @@ async def _subject(tx: store.Tx, body: wire.policies.PolicyBindingRequest) -> di
     return out
 
 
+def _kept_subject(
+    body: wire.policies.PolicyBindingRequest, row: dict[str, Any] | None
+) -> wire.policies.PolicyBindingRequest:
+    """`body`, with the stored subject when it names none (an update); a new binding needs one."""
+    if any(v is not None for v in body.subject().values()):
+        return body
+    if row is None:
+        raise errors.ValidationFailed.one("non_field_errors", wire.policies.NO_SUBJECT)
+    return body.model_copy(update={k: row[k] for k in body.subject()})
+
+
 async def _values(
-    tx: store.Tx, body: wire.policies.PolicyBindingRequest, pk: str | None
+    tx: store.Tx, body: wire.policies.PolicyBindingRequest, row: dict[str, Any] | None
 ) -> dict[str, Any]:
+    body = _kept_subject(body, row)
+    pk = row["pk"] if row else None
     values = body.model_dump() | {"target": await _target(tx, body.target)}
     values |= await _subject(tx, body)
     if values["policy"] is not None:
@@ -68,7 +83,7 @@ async def create(tx: store.Tx, body: wire.policies.PolicyBindingRequest) -> dict
 async def update(
     tx: store.Tx, row: dict[str, Any], body: wire.policies.PolicyBindingRequest
 ) -> dict[str, Any]:
-    return await crud.update(tx, TABLE, {"pk": row["pk"]}, await _values(tx, body, row["pk"]))
+    return await crud.update(tx, TABLE, {"pk": row["pk"]}, await _values(tx, body, row))
 
 
 def writable(row: dict[str, Any]) -> dict[str, Any]:
@@ -81,13 +96,23 @@ async def unbind(tx: store.Tx, targets: list[str]) -> None:
         await crud.delete_matching(tx, TABLE, [crud.Filter("target", "in", targets)])
 
 
+def _group(row: dict[str, Any]) -> wire.policies.BindingGroup:
+    return wire.policies.BindingGroup.model_construct(
+        pk=row["pk"],
+        num_pk=row["num_pk"],
+        name=row["name"],
+        is_superuser=row["is_superuser"],
+        attributes=row["attributes"],
+    )
+
+
 async def serialize(
     tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
 ) -> list[wire.policies.PolicyBinding]:
     policy_rows = await crud.find_many(tx, "policies", "pk", {r["policy"] for r in rows} - {None})
     policies = {p.pk: p for p in await admin.serialize(tx, policy_rows)}
     group_rows = await crud.find_many(tx, "groups", "pk", {r["group"] for r in rows} - {None})
-    tree = groups.Tree({g["pk"]: g for g in group_rows})
+    found = {g["pk"]: _group(g) for g in group_rows}
     user_rows = await crud.find_many(tx, "users", "pk", {r["user"] for r in rows} - {None})
     people = {u["pk"]: users.partial(keyring, u) for u in user_rows}
     return [
@@ -95,8 +120,10 @@ async def serialize(
             **writable(r),
             pk=r["pk"],
             policy_obj=policies.get(r["policy"]),
-            group_obj=tree.brief(r["group"]) if r["group"] in tree.rows else None,
+            group_obj=found.get(r["group"]),
             user_obj=people.get(r["user"]),
+            expires=None,
+            expiring=False,
         )
         for r in rows
     ]

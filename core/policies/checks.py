@@ -8,7 +8,9 @@
 - `password_expiry`: fails when the user's password is older than `days`; unless `deny_only`,
   the password is made unusable too (the user must recover it), as in authentik.
 - `event_matcher`: passes for an event in the context matching action, app, model
-  (`<app>.<model_name>` of the event's `context.model`) and client IP.
+  (`<app>.<model_name>` of the event's `context.model`) and client IP, each one of authentik's
+  names (`wire.event_names`). authentik's `query` (an event search) is not implemented: only an
+  empty one is accepted.
 
 Reputation has its own kind (`reputation.py`).
 """
@@ -19,11 +21,13 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Annotated, Any
 
+import pydantic
 from pydantic import Field
 
 from tessera.core import crypto
 from tessera.core.identity import users
 from tessera.core.policies import kinds
+from tessera.core.wire import event_names
 
 if TYPE_CHECKING:
     from tessera.core.policies.engine import Request
@@ -143,10 +147,19 @@ class PasswordExpiry(kinds.Kind):
 
 
 class EventMatcherConfig(kinds.PolicyConfig):
-    action: Annotated[str, Field(max_length=64)] | None = None
-    app: Annotated[str, Field(max_length=200)] | None = None
-    model: Annotated[str, Field(max_length=200)] | None = None
+    action: event_names.EventAction | None = None
+    app: event_names.EventApp | None = None
+    model: event_names.EventModel | None = None
     client_ip: Annotated[str, Field(max_length=45)] | None = None
+    # authentik's event search query; Tessera matches on the fields above only.
+    query: Annotated[str, Field(max_length=1000)] | None = None
+
+    @pydantic.field_validator("query")
+    @classmethod
+    def _no_query(cls, value: str | None) -> None:
+        if value:
+            raise ValueError("Tessera does not match events by query; leave it empty.")
+        return None
 
 
 class EventMatcher(kinds.Kind):

@@ -313,6 +313,8 @@ devices = sa.Table(
     "authenticator_devices",
     metadata,
     _uuid(),
+    # authentik's integer device id (the API's pk); max + 1 under a lock (`identity.devices`).
+    sa.Column("num_pk", sa.Integer(), nullable=True, unique=True),
     _user_ref(nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),  # totp | static | webauthn
     sa.Column("name", sa.String(200), nullable=False),
@@ -388,6 +390,8 @@ oauth2_providers = sa.Table(
     sa.Column("issuer_mode", sa.String(32), nullable=False),
     sa.Column("include_claims_in_id_token", sa.Boolean(), nullable=False),
     sa.Column("property_mappings", JSON, nullable=False),
+    # The grants the client may use (authentik's names); null: every grant (before 0011).
+    sa.Column("grant_types", JSON, nullable=True),
     sa.Column("logout_uri", sa.String(2000), nullable=False, server_default=""),
     sa.Column("logout_method", sa.String(16), nullable=False, server_default="backchannel"),
 )

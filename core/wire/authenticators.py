@@ -1,65 +1,77 @@
 """Wire models of `/api/v3/authenticators/`: a user's MFA devices (authentik's fields).
 
-No model carries a device's secret: not the TOTP seed, not the static codes (authentik's
-`token_set`), not the WebAuthn public key.
+A device's `pk` is its integer id (`num_pk`, as authentik's per-kind device ids); the store keeps
+a UUID beside it for its own references. No model carries a device's secret: not the TOTP seed,
+not the WebAuthn public key, and not the static codes: authentik lists them in `token_set`, but
+Tessera keeps only their digests, so `token_set` is always empty (the codes are shown once, when
+they are made).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from tessera.core.wire.common import Name, Request, Response
+from pydantic import Field
+
+from tessera.core.wire.common import Request, Response, Uuid
+from tessera.core.wire.core import PartialUser
 
 
 class Device(Response):
-    """One entry of `/authenticators/all/` and `/authenticators/admin/all/`."""
+    """One entry of `/authenticators/all/`."""
 
+    verbose_name: str  # `TOTP Device`
+    verbose_name_plural: str
+    meta_model_name: str  # `authentik_stages_authenticator_totp.totpdevice`
+    pk: str  # the integer id, as text (authentik's)
     name: str
-    pk: str
     type: str  # authentik's model label, `authentik_stages_authenticator_totp.TOTPDevice`
     confirmed: bool
     created: dt.datetime
     last_updated: dt.datetime
     last_used: dt.datetime | None
-    meta_model_name: str  # `authentik_stages_authenticator_totp.totpdevice`
-    verbose_name: str  # `TOTP Device`
+    extra_description: str | None  # what authentik adds for some kinds (none of Tessera's)
+    external_id: str | None  # a device known to an outside service (none in Tessera)
 
 
-class DeviceUser(Response):
+class TOTPDevice(Response):
+    name: str
     pk: int
-    username: str
+    user: PartialUser
+
+
+class StaticDeviceToken(Response):
+    token: str
+
+
+class StaticDevice(Response):
     name: str
+    token_set: list[StaticDeviceToken]  # always empty: only the codes' digests are stored
+    pk: int
+    user: PartialUser
 
 
-class _Stamps(Response):
-    """When a device was created, last changed and last used (authentik's device fields)."""
+class WebAuthnDeviceType(Response):
+    """A model of authenticator from the FIDO metadata service (Tessera has none: `null`)."""
 
-    created: dt.datetime
-    last_updated: dt.datetime
-    last_used: dt.datetime | None
-
-
-class TOTPDevice(_Stamps):
-    name: str
-    pk: str
-    user: DeviceUser
+    aaguid: Uuid
+    description: str
 
 
-class StaticDevice(_Stamps):
-    name: str
-    pk: str
-    user: DeviceUser
-
-
-class WebAuthnDevice(_Stamps):
-    pk: str
+class WebAuthnDevice(Response):
+    pk: int
     name: str
     created_on: dt.datetime
+    device_type: WebAuthnDeviceType | None
     aaguid: str
-    user: DeviceUser
+    user: PartialUser
 
 
 class DeviceRequest(Request):
     """A device's owner may rename it; nothing else of it changes through the API."""
 
-    name: Name
+    name: str = Field(min_length=1, max_length=64)
+
+
+class WebAuthnDeviceRequest(DeviceRequest):
+    name: str = Field(min_length=1, max_length=200)

@@ -20,16 +20,11 @@ from aiohttp import web
 
 from tessera.core import errors, store, wire
 from tessera.core.api import auth, http, resource, state
-from tessera.core.identity import devices
+from tessera.core.identity import devices, users
 from tessera.core.store import crud
 
 F = resource.FilterField
 ALL_PATH = "/api/v3/authenticators/all/"
-
-
-def _user(users: dict[int, dict[str, Any]], pk: int) -> wire.authenticators.DeviceUser:
-    user = users[pk]
-    return wire.authenticators.DeviceUser(pk=pk, username=user["username"], name=user["name"])
 
 
 class _Devices(resource.Resource):
@@ -38,47 +33,46 @@ class _Devices(resource.Resource):
     kind: ClassVar[str]
     table = devices.TABLE
     tag = "authenticators"
-    lookup_kind = "uuid"
+    lookup_kind = "int"  # the path's `pk` is authentik's integer device id (`num_pk`)
     filters: ClassVar[Sequence[resource.FilterField]] = (F("name", "name"),)
     search_columns = ("name",)
-    ordering_columns = ("name", "created", "last_updated", "last_used")
+    ordering_columns = ("name", "num_pk", "created", "last_updated", "last_used")
     default_ordering = ("name",)
 
     def query(self, ctx: resource.Ctx) -> crud.Query:
         return crud.Query(filters=[crud.Filter("kind", "eq", self.kind)])
+
+    def parse_lookup(self, raw: str) -> dict[str, Any]:
+        return {"num_pk": super().parse_lookup(raw)["pk"]}
 
     def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
         return bool(row["kind"] == self.kind)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         owners = {row["user_pk"] for row in rows}
-        users = {u["pk"]: u for u in await crud.find_many(ctx.tx, "users", "pk", owners)}
-        return [self.one(row, _user(users, row["user_pk"])) for row in rows]
+        found = await crud.find_many(ctx.tx, "users", "pk", owners)
+        people = {u["pk"]: users.partial(ctx.keyring, u) for u in found}
+        return [self.one(row, people[row["user_pk"]]) for row in rows]
 
-    def one(self, row: dict[str, Any], user: wire.authenticators.DeviceUser) -> Any:
-        stamps = {
-            "created": row["created"],
-            "last_updated": devices.last_updated(row),
-            "last_used": row["last_used"],
-        }
+    def one(self, row: dict[str, Any], user: wire.core.PartialUser) -> Any:
+        fields = {"pk": row["num_pk"], "name": row["name"], "user": user}
         if self.kind == "webauthn":
-            return wire.authenticators.WebAuthnDevice(
-                pk=row["pk"],
-                name=row["name"],
+            return wire.authenticators.WebAuthnDevice.model_construct(
+                **fields,
                 created_on=row["created"],
+                device_type=None,  # no FIDO metadata service here
                 aaguid=str(row["data"].get("aaguid", "")),
-                user=user,
-                **stamps,
             )
-        model = self.read_model
-        return model.model_validate({"name": row["name"], "pk": row["pk"], "user": user, **stamps})
+        if self.kind == "static":
+            return wire.authenticators.StaticDevice.model_construct(**fields, token_set=[])
+        return self.read_model.model_construct(**fields)
 
     def model_ref(self, row: dict[str, Any]) -> dict[str, Any]:
         return devices.model_ref(row)  # the portal's removal names devices the same way
 
     async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
         if await devices.remove(ctx.tx, row["pk"], row["user_pk"]) is None:
-            raise errors.NotFound(row["pk"])
+            raise errors.NotFound(str(row["num_pk"]))
 
 
 class _Own(_Devices):
@@ -140,6 +134,7 @@ class OwnWebAuthnDevices(_Own):
     path = "authenticators/webauthn"
     model_name = "webauthndevice"
     read_model = wire.authenticators.WebAuthnDevice
+    request_model = wire.authenticators.WebAuthnDeviceRequest
 
 
 class AdminTOTPDevices(_Admin):
@@ -178,7 +173,7 @@ def device(row: dict[str, Any]) -> wire.authenticators.Device:
     meta = devices.MODELS[row["kind"]]
     return wire.authenticators.Device(
         name=row["name"],
-        pk=row["pk"],
+        pk=str(row["num_pk"]),
         type=f"{meta.app}.{meta.label}",
         confirmed=row["confirmed"],
         created=row["created"],
@@ -186,6 +181,9 @@ def device(row: dict[str, Any]) -> wire.authenticators.Device:
         last_used=row["last_used"],
         meta_model_name=f"{meta.app}.{meta.model_name}",
         verbose_name=meta.verbose_name,
+        verbose_name_plural=meta.verbose_name + "s",
+        extra_description=None,
+        external_id=None,
     )
 
 

@@ -52,7 +52,8 @@ class Client:
     include_claims: bool
     mappings: dict[str, list[Mapping]]  # by scope name
     authorization_flow: str  # slug
-    invalidation_flow: str | None
+    invalidation_flow: str | None  # slug; the default invalidation flow when its own is gone
+    grant_types: frozenset[str]  # authentik's grant type names the client may use
     logout_uri: str
     logout_method: str
     application: dict[str, Any] | None
@@ -65,6 +66,10 @@ class Client:
     @property
     def confidential(self) -> bool:
         return self.client_type == "confidential"
+
+    def may_use(self, grant_type: str) -> bool:
+        """Whether the provider allows this grant (authentik's names, `grant_types`)."""
+        return grant_type in self.grant_types
 
     def issuer(self, base: str) -> str:
         if self.issuer_mode == "global" or self.application is None:
@@ -190,7 +195,14 @@ class Clients:
             include_claims=row["include_claims_in_id_token"],
             mappings=mappings,
             authorization_flow=flows.get(row["authorization_flow"], ""),
-            invalidation_flow=flows.get(row["invalidation_flow"] or ""),
+            invalidation_flow=(
+                flows[row["invalidation_flow"]]
+                if row["invalidation_flow"] in flows
+                else records.DEFAULT_INVALIDATION_FLOW
+                if records.DEFAULT_INVALIDATION_FLOW in flows.values()
+                else None
+            ),
+            grant_types=frozenset(records.grant_types(row)),
             logout_uri=row["logout_uri"],
             logout_method=row["logout_method"],
             application=app,

@@ -456,6 +456,10 @@ async def token(
     if grant is None:
         raise oauth_errors.UnsupportedGrantTypeError(request.grant_type[:100])
     client = await authenticate(service, request)
+    if not client.may_use(request.grant_type):
+        raise oauth_errors.UnauthorizedClientError(
+            description=f"This client may not use the {request.grant_type} grant."
+        )
     ctx = Context(service, client, request, client_ip, issuer_of(client))
     body = await grant.handle(ctx)
     failure = body.get("_commit_error")

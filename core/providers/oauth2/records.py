@@ -21,6 +21,7 @@ MODEL = "authentik_providers_oauth2.oauth2provider"
 MAPPINGS = "scope_mappings"
 MAPPING_COMPONENT = "ak-property-mapping-provider-scope-form"
 MAPPING_MODEL = "authentik_providers_oauth2.scopemapping"
+DEFAULT_INVALIDATION_FLOW = "default-invalidation-flow"
 _FIELDS = (
     "authorization_flow",
     "invalidation_flow",
@@ -37,7 +38,10 @@ _FIELDS = (
     "property_mappings",
     "logout_uri",
     "logout_method",
+    "grant_types",
 )
+# Fields the wire form computes from the stored value rather than copying it.
+_COMPUTED = ("redirect_uris", "invalidation_flow", "grant_types")
 # The scope mappings every install has (authentik's system blueprint), by scope.
 DEFAULT_MAPPINGS: dict[str, tuple[str, str, str]] = {
     "openid": ("authentik default OAuth Mapping: OpenID 'openid'", "", "return {}"),
@@ -183,6 +187,8 @@ async def writable(tx: store.Tx, base: dict[str, Any]) -> dict[str, Any]:
         "name": base["name"],
         "managed": base["managed"],
         **{k: row[k] for k in _FIELDS},
+        "invalidation_flow": row["invalidation_flow"] or await default_invalidation_flow(tx),
+        "grant_types": grant_types(row),
     }
 
 
@@ -212,21 +218,53 @@ def _base_fields(base: dict[str, Any], app: dict[str, Any] | None) -> dict[str, 
     }
 
 
+def grant_types(row: dict[str, Any]) -> list[wire.oauth2.GrantType]:
+    """The grants a provider's client may use (every one for rows from before they were set)."""
+    stored = row.get("grant_types")
+    return list(wire.oauth2.GRANT_TYPES) if stored is None else list(stored)
+
+
+async def default_invalidation_flow(tx: store.Tx) -> str | None:
+    """The flow run at logout for a provider whose own invalidation flow was deleted (as
+    authentik falls back to the brand's): the default invalidation flow, where it exists."""
+    flow = await crud.find(tx, "flows", slug=DEFAULT_INVALIDATION_FLOW)
+    return flow["pk"] if flow else None
+
+
+def _computed(row: dict[str, Any], fallback: str | None) -> dict[str, Any]:
+    """The wire values that are not the stored ones. A provider whose invalidation flow was
+    deleted shows the one its logout runs (`fallback`); with no default flow either, none."""
+    return {
+        "invalidation_flow": row["invalidation_flow"] or fallback,
+        "grant_types": grant_types(row),
+        "refresh_token_threshold": wire.oauth2.REFRESH_TOKEN_THRESHOLD,
+    }
+
+
 async def serialize(
     tx: store.Tx, keyring: crypto.Keyring, bases: list[dict[str, Any]]
 ) -> list[wire.oauth2.OAuth2Provider]:
     pks = [b["pk"] for b in bases]
     rows = {r["pk"]: r for r in await crud.find_many(tx, TABLE, "pk", pks)}
     apps = await _assigned(tx, pks)
+    fallback = None
+    if any(r["invalidation_flow"] is None for r in rows.values()):
+        fallback = await default_invalidation_flow(tx)
     out = []
     for base in bases:
         row = rows[base["pk"]]
         out.append(
-            wire.oauth2.OAuth2Provider(
+            wire.oauth2.OAuth2Provider.model_construct(
                 **_base_fields(base, apps.get(base["pk"])),
                 authentication_flow=None,
-                **{k: row[k] for k in _FIELDS if k != "redirect_uris"},
-                redirect_uris=[wire.oauth2.RedirectURI(**u) for u in row["redirect_uris"]],
+                **{k: row[k] for k in _FIELDS if k not in _COMPUTED},
+                **_computed(row, fallback),
+                redirect_uris=[
+                    wire.oauth2.RedirectURIResponse.model_construct(
+                        **{"matching_mode": "strict", "redirect_uri_type": "authorization", **u}
+                    )
+                    for u in row["redirect_uris"]
+                ],
                 client_secret=client_secret(keyring, row),
                 encryption_key=None,
                 jwt_federation_sources=[],

@@ -84,6 +84,7 @@ class OAuth2Providers(resource.Resource):
                 provider_info=f"{base}/application/o/{slug}/.well-known/openid-configuration",
                 logout=f"{base}/application/o/{slug}/end-session/",
                 jwks=f"{base}/application/o/{slug}/jwks/",
+                dcr_registration=None,
             )
         )
 
@@ -134,6 +135,10 @@ class ScopeMappings(resource.Resource):
         return records.serialize_mappings(rows)
 
     def _check(self, body: wire.oauth2.ScopeMappingRequest) -> None:
+        if body.managed is not None:
+            raise errors.ValidationFailed.one(
+                "managed", "Only Tessera's system scope mappings are managed; leave this empty."
+            )
         try:
             sandbox.compile(body.expression)
         except sandbox.SandboxError as exc:

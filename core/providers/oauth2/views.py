@@ -202,6 +202,15 @@ def _pending_key(key: str) -> str:
     return "oauth2:authorize:" + crypto.secrets.sha256_hex(key[:128])
 
 
+def _grant_type(response_type: str) -> str:
+    """authentik's grant name for an authorization request: a code alone, tokens alone (implicit)
+    or both (hybrid)."""
+    kinds = response_type.split()
+    if kinds == ["code"]:
+        return "authorization_code"
+    return "hybrid" if "code" in kinds else "implicit"
+
+
 def _validate(client: Client, params: dict[str, str], redirect_uri: str) -> dict[str, Any]:
     """The authorization request as kept while the user logs in, or its error to redirect."""
     response_type = " ".join(sorted(params.get("response_type", "").split(), key=_rt_order))
@@ -224,6 +233,9 @@ def _validate(client: Client, params: dict[str, str], redirect_uri: str) -> dict
 
     if response_type not in RESPONSE_TYPES:
         return fail("unsupported_response_type", "Unsupported response_type.")
+    if not client.may_use(_grant_type(response_type)):
+        grant = _grant_type(response_type)
+        return fail("unauthorized_client", f"This client may not use the {grant} grant.")
     if mode not in ("query", "fragment", "form_post"):
         return fail("invalid_request", "Unsupported response_mode.")
     if implicit and mode == "query":
