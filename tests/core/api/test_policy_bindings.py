@@ -88,6 +88,29 @@ async def test_subjects_must_be_exactly_one(api: API, make_group: Any) -> None:
         "PATCH", f"policies/bindings/{binding['pk']}/", json={"group": group["pk"], "policy": None}
     )
     assert status == 200 and moved["group"] == group["pk"] and moved["policy_obj"] is None
+    # authentik's client sends the subjects a PATCH leaves alone as null: the subject stays.
+    nulls = {"policy": None, "group": None, "user": None, "negate": True}
+    status, kept = await api("PATCH", f"policies/bindings/{binding['pk']}/", json=nulls)
+    assert status == 200 and kept["group"] == group["pk"] and kept["negate"] is True
+
+
+async def test_bindings_never_expire_and_name_groups_as_partial_groups(
+    api: API, make_group: Any
+) -> None:
+    group = await make_group("readers", attributes={"floor": 2})
+    binding = await _bind(api, target=(await _flow(api))["pk"], group=group["pk"])
+    assert binding["expires"] is None and binding["expiring"] is False
+    assert binding["group_obj"] == {
+        "pk": group["pk"],
+        "num_pk": group["num_pk"],
+        "name": "readers",
+        "is_superuser": False,
+        "attributes": {"floor": 2},
+    }
+    # Read-only in authentik's schema too: sent back, they are ignored.
+    body = {"target": binding["target"], "group": group["pk"], "order": 1, "expiring": True}
+    status, other = await api("POST", "policies/bindings/", json=body)
+    assert status == 201 and other["expiring"] is False and other["expires"] is None
 
 
 async def test_dangling_references_are_400_naming_the_field(api: API) -> None:

@@ -169,6 +169,20 @@ async def test_event_matcher() -> None:
     assert not (await _verdict("event_matcher", {}, context={})).passing
 
 
+async def test_event_matcher_takes_authentiks_names_only(api: Any) -> None:
+    """action, app and model are enums in authentik's schema; its client refuses other values."""
+    for bad in ({"action": "logged_in"}, {"app": "tessera"}, {"model": "users"}):
+        status, problem = await api("POST", "policies/event_matcher/", json={"name": "b", **bad})
+        assert status == 400 and set(bad) <= set(problem), problem
+    body = {"name": "q", "action": "login", "app": "authentik.core", "query": None}
+    status, matcher = await api("POST", "policies/event_matcher/", json=body)
+    assert status == 201 and matcher["query"] is None and matcher["app"] == "authentik.core"
+    # An event search Tessera does not run is refused rather than ignored.
+    body = {"name": "q2", "query": 'action = "login"'}
+    status, problem = await api("POST", "policies/event_matcher/", json=body)
+    assert status == 400 and "query" in problem
+
+
 async def test_event_matcher_model() -> None:
     model = {"app": "authentik_core", "model_name": "user", "pk": 1}
     event = {"action": "model_updated", "app": "tessera", "context": {"model": model}}
