@@ -21,7 +21,7 @@ from typing import Any
 import pydantic
 
 from tessera.core import config, crypto, identity, logs, store, wire
-from tessera.core.app import serve, work
+from tessera.core.app import serving, work
 
 _DURATION = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?|d|days?)$")
 
@@ -48,7 +48,12 @@ async def _open(settings: config.Settings) -> store.Store:
 
 def cmd_server(args: argparse.Namespace) -> int:
     settings = _load(args)
-    return _run(serve(settings))
+    if args.worker_parent is not None:  # started by the supervisor (`app.serving`)
+        worker = serving.serve_worker(
+            settings, args.worker_index, args.worker_metrics, args.worker_parent
+        )
+        return _run(worker)
+    return serving.run(settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -204,7 +209,13 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("server", cmd_server, "Run the core server (HTTP API, flows, embedded maintenance).")
+    server = add(
+        "server", cmd_server, "Run the core server (HTTP API, flows, embedded maintenance)."
+    )
+    # A serving worker of the supervisor (`app.serving`): not for people to type.
+    server.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    server.add_argument("--worker-metrics", type=Path, help=argparse.SUPPRESS)
+    server.add_argument("--worker-parent", type=int, help=argparse.SUPPRESS)
     add("worker", cmd_worker, "Run the background worker (scheduled maintenance).")
     add("migrate", cmd_migrate, "Apply database migrations and exit.")
     op = add(

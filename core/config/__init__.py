@@ -85,6 +85,9 @@ class Listen(BaseModel):
 class Web(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     public_url: str = Field(default="", description="external URL, used in printed links")
+    # `AUTHENTIK_WEB__WORKERS`: serving processes of `tessera server` (authentik's default, 2);
+    # the embedded default keeps one (`app.serving`).
+    workers: int = Field(default=2, ge=1, le=64)
 
 
 class Worker(BaseModel):
