@@ -356,6 +356,7 @@ def test_notes_point_at_the_initial_setup_flow(
 BAD_VALUES = {
     "replicas_not_a_number": {"server": {"replicas": "two"}},
     "unknown_key": {"server": {"replica": 2}},
+    "workers_zero": {"server": {"workers": 0}},
     "unknown_top_level_key": {"postgres": {"enabled": False}},
     "bad_pull_policy": {"image": {"pullPolicy": "Sometimes"}},
     "bad_log_level": {"logLevel": "verbose"},
@@ -392,3 +393,10 @@ def test_several_server_replicas_without_redis_share_postgresql(render: Render) 
         assert "AUTHENTIK_REDIS__HOST" not in env
         assert env["AUTHENTIK_POSTGRESQL__HOST"]["value"]
     assert render({"server": {"replicas": 2}})  # with the bundled Redis
+
+
+def test_server_workers_reach_the_core_as_authentik_web_workers(render: Render) -> None:
+    for values, expected in (({}, "1"), ({"server": {"workers": 2}}, "2")):
+        server = find(render(values), "Deployment", f"{FULL}-server")
+        env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["AUTHENTIK_WEB__WORKERS"]["value"] == expected
