@@ -29,11 +29,18 @@ def back(connection: sa.Connection, revision: str) -> None:
 
 
 async def run(db: store.Store, fn: Callable[..., Any], *args: Any) -> Any:
-    """`fn(connection, *args)` in one transaction on either engine (SQLite's is synchronous)."""
+    """`fn(connection, *args)` in one transaction on either engine (SQLite's is synchronous).
+
+    SQLite: on a connection of its own without the store's pragmas, foreign keys off, as
+    `store.migrate` runs migrations (a table rebuilt by a migration must not cascade)."""
     engine = db.engine
     if isinstance(engine, sa.Engine):
-        with engine.begin() as connection:
-            return fn(connection, *args)
+        plain = sa.create_engine(engine.url)
+        try:
+            with plain.begin() as connection:
+                return fn(connection, *args)
+        finally:
+            plain.dispose()
     async with engine.begin() as conn:
         return await conn.run_sync(fn, *args)
 

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
-from tessera.core.identity import token_rules, util
+from tessera.core.identity import token_rules, users, util
 from tessera.core.store import crud
 
 TABLE = "tokens"
@@ -32,6 +32,16 @@ def check_self_service(body: wire.core.TokenRequest, user_pk: int) -> int:
     return user_pk
 
 
+def _check_managed(body: wire.core.TokenRequest, current: str | None) -> None:
+    """authentik's `managed` marks the tokens the system makes (outposts, bootstrap): a request
+    may send back the value a token has, never set or change it."""
+    # SECURITY: a managed token is hidden from its user's own listing; no API write makes one.
+    if body.managed is not None and body.managed != current:
+        raise errors.ValidationFailed.one(
+            "managed", "Only tokens the system makes are managed; this cannot be set."
+        )
+
+
 def _context(pk: str) -> str:
     return f"tokens:{pk}"
 
@@ -50,6 +60,7 @@ async def create(
     use a reserved identifier (`token_rules.check_identifier`)."""
     if not system:
         token_rules.check_identifier(body.identifier)
+    _check_managed(body, managed)
     if await crud.exists(tx, TABLE, identifier=body.identifier):
         raise errors.ValidationFailed.one(
             "identifier", "Token with this identifier already exists."
@@ -67,7 +78,7 @@ async def create(
         tx,
         TABLE,
         {
-            **body.model_dump(exclude={"user", "expires"}),
+            **body.model_dump(exclude={"user", "expires", "managed"}),
             "pk": pk,
             "user_pk": user_pk,
             "expires": expires if body.expiring else None,
@@ -84,6 +95,7 @@ async def update(
     tx: store.Tx, row: dict[str, Any], body: wire.core.TokenRequest, *, user_pk: int
 ) -> dict[str, Any]:
     token_rules.check_identifier(body.identifier, current=row["identifier"])
+    _check_managed(body, row["managed"])
     clash = await crud.find(tx, TABLE, identifier=body.identifier)
     if clash is not None and clash["pk"] != row["pk"]:
         raise errors.ValidationFailed.one(
@@ -93,12 +105,21 @@ async def update(
         raise errors.ValidationFailed.one(
             "user", f'Invalid pk "{user_pk}" - object does not exist.'
         )
-    values = body.model_dump(exclude={"user"}) | {"user_pk": user_pk}
-    if not body.expiring:
-        values["expires"] = None
-    elif values["expires"] is None:
-        values["expires"] = util.now() + DEFAULT_DURATION
+    values = body.model_dump(exclude={"user", "managed"}) | {"user_pk": user_pk}
+    values["expires"] = _expiry_on_update(body, row)
     return await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
+
+
+def _expiry_on_update(body: wire.core.TokenRequest, row: dict[str, Any]) -> dt.datetime | None:
+    """A non-expiring token has no date. Otherwise the date sent, and an explicit null is kept
+    as authentik keeps it: no date, so the token does not expire until one is set (the client
+    sends null for every field a partial update built with `from_dict` leaves out). A body that
+    leaves `expires` out keeps the token's date, or gets the default duration if it had none."""
+    if not body.expiring:
+        return None
+    if "expires" in body.model_fields_set:
+        return body.expires
+    return row["expires"] or util.now() + DEFAULT_DURATION
 
 
 async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
@@ -133,22 +154,19 @@ async def authenticate(
     return row, user
 
 
-async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.core.Token]:
-    users = {
-        u["pk"]: u for u in await crud.find_many(tx, "users", "pk", {r["user_pk"] for r in rows})
-    }
+async def serialize(
+    tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
+) -> list[wire.core.Token]:
+    owners = await crud.find_many(tx, "users", "pk", {r["user_pk"] for r in rows})
+    people = {u.pk: u for u in await users.serialize(tx, keyring, owners)}
     return [
-        wire.core.Token(
+        wire.core.Token.model_construct(
             pk=r["pk"],
             managed=r["managed"],
             identifier=r["identifier"],
             intent=r["intent"],
             user=r["user_pk"],
-            user_obj=wire.core.TokenUser(
-                pk=r["user_pk"],
-                username=users[r["user_pk"]]["username"],
-                name=users[r["user_pk"]]["name"],
-            ),
+            user_obj=people[r["user_pk"]],
             description=r["description"],
             expires=r["expires"],
             expiring=r["expiring"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
-from tessera.core.identity import groups, util
+from tessera.core.identity import avatars, groups, people, util
 from tessera.core.store import crud
 
 TABLE = "users"
@@ -26,11 +26,16 @@ def fold(username: str) -> str:
     return username.casefold()
 
 
+_NOT_COLUMNS = {"groups", "roles"}
+
+
 async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
     if await taken(tx, body.username):
         raise errors.ValidationFailed.one("username", "This username is already taken.")
+    groups.no_roles(body.roles)
     group_pks = await groups.existing(tx, body.groups, field="groups")
-    values = body.model_dump(exclude={"groups"})
+    values = body.model_dump(exclude=_NOT_COLUMNS)
+    now = util.now()
     row = await crud.insert(
         tx,
         TABLE,
@@ -38,7 +43,10 @@ async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
             **values,
             "username_folded": fold(body.username),
             "uuid": util.new_uuid(),
-            "date_joined": util.now(),
+            "date_joined": now,
+            # authentik stamps the password change date at creation, password or not.
+            "password_change_date": now,
+            "last_updated": now,
             "password": "",
         },
     )
@@ -49,8 +57,14 @@ async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
 async def update(tx: store.Tx, row: dict[str, Any], body: wire.core.UserRequest) -> dict[str, Any]:
     if await taken(tx, body.username, except_pk=row["pk"]):
         raise errors.ValidationFailed.one("username", "This username is already taken.")
+    groups.no_roles(body.roles)
     group_pks = await groups.existing(tx, body.groups, field="groups")
-    values = body.model_dump(exclude={"groups"}) | {"username_folded": fold(body.username)}
+    values = body.model_dump(exclude=_NOT_COLUMNS) | {
+        "username_folded": fold(body.username),
+        "last_updated": util.now(),
+    }
+    if "last_login" not in body.model_fields_set:
+        del values["last_login"]  # a PUT that leaves it out keeps it
     updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
     await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
     return updated
@@ -61,50 +75,41 @@ async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:
     fields = wire.core.UserRequest.model_fields
     out = {k: row[k] for k in fields if k in row}
     out["groups"] = (await crud.groups_of_users(tx, [row["pk"]]))[row["pk"]]
+    out["roles"] = []
     return out
 
 
 async def set_password(tx: store.Tx, pk: int, password: str) -> None:
     hashed = await crypto.work.run(crypto.passwords.hash_password, password)
+    now = util.now()
     await crud.update(
-        tx, TABLE, {"pk": pk}, {"password": hashed, "password_change_date": util.now()}
+        tx,
+        TABLE,
+        {"pk": pk},
+        {"password": hashed, "password_change_date": now, "last_updated": now},
     )
 
 
 async def activate(tx: store.Tx, pk: int) -> None:
     """Mark the user active (an email stage with `activate_user_on_success`); no error if gone."""
     if await crud.find(tx, TABLE, pk=pk) is not None:
-        await crud.update(tx, TABLE, {"pk": pk}, {"is_active": True})
+        await crud.update(tx, TABLE, {"pk": pk}, {"is_active": True, "last_updated": util.now()})
 
 
 async def set_unusable_password(tx: store.Tx, pk: int) -> None:
     """No password logs this user in until a new one is set (Django's `set_unusable_password`;
     the change date stays, as there)."""
-    await crud.update(tx, TABLE, {"pk": pk}, {"password": crypto.passwords.UNUSABLE})
+    values = {"password": crypto.passwords.UNUSABLE, "last_updated": util.now()}
+    await crud.update(tx, TABLE, {"pk": pk}, values)
 
 
 async def is_superuser(tx: store.Tx, pk: int) -> bool:
     return await crud.in_superuser_group(tx, pk)
 
 
-def uid(keyring: crypto.Keyring, user_pk: int) -> str:
-    """A stable, opaque per-install identifier of the user (authentik's `uid`)."""
-    return keyring.digest(f"user-uid:{user_pk}")
-
-
-def partial(keyring: crypto.Keyring, row: dict[str, Any]) -> wire.core.PartialUser:
-    """authentik's `PartialUser` of a user row (a binding's `user_obj`, an invitation's
-    `created_by`)."""
-    return wire.core.PartialUser.model_construct(
-        pk=row["pk"],
-        username=row["username"],
-        name=row["name"],
-        is_active=row["is_active"],
-        last_login=row["last_login"],
-        email=row["email"],
-        attributes=row["attributes"],
-        uid=uid(keyring, row["pk"]),
-    )
+# Where other modules name a user: kept here for them (`people` holds the code).
+uid = people.uid
+partial = people.partial
 
 
 async def serialize(
@@ -120,10 +125,69 @@ async def serialize(
             is_superuser=tree.any_superuser(memberships[row["pk"]]),
             groups=memberships[row["pk"]],
             groups_obj=[tree.brief(g) for g in memberships[row["pk"]]],
+            roles=[],
+            roles_obj=[],
+            avatar=avatars.avatar(row),
             uid=uid(keyring, row["pk"]),
+            # Rows written before these were kept fall back to the date of joining.
+            password_change_date=row["password_change_date"] or row["date_joined"],
+            last_updated=row["last_updated"] or row["date_joined"],
         )
         for row in rows
     ]
+
+
+async def serialize_self(
+    tx: store.Tx, keyring: crypto.Keyring, row: dict[str, Any]
+) -> wire.core.UserSelf:
+    """authentik's `UserSelf`: what `/core/users/me/` tells a user about themselves."""
+    member_of = (await crud.groups_of_users(tx, [row["pk"]]))[row["pk"]]
+    tree = await groups.Tree.load(tx)
+    return wire.core.UserSelf.model_construct(
+        pk=row["pk"],
+        username=row["username"],
+        name=row["name"],
+        is_active=row["is_active"],
+        is_superuser=tree.any_superuser(member_of),
+        is_current=True,
+        groups=[
+            wire.core.UserSelfGroup.model_construct(name=tree.rows[g]["name"], pk=g)
+            for g in member_of
+            if g in tree.rows
+        ],
+        roles=[],
+        email=row["email"],
+        avatar=avatars.avatar(row),
+        uid=uid(keyring, row["pk"]),
+        settings=settings(tree, member_of, row),
+        type=row["type"],
+        system_permissions=[],
+    )
+
+
+def settings(tree: groups.Tree, member_of: list[str], row: dict[str, Any]) -> dict[str, object]:
+    """The user's interface settings: the `settings` attribute of their groups (ancestors first,
+    so a nearer group overrides a farther one), then of the user, merged key by key."""
+    order: list[str] = []
+    for g in member_of:
+        order.extend(a for a in reversed(tree.ancestors(g)) if a not in order)
+    merged: dict[str, object] = {}
+    for attributes in [tree.rows[g]["attributes"] for g in order] + [row["attributes"]]:
+        found = attributes.get("settings") if isinstance(attributes, dict) else None
+        if isinstance(found, dict):
+            merged = _merge(merged, found)
+    return merged
+
+
+def _merge(base: dict[str, object], over: dict[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in over.items():
+        current = out.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            out[key] = _merge(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 _PLAIN = (
@@ -138,5 +202,4 @@ _PLAIN = (
     "path",
     "type",
     "uuid",
-    "password_change_date",
 )

@@ -44,6 +44,7 @@ CONFIG_TABLES = frozenset(
         "policies",
         "policy_bindings",
         "groups",
+        "group_parents",
         "applications",
         "providers",
         "oauth2_providers",

@@ -393,10 +393,10 @@ async def in_superuser_group(tx: Tx, user_pk: int) -> bool:
 
 
 def _superuser_query() -> sa.Select[tuple[int]]:
-    gm, g = tables.group_members, tables.groups
+    gm, g, gp = tables.group_members, tables.groups, tables.group_parents
     start = sa.select(gm.c.group_pk.label("pk")).where(gm.c.user_pk == sa.bindparam("user_pk"))
     tree = start.cte("ancestors", recursive=True)
-    step = sa.select(g.c.parent).join(tree, g.c.pk == tree.c.pk).where(g.c.parent.is_not(None))
+    step = sa.select(gp.c.parent_pk).join(tree, gp.c.group_pk == tree.c.pk)
     tree = tree.union(step)
     member = g.c.pk.in_(sa.select(tree.c.pk))
     return sa.select(sa.literal(1)).where(member, g.c.is_superuser.is_(True)).limit(1)
@@ -431,6 +431,43 @@ async def add_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
 
 async def remove_member(tx: Tx, *, user_pk: int, group_pk: str) -> None:
     await delete(tx, "group_members", user_pk=user_pk, group_pk=group_pk)
+
+
+# Group parents -------------------------------------------------------------------------------
+
+
+async def group_links(
+    tx: Tx, by: Literal["group_pk", "parent_pk"], pks: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Parent links keyed by `by`: each group's parents (`group_pk`) or children (`parent_pk`),
+    of the groups `pks` (every group's when None)."""
+    gp = tables.group_parents
+    key, other = (
+        (gp.c.group_pk, gp.c.parent_pk) if by == "group_pk" else (gp.c.parent_pk, gp.c.group_pk)
+    )
+    out: dict[str, list[str]] = {pk: [] for pk in pks or ()}
+    order = (gp.c.position, other) if by == "group_pk" else (other,)
+    stmt = sa.select(key, other).order_by(key, *order)
+    if pks is not None:
+        if not pks:
+            return out
+        stmt = stmt.where(key.in_(list(pks)))
+    for pk, linked in (await tx.conn.execute(stmt)).all():
+        out.setdefault(pk, []).append(linked)
+    return out
+
+
+async def set_parents(tx: Tx, group_pk: str, parents: Sequence[str]) -> None:
+    """Replace the parents of a group (cycles are the caller's to refuse)."""
+    gp = tables.group_parents
+    tx.written.add("group_parents")
+    await tx.conn.execute(sa.delete(gp).where(gp.c.group_pk == group_pk))
+    rows = [
+        {"group_pk": group_pk, "parent_pk": p, "position": i}
+        for i, p in enumerate(dict.fromkeys(parents))
+    ]
+    if rows:
+        await tx.conn.execute(sa.insert(gp), rows)
 
 
 async def lock(tx: Tx, name: str) -> None:

@@ -90,7 +90,6 @@ groups = sa.Table(
     _uuid(),
     sa.Column("num_pk", sa.Integer(), nullable=False, unique=True),
     sa.Column("name", sa.String(80), nullable=False, unique=True),
-    sa.Column("parent", sa.String(36), sa.ForeignKey("groups.pk", ondelete="SET NULL")),
     sa.Column("is_superuser", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("attributes", JSON, nullable=False),
 )
@@ -109,6 +108,8 @@ group_parents = sa.Table(
         primary_key=True,
         index=True,
     ),
+    # The order the parents were given in, which the API keeps.
+    sa.Column("position", sa.Integer(), nullable=False, server_default="0"),
 )
 
 group_members = sa.Table(

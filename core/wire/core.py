@@ -15,6 +15,7 @@ from tessera.core.wire.common import (
     Request,
     Response,
     Url,
+    Uuid,
 )
 
 UserType = Literal["internal", "external", "service_account", "internal_service_account"]
@@ -58,25 +59,42 @@ Email = EmailStr | Literal[""]
 
 # Users ---------------------------------------------------------------------------------------
 
+Ids = Annotated[list[Uuid], Field(max_length=1000)]
+
 
 class UserRequest(Request):
     username: Username
     name: Annotated[str, Field(max_length=256)] = ""
     is_active: bool = True
+    last_login: dt.datetime | None = None
+    groups: Ids = Field(default_factory=list)
+    # authentik's roles; Tessera has none yet, so only the empty list is valid (`identity.users`).
+    roles: Ids = Field(default_factory=list)
     email: Email = ""
     attributes: Attributes = Field(default_factory=dict)
     path: UserPath = "users"
     type: UserType = "internal"
-    groups: Annotated[list[UUIDStr], Field(max_length=1000)] = Field(default_factory=list)
 
 
-class UserGroup(Response):
-    pk: str
+class PartialGroup(Response):
+    """authentik's `PartialGroup`: a group named inside a user (`groups_obj`) or a binding."""
+
+    pk: Uuid
     num_pk: int
     name: str
     is_superuser: bool
-    parent: str | None
     attributes: dict[str, object]
+
+
+# The name other wire modules know a user's group by (a policy binding's `group_obj`).
+UserGroup = PartialGroup
+
+
+class Role(Response):
+    """authentik's `Role` (Tessera has no roles yet: the lists that hold them are empty)."""
+
+    pk: Uuid
+    name: str
 
 
 class User(Response):
@@ -87,15 +105,19 @@ class User(Response):
     last_login: dt.datetime | None
     date_joined: dt.datetime
     is_superuser: bool
-    groups: list[str]
-    groups_obj: list[UserGroup]
+    groups: list[Uuid]
+    groups_obj: list[PartialGroup]
+    roles: list[Uuid]
+    roles_obj: list[Role]
     email: str
+    avatar: str
     attributes: dict[str, object]
     uid: str
     path: str
     type: UserType
-    uuid: str
-    password_change_date: dt.datetime | None
+    uuid: Uuid
+    password_change_date: dt.datetime
+    last_updated: dt.datetime
 
 
 class PartialUser(Response):
@@ -115,11 +137,42 @@ class UserSetPassword(Request):
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
-class SessionUser(Response):
-    """`GET /core/users/me/`: authentik wraps the user, and adds `original` when impersonating."""
+class UserSelfGroup(Response):
+    name: str
+    pk: str
 
-    user: User
-    original: User | None = None
+
+class UserSelfRole(Response):
+    name: str
+    pk: str
+
+
+class UserSelf(Response):
+    """authentik's `UserSelf`: what a user reads about themselves (`/core/users/me/`)."""
+
+    pk: int
+    username: str
+    name: str
+    is_active: bool
+    is_superuser: bool
+    is_current: bool
+    groups: list[UserSelfGroup]
+    roles: list[UserSelfRole]
+    email: str
+    avatar: str
+    uid: str
+    settings: dict[str, object]
+    type: UserType
+    system_permissions: list[str]
+
+
+class SessionUser(Response):
+    """`GET /core/users/me/`: authentik wraps the user, adds `original` when impersonating, and
+    lists in `users` the accounts of the browser session."""
+
+    user: UserSelf
+    original: UserSelf | None = None
+    users: list[UserSelf]
 
 
 # Groups --------------------------------------------------------------------------------------
@@ -128,20 +181,38 @@ class SessionUser(Response):
 class GroupRequest(Request):
     name: Annotated[str, Field(min_length=1, max_length=80)]
     is_superuser: bool = False
-    parent: UUIDStr | None = None
+    parents: Ids = Field(default_factory=list)
     users: Annotated[list[BigInt], Field(max_length=10000)] = Field(default_factory=list)
     attributes: Attributes = Field(default_factory=dict)
+    # authentik's roles; Tessera has none yet, so only the empty list is valid (`identity.groups`).
+    roles: Ids = Field(default_factory=list)
+
+
+class RelatedGroup(Response):
+    """authentik's `RelatedGroup`: a parent or child named inside a group."""
+
+    pk: Uuid
+    name: str
+    is_superuser: bool
+    attributes: dict[str, object]
+    group_uuid: Uuid
 
 
 class Group(Response):
-    pk: str
+    pk: Uuid
     num_pk: int
     name: str
     is_superuser: bool
-    parent: str | None
-    parent_name: str | None
+    parents: list[Uuid]
+    parents_obj: list[RelatedGroup] | None
     users: list[int]
+    users_obj: list[PartialUser] | None
     attributes: dict[str, object]
+    roles: list[Uuid]
+    roles_obj: list[Role]
+    inherited_roles_obj: list[Role] | None
+    children: list[Uuid]
+    children_obj: list[RelatedGroup] | None
 
 
 # Tokens --------------------------------------------------------------------------------------
@@ -150,6 +221,8 @@ TokenIdentifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^
 
 
 class TokenRequest(Request):
+    # authentik's marker of the tokens it makes itself; only the system sets it (`identity.tokens`).
+    managed: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     identifier: TokenIdentifier
     intent: TokenIntent = "api"
     user: BigInt | None = None
@@ -158,19 +231,13 @@ class TokenRequest(Request):
     expiring: bool = True
 
 
-class TokenUser(Response):
-    pk: int
-    username: str
-    name: str
-
-
 class Token(Response):
-    pk: str
+    pk: Uuid
     managed: str | None
     identifier: str
     intent: TokenIntent
     user: int
-    user_obj: TokenUser
+    user_obj: User
     description: str
     expires: dt.datetime | None
     expiring: bool

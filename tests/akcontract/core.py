@@ -18,17 +18,23 @@ async def _user(setup: Setup) -> dict[str, Any]:
         "path": "users/contract",
         "attributes": {"team": "engines"},
         "groups": [group["pk"]],
+        "roles": [],
         "type": "internal",
+        "last_login": "2026-11-30T08:15:00+00:00",
     }
 
 
 async def _group(setup: Setup) -> dict[str, Any]:
     user = await setup.make("core/users", {"username": f"grace-{setup.suffix}", "name": "Grace"})
+    first = await setup.make("core/groups", {"name": f"staff-{setup.suffix}"})
+    second = await setup.make("core/groups", {"name": f"engineers-{setup.suffix}"})
     return {
         "name": f"admins-{setup.suffix}",
         "is_superuser": False,
+        "parents": [first["pk"], second["pk"]],
         "attributes": {"floor": 3},
         "users": [user["pk"]],
+        "roles": [],
     }
 
 

@@ -79,7 +79,7 @@ def test_bootstrap_is_not_overwritten_on_restart(tmp_path: Path, fresh_database:
         status, me = first.request("GET", "/api/v3/core/users/me/", BOOTSTRAP_TOKEN)
         assert status == 200 and me["user"]["email"] == "admin@example.com"
         assert me["user"]["is_superuser"] is True
-        assert [g["name"] for g in me["user"]["groups_obj"]] == ["authentik Admins"]
+        assert [g["name"] for g in me["user"]["groups"]] == ["authentik Admins"]
         status, _ = first.request(
             "PATCH",
             f"/api/v3/core/users/{me['user']['pk']}/",

@@ -1,4 +1,8 @@
-"""`/api/v3/core/groups/`: groups, nested through `parent`, with `add_user` and `remove_user`."""
+"""`/api/v3/core/groups/`: groups, nested through `parents`, with `add_user` and `remove_user`.
+
+The listing carries the nested lists authentik's `include_users` (default on),
+`include_parents`, `include_children` and `include_inherited_roles` (default off) ask for.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ class UserReference(wire.common.Request):
     pk: Annotated[int, Field(ge=1, le=2**53)]
 
 
+def _flag(ctx: resource.Ctx, name: str, default: bool) -> bool:
+    value = ctx.request.query.get(name)
+    return default if value is None else resource._parse("bool", name, value)
+
+
 class Groups(resource.Resource):
     path = "core/groups"
     table = "groups"
@@ -29,8 +38,12 @@ class Groups(resource.Resource):
     filters = (
         F("name", "name"),
         F("is_superuser", "is_superuser", kind="bool"),
-        F("parent", "parent", kind="uuid"),
-        F("parent__isnull", "parent", "isnull", "bool"),
+    )
+    list_params = (
+        ("include_users", "bool", "Carry each group's members in `users_obj` (default true)."),
+        ("include_parents", "bool", "Carry each group's parents in `parents_obj`."),
+        ("include_children", "bool", "Carry each group's children in `children_obj`."),
+        ("include_inherited_roles", "bool", "Carry `inherited_roles_obj` (empty: no roles)."),
     )
     search_columns = ("name",)
     ordering_columns = ("name", "is_superuser", "num_pk")
@@ -49,7 +62,13 @@ class Groups(resource.Resource):
         return out
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await groups.serialize(ctx.tx, rows)
+        include = groups.Include(
+            users=_flag(ctx, "include_users", True),
+            parents=_flag(ctx, "include_parents", False),
+            children=_flag(ctx, "include_children", False),
+            inherited_roles=_flag(ctx, "include_inherited_roles", False),
+        )
+        return await groups.serialize(ctx.tx, ctx.keyring, rows, include)
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         return await groups.create(ctx.tx, body)

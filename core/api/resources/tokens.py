@@ -63,7 +63,7 @@ class Tokens(resource.Resource):
         return principal.is_superuser or token_rules.is_own(row, principal.user["pk"])
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await tokens.serialize(ctx.tx, rows)
+        return await tokens.serialize(ctx.tx, ctx.keyring, rows)
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         user_pk = self._owner(ctx, body, body.user or ctx.principal.user["pk"])

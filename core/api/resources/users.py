@@ -101,8 +101,8 @@ class Users(resource.Resource):
         principal = await auth.authenticate(request)
         async with request.app[state.STORE].read() as tx:
             row = await crud.get(tx, self.table, pk=principal.user["pk"])
-            (user,) = await users.serialize(tx, request.app[state.KEYRING], [row])
-        return http.respond(wire.core.SessionUser(user=user))
+            user = await users.serialize_self(tx, request.app[state.KEYRING], row)
+        return http.respond(wire.core.SessionUser.model_construct(user=user, users=[user]))
 
     async def _set_password(self, request: web.Request) -> web.Response:
         principal = await auth.require_superuser(request)

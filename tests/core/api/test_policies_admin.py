@@ -156,7 +156,7 @@ async def test_test_action_sees_the_users_groups(api: API, make_group: Any, make
         result = await _test(api, await _expression(api, source), admin)
         assert result["passing"] is True, (source, result)
     parent = await make_group("Parents")
-    child = await make_group("Children", parent=parent["pk"])
+    child = await make_group("Children", parents=[parent["pk"]])
     member = await make_user("kid", groups=[child["pk"]])
     inherited = await _expression(api, 'return ak_is_group_member(user, name="Parents")')
     assert (await _test(api, inherited, member["pk"]))["passing"] is True

@@ -136,3 +136,47 @@ async def test_duplicate_identifier_and_unknown_user(api: API) -> None:
     assert status == 400 and "identifier" in body
     status, body = await api("POST", "core/tokens/", json={"identifier": "nobody", "user": 987654})
     assert status == 400 and "user" in body
+
+
+async def test_user_obj_is_the_full_user_and_parses_with_authentiks_client(
+    api: API, make_user: Any
+) -> None:
+    from authentik_client.models import Token
+
+    user = await make_user("tess", name="Tess", email="tess@example.com")
+    status, token = await api(
+        "POST", "core/tokens/", json={"identifier": "tess-sync", "user": user["pk"]}
+    )
+    assert status == 201
+    assert token["user_obj"] == user
+    Token.from_dict(token)
+
+
+async def test_managed_cannot_be_set_through_the_api(api: API) -> None:
+    body = {"identifier": "fake-outpost", "managed": "goauthentik.io/outpost/x"}
+    status, answer = await api("POST", "core/tokens/", json=body)
+    assert status == 400 and "managed" in answer
+    status, _ = await api("GET", "core/tokens/fake-outpost/")
+    assert status == 404
+    status, token = await api("POST", "core/tokens/", json={"identifier": "plain"})
+    assert status == 201 and token["managed"] is None
+    status, answer = await api("PATCH", "core/tokens/plain/", json={"managed": "mine"})
+    assert status == 400 and "managed" in answer
+    status, token = await api("PATCH", "core/tokens/plain/", json={"description": "d"})
+    assert status == 200 and token["managed"] is None
+
+
+async def test_an_update_keeps_the_expiry_unless_it_names_one(api: API) -> None:
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
+    body = {"identifier": "kept", "expires": later.isoformat()}
+    status, token = await api("POST", "core/tokens/", json=body)
+    assert status == 201
+    status, token = await api("PATCH", "core/tokens/kept/", json={"description": "d"})
+    assert dt.datetime.fromisoformat(token["expires"]) == later
+    status, token = await api("PUT", "core/tokens/kept/", json={"identifier": "kept"})
+    assert dt.datetime.fromisoformat(token["expires"]) == later
+    # An explicit null is kept, as authentik keeps it: no date, the token does not expire.
+    status, token = await api("PATCH", "core/tokens/kept/", json={"expires": None})
+    assert status == 200 and token["expires"] is None and token["expiring"] is True
+    status, token = await api("PATCH", "core/tokens/kept/", json={"expiring": False})
+    assert token["expires"] is None and token["expiring"] is False

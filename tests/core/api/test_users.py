@@ -170,3 +170,80 @@ async def test_serialized_users_validate_against_the_wire_model(
     status, body = await api("GET", "core/users/")
     for user in body["results"]:
         wire.core.User.model_validate(user)
+
+
+async def test_computed_fields_are_authentiks(api: API, make_user: Any) -> None:
+    """A new user carries what authentik's client requires: the password change date stamped
+    at creation, last_updated, an avatar, and empty role lists (no roles exist)."""
+    user = await make_user("ada", name="Ada Lovelace")
+    assert user["password_change_date"] == user["date_joined"]
+    assert user["last_updated"] == user["date_joined"]
+    assert user["roles"] == [] and user["roles_obj"] == []
+    assert user["avatar"].startswith("data:image/svg+xml;base64,")
+    status, patched = await api("PATCH", f"core/users/{user['pk']}/", json={"name": "Ada King"})
+    assert status == 200 and patched["last_updated"] > user["last_updated"]
+    assert patched["password_change_date"] == user["password_change_date"]
+    assert patched["avatar"] != user["avatar"]  # the initials follow the name
+    status, _ = await api(
+        "POST", f"core/users/{user['pk']}/set_password/", json={"password": "An0ther-secret"}
+    )
+    status, body = await api("GET", f"core/users/{user['pk']}/")
+    assert body["password_change_date"] > user["password_change_date"]
+
+
+async def test_last_login_is_stored_and_a_put_without_it_keeps_it(api: API, make_user: Any) -> None:
+    user = await make_user("lars")
+    when = "2026-01-02T03:04:05+00:00"
+    status, body = await api("PATCH", f"core/users/{user['pk']}/", json={"last_login": when})
+    assert status == 200 and body["last_login"] == "2026-01-02T03:04:05Z"
+    status, body = await api("PUT", f"core/users/{user['pk']}/", json={"username": "lars"})
+    assert status == 200 and body["last_login"] == "2026-01-02T03:04:05Z"
+    status, body = await api("PATCH", f"core/users/{user['pk']}/", json={"last_login": None})
+    assert status == 200 and body["last_login"] is None
+
+
+async def test_roles_other_than_none_are_400_and_write_nothing(api: API) -> None:
+    role = "7b3f1d4e-0000-4000-8000-000000000001"
+    status, body = await api("POST", "core/users/", json={"username": "rolf", "roles": [role]})
+    assert status == 400 and "roles" in body
+    status, listing = await api("GET", "core/users/?username=rolf")
+    assert listing["pagination"]["count"] == 0
+    status, body = await api("POST", "core/users/", json={"username": "rolf", "roles": []})
+    assert status == 201 and body["roles"] == []
+
+
+async def test_me_as_a_user_who_is_not_a_superuser(
+    api: API, client: Any, make_user: Any, make_group: Any, make_token: Any
+) -> None:
+    """`/core/users/me/` answers authentik's `SessionUser`: the user as `UserSelf`, groups as
+    objects, interface settings merged from the groups' (ancestors first) and the user's."""
+    from authentik_client.models import SessionUser
+
+    base = await make_group("base", attributes={"settings": {"theme": "dark", "locale": "en"}})
+    team = await make_group("team", parents=[base["pk"]], attributes={"settings": {"locale": "fr"}})
+    nina = await make_user(
+        "nina", name="Nina Simone", groups=[team["pk"]], attributes={"settings": {"x": 1}}
+    )
+    key = await make_token("nina")
+    response = await client.get(
+        "/api/v3/core/users/me/", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status == 200
+    body = await response.json()
+    SessionUser.from_dict(body)  # authentik's client parses it
+    me = body["user"]
+    assert me["pk"] == nina["pk"] and me["username"] == "nina" and me["is_superuser"] is False
+    assert me["groups"] == [{"name": "team", "pk": team["pk"]}]
+    assert me["is_current"] is True and me["roles"] == [] and me["system_permissions"] == []
+    assert me["settings"] == {"theme": "dark", "locale": "fr", "x": 1}
+    assert me["avatar"] == nina["avatar"] and me["uid"] == nina["uid"]
+    assert body["users"] == [me] and body.get("original") is None
+
+
+async def test_me_as_the_admin_parses_with_authentiks_client(api: API) -> None:
+    from authentik_client.models import SessionUser
+
+    status, body = await api("GET", "core/users/me/")
+    parsed = SessionUser.from_dict(body)
+    assert parsed is not None and parsed.user.is_superuser is True
+    assert [g.name for g in parsed.user.groups] == ["authentik Admins"]

@@ -37,7 +37,7 @@ async def test_group_membership_examples(
     api: Any, make_group: Any, make_user: Any, bootstrapped: Any
 ) -> None:
     parent = await make_group("Admins")
-    child = await make_group("Ops", parent=parent["pk"])
+    child = await make_group("Ops", parents=[parent["pk"]])
     user = await make_user("opsie", groups=[child["pk"]])
     async with bootstrapped.read() as tx:
         row = await crud.get(tx, "users", pk=user["pk"])

@@ -124,7 +124,7 @@ async def test_validation_policies_see_the_users_groups_and_their_parents(
     client: Any, bootstrapped: Any, api: Any, make_group: Any, make_user: Any
 ) -> None:
     editors = await make_group("Editors")
-    ops = await make_group("Ops", parent=editors["pk"])
+    ops = await make_group("Ops", parents=[editors["pk"]])
     await make_user("member", groups=[ops["pk"]])
     await _settings_with_group_policy(api)
     await log_in_as(client, bootstrapped, "member")

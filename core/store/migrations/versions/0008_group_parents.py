@@ -1,5 +1,9 @@
 """groups: several parents (group_parents), as in authentik; users: last_updated
 
+Each group's single `parent` becomes its one parent link, and the column goes. Users get
+`last_updated`, and those without a `password_change_date` get their date of joining (authentik
+stamps both at creation).
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06
@@ -19,10 +23,12 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _refuse_sqlite_cascades(op.get_bind())
     op.create_table(
         "group_parents",
         sa.Column("group_pk", sa.String(length=36), nullable=False),
         sa.Column("parent_pk", sa.String(length=36), nullable=False),
+        sa.Column("position", sa.Integer(), server_default="0", nullable=False),
         sa.ForeignKeyConstraint(
             ["group_pk"],
             ["groups.pk"],
@@ -47,6 +53,9 @@ def upgrade() -> None:
             sa.select(groups.c.pk, groups.c.parent).where(groups.c.parent.is_not(None)),
         )
     )
+    with op.batch_alter_table("groups", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_groups_parent_groups", type_="foreignkey")
+        batch_op.drop_column("parent")
     _users_up()
 
 
@@ -82,7 +91,21 @@ def _refuse_sqlite_cascades(bind: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    """Back to one parent per group: a group with several keeps the first (by pk)."""
     _refuse_sqlite_cascades(op.get_bind())
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("last_updated")
+    with op.batch_alter_table("groups", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("parent", sa.String(length=36), nullable=True))
+        batch_op.create_foreign_key(
+            "fk_groups_parent_groups", "groups", ["parent"], ["pk"], ondelete="SET NULL"
+        )
+    groups = sa.table("groups", sa.column("pk"), sa.column("parent"))
+    links = sa.table("group_parents", sa.column("group_pk"), sa.column("parent_pk"))
+    first = (
+        sa.select(sa.func.min(links.c.parent_pk))
+        .where(links.c.group_pk == groups.c.pk)
+        .scalar_subquery()
+    )
+    op.execute(groups.update().values(parent=first))
     op.drop_table("group_parents")
