@@ -207,7 +207,12 @@ class PostgresCache:
         }
 
     async def _fetch_stored(self, key: str) -> str | None:
-        text: str | None = await self._run("fetchval", _FETCH, key)
+        """A large message's text; any failure is CacheUnavailable (the listener ends the
+        subscriptions that miss it instead of dying)."""
+        try:
+            text: str | None = await self._run("fetchval", _FETCH, key)
+        except asyncpg.PostgresError as exc:
+            raise cache.CacheUnavailable(f"postgresql cache: {type(exc).__name__}") from exc
         return text
 
     async def _sweep_forever(self) -> None:
