@@ -65,6 +65,8 @@ async def record(
 ) -> None:
     """Append an event; it expires after `retention` (the configured default), or after the
     `event_retention` an admin set in the system settings."""
+    if action not in wire.events.ACTIONS:  # authentik's clients refuse any other name
+        raise ValueError(f"{action!r} is not one of authentik's event actions")
     now = dt.datetime.now(dt.UTC)
     retention = await _retention(tx, retention)
     await crud.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from cryptography import x509
@@ -55,7 +56,8 @@ async def _keypair(setup: Setup) -> dict[str, Any]:
 
 async def _event(setup: Setup) -> Any:
     await setup.make("core/groups", {"name": f"audited-{setup.suffix}"})
-    return (await setup.first("events/events", action="model_created"))["pk"]
+    # As the client reads it: authentik's schema makes an event's pk a UUID.
+    return uuid.UUID((await setup.first("events/events", action="model_created"))["pk"])
 
 
 CASES = [

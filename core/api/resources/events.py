@@ -33,7 +33,7 @@ class Events(resource.Resource):
             wire.events.Event(
                 pk=r["pk"],
                 user=r["user"],
-                action=r["action"],
+                action=wire.events.action(r["action"]),
                 app=r["app"],
                 context=r["context"],
                 client_ip=r["client_ip"],
