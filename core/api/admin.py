@@ -6,7 +6,7 @@
 - `system/` (superusers): the request as the core saw it and the runtime. # SECURITY: headers
   that carry credentials (`Authorization`, `Cookie`) are left out of `http_headers`.
 - `settings/` (superusers; GET, PUT, PATCH): authentik's system settings. Tessera keeps the ones
-  its behaviour reads (`event_retention`) in `store.system_settings`; every other
+  its behaviour reads (`avatars`, `event_retention`) in `store.system_settings`; every other
   setting shows what Tessera does, and a request that asks for anything else is refused with a
   400 naming the field, rather than stored and ignored.
 """
@@ -28,11 +28,10 @@ from tessera.core.store import system_settings
 
 # The authentik release whose API Tessera follows (the `authentik-client` the tests drive).
 AUTHENTIK_VERSION = "2026.8.5"
-STORED = frozenset({"event_retention"})
+STORED = frozenset({"avatars", "event_retention"})
 _HIDDEN_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 # Why a fixed setting cannot change: what Tessera does instead.
 _FIXED_BECAUSE = {
-    "avatars": "Tessera shows avatars of initials (identity.avatars).",
     "base_url": "Tessera takes its base URL from the configuration (web.public_url).",
     "default_user_change_name": "Tessera's user settings flow always lets users change it.",
     "default_user_change_email": "Tessera's user settings flow always lets users change it.",

@@ -112,9 +112,16 @@ uid = people.uid
 partial = people.partial
 
 
+async def avatar_modes(tx: store.Tx) -> str:
+    """authentik's `avatars` setting: an admin's choice (`/admin/settings/`), else the default."""
+    chosen = (await store.system_settings.stored(tx)).get("avatars")
+    return chosen if isinstance(chosen, str) and chosen else avatars.DEFAULT_MODES
+
+
 async def serialize(
     tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
 ) -> list[wire.core.User]:
+    modes = await avatar_modes(tx)
     memberships = await crud.groups_of_users(tx, [r["pk"] for r in rows])
     tree = await groups.Tree.load(tx)
     # Rows come from our own store, already typed: construct without re-validating (a test
@@ -127,7 +134,7 @@ async def serialize(
             groups_obj=[tree.brief(g) for g in memberships[row["pk"]]],
             roles=[],
             roles_obj=[],
-            avatar=avatars.avatar(row),
+            avatar=avatars.avatar(row, modes),
             uid=uid(keyring, row["pk"]),
             # Rows written before these were kept fall back to the date of joining.
             password_change_date=row["password_change_date"] or row["date_joined"],
@@ -157,7 +164,7 @@ async def serialize_self(
         ],
         roles=[],
         email=row["email"],
-        avatar=avatars.avatar(row),
+        avatar=avatars.avatar(row, await avatar_modes(tx)),
         uid=uid(keyring, row["pk"]),
         settings=settings(tree, member_of, row),
         type=row["type"],

@@ -23,10 +23,20 @@ if TYPE_CHECKING:  # imported when PostgreSQL is configured: the embedded defaul
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tessera.core import config, errors
-from tessera.core.store import crud, migrate, sqlite
+from tessera.core.store import crud, migrate, sqlite, system_settings
 from tessera.core.store.crud import Filter, Query, Tx
 
-__all__ = ["CONFIG_TABLES", "Filter", "Query", "Store", "StoreUnavailable", "Tx", "crud", "migrate"]
+__all__ = [
+    "CONFIG_TABLES",
+    "Filter",
+    "Query",
+    "Store",
+    "StoreUnavailable",
+    "Tx",
+    "crud",
+    "migrate",
+    "system_settings",
+]
 
 _PING_TIMEOUT = 2.0
 # The task inside `Store.transaction`, if any (tasks it starts have their own).

@@ -2,7 +2,8 @@
 
 One JSON object in `system_state` under `settings`, holding only the values an admin set (a key
 left out means "Tessera's default"). `api.admin` writes it; the code whose behaviour a setting
-changes reads it in its own transaction (`events.record` reads `event_retention`).
+changes reads it in its own transaction (`events.record` reads `event_retention`,
+`identity.users` reads `avatars`).
 """
 
 from __future__ import annotations
