@@ -96,8 +96,8 @@ async def unbind(tx: store.Tx, targets: list[str]) -> None:
         await crud.delete_matching(tx, TABLE, [crud.Filter("target", "in", targets)])
 
 
-def _group(row: dict[str, Any]) -> wire.policies.BindingGroup:
-    return wire.policies.BindingGroup.model_construct(
+def _group(row: dict[str, Any]) -> wire.core.PartialGroup:
+    return wire.core.PartialGroup.model_construct(
         pk=row["pk"],
         num_pk=row["num_pk"],
         name=row["name"],

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from tessera.core.wire.common import Attributes, Name, Request, Response, Uuid
-from tessera.core.wire.core import BigInt, PartialUser
+from tessera.core.wire.core import BigInt, PartialGroup, PartialUser
 from tessera.core.wire.flows import Order
 from tessera.core.wire.kinds import kind_models
 
@@ -116,16 +116,6 @@ class PolicyBindingRequest(Request):
         return {"policy": self.policy, "group": self.group, "user": self.user}
 
 
-class BindingGroup(Response):
-    """A binding's group (authentik's `PartialGroup`: the group without its relations)."""
-
-    pk: Uuid
-    num_pk: int
-    name: str
-    is_superuser: bool
-    attributes: dict[str, object]
-
-
 class PolicyBinding(Response):
     """A binding; `expires` and `expiring` are authentik's values for a binding that never
     expires (Tessera's bindings do not: the request has no field to set an expiry)."""
@@ -136,7 +126,7 @@ class PolicyBinding(Response):
     group: Uuid | None
     user: int | None
     policy_obj: Policy | None
-    group_obj: BindingGroup | None
+    group_obj: PartialGroup | None
     user_obj: PartialUser | None
     negate: bool
     enabled: bool
