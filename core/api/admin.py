@@ -118,7 +118,12 @@ async def _current(request: web.Request) -> wire.admin.SettingsRequest:
     async with request.app[state.STORE].read() as tx:
         stored = await system_settings.stored(tx)
     values = _defaults(request).model_dump()
-    values.update({k: v for k, v in stored.items() if k in STORED})
+    for name in sorted(STORED & set(stored)):
+        try:
+            wire.admin.SettingsRequest.model_validate({**values, name: stored[name]})
+        except pydantic.ValidationError:
+            continue  # stored under other rules than today's: the default stands
+        values[name] = stored[name]
     return wire.admin.SettingsRequest.model_validate(values)
 
 

@@ -22,6 +22,7 @@ from helpers import BOOTSTRAP_TOKEN
 
 from tessera.core.api import admin
 from tessera.core.identity import avatars
+from tessera.core.store import system_settings
 
 API = Any
 
@@ -163,3 +164,13 @@ async def test_a_setting_tessera_would_ignore_is_refused_naming_it(
 async def test_invalid_settings_are_400(api: API, field: str, value: Any) -> None:
     status, body = await api("PATCH", "admin/settings/", json={field: value})
     assert status == 400 and field in body, body
+
+
+async def test_a_stored_value_todays_rules_refuse_reads_as_the_default(
+    api: API, bootstrapped: Any
+) -> None:
+    async with bootstrapped.transaction() as tx:
+        await system_settings.save(tx, {"avatars": "gravatar", "event_retention": "days=3"})
+    status, current = await api("GET", "admin/settings/")
+    assert status == 200
+    assert current["avatars"] == "initials" and current["event_retention"] == "days=3"
