@@ -20,6 +20,10 @@ KEYRING = web.AppKey("keyring", crypto.Keyring)
 # where another object names a provider (an application's `provider_obj`).
 ProviderObjects = Callable[[store.Tx, list[dict[str, Any]]], Awaitable[list[wire.oauth2.Provider]]]
 PROVIDER_OBJECTS = web.AppKey[ProviderObjects]("provider_objects")
+# The launch URL an application takes from its provider when it has none of its own (authentik's
+# guess from the provider's settings), by provider pk; set by the provider slices too.
+ProviderLaunchUrls = Callable[[store.Tx, list[int]], Awaitable[dict[int, str]]]
+PROVIDER_LAUNCH_URLS = web.AppKey[ProviderLaunchUrls]("provider_launch_urls")
 
 
 @dataclass(frozen=True)

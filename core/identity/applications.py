@@ -65,10 +65,19 @@ def _themed(icon: str) -> wire.applications.ThemedUrls | None:
     )
 
 
+def launch_url(row: dict[str, Any], provider_launch_urls: dict[int, str]) -> str | None:
+    """authentik's `launch_url`: the application's own, else the one its provider suggests."""
+    if row["meta_launch_url"]:
+        return str(row["meta_launch_url"])
+    return provider_launch_urls.get(row["provider"]) if row["provider"] is not None else None
+
+
 def serialize(
-    rows: list[dict[str, Any]], providers: dict[int, wire.oauth2.Provider]
+    rows: list[dict[str, Any]],
+    providers: dict[int, wire.oauth2.Provider],
+    provider_launch_urls: dict[int, str],
 ) -> list[wire.applications.Application]:
-    """`providers`: the providers the rows name, by pk (`provider_obj`)."""
+    """`providers`: the providers the rows name, by pk (`provider_obj`); their launch URLs."""
     return [
         wire.applications.Application(
             **{k: r[k] for k in wire.applications.ApplicationRequest.model_fields if k in r},
@@ -77,7 +86,7 @@ def serialize(
             provider_obj=providers.get(r["provider"]) if r["provider"] is not None else None,
             backchannel_providers=[],
             backchannel_providers_obj=[],
-            launch_url=r["meta_launch_url"] or None,
+            launch_url=launch_url(r, provider_launch_urls),
             meta_icon_url=r["meta_icon"] or None,
             meta_icon_themed_urls=_themed(r["meta_icon"]),
         )

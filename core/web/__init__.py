@@ -21,7 +21,7 @@ from tessera.core import crypto, errors, events, wire
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.flows import app_access, executor, redirects, user_settings
-from tessera.core.identity import devices, sessions, token_rules, tokens, util
+from tessera.core.identity import applications, devices, sessions, token_rules, tokens, util
 from tessera.core.store import crud
 
 # Resolved: an editable install links each file from elsewhere, and the static route serves no
@@ -158,10 +158,14 @@ async def portal(
         return _to_login(request)
     async with request.app[state.STORE].read() as tx:
         apps = await crud.all_rows(tx, "applications")
+        served = sorted({a["provider"] for a in apps if a["provider"] is not None})
+        suggested = await request.app[state.PROVIDER_LAUNCH_URLS](tx, served)
+    for app in apps:
+        app["launch_url"] = applications.launch_url(app, suggested) or ""
     launchable = [
         app
         for app in sorted(apps, key=lambda a: a["name"].lower())
-        if app["meta_launch_url"].startswith(("http://", "https://")) and not app["meta_hide"]
+        if app["launch_url"].startswith(("http://", "https://")) and not app["meta_hide"]
     ]
     flows = request.app[flows_api.EXECUTOR]
     visible = await app_access.allowed(

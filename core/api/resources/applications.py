@@ -87,7 +87,8 @@ class Applications(resource.Resource):
         named = {r["provider"] for r in rows if r["provider"] is not None}
         found = await crud.find_many(ctx.tx, "providers", "pk", sorted(named)) if named else []
         described = await ctx.request.app[state.PROVIDER_OBJECTS](ctx.tx, found)
-        return applications.serialize(rows, {p.pk: p for p in described})
+        launch = await ctx.request.app[state.PROVIDER_LAUNCH_URLS](ctx.tx, sorted(named))
+        return applications.serialize(rows, {p.pk: p for p in described}, launch)
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         return await applications.create(ctx.tx, body)

@@ -61,6 +61,7 @@ async def _end_session(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     app[state.PROVIDER_OBJECTS] = records.serialize_any
+    app[state.PROVIDER_LAUNCH_URLS] = records.launch_urls
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     r = app.router

@@ -9,6 +9,7 @@ so relying parties that cached the JWKS keep verifying during the overlap.
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from typing import Any
 
 from tessera.core import crypto, errors, store, wire
@@ -290,6 +291,24 @@ async def serialize_any(tx: store.Tx, bases: list[dict[str, Any]]) -> list[wire.
                 property_mappings=row.get("property_mappings", []),
             )
         )
+    return out
+
+
+async def launch_urls(tx: store.Tx, pks: list[int]) -> dict[int, str]:
+    """Where an application served by each provider starts, as authentik guesses it when the
+    application names no launch URL: the origin of the first authorization redirect URI (a
+    regex is no address, so regex URIs are skipped)."""
+    out: dict[int, str] = {}
+    for row in await crud.find_many(tx, TABLE, "pk", pks) if pks else []:
+        for uri in row["redirect_uris"]:
+            if uri.get("matching_mode") != "strict":
+                continue
+            if uri.get("redirect_uri_type", "authorization") != "authorization":
+                continue
+            parts = urllib.parse.urlsplit(uri["url"])
+            if parts.scheme in ("http", "https") and parts.netloc:
+                out[row["pk"]] = f"{parts.scheme}://{parts.netloc}"
+            break
     return out
 
 

@@ -147,3 +147,22 @@ async def test_meta_hide_is_stored_and_filtered(api: API) -> None:
     await api("POST", "core/applications/", json={"name": "S", "slug": "s"})
     _, hidden = await api("GET", "core/applications/?meta_hide=true&superuser_full_list=true")
     assert [a["slug"] for a in hidden["results"]] == ["h"]
+
+
+async def test_launch_url_falls_back_to_the_providers_first_redirect_origin(api: API) -> None:
+    await oauth2kit.make_provider(
+        api,
+        "notes",
+        redirect_uris=[
+            {"matching_mode": "regex", "url": "https://.*\\.example\\.org/cb"},
+            {"matching_mode": "strict", "url": "https://notes.example.com:8443/oauth/cb?x=1"},
+        ],
+    )
+    _, app = await api("GET", "core/applications/notes/")
+    assert app["launch_url"] == "https://notes.example.com:8443"
+    status, own = await api(
+        "PATCH", "core/applications/notes/", json={"meta_launch_url": "https://notes.example.com/"}
+    )
+    assert status == 200 and own["launch_url"] == "https://notes.example.com/"
+    _, bare = await api("POST", "core/applications/", json={"name": "Bare", "slug": "bare"})
+    assert bare["launch_url"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import oauth2kit
 from helpers import BOOTSTRAP_PASSWORD
 
 LOGIN = "/if/flow/default-authentication-flow/"
@@ -39,6 +40,11 @@ async def test_log_in_through_the_pages_and_see_the_portal(client: Any, api: Any
             "meta_hide": True,
         },
     )
+    await oauth2kit.make_provider(
+        api,
+        "served",
+        redirect_uris=[{"matching_mode": "strict", "url": "https://app.example.com/cb"}],
+    )
     portal = await client.get("/if/user/", allow_redirects=False)
     assert portal.status == 302 and portal.headers["Location"].startswith(LOGIN + "?next=")
     page = await client.get(portal.headers["Location"])
@@ -60,6 +66,7 @@ async def test_log_in_through_the_pages_and_see_the_portal(client: Any, api: Any
     text = await portal.text()
     assert "akadmin" in text and "https://wiki.example.com/" in text and "Hidden" not in text
     assert "concealed.example.com" not in text  # meta_hide: not on the user's page
+    assert 'href="https://app.example.com"' in text  # the launch URL its provider suggests
 
 
 async def test_form_without_the_session_token_is_refused(client: Any) -> None:
