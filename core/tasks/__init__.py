@@ -11,6 +11,7 @@ keeps renewing while it lives, and another takes over when its lease lapses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -80,12 +81,32 @@ async def take_lease(db: store.Store, holder: str, ttl: dt.timedelta) -> bool:
 
 
 async def tick(db: store.Store, holder: str, interval: float) -> dict[str, int] | None:
-    """Run maintenance if this process holds the lease; None when another holder has it."""
-    if not await take_lease(db, holder, dt.timedelta(seconds=interval * 1.5)):
+    """Run maintenance if this process holds the lease; None when another holder has it.
+
+    The lease is renewed every half interval while the run lasts (a large backlog takes longer
+    than an interval in short batches), so that no other process starts the same run meanwhile.
+    """
+    ttl = dt.timedelta(seconds=interval * 1.5)
+    if not await take_lease(db, holder, ttl):
         return None
-    removed = await run_maintenance(db)
+    renewer = asyncio.create_task(_renew(db, holder, ttl, interval / 2))
+    try:
+        removed = await run_maintenance(db)
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
     log.info("maintenance done", holder=holder, **removed)
     return removed
+
+
+async def _renew(db: store.Store, holder: str, ttl: dt.timedelta, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await take_lease(db, holder, ttl)
+        except store.StoreUnavailable as exc:
+            log.warning("maintenance lease not renewed", reason=str(exc))
 
 
 async def scheduler(db: store.Store, settings: config.Settings, role: str) -> None:
