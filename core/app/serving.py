@@ -136,6 +136,9 @@ class Supervisor:
             started = time.monotonic()
             proc = await self._start(index)
             self._procs[index] = proc
+            if self._stopping.is_set():  # stopped while this one was being started
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
             code = await proc.wait()
             if self._stopping.is_set():
                 return
