@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core import crypto, errors, store, wire
-from tessera.core.identity import avatars, groups, people, util
+from tessera.core import crypto, store, wire
+from tessera.core.identity import avatars, groups, identifiers, people, util
 from tessera.core.store import crud
 
 TABLE = "users"
@@ -29,9 +29,11 @@ def fold(username: str) -> str:
 _NOT_COLUMNS = {"groups", "roles"}
 
 
-async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
-    if await taken(tx, body.username):
-        raise errors.ValidationFailed.one("username", "This username is already taken.")
+async def create(
+    tx: store.Tx, body: wire.core.UserRequest, *, self_service: bool = False
+) -> dict[str, Any]:
+    """`self_service`: the new user chose these values (enrollment), see `identifiers.check`."""
+    await identifiers.check(tx, username=body.username, email=body.email, self_service=self_service)
     groups.no_roles(body.roles)
     group_pks = await groups.existing(tx, body.groups, field="groups")
     values = body.model_dump(exclude=_NOT_COLUMNS)
@@ -54,9 +56,13 @@ async def create(tx: store.Tx, body: wire.core.UserRequest) -> dict[str, Any]:
     return row
 
 
-async def update(tx: store.Tx, row: dict[str, Any], body: wire.core.UserRequest) -> dict[str, Any]:
-    if await taken(tx, body.username, except_pk=row["pk"]):
-        raise errors.ValidationFailed.one("username", "This username is already taken.")
+async def update(
+    tx: store.Tx, row: dict[str, Any], body: wire.core.UserRequest, *, self_service: bool = False
+) -> dict[str, Any]:
+    """`self_service`: the user changes their own values (a flow), see `identifiers.check`."""
+    await identifiers.check(
+        tx, username=body.username, email=body.email, current=row, self_service=self_service
+    )
     groups.no_roles(body.roles)
     group_pks = await groups.existing(tx, body.groups, field="groups")
     values = body.model_dump(exclude=_NOT_COLUMNS) | {

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from tessera.core import crypto, events, mail
 from tessera.core.identity import users
-from tessera.core.stages import base
+from tessera.core.stages import base, email_change
 
 TOKEN_PREFIX = "flowtoken:"  # noqa: S105 - a cache key prefix
 MAILS_PER_HOUR = 5
@@ -57,18 +57,23 @@ class EmailStage(base.Stage):
 
     async def _send(self, run: base.Run) -> None:
         assert isinstance(self.config, Config)
-        user = await run.pending_user()
-        if user is None or not user["email"]:
+        found = await email_change.target(run)
+        if found is None:
             return  # the same page either way: no enumeration
+        user, new_address = found
         sent = await run.services.cache.incr(f"email:sent:{user['pk']}", 3600)
         if sent > MAILS_PER_HOUR:
             log.warning("email_not_sent", reason="too many mails to this account", user=user["pk"])
             return
         key = secrets.token_urlsafe(32)
         resumed = run.state.dump() | {"index": run.state.index + 1}
-        resumed["context"] = {**resumed["context"], "email_verified": True, "auth_method": "email"}
-        if self.config.activate_user_on_success:
-            resumed["context"][ACTIVATE_KEY] = user["pk"]
+        context = resumed["context"]
+        if new_address is not None:  # proves the new address only (`email_change`)
+            resumed["context"] = email_change.resumed_context(context, user, new_address)
+        else:
+            resumed["context"] = {**context, "email_verified": True, "auth_method": "email"}
+            if self.config.activate_user_on_success:
+                resumed["context"][ACTIVATE_KEY] = user["pk"]
         await run.services.cache.set(
             TOKEN_PREFIX + crypto.secrets.sha256_hex(key), resumed, self.config.token_expiry * 60
         )
@@ -82,7 +87,8 @@ class EmailStage(base.Stage):
         minutes = self.config.token_expiry
         body += f'<p><a href="{html.escape(link)}">Continue</a> (valid {minutes} min)</p>'
         settings = run.services.settings.email
-        msg = mail.message(settings.from_, user["email"], self.config.subject, text, body)
+        to = new_address or user["email"]
+        msg = mail.message(settings.from_, to, self.config.subject, text, body)
         event = {
             "user": user,
             "client_ip": run.client_ip,

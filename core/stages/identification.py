@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 
 from tessera.core import store
 from tessera.core.crypto import webauthn
-from tessera.core.identity import users
+from tessera.core.identity import identifiers, users
 from tessera.core.stages import authenticator_webauthn, base, passkey, user_login
 from tessera.core.store import crud
 
@@ -164,19 +164,16 @@ class Identification(base.Stage):
 
     async def _find(self, tx: store.Tx, uid: str) -> dict[str, Any] | None:
         assert isinstance(self.config, Config)
-        if "username" in self.config.user_fields:
-            if self.config.case_insensitive_matching:
-                found = await users.find_by_username(tx, uid)
-            else:
-                found = await crud.find(tx, "users", username=uid)
+        # SECURITY: a value with "@" is an email address first: a user who named themselves
+        # after another user's address (from before `identifiers.check`, or by an admin) does
+        # not take that user's email login and recovery. An address shared by several accounts
+        # identifies none of them, and then the value is tried as a username.
+        if "email" in self.config.user_fields and "@" in uid:
+            found = await identifiers.find_by_email(tx, uid)
             if found is not None:
                 return found
-        if "email" in self.config.user_fields and "@" in uid:
-            rows, count = await crud.page(
-                tx,
-                "users",
-                crud.Query(filters=[crud.Filter("email", "ieq", uid)], limit=2),
-            )
-            if count == 1:  # an email shared by several accounts identifies none of them
-                return rows[0]
+        if "username" in self.config.user_fields:
+            if self.config.case_insensitive_matching:
+                return await users.find_by_username(tx, uid)
+            return await crud.find(tx, "users", username=uid)
         return None

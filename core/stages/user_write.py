@@ -16,7 +16,7 @@ from pydantic import Field
 
 from tessera.core import errors, events, wire
 from tessera.core.identity import groups, users
-from tessera.core.stages import base
+from tessera.core.stages import base, email_change
 from tessera.core.store import crud
 
 Mode = Literal["never_create", "create_when_required", "always_create"]
@@ -55,7 +55,7 @@ class UserWrite(base.Stage):
                     user = await self._create(tx, data)
                     await _record(tx, run, "model_created", user, {"model": _model(user)})
                 assert user is not None
-                await _apply(tx, user, data)
+                await _apply(tx, run, user, data, created=create)
                 if data.get("password"):
                     await _record(tx, run, "password_set", user, {})
         except errors.ValidationFailed as exc:
@@ -80,7 +80,7 @@ class UserWrite(base.Stage):
                 "path": self.config.user_path_template,
             }
         )
-        row = await users.create(tx, body)
+        row = await users.create(tx, body, self_service=True)
         if self.config.create_users_group:
             group = await crud.find(tx, groups.TABLE, pk=self.config.create_users_group)
             if group is not None:
@@ -129,7 +129,11 @@ def _may_change(run: base.Run, user: dict[str, Any] | None) -> bool:
     return run.session_user is not None and run.session_user["pk"] == user["pk"]
 
 
-async def _apply(tx: Any, user: dict[str, Any], data: dict[str, Any]) -> None:
+async def _apply(
+    tx: Any, run: base.Run, user: dict[str, Any], data: dict[str, Any], *, created: bool
+) -> None:
+    """Write the answers to `user`: values the user chose for themselves (`self_service`), and a
+    changed address only once proven where the flow has an email stage (`email_change`)."""
     current = await users.writable(tx, user)
     changes: dict[str, Any] = {k: data[k] for k in ("username", "name", "email") if k in data}
     attributes = dict(current["attributes"])
@@ -137,7 +141,9 @@ async def _apply(tx: Any, user: dict[str, Any], data: dict[str, Any]) -> None:
         if key.startswith("attributes."):
             attributes[key.removeprefix("attributes.")] = value
     body = _user_request({**current, **changes, "attributes": attributes})
-    await users.update(tx, user, body)
+    if not created:
+        await email_change.check(tx, run, user, body.email)
+    await users.update(tx, user, body, self_service=True)
     if data.get("password"):
         await users.set_password(tx, user["pk"], str(data["password"]))
 

@@ -131,8 +131,10 @@ class Grant:
         raise NotImplementedError  # every grant class below overrides it
 
 
-async def subject_of(service: Service, user: dict[str, Any]) -> tokens.Subject:
-    return await service.subject_of(user)
+async def subject_of(
+    service: Service, user: dict[str, Any], client: Client | None = None
+) -> tokens.Subject:
+    return await service.subject_of(user, client)
 
 
 async def may_use(
@@ -240,7 +242,7 @@ async def _issue(ctx: Context, tx: store.Tx, grant: tokens.Grant) -> dict[str, A
     if user is None or not tokens.may_hold_tokens(user):
         raise oauth_errors.InvalidGrantError(description="The user is not active.")
     assert grant.pk is not None
-    subject = await subject_of(ctx.service, user)
+    subject = await subject_of(ctx.service, user, ctx.client)
     claims = await tokens.scope_claims(ctx.client, subject, grant.scopes, ctx.client_ip)
     minted = tokens.mint(
         ctx.client,
@@ -344,8 +346,8 @@ class ClientCredentialsGrant(Grant):
         grant = tokens.Grant(user["pk"], scopes, int(time.time()), amr=["pwd"] if username else [])
         if username is not None or password is not None:
             subject = (
-                await subject_of(ctx.service, user)
-                if _needs_groups(client, scopes)
+                await subject_of(ctx.service, user, client)
+                if _needs_groups(client, scopes) or client.sub_mode == "user_email"
                 else tokens.Subject(user)
             )
         claims = await tokens.scope_claims(client, subject, scopes, ctx.client_ip)

@@ -11,8 +11,8 @@ from typing import Any
 
 from tessera.core import cache, config, crypto, store
 from tessera.core.flows import definitions, executor
+from tessera.core.identity import identifiers, util
 from tessera.core.identity import users as users_store
-from tessera.core.identity import util
 from tessera.core.providers.oauth2 import tokens
 from tessera.core.providers.oauth2.clients import Client, Clients
 from tessera.core.store import crud
@@ -78,12 +78,19 @@ class Service:
         self._users[user_pk] = (now, stamp, user, member_of)
         return user, member_of
 
-    async def subject_of(self, user: dict[str, Any]) -> tokens.Subject:
-        """`user` with their groups (and inherited ones), as scope mappings see them."""
+    async def subject_of(
+        self, user: dict[str, Any], client: Client | None = None
+    ) -> tokens.Subject:
+        """`user` with their groups (and inherited ones), as scope mappings see them; for a
+        `client` whose subjects are addresses, whether the user's address is theirs alone."""
         snapshot = await self.definitions.get()
         async with self.db.read() as tx:
             member_of = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
-        return subject_with(snapshot, user, member_of)
+            by_email = client is not None and client.sub_mode == "user_email"
+            unique = by_email and await identifiers.email_unique(tx, user)
+        subject = subject_with(snapshot, user, member_of)
+        subject.email_unique = unique
+        return subject
 
     async def _load_account(self, client: Client) -> dict[str, Any]:
         name = client.service_account

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from authlib.oauth2.rfc6749 import errors as oauth_errors
+
 from tessera.core import crypto, store
 from tessera.core.identity import users, util
 from tessera.core.policies import pool, sandbox, views
@@ -37,6 +39,32 @@ class Subject:
     user: dict[str, Any]
     groups: list[dict[str, Any]] = field(default_factory=list)
     all_groups: list[dict[str, Any]] = field(default_factory=list)
+    # The user's address is theirs alone (`identifiers.email_unique`): checked by
+    # `Service.subject_of` for a client whose subjects are addresses; never assumed.
+    email_unique: bool = False
+
+
+EMAIL_SUBJECT_REFUSED = (
+    "This application identifies users by email address, and this account's address is "
+    "missing or also another account's; ask an administrator."
+)
+
+
+class SubjectUnavailable(oauth_errors.InvalidGrantError):  # type: ignore[misc]
+    """No `sub` can name this user for this client (RFC 6749's invalid_grant)."""
+
+
+def subject_claim(client: Client, subject: Subject, keyring: crypto.Keyring) -> str:
+    """The `sub` of tokens issued to `client` for `subject`.
+
+    # SECURITY: with `sub_mode: user_email` the address is the user's identity at the client, so
+    # it must name one user only: an empty address or one another user also has gets no token
+    # (SubjectUnavailable), whatever path issues it; otherwise a user who took another's
+    # address would be that user to the client.
+    """
+    if client.sub_mode == "user_email" and not (subject.email_unique and subject.user["email"]):
+        raise SubjectUnavailable(description=EMAIL_SUBJECT_REFUSED)
+    return sub_of(client, subject.user, keyring)
 
 
 @dataclass
@@ -196,7 +224,7 @@ def mint(
     exp = now + int(client.access_ttl.total_seconds())
     base: dict[str, Any] = {
         "iss": issuer,
-        "sub": sub_of(client, subject.user, keyring),
+        "sub": subject_claim(client, subject, keyring),
         "aud": client.client_id,
         "exp": exp,
         "iat": now,
@@ -258,7 +286,7 @@ def id_token_for_implicit(
     id_claims: dict[str, Any] = {
         **(claims if client.include_claims or access is None else {}),
         "iss": issuer,
-        "sub": sub_of(client, subject.user, keyring),
+        "sub": subject_claim(client, subject, keyring),
         "aud": client.client_id,
         "exp": now + int(client.access_ttl.total_seconds()),
         "iat": now,

@@ -379,8 +379,11 @@ async def _respond(
     )
     out: dict[str, str] = {}
     subject = tokens.Subject(who.user)
-    if "token" in kinds or "id_token" in kinds:
-        subject = await grants.subject_of(service, who.user)
+    if "token" in kinds or "id_token" in kinds or client.sub_mode == "user_email":
+        subject = await grants.subject_of(service, who.user, client)
+    if client.sub_mode == "user_email" and not subject.email_unique:
+        # SECURITY: refused before a code is issued too (the token endpoint would refuse it).
+        return _redirect_error(request, pending, "access_denied", tokens.EMAIL_SUBJECT_REFUSED)
     claims = await tokens.scope_claims(client, subject, grant.scopes, who.client_ip)
     code: str | None = None
     async with service.db.transaction() as tx:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flowkit import log_in_as
-from oauth2kit import basic, code_tokens, key_pair, make_provider, token
+from oauth2kit import authorize, basic, code_tokens, key_pair, make_provider, token
 
 INTROSPECT = "/application/o/introspect/"
 USERINFO = "/application/o/userinfo/"
@@ -92,3 +92,55 @@ async def test_introspection_answers_as_userinfo_and_refresh_after_a_password_ch
         "refresh grant": await _refresh_works(client, provider, issued["refresh_token"]),
     }
     assert set(answers.values()) == {True}, answers
+
+
+# sub_mode user_email: the subject is the address, so it must name one user ------------------
+
+
+async def test_a_shared_address_gives_no_user_email_subject(
+    api: Any, client: Any, bootstrapped: Any, make_user: Any
+) -> None:
+    """Even when an administrator gives two users one address (which users cannot do to
+    themselves), neither gets a token whose `sub` would also be the other's."""
+    provider = await make_provider(
+        api, "mail-app", signing_key=await key_pair(api, "mail-app"), sub_mode="user_email"
+    )
+    victim = await make_user("victim", email="victim@example.com")
+    mallory = await make_user("mallory", email="mallory@example.com")
+    await log_in_as(client, bootstrapped, "mallory")
+    issued = await code_tokens(client, provider)
+    assert issued["access_token"]
+    status, _ = await api(
+        "PATCH", f"core/users/{mallory['pk']}/", json={"email": "VICTIM@example.com"}
+    )
+    assert status == 200
+    redirect = await authorize(client, provider)
+    assert redirect["error"] == "access_denied" and "address" in redirect["error_description"]
+    answer = await token(
+        client, provider, grant_type="refresh_token", refresh_token=issued["refresh_token"]
+    )
+    assert answer.status == 400 and (await answer.json())["error"] == "invalid_grant"
+    await log_in_as(client, bootstrapped, "victim")
+    assert (await authorize(client, provider))["error"] == "access_denied"
+    # Once the address is hers alone again, the victim's subject is her address.
+    await api("PATCH", f"core/users/{mallory['pk']}/", json={"email": "mallory@example.com"})
+    issued = await code_tokens(client, provider)
+    assert (await _claims(client, issued["access_token"]))["sub"] == "victim@example.com"
+    assert victim["pk"]
+
+
+async def test_a_user_without_an_address_gets_no_user_email_subject(
+    api: Any, client: Any, bootstrapped: Any, make_user: Any
+) -> None:
+    provider = await make_provider(
+        api, "mail-app", signing_key=await key_pair(api, "mail-app"), sub_mode="user_email"
+    )
+    await make_user("nomail")
+    await log_in_as(client, bootstrapped, "nomail")
+    assert (await authorize(client, provider))["error"] == "access_denied"
+
+
+async def _claims(client: Any, access: str) -> dict[str, Any]:
+    answer = await client.get(USERINFO, headers={"Authorization": f"Bearer {access}"})
+    assert answer.status == 200, await answer.text()
+    return dict(await answer.json())
