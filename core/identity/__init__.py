@@ -8,10 +8,22 @@ from tessera.core.identity import (
     applications,
     bootstrap,
     groups,
+    identifiers,
     keypairs,
     sessions,
+    token_rules,
     tokens,
     users,
 )
 
-__all__ = ["applications", "bootstrap", "groups", "keypairs", "sessions", "tokens", "users"]
+__all__ = [
+    "applications",
+    "bootstrap",
+    "groups",
+    "identifiers",
+    "keypairs",
+    "sessions",
+    "token_rules",
+    "tokens",
+    "users",
+]
