@@ -6,7 +6,7 @@ from typing import Any
 
 from helpers import SECRET_KEY
 
-from tessera.core import identity
+from tessera.core import identity, wire
 from tessera.core.crypto import Keyring
 from tessera.core.identity import util
 from tessera.core.store import crud
@@ -30,6 +30,8 @@ async def make_flow(
             },
         )
         for order, (kind, config) in enumerate(stages):
+            if kind == "prompt":
+                config = {**config, "fields": await make_prompts(tx, slug, config["fields"])}
             stage = await crud.insert(
                 tx,
                 "stages",
@@ -47,6 +49,24 @@ async def make_flow(
                 {"pk": util.new_uuid(), "target": row["pk"], "stage": stage["pk"], "order": order},
             )
     return str(row["pk"])
+
+
+async def make_prompts(tx: Any, prefix: str, fields: list[Any]) -> list[str]:
+    """The pks of prompt rows for a prompt stage's fields: a dict is a prompt's settings (its
+    label defaults to the field key), made under the name `<prefix>-<n>-<field key>`; a string
+    is the pk of an existing prompt."""
+    pks = []
+    for n, spec in enumerate(fields):
+        if isinstance(spec, str):
+            pks.append(spec)
+            continue
+        settings = {"label": spec["field_key"], "type": "text", **spec}
+        body = wire.flows.PromptRequest.model_validate(
+            {"name": f"{prefix}-{n}-{spec['field_key']}", **settings}
+        )
+        row = {**body.model_dump(), "pk": util.new_uuid(), "created": util.now()}
+        pks.append(str((await crud.insert(tx, "prompts", row))["pk"]))
+    return pks
 
 
 def csrf_headers(client: Any) -> dict[str, str]:

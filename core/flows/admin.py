@@ -23,20 +23,28 @@ async def _check_slug(tx: store.Tx, slug: str, pk: str | None) -> None:
         raise errors.ValidationFailed.one("slug", "Flow with this slug already exists.")
 
 
+# Request fields with no column: authentik's empty value is all they take.
+UNSTORED = {"background"}
+
+
+def _stored(body: wire.flows.FlowRequest) -> dict[str, Any]:
+    return body.model_dump(exclude=UNSTORED)
+
+
 async def create(tx: store.Tx, body: wire.flows.FlowRequest) -> dict[str, Any]:
     await _check_slug(tx, body.slug, None)
     return await crud.insert(
-        tx, TABLE, {**body.model_dump(), "pk": util.new_uuid(), "created": util.now()}
+        tx, TABLE, {**_stored(body), "pk": util.new_uuid(), "created": util.now()}
     )
 
 
 async def update(tx: store.Tx, row: dict[str, Any], body: wire.flows.FlowRequest) -> dict[str, Any]:
     await _check_slug(tx, body.slug, row["pk"])
-    return await crud.update(tx, TABLE, {"pk": row["pk"]}, body.model_dump())
+    return await crud.update(tx, TABLE, {"pk": row["pk"]}, _stored(body))
 
 
 def writable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in wire.flows.FlowRequest.model_fields}
+    return {k: row[k] for k in wire.flows.FlowRequest.model_fields if k not in UNSTORED}
 
 
 async def delete(tx: store.Tx, row: dict[str, Any]) -> None:
@@ -56,21 +64,38 @@ async def _related(tx: store.Tx, table: str, pks: list[str], column: str) -> dic
     return out
 
 
+def _flow_set_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What `FlowSet` (a flow named inside a stage) and `Flow` share."""
+    return {
+        k: row[k]
+        for k in wire.flows.FlowSet.model_fields
+        if k in wire.flows.FlowRequest.model_fields
+    } | {
+        "pk": row["pk"],
+        "policybindingmodel_ptr_id": row["pk"],
+        "background_url": wire.flows.DEFAULT_BACKGROUND,
+        "export_url": f"/api/v3/flows/instances/{row['slug']}/export/",
+    }
+
+
+def flow_set(row: dict[str, Any]) -> wire.flows.FlowSet:
+    return wire.flows.FlowSet.model_construct(**_flow_set_fields(row))
+
+
 async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.flows.Flow]:
     pks = [r["pk"] for r in rows]
     stages = await _related(tx, "flow_stage_bindings", pks, "stage")
     policies = await _related(tx, "policy_bindings", pks, "policy")
     return [
         wire.flows.Flow.model_construct(
-            **writable(r),
-            pk=r["pk"],
+            **_flow_set_fields(r),
+            authentication=r["authentication"],
             stages=stages[r["pk"]],
             policies=policies[r["pk"]],
             managed=r["managed"],
-            background="",
+            background=None,
+            background_themed_urls=None,
             cache_count=0,
-            export_url=f"/api/v3/flows/instances/{r['slug']}/export/",
-            meta_model_name="authentik_flows.flow",
         )
         for r in rows
     ]

@@ -70,10 +70,13 @@ async def delete(tx: store.Tx, row: dict[str, Any]) -> None:
 
 async def serialize(tx: store.Tx, rows: list[dict[str, Any]]) -> list[wire.flows.FlowStageBinding]:
     stage_rows = await crud.find_many(tx, "stages", "pk", {r["stage"] for r in rows})
-    stages = {s.pk: s for s in stage_admin.serialize(stage_rows)}
+    stages = {s.pk: s for s in await stage_admin.serialize(tx, stage_rows)}
     return [
         wire.flows.FlowStageBinding.model_construct(
-            **writable(r), pk=r["pk"], stage_obj=stages[r["stage"]]
+            **writable(r),
+            pk=r["pk"],
+            policybindingmodel_ptr_id=r["pk"],
+            stage_obj=stages[r["stage"]],
         )
         for r in rows
     ]

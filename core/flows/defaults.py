@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core import store
+from tessera.core import stages, store, wire
 from tessera.core.identity import util
 from tessera.core.store import crud
 
@@ -268,9 +268,28 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
 ORDER = {"default-authentication-login": 100}
 
 
+async def _prompts(tx: store.Tx, stage: str, fields: list[dict[str, Any]]) -> list[str]:
+    """The prompt rows of a default prompt stage's fields (named `<stage>-<field key>`)."""
+    pks = []
+    for spec in fields:
+        name = f"{stage}-{spec['field_key']}"
+        row = await crud.find(tx, "prompts", name=name)
+        if row is None:
+            body = wire.flows.PromptRequest.model_validate({"name": name, **spec})
+            row = await crud.insert(
+                tx,
+                "prompts",
+                {**body.model_dump(), "pk": util.new_uuid(), "created": util.now()},
+            )
+        pks.append(str(row["pk"]))
+    return pks
+
+
 async def _stage(tx: store.Tx, name: str, kind: str, config: dict[str, Any]) -> str:
     row = await crud.find(tx, "stages", name=name)
     if row is None:
+        if kind == "prompt":
+            config = {**config, "fields": await _prompts(tx, name, config["fields"])}
         row = await crud.insert(
             tx,
             "stages",
@@ -321,7 +340,26 @@ async def ensure(tx: store.Tx) -> list[str]:
         if slug in DISABLED:
             await _disable(tx, flow["pk"], slug)
         created.append(slug)
+    if created:
+        await _flows_by_pk(tx)
     return created
+
+
+async def _flows_by_pk(tx: store.Tx) -> None:
+    """The defaults above name flows by slug; the default stages store their pks (a flow
+    created later in `DEFAULTS` is found once all exist)."""
+    pks = {f["slug"]: f["pk"] for f in await crud.find_many(tx, "flows", "slug", list(DEFAULTS))}
+    for name, kind, _ in (step for *_, steps in DEFAULTS.values() for step in steps):
+        row = await crud.find(tx, "stages", name=name)
+        if row is None or row["managed"] != MANAGED + name:
+            continue
+        refs = wire.flows.references(stages.KINDS[kind].Config)
+        named = [k for k, table in refs.items() if table == "flows"]
+        found = {
+            k: pks[v] for k in named if isinstance(v := row["config"].get(k), str) and v in pks
+        }
+        if found:
+            await crud.update(tx, "stages", {"pk": row["pk"]}, {"config": row["config"] | found})
 
 
 # Flows that exist but refuse everyone until an admin disables this binding (or deletes it).

@@ -35,6 +35,16 @@ class Snapshot:
     policies: dict[str, dict[str, Any]]
     tree: groups.Tree
     _built: dict[str, base.Stage] = field(default_factory=dict)
+    _by_pk: dict[str, dict[str, Any]] | None = None
+
+    def flow_named(self, ref: object) -> dict[str, Any] | None:
+        """The flow a stage setting names: by pk, or by slug as settings before migration 0009
+        did; None when there is no such flow."""
+        if not isinstance(ref, str):
+            return None
+        if self._by_pk is None:
+            self._by_pk = {str(f["pk"]): f for f in self.flows.values()}
+        return self._by_pk.get(ref) or self.flows.get(ref)
 
     def stage(self, pk: str) -> base.Stage:
         """The stage instance for a stored stage (built once); raises stages.StageError."""

@@ -1,7 +1,8 @@
 """A flow as an authentik blueprint (v1 YAML): the flow, its stages and bindings, and the
 policies bound to them, as `GET /api/v3/flows/instances/<slug>/export/` returns it.
 
-Entries refer to each other with `!KeyOf <id>`; group and user bindings find their subject by
+Entries refer to each other with `!KeyOf <id>` (a prompt stage to its prompts, entries of
+their own); group and user bindings find their subject by
 name with `!Find`. Stage and policy settings are exported as stored: they hold no secrets.
 """
 
@@ -71,12 +72,15 @@ async def export(tx: store.Tx, flow: dict[str, Any]) -> str:
             continue
         if stage["pk"] not in stage_ids:
             stage_ids[stage["pk"]] = f"stage-{len(stage_ids) + 1}"
+            attrs = stage_admin.stored_settings(stage)
+            if stage["kind"] == "prompt":
+                attrs["fields"] = await _prompt_entries(tx, attrs.get("fields", []), entries)
             entries.append(
                 {
                     "model": wire.flows.stage_names(stage["kind"])["meta_model_name"],
                     "id": stage_ids[stage["pk"]],
                     "identifiers": {"name": stage["name"]},
-                    "attrs": stage_admin.stored_settings(stage),
+                    "attrs": attrs,
                 }
             )
         targets[binding["pk"]] = f"binding-{n + 1}"
@@ -107,6 +111,34 @@ async def export(tx: store.Tx, flow: dict[str, Any]) -> str:
         "entries": entries,
     }
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+async def _prompt_entries(
+    tx: store.Tx, pks: list[str], entries: list[dict[str, Any]]
+) -> list[_KeyOf]:
+    """A prompt stage's prompts as entries of their own (added to `entries` once each); the
+    stage's `fields` refer to them."""
+    rows = {r["pk"]: r for r in await crud.find_many(tx, "prompts", "pk", pks)}
+    done = {e["identifiers"].get("name"): e["id"] for e in entries if e["id"].startswith("prompt-")}
+    out = []
+    for pk in pks:
+        row = rows.get(pk)
+        if row is None:
+            continue
+        if row["name"] not in done:
+            done[row["name"]] = f"prompt-{len(done) + 1}"
+            entries.append(
+                {
+                    "model": "authentik_stages_prompt.prompt",
+                    "id": done[row["name"]],
+                    "identifiers": {"name": row["name"]},
+                    "attrs": {
+                        k: row[k] for k in wire.flows.PromptRequest.model_fields if k != "name"
+                    },
+                }
+            )
+        out.append(_KeyOf(done[row["name"]]))
+    return out
 
 
 async def _policy_entries(tx: store.Tx, targets: dict[str, str]) -> list[dict[str, Any]]:

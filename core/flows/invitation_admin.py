@@ -63,7 +63,7 @@ async def serialize(
         wire.flows.Invitation.model_construct(
             **writable(r),
             pk=r["pk"],
-            created_by=creators.get(r["created_by"]),
+            created_by=creators[r["created_by"]],
             flow_obj=flows.get(r["flow"]),
         )
         for r in rows

@@ -60,8 +60,8 @@ def flow_url(slug: str) -> str:
 
 
 def _configure_flow(snapshot: definitions.Snapshot, row: dict[str, Any]) -> dict[str, Any] | None:
-    slug = row["config"].get("configure_flow") if row["kind"] in COMPONENTS else None
-    return snapshot.flows.get(slug) if isinstance(slug, str) else None
+    ref = row["config"].get("configure_flow") if row["kind"] in COMPONENTS else None
+    return snapshot.flow_named(ref)
 
 
 def _title(row: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ class Config(base.StageConfig):
     token_count: Annotated[int, Field(ge=1, le=100)] = 6
     token_length: Annotated[int, Field(ge=8, le=devices.MAX_CODE_LENGTH)] = 12
     friendly_name: Annotated[str, Field(max_length=200)] = ""
-    configure_flow: wire.common.Slug | None = None  # the flow a user runs to set one up
+    configure_flow: wire.flows.FlowRef | None = None  # the flow a user runs to set one up
 
 
 class AuthenticatorStatic(base.Stage):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import segno
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from tessera.core import wire
 from tessera.core.identity import devices
@@ -28,10 +28,15 @@ INVALID = "Code does not match"
 NO_USER = "You need to log in to set up an authenticator."
 
 
+def _digits_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class Config(base.StageConfig):
-    digits: Literal[6, 8] = 6
+    # authentik's enum of strings; older settings hold the number.
+    digits: Annotated[Literal["6", "8"], BeforeValidator(_digits_text)] = "6"
     friendly_name: Annotated[str, Field(max_length=200)] = ""
-    configure_flow: wire.common.Slug | None = None  # the flow a user runs to set one up
+    configure_flow: wire.flows.FlowRef | None = None  # the flow a user runs to set one up
 
 
 class Response(base.ChallengeResponse):
@@ -79,7 +84,7 @@ class AuthenticatorTotp(base.Stage):
             device = await devices.pending(tx, _pending_pk(run), user["pk"], "totp")
             if device is None:
                 keyring = run.services.keyring
-                device = await devices.create_totp(tx, keyring, user["pk"], self.config.digits)
+                device = await devices.create_totp(tx, keyring, user["pk"], int(self.config.digits))
         run.state.context[CONTEXT_KEY] = device["pk"]
         return None
 

@@ -73,9 +73,16 @@ def _all_classes() -> list[DeviceClass]:
 class Config(base.StageConfig):
     device_classes: list[DeviceClass] = Field(default_factory=_all_classes)
     not_configured_action: Literal["skip", "deny", "configure"] = "skip"
-    configuration_stages: list[str] = Field(default_factory=list)
+    configuration_stages: list[wire.flows.StageRef] = Field(default_factory=list)
     last_auth_threshold: durations.UpToAYear = "seconds=0"  # authentik's duration form
     webauthn_user_verification: webauthn.Requirement = "preferred"
+    webauthn_hints: wire.flows.NoHints = Field(default_factory=list)
+    webauthn_allowed_device_types: wire.flows.NoDeviceTypes = Field(default_factory=list)
+    # Tessera's code throttling is its own (`attempts`): no per-kind factors.
+    email_otp_throttling_factor: Annotated[float | int | None, wire.flows.only(None)] = None
+    sms_otp_throttling_factor: Annotated[float | int | None, wire.flows.only(None)] = None
+    totp_otp_throttling_factor: Annotated[float | int | None, wire.flows.only(None)] = None
+    static_otp_throttling_factor: Annotated[float | int | None, wire.flows.only(None)] = None
 
 
 class Response(base.ChallengeResponse):
@@ -89,6 +96,7 @@ class Response(base.ChallengeResponse):
 
 class AuthenticatorValidate(base.Stage):
     kind = "authenticator_validate"
+    read_only = {"webauthn_allowed_device_types_obj": (list[wire.flows.WebAuthnDeviceType], [])}
     component = "ak-stage-authenticator-validate"
     Config = Config
     Response = Response

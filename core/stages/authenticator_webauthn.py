@@ -41,7 +41,10 @@ class Config(base.StageConfig):
     resident_key_requirement: webauthn.Requirement = "preferred"
     authenticator_attachment: webauthn.Attachment | None = None
     friendly_name: Annotated[str, Field(max_length=200)] = ""
-    configure_flow: wire.common.Slug | None = None  # the flow a user runs to set one up
+    configure_flow: wire.flows.FlowRef | None = None  # the flow a user runs to set one up
+    hints: wire.flows.NoHints = Field(default_factory=list)
+    device_type_restrictions: wire.flows.NoDeviceTypes = Field(default_factory=list)
+    max_attempts: Annotated[int, wire.flows.only(0)] = 0  # no limit of its own
 
 
 class _Part(wire.common.Request):
@@ -146,6 +149,7 @@ async def take(run: base.Run, ceremony: Ceremony, user_pk: int | None) -> str | 
 
 class AuthenticatorWebAuthn(base.Stage):
     kind = "authenticator_webauthn"
+    read_only = {"device_type_restrictions_obj": (list[wire.flows.WebAuthnDeviceType], [])}
     component = "ak-stage-authenticator-webauthn"
     Config = Config
     Response = Response

@@ -10,6 +10,7 @@ response, `on_invalid` on a response that failed validation. Each returns an `Ou
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, TypedDict
@@ -207,6 +208,19 @@ class Run:
             self.memo[("users", pk)] = known
         return dict(known[1]) if known[1] is not None else None  # a copy: callers may change it
 
+    async def flow_slug(self, ref: str | None) -> str | None:
+        """The slug of the flow a setting names: by pk (a slug, as older settings held, is
+        taken as it is); None when there is none or it is gone."""
+        if not ref:
+            return None
+        try:
+            pk = str(uuid.UUID(ref))
+        except ValueError:
+            return ref
+        async with self.services.store.read() as tx:
+            row = await store.crud.find(tx, "flows", pk=pk)
+        return str(row["slug"]) if row is not None else None
+
     async def devices(self, user_pk: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
         """The user's confirmed devices of these kinds, read once per request unless this
         process wrote devices since."""
@@ -245,6 +259,8 @@ class Stage:
     component: ClassVar[str]
     Config: ClassVar[type[StageConfig]] = StageConfig
     Response: ClassVar[type[ChallengeResponse] | None] = ChallengeResponse
+    # Computed fields of the kind's API object: name -> (annotation, value).
+    read_only: ClassVar[dict[str, tuple[Any, Any]]] = {}
 
     def __init__(self, config: StageConfig) -> None:
         self.config = config

@@ -5,11 +5,15 @@ your email". Opening the link (in any browser) resumes the flow after this stage
 `email_verified` and, for recovery, `auth_method = "email"` in the context.
 
 # SECURITY: the key is 256 random bits, kept in the cache only as its sha256 with the flow state,
-# popped atomically (single use) and gone after `token_expiry` minutes. An unknown account (when
-# identification pretends users exist) sees the same page and no mail is sent. The mail goes out
-# in a background task, so that the page takes as long for an unknown account as for a known one
-# (waiting for the SMTP server only for real accounts would tell them apart), and at most
-# `MAILS_PER_HOUR` mails go to one account, so the form cannot be used to flood a mailbox.
+# popped atomically (single use) and gone after `token_expiry` (authentik's duration form). An
+# unknown account (when identification pretends users exist) sees the same page and no mail is
+# sent. The mail goes out in a background task, so that the page takes as long for an unknown
+# account as for a known one (waiting for the SMTP server only for real accounts would tell them
+# apart), and at most `recovery_max_attempts` mails (5) go to one account within
+# `recovery_cache_timeout` (an hour), so the form cannot be used to flood a mailbox.
+
+Unless `use_global_settings` is on (the default), the mail goes through the stage's own SMTP
+server (no password: those are set globally).
 """
 
 from __future__ import annotations
@@ -17,27 +21,81 @@ from __future__ import annotations
 import asyncio
 import html
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import structlog
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from tessera.core import crypto, events, mail
+from tessera.core import config, crypto, events, mail, wire
 from tessera.core.identity import users
 from tessera.core.stages import base, email_change
+from tessera.core.wire import durations
 
 TOKEN_PREFIX = "flowtoken:"  # noqa: S105 - a cache key prefix
-MAILS_PER_HOUR = 5
 ACTIVATE_KEY = "email_activate_user"  # context of a resumed flow: activate the pending user
 
 log = structlog.get_logger(__name__)
 _sending: set[asyncio.Task[None]] = set()  # strong references until each mail is handed over
 
 
+def _legacy_minutes(value: Any) -> Any:
+    """Older settings hold the token validity as a number of minutes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"minutes={value}" if value > 0 else value
+    return value
+
+
 class Config(base.StageConfig):
-    subject: Annotated[str, Field(max_length=200)] = "authentik"
-    token_expiry: Annotated[int, Field(ge=1, le=24 * 60)] = 30  # minutes
+    write_only: ClassVar[frozenset[str]] = frozenset({"password"})
+
+    # Off: the connection below, instead of the server's AUTHENTIK_EMAIL__* settings (on by
+    # default in Tessera, whose stages always used those).
+    use_global_settings: bool = True
+    host: Annotated[str, Field(min_length=1, max_length=255)] = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    username: Annotated[str, Field(max_length=255)] = ""
+    # SECURITY: no SMTP password is kept in a stage's settings (they are not encrypted); a
+    # server that needs one is configured globally.
+    password: Annotated[
+        str | None,
+        wire.flows.only(None, ""),
+        Field(description="Not kept: use the global settings for a server that needs one."),
+    ] = None
+    use_tls: bool = False
+    use_ssl: bool = False
+    timeout: Annotated[int, Field(ge=1, le=300)] = 10
+    from_address: Annotated[str, Field(min_length=1, max_length=254)] = "system@authentik.local"
+    token_expiry: Annotated[
+        str,
+        BeforeValidator(_legacy_minutes),
+        Field(max_length=durations.MAX_LENGTH),
+        AfterValidator(durations.bounded(60, 86400)),
+    ] = "minutes=30"  # noqa: S105 - a duration, not a secret
+    subject: Annotated[str, Field(min_length=1, max_length=200)] = "authentik"
+    # authentik's template names; Tessera's mail is the same for all of them.
+    template: Annotated[str, Field(min_length=1, max_length=200)] = "email/password_reset.html"
     activate_user_on_success: bool = False
+    # At most this many mails to one account within the window (see the module's docstring).
+    recovery_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 5
+    recovery_cache_timeout: Annotated[
+        str, Field(max_length=durations.MAX_LENGTH), AfterValidator(durations.bounded(1, 86400))
+    ] = "hours=1"
+
+    def connection(self, global_settings: config.Email) -> config.Email:
+        """The SMTP server and sender of this stage's mails."""
+        if self.use_global_settings:
+            return global_settings
+        return config.Email.model_validate(
+            {
+                "host": self.host,
+                "port": self.port,
+                "username": self.username,
+                "use_tls": self.use_tls,
+                "use_ssl": self.use_ssl,
+                "timeout": self.timeout,
+                "from": self.from_address,
+            }
+        )
 
 
 class EmailStage(base.Stage):
@@ -55,14 +113,20 @@ class EmailStage(base.Stage):
         # Posting the "check your email" page sends nothing further; only the link continues.
         return base.Outcome.retry("non_field_errors", "Open the link we sent you by email.")
 
+    def _validity(self) -> int:
+        """Seconds a link stays valid."""
+        assert isinstance(self.config, Config)
+        return int(durations.seconds(self.config.token_expiry))
+
     async def _send(self, run: base.Run) -> None:
         assert isinstance(self.config, Config)
         found = await email_change.target(run)
         if found is None:
             return  # the same page either way: no enumeration
         user, new_address = found
-        sent = await run.services.cache.incr(f"email:sent:{user['pk']}", 3600)
-        if sent > MAILS_PER_HOUR:
+        window = int(durations.seconds(self.config.recovery_cache_timeout)) or 1
+        sent = await run.services.cache.incr(f"email:sent:{user['pk']}", window)
+        if sent > self.config.recovery_max_attempts:
             log.warning("email_not_sent", reason="too many mails to this account", user=user["pk"])
             return
         key = secrets.token_urlsafe(32)
@@ -75,7 +139,7 @@ class EmailStage(base.Stage):
             if self.config.activate_user_on_success:
                 resumed["context"][ACTIVATE_KEY] = user["pk"]
         await run.services.cache.set(
-            TOKEN_PREFIX + crypto.secrets.sha256_hex(key), resumed, self.config.token_expiry * 60
+            TOKEN_PREFIX + crypto.secrets.sha256_hex(key), resumed, self._validity()
         )
         # SECURITY: never the request's Host header, which an attacker could point elsewhere to
         # receive the victim's link (reset poisoning).
@@ -84,9 +148,9 @@ class EmailStage(base.Stage):
         link = f"{base_url}/if/flow/{run.state.slug}/?flow_token={key}"
         text = f"Hello {user['name'] or user['username']},\n\nOpen this link to continue:\n{link}\n"
         body = f"<p>Hello {html.escape(user['name'] or user['username'])},</p>"
-        minutes = self.config.token_expiry
+        minutes = self._validity() // 60
         body += f'<p><a href="{html.escape(link)}">Continue</a> (valid {minutes} min)</p>'
-        settings = run.services.settings.email
+        settings = self.config.connection(run.services.settings.email)
         to = new_address or user["email"]
         msg = mail.message(settings.from_, to, self.config.subject, text, body)
         event = {

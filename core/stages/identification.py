@@ -27,15 +27,13 @@ import pydantic
 import pydantic_core
 from pydantic import Field, field_validator
 
-from tessera.core import store
+from tessera.core import store, wire
 from tessera.core.crypto import webauthn
 from tessera.core.identity import identifiers, users
 from tessera.core.stages import authenticator_webauthn, base, passkey, user_login
 from tessera.core.store import crud
 
 UserField = Literal["username", "email"]
-Slug = Annotated[str, Field(max_length=50, pattern=r"^[-a-zA-Z0-9_]+$")]
-StagePk = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
 
 
 def _both() -> list[UserField]:
@@ -48,10 +46,15 @@ class Config(base.StageConfig):
     show_matched_user: bool = True
     pretend_user_exists: bool = True
     enable_remember_me: bool = False
-    enrollment_flow: Slug | None = None
-    recovery_flow: Slug | None = None
-    passwordless_flow: Slug | None = None
-    webauthn_stage: StagePk | None = None
+    enrollment_flow: wire.flows.FlowRef | None = None
+    recovery_flow: wire.flows.FlowRef | None = None
+    passwordless_flow: wire.flows.FlowRef | None = None
+    webauthn_stage: wire.flows.StageRef | None = None
+    # authentik's password field on this page, captcha and sources: not in Tessera.
+    password_stage: Annotated[wire.common.Uuid | None, wire.flows.only(None)] = None
+    captcha_stage: Annotated[wire.common.Uuid | None, wire.flows.only(None)] = None
+    sources: Annotated[list[wire.common.Uuid], wire.flows.only([])] = Field(default_factory=list)
+    show_source_labels: Annotated[bool, wire.flows.only(False)] = False
 
 
 class Response(base.ChallengeResponse):
@@ -89,23 +92,24 @@ class Identification(base.Stage):
             "sources": [],
             "show_source_labels": False,
             "enable_remember_me": self.config.enable_remember_me,
-            **(
-                {"recovery_url": f"/if/flow/{self.config.recovery_flow}/"}
-                if self.config.recovery_flow
-                else {}
-            ),
-            **(
-                {"enroll_url": f"/if/flow/{self.config.enrollment_flow}/"}
-                if self.config.enrollment_flow
-                else {}
-            ),
-            **(
-                {"passwordless_url": f"/if/flow/{self.config.passwordless_flow}/"}
-                if self.config.passwordless_flow
-                else {}
-            ),
+            **await self._links(run),
             **await self._passkey_challenge(run),
         }
+
+    async def _links(self, run: base.Run) -> dict[str, str]:
+        """Links to the recovery, enrollment and passwordless flows the settings name."""
+        assert isinstance(self.config, Config)
+        named = {
+            "recovery_url": self.config.recovery_flow,
+            "enroll_url": self.config.enrollment_flow,
+            "passwordless_url": self.config.passwordless_flow,
+        }
+        out = {}
+        for key, ref in named.items():
+            slug = await run.flow_slug(ref)
+            if slug is not None:
+                out[key] = f"/if/flow/{slug}/"
+        return out
 
     async def _user_verification(self, run: base.Run) -> webauthn.Requirement | None:
         """The `webauthn_stage`'s user verification; None when passkeys are not offered."""

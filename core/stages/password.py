@@ -11,9 +11,9 @@ refuses without checking the password, for the rest of the window.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from tessera.core import crypto, events, wire
 from tessera.core.identity import users
@@ -23,12 +23,38 @@ from tessera.core.stages import base, throttle
 INVALID = "Invalid password"
 
 
+Backend = Literal[
+    "authentik.core.auth.InbuiltBackend",
+    "authentik.core.auth.TokenBackend",
+    "authentik.sources.kerberos.auth.KerberosBackend",
+    "authentik.sources.ldap.auth.LDAPBackend",
+]
+INBUILT: Backend = "authentik.core.auth.InbuiltBackend"
+# Tessera's names before authentik's (revision 0009 renames the stored ones).
+LEGACY_PREFIX = "tessera.core.auth."
+
+
+def authentik_backend(value: Any) -> Any:
+    """An older setting's `tessera.core.auth.<Name>` read as `authentik.core.auth.<Name>`."""
+    if isinstance(value, str) and value.startswith(LEGACY_PREFIX):
+        return "authentik.core.auth." + value.removeprefix(LEGACY_PREFIX)
+    return value
+
+
+def _inbuilt() -> list[Backend]:
+    return [INBUILT]
+
+
 class Config(base.StageConfig):
-    backends: list[str] = Field(default_factory=lambda: ["tessera.core.auth.InbuiltBackend"])
+    # The stage checks the user's own password (InbuiltBackend); the other names are taken so
+    # that authentik's configurations load, and have no effect.
+    backends: Annotated[
+        list[Annotated[Backend, BeforeValidator(authentik_backend)]], Field(max_length=4)
+    ] = Field(default_factory=_inbuilt)
     failed_attempts_before_cancel: Annotated[int, Field(ge=1, le=1000)] = 5
     allow_show_password: bool = False
     # The flow a user runs to change their password (listed in their user settings).
-    configure_flow: wire.common.Slug | None = None
+    configure_flow: wire.flows.FlowRef | None = None
 
 
 class Response(base.ChallengeResponse):

@@ -1,76 +1,58 @@
 """Prompt stage (`ak-stage-prompt`): ask for fields, validate them, keep them in `prompt_data`.
 
-Fields are defined on the stage (authentik keeps them as separate Prompt objects; here they are
-part of the stage's settings). A pair `password` / `password_repeat` must match.
+The fields are Prompt objects of their own (`/stages/prompt/prompts/`, table `prompts`), which
+the stage's settings list by pk, as in authentik. A pair `password` / `password_repeat` must
+match. A choice field (dropdown, radio buttons) offers its placeholder, or the list its
+placeholder expression returns.
 
 With `initial_value_expression`, a field's `initial_value` is an expression, as in authentik
 (`return user.email`): it runs in the policy sandbox with the policy variables (`user`,
 `request`, `context`, `prompt_context`) of the pending or logged-in user, and the challenge
-carries its result; the expression itself never reaches the browser. An expression that fails
-gives an empty value and a log line.
+carries its result; the expression itself never reaches the browser. `placeholder_expression`
+does the same for the placeholder (a choice field's list). An expression that fails gives an
+empty value and a log line.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import re
-import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import structlog
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
+from tessera.core import wire
 from tessera.core.policies import engine, expression, pool, sandbox, views
 from tessera.core.stages import base
+from tessera.core.store import crud
 
 log = structlog.get_logger(__name__)
 INITIAL_STEPS = 20_000
 INITIAL_TIMEOUT = 1.0  # seconds, per field
 
-FieldType = Literal[
-    "text",
-    "text_area",
-    "text_read_only",
-    "username",
-    "email",
-    "password",
-    "number",
-    "checkbox",
-    "dropdown",
-    "hidden",
-    "static",
-]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MAX_VALUE = 4096
+MAX_VALUE = wire.flows.MAX_PROMPT_VALUE
+TABLE = "prompts"
+CHOICE_TYPES = {"dropdown", "radio-button-group"}
+SHOWN_TYPES = {"static", "text_read_only", "text_area_read_only"}  # the value is the initial one
+NO_DATA_TYPES = {"static", "separator"}
+MAX_CHOICES = 200
 
 
-class PromptField(base.StageConfig):
-    field_key: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9_.]+$")]
-    label: Annotated[str, Field(max_length=200)] = ""
-    type: FieldType = "text"
-    required: bool = True
-    placeholder: Annotated[str, Field(max_length=500)] = ""
-    initial_value: Annotated[str, Field(max_length=MAX_VALUE)] = ""
-    initial_value_expression: bool = False
-    sub_text: Annotated[str, Field(max_length=1000)] = ""
-    choices: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
-    order: int = 0
+class PromptField(wire.flows.PromptRequest):
+    """A prompt as the stage asks it (a row of `prompts`)."""
 
-    @model_validator(mode="after")
-    def _expression_compiles(self) -> PromptField:
-        if self.initial_value_expression:
-            try:
-                sandbox.compile(self.initial_value)
-            except sandbox.SandboxError as exc:
-                raise ValueError(f"initial_value: {exc}") from None
-        return self
+    model_config = ConfigDict(extra="ignore")
 
 
 class Config(base.StageConfig):
-    fields: Annotated[list[PromptField], Field(max_length=50)] = Field(default_factory=list)
+    # The prompts asked, by pk (objects of their own: `/stages/prompt/prompts/`).
+    fields: Annotated[list[wire.flows.PromptRef], Field(max_length=50)]
     # Policies that must all pass on the answers (`request.context["prompt_data"]`), as
     # authentik's validation_policies: e.g. a password policy refusing weak passwords.
-    validation_policies: Annotated[list[uuid.UUID], Field(max_length=20)] = Field(
+    validation_policies: Annotated[list[wire.flows.PolicyRef], Field(max_length=20)] = Field(
         default_factory=list
     )
 
@@ -85,22 +67,37 @@ class Prompt(base.Stage):
     Config = Config
     Response = Response
 
-    def _fields(self) -> list[PromptField]:
+    async def _fields(self, run: base.Run) -> list[PromptField]:
+        """The stage's prompts by `order`, then as the settings list them (a deleted one is
+        left out)."""
         assert isinstance(self.config, Config)
-        return sorted(self.config.fields, key=lambda f: f.order)
+        async with run.services.store.read() as tx:
+            rows = {r["pk"]: r for r in await crud.find_many(tx, TABLE, "pk", self.config.fields)}
+        found = [PromptField.model_validate(rows[pk]) for pk in self.config.fields if pk in rows]
+        return sorted(found, key=lambda f: f.order)
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
-        initial = await self._initial_values(run)
+        specs = await self._fields(run)
+        initial = await self._evaluated(run, specs, "initial_value")
+        placeholders = await self._evaluated(run, specs, "placeholder")
         fields = []
-        for spec in self._fields():
-            shown = spec.model_dump(exclude={"initial_value_expression"})
+        for spec in specs:
+            shown: dict[str, Any] = spec.model_dump(
+                include={"field_key", "label", "type", "required", "order", "sub_text"}
+            )
             shown["initial_value"] = initial.get(spec.field_key, spec.initial_value)
+            placeholder = placeholders.get(spec.field_key, spec.placeholder)
+            shown["choices"] = _choices(placeholder) if spec.type in CHOICE_TYPES else None
+            shown["placeholder"] = "" if spec.type in CHOICE_TYPES else placeholder
             fields.append(shown)
         return {"fields": fields}
 
-    async def _initial_values(self, run: base.Run) -> dict[str, str]:
-        """The results of the fields' initial-value expressions, by field key."""
-        wanted = [f for f in self._fields() if f.initial_value_expression]
+    async def _evaluated(
+        self, run: base.Run, specs: list[PromptField], attribute: str
+    ) -> dict[str, str]:
+        """The results of the fields' `initial_value` or `placeholder` expressions (those
+        marked `<attribute>_expression`), by field key."""
+        wanted = [f for f in specs if getattr(f, f"{attribute}_expression")]
         if not wanted:
             return {}
         user = await run.pending_user() or run.session_user
@@ -120,18 +117,21 @@ class Prompt(base.Stage):
         values = {}
         for spec in wanted:
             try:
-                expression.compiled(spec.initial_value)
+                source = getattr(spec, attribute)
+                expression.compiled(source)
                 # The value's text is made in the worker process, weighed first: never here,
                 # on the event loop (a shared nested structure unfolds natively).
                 result = await pool.evaluate(
-                    spec.initial_value,
+                    source,
                     variables,
                     shape="text",
                     steps=INITIAL_STEPS,
                     seconds=INITIAL_TIMEOUT,
                 )
             except sandbox.SandboxError as exc:
-                log.warning("prompt_initial_value_failed", field=spec.field_key, error=str(exc))
+                log.warning(
+                    "prompt_expression_failed", field=spec.field_key, of=attribute, error=str(exc)
+                )
                 values[spec.field_key] = ""
                 continue
             values[spec.field_key] = "" if result.value is None else str(result.value)[:MAX_VALUE]
@@ -141,14 +141,18 @@ class Prompt(base.Stage):
         submitted = response.model_extra or {}
         data: dict[str, Any] = {}
         errors: dict[str, list[dict[str, str]]] = {}
-        initial = await self._initial_values(run)
-        for spec in self._fields():
+        specs = await self._fields(run)
+        initial = await self._evaluated(run, specs, "initial_value")
+        placeholders = await self._evaluated(run, specs, "placeholder")
+        for spec in specs:
             if spec.field_key in initial:  # what read-only fields show is the computed value
                 spec = spec.model_copy(update={"initial_value": initial[spec.field_key]})
-            value, problem = _clean(spec, submitted.get(spec.field_key))
+            placeholder = placeholders.get(spec.field_key, spec.placeholder)
+            choices = _choices(placeholder) if spec.type in CHOICE_TYPES else []
+            value, problem = _clean(spec, submitted.get(spec.field_key), choices)
             if problem:
                 errors[spec.field_key] = [{"string": problem, "code": "invalid"}]
-            elif spec.type != "static":
+            elif spec.type not in NO_DATA_TYPES:
                 data[spec.field_key] = value
         if "password" in data and "password_repeat" in data:
             if data["password"] != data["password_repeat"]:
@@ -209,10 +213,24 @@ class Prompt(base.Stage):
         return result.messages or ["The answers were refused."]
 
 
-def _clean(spec: PromptField, raw: Any) -> tuple[Any, str]:
+def _choices(placeholder: str) -> list[str]:
+    """A choice field's choices: its placeholder, or the list its placeholder expression gave
+    (authentik's form; the expression's value comes back as its text)."""
+    try:
+        value = ast.literal_eval(placeholder) if placeholder.startswith(("[", "(")) else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if isinstance(v, str | int | float)][:MAX_CHOICES]
+    return [placeholder] if placeholder else []
+
+
+def _clean(spec: PromptField, raw: Any, choices: list[str]) -> tuple[Any, str]:
     """The field's value, or an error message."""
-    if spec.type in {"static", "text_read_only"}:
+    if spec.type in SHOWN_TYPES:
         return spec.initial_value, ""
+    if spec.type == "separator":
+        return None, ""
     if spec.type == "checkbox":
         return raw in (True, "true", "on", "1", 1), ""
     if raw is None or raw == "":
@@ -226,7 +244,7 @@ def _clean(spec: PromptField, raw: Any) -> tuple[Any, str]:
         return None, "Enter a valid email address."
     if spec.type == "number":
         return _number(text)
-    if spec.type == "dropdown" and text not in spec.choices:
+    if spec.type in CHOICE_TYPES and text not in choices:
         return None, "Select a valid choice."
     return text, ""
 

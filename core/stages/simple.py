@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from tessera.core import store
+from tessera.core import store, wire
 from tessera.core.stages import base
 
 
@@ -39,20 +39,32 @@ class Deny(base.Stage):
         return base.Outcome.deny(self.config.deny_message or "Access denied.")
 
 
+class DummyConfig(base.StageConfig):
+    throw_error: Annotated[bool, wire.flows.only(False)] = False  # authentik's test switch
+
+
 class Dummy(base.Stage):
     """Shows a button and continues; for tests and demonstrations."""
 
     kind = "dummy"
     component = "ak-stage-dummy"
+    Config = DummyConfig
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
         return {"title": run.stage_name}
 
 
 class RedirectConfig(base.StageConfig):
+    # Tessera's redirect to a flow starts it afresh (authentik's keep_context off).
+    keep_context: Annotated[bool, wire.flows.only(False)] = False
     mode: Literal["static", "flow"] = "static"
     target_static: Annotated[str, Field(max_length=2000)] = ""
-    target_flow: Annotated[str, Field(max_length=50)] = ""
+    target_flow: wire.flows.FlowRef | None = None
+
+    @field_validator("target_flow", mode="before")
+    @classmethod
+    def _none_for_empty(cls, value: Any) -> Any:
+        return value or None  # older settings held "" for no flow
 
 
 class Redirect(base.Stage):
@@ -66,7 +78,10 @@ class Redirect(base.Stage):
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, RedirectConfig)
         if self.config.mode == "flow":
-            return base.Outcome.redirect(f"/if/flow/{self.config.target_flow}/")
+            slug = await run.flow_slug(self.config.target_flow)
+            if slug is None:
+                return base.Outcome.deny("The flow to continue with does not exist.")
+            return base.Outcome.redirect(f"/if/flow/{slug}/")
         return base.Outcome.redirect(self.config.target_static)
 
 

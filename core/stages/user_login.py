@@ -15,7 +15,9 @@ again.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
+from tessera.core import wire
 from tessera.core.stages import base
 from tessera.core.wire import durations
 
@@ -24,10 +26,20 @@ REMEMBER_ME = "remember_me"
 SessionLength = durations.UpToAYear
 
 
+NetworkBinding = Literal["no_binding", "bind_asn", "bind_asn_network", "bind_asn_network_ip"]
+GeoipBinding = Literal[
+    "no_binding", "bind_continent", "bind_continent_country", "bind_continent_country_city"
+]
+
+
 class Config(base.StageConfig):
     session_duration: SessionLength = "seconds=0"
     terminate_other_sessions: bool = False
     remember_me_offset: SessionLength = "seconds=0"
+    # authentik's session bindings and remembered devices: not in Tessera.
+    network_binding: Annotated[NetworkBinding, wire.flows.only("no_binding")] = "no_binding"
+    geoip_binding: Annotated[GeoipBinding, wire.flows.only("no_binding")] = "no_binding"
+    remember_device: Annotated[str, wire.flows.only("seconds=0")] = "seconds=0"
 
 
 class Response(base.ChallengeResponse):

@@ -25,7 +25,7 @@ Mode = Literal["never_create", "create_when_required", "always_create"]
 class Config(base.StageConfig):
     user_creation_mode: Mode = "create_when_required"
     create_users_as_inactive: bool = False
-    create_users_group: str | None = None
+    create_users_group: wire.flows.GroupRef | None = None
     user_type: Literal["internal", "external"] = "external"
     user_path_template: Annotated[str, Field(max_length=200)] = "users"
 

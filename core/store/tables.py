@@ -263,6 +263,25 @@ stages = sa.Table(
     _created(),
 )
 
+# The prompt stage's fields (authentik's Prompt); a prompt stage's settings list their pks.
+prompts = sa.Table(
+    "prompts",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("field_key", sa.String(100), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("required", sa.Boolean(), nullable=False),
+    sa.Column("placeholder", sa.Text(), nullable=False),
+    sa.Column("initial_value", sa.Text(), nullable=False),
+    sa.Column("order", sa.Integer(), nullable=False),
+    sa.Column("sub_text", sa.Text(), nullable=False),
+    sa.Column("placeholder_expression", sa.Boolean(), nullable=False),
+    sa.Column("initial_value_expression", sa.Boolean(), nullable=False),
+    _created(),
+)
+
 flow_stage_bindings = sa.Table(
     "flow_stage_bindings",
     metadata,
@@ -354,7 +373,7 @@ invitations = sa.Table(
     sa.Column("fixed_data", JSON, nullable=False),
     sa.Column("single_use", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("flow", sa.String(36), sa.ForeignKey("flows.pk", ondelete="CASCADE"), nullable=True),
-    _user_ref("created_by", ondelete="SET NULL", nullable=True),
+    _user_ref("created_by", nullable=False),
     _created(),
 )
 

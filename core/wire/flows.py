@@ -8,13 +8,26 @@ the API builds them from `tessera.core.stages.KINDS`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
+import typing
+import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+import pydantic
+from pydantic import AfterValidator, ConfigDict, Field
 
-from tessera.core.wire.common import IsoDateTime, Name, Request, Response, Slug, check_json_object
-from tessera.core.wire.core import PartialUser, PolicyEngineMode, UUIDStr
+from tessera.core.wire.common import (
+    IsoDateTime,
+    Name,
+    Request,
+    Response,
+    Slug,
+    Uuid,
+    check_json_object,
+)
+from tessera.core.wire.core import PartialUser, PolicyEngineMode
 from tessera.core.wire.kinds import kind_models
 
 Designation = Literal[
@@ -47,9 +60,75 @@ Layout = Literal[
 InvalidResponseAction = Literal["retry", "restart", "restart_with_context"]
 # Stored in 32-bit integer columns on both engines.
 Order = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+# What authentik shows for a flow without a background image of its own.
+DEFAULT_BACKGROUND = "/static/dist/assets/images/flow_background.jpg"
+
+
+@dataclasses.dataclass(frozen=True)
+class References:
+    """Marks a setting that names another object by pk (`Annotated[..., References("flows")]`):
+    the admin API checks that the object exists, and shows a flow named by slug (as older
+    settings did) by its pk."""
+
+    table: str
+
+
+def _pk_or_slug(value: str) -> str:
+    """A stored reference: a pk (canonical form), or the slug older settings held."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        if not re.fullmatch(r"[-a-zA-Z0-9_]{1,50}", value):
+            raise ValueError("Must be a valid UUID.") from None
+        return value
+
+
+# A flow named by a stage setting. On the wire a UUID (authentik's); the settings stored by
+# older versions name flows by slug, which are still read (`References`).
+FlowRef = Annotated[
+    str,
+    AfterValidator(_pk_or_slug),
+    Field(json_schema_extra={"format": "uuid"}),
+    References("flows"),
+]
+StageRef = Annotated[Uuid, References("stages")]
+GroupRef = Annotated[Uuid, References("groups")]
+PolicyRef = Annotated[Uuid, References("policies")]
+
+
+def only(*allowed: Any) -> AfterValidator:
+    """A setting of authentik's that Tessera has no behaviour for: it takes authentik's empty
+    (or default) values, the first of `allowed` shown, and refuses the rest, which Tessera would
+    silently ignore."""
+
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"Tessera does not support this setting; leave it at {allowed[0]!r}.")
+        return value
+
+    return AfterValidator(check)
+
+
+WebAuthnHint = Literal["security-key", "client-device", "hybrid"]
+# authentik's WebAuthn hints and device types (FIDO metadata): Tessera has neither.
+NoHints = Annotated[list[WebAuthnHint], only([])]
+NoDeviceTypes = Annotated[list[Uuid], only([])]
+
+
+class WebAuthnDeviceType(Response):
+    """A kind of authenticator from the FIDO metadata (Tessera keeps none: lists stay empty)."""
+
+    aaguid: Uuid
+    description: str
 
 
 # Flows ---------------------------------------------------------------------------------------
+
+
+def _no_background(value: str | None) -> str | None:
+    if value:
+        raise ValueError("Flow background images are not supported; leave background empty.")
+    return None
 
 
 class FlowRequest(Request):
@@ -62,41 +141,59 @@ class FlowRequest(Request):
     denied_action: DeniedAction = "message_continue"
     layout: Layout = "stacked"
     compatibility_mode: bool = False
+    # No background image of a flow's own: only authentik's empty values are taken.
+    background: Annotated[str | None, AfterValidator(_no_background)] = None
 
 
-class Flow(Response):
-    pk: str
+class FlowSet(Response):
+    """A flow named inside a stage (`flow_set`: the flows that bind the stage)."""
+
+    pk: Uuid
+    policybindingmodel_ptr_id: Uuid  # authentik's policy target row: the flow's own pk here
     name: str
     slug: str
     title: str
     designation: Designation
-    authentication: Authentication
+    background_url: str
     policy_engine_mode: PolicyEngineMode
-    denied_action: DeniedAction
-    layout: Layout
     compatibility_mode: bool
-    stages: list[str]
-    policies: list[str]
-    managed: str | None
-    background: str  # no background image is configured: always ""
-    cache_count: int  # flow plans held for this flow (definitions are cached, not plans)
     export_url: str
-    meta_model_name: str
+    layout: Layout
+    denied_action: DeniedAction
+
+
+class ThemedUrls(Response):
+    light: str | None = None
+    dark: str | None = None
+
+
+class Flow(FlowSet):
+    authentication: Authentication
+    stages: list[Uuid]
+    policies: list[Uuid]
+    managed: str | None
+    background: str | None  # no background image is configured: always None
+    background_themed_urls: ThemedUrls | None
+    cache_count: int  # flow plans held for this flow (definitions are cached, not plans)
 
 
 # Stages --------------------------------------------------------------------------------------
 
 
 class Stage(Response):
-    """A stage of any kind (`/stages/all/`, a binding's `stage_obj`); kinds add settings."""
+    """A stage of any kind (`/stages/all/`, a binding's `stage_obj`); kinds add settings.
 
-    pk: str
+    Every field is always sent, a kind's settings too (with their defaults filled in)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    pk: Uuid
     name: str
-    kind: str
     component: str
     verbose_name: str
     verbose_name_plural: str
     meta_model_name: str
+    flow_set: list[FlowSet]
     managed: str | None
 
 
@@ -142,17 +239,85 @@ def stage_path(kind: str) -> str:
     return _STAGE_PATHS.get(kind, f"stages/{kind}")
 
 
-def stage_models(kind: str, config: type[Request]) -> tuple[type[Request], type[Response]]:
-    """`<Kind>StageRequest` (name plus settings) and `<Kind>Stage` for `/stages/<kind>/`."""
-    return kind_models(f"{_title(kind)}Stage", config, {"name": (Name, ...)}, Stage)
+def stage_models(
+    kind: str, config: type[Request], read_only: dict[str, tuple[Any, Any]] | None = None
+) -> tuple[type[Request], type[Response]]:
+    """`<Kind>StageRequest` (name plus settings) and `<Kind>Stage` for `/stages/<kind>/`, whose
+    response also has the kind's `read_only` fields (name -> (annotation, value))."""
+    base: type[Response] = Stage
+    if read_only:
+        fields: dict[str, Any] = {k: (t, ...) for k, (t, _) in read_only.items()}
+        base = pydantic.create_model(
+            f"{_title(kind)}StageBase", __base__=Stage, __module__=__name__, **fields
+        )
+    return kind_models(f"{_title(kind)}Stage", config, {"name": (Name, ...)}, base)
+
+
+# Prompts (the prompt stage's fields) ---------------------------------------------------------
+
+# authentik's prompt types that Tessera's prompt stage renders and checks.
+PromptType = Literal[
+    "text",
+    "text_area",
+    "text_read_only",
+    "text_area_read_only",
+    "username",
+    "email",
+    "password",
+    "number",
+    "checkbox",
+    "radio-button-group",
+    "dropdown",
+    "hidden",
+    "static",
+    "separator",
+]
+FieldKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9_.]+$")]
+MAX_PROMPT_VALUE = 4096
+
+
+class PromptRequest(Request):
+    name: Name
+    field_key: FieldKey = Field(description="Name of the form field, also used to store the value")
+    label: Name
+    type: PromptType
+    required: bool = True
+    placeholder: Annotated[str, Field(max_length=MAX_PROMPT_VALUE)] = ""
+    initial_value: Annotated[str, Field(max_length=MAX_PROMPT_VALUE)] = ""
+    order: Order = 0
+    sub_text: Annotated[str, Field(max_length=1000)] = ""
+    placeholder_expression: bool = False
+    initial_value_expression: bool = False
+
+
+class PromptBase(Response):
+    """A prompt; the API adds `prompt_stages_obj` (the prompt stages that ask it)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    pk: Uuid
+    name: str
+    field_key: str
+    label: str
+    type: PromptType
+    required: bool
+    placeholder: str
+    initial_value: str
+    order: int
+    sub_text: str
+    placeholder_expression: bool
+    initial_value_expression: bool
+
+
+PromptRef = Annotated[Uuid, References("prompts")]
 
 
 # Flow-stage bindings -------------------------------------------------------------------------
 
 
 class FlowStageBindingRequest(Request):
-    target: UUIDStr
-    stage: UUIDStr
+    target: Uuid
+    stage: Uuid
     order: Order
     evaluate_on_plan: bool = False
     re_evaluate_policies: bool = True
@@ -161,9 +326,10 @@ class FlowStageBindingRequest(Request):
 
 
 class FlowStageBinding(Response):
-    pk: str
-    target: str
-    stage: str
+    pk: Uuid
+    policybindingmodel_ptr_id: Uuid  # authentik's policy target row: the binding's own pk here
+    target: Uuid
+    stage: Uuid
     stage_obj: Stage
     order: int
     evaluate_on_plan: bool
@@ -192,17 +358,42 @@ class InvitationRequest(Request):
     single_use: bool = Field(
         default=False, description="When enabled, the invitation will be deleted after usage."
     )
-    flow: UUIDStr | None = Field(
+    flow: Uuid | None = Field(
         default=None, description="When set, only the configured flow can use this invitation."
     )
 
 
 class Invitation(Response):
-    pk: str
+    pk: Uuid
     name: str
     expires: dt.datetime | None
     fixed_data: dict[str, Any]
-    created_by: PartialUser | None  # None once the creator is deleted (authentik deletes it)
+    created_by: PartialUser  # an invitation goes with its creator (as in authentik)
     single_use: bool
-    flow: str | None
+    flow: Uuid | None
     flow_obj: Flow | None
+
+
+# References of stage settings ----------------------------------------------------------------
+
+
+def _reference_in(annotation: Any) -> References | None:
+    if typing.get_origin(annotation) is Annotated:
+        found = next((m for m in annotation.__metadata__ if isinstance(m, References)), None)
+        return found or _reference_in(typing.get_args(annotation)[0])
+    for arg in typing.get_args(annotation):
+        if (found := _reference_in(arg)) is not None:
+            return found
+    return None
+
+
+def references(model: type[pydantic.BaseModel]) -> dict[str, str]:
+    """The settings of `model` that name other objects: field name -> the table they name
+    (a field may hold one pk or a list of them)."""
+    out: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        found = next((m for m in info.metadata if isinstance(m, References)), None)
+        found = found or _reference_in(info.annotation)
+        if found is not None:
+            out[name] = found.table
+    return out

@@ -20,7 +20,7 @@ def kind_models(
     response_base: type[Response],
 ) -> tuple[type[Request], type[Response]]:
     """A kind's request model (`request_fields` plus its settings, unknown fields refused) and
-    response model (`response_base` plus its settings)."""
+    response model (`response_base` plus its settings, but those `config.write_only` names)."""
     reserved = set(request_fields) | set(response_base.model_fields)
     clash = reserved & set(config.model_fields)
     if clash:
@@ -28,7 +28,8 @@ def kind_models(
     request: type[Request] = pydantic.create_model(
         f"{name}Request", __base__=config, __module__=__name__, **request_fields
     )
-    settings = {k: (f.annotation, f) for k, f in config.model_fields.items()}
+    write_only: frozenset[str] = getattr(config, "write_only", frozenset())  # a ClassVar
+    settings = {k: (f.annotation, f) for k, f in config.model_fields.items() if k not in write_only}
     response: type[Response] = pydantic.create_model(  # type: ignore[call-overload]
         name, __base__=response_base, __module__=__name__, **settings
     )

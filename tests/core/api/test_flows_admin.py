@@ -102,8 +102,12 @@ async def test_binding_crud_with_stage_obj(api: API) -> None:
     assert status == 201, binding
     assert binding["evaluate_on_plan"] is False and binding["re_evaluate_policies"] is True
     assert binding["invalid_response_action"] == "retry" and binding["policy_engine_mode"] == "any"
-    assert binding["stage_obj"]["name"] == "a-dummy" and binding["stage_obj"]["kind"] == "dummy"
+    assert binding["stage_obj"]["name"] == "a-dummy"
     assert binding["stage_obj"]["component"] == "ak-stage-dummy-form"
+    assert binding["policybindingmodel_ptr_id"] == binding["pk"]
+    # The stage's flow_set: the flow that binds it, as authentik's FlowSet.
+    assert [f["slug"] for f in binding["stage_obj"]["flow_set"]] == [flow["slug"]]
+    assert binding["stage_obj"]["flow_set"][0]["pk"] == flow["pk"]
     status, page = await api("GET", f"flows/bindings/?target={flow['pk']}")
     assert status == 200 and [b["pk"] for b in page["results"]] == [binding["pk"]]
     status, page = await api("GET", f"flows/bindings/?stage={stage['pk']}&order=11")
@@ -181,14 +185,28 @@ async def test_a_deny_stage_bound_through_the_api_denies_the_login(client: Any, 
 async def test_flow_read_only_fields_as_authentik(api: API) -> None:
     status, flow = await api("GET", "flows/instances/default-authentication-flow/")
     assert status == 200
-    assert flow["meta_model_name"] == "authentik_flows.flow"
+    assert flow["policybindingmodel_ptr_id"] == flow["pk"]
     assert flow["export_url"] == "/api/v3/flows/instances/default-authentication-flow/export/"
-    assert flow["background"] == "" and flow["cache_count"] == 0
+    assert flow["background"] is None and flow["cache_count"] == 0
+    assert flow["background_url"] == "/static/dist/assets/images/flow_background.jpg"
+    assert flow["background_themed_urls"] is None
     # Read-only fields are ignored in requests, as DRF does; unknown ones are still refused.
     status, patched = await api(
-        "PATCH", "flows/instances/default-authentication-flow/", json={"meta_model_name": "x"}
+        "PATCH",
+        "flows/instances/default-authentication-flow/",
+        json={"background_url": "x", "cache_count": 3},
     )
     assert status == 200 and patched == flow
+    # No background image of a flow's own: authentik's empty values only.
+    for empty in (None, ""):
+        status, _ = await api(
+            "PATCH", "flows/instances/default-authentication-flow/", json={"background": empty}
+        )
+        assert status == 200
+    status, problem = await api(
+        "PATCH", "flows/instances/default-authentication-flow/", json={"background": "/b.jpg"}
+    )
+    assert status == 400 and "background" in problem
     status, _ = await api(
         "PATCH", "flows/instances/default-authentication-flow/", json={"meta_modelname": "x"}
     )
@@ -223,6 +241,16 @@ async def test_export_is_a_blueprint_of_the_flow(
     assert [b["identifiers"]["order"] for b in bindings] == sorted(
         b["identifiers"]["order"] for b in bindings
     )
+    # the prompt stage's prompts are entries of their own, which its fields name
+    prompts = {e["id"]: e for e in entries if e["model"] == "authentik_stages_prompt.prompt"}
+    (prompt_stage,) = [e for e in entries if e["model"] == "authentik_stages_prompt.promptstage"]
+    assert [prompts[ref[1]]["attrs"]["field_key"] for ref in prompt_stage["attrs"]["fields"]] == [
+        "username",
+        "name",
+        "email",
+        "password",
+        "password_repeat",
+    ]
     # the policy that keeps enrollment off is exported with its binding on the flow
     policy_bindings = [e for e in entries if e["model"] == "authentik_policies.policybinding"]
     assert any(p["identifiers"]["target"] == ("KeyOf", "flow") for p in policy_bindings)

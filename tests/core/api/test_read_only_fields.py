@@ -27,9 +27,10 @@ TAMPERED = {"tampered": ["\x00", 1]}  # wrong type and a NUL byte: validated, it
 EXPECTED_READ_ONLY = {
     "core/users": {"pk", "is_superuser", "groups_obj", "uid", "uuid", "last_login"},
     "core/tokens": {"pk", "managed", "user_obj"},
-    "stages/identification": {"pk", "kind", "component", "meta_model_name", "verbose_name"},
+    "stages/identification": {"pk", "flow_set", "component", "meta_model_name", "verbose_name"},
     "policies/expression": {"pk", "component", "bound_to", "verbose_name_plural"},
-    "flows/instances": {"pk", "stages", "policies", "meta_model_name", "managed"},
+    "flows/instances": {"pk", "stages", "policies", "background_url", "managed"},
+    "stages/prompt/prompts": {"pk", "prompt_stages_obj"},
     "policies/bindings": {"pk", "policy_obj", "group_obj", "user_obj"},
     "authenticators/totp": {"pk", "user"},
 }
@@ -47,8 +48,11 @@ async def _seed(api: API, db: Any) -> None:
     app = await _created(api, "core/applications/", {"name": "Round trip", "slug": "round-trip"})
     await _created(api, "core/tokens/", {"identifier": "round-trip", "description": "rt"})
     await _created(api, "crypto/certificatekeypairs/generate/", {"common_name": "rt.example"}, 200)
+    prompt = {"name": "rt-prompt", "field_key": "rt", "label": "RT", "type": "text"}
+    prompt = await _created(api, "stages/prompt/prompts/", prompt)
     for kind in stages.KINDS:
-        await _created(api, f"{wire.flows.stage_path(kind)}/", {"name": f"rt-{kind}"})
+        settings = {"fields": [prompt["pk"]]} if kind == "prompt" else {}
+        await _created(api, f"{wire.flows.stage_path(kind)}/", {"name": f"rt-{kind}", **settings})
     for kind in policies.kinds.KINDS:
         body = {"name": f"rt-{kind}", **POLICY_SETTINGS.get(kind, {})}
         policy = await _created(api, f"policies/{kind}/", body)
@@ -141,9 +145,10 @@ async def test_a_pk_sent_on_create_is_not_the_new_objects_pk(api: API) -> None:
     status, group = await api("POST", "core/groups/", json={"name": "g", "pk": chosen})
     assert status == 201 and group["pk"] != chosen
     _, stage = await api("POST", "stages/identification/", json={"name": "id"})
-    body = {**stage, "name": "copy", "pk": stage["pk"], "kind": "password"}
+    body = {**stage, "name": "copy", "pk": stage["pk"], "component": "ak-stage-password-form"}
     status, copy = await api("POST", "stages/identification/", json=body)
-    assert status == 201 and copy["pk"] != stage["pk"] and copy["kind"] == "identification"
+    assert status == 201 and copy["pk"] != stage["pk"]
+    assert copy["component"] == "ak-stage-identification-form"
     assert (await api("GET", f"stages/identification/{stage['pk']}/")) == (200, stage)
 
 

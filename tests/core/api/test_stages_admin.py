@@ -24,8 +24,9 @@ async def test_authenticator_prompt_and_invitation_stages_live_at_authentiks_pat
         ("invitation", "stages/invitation/stages"),
         ("user_login", "stages/user_login"),
     ):
-        status, stage = await api("POST", f"{path}/", json={"name": f"p-{kind}"})
-        assert status == 201 and stage["kind"] == kind, (path, stage)
+        body = {"name": f"p-{kind}", **({"fields": []} if kind == "prompt" else {})}
+        status, stage = await api("POST", f"{path}/", json=body)
+        assert status == 201 and stage["meta_model_name"].endswith(f".{kind.replace('_', '')}stage")
         assert (await api("GET", f"stages/{kind}/"))[0] == 404 or kind == "user_login"
     status, schema = await api("GET", "schema/")
     assert status == 200
@@ -36,9 +37,10 @@ async def test_authenticator_prompt_and_invitation_stages_live_at_authentiks_pat
 async def test_every_registered_kind_has_endpoints(api: API) -> None:
     for kind in stages.KINDS:
         path = wire.flows.stage_path(kind)
-        status, stage = await api("POST", f"{path}/", json={"name": f"s-{kind}"})
+        body = {"name": f"s-{kind}", **({"fields": []} if kind == "prompt" else {})}
+        status, stage = await api("POST", f"{path}/", json=body)
         assert status == 201, (kind, stage)
-        assert stage["kind"] == kind
+        assert "kind" not in stage and stage["flow_set"] == []
         assert stage["meta_model_name"] == f"authentik_stages_{kind}.{kind.replace('_', '')}stage"
         assert stage["component"] == f"ak-stage-{kind.replace('_', '-')}-form"
         assert stage["verbose_name"].endswith(" Stage")
@@ -112,7 +114,8 @@ async def test_all_stages_is_a_read_only_listing(api: API) -> None:
     assert status == 200
     names = [s["name"] for s in page["results"]]
     assert "default-authentication-login" in names and names == sorted(names, reverse=True)
-    assert all(s["kind"] == "user_login" for s in page["results"])
+    assert all(s["component"] == "ak-stage-user-login-form" for s in page["results"])
+    assert "kind" not in page["results"][0]
     assert (await api("POST", "stages/all/", json={"name": "x"}))[0] == 405
     status, one = await api("GET", f"stages/all/{page['results'][0]['pk']}/")
     assert status == 200 and one["verbose_name"] == "User Login Stage"
@@ -197,3 +200,124 @@ async def test_delete_through_stages_all_and_policies_all(api: API) -> None:
     status, events = await api("GET", "events/events/?action=model_deleted")
     names = [e["context"]["model"]["name"] for e in events["results"]]
     assert "gone-stage" in names and "gone-policy" in names
+
+
+async def _insert_stage(db: store.Store, kind: str, config: dict[str, Any]) -> str:
+    async with db.transaction() as tx:
+        row = await crud.insert(
+            tx,
+            "stages",
+            {
+                "pk": util.new_uuid(),
+                "name": f"stored-{kind}",
+                "kind": kind,
+                "config": config,
+                "created": util.now(),
+            },
+        )
+    return str(row["pk"])
+
+
+async def test_flow_set_is_the_flows_that_bind_the_stage(api: API) -> None:
+    _, stage = await api("POST", "stages/deny/", json={"name": "shared"})
+    assert stage["flow_set"] == []
+    flows = []
+    for slug in ("b-flow", "a-flow"):
+        body = {"name": slug, "slug": slug, "title": slug, "designation": "authentication"}
+        flows.append((await api("POST", "flows/instances/", json=body))[1])
+    bindings = []
+    for flow in flows:
+        for order in (1, 2):  # bound twice in the same flow: listed once
+            body = {"target": flow["pk"], "stage": stage["pk"], "order": order}
+            bindings.append((await api("POST", "flows/bindings/", json=body))[1])
+    _, got = await api("GET", f"stages/deny/{stage['pk']}/")
+    assert [f["slug"] for f in got["flow_set"]] == ["a-flow", "b-flow"]
+    first = got["flow_set"][0]
+    assert first["pk"] == first["policybindingmodel_ptr_id"] == flows[1]["pk"]
+    assert first["export_url"] == "/api/v3/flows/instances/a-flow/export/"
+    assert first["background_url"] == wire.flows.DEFAULT_BACKGROUND
+    for binding in bindings[2:]:
+        assert (await api("DELETE", f"flows/bindings/{binding['pk']}/"))[0] == 204
+    _, page = await api("GET", "stages/all/?name=shared")
+    assert [f["slug"] for f in page["results"][0]["flow_set"]] == ["b-flow"]
+
+
+async def test_older_settings_read_in_authentiks_vocabulary(api: API, db: store.Store) -> None:
+    """Settings stored before migration 0009 (Tessera's backend names, flows by slug, a token
+    validity in minutes, TOTP digits as a number) are shown as authentik's."""
+    _, flow = await api("GET", "flows/instances/default-password-change/")
+    password = await _insert_stage(
+        db,
+        "password",
+        {"backends": ["tessera.core.auth.InbuiltBackend"], "configure_flow": flow["slug"]},
+    )
+    status, got = await api("GET", f"stages/password/{password}/")
+    assert status == 200
+    assert got["backends"] == ["authentik.core.auth.InbuiltBackend"]
+    assert got["configure_flow"] == flow["pk"]
+    redirect = await _insert_stage(db, "redirect", {"mode": "flow", "target_flow": "gone-flow"})
+    assert (await api("GET", f"stages/redirect/{redirect}/"))[1]["target_flow"] is None
+    email = await _insert_stage(db, "email", {"token_expiry": 45})
+    assert (await api("GET", f"stages/email/{email}/"))[1]["token_expiry"] == "minutes=45"
+    totp = await _insert_stage(db, "authenticator_totp", {"digits": 8})
+    assert (await api("GET", f"stages/authenticator/totp/{totp}/"))[1]["digits"] == "8"
+    # Sent back as read, they are taken (and stored in authentik's form).
+    status, put = await api("PUT", f"stages/password/{password}/", json=got)
+    assert status == 200 and put["backends"] == ["authentik.core.auth.InbuiltBackend"]
+
+
+async def test_settings_name_existing_objects_by_pk(api: API) -> None:
+    _, flow = await api("GET", "flows/instances/default-password-change/")
+    for body, field in (
+        ({"configure_flow": flow["slug"]}, "configure_flow"),
+        ({"configure_flow": MISSING}, "configure_flow"),
+    ):
+        status, problem = await api("POST", "stages/password/", json={"name": "p", **body})
+        assert status == 400 and field in problem, problem
+    for path, body, field in (
+        ("stages/identification", {"recovery_flow": MISSING}, "recovery_flow"),
+        ("stages/identification", {"webauthn_stage": MISSING}, "webauthn_stage"),
+        (
+            "stages/authenticator/validate",
+            {"configuration_stages": [MISSING]},
+            "configuration_stages",
+        ),
+        ("stages/user_write", {"create_users_group": MISSING}, "create_users_group"),
+        ("stages/prompt/stages", {"fields": [MISSING]}, "fields"),
+        (
+            "stages/prompt/stages",
+            {"fields": [], "validation_policies": [MISSING]},
+            "validation_policies",
+        ),
+    ):
+        status, problem = await api("POST", f"{path}/", json={"name": "s", **body})
+        assert status == 400 and field in problem, (path, problem)
+    status, stage = await api(
+        "POST", "stages/password/", json={"name": "p", "configure_flow": flow["pk"].upper()}
+    )
+    assert status == 201 and stage["configure_flow"] == flow["pk"]
+
+
+async def test_authentik_settings_without_behaviour_take_only_their_empty_value(
+    api: API,
+) -> None:
+    """Settings Tessera has no behaviour for take authentik's empty value (sent back as read)
+    and refuse anything else, naming the field, rather than ignore it."""
+    for path, field, value in (
+        ("stages/dummy", "throw_error", True),
+        ("stages/redirect", "keep_context", True),
+        ("stages/user_login", "network_binding", "bind_asn"),
+        ("stages/user_login", "geoip_binding", "bind_continent"),
+        ("stages/identification", "sources", [MISSING]),
+        ("stages/identification", "password_stage", MISSING),
+        ("stages/authenticator/webauthn", "hints", ["hybrid"]),
+        ("stages/authenticator/webauthn", "max_attempts", 3),
+        ("stages/authenticator/validate", "webauthn_allowed_device_types", [MISSING]),
+        ("stages/authenticator/validate", "totp_otp_throttling_factor", 1.5),
+        ("stages/email", "password", "hunter2"),
+        ("stages/password", "backends", ["tessera.core.auth.Nothing"]),
+    ):
+        status, problem = await api("POST", f"{path}/", json={"name": "s", field: value})
+        assert status == 400 and {k.split(".")[0] for k in problem} == {field}, (path, problem)
+    status, stage = await api("POST", "stages/email/", json={"name": "e", "password": ""})
+    assert status == 201 and "password" not in stage

@@ -27,6 +27,12 @@ async def _settings(client: Any, key: str) -> tuple[int, Any]:
     return response.status, json.loads(await response.text())
 
 
+async def _flow_pk(api: API, slug: str) -> str:
+    status, flow = await api("GET", f"flows/instances/{slug}/")
+    assert status == 200, flow
+    return str(flow["pk"])
+
+
 async def _stage(api: API, kind: str) -> dict[str, Any]:
     _, found = await api("GET", f"stages/{kind}/")
     (stage,) = found["results"]
@@ -41,7 +47,7 @@ async def test_a_plain_user_gets_the_default_stages_in_authentiks_shape(
     assert status == 200 and isinstance(body, list)
     assert [s["component"] for s in body] == COMPONENTS
     password = await _stage(api, "password")
-    assert password["configure_flow"] == "default-password-change"
+    assert password["configure_flow"] == await _flow_pk(api, "default-password-change")
     assert body[0] == {
         "object_uid": password["pk"],
         "component": "ak-user-settings-password",
@@ -74,21 +80,26 @@ async def test_password_stage_without_configure_flow_is_not_listed(
     status, mine = await api(
         "POST",
         "stages/password/",
-        json={"name": "company-password", "configure_flow": "default-password-change"},
+        json={
+            "name": "company-password",
+            "configure_flow": await _flow_pk(api, "default-password-change"),
+        },
     )
     assert status == 201
     _, body = await _settings(client, key)
     assert body[0]["object_uid"] == mine["pk"] and body[0]["title"] == "company-password"
 
 
-async def test_password_configure_flow_must_be_a_slug(api: API) -> None:
+async def test_password_configure_flow_must_be_a_flows_pk(api: API) -> None:
     password = await _stage(api, "password")
-    for bad in ("../../evil", "https://evil.example.com/", "x" * 300, 7):
+    missing = "00000000-0000-4000-8000-000000000000"
+    for bad in ("../../evil", "https://evil.example.com/", "x" * 300, 7, missing):
         status, problem = await api(
             "PATCH", f"stages/password/{password['pk']}/", json={"configure_flow": bad}
         )
         assert status == 400 and "configure_flow" in problem
-    assert (await _stage(api, "password"))["configure_flow"] == "default-password-change"
+    expected = await _flow_pk(api, "default-password-change")
+    assert (await _stage(api, "password"))["configure_flow"] == expected
 
 
 async def test_friendly_name_is_the_title_when_set(
@@ -114,13 +125,7 @@ async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed
     await api(
         "PATCH", f"stages/authenticator/static/{static['pk']}/", json={"configure_flow": None}
     )
-    await api(
-        "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"configure_flow": "company-totp"}
-    )
-    _, body = await _settings(client, key)
-    assert [s["component"] for s in body] == [COMPONENTS[0], COMPONENTS[2]]
-    # Once the flow exists, the stage is offered with it.
-    status, _ = await api(
+    status, flow = await api(
         "POST",
         "flows/instances/",
         json={
@@ -132,9 +137,17 @@ async def test_stage_without_configure_flow_or_with_a_missing_flow_is_not_listed
         },
     )
     assert status == 201
+    status, _ = await api(
+        "PATCH", f"stages/authenticator/totp/{totp['pk']}/", json={"configure_flow": flow["pk"]}
+    )
+    assert status == 200
     _, body = await _settings(client, key)
     assert body[1]["object_uid"] == totp["pk"]
     assert body[1]["configure_url"] == f"/flows/-/configure/{totp['pk']}/"
+    # Once the flow is gone (its pk stays in the setting), the stage is not offered.
+    assert (await api("DELETE", "flows/instances/company-totp/"))[0] == 204
+    _, body = await _settings(client, key)
+    assert [s["component"] for s in body] == [COMPONENTS[0], COMPONENTS[2]]
 
 
 async def test_flow_policies_decide_who_sees_a_stage(

@@ -133,10 +133,10 @@ async def test_one_account_gets_at_most_a_few_mails_an_hour(
     mailing_client: Any, api: Any, make_user: Any, inbox: Any
 ) -> None:
     await _user(api, make_user)
-    for _ in range(email_stage.MAILS_PER_HOUR + 3):
+    for _ in range(email_stage.Config().recovery_max_attempts + 3):
         mailing_client.session.cookie_jar.clear()  # a new browser each time
         assert (await _start(mailing_client, "bob"))["component"] == "ak-stage-email"
-    await inbox[0].arrived(email_stage.MAILS_PER_HOUR)
+    await inbox[0].arrived(email_stage.Config().recovery_max_attempts)
 
 
 async def test_a_slow_mail_server_does_not_hold_up_the_page(
@@ -226,3 +226,37 @@ async def test_without_activate_user_on_success_the_user_stays_inactive(
     assert body["component"] == "ak-stage-access-denied"
     _, found = await api("GET", "core/users/?username=dave")
     assert found["results"][0]["is_active"] is False
+
+
+async def test_a_stage_with_its_own_smtp_server_and_cap(
+    aiohttp_client: Any,
+    make_settings: Any,
+    bootstrapped: store.Store,
+    api: Any,
+    make_user: Any,
+    inbox: Any,
+) -> None:
+    """`use_global_settings` off: the stage's host, port and sender are used (the server's
+    settings point nowhere here), and its `recovery_max_attempts` caps the mails."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nowhere = unused.getsockname()[1]
+    settings: config.Settings = make_settings(email={"host": "127.0.0.1", "port": nowhere})
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    _, page = await api("GET", "stages/email/?name=default-recovery-email")
+    (stage,) = page["results"]
+    own = {
+        "use_global_settings": False,
+        "host": "127.0.0.1",
+        "port": inbox[1],
+        "from_address": "recovery@example.org",
+        "recovery_max_attempts": 2,
+    }
+    status, patched = await api("PATCH", f"stages/email/{stage['pk']}/", json=own)
+    assert status == 200 and patched["port"] == inbox[1], patched
+    await _user(api, make_user)
+    for _ in range(4):
+        client.session.cookie_jar.clear()
+        assert (await _start(client, "bob"))["component"] == "ak-stage-email"
+    await inbox[0].arrived(2)  # and no more
+    assert inbox[0].messages[0]["From"] == "recovery@example.org"

@@ -33,11 +33,13 @@ async def _setup(db: Any, **invitation: Any) -> str:
     )
     pk = str(uuid.uuid4())
     async with db.transaction() as tx:
+        admin = await crud.get(tx, "users", username="akadmin")
         await crud.insert(
             tx,
             "invitations",
             {
                 "pk": pk,
+                "created_by": admin["pk"],
                 "name": f"inv-{pk[:6]}",
                 "flow": flow_pk,
                 "fixed_data": {"email": "invited@example.com"},

@@ -105,7 +105,7 @@ async def test_passwordless_flow_logs_in_with_only_a_passkey(
 
 
 async def test_identification_passkey_autofill_skips_the_password(
-    client: Any, api: Any, make_user: Any, bootstrapped: store.Store
+    client: Any, api: Any, make_user: Any, bootstrapped: store.Store, passwordless: str
 ) -> None:
     await passkey_user(make_user, bootstrapped, "quinn")
     _, key = await passkey_user(make_user, bootstrapped, "rosa")
@@ -115,7 +115,7 @@ async def test_identification_passkey_autofill_skips_the_password(
     status, _ = await api(
         "PATCH",
         f"stages/identification/{pks['default-authentication-identification']}/",
-        json={"webauthn_stage": validate, "passwordless_flow": "passwordless"},
+        json={"webauthn_stage": validate, "passwordless_flow": passwordless},
     )
     assert status == 200
     challenge = await call(client, LOGIN)

@@ -28,8 +28,8 @@ async def _enable_with_policy(db: Any, api: Any) -> str:
     async with db.transaction() as tx:
         disabled = await crud.get(tx, "policies", name="default-enrollment-flow-disabled")
         await crud.delete(tx, "policy_bindings", policy=disabled["pk"])
-    status, page = await api("GET", "stages/prompt/stages/?search=default-enrollment")
-    (stage,) = [s for s in page["results"] if any(f["type"] == "password" for f in s["fields"])]
+    status, page = await api("GET", "stages/prompt/stages/?name=default-enrollment-prompt")
+    (stage,) = page["results"]
     status, patched = await api(
         "PATCH",
         f"stages/prompt/stages/{stage['pk']}/",
@@ -73,17 +73,24 @@ async def test_a_missing_validation_policy_refuses(
     assert "misconfigured" in body["response_errors"]["non_field_errors"][0]["string"]
 
 
-async def test_validation_policies_must_be_uuids(api: Any) -> None:
+async def test_validation_policies_must_be_existing_policies_pks(api: Any) -> None:
     status, problem = await api(
         "POST",
         "stages/prompt/stages/",
-        json={"name": "p", "validation_policies": ["not-a-uuid"]},
+        json={"name": "p", "fields": [], "validation_policies": ["not-a-uuid"]},
     )
     assert status == 400 and "validation_policies.0" in problem, problem
+    status, problem = await api(
+        "POST",
+        "stages/prompt/stages/",
+        json={"name": "p2", "fields": [], "validation_policies": [str(uuid.uuid4())]},
+    )
+    assert status == 400 and "does not exist" in problem["validation_policies"][0], problem
+    _, policy = await api("POST", "policies/dummy/", json={"name": "passes"})
     status, _ = await api(
         "POST",
         "stages/prompt/stages/",
-        json={"name": "p2", "validation_policies": [str(uuid.uuid4())]},
+        json={"name": "p3", "fields": [], "validation_policies": [policy["pk"]]},
     )
     assert status == 201
 

@@ -80,7 +80,7 @@ async def test_0006_gives_the_default_password_stage_the_password_change_flow(
     at_0005: store.Store,
 ) -> None:
     await migrationkit.run(at_0005, _seed, dict(BACKENDS))
-    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, migrationkit.to, "0006")
     configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == {**BACKENDS, "configure_flow": "default-password-change"}
     # Not the managed default stage, or not a password stage: untouched.
@@ -94,7 +94,7 @@ async def test_0006_keeps_a_configure_flow_already_set(
 ) -> None:
     """A value that is there (an admin's, or null meaning "offer no password change") stays."""
     await migrationkit.run(at_0005, _seed, {**BACKENDS, "configure_flow": value})
-    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, migrationkit.to, "0006")
     assert (await migrationkit.run(at_0005, _configs))[DEFAULT] == {
         **BACKENDS,
         "configure_flow": value,
@@ -105,7 +105,7 @@ async def test_0006_again_changes_nothing_and_keeps_the_admins_later_choice(
     at_0005: store.Store,
 ) -> None:
     await migrationkit.run(at_0005, _seed, dict(BACKENDS))
-    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, migrationkit.to, "0006")
     once = await migrationkit.run(at_0005, _configs)
     await migrationkit.run(at_0005, M0006.set_configure_flow)
     assert await migrationkit.run(at_0005, _configs) == once
@@ -119,12 +119,12 @@ async def test_0006_down_and_up_again(at_0005: store.Store) -> None:
     """Back at 0005 no password stage carries the key (the stage would refuse it there); up
     again, the default stage gets the default flow back."""
     await migrationkit.run(at_0005, _seed, dict(BACKENDS))
-    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, migrationkit.to, "0006")
     await migrationkit.run(at_0005, _set_config, "company-password", {"configure_flow": "mine"})
     await migrationkit.run(at_0005, migrationkit.back, "0005")
     configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == BACKENDS and configs["company-password"] == {}
     assert configs["company-totp"] == {"digits": 6}
-    await migrationkit.run(at_0005, migrationkit.to, "head")
+    await migrationkit.run(at_0005, migrationkit.to, "0006")
     configs = await migrationkit.run(at_0005, _configs)
     assert configs[DEFAULT] == {**BACKENDS, "configure_flow": "default-password-change"}
