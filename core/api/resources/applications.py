@@ -65,15 +65,17 @@ class Applications(resource.Resource):
             return await auth.authenticate(request, tx)
         return await resource.guard(request, tx)
 
-    def extra_filters(self, params: Any) -> list[crud.Filter]:
-        raw = params.get("only_with_launch_url", "")
-        if raw and resource._parse("bool", "only_with_launch_url", raw):
-            return [crud.Filter("meta_launch_url", "ne", "")]
-        return []
-
     async def narrowing(
         self, ctx: resource.Ctx, params: Any, detail: bool
     ) -> resource.Narrow | None:
+        opened = await self._opened(ctx, params, detail)
+        raw = "" if detail else params.get("only_with_launch_url", "")
+        if raw and resource._parse("bool", "only_with_launch_url", raw):
+            # authentik's launch URL may come from the provider: decided outside SQL.
+            return _with_launch_url(ctx.request, opened)
+        return opened
+
+    async def _opened(self, ctx: resource.Ctx, params: Any, detail: bool) -> resource.Narrow | None:
         principal = ctx.principal
         if detail:
             # A superuser reads any application; anyone else only one they may open (else 404).
@@ -172,6 +174,19 @@ def _opened_by(request: web.Request, user: dict[str, Any]) -> resource.Narrow:
             user,
             net.client_ip(request) or "",
         )
+
+    return narrow
+
+
+def _with_launch_url(request: web.Request, inner: resource.Narrow | None) -> resource.Narrow:
+    """`inner`'s rows (or all) that have a launch URL, their own or their provider's."""
+
+    async def narrow(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = await inner(rows) if inner is not None else rows
+        served = sorted({r["provider"] for r in kept if r["provider"] is not None})
+        async with request.app[state.STORE].read() as tx:
+            suggested = await request.app[state.PROVIDER_LAUNCH_URLS](tx, served)
+        return [r for r in kept if applications.launch_url(r, suggested)]
 
     return narrow
 

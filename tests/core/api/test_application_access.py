@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import oauth2kit
 from flowkit import log_in_as
 
 API = Any
@@ -307,3 +308,12 @@ async def test_openapi_describes_the_list_parameters_and_check_access(client: An
     assert {"superuser_full_list", "for_user", "only_with_launch_url"} <= names
     op = schema["paths"]["/core/applications/{pk}/check_access/"]["get"]
     assert {p["name"] for p in op["parameters"]} >= {"for_user"}
+
+
+async def test_only_with_launch_url_counts_the_launch_url_a_provider_suggests(api: API) -> None:
+    await oauth2kit.make_provider(api, "served")  # redirect URI https://app.example.com/cb
+    await api("POST", "core/applications/", json={"name": "api-only", "slug": "api-only"})
+    status, body = await api(
+        "GET", "core/applications/?only_with_launch_url=true&superuser_full_list=true"
+    )
+    assert status == 200 and _slugs(body) == ["served"] and body["pagination"]["count"] == 1
