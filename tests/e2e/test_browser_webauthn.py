@@ -166,7 +166,7 @@ def _passwordless_flow(server: Server) -> None:
     call(
         "PATCH",
         f"stages/identification/{identification['pk']}/",
-        {"passwordless_flow": "passwordless"},
+        {"passwordless_flow": flow["pk"]},
     )
 
 
