@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from tessera.core import crypto, events, wire
-from tessera.core.identity import users
+from tessera.core.identity import tokens, users
 from tessera.core.policies import reputation
 from tessera.core.stages import base, throttle
 
@@ -30,6 +30,7 @@ Backend = Literal[
     "authentik.sources.ldap.auth.LDAPBackend",
 ]
 INBUILT: Backend = "authentik.core.auth.InbuiltBackend"
+TOKEN: Backend = "authentik.core.auth.TokenBackend"  # noqa: S105 - app passwords' backend
 # Tessera's names before authentik's (revision 0009 renames the stored ones).
 LEGACY_PREFIX = "tessera.core.auth."
 
@@ -46,8 +47,8 @@ def _inbuilt() -> list[Backend]:
 
 
 class Config(base.StageConfig):
-    # The stage checks the user's own password (InbuiltBackend); the other names are taken so
-    # that authentik's configurations load, and have no effect.
+    # The user's own password (InbuiltBackend) and app passwords (TokenBackend); the LDAP and
+    # Kerberos backends check users of sources Tessera does not have: taken, with no effect.
     backends: Annotated[
         list[Annotated[Backend, BeforeValidator(authentik_backend)]], Field(max_length=4)
     ] = Field(default_factory=_inbuilt)
@@ -89,19 +90,38 @@ class Password(base.Stage):
             identifier = run.state.context.get("pending_user_identifier", "")
             async with run.services.store.transaction() as tx:
                 return await throttle.refuse(tx, run, {"username": identifier})
-        stored = user["password"] if user is not None and user["is_active"] else ""
-        ok = await _verify(stored, response.password)
+        backend = await self._check(run, user, response.password)
+        ok = backend is not None
         identifier = str(run.state.context.get("pending_user_identifier", ""))
         if ok and user is not None:
             await throttle.release(run, list(limits))
             await reputation.record(run.services.cache, identifier, run.client_ip, +1)
             run.state.context["auth_method"] = "password"
-            if crypto.passwords.needs_rehash(stored):
+            if backend == INBUILT and crypto.passwords.needs_rehash(user["password"]):
                 async with run.services.store.transaction() as tx:
                     await users.set_password(tx, user["pk"], response.password)
             return base.Outcome.next()
         await reputation.record(run.services.cache, identifier, run.client_ip, -1)
         return await self._failed(run, user)
+
+    async def _check(
+        self, run: base.Run, user: dict[str, Any] | None, password: str
+    ) -> Backend | None:
+        """The backend that accepts the password, of those configured: the user's own password
+        (InbuiltBackend), then one of their app passwords (TokenBackend); None if none does."""
+        assert isinstance(self.config, Config)
+        stored = user["password"] if user is not None and user["is_active"] else ""
+        # SECURITY: the hash is computed whatever the backends, so that the time taken does not
+        # depend on them or on whether the user exists.
+        if await _verify(stored, password) and INBUILT in self.config.backends:
+            return INBUILT
+        if user is None or TOKEN not in self.config.backends or len(password) > 512:
+            return None
+        async with run.services.store.read() as tx:
+            found = await tokens.authenticate(
+                tx, run.services.keyring, password, intent="app_password"
+            )
+        return TOKEN if found is not None and found[1]["pk"] == user["pk"] else None
 
     async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:
         assert isinstance(self.config, Config)
