@@ -65,12 +65,12 @@ async def update(
     )
     groups.no_roles(body.roles)
     group_pks = await groups.existing(tx, body.groups, field="groups")
-    values = body.model_dump(exclude=_NOT_COLUMNS) | {
-        "username_folded": fold(body.username),
-        "last_updated": util.now(),
-    }
+    values = body.model_dump(exclude=_NOT_COLUMNS) | {"username_folded": fold(body.username)}
     if "last_login" not in body.model_fields_set:
         del values["last_login"]  # a PUT that leaves it out keeps it
+    current = (await crud.groups_of_users(tx, [row["pk"]]))[row["pk"]]
+    if any(row.get(k) != v for k, v in values.items()) or set(current) != set(group_pks):
+        values["last_updated"] = util.now()  # a write that changes nothing leaves it
     updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
     await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
     return updated

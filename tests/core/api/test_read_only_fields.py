@@ -25,8 +25,19 @@ WRITABLE = [r for r in resources.ALL if r.request_model is not None]
 POLICY_SETTINGS = {"expression": {"expression": "return True"}}
 TAMPERED = {"tampered": ["\x00", 1]}  # wrong type and a NUL byte: validated, it would be a 400
 EXPECTED_READ_ONLY = {
-    "core/users": {"pk", "is_superuser", "groups_obj", "uid", "uuid", "last_login"},
-    "core/tokens": {"pk", "managed", "user_obj"},
+    "core/users": {
+        "pk",
+        "is_superuser",
+        "groups_obj",
+        "roles_obj",
+        "uid",
+        "uuid",
+        "avatar",
+        "last_updated",
+        "password_change_date",
+    },
+    "core/groups": {"pk", "num_pk", "parents_obj", "users_obj", "children", "children_obj"},
+    "core/tokens": {"pk", "user_obj"},
     "stages/identification": {"pk", "flow_set", "component", "meta_model_name", "verbose_name"},
     "policies/expression": {"pk", "component", "bound_to", "verbose_name_plural"},
     "flows/instances": {"pk", "stages", "policies", "background_url", "managed"},
@@ -172,13 +183,14 @@ async def test_a_tokens_managed_and_owner_cannot_be_set_through_read_only_fields
 ) -> None:
     other = await make_user("other")
     token = await _created(api, "core/tokens/", {"identifier": "mine"})
-    body = {
-        **token,
-        "managed": "goauthentik.io/token/takeover",
-        "user_obj": {"pk": other["pk"], "username": "other", "name": ""},
-    }
+    body = {**token, "user_obj": {"pk": other["pk"], "username": "other", "name": ""}}
     status, sent = await api("PUT", "core/tokens/mine/", json=body)
-    assert status == 200 and sent == token and sent["managed"] is None
+    assert status == 200 and sent == token and sent["user"] != other["pk"]
+    # `managed` is a field of authentik's request: a value other than the token's is refused.
+    body = {**token, "managed": "goauthentik.io/token/takeover"}
+    status, sent = await api("PUT", "core/tokens/mine/", json=body)
+    assert status == 400 and "managed" in sent
+    assert (await api("GET", "core/tokens/mine/")) == (200, token)
 
 
 async def test_a_device_sent_back_with_another_user_stays_the_callers(
