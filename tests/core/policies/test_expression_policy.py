@@ -36,13 +36,15 @@ async def _bind_expression(db: Any, source: str) -> None:
 async def test_group_membership_examples(
     api: Any, make_group: Any, make_user: Any, bootstrapped: Any
 ) -> None:
+    staff = await make_group("Staff")
     parent = await make_group("Admins")
-    child = await make_group("Ops", parents=[parent["pk"]])
+    child = await make_group("Ops", parents=[staff["pk"], parent["pk"]])  # two parents
     user = await make_user("opsie", groups=[child["pk"]])
     async with bootstrapped.read() as tx:
         row = await crud.get(tx, "users", pk=user["pk"])
     for source in (
         'return ak_is_group_member(request.user, name="Admins")',
+        'return ak_is_group_member(request.user, name="Staff")',
         'return user.groups.filter(name="Ops").exists()',
     ):
         policy_pk = str(uuid.uuid4())
