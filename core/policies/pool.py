@@ -343,7 +343,9 @@ def _limit(reason: str, ended: int | None, timeout: float) -> sandbox.SandboxErr
     if ended == -signal.SIGXCPU:
         return sandbox.LimitExceeded(f"the expression used more than {math.ceil(timeout)} s of CPU")
     if reason == "deadline":
-        return sandbox.LimitExceeded(f"the expression ran for more than {timeout:g} seconds")
+        return sandbox.LimitExceeded(
+            f"the expression ran for more than {timeout:g} seconds and its process was stopped"
+        )
     return sandbox.LimitExceeded(f"the expression was stopped: {reason}")
 
 

@@ -210,4 +210,7 @@ async def test_the_sandbox_limit_bounds_the_match_when_it_is_smaller(
     assert time.process_time() - start < BOUND
     assert not result.passing and result.error
     [event] = await _exception_events(bootstrapped)
-    assert "regular expression" in event["context"]["message"]
+    # The regex's own timeout says so; on a busy machine it may overshoot, and then the pool
+    # stops the worker process at the deadline's grace (`policies.pool`).
+    message = event["context"]["message"]
+    assert "regular expression" in message or "process was stopped" in message
