@@ -2,8 +2,10 @@
 
 `await work.run(function, *args)` runs `function` in a thread of this executor, never in the
 default executor that `asyncio.to_thread` shares with everything else, and never in the threads
-that drive expressions (`policies.pool` has its own). Its size is the number of CPUs (at least
-two): argon2 releases the GIL while it hashes, so that many hashes run at once.
+that drive expressions (`policies.pool` has its own). It has as many threads as the default
+executor would (CPUs + 4, at most 32): argon2 releases the GIL while it hashes, and with fewer
+threads than concurrent logins a busy machine gave the server fewer runnable threads, and half
+the login rate (docs/benchmarks.md).
 
 # SECURITY: a flood of slow expressions once filled the default executor, and password
 # verification queued behind them: logins stalled. CPU work a login needs waits only for other
@@ -21,7 +23,7 @@ from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
-SIZE = max(2, os.cpu_count() or 2)
+SIZE = min(32, (os.cpu_count() or 1) + 4)
 
 
 @functools.cache
