@@ -99,16 +99,16 @@ async def test_run_maintenance_reports_every_kind(bootstrapped: store.Store) -> 
 async def test_the_lease_is_renewed_while_a_long_run_lasts(
     bootstrapped: store.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    interval = 0.2  # the lease lasts 0.3 s; the run below takes 1 s
+    interval = 1.0  # the lease lasts 1.5 s, renewed every 0.5 s; the run below takes 3 s
 
     async def long_run(db: store.Store) -> dict[str, int]:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(3.0)
         return {}
 
     monkeypatch.setattr(tasks, "run_maintenance", long_run)
     running = asyncio.create_task(tasks.tick(bootstrapped, "first", interval))
-    await asyncio.sleep(0.6)  # past the first lease's end
+    await asyncio.sleep(2.0)  # past the first lease's end
     assert await tasks.take_lease(bootstrapped, "second", dt.timedelta(seconds=1)) is False
     assert await running == {}
-    await asyncio.sleep(0.4)  # no renewal after the run: the lease lapses
+    await asyncio.sleep(1.6)  # no renewal after the run: the lease lapses
     assert await tasks.take_lease(bootstrapped, "second", dt.timedelta(seconds=1)) is True
