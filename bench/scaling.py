@@ -5,8 +5,8 @@ Run from the repository root: `.venv/bin/python bench/scaling.py` (`--help` for 
 `wrk`, the local PostgreSQL (`--pg-host`, `--pg-user`; a fresh database per configuration, dropped
 afterwards) and, for the Redis configurations, the local Redis. Not part of the test suite.
 
-For each configuration (cache backend and `AUTHENTIK_WEB__WORKERS`), a `tessera server` gets an ES256
-OAuth2 provider (as `bench/oidc_token.py` sets it up), then:
+For each configuration (cache backend and `AUTHENTIK_WEB__WORKERS`), a `tessera server` gets an
+ES256 OAuth2 provider (as `bench/oidc_token.py` sets it up), then:
 1. token: wrk loads `POST /application/o/token/` (client_credentials, client_secret_basic);
 2. logins: `--login-clients` clients log `akadmin` in again and again through the flow executor
    (three requests and an argon2id verification each, as `bench/login.py` does).

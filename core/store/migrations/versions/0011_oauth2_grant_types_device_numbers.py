@@ -21,9 +21,7 @@ depends_on: Sequence[str] | None = None
 def upgrade() -> None:
     # Both columns are added in place (no table rebuild): null grant_types means every grant.
     with op.batch_alter_table("oauth2_providers", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("grant_types", tessera.core.store.tables.JSON, nullable=True)
-        )
+        batch_op.add_column(sa.Column("grant_types", tessera.core.store.tables.JSON, nullable=True))
     with op.batch_alter_table("authenticator_devices", schema=None) as batch_op:
         batch_op.add_column(sa.Column("num_pk", sa.Integer(), nullable=True))
     _number_devices(op.get_bind())
