@@ -50,7 +50,29 @@ def _tessera_only(key: str) -> bool:
     return any(key.split(" ", 1)[1].startswith(prefix) for prefix in TESSERA_ONLY)
 
 
-DIFFERENCES = {k: v for k, v in akclientkit.differences(DOCUMENT).items() if not _tessera_only(k)}
+# Where authentik's own server breaks its schema and Tessera tells the truth instead:
+# (path prefix, difference) -> why. Each entry is one line of the differences report.
+AUTHENTIK_SCHEMA_GAPS = {
+    ("/stages/invitation/invitations/", "flow_obj: may be null, which the client refuses"): (
+        "an invitation may be bound to no flow (usable in any flow with an invitation stage); "
+        "authentik then sends flow_obj null too, although its schema requires an object"
+    ),
+}
+# Operations whose shapes are not yet authentik's: the test below fails once they are, so that
+# this list shrinks. The flow executor answers with one of about thirty challenge models.
+NOT_YET = ("/flows/executor/",)
+
+
+def _gap(key: str, line: str) -> bool:
+    path = key.split(" ", 1)[1]
+    return any(path.startswith(p) and line.endswith(d) for p, d in AUTHENTIK_SCHEMA_GAPS)
+
+
+DIFFERENCES = {
+    k: [line for line in v if not _gap(k, line)]
+    for k, v in akclientkit.differences(DOCUMENT).items()
+    if not _tessera_only(k)
+}
 
 
 def _owner(key: str) -> str:
@@ -78,10 +100,23 @@ def test_shapes_match_the_client_models(collection: str) -> None:
     assert not lines, "\n" + "\n".join(lines)
 
 
-def test_other_operations_match_the_client_models() -> None:
-    lines = [
-        f"{key}: {line}" for key, found in DIFFERENCES.items() if not _owner(key) for line in found
+def _others(not_yet: bool) -> list[str]:
+    return [
+        f"{key}: {line}"
+        for key, found in DIFFERENCES.items()
+        if not _owner(key) and key.split(" ", 1)[1].startswith(NOT_YET) == not_yet
+        for line in found
     ]
+
+
+def test_other_operations_match_the_client_models() -> None:
+    lines = _others(not_yet=False)
+    assert not lines, "\n" + "\n".join(lines)
+
+
+@pytest.mark.xfail(strict=True, reason="the flow executor's challenges are not yet authentik's")
+def test_flow_executor_matches_the_client_models() -> None:
+    lines = _others(not_yet=True)
     assert not lines, "\n" + "\n".join(lines)
 
 
