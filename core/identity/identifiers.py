@@ -28,6 +28,10 @@ from tessera.core.store import crud
 TABLE = "users"
 LOCK = "user-identifiers"
 USERNAME_TAKEN = "This username is already taken."
+# Usernames the system gives its own accounts (`ak-<slug>-client_credentials`, outposts'):
+# a user may not choose them for themselves (`reserved`).
+RESERVED_PREFIXES = ("ak-", "authentik-")
+USERNAME_RESERVED = "Usernames beginning with ak- or authentik- are reserved for the system."
 EMAIL_TAKEN = "This email address is already in use."
 
 
@@ -52,6 +56,15 @@ async def email_unique(tx: store.Tx, user: dict[str, Any]) -> bool:
     """Whether `user` has an address and no other user has the same one."""
     found = await find_by_email(tx, str(user.get("email") or ""))
     return found is not None and found["pk"] == user["pk"]
+
+
+def reserved(username: str) -> bool:
+    """Whether `username` is one the system names its own accounts with.
+
+    # SECURITY: a provider's client_credentials account is found by its name on first use; a
+    # user who enrolled under that name first would otherwise become the client's identity.
+    """
+    return fold(username).startswith(RESERVED_PREFIXES)
 
 
 async def _others(tx: store.Tx, filters: list[crud.Filter], except_pk: int | None) -> bool:
@@ -86,6 +99,8 @@ async def check(
         return
     await crud.lock(tx, LOCK)
     problems: dict[str, list[str]] = {}
+    if new_username and self_service and reserved(username):
+        raise errors.ValidationFailed({"username": [USERNAME_RESERVED]})
     if new_username and (
         await _others(tx, [crud.Filter("username_folded", "eq", fold(username))], except_pk)
         or await _others(tx, [_email_filter(username)], except_pk)

@@ -335,6 +335,12 @@ class ClientCredentialsGrant(Grant):
         else:
             subject = await service.service_account(client)
             user = subject.user
+            # SECURITY: the account is found by its name; a row of another type under that
+            # name (made before the name was reserved) is never the client's identity.
+            if user["type"] != "service_account":
+                raise oauth_errors.InvalidGrantError(
+                    description="The provider's service account name is held by another user."
+                )
             if not user["is_active"]:
                 raise oauth_errors.InvalidGrantError(description="The service account is inactive.")
         if not await may_use(

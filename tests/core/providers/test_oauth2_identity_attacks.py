@@ -10,6 +10,9 @@ import pytest
 from flowkit import log_in_as
 from oauth2kit import authorize, basic, code_tokens, key_pair, make_provider, token
 
+from tessera.core.identity import util
+from tessera.core.store import crud
+
 INTROSPECT = "/application/o/introspect/"
 USERINFO = "/application/o/userinfo/"
 
@@ -144,3 +147,40 @@ async def _claims(client: Any, access: str) -> dict[str, Any]:
     answer = await client.get(USERINFO, headers={"Authorization": f"Bearer {access}"})
     assert answer.status == 200, await answer.text()
     return dict(await answer.json())
+
+
+async def test_a_user_holding_the_client_credentials_account_name_is_not_the_clients_identity(
+    client: Any, bootstrapped: Any, provider: dict[str, Any]
+) -> None:
+    """A row named as the provider's service account but of another type (a user who took the
+    name before it was reserved) gets no token for the client."""
+    async with bootstrapped.transaction() as tx:
+        await crud.insert(
+            tx,
+            "users",
+            {
+                "username": "ak-wiki-client_credentials",
+                "username_folded": "ak-wiki-client_credentials",
+                "uuid": util.new_uuid(),
+                "name": "squatter",
+                "email": "squatter@example.com",
+                "password": "",
+                "is_active": True,
+                "type": "internal",
+                "path": "users",
+                "attributes": {},
+                "date_joined": util.now(),
+            },
+        )
+    answer = await token(client, provider, grant_type="client_credentials")
+    assert answer.status == 400, await answer.text()
+    assert (await answer.json())["error"] == "invalid_grant"
+
+
+async def test_client_credentials_makes_and_uses_its_own_service_account(
+    client: Any, api: Any, provider: dict[str, Any]
+) -> None:
+    answer = await token(client, provider, grant_type="client_credentials")
+    assert answer.status == 200, await answer.text()
+    _, page = await api("GET", "core/users/?username=ak-wiki-client_credentials")
+    assert [u["type"] for u in page["results"]] == ["service_account"]

@@ -262,3 +262,25 @@ async def test_a_link_to_a_typed_address_proves_only_that_address(
     assert body["component"] == "ak-stage-access-denied", body
     me = await mailing_client.get("/api/v3/core/users/me/")
     assert me.status in (401, 403)
+
+
+async def test_enrollment_cannot_take_a_system_account_name(
+    client: Any, api: Any, bootstrapped: store.Store
+) -> None:
+    """The client_credentials account of a provider is found by its name on first use: a user
+    who enrolled as `ak-<slug>-client_credentials` first would become the client's identity."""
+    await _open_enrollment(bootstrapped)
+    answers = {
+        "name": "M",
+        "email": "m@example.com",
+        "password": "a-Passw0rd-long",
+        "password_repeat": "a-Passw0rd-long",
+    }
+    for username in ("ak-wiki-client_credentials", "AK-Outpost-1", "authentik-bootstrap"):
+        client.session.cookie_jar.clear()
+        await call(client, ENROLL)
+        body = await call(client, ENROLL, {**answers, "username": username})
+        assert body["component"] == "ak-stage-prompt", body
+        assert "reserved" in body["response_errors"]["username"][0]["string"], body
+    _, page = await api("GET", "core/users/?search=ak-")
+    assert page["results"] == []
