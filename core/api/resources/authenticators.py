@@ -43,7 +43,12 @@ class _Devices(resource.Resource):
         return crud.Query(filters=[crud.Filter("kind", "eq", self.kind)])
 
     def parse_lookup(self, raw: str) -> dict[str, Any]:
-        return {"num_pk": super().parse_lookup(raw)["pk"]}
+        number = super().parse_lookup(raw)["pk"]
+        # `num_pk` is a 32-bit column: a larger id names no device (and must not reach the
+        # database, which would refuse the value with an error).
+        if not -(2**31) <= number < 2**31:
+            raise errors.NotFound(raw)
+        return {"num_pk": number}
 
     def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
         return bool(row["kind"] == self.kind)

@@ -253,3 +253,17 @@ async def test_admin_lists_by_user_retrieves_and_deletes(
     [event] = events["results"]
     assert event["context"]["model"] == devices.model_ref(judys["static"])
     assert event["user"]["username"] == "akadmin"
+
+
+async def test_a_device_id_beyond_the_column_is_404_not_a_server_error(
+    client: Any, api: Any, make_user: Any, make_token: Any, bootstrapped: Any
+) -> None:
+    _, key, _ = await _user_and_devices(make_user, make_token, bootstrapped, "ivan")
+    for kind in ("static", "totp", "webauthn"):
+        for number in ("2147483648", "247815171137", "-2147483649"):
+            path = f"authenticators/{kind}/{number}/"
+            for method in ("GET", "PATCH", "DELETE"):
+                body = {"json": {"name": "x"}} if method == "PATCH" else {}
+                assert (await _as(client, key, method, path, **body))[0] == 404, (method, path)
+            status, _ = await api("GET", f"authenticators/admin/{kind}/{number}/")
+            assert status == 404, path
