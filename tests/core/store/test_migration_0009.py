@@ -56,19 +56,6 @@ OLD = {
 }
 
 
-async def _run(db: store.Store, fn: Any, *args: Any) -> Any:
-    """As the migrator runs: on SQLite, a connection of its own without foreign keys enforced
-    (0008 and this revision rebuild tables there)."""
-    if isinstance(db.engine, sa.Engine):
-        engine = sa.create_engine(db.engine.url)
-        try:
-            with engine.begin() as connection:
-                return fn(connection, *args)
-        finally:
-            engine.dispose()
-    return await migrationkit.run(db, fn, *args)
-
-
 def _seed(connection: sa.Connection) -> None:
     connection.execute(
         FLOWS.insert(),
@@ -144,15 +131,15 @@ def settings_0008(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
 async def at_0008(settings_0008: config.Settings) -> Any:
     db = store.Store(settings_0008)
     await db.open()
-    await _run(db, migrationkit.to, "0008")
-    await _run(db, _seed)
+    await migrationkit.run(db, migrationkit.to, "0008")
+    await migrationkit.run(db, _seed)
     yield db
     await db.close()
 
 
 async def test_0009_moves_stage_settings_to_authentiks_vocabulary(at_0008: store.Store) -> None:
-    await _run(at_0008, migrationkit.to, "0009")
-    configs = await _run(at_0008, _configs)
+    await migrationkit.run(at_0008, migrationkit.to, "0009")
+    configs = await migrationkit.run(at_0008, _configs)
     assert configs["password"] == {
         "backends": ["authentik.core.auth.InbuiltBackend", "authentik.core.auth.TokenBackend"],
         "configure_flow": FLOW_PK,
@@ -165,20 +152,20 @@ async def test_0009_moves_stage_settings_to_authentiks_vocabulary(at_0008: store
     assert configs["authenticator_totp"] == OLD["authenticator_totp"]
     assert configs["deny"] == OLD["deny"]
     once = configs
-    await _run(at_0008, M0009.to_authentik)
-    assert await _run(at_0008, _configs) == once
+    await migrationkit.run(at_0008, M0009.to_authentik)
+    assert await migrationkit.run(at_0008, _configs) == once
 
 
 async def test_0009_invitations_go_with_their_creator(at_0008: store.Store) -> None:
-    await _run(at_0008, migrationkit.to, "0009")
-    assert await _run(at_0008, _invitations) == ["i-kept"]
-    assert await _run(at_0008, _creator_reference) == ("CASCADE", False)
+    await migrationkit.run(at_0008, migrationkit.to, "0009")
+    assert await migrationkit.run(at_0008, _invitations) == ["i-kept"]
+    assert await migrationkit.run(at_0008, _creator_reference) == ("CASCADE", False)
 
 
 async def test_0009_down_restores_the_old_forms(at_0008: store.Store) -> None:
-    await _run(at_0008, migrationkit.to, "0009")
-    await _run(at_0008, migrationkit.back, "0008")
-    configs = await _run(at_0008, _configs)
+    await migrationkit.run(at_0008, migrationkit.to, "0009")
+    await migrationkit.run(at_0008, migrationkit.back, "0008")
+    configs = await migrationkit.run(at_0008, _configs)
     assert configs["password"] == OLD["password"]
     assert configs["redirect"] == OLD["redirect"]
     assert configs["email"] == OLD["email"]

@@ -39,19 +39,6 @@ APPLICATIONS = sa.table("applications", *(sa.column(c) for c in ("pk", "name", "
 KEY_TYPES = {"k-ec": "ecdsa", "k-rsa": "rsa", "k-ed": "ed25519", "k-none": None}
 
 
-async def _run(db: store.Store, fn: Any, *args: Any) -> Any:
-    """As the migrator runs: on SQLite, a connection of its own without foreign keys enforced
-    (see `store.migrate`; 0008 and 0010 rebuild tables there)."""
-    if isinstance(db.engine, sa.Engine):
-        engine = sa.create_engine(db.engine.url)
-        try:
-            with engine.begin() as connection:
-                return fn(connection, *args)
-        finally:
-            engine.dispose()
-    return await migrationkit.run(db, fn, *args)
-
-
 def _seed(connection: sa.Connection) -> None:
     connection.execute(
         KEYPAIRS.insert(),
@@ -94,15 +81,15 @@ def settings_0009(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
 async def at_0009(settings_0009: config.Settings) -> Any:
     db = store.Store(settings_0009)
     await db.open()
-    await _run(db, migrationkit.to, "0009")
-    await _run(db, _seed)
+    await migrationkit.run(db, migrationkit.to, "0009")
+    await migrationkit.run(db, _seed)
     yield db
     await db.close()
 
 
 async def test_0010_renames_ecdsa_key_types_to_authentiks_ec(at_0009: store.Store) -> None:
-    await _run(at_0009, migrationkit.to, "0010")
-    assert await _run(at_0009, _key_types) == {
+    await migrationkit.run(at_0009, migrationkit.to, "0010")
+    assert await migrationkit.run(at_0009, _key_types) == {
         "k-ec": "ec",
         "k-rsa": "rsa",
         "k-ed": "ed25519",
@@ -111,16 +98,16 @@ async def test_0010_renames_ecdsa_key_types_to_authentiks_ec(at_0009: store.Stor
 
 
 async def test_0010_gives_applications_an_empty_icon_and_no_hiding(at_0009: store.Store) -> None:
-    await _run(at_0009, migrationkit.to, "0010")
-    (app,) = await _run(at_0009, _applications)
+    await migrationkit.run(at_0009, migrationkit.to, "0010")
+    (app,) = await migrationkit.run(at_0009, _applications)
     assert app["slug"] == "wiki" and app["meta_icon"] == "" and not app["meta_hide"]
 
 
 async def test_0010_downgrade_restores_ecdsa_and_keeps_the_applications(
     at_0009: store.Store,
 ) -> None:
-    await _run(at_0009, migrationkit.to, "0010")
-    await _run(at_0009, migrationkit.back, "0009")
-    assert (await _run(at_0009, _key_types))["k-ec"] == "ecdsa"
-    (app,) = await _run(at_0009, _applications)
+    await migrationkit.run(at_0009, migrationkit.to, "0010")
+    await migrationkit.run(at_0009, migrationkit.back, "0009")
+    assert (await migrationkit.run(at_0009, _key_types))["k-ec"] == "ecdsa"
+    (app,) = await migrationkit.run(at_0009, _applications)
     assert app["slug"] == "wiki" and "meta_hide" not in app and "meta_icon" not in app

@@ -38,19 +38,6 @@ FIELDS = [
 POLICY = "00000000-0000-4000-8000-00000000000a"
 
 
-async def _run(db: store.Store, fn: Any, *args: Any) -> Any:
-    """As the migrator runs: on SQLite, a connection of its own without foreign keys enforced
-    (0008 and 0009 rebuild tables there)."""
-    if isinstance(db.engine, sa.Engine):
-        engine = sa.create_engine(db.engine.url)
-        try:
-            with engine.begin() as connection:
-                return fn(connection, *args)
-        finally:
-            engine.dispose()
-    return await migrationkit.run(db, fn, *args)
-
-
 def _seed(connection: sa.Connection) -> None:
     connection.execute(
         STAGES.insert(),
@@ -92,15 +79,15 @@ def settings_0011(backend: str, tmp_path: Path, request: pytest.FixtureRequest) 
 async def at_0011(settings_0011: config.Settings) -> Any:
     db = store.Store(settings_0011)
     await db.open()
-    await _run(db, migrationkit.to, "0011")
-    await _run(db, _seed)
+    await migrationkit.run(db, migrationkit.to, "0011")
+    await migrationkit.run(db, _seed)
     yield db
     await db.close()
 
 
 async def test_0012_makes_prompt_rows_of_embedded_fields(at_0011: store.Store) -> None:
-    await _run(at_0011, migrationkit.to, "0012")
-    configs, rows = await _run(at_0011, _read)
+    await migrationkit.run(at_0011, migrationkit.to, "0012")
+    configs, rows = await migrationkit.run(at_0011, _read)
     signup = configs["signup"]
     assert signup["validation_policies"] == [POLICY] and len(signup["fields"]) == 3
     email, team, name = (rows[pk] for pk in signup["fields"])
@@ -115,9 +102,9 @@ async def test_0012_makes_prompt_rows_of_embedded_fields(at_0011: store.Store) -
 
 
 async def test_0012_down_embeds_the_fields_again(at_0011: store.Store) -> None:
-    await _run(at_0011, migrationkit.to, "0012")
-    await _run(at_0011, migrationkit.back, "0011")
-    fields = (await _run(at_0011, _configs))["signup"]["fields"]
+    await migrationkit.run(at_0011, migrationkit.to, "0012")
+    await migrationkit.run(at_0011, migrationkit.back, "0011")
+    fields = (await migrationkit.run(at_0011, _configs))["signup"]["fields"]
     assert [f["field_key"] for f in fields] == ["email", "team", "name"]
     assert fields[1]["choices"] == ["red", "blue"] and fields[1]["placeholder"] == ""
     assert fields[2]["initial_value_expression"] is True
