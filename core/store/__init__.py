@@ -60,6 +60,9 @@ CONFIG_TABLES = frozenset(
         "oauth2_providers",
         "scope_mappings",
         "certificate_keypairs",
+        "proxy_providers",
+        "outposts",
+        "outpost_providers",
     }
 )
 

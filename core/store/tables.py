@@ -515,3 +515,63 @@ oauth2_device_codes = sa.Table(
     sa.Column("last_poll", UTCDateTime(), nullable=True),
     sa.Column("expires", UTCDateTime(), nullable=False, index=True),
 )
+
+# Outposts and proxy providers ----------------------------------------------------------------
+
+# A proxy provider is also an OAuth2 client of the core (authentik's ProxyProvider inherits its
+# OAuth2Provider): a row of `providers`, one of `oauth2_providers` and this one, all with one pk.
+proxy_providers = sa.Table(
+    "proxy_providers",
+    metadata,
+    sa.Column("pk", BIGINT, sa.ForeignKey("providers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False, server_default="proxy"),
+    sa.Column("external_host", sa.String(2000), nullable=False),
+    sa.Column("internal_host", sa.String(2000), nullable=False, server_default=""),
+    sa.Column(
+        "internal_host_ssl_validation", sa.Boolean(), nullable=False, server_default=sa.true()
+    ),
+    sa.Column(
+        "certificate",
+        sa.String(36),
+        sa.ForeignKey("certificate_keypairs.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("skip_path_regex", sa.Text(), nullable=False, server_default=""),
+    sa.Column("basic_auth_enabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("basic_auth_user_attribute", sa.String(200), nullable=False, server_default=""),
+    sa.Column("basic_auth_password_attribute", sa.String(200), nullable=False, server_default=""),
+    sa.Column("intercept_header_auth", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("cookie_domain", sa.String(255), nullable=False, server_default=""),
+    # SECURITY: sealed like a client secret; it signs the outposts' state and session cookies.
+    sa.Column("cookie_secret_sealed", sa.Text(), nullable=False),
+)
+
+outposts = sa.Table(
+    "outposts",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("type", sa.String(16), nullable=False),  # proxy | ldap
+    # authentik's OutpostConfig keys (`refresh_interval` among them), as the API shows them.
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True, unique=True),
+    # The outpost's service account (its API token belongs to it); deleted with the outpost.
+    _user_ref("user_pk", ondelete="SET NULL", nullable=True, index=True),
+    _created(),
+)
+
+outpost_providers = sa.Table(
+    "outpost_providers",
+    metadata,
+    sa.Column(
+        "outpost", sa.String(36), sa.ForeignKey("outposts.pk", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "provider",
+        BIGINT,
+        sa.ForeignKey("providers.pk", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    sa.Column("position", sa.Integer(), nullable=False, server_default="0"),
+)
