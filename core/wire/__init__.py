@@ -17,6 +17,7 @@ from tessera.core.wire import (
     flows,
     kinds,
     oauth2,
+    outposts,
     policies,
     root,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "flows",
     "kinds",
     "oauth2",
+    "outposts",
     "policies",
     "root",
 ]
