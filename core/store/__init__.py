@@ -67,6 +67,10 @@ CONFIG_TABLES = frozenset(
 )
 
 
+# Told of every committed write transaction: the tables it wrote and what it announced.
+CommitListener = Callable[[frozenset[str], dict[str, set[str]]], None]
+
+
 class StoreUnavailable(errors.TesseraError):
     """The database cannot be reached."""
 
@@ -101,12 +105,19 @@ class Store:
         self.config_generation = 0
         self._writes: collections.Counter[str] = collections.Counter()
         self._config_listeners: list[Callable[[], None]] = []
+        self._commit_listeners: list[CommitListener] = []
 
     def on_config_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` after each commit that changed a table of CONFIG_TABLES; returns the
         function that stops this."""
         self._config_listeners.append(listener)
         return lambda: self._config_listeners.remove(listener)
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call `listener(tables written, announcements)` after each committed write transaction
+        (`Tx.announced`: e.g. the sessions it ended); returns the function that stops this."""
+        self._commit_listeners.append(listener)
+        return lambda: self._commit_listeners.remove(listener)
 
     def write_count(self, table_name: str) -> int:
         """How many committed transactions of this process wrote `table_name` (a stamp for
@@ -205,6 +216,8 @@ class Store:
                 yield tx
         # Reached only once the transaction has committed.
         self._writes.update(tx.written)
+        for commit_listener in self._commit_listeners:
+            commit_listener(frozenset(tx.written), tx.announced)
         if tx.written & CONFIG_TABLES:
             self.config_changed()
             for listener in self._config_listeners:

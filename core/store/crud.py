@@ -39,6 +39,9 @@ class Tx:
     conn: Connection
     dialect: str
     written: set[str] = field(default_factory=set)  # tables this transaction changed
+    # What the transaction tells the store's commit listeners once it has committed, by topic
+    # (`identity.sessions.ENDED`: the digests of the sessions it deleted).
+    announced: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
