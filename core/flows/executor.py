@@ -467,7 +467,7 @@ class Executor:
     ) -> tuple[str, dict[str, Any]]:
         async with self.services.store.transaction() as tx:
             if run.state.context.get("terminate_other_sessions"):
-                await crud.delete(tx, sessions.TABLE, user_pk=user_pk)
+                await sessions.end_all(tx, user_pk)
             if browser.user is not None:
                 await sessions.end(tx, browser.key)
             key, user = await sessions.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core import crypto, store, wire
-from tessera.core.identity import avatars, groups, identifiers, people, util
+from tessera.core.identity import avatars, groups, identifiers, people, sessions, util
 from tessera.core.store import crud
 
 TABLE = "users"
@@ -73,7 +73,17 @@ async def update(
         values["last_updated"] = util.now()  # a write that changes nothing leaves it
     updated = await crud.update(tx, TABLE, {"pk": row["pk"]}, values)
     await crud.set_members(tx, user_pk=row["pk"], others=group_pks)
+    if row["is_active"] and not body.is_active:
+        # SECURITY: a deactivated user's sessions end now (and at every outpost), rather than
+        # lingering to come back should the user be activated again.
+        await sessions.end_all(tx, row["pk"])
     return updated
+
+
+async def delete(tx: store.Tx, row: dict[str, Any]) -> None:
+    """Delete the user; their sessions end first, so that the outposts are told."""
+    await sessions.end_all(tx, row["pk"])
+    await crud.delete(tx, TABLE, pk=row["pk"])
 
 
 async def writable(tx: store.Tx, row: dict[str, Any]) -> dict[str, Any]:

@@ -220,7 +220,7 @@ async def revoke_session(request: web.Request) -> web.StreamResponse:
         for row in mine:
             # SECURITY: only the caller's own sessions; "others" keeps the current one.
             if (target == "others" and row["key_digest"] != current) or row["key_digest"] == target:
-                await crud.delete(tx, sessions.TABLE, key_digest=row["key_digest"])
+                await sessions.end_digest(tx, row["key_digest"])
     raise web.HTTPFound("/if/user/")
 
 

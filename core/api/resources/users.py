@@ -75,6 +75,9 @@ class Users(resource.Resource):
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return await users.writable(ctx.tx, row)
 
+    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
+        await users.delete(ctx.tx, row)
+
     def actions(self) -> list[resource.Action]:
         return [
             resource.Action(
