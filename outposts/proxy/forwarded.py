@@ -1,0 +1,165 @@
+"""What the reverse proxy says about the original request, believed only from trusted peers.
+
+Traefik and Caddy send `X-Forwarded-Proto`, `-Host` and `-Uri`; nginx sends `X-Original-URL`
+(or `X-Original-URI` with the host in `Host`); Envoy puts the original path after
+`auth/envoy`. `original` builds the one `Original` request a check is about, or raises
+`BadForwarding` (a 400 naming the header). `handlers` and `reverse` call it.
+
+# SECURITY: X-Forwarded-* and X-Original-* are believed only when the TCP peer is in
+# `AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS`; from anyone else they are ignored, so a client that
+# reaches the outpost directly cannot claim another host, scheme or path. Every value is checked
+# for shape (a host name, a path beginning with `/`, no control characters) before use.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_URI = 8192
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+class BadForwarding(ValueError):
+    """The original request cannot be known from what the proxy sent (answered 400)."""
+
+
+def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """Parse trusted proxy CIDRs; an invalid one raises ValueError naming it."""
+    out = []
+    for cidr in cidrs:
+        try:
+            out.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"invalid trusted proxy CIDR {cidr!r}") from None
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_trusted(remote: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(address in net for net in trusted)
+
+
+def trusted(request: web.Request, cidrs: tuple[Network, ...]) -> bool:
+    remote = request.remote
+    return remote is not None and _peer_trusted(remote, cidrs)
+
+
+def normal_host(value: str, scheme: str = "http") -> str | None:
+    """`host[:port]` lowercased, the scheme's default port dropped; None when not a host."""
+    value = value.strip()
+    if not value or len(value) > 260 or not _HOST.fullmatch(value):
+        return None
+    value = value.lower()
+    name, sep, port = value.rpartition(":")
+    if sep and not value.endswith("]") and port == DEFAULT_PORTS.get(scheme):
+        return name
+    if sep and port and not value.endswith("]") and not 0 < int(port) < 65536:
+        return None
+    return value
+
+
+def _first(value: str) -> str:
+    """The first of a comma-separated header value (a proxy chain's original)."""
+    return value.split(",", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class Original:
+    """The request a forward-auth check (or a proxied request) is about."""
+
+    scheme: str
+    host: str  # normalised host[:port]
+    path_qs: str  # begins with "/"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}{self.path_qs}"
+
+    @property
+    def path(self) -> str:
+        return self.path_qs.split("?", 1)[0]
+
+
+def _path(value: str, header: str) -> str:
+    if not value.startswith("/") or value.startswith("//") or len(value) > MAX_URI:
+        raise BadForwarding(f"{header} must be a path beginning with a single /")
+    if _CONTROL.search(value):
+        raise BadForwarding(f"{header} holds control characters or spaces")
+    return value
+
+
+def _scheme(request: web.Request, believe: bool) -> str:
+    proto = _first(request.headers.get("X-Forwarded-Proto", "")).lower() if believe else ""
+    if proto:
+        if proto not in ("http", "https"):
+            raise BadForwarding("X-Forwarded-Proto must be http or https")
+        return proto
+    return "https" if request.secure else "http"
+
+
+def host_of(request: web.Request, believe: bool) -> str:
+    """The host the client asked for: X-Forwarded-Host from a trusted proxy, else Host."""
+    scheme = _scheme(request, believe)
+    raw = _first(request.headers.get("X-Forwarded-Host", "")) if believe else ""
+    header = "X-Forwarded-Host" if raw else "Host"
+    raw = raw or request.headers.get("Host", "")
+    host = normal_host(raw, scheme)
+    if host is None:
+        raise BadForwarding(f"{header} is missing or not a host name")
+    return host
+
+
+def original(request: web.Request, kind: str, believe: bool, tail: str = "") -> Original:
+    """The original request of a check by `kind` (traefik, caddy, nginx, envoy) or of a request
+    served directly (`direct`: proxy mode and the outpost's own pages)."""
+    scheme = _scheme(request, believe)
+    if kind == "direct":
+        return Original(scheme, host_of(request, believe), _path(request.raw_path, "the path"))
+    if kind == "envoy":
+        path = "/" + tail if not tail.startswith("/") else tail
+        query = request.raw_path.partition("?")[2]
+        return Original(
+            scheme, host_of(request, believe), _path(path + ("?" + query if query else ""), "path")
+        )
+    if not believe:
+        raise BadForwarding(
+            "the original request is known only from a trusted proxy's forwarded headers "
+            "(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)"
+        )
+    if kind == "nginx":
+        full = request.headers.get("X-Original-URL", "")
+        if full:
+            return from_url(full, "X-Original-URL")
+        uri = request.headers.get("X-Original-URI", "")
+        return Original(scheme, host_of(request, believe), _path(uri, "X-Original-URI"))
+    uri = request.headers.get("X-Forwarded-Uri", "") or "/"
+    return Original(scheme, host_of(request, believe), _path(uri, "X-Forwarded-Uri"))
+
+
+def from_url(value: str, header: str) -> Original:
+    if len(value) > MAX_URI or _CONTROL.search(value):
+        raise BadForwarding(f"{header} is too long or holds control characters")
+    parts = urllib.parse.urlsplit(value)
+    host = normal_host(parts.netloc, parts.scheme) if parts.scheme in ("http", "https") else None
+    if host is None:
+        raise BadForwarding(f"{header} is not an absolute http(s) URL")
+    path = parts.path or "/"
+    return Original(
+        parts.scheme, host, _path(path + ("?" + parts.query if parts.query else ""), header)
+    )

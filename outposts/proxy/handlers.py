@@ -1,0 +1,359 @@
+"""The endpoints under `/outpost.goauthentik.io/` (authentik's `internal/outpost/proxyv2`).
+
+`auth/traefik`, `auth/caddy`, `auth/envoy/<path>`: 200 with the identity headers, or 302 to
+`start` (401 for scripts). `auth/nginx`: 200, or 401 so that nginx's `error_page 401` sends the
+browser to `start`. `start?rd=`: checks `rd`, binds a signed state to the browser and sends it to
+the core's authorization endpoint. `callback`: checks the state, exchanges the code, verifies the
+tokens, seals the session into its cookie. `sign_out`: ends the session here and at the core.
+`ping`: 204. `app` mounts these; `reverse` shares `authenticate` and `unauthenticated`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import urllib.parse
+
+from aiohttp import web
+
+from tessera.outposts.proxy import forwarded, identity, machine, oidc, pages, sealing
+from tessera.outposts.proxy.outpost import Outpost
+from tessera.outposts.proxy.providers import PREFIX, Provider
+from tessera.outposts.proxy.sessions import Session
+
+OUTPOST = web.AppKey("proxy_outpost", Outpost)
+REQUEST_OUTPOST = web.RequestKey("proxy_outpost", Outpost)  # set by `app.proxy_middleware`
+BIND_SUFFIX = "_bind"
+MAX_PARAM = 4096
+
+
+def outpost_of(request: web.Request) -> Outpost:
+    found = request.get(REQUEST_OUTPOST)
+    return found if found is not None else request.config_dict[OUTPOST]
+
+
+# Shared by every check ------------------------------------------------------------------------
+
+
+def locate(request: web.Request, kind: str, tail: str = "") -> tuple[Provider, forwarded.Original]:
+    """The provider and original request a request is about, or a 400 naming what is wrong."""
+    outpost = outpost_of(request)
+    believe = forwarded.trusted(request, outpost.networks)
+    try:
+        original = forwarded.original(request, kind, believe, tail)
+    except forwarded.BadForwarding as exc:
+        raise pages.problem(request, 400, "Bad forwarded request", str(exc)) from None
+    provider = outpost.registry.lookup(original.host)
+    if provider is None:
+        raise pages.problem(
+            request,
+            400,
+            "no app for hostname",
+            f"No provider serves {original.host}.",
+            Host=original.host,
+        )
+    return provider, original
+
+
+async def authenticate(request: web.Request, provider: Provider) -> Session | None:
+    """The session of the request's cookie, or of its Authorization header when the provider
+    intercepts header authentication (then a header that proves nothing is a 401)."""
+    outpost = outpost_of(request)
+    sealed = sealing.join(provider.cookie_name, request.cookies)
+    if sealed is not None:
+        session = outpost.sessions.open(provider, sealed)
+        if session is not None and await outpost.sessions.confirmed(provider, session):
+            return session
+    header = request.headers.get("Authorization")
+    if header and provider.intercept_header_auth:
+        try:
+            session = await outpost.machine.authenticate(provider, header)
+        except machine.Unavailable:
+            raise pages.problem(
+                request,
+                503,
+                "Identity provider unavailable",
+                "The credentials cannot be checked while the identity provider is unreachable.",
+            ) from None
+        if session is None:
+            raise pages.problem(
+                request,
+                401,
+                "Unauthenticated",
+                "The Authorization header was not accepted. Due to 'Receive header "
+                "authentication' being set, no redirect is performed.",
+            )
+        return session
+    return None
+
+
+def scripted(request: web.Request) -> bool:
+    """A request from a script rather than a page load: gets 401, never a login redirect.
+
+    # SECURITY (authentik's #6886, #5603): a background XHR must not start a login, whose
+    # redirect target would be the XHR's URL instead of the page the user is on.
+    """
+    if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
+        return True
+    accept = request.headers.get("Accept", "").lower()
+    return "application/json" in accept and "text/html" not in accept
+
+
+def unauthenticated(
+    request: web.Request, provider: Provider, original: forwarded.Original, answer_401: bool
+) -> web.StreamResponse:
+    if answer_401 or scripted(request):
+        raise pages.problem(request, 401, "Unauthenticated", "Log in to use this application.")
+    raise web.HTTPFound(provider.start_url(original.url))
+
+
+# auth/* -------------------------------------------------------------------------------------
+
+
+async def _check(request: web.Request, kind: str, tail: str = "") -> web.StreamResponse:
+    provider, original = locate(request, kind, tail)
+    if original.path.startswith(PREFIX + "/") or original.path == PREFIX:
+        return web.Response(status=200)  # the outpost's own pages need no login
+    session = await authenticate(request, provider)
+    if session is not None:
+        outpost = outpost_of(request)
+        headers = identity.headers(
+            provider, session, outpost.options.outpost_name, outpost.options.version
+        )
+        return web.Response(status=200, headers=headers)
+    if provider.skipped(original.path, original.url):
+        return web.Response(status=200)
+    return unauthenticated(request, provider, original, answer_401=kind == "nginx")
+
+
+async def traefik(request: web.Request) -> web.StreamResponse:
+    return await _check(request, "traefik")
+
+
+async def caddy(request: web.Request) -> web.StreamResponse:
+    return await _check(request, "caddy")
+
+
+async def nginx(request: web.Request) -> web.StreamResponse:
+    return await _check(request, "nginx")
+
+
+async def envoy(request: web.Request) -> web.StreamResponse:
+    return await _check(request, "envoy", request.match_info.get("tail", ""))
+
+
+async def ping(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)
+
+
+# start, callback, sign_out --------------------------------------------------------------------
+
+
+def checked_redirect(provider: Provider, rd: str) -> str | None:
+    """`rd` when it stays where this provider's session is good, else None.
+
+    # SECURITY: open redirects. forward_single and proxy: the external host itself, or a path
+    # on it; forward_domain: a host under cookie_domain. Only http(s), no user info.
+    """
+    if not rd or len(rd) > forwarded.MAX_URI or any(ord(c) < 0x21 or ord(c) == 0x7F for c in rd):
+        return None
+    if rd.startswith("/") and not rd.startswith(("//", "/\\")):
+        return provider.base_url + rd
+    try:
+        parts = urllib.parse.urlsplit(rd)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or parts.username is not None or "\\" in rd:
+        return None
+    host = forwarded.normal_host(parts.netloc, parts.scheme)
+    if host is None:
+        return None
+    return rd if provider.covers(host) else None
+
+
+def _binding_name(provider: Provider) -> str:
+    return provider.cookie_name + BIND_SUFFIX
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    provider, _original = locate(request, "direct")
+    rd = request.query.get("rd", "") or provider.base_url + "/"
+    target = checked_redirect(provider, rd)
+    if target is None:
+        raise pages.problem(
+            request,
+            400,
+            "Bad redirect",
+            "The rd parameter must be a URL this application protects.",
+        )
+    binding = request.cookies.get(_binding_name(provider), "")
+    fresh = not (16 <= len(binding) <= 64 and binding.isascii() and binding.isalnum())
+    if fresh:
+        binding = secrets.token_hex(24)
+    state = sealing.new_state(target, binding)
+    query = {
+        "client_id": provider.client_id,
+        "redirect_uri": provider.redirect_uri,
+        "response_type": "code",
+        "scope": provider.scopes,
+        "state": sealing.encode_state(provider.state_key, state),
+        "nonce": state.nonce,
+    }
+    joiner = "&" if "?" in provider.endpoints.authorize else "?"
+    response = web.HTTPFound(provider.endpoints.authorize + joiner + urllib.parse.urlencode(query))
+    if fresh:
+        # One binding per browser, kept across logins: several tabs may log in at once.
+        response.set_cookie(
+            _binding_name(provider),
+            binding,
+            path=PREFIX + "/",
+            httponly=True,
+            secure=provider.secure,
+            samesite="Lax",
+        )
+    raise response
+
+
+def _param(request: web.Request, name: str) -> str:
+    value = request.query.get(name, "")
+    return value if len(value) <= MAX_PARAM else ""
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    provider, _original = locate(request, "direct")
+    outpost = outpost_of(request)
+    error = _param(request, "error")
+    if error:
+        raise pages.problem(
+            request, 403, "Login refused", f"The identity provider answered: {error[:200]}"
+        )
+    state = _state(request, provider)
+    try:
+        tokens = await outpost.core.exchange_code(provider, _param(request, "code"))
+        claims = await outpost.core.verify(provider, tokens.access_token)
+        if not tokens.id_token:
+            raise oidc.Refused("no ID token came with the access token")
+        id_claims = await outpost.core.verify(provider, tokens.id_token, nonce=state.nonce)
+        if id_claims.get("sub") != claims.get("sub"):
+            raise oidc.Refused("the ID token and the access token name different users")
+    except oidc.Refused as exc:
+        raise pages.problem(
+            request, 400, "Login failed", str(exc), retry=provider.start_url(state.redirect)
+        ) from None
+    except oidc.CoreUnavailable:
+        raise pages.problem(
+            request,
+            503,
+            "Identity provider unavailable",
+            "The login cannot be completed while the identity provider is unreachable; "
+            "try again in a moment.",
+            retry=provider.start_url(state.redirect),
+        ) from None
+    session = Session.of_token(tokens.access_token, claims)
+    sealed = sealing.seal(provider.session_key, provider.cookie_name, {"t": tokens.access_token})
+    try:
+        cookies = sealing.split(provider.cookie_name, sealed)
+    except ValueError:
+        raise pages.problem(
+            request,
+            400,
+            "Session too large",
+            "This account's claims do not fit in cookies; ask an administrator to trim "
+            "the attributes passed to this application.",
+        ) from None
+    outpost.sessions.created(provider, sealed, session)
+    response = web.HTTPFound(state.redirect)
+    set_session(request, response, provider, cookies, max(1, int(session.exp - time.time())))
+    raise response
+
+
+def _state(request: web.Request, provider: Provider) -> sealing.State:
+    """The login state: signed by this provider, unexpired, made for this browser, unused.
+
+    # SECURITY: the binding cookie stops login CSRF (a state and code made in an attacker's
+    # browser do not complete in the victim's); single use in this process, and the core's
+    # codes are single-use everywhere.
+    """
+    outpost = outpost_of(request)
+    try:
+        state = sealing.decode_state(provider.state_key, _param(request, "state"))
+    except sealing.Unreadable as exc:
+        raise pages.problem(
+            request,
+            400,
+            "Login expired or invalid",
+            f"The login state is not valid ({exc}).",
+            retry=provider.start_url(provider.base_url + "/"),
+        ) from None
+    binding = request.cookies.get(_binding_name(provider), "")
+    if not binding or not secrets.compare_digest(sealing.binding_hash(binding), state.binding):
+        raise pages.problem(
+            request,
+            400,
+            "Login started in another browser",
+            "This login was not started in this browser.",
+            retry=provider.start_url(state.redirect),
+        )
+    if not outpost.use_state(state.nonce, state.expires):
+        raise pages.problem(
+            request,
+            400,
+            "Login already completed",
+            "This login link was already used.",
+            retry=provider.start_url(state.redirect),
+        )
+    return state
+
+
+def set_session(
+    request: web.Request,
+    response: web.StreamResponse,
+    provider: Provider,
+    cookies: dict[str, str],
+    max_age: int,
+) -> None:
+    """Set the session's cookies, and expire the request's chunks it no longer uses."""
+    domain = provider.cookie_domain or None
+    for name in sealing.chunk_names(provider.cookie_name):
+        if name in cookies:
+            response.set_cookie(
+                name,
+                cookies[name],
+                max_age=max_age,
+                domain=domain,
+                path="/",
+                secure=provider.secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        elif name in request.cookies or name == provider.cookie_name:
+            response.del_cookie(name, domain=domain, path="/")
+
+
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    provider, _original = locate(request, "direct")
+    outpost = outpost_of(request)
+    sealed = sealing.join(provider.cookie_name, request.cookies)
+    session = outpost.sessions.open(provider, sealed) if sealed else None
+    if session is not None:
+        # At once on this replica; the core's end-session ends the core session, whose
+        # SESSION_END reaches every other replica.
+        outpost.sessions.end(session.sid)
+    query = urllib.parse.urlencode({"client_id": provider.client_id})
+    joiner = "&" if "?" in provider.endpoints.end_session else "?"
+    response = web.HTTPFound(provider.endpoints.end_session + joiner + query)
+    set_session(request, response, provider, {}, 0)
+    raise response
+
+
+def add_routes(app: web.Application, prefix: str = PREFIX) -> None:
+    # any method: a proxy may send the original request's method with the check
+    app.router.add_route("*", prefix + "/auth/traefik", traefik)
+    app.router.add_route("*", prefix + "/auth/caddy", caddy)
+    app.router.add_route("*", prefix + "/auth/nginx", nginx)
+    app.router.add_route("*", prefix + "/auth/envoy{tail:(/.*)?}", envoy)
+    app.router.add_get(prefix + "/start", start)
+    app.router.add_get(prefix + "/callback", callback)
+    app.router.add_get(prefix + "/sign_out", sign_out)
+    app.router.add_route("*", prefix + "/ping", ping)

@@ -1,0 +1,101 @@
+"""`tessera outpost proxy`: the standalone proxy outpost on `outposts.common`'s runtime.
+
+`run` hands `serve` to `entry.main`, which loads the settings, starts the runtime (the outpost
+found by its token, its provider configs fetched, the control channel open) and serves metrics.
+`serve` builds the `Outpost` from the runtime's snapshot, keeps it current (configs changed,
+sessions ended, control channel reconnected) and listens on `AUTHENTIK_LISTEN__HTTP` until
+told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+
+import structlog
+from aiohttp import web
+
+from tessera.outposts.common import entry, runtime, settings
+from tessera.outposts.proxy import app, forwarded
+from tessera.outposts.proxy.outpost import DEFAULT_TRUSTED, DEFAULT_TRUSTED_V6, Options, Outpost
+
+log = structlog.get_logger(__name__)
+TRUSTED_KEYS = ("TESSERA_LISTEN__TRUSTED_PROXY_CIDRS", "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS")
+WATCH_INTERVAL = 0.2
+
+
+def run(argv: list[str]) -> int:
+    return entry.main("proxy", argv, serve)
+
+
+def trusted_cidrs(environ: dict[str, str] | None = None) -> tuple[str, ...]:
+    """`AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS`: a JSON list or comma-separated CIDRs (as the
+    core reads it); the core's default when unset. Raises ValueError naming a bad one."""
+    env = os.environ if environ is None else environ
+    raw = next((env[k] for k in TRUSTED_KEYS if env.get(k, "").strip()), "")
+    if not raw:
+        return DEFAULT_TRUSTED + DEFAULT_TRUSTED_V6
+    text = raw.strip()
+    values = json.loads(text) if text.startswith("[") else text.split(",")
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS: a list of CIDRs")
+    cidrs = tuple(v.strip() for v in values if v.strip())
+    forwarded.networks(cidrs)
+    return cidrs
+
+
+def options_of(ctx: entry.Context) -> Options:
+    return Options(
+        outpost_name=ctx.runtime.snapshot.outpost.name,
+        version=ctx.runtime.version,
+        core_host=ctx.settings.host,
+        core_browser_host=ctx.settings.host_browser,
+        insecure=ctx.settings.insecure,
+        trusted_proxies=trusted_cidrs(),
+    )
+
+
+async def _watch_channel(rt: runtime.Runtime, outpost: Outpost) -> None:
+    """Tell the sessions when the control channel comes back: messages may have been missed."""
+    was = rt.connected
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        now = rt.connected
+        if now and not was:
+            outpost.reconnected()
+        was = now
+
+
+async def serve(ctx: entry.Context) -> None:
+    rt = ctx.runtime
+    outpost = Outpost(options_of(ctx))
+    outpost.update(rt.snapshot.providers)
+
+    async def on_config(snapshot: runtime.Snapshot) -> None:
+        refused = outpost.update(snapshot.providers)
+        log.info("proxy_providers", served=len(outpost.registry.providers), refused=refused)
+
+    async def on_session_end(session_id: str) -> None:
+        outpost.session_ended(session_id)
+
+    rt.on_config(on_config)
+    rt.on_session_end(on_session_end)
+    watcher = asyncio.create_task(_watch_channel(rt, outpost), name="proxy-channel-watch")
+    runner = web.AppRunner(app.create_app(outpost), access_log=None, handler_cancellation=True)
+    await runner.setup()
+    try:
+        host, port = settings.split_address(ctx.settings.listen.http)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        log.info(
+            "proxy_outpost_listening",
+            address=ctx.settings.listen.http,
+            providers=len(outpost.registry.providers),
+        )
+        await ctx.stopping.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await runner.cleanup()
