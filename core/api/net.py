@@ -62,3 +62,12 @@ def _trusted(
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
 ) -> bool:
     return any(address in net for net in trusted)
+
+
+def public_base(request: web.Request) -> str:
+    """This server's external URL: the configured public URL, else what the request says."""
+    configured = request.app[state.SETTINGS].web.public_url.rstrip("/")
+    if configured:
+        return configured
+    scheme = "https" if is_secure(request) else "http"
+    return f"{scheme}://{request.host}"

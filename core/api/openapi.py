@@ -88,6 +88,9 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
         "responses": {"200": {"description": f"A page of {name}", **_json(paginated)}, **errors},
     }
     not_found = {"404": {"description": "Not found", **_json(_ref(wire.common.ErrorDetail))}}
+    if not r.allow_retrieve:
+        del ops[detail]  # a listing only: no detail path (and no writes)
+        return ops
     ops[detail]["get"] = {
         "operationId": f"{r.path.replace('/', '_')}_retrieve",
         "tags": [r.tag],
@@ -166,41 +169,6 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
     return ops
 
 
-def _executor() -> dict[str, Any]:
-    """The flow executor: challenges in, challenges out (keyed by `component`)."""
-    challenge = {
-        "type": "object",
-        "required": ["component"],
-        "properties": {"component": {"type": "string"}},
-        "additionalProperties": True,
-    }
-    slug = _param("flow_slug", "str", where="path")
-    answer = {"200": {"description": "The next challenge", **_json(challenge)}}
-    missing = {"404": {"description": "No such flow", **_json(_ref(wire.common.ErrorDetail))}}
-    return {
-        "get": {
-            "operationId": "flows_executor_get",
-            "tags": ["flows"],
-            "security": [{}],
-            "parameters": [slug, _param("query", "str", "The original query string")],
-            "responses": {**answer, **missing},
-        },
-        "post": {
-            "operationId": "flows_executor_solve",
-            "tags": ["flows"],
-            "security": [{}],
-            "parameters": [slug, _param("query", "str", "The original query string")],
-            "requestBody": {"required": True, **_json(challenge)},
-            "responses": {
-                **answer,
-                **missing,
-                "400": {"description": "Malformed JSON", **_json(_ref(wire.common.ErrorDetail))},
-                "403": {"description": "CSRF", **_json(_ref(wire.common.ErrorDetail))},
-            },
-        },
-    }
-
-
 def _patched(schema: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(schema)
     out.pop("required", None)
@@ -212,9 +180,10 @@ def document(
     resources: list[resource.Resource],
     extra_models: list[type[pydantic.BaseModel]],
     extra_paths: dict[str, Any] | None = None,
+    extra_schemas: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The document of `resources`, plus hand-described `extra_paths` (which may refer to
-    `extra_models` by `#/components/schemas/<name>`)."""
+    `extra_models` and `extra_schemas`, unions of models, by `#/components/schemas/<name>`)."""
     models: set[type[pydantic.BaseModel]] = {
         wire.common.Pagination,
         wire.common.ErrorDetail,
@@ -233,7 +202,6 @@ def document(
             "responses": {"200": {"description": "Configuration", **_json(_ref(wire.root.Config))}},
         }
     }
-    paths["/flows/executor/{flow_slug}/"] = _executor()
     for path, operations in (extra_paths or {}).items():
         for operation in operations.values():
             operation.setdefault("parameters", [])
@@ -245,7 +213,7 @@ def document(
         for m in ordered
     ]
     _, defs = models_json_schema(modes, ref_template=REF)  # type: ignore[arg-type]
-    schemas = defs.get("$defs", {})
+    schemas = {**defs.get("$defs", {}), **(extra_schemas or {})}
     for r in resources:
         if r.request_model is not None:
             name = r.request_model.__name__

@@ -153,6 +153,8 @@ class Resource(abc.ABC):
     ordering_columns: ClassVar[tuple[str, ...]] = ()
     default_ordering: ClassVar[tuple[str, ...]] = ()
     allow_put: ClassVar[bool] = True
+    # GET on `<path>/<lookup>/`; off for listings only (authentik's `/outposts/proxy/`).
+    allow_retrieve: ClassVar[bool] = True
     # POST on the listing; off for objects only made elsewhere (devices come from their stages).
     allow_create: ClassVar[bool] = True
     # DELETE on a read-only resource (e.g. `/stages/all/<pk>/`, whatever the object's kind).
@@ -384,7 +386,8 @@ def routes(resource: Resource) -> list[web.RouteDef]:
     for action in resource.actions():
         path = (detail if action.detail else base) + f"{action.name}/"
         defs.append(web.route(action.method, path, action.handler))
-    defs.append(web.get(detail, retrieve, allow_head=False))
+    if resource.allow_retrieve:
+        defs.append(web.get(detail, retrieve, allow_head=False))
     if resource.request_model is not None:
         if resource.allow_create:
             defs.append(web.post(base, create))

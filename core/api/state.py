@@ -33,6 +33,9 @@ class Principal:
     user: dict[str, Any]
     is_superuser: bool
     via: str  # "token" or "session"
+    # The outpost whose service account the user is (its pk): such a caller may read only what
+    # that outpost needs (`auth.OUTPOST_ROUTES`, and each resource's own narrowing).
+    outpost: str | None = None
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -226,6 +227,10 @@ class ProxyProvider(ProviderBase):
 # What an outpost reads ------------------------------------------------------------------------
 
 
+# A number of seconds, which authentik's schema describes as "number or integer".
+Seconds = Annotated[float, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "integer"}]})]
+
+
 class OpenIDConnectConfiguration(Response):
     """The part of a provider's discovery document an outpost needs (authentik's fields)."""
 
@@ -266,7 +271,7 @@ class ProxyOutpostConfig(Response):
     basic_auth_user_attribute: str
     mode: ProxyMode
     cookie_domain: str
-    access_token_validity: float | None
+    access_token_validity: Seconds | None
     intercept_header_auth: bool
     scopes_to_request: list[str]
     assigned_application_slug: str

@@ -8,6 +8,7 @@ from tessera.core.api.resources import (
     groups,
     invitations,
     keypairs,
+    outposts,
     policies,
     policy_bindings,
     stages,
@@ -29,6 +30,7 @@ ALL = (
     *policies.all_resources(),
     policy_bindings.PolicyBindings(),
     *authenticators.all_resources(),
+    outposts.Outposts(),
 )
 
 __all__ = ["ALL"]

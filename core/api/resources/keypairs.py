@@ -1,4 +1,8 @@
-"""`/api/v3/crypto/certificatekeypairs/`: import PEM, `generate`, view certificate and key."""
+"""`/api/v3/crypto/certificatekeypairs/`: import PEM, `generate`, view certificate and key.
+
+Admins manage every key pair. An outpost's token reads (retrieve, view the certificate and the
+private key) only the key pairs its providers use, as authentik's outpost service account does.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tessera.core import wire
+from tessera.core import errors, store, wire
 from tessera.core.api import auth, http, resource, state
-from tessera.core.identity import keypairs
+from tessera.core.identity import keypairs, outposts
 from tessera.core.store import crud
 
 F = resource.FilterField
@@ -30,6 +34,28 @@ class CertificateKeyPairs(resource.Resource):
     search_columns = ("name",)
     ordering_columns = ("name", "cert_expiry", "created")
     default_ordering = ("name",)
+
+    async def authorize(self, request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+        principal = await auth.authenticate(request, tx)
+        if principal.is_superuser or (principal.outpost is not None and request.method == "GET"):
+            return principal
+        raise errors.PermissionDenied("You do not have permission to perform this action.")
+
+    async def get_row(self, ctx: resource.Ctx, raw: str) -> dict[str, Any]:
+        row = await super().get_row(ctx, raw)
+        if ctx.principal.is_superuser:
+            return row
+        # SECURITY: an outpost's token sees only the key pairs of its own providers; any other
+        # is not found (the same answer as a key pair that does not exist).
+        outpost = ctx.principal.outpost
+        if outpost is None or row["pk"] not in await outposts.readable_keypairs(ctx.tx, outpost):
+            raise errors.NotFound(raw)
+        return row
+
+    def query(self, ctx: resource.Ctx) -> crud.Query:
+        if not ctx.principal.is_superuser:  # an outpost's token lists nothing (auth refuses it)
+            raise errors.PermissionDenied("You do not have permission to perform this action.")
+        return crud.Query()
 
     def extra_filters(self, params: Any) -> list[crud.Filter]:
         raw = params.get("has_key")
@@ -90,7 +116,7 @@ class CertificateKeyPairs(resource.Resource):
         return http.respond(keypairs.serialize([row])[0])
 
     async def _view(self, request: web.Request, private: bool) -> web.Response:
-        principal = await auth.require_superuser(request)
+        principal = await self.authorize(request)
         async with request.app[state.STORE].transaction() as tx:
             ctx = resource.Ctx(request, principal, tx)
             row = await self.get_row(ctx, request.match_info["lookup"])

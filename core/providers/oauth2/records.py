@@ -203,18 +203,34 @@ async def _assigned(tx: store.Tx, pks: list[int]) -> dict[int, dict[str, Any]]:
     return {a["provider"]: a for a in apps}
 
 
+# How each kind of provider (`providers.component`) names itself in `/providers/all/`: its form
+# component, verbose names and model (authentik's). A proxy provider is also an OAuth2 client.
+KINDS = {
+    "oauth2": (COMPONENT, "OAuth2/OpenID Provider", "OAuth2/OpenID Providers", MODEL),
+    "proxy": (
+        "ak-provider-proxy-form",
+        "Proxy Provider",
+        "Proxy Providers",
+        "authentik_providers_proxy.proxyprovider",
+    ),
+}
+
+
 def _base_fields(base: dict[str, Any], app: dict[str, Any] | None) -> dict[str, Any]:
+    component, verbose, plural, model = KINDS.get(
+        base["component"], (base["component"], *KINDS["oauth2"][1:])
+    )
     return {
         "pk": base["pk"],
         "name": base["name"],
-        "component": COMPONENT if base["component"] == "oauth2" else base["component"],
+        "component": component,
         "assigned_application_slug": app["slug"] if app else None,
         "assigned_application_name": app["name"] if app else None,
         "assigned_backchannel_application_slug": None,
         "assigned_backchannel_application_name": None,
-        "verbose_name": "OAuth2/OpenID Provider",
-        "verbose_name_plural": "OAuth2/OpenID Providers",
-        "meta_model_name": MODEL,
+        "verbose_name": verbose,
+        "verbose_name_plural": plural,
+        "meta_model_name": model,
         "managed": base["managed"],
     }
 
