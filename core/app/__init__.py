@@ -19,24 +19,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import (
-    cache,
-    config,
-    crypto,
-    events,
-    flows,
-    identity,
-    outpost_hub,
-    store,
-    tasks,
-    wire,
-)
+from tessera.core import cache, config, crypto, events, flows, identity, store, tasks, wire
 from tessera.core import web as web_pages
 from tessera.core.api import admin, http, openapi, resource, resources, root, state
 from tessera.core.api import flows as flows_api
 from tessera.core.app import backends, health, metrics
 from tessera.core.policies import pool
-from tessera.core.providers import oauth2
+from tessera.core.providers import oauth2, proxy
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
@@ -113,18 +102,18 @@ def create_app(
     if run_tasks and settings.worker.embedded:
         app.cleanup_ctx.append(_scheduler_ctx)
     _routes(app)
-    outpost_hub.setup(app, app_metrics.registry)  # after the cache's context
     return app
 
 
 def _routes(app: web.Application) -> None:
-    all_resources: list[resource.Resource] = [*resources.ALL, *oauth2.RESOURCES]
+    all_resources: list[resource.Resource] = [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
     app.router.add_routes(resources.authenticators.routes())
     flows_api.setup(app)
     web_pages.setup(app)
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it
+    proxy.setup(app)
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_routes(admin.routes())
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
@@ -138,13 +127,9 @@ def schema_document() -> dict[str, Any]:
     """The OpenAPI document: built from the code alone, so once per process, and only when first
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
-        [*resources.ALL, *oauth2.RESOURCES],
-        [wire.authenticators.Device, *admin.MODELS, *outpost_hub.MODELS],
-        {
-            **resources.authenticators.openapi_paths(),
-            **admin.openapi_paths(),
-            **outpost_hub.openapi_paths(),
-        },
+        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES],
+        [wire.authenticators.Device, *admin.MODELS],
+        {**resources.authenticators.openapi_paths(), **admin.openapi_paths()},
     )
 
 
