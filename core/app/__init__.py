@@ -19,7 +19,18 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.core import cache, config, crypto, events, flows, identity, store, tasks, wire
+from tessera.core import (
+    cache,
+    config,
+    crypto,
+    events,
+    flows,
+    identity,
+    outpost_hub,
+    store,
+    tasks,
+    wire,
+)
 from tessera.core import web as web_pages
 from tessera.core.api import admin, http, openapi, resource, resources, root, state
 from tessera.core.api import flows as flows_api
@@ -102,6 +113,7 @@ def create_app(
     if run_tasks and settings.worker.embedded:
         app.cleanup_ctx.append(_scheduler_ctx)
     _routes(app)
+    outpost_hub.setup(app, app_metrics.registry)  # after the cache's context
     return app
 
 
@@ -128,8 +140,12 @@ def schema_document() -> dict[str, Any]:
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
         [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES],
-        [wire.authenticators.Device, *admin.MODELS],
-        {**resources.authenticators.openapi_paths(), **admin.openapi_paths()},
+        [wire.authenticators.Device, *admin.MODELS, *outpost_hub.MODELS],
+        {
+            **resources.authenticators.openapi_paths(),
+            **admin.openapi_paths(),
+            **outpost_hub.openapi_paths(),
+        },
     )
 
 
