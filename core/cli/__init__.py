@@ -1,4 +1,4 @@
-"""The `tessera` command: server, worker, migrate, admin tasks, and the container healthcheck.
+"""The `tessera` command: server, worker, migrate, operator, outposts, admin tasks, healthcheck.
 
 Parses the command line, loads the configuration (a bad value ends the process with one line
 naming the key, exit status 2), configures logging, and hands over to `tessera.core.app`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib
 import os
 import re
 import sys
@@ -24,6 +25,9 @@ from tessera.core import config, crypto, identity, logs, store, wire
 from tessera.core.app import serving, work
 
 _DURATION = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?|d|days?)$")
+# `tessera outpost <type>` runs `tessera.outposts.<type>.main.run(argv)`: the contract is in
+# `tessera.outposts.common.entry`. Imported by name, so the core imports no outpost's code.
+_OUTPOST_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def _load(args: argparse.Namespace) -> config.Settings:
@@ -175,6 +179,26 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return operator.run(options)
 
 
+def cmd_outpost(args: argparse.Namespace) -> int:
+    kind = args.type
+    if not _OUTPOST_TYPE.match(kind):
+        print(f"tessera outpost: {kind!r} is not an outpost type", file=sys.stderr)
+        return 2
+    name = f"tessera.outposts.{kind}.main"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"tessera.outposts.{kind}", name):
+            raise  # a module the outpost itself needs is missing: show it
+        print(f"tessera outpost: no outpost of type {kind!r}", file=sys.stderr)
+        return 2
+    run = getattr(module, "run", None)
+    if not callable(run):
+        print(f"tessera outpost: {name} has no run(argv)", file=sys.stderr)
+        return 2
+    return int(run(list(args.args)))
+
+
 def _local_health_url() -> str:
     """The live endpoint of this container's server, from the listen setting (no full load)."""
     listen = os.environ.get("TESSERA_LISTEN__HTTP") or os.environ.get(
@@ -248,6 +272,15 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=16,
         help="reconciles running at once, at most (default 16)",
+    )
+    outpost = add(
+        "outpost",
+        cmd_outpost,
+        "Run an outpost (proxy, ldap): settings from AUTHENTIK_HOST, AUTHENTIK_TOKEN, ...",
+    )
+    outpost.add_argument("type", help="the outpost type: proxy or ldap")
+    outpost.add_argument(
+        "args", nargs=argparse.REMAINDER, help="arguments for the outpost (see its --help)"
     )
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."
