@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -175,33 +175,50 @@ CONFIG_CHANNEL = "config"
 
 
 async def _config_bus_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Tell the other replicas when flow or policy definitions change, and listen to them, so
-    that every replica drops its in-process copy (`flows.definitions`)."""
+    """Tell the other processes and replicas when flow or policy definitions change (`config`)
+    or when rows that decide whether a token holds change (`state`: users, memberships,
+    revocations, grants), and listen to them, so that every process drops its in-process copies
+    (`flows.definitions`, the OAuth2 claim cache). While the subscription is down the store is
+    marked as not hearing the others, and the caches that depend on it are bypassed."""
     db, bus = app[state.STORE], app[state.CACHE]
     me = uuid.uuid4().hex
     pending: set[asyncio.Task[None]] = set()
 
-    def changed() -> None:
-        task = asyncio.create_task(_publish(bus, {"from": me}))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+    def tell(kind: str) -> Callable[[], None]:
+        def changed() -> None:
+            task = asyncio.create_task(_publish(bus, {"from": me, "kind": kind}))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        return changed
 
     async def listen() -> None:
         while True:
             try:
                 async with bus.subscribe(CONFIG_CHANNEL) as messages:
+                    db.state_changed()  # what was cached before may have missed a message
+                    db.hears_others = True
                     async for message in messages:
-                        if message.get("from") != me:
+                        if message.get("from") == me:
+                            continue
+                        if message.get("kind") == "state":
+                            db.state_changed()
+                        else:
                             db.config_changed()
                 return  # the cache was closed
             except cache.CacheUnavailable:
+                db.hears_others = False
                 db.config_changed()  # messages may have been missed
+                db.state_changed()
                 await asyncio.sleep(1.0)
+            finally:
+                db.hears_others = False
 
-    stop = db.on_config_change(changed)
+    stops = [db.on_config_change(tell("config")), db.on_state_change(tell("state"))]
     listener = asyncio.create_task(listen())
     yield
-    stop()
+    for stop in stops:
+        stop()
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener

@@ -28,6 +28,7 @@ from tessera.core.store.crud import Filter, Query, Tx
 
 __all__ = [
     "CONFIG_TABLES",
+    "STATE_TABLES",
     "Filter",
     "Query",
     "Store",
@@ -67,6 +68,12 @@ CONFIG_TABLES = frozenset(
 )
 
 
+# The tables whose rows decide whether an issued token still holds and what it says: users,
+# memberships, revocations and grants. A committed write to any of them bumps
+# `Store.state_generation`, which caches of token checks (the OAuth2 claim cache) compare against.
+STATE_TABLES = frozenset({"users", "group_members", "oauth2_revoked", "oauth2_grants"})
+
+
 # Told of every committed write transaction: the tables it wrote and what it announced.
 CommitListener = Callable[[frozenset[str], dict[str, set[str]]], None]
 
@@ -103,15 +110,30 @@ class Store:
         self._sqlite: sqlite.Pool | None = None
         self._sqlite_writer = asyncio.Lock()
         self.config_generation = 0
+        self.state_generation = 0
+        # Whether this process hears the other processes' commits (`config_changed` and
+        # `state_changed` through the bus): until it does, caches that rely on them are bypassed.
+        self.hears_others = False
         self._writes: collections.Counter[str] = collections.Counter()
         self._config_listeners: list[Callable[[], None]] = []
         self._commit_listeners: list[CommitListener] = []
+        self._state_listeners: list[Callable[[], None]] = []
 
     def on_config_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` after each commit that changed a table of CONFIG_TABLES; returns the
         function that stops this."""
         self._config_listeners.append(listener)
         return lambda: self._config_listeners.remove(listener)
+
+    def on_state_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after each commit that changed a table of STATE_TABLES; returns the
+        function that stops this."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener)
+
+    def state_changed(self) -> None:
+        """Drop in-process caches of token checks (also told by other processes)."""
+        self.state_generation += 1
 
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call `listener(tables written, announcements)` after each committed write transaction
@@ -221,6 +243,10 @@ class Store:
         if tx.written & CONFIG_TABLES:
             self.config_changed()
             for listener in self._config_listeners:
+                listener()
+        if tx.written & STATE_TABLES:
+            self.state_changed()
+            for listener in self._state_listeners:
                 listener()
 
     @contextlib.asynccontextmanager

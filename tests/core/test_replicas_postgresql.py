@@ -12,12 +12,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import oauth2kit
 import pytest
 from aiohttp import test_utils
 from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN
 
 from tessera.core import app, config, store
 from tessera.core.api import state
+from tessera.core.providers.oauth2.views import SERVICE
 from tessera.core.store import pgcache
 
 Client = test_utils.TestClient  # type: ignore[type-arg]
@@ -192,3 +194,88 @@ async def test_login_throttle_counts_attempts_on_both_replicas(
         second, {"component": "ak-stage-password", "password": BOOTSTRAP_PASSWORD}, anonymous
     )
     assert body["component"] == "ak-stage-access-denied"  # three failures across both: locked
+
+
+async def _userinfo(client: Client, access: str) -> int:
+    response = await client.get(
+        "/application/o/userinfo/", headers={"Authorization": f"Bearer {access}"}
+    )
+    return response.status
+
+
+async def _introspect(client: Client, provider: dict[str, Any], raw: str) -> bool:
+    headers = oauth2kit.basic(provider["client_id"], provider["client_secret"])
+    response = await client.post("/application/o/introspect/", data={"token": raw}, headers=headers)
+    assert response.status == 200
+    return bool((await response.json())["active"])
+
+
+async def _service_token(client: Client, provider: dict[str, Any]) -> str:
+    answer = await oauth2kit.token(
+        client, provider, grant_type="client_credentials", scope="openid profile"
+    )
+    assert answer.status == 200, await answer.text()
+    return str((await answer.json())["access_token"])
+
+
+async def _hearing(*clients: Client) -> None:
+    """Wait until each replica's bus subscription is up (the claim cache is bypassed before)."""
+    deadline = time.monotonic() + 5
+    while not all(c.app[state.STORE].hears_others for c in clients):
+        assert time.monotonic() < deadline, "the bus subscription did not come up"
+        await asyncio.sleep(0.02)
+
+
+def _api_of(client: Client) -> Callable[..., Awaitable[tuple[int, Any]]]:
+    async def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        response = await client.request(method, f"/api/v3/{path}", headers=ADMIN, **kwargs)
+        return response.status, await response.json() if response.status != 204 else None
+
+    return call
+
+
+async def test_a_revocation_on_one_replica_holds_on_the_other_within_a_second(
+    replicas: tuple[Client, Client],
+) -> None:
+    first, second = replicas
+    await _hearing(first, second)
+    provider = await oauth2kit.make_provider(_api_of(first), "replicated")
+    access = await _service_token(first, provider)
+    assert await _userinfo(second, access) == 200
+    assert await _userinfo(second, access) == 200
+    assert second.app[SERVICE].claim_cache.hits >= 1  # the second replica answers from its cache
+    assert await _introspect(second, provider, access)
+    revoked = await first.post(
+        "/application/o/revoke/",
+        data={"token": access},
+        headers=oauth2kit.basic(provider["client_id"], provider["client_secret"]),
+    )
+    assert revoked.status == 200
+
+    async def refused() -> bool:
+        return await _userinfo(second, access) == 401 and not await _introspect(
+            second, provider, access
+        )
+
+    await _within_one_second(refused)
+
+
+async def test_a_deactivation_on_one_replica_holds_on_the_other_within_a_second(
+    replicas: tuple[Client, Client],
+) -> None:
+    first, second = replicas
+    await _hearing(first, second)
+    api = _api_of(first)
+    provider = await oauth2kit.make_provider(api, "replicated-user")
+    access = await _service_token(first, provider)
+    assert await _userinfo(second, access) == 200
+    assert await _userinfo(second, access) == 200
+    status, users = await api("GET", "core/users/?username=ak-replicated-user-client_credentials")
+    assert status == 200 and users["results"], users
+    pk = users["results"][0]["pk"]
+    assert (await api("PATCH", f"core/users/{pk}/", json={"is_active": False}))[0] == 200
+
+    async def refused() -> bool:
+        return await _userinfo(second, access) == 401
+
+    await _within_one_second(refused)

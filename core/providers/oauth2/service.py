@@ -13,14 +13,15 @@ from tessera.core import cache, config, crypto, store
 from tessera.core.flows import definitions, executor
 from tessera.core.identity import identifiers, util
 from tessera.core.identity import users as users_store
-from tessera.core.providers.oauth2 import tokens
+from tessera.core.providers.oauth2 import claimcache, tokens
 from tessera.core.providers.oauth2.clients import Client, Clients
 from tessera.core.store import crud
 
 # A service account row is reused for this long (it changes only when an admin edits it).
 ACCOUNT_MAX_AGE = 10.0
-# Users and their groups, as userinfo reads them, are reused for this long unless this process
-# wrote users or memberships in between (other replicas' writes show after at most this).
+# Users and their groups, as userinfo reads them, are reused for this long unless a commit to
+# users or memberships was made or heard of in between (`Store.state_generation`; while the bus
+# is down other replicas' writes show after at most this).
 USER_MAX_AGE = 5.0
 
 
@@ -37,6 +38,10 @@ class Service:
     _users: dict[int, tuple[float, tuple[int, int], dict[str, Any] | None, list[str]]] = field(
         default_factory=dict
     )
+    claim_cache: claimcache.ClaimCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.claim_cache = claimcache.ClaimCache(self.db)
 
     @property
     def definitions(self) -> definitions.Definitions:
@@ -66,7 +71,8 @@ class Service:
         self, tx: store.Tx, user_pk: int
     ) -> tuple[dict[str, Any] | None, list[str]]:
         """A user row and the pks of their groups, from a short-lived memo when it is fresh."""
-        stamp = (self.db.write_count("users"), self.db.write_count("group_members"))
+        # Commits to users or memberships, of this process or (heard through the bus) others.
+        stamp = (self.db.state_generation, self.db.write_count("users"))
         now = time.monotonic()
         memo = self._users.get(user_pk)
         if memo is not None and memo[1] == stamp and now - memo[0] < USER_MAX_AGE:

@@ -127,6 +127,18 @@ def _native(mapping: Mapping, subject: Subject) -> dict[str, Any] | None:
             return {}
 
 
+def claims_need_caller(client: Client, scopes: list[str]) -> bool:
+    """Whether the claims of `scopes` run an expression mapping (which sees the caller's
+    address), rather than only authentik's system mappings computed natively."""
+    return any(
+        mapping.managed != records.managed_name(mapping.scope)
+        or (default := records.DEFAULT_MAPPINGS.get(mapping.scope)) is None
+        or default[2] != mapping.program.source
+        for scope in scopes
+        for mapping in client.mappings.get(scope, [])
+    )
+
+
 async def scope_claims(
     client: Client, subject: Subject, scopes: list[str], client_ip: str = ""
 ) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from tessera.core.api import flows as flows_api
 from tessera.core.api import net
 from tessera.core.flows import executor
 from tessera.core.identity import sessions, util
-from tessera.core.providers.oauth2 import grants, tokens
+from tessera.core.providers.oauth2 import claimcache, grants, tokens
 from tessera.core.providers.oauth2.clients import Client
 from tessera.core.providers.oauth2.resources import public_base
 from tessera.core.providers.oauth2.service import Service, subject_with
@@ -523,6 +523,18 @@ async def userinfo(request: web.Request) -> web.Response:
             status=401,
             headers={"WWW-Authenticate": 'Bearer realm="oauth2"'},
         )
+    address = net.client_ip(request) or ""
+    key = claimcache.key_of(raw)
+    entry = service.claim_cache.get(key)
+    if entry is not None:
+        if entry.user_pk is None:
+            return _bearer_error(entry.refusal)
+        body = entry.userinfo.get("")
+        if body is None:
+            body = entry.userinfo.get(address)
+        if body is not None:
+            return _json(body)
+    stamp = service.claim_cache.stamp()  # before the reads: a commit during them voids the entry
     verified = await _verify_signature(service, raw)
     if verified is None:
         return _bearer_error("The access token is invalid or expired.")
@@ -534,14 +546,27 @@ async def userinfo(request: web.Request) -> web.Response:
     async with service.db.read() as tx:  # one transaction: revocation, user, groups
         revoked = await crud.find(tx, "oauth2_revoked", jti=claims["jti"]) is not None
         user, member_of = await service.user_and_groups(tx, user_pk)
+    fresh = claimcache.Entry(stamp, float(claims["exp"]), client.pk, claims, user_pk)
+    if entry is not None:
+        fresh.userinfo.update(entry.userinfo)
+        fresh.introspection.update(entry.introspection)
+    refusal = ""
     if revoked:
-        return _bearer_error("The access token is invalid or expired.")
-    if user is None or not tokens.may_hold_tokens(user):
-        return _bearer_error("The user is not active.")
+        refusal = "The access token is invalid or expired."
+    elif user is None or not tokens.may_hold_tokens(user):
+        refusal = "The user is not active."
+    if refusal:
+        fresh.user_pk, fresh.refusal = None, refusal
+        service.claim_cache.put(key, fresh)
+        return _bearer_error(refusal)
+    assert user is not None
     scopes = str(claims.get("scope", "")).split()
     subject = subject_with(snapshot, user, member_of)
-    body = await tokens.scope_claims(client, subject, scopes, net.client_ip(request) or "")
+    body = await tokens.scope_claims(client, subject, scopes, address)
     body["sub"] = claims["sub"]
+    by_caller = tokens.claims_need_caller(client, scopes)
+    claimcache.remember_userinfo(fresh, address if by_caller else "", body)
+    service.claim_cache.put(key, fresh)
     return _json(body)
 
 
@@ -564,6 +589,11 @@ async def introspect(request: web.Request) -> web.Response:
     inactive = _json({"active": False})
     if not raw or len(raw) > 16384:
         return inactive
+    key = claimcache.key_of(raw)
+    entry = service.claim_cache.get(key)
+    if entry is not None and client.pk in entry.introspection:
+        return _json(entry.introspection[client.pk])
+    stamp = service.claim_cache.stamp()  # before the reads: a commit during them voids the entry
     verified = await _verify_access(service, raw, client)
     if verified is not None:
         _client, claims = verified
@@ -572,10 +602,9 @@ async def introspect(request: web.Request) -> web.Response:
         user_pk = tokens.user_of(service.keyring, client, claims)
         async with service.db.read() as tx:
             holder = await crud.find(tx, "users", pk=user_pk) if user_pk is not None else None
-        if not tokens.may_hold_tokens(holder):
-            return inactive
-        return _json(
-            {
+        answer: dict[str, Any] = {"active": False}
+        if tokens.may_hold_tokens(holder):
+            answer = {
                 "active": True,
                 "scope": claims.get("scope", ""),
                 "client_id": client.client_id,
@@ -588,7 +617,13 @@ async def introspect(request: web.Request) -> web.Response:
                 "jti": claims.get("jti"),
                 "username": claims.get("preferred_username"),
             }
-        )
+        if entry is None:
+            entry = claimcache.Entry(stamp, float(claims["exp"]), client.pk, claims, user_pk)
+            if not answer["active"]:
+                entry.user_pk, entry.refusal = None, "The user is not active."
+        entry.introspection[client.pk] = answer
+        service.claim_cache.put(key, entry)
+        return _json(answer)
     async with service.db.read() as tx:
         row = await crud.find(
             tx, "oauth2_refresh_tokens", digest=tokens.digest(service.keyring, raw)
