@@ -10,13 +10,22 @@ use it. Two uses here:
   operation by operation: field names, required lists, types (with `uuid` and `date-time`
   formats), enum values and nested objects. The installed package is the reference; nothing of
   authentik's is copied into the repository.
+- A union of objects (the flow executor's `ChallengeTypes`, `FlowChallengeResponseRequest`) is
+  compared variant by variant, matched on `component` (the discriminator: a `const` or the
+  default of the variant's `component` field). The generated client spells a oneOf as a model
+  holding `actual_instance`; `_client_schema` turns it back into the oneOf it stands for.
+- `challenge_model(data)` picks the client's model for a challenge by its `component`, as the
+  discriminator says (the generated `ChallengeTypes.from_json` tries every variant and refuses
+  the many that fit, so no client parses a challenge through it).
 
 Rules (what "the same shape" means for a client that parses responses and sends requests):
 - a response has every field the client's model declares and no other (`EXTENSIONS` aside);
   every field the client requires is always sent, and never `null` where the client forbids it;
   an enum only takes values the client knows;
 - a request accepts every field the client's request model declares, requires none the client
-  does not require, and takes the client's types and enum values.
+  does not require, and takes the client's types and enum values;
+- in a union, each of Tessera's variants is one of the client's (same `component`) and has its
+  shape; the client may know more variants (challenges Tessera never sends).
 """
 
 from __future__ import annotations
@@ -128,6 +137,16 @@ def _label(schema: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _component(schema: dict[str, Any]) -> str | None:
+    """The `component` a union's variant stands for: its `const`, single enum value or default."""
+    prop = schema.get("properties", {}).get("component", {})
+    if isinstance(prop.get("const"), str):
+        return str(prop["const"])
+    if isinstance(prop.get("enum"), list) and len(prop["enum"]) == 1:
+        return str(prop["enum"][0])
+    return str(prop["default"]) if isinstance(prop.get("default"), str) else None
+
+
 class Comparison:
     def __init__(self, tessera: _Schemas, client: _Schemas) -> None:
         self.tessera, self.client = tessera, client
@@ -177,9 +196,39 @@ class Comparison:
             self.out.append(f"{where}: {ours_text or 'null'} where the client has {theirs_text}")
             return
         for label in labels:
-            a = next(v for v in mine if _label(v) == label)
-            b = next(v for v in other if _label(v) == label)
-            self._same_kind(where, label, a, b, request)
+            ours_all = [v for v in mine if _label(v) == label]
+            theirs_all = [v for v in other if _label(v) == label]
+            if label == "object" and max(len(ours_all), len(theirs_all)) > 1:
+                self._one_of(where, ours_all, theirs_all, request)
+                continue
+            self._same_kind(where, label, ours_all[0], theirs_all[0], request)
+
+    def _one_of(
+        self,
+        where: str,
+        ours: list[dict[str, Any]],
+        theirs: list[dict[str, Any]],
+        request: bool,
+    ) -> None:
+        """Each of our variants against the client's of the same `component`."""
+        client: dict[str, dict[str, Any]] = {}
+        for variant in theirs:
+            if (name := _component(variant)) is None:
+                self.out.append(f"{where}: a variant of the client's union has no component")
+                return
+            client[name] = variant
+        seen: set[str] = set()
+        for variant in ours:
+            name = _component(variant)
+            if name is None:
+                self.out.append(f"{where}: a variant without a component")
+            elif name in seen:
+                self.out.append(f"{where}: two variants for component {name!r}")
+            elif name not in client:
+                self.out.append(f"{where}: component {name!r} is not one of the client's")
+            else:
+                seen.add(name)
+                self.model(f"{where}<{name}>", variant, client[name], request)
 
     def _same_kind(
         self, where: str, label: str, ours: dict[str, Any], theirs: dict[str, Any], request: bool
@@ -200,7 +249,24 @@ class Comparison:
 
 def _client_schema(model: type[pydantic.BaseModel]) -> tuple[dict[str, Any], _Schemas]:
     schema = model.model_json_schema(by_alias=True, mode="serialization")
-    return schema, _Schemas(schema.get("$defs", {}))
+    defs = schema.pop("$defs", {})
+    for found in (schema, *defs.values()):
+        _as_generated(found)
+    return schema, _Schemas(defs)
+
+
+def _as_generated(schema: dict[str, Any]) -> None:
+    """The schema the client was generated from, in place: a oneOf wrapper (`actual_instance`)
+    back to its oneOf, and a model's catch-all `additional_properties` field back to
+    `additionalProperties` (the prompt stage's answers)."""
+    props = schema.get("properties", {})
+    if "actual_instance" in props and "one_of_schemas" in props:
+        variants = props["actual_instance"].get("anyOf", [props["actual_instance"]])
+        schema.clear()
+        schema["oneOf"] = [v for v in variants if v.get("type") != "null"]
+    elif "additional_properties" in props:
+        del props["additional_properties"]
+        schema["additionalProperties"] = True
 
 
 def _json_schema(operation: dict[str, Any], *statuses: str) -> dict[str, Any] | None:

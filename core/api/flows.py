@@ -5,6 +5,11 @@ the original query string, whose `next` says where to go at the end). POST sends
 response. Always HTTP 200 with JSON, except 404 for an unknown flow. The browser is identified by
 the `authentik_session` cookie; a visitor without one gets an anonymous key, replaced by a new
 key at login.
+
+The OpenAPI document describes both directions as authentik's schema does (`openapi_*`): the
+replies as `ChallengeTypes`, one of the challenge models of `wire.challenges` by `component`, and
+the answers as `FlowChallengeResponseRequest`, one of the stage kinds' answer models
+(`stages.base.response_model`), which the executor reads answers with.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import re
 import secrets
 import urllib.parse
+from typing import Any
 
+import pydantic
 from aiohttp import web
 
-from tessera.core import crypto, errors
-from tessera.core.api import auth, http, net, root, state
+from tessera.core import crypto, errors, stages, wire
+from tessera.core.api import auth, http, net, openapi, root, state
 from tessera.core.flows import executor
 from tessera.core.identity import sessions
 from tessera.core.stages import base
@@ -115,6 +122,78 @@ async def post(request: web.Request) -> web.Response:
     body = await http.read_json(request)
     reply = await request.app[EXECUTOR].post(request.match_info["slug"], who, body)
     return finish(request, who, reply)
+
+
+def _answer_models() -> list[type[pydantic.BaseModel]]:
+    return [base.response_model(k) for k in stages.KINDS.values() if k.Response is not None]
+
+
+def openapi_models() -> list[type[pydantic.BaseModel]]:
+    """The challenge and answer models the executor's operations refer to."""
+    return [*wire.challenges.CHALLENGES, *_answer_models()]
+
+
+def _one_of(models: list[type[pydantic.BaseModel]], components: list[str]) -> dict[str, Any]:
+    refs = [openapi.REF.format(model=m.__name__) for m in models]
+    mapping = dict(zip(components, refs, strict=True))
+    return {
+        "oneOf": [{"$ref": ref} for ref in refs],
+        "discriminator": {"propertyName": "component", "mapping": mapping},
+    }
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """authentik's two unions: `ChallengeTypes` (replies) and `FlowChallengeResponseRequest`."""
+    challenges = list(wire.challenges.CHALLENGES)
+    answered = [k for k in stages.KINDS.values() if k.Response is not None]
+    return {
+        "ChallengeTypes": _one_of(
+            challenges, [wire.challenges.component_of(m) for m in challenges]
+        ),
+        "FlowChallengeResponseRequest": _one_of(
+            [base.response_model(k) for k in answered], [k.component for k in answered]
+        ),
+    }
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The executor's two operations (`flows_executor_get`, `flows_executor_solve`)."""
+
+    def schema(name: str) -> dict[str, Any]:
+        ref = {"$ref": openapi.REF.format(model=name)}
+        return {"content": {"application/json": {"schema": ref}}}
+
+    params = [
+        {"name": "flow_slug", "in": "path", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "query",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The original query string",
+        },
+    ]
+    answer = {"description": "The next challenge", **schema("ChallengeTypes")}
+    missing = {"description": "No such flow", **schema("ErrorDetail")}
+    return {
+        "/flows/executor/{flow_slug}/": {
+            "get": {
+                "operationId": "flows_executor_get",
+                "tags": ["flows"],
+                "security": [{}],
+                "parameters": params,
+                "responses": {"200": answer, "404": missing},
+            },
+            "post": {
+                "operationId": "flows_executor_solve",
+                "tags": ["flows"],
+                "security": [{}],
+                "parameters": params,
+                "requestBody": {"required": True, **schema("FlowChallengeResponseRequest")},
+                "responses": {"200": answer, "404": missing},
+            },
+        }
+    }
 
 
 async def _build(app: web.Application) -> None:

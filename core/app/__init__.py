@@ -140,12 +140,19 @@ def schema_document() -> dict[str, Any]:
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
         [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES],
-        [wire.authenticators.Device, *admin.MODELS, *outpost_hub.MODELS],
+        [
+            wire.authenticators.Device,
+            *admin.MODELS,
+            *outpost_hub.MODELS,
+            *flows_api.openapi_models(),
+        ],
         {
             **resources.authenticators.openapi_paths(),
             **admin.openapi_paths(),
             **outpost_hub.openapi_paths(),
+            **flows_api.openapi_paths(),
         },
+        flows_api.openapi_schemas(),
     )
 
 

@@ -10,11 +10,13 @@ response, `on_invalid` on a response that failed validation. Each returns an `Ou
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, TypedDict
 
+import pydantic
 from pydantic import ConfigDict
 
 from tessera.core import cache, config, crypto, store, wire
@@ -283,3 +285,19 @@ class Stage:
 
     async def on_invalid(self, run: Run, errors: dict[str, list[dict[str, str]]]) -> Outcome:
         return Outcome("retry", errors=errors)
+
+
+@functools.cache
+def response_model(kind: type[Stage]) -> type[ChallengeResponse]:
+    """What the executor reads a kind's answers with: its `Response` under authentik's name
+    (`PasswordChallengeResponseRequest`) with its `component` as the default, as authentik's
+    client sends it. Any other `component` is accepted and ignored, as in authentik; the flow
+    state, not the client, says which stage is answered. The OpenAPI document lists these."""
+    assert kind.Response is not None, f"{kind.kind} shows no challenge"
+    challenge = wire.challenges.BY_COMPONENT[kind.component]
+    return pydantic.create_model(
+        f"{challenge.__name__}ResponseRequest",
+        __base__=kind.Response,
+        __module__=kind.__module__,
+        component=(str, kind.component),
+    )
