@@ -22,6 +22,9 @@ from tessera.outposts.proxy.providers import PREFIX
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Passed to `web.AppRunner`: a session may span several cookies (`sealing.MAX_CHUNKS`), more
+# than aiohttp's default 8190 bytes for one header line.
+SERVER_LIMITS: dict[str, Any] = {"max_field_size": 32 * 1024, "max_line_size": 16 * 1024}
 
 
 def endpoints(outpost: Outpost) -> web.Application:
@@ -43,8 +46,8 @@ def proxy_middleware(outpost: Outpost) -> Any:
         believe = forwarded.trusted(request, outpost.networks)
         try:
             original = forwarded.original(request, "direct", believe)
-        except forwarded.BadForwarding as exc:
-            raise pages.problem(request, 400, "Bad forwarded request", str(exc)) from None
+        except forwarded.BadForwarding:
+            return await handler(request)  # names no proxied host: not the outpost's to answer
         provider = outpost.registry.proxied(original.host)
         if provider is None:
             return await handler(request)

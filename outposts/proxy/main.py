@@ -83,7 +83,9 @@ async def serve(ctx: entry.Context) -> None:
     rt.on_config(on_config)
     rt.on_session_end(on_session_end)
     watcher = asyncio.create_task(_watch_channel(rt, outpost), name="proxy-channel-watch")
-    runner = web.AppRunner(app.create_app(outpost), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(
+        app.create_app(outpost), access_log=None, handler_cancellation=True, **app.SERVER_LIMITS
+    )
     await runner.setup()
     try:
         host, port = settings.split_address(ctx.settings.listen.http)

@@ -1,0 +1,353 @@
+"""Harness for the proxy outpost tests: provider configs, a browser with a cookie jar that
+resolves the test host names to loopback, an upstream that echoes what it receives, and a login
+driven through a real core's flow executor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import abc, web
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, Server, free_port
+
+from tessera.core.wire import outposts as wire
+from tessera.outposts import proxy
+
+DOMAIN = "tessera.test"
+COOKIE_SECRET = "A" * 16 + "B" * 16
+
+
+def oidc_configuration(core: str, slug: str) -> dict[str, Any]:
+    base = f"{core}/application/o"
+    return {
+        "issuer": f"{base}/{slug}/",
+        "authorization_endpoint": f"{base}/authorize/",
+        "token_endpoint": f"{base}/token/",
+        "userinfo_endpoint": f"{base}/userinfo/",
+        "end_session_endpoint": f"{base}/{slug}/end-session/",
+        "introspection_endpoint": f"{base}/introspect/",
+        "jwks_uri": f"{base}/{slug}/jwks/",
+        "response_types_supported": ["code"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "subject_types_supported": ["public"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+    }
+
+
+def config(
+    *,
+    external_host: str,
+    mode: str = "forward_single",
+    core: str = "http://127.0.0.1:9",
+    slug: str = "app",
+    client_id: str = "client-id",
+    client_secret: str = "client-secret",
+    **overrides: Any,
+) -> wire.ProxyOutpostConfig:
+    body: dict[str, Any] = {
+        "pk": 1,
+        "name": f"{slug} provider",
+        "internal_host": "",
+        "external_host": external_host,
+        "internal_host_ssl_validation": True,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "oidc_configuration": oidc_configuration(core, slug),
+        "cookie_secret": COOKIE_SECRET,
+        "certificate": None,
+        "skip_path_regex": "",
+        "basic_auth_enabled": False,
+        "basic_auth_password_attribute": "",
+        "basic_auth_user_attribute": "",
+        "mode": mode,
+        "cookie_domain": "",
+        "access_token_validity": 3600,
+        "intercept_header_auth": True,
+        "scopes_to_request": ["openid", "profile", "email", "ak_proxy"],
+        "assigned_application_slug": slug,
+        "assigned_application_name": slug,
+        **overrides,
+    }
+    return wire.ProxyOutpostConfig.model_validate(body)
+
+
+def outpost(configs: list[wire.ProxyOutpostConfig], core: str = "http://127.0.0.1:9") -> Any:
+    options = proxy.Options(outpost_name="test outpost", version="2026.8.5", core_host=core)
+    instance = proxy.Outpost(options)
+    assert instance.update(configs) == []
+    return instance
+
+
+class LoopbackResolver(abc.AbstractResolver):
+    """Every name under DOMAIN (and localhost) is 127.0.0.1, as a browser's hosts file would say."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[dict[str, Any]]:
+        if host.endswith("." + DOMAIN) or host in (DOMAIN, "localhost", "127.0.0.1"):
+            address = "127.0.0.1"
+        else:
+            raise OSError(f"unknown host {host}")
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+def browser() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=LoopbackResolver(), force_close=True),
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+
+
+@asynccontextmanager
+async def serving(app: web.Application, port: int | None = None) -> AsyncIterator[int]:
+    """Serve `app` on 127.0.0.1 at a free port (or `port`) for the block."""
+    port = port or free_port()
+    runner = web.AppRunner(app, access_log=None, **proxy.app.SERVER_LIMITS)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+def echo_app() -> web.Application:
+    """The upstream: answers every request with what it received (headers, path, body); a
+    websocket at /ws echoes each message."""
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        if request.path == "/ws":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await ws.send_str("echo:" + message.data)
+            return ws
+        body = await request.read()
+        return web.json_response(
+            {
+                "method": request.method,
+                "path": request.path_qs,
+                "headers": {k: v for k, v in request.headers.items()},
+                "header_names": list(request.headers.keys()),
+                "body_length": len(body),
+            }
+        )
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+# A login through the core ---------------------------------------------------------------------
+
+
+def _csrf(session: aiohttp.ClientSession) -> dict[str, str]:
+    found = [c.value for c in session.cookie_jar if c.key == "authentik_csrf"]
+    return {"X-authentik-CSRF": found[0]} if found else {}
+
+
+async def _flow(
+    session: aiohttp.ClientSession, core: str, url: str, username: str, password: str
+) -> str:
+    """Answer the core's login flow at `url` (a /if/flow/<slug>/ page); where it sends us."""
+    async with session.get(url) as page:
+        assert page.status == 200, await page.text()
+    slug = urllib.parse.urlsplit(url).path.split("/")[3]
+    executor = f"{core}/api/v3/flows/executor/{slug}/"
+    for _ in range(6):
+        async with session.get(executor, headers=_csrf(session)) as r:
+            body = await r.json()
+        component = body.get("component")
+        if component == "xak-flow-redirect":
+            return urllib.parse.urljoin(core, body["to"])
+        answer: dict[str, Any]
+        if component == "ak-stage-identification":
+            answer = {"uid_field": username}
+            if body.get("password_fields"):
+                answer["password"] = password
+        elif component == "ak-stage-password":
+            answer = {"password": password}
+        elif component == "ak-stage-consent":
+            answer = {"token": body["token"]}
+        else:
+            raise AssertionError(f"unexpected challenge {json.dumps(body)[:500]}")
+        async with session.post(executor, json=answer, headers=_csrf(session)) as r:
+            body = await r.json()
+        if body.get("component") == "xak-flow-redirect":
+            return urllib.parse.urljoin(core, body["to"])
+        assert not body.get("response_errors"), body
+    raise AssertionError("the flow did not finish")
+
+
+async def browse(
+    session: aiohttp.ClientSession,
+    url: str,
+    core: str,
+    username: str = "akadmin",
+    password: str = BOOTSTRAP_PASSWORD,
+    hops: int = 15,
+    **kwargs: Any,
+) -> tuple[aiohttp.ClientResponse, list[str]]:
+    """GET `url` as a browser would, logging in at the core when sent there; the final
+    response (body read) and every URL visited."""
+    visited = [url]
+    for _ in range(hops):
+        response = await session.get(url, allow_redirects=False, **kwargs)
+        await response.read()
+        if response.status in (301, 302, 303, 307):
+            url = urllib.parse.urljoin(url, response.headers["Location"])
+        elif urllib.parse.urlsplit(url).path.startswith("/if/flow/") and url.startswith(core):
+            url = await _flow(session, core, url, username, password)
+        else:
+            return response, visited
+        visited.append(url)
+    raise AssertionError(f"too many hops: {visited}")
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+# Applications at the core -------------------------------------------------------------------
+
+
+def admin(core: Server, method: str, path: str, body: Any = None) -> Any:
+    status, answer = core.request(method, "/api/v3/" + path, BOOTSTRAP_TOKEN, body)
+    assert status in (200, 201, 204), (method, path, status, answer)
+    return answer
+
+
+def make_client(core: Server, external: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    """An application with a confidential OAuth2 client redirecting to the outpost's callback;
+    its slug and the ProxyOutpostConfig fields that come from it."""
+    slug = "app-" + uuid.uuid4().hex[:8]
+    flows = {
+        name: admin(core, "GET", f"flows/instances/{name}/")["pk"]
+        for name in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
+    }
+    mappings = admin(core, "GET", "propertymappings/provider/scope/?page_size=100")["results"]
+    key = admin(
+        core,
+        "POST",
+        "crypto/certificatekeypairs/generate/",
+        {"common_name": slug, "alg": "rsa", "validity_days": 30},
+    )["pk"]
+    callback = f"{external}/outpost.goauthentik.io/callback?X-authentik-auth-callback=true"
+    provider = admin(
+        core,
+        "POST",
+        "providers/oauth2/",
+        {
+            "name": f"{slug} provider",
+            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
+            "invalidation_flow": flows["default-invalidation-flow"],
+            "client_type": "confidential",
+            "redirect_uris": [{"matching_mode": "strict", "url": callback}],
+            "signing_key": key,
+            "property_mappings": [m["pk"] for m in mappings],
+            **fields,
+        },
+    )
+    admin(
+        core, "POST", "core/applications/", {"name": slug, "slug": slug, "provider": provider["pk"]}
+    )
+    return slug, {
+        "client_id": provider["client_id"],
+        "client_secret": provider["client_secret"],
+        "scopes_to_request": ["openid", *{m["scope_name"] for m in mappings}],
+    }
+
+
+def outpost_for(core: Server, *configs: Any, **options: Any) -> proxy.Outpost:
+    instance = proxy.Outpost(
+        proxy.Options(
+            outpost_name="test outpost", version="2026.8.5", core_host=core.url, **options
+        )
+    )
+    assert instance.update(list(configs)) == []
+    return instance
+
+
+def forward_config(core: Server, port: int, **overrides: Any) -> Any:
+    external = f"http://app.{DOMAIN}:{port}"
+    slug, client = make_client(core, external)
+    return config(external_host=external, core=core.url, slug=slug, **client, **overrides)
+
+
+def check_headers(port: int, original: str, **extra: str) -> dict[str, str]:
+    parts = urllib.parse.urlsplit(original)
+    return {
+        "X-Forwarded-Proto": parts.scheme,
+        "X-Forwarded-Host": parts.netloc,
+        "X-Forwarded-Uri": parts.path + ("?" + parts.query if parts.query else ""),
+        **extra,
+    }
+
+
+def cookie_header(jar: aiohttp.ClientSession) -> str:
+    """The outpost's session cookies in the jar, as a Cookie header."""
+    return "; ".join(
+        f"{c.key}={c.value}"
+        for c in jar.cookie_jar
+        if c.key.startswith("authentik_proxy_") and not c.key.endswith("_bind")
+    )
+
+
+class Process:
+    """A reverse proxy (or any server) as a child process, ready once its port accepts."""
+
+    def __init__(self, argv: list[str], cwd: Any, port: int, env: dict[str, str] | None = None):
+        self.port = port
+        self.log = cwd / f"{Path(argv[0]).name}-{port}.log"
+        self._handle = self.log.open("w")
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=self._handle, stderr=subprocess.STDOUT
+        )
+
+    async def ready(self, timeout: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                assert asyncio.get_running_loop().time() < deadline, self.log.read_text()
+                await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._handle.close()
