@@ -48,8 +48,12 @@ def username(outpost_pk: str) -> str:
 
 
 def default_config(authentik_host: str = "") -> dict[str, Any]:
-    """authentik's `default_outpost_config`: every key with its default."""
-    return wire.outposts.OutpostConfig(authentik_host=authentik_host).model_dump()
+    """authentik's `default_outpost_config`: every key with its default (`authentik_host` left
+    empty when it is not an http(s) URL: then outposts use the host they reached)."""
+    try:
+        return wire.outposts.OutpostConfig(authentik_host=authentik_host).model_dump()
+    except ValueError:  # pydantic's ValidationError
+        return wire.outposts.OutpostConfig().model_dump()
 
 
 def full_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ MAX_CONFIG_BYTES = 64 * 1024
 MAX_REGEX_LINES = 100
 MAX_REGEX_LINE = 1000
 MAX_PROVIDERS = 1000
+ProviderPk = Annotated[int, Field(ge=1, le=2**53)]  # as the API's other integer keys
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
 
 
@@ -325,7 +326,7 @@ def _outpost_config(value: dict[str, Any]) -> dict[str, Any]:
 class OutpostRequest(Request):
     name: Name
     type: OutpostType
-    providers: Annotated[list[int], Field(max_length=MAX_PROVIDERS)]
+    providers: Annotated[list[ProviderPk], Field(max_length=MAX_PROVIDERS)]
     service_connection: Uuid | None = None
     config: Annotated[dict[str, Any], AfterValidator(_outpost_config)]
     managed: Annotated[str, Field(min_length=1, max_length=200)] | None = None
