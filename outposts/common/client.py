@@ -67,7 +67,12 @@ class CoreClient:
     ) -> None:
         self.settings = settings
         self.user_agent = user_agent
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
+        # No total: the control channel's websocket shares the session and lives for hours;
+        # each REST call is bounded by `get`'s own deadline instead.
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 5.0), sock_read=timeout
+        )
+        self.deadline = timeout
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -116,8 +121,11 @@ class CoreClient:
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """The JSON body of `GET path`; `CoreError` subclasses on failure."""
         try:
-            async with self.session.get(self.url(path), params=params) as response:
-                body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+            async with (
+                asyncio.timeout(self.deadline),
+                self.session.get(self.url(path), params=params) as response,
+            ):
+                body = await _read_bounded(response)
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise CoreUnreachable(
@@ -159,6 +167,18 @@ class CoreClient:
             return OutpostInfo.model_validate(outposts[0])
         except ValueError:
             raise CoreResponseError("/api/v3/outposts/instances/: not an outpost") from None
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or up to one byte past `MAX_RESPONSE_BYTES` (which `_decode` refuses)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks)
 
 
 def describe_error(exc: BaseException) -> str:

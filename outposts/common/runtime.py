@@ -14,7 +14,8 @@
 A refresh that fails keeps the last good snapshot; one that finds a changed configuration
 replaces it, writes it to disk and calls the `on_config` callbacks. SESSION_END calls the
 `on_session_end` callbacks with the session's digest (sha256 hex of the core session key),
-PROVIDER_SPECIFIC the `on_provider_specific` ones with its args. Callbacks are coroutines; one
+PROVIDER_SPECIFIC the `on_provider_specific` ones with its args, and each (re)connection of the
+channel the `on_connected` ones. Callbacks are coroutines; one
 that raises is logged and the others still run. Used by `entry.main` and every outpost type.
 """
 
@@ -49,6 +50,7 @@ Snapshot: TypeAlias = configcache.Snapshot
 ConfigCallback = Callable[[Snapshot], Awaitable[None]]
 SessionEndCallback = Callable[[str], Awaitable[None]]
 ProviderSpecificCallback = Callable[[dict[str, Any]], Awaitable[None]]
+ConnectedCallback = Callable[[None], Awaitable[None]]
 FetchExtras = Callable[
     [client_.CoreClient, client_.OutpostInfo, tuple[dict[str, Any], ...]], Awaitable[dict[str, Any]]
 ]
@@ -100,6 +102,7 @@ class Runtime:
         self._config_callbacks: list[ConfigCallback] = []
         self._session_end_callbacks: list[SessionEndCallback] = []
         self._provider_callbacks: list[ProviderSpecificCallback] = []
+        self._connected_callbacks: list[ConnectedCallback] = []
         self._wake = asyncio.Event()
         self._jitter = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -131,6 +134,15 @@ class Runtime:
     def on_provider_specific(self, callback: ProviderSpecificCallback) -> None:
         """Call `callback(args)` for every PROVIDER_SPECIFIC frame."""
         self._provider_callbacks.append(callback)
+
+    def on_connected(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Call `callback()` each time the control channel opens (again): SESSION_END and
+        TRIGGER_UPDATE sent while it was down were lost."""
+
+        async def call(_: None) -> None:
+            await callback()
+
+        self._connected_callbacks.append(call)
 
     def request_refresh(self, *, jitter: bool = True) -> None:
         """Ask for a refresh soon (after the random delay when `jitter`); calls coalesce."""
@@ -285,6 +297,7 @@ class Runtime:
 
     async def _on_connected(self) -> None:
         self.request_refresh(jitter=False)
+        await self._call(self._connected_callbacks, None)
 
     def _on_channel_state(self, connected: bool) -> None:
         outpost = self.snapshot.outpost
