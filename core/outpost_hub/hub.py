@@ -68,6 +68,7 @@ class Connection:
         self.id = uuid.uuid4().hex
         self._queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[bool] | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"outpost-writer-{self.id}")
@@ -84,7 +85,10 @@ class Connection:
             self._queue.put_nowait(frame.to_text())
         except asyncio.QueueFull:
             log.warning("outpost_channel_overflow", outpost=self.outpost_pk, instance=self.id)
-            asyncio.get_running_loop().create_task(self.ws.close(code=oc.CLOSE_POLICY))
+            if self._closing is None:
+                self._closing = asyncio.get_running_loop().create_task(
+                    self.ws.close(code=oc.CLOSE_POLICY)
+                )
 
     async def _write(self) -> None:
         while True:

@@ -15,8 +15,8 @@ A refresh that fails keeps the last good snapshot; one that finds a changed conf
 replaces it, writes it to disk and calls the `on_config` callbacks. SESSION_END calls the
 `on_session_end` callbacks with the session's digest (sha256 hex of the core session key),
 PROVIDER_SPECIFIC the `on_provider_specific` ones with its args, and each (re)connection of the
-channel the `on_connected` ones. Callbacks are coroutines; one
-that raises is logged and the others still run. Used by `entry.main` and every outpost type.
+channel the `on_connected` ones. Callbacks are coroutines; one that raises is logged and the
+others still run. Used by `entry.main` and every outpost type.
 """
 
 from __future__ import annotations
@@ -152,27 +152,10 @@ class Runtime:
     async def start(self) -> Snapshot:
         """The first snapshot (from the core, else from disk); starts the background tasks."""
         try:
-            snapshot = await self._fetch()
-        except client_.CoreRefused as exc:
-            await self.client.close()
-            raise StartupError(str(exc)) from None
+            snapshot = await self._first_snapshot()
         except StartupError:
             await self.client.close()
             raise
-        except client_.CoreError as exc:
-            cached = self.cache.load()
-            if cached is None:
-                await self.client.close()
-                raise StartupError(
-                    f"{exc}; no earlier configuration in {self.settings.state_dir} to start from"
-                ) from None
-            self._check_type(cached.outpost)
-            log.warning(
-                "outpost_starting_from_cache",
-                error=str(exc),
-                fetched_at=cached.fetched_at.isoformat(),
-            )
-            snapshot = cached
         self._adopt(snapshot)
         self._channel = channel_.Channel(
             self.client,
@@ -190,6 +173,25 @@ class Runtime:
             asyncio.create_task(self._refresher(), name="outpost-refresher"),
         ]
         return snapshot
+
+    async def _first_snapshot(self) -> Snapshot:
+        try:
+            return await self._fetch()
+        except client_.CoreRefused as exc:
+            raise StartupError(str(exc)) from None  # never the cache: the token is wrong
+        except client_.CoreError as exc:
+            cached = self.cache.load()
+            if cached is None:
+                raise StartupError(
+                    f"{exc}; no earlier configuration in {self.settings.state_dir} to start from"
+                ) from None
+            self._check_type(cached.outpost)
+            log.warning(
+                "outpost_starting_from_cache",
+                error=str(exc),
+                fetched_at=cached.fetched_at.isoformat(),
+            )
+            return cached
 
     async def stop(self) -> None:
         """Close the channel and the client; the snapshot stays readable."""

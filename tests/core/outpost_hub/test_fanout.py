@@ -61,7 +61,7 @@ async def test_trigger_update_after_an_application_or_key_pair_change(
     status, _ = await api(
         "POST",
         "crypto/certificatekeypairs/generate/",
-        json={"common_name": "edge", "validity_days": 3},
+        json={"common_name": "edge", "validity_days": 3, "alg": "ecdsa"},
     )
     assert status == 200
     await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=1.0)

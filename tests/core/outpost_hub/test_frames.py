@@ -170,3 +170,9 @@ async def test_the_connected_gauge_counts_instances(client: Any, make_outpost: A
         "tessera_outpost_instances_connected", {"outpost": outpost.pk, "outpost_name": "edge"}
     )
     assert value is None
+
+
+def test_outposts_report_the_authentik_release_the_core_follows() -> None:
+    from tessera.core.api import admin
+
+    assert oc.PROTOCOL_VERSION == admin.AUTHENTIK_VERSION

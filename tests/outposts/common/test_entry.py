@@ -5,15 +5,29 @@ setting end the process with one clear line and its exit status."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from helpers import BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port, run_cli
 
 from tessera.outposts.common import entry
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """`entry.main` configures logging for its process: put the test process's back."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**config)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")
