@@ -70,7 +70,7 @@ def _handshake_params(request: web.Request) -> tuple[str, str, int]:
     if instance is None:
         raise errors.ValidationFailed.one("instance_uuid", "Must be a valid UUID.")
     raw_attempt = request.query.get("attempt", "0")
-    if not raw_attempt.isdigit() or len(raw_attempt) > 9:
+    if not (raw_attempt.isascii() and raw_attempt.isdigit()) or len(raw_attempt) > 9:
         raise errors.ValidationFailed.one("attempt", "A valid integer is required.")
     return outpost_pk, instance, int(raw_attempt)
 
@@ -89,6 +89,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     outpost_pk, instance_uuid, attempt = _handshake_params(request)
     key = _bearer(request)
     db, keyring = request.app[state.STORE], request.app[state.KEYRING]
+    # SECURITY: the token is checked before the upgrade: nothing is upgraded for a caller that
+    # is not this outpost (401 no live API token, 403 another's token, an admin's included).
     outpost = await _outpost(db, keyring, outpost_pk, key)
     if outpost is None:
         raise errors.PermissionDenied("You do not have permission to perform this action.")
@@ -157,6 +159,7 @@ async def _receive(ws: web.WebSocketResponse) -> aiohttp.WSMessage | None:
 
 
 async def _frame(request: web.Request, conn: hub_.Connection, key: str, data: str) -> None:
+    # SECURITY: parsed with bounded size and depth; whatever does not parse closes the channel.
     try:
         frame = oc.parse(data)
         which = oc.instruction(frame)
@@ -179,6 +182,8 @@ async def _hello(request: web.Request, conn: hub_.Connection, key: str, frame: o
     if hello.uuid and _uuid(hello.uuid) != conn.instance_uuid:
         raise Refused("HELLO names another instance than instance_uuid", oc.CLOSE_POLICY)
     db, keyring = request.app[state.STORE], request.app[state.KEYRING]
+    # SECURITY: checked again at every HELLO, so a deleted outpost or revoked token loses its
+    # channel within one HELLO interval.
     try:
         async with db.read() as tx:
             still = await identity.outposts.outpost_for_token(tx, keyring, conn.outpost_pk, key)

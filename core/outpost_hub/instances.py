@@ -134,7 +134,7 @@ def _outdated(version: str) -> bool:
 def _release(version: str) -> tuple[int, ...]:
     parts = []
     for part in version.split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
+        digits = "".join(ch for ch in part if ch in "0123456789")
         if not digits:
             break
         parts.append(int(digits[:9]))

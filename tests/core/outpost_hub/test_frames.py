@@ -58,14 +58,20 @@ async def test_health_shows_the_instance_in_authentiks_shape(
     assert await _health(api, outpost) == []  # a closed channel's instance goes at once
 
 
-async def test_an_older_outpost_is_outdated(client: Any, api: Any, make_outpost: Any) -> None:
+@pytest.mark.parametrize(
+    ("version", "outdated"),
+    [("2025.10.1", True), ("2026.8.5", False), ("2027.2.0-rc1", False), ("", True), ("²³.x", True)],
+)
+async def test_an_older_outpost_is_outdated(
+    client: Any, api: Any, make_outpost: Any, version: str, outdated: bool
+) -> None:
     outpost = await make_outpost("edge")
     instance = str(uuid.uuid4())
     ws = await _connect(client, outpost, instance)
-    await ws.send_str(hello_frame(instance, version="2025.10.1"))
+    await ws.send_str(hello_frame(instance, version=version))
     await receive(ws)
     [shown] = await _health(api, outpost)
-    assert shown["version_outdated"] is True
+    assert shown["version_outdated"] is outdated
     await ws.close()
 
 

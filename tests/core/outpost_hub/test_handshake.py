@@ -74,6 +74,8 @@ async def test_attack_an_admin_token_is_not_an_outposts(client: Any, make_outpos
         ("/ws/outpost/{o}/", 400, "instance_uuid"),
         ("/ws/outpost/{o}/?instance_uuid={i}&attempt=-1", 400, "attempt"),
         ("/ws/outpost/{o}/?instance_uuid={i}&attempt=99999999999", 400, "attempt"),
+        ("/ws/outpost/{o}/?instance_uuid={i}&attempt=%C2%B2", 400, "attempt"),
+        ("/ws/outpost/{o}/?instance_uuid=%00&attempt=1", 400, "instance_uuid"),
     ],
 )
 async def test_attack_bad_handshake_parameters_are_4xx(
