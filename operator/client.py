@@ -116,13 +116,18 @@ class CoreClient:
                 return results
         raise CoreUnavailable(f"GET {path}: more than {MAX_PAGES} pages")
 
-    async def first(self, path: str, **filters: str) -> dict[str, Any] | None:
+    async def first(
+        self, path: str, *, via: Mapping[str, str] | None = None, **filters: str
+    ) -> dict[str, Any] | None:
         """The object whose fields equal the filters, or None.
 
-        The filters are checked again on the answer: a core that ignored an unknown filter would
-        otherwise hand back some other object, and the operator would take it for its own.
+        `via` names the query parameter that narrows a field where the listing has no filter of
+        the field's own name (`{"managed": "managed__iexact"}` for outposts). The filters are
+        checked again on the answer: a core that ignored an unknown filter would otherwise hand
+        back some other object, and the operator would take it for its own.
         """
-        for found in await self.list(path, **filters):
+        params = {(via or {}).get(k, k): v for k, v in filters.items()}
+        for found in await self.list(path, **params):
             if all(str(found.get(k)) == v for k, v in filters.items()):
                 return found
         return None

@@ -2,12 +2,13 @@
 
 `tessera.core.cli` parses the command line and calls `run`. Settings come from the environment
 (`AUTHENTIK_HOST`/`AUTHENTIK_TOKEN`/`AUTHENTIK_HOST_BROWSER`, or the same with `TESSERA_`), as the
-outposts read them; a missing or bad value stops the process with one line naming the key. Kopf
-finds the cluster as kubectl does (in-cluster service account, else `$KUBECONFIG`), serves its
-liveness probe on `--health` (`/healthz`, the Helm chart's probe), and runs standalone: the chart
-runs one replica with the Recreate strategy, so there is no peering. `--namespace` takes exact
-namespace names (no patterns): the operator then watches only those, and needs no permission to
-list namespaces.
+outposts read them, and `TESSERA_OUTPOST_IMAGE` (the image of outpost Deployments whose Outpost
+names none; the chart passes the operator's own); a missing or bad value stops the process with
+one line naming the key. Kopf finds the cluster as kubectl does (in-cluster service account, else
+`$KUBECONFIG`), serves its liveness probe on `--health` (`/healthz`, the Helm chart's probe), and
+runs standalone: the chart runs one replica with the Recreate strategy, so there is no peering.
+`--namespace` takes exact namespace names (no patterns): the operator then watches only those,
+and needs no permission to list namespaces.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def config_from(environ: Mapping[str, str], options: Options) -> runtime.Config:
         resync_seconds=options.resync_seconds,
         retry_base_seconds=options.retry_base_seconds,
         concurrency=options.concurrency,
+        outpost_image=_env(environ, "OUTPOST_IMAGE"),
     )
 
 

@@ -206,6 +206,22 @@ def declare(emulator: kmock.KubernetesEmulator) -> None:
         )
 
 
+# Kinds some clusters serve through CRDs of other projects (none in kmock's bundled snapshot).
+OPTIONAL = {
+    "traefik.io/v1alpha1/middlewares": ("Middleware", "middleware"),
+    "monitoring.coreos.com/v1/servicemonitors": ("ServiceMonitor", "servicemonitor"),
+}
+
+
+def declare_optional(emulator: kmock.KubernetesEmulator) -> None:
+    """Serve Traefik's Middleware and the Prometheus Operator's ServiceMonitor, as a cluster with
+    those CRDs installed does."""
+    for resource, (kind, singular) in OPTIONAL.items():
+        emulator.resources[resource] = kmock.ResourceInfo(
+            kind=kind, singular=singular, namespaced=True, verbs=_VERBS
+        )
+
+
 def kubeconfig(path: Path, server: str, namespace: str = "default") -> Path:
     """A kubeconfig for `server` with a dummy token (the emulator checks no credentials)."""
     path.write_text(

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, SECRET_KEY, Server, base_env, free_port
+from helpers import (
+    BOOTSTRAP_PASSWORD,
+    BOOTSTRAP_TOKEN,
+    SECRET_KEY,
+    TESSERA,
+    Server,
+    base_env,
+    free_port,
+)
 from kmockkit import GROUP, VERSION, Cluster
 
 
@@ -81,11 +91,41 @@ def application(name: str, namespace: str, slug: str, **spec: Any) -> dict[str, 
     }
 
 
+def proxy_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A ProxyProvider manifest in forward_single mode for `https://<name>.example.com`."""
+    spec.setdefault("mode", "forward_single")
+    spec.setdefault("externalHost", f"https://{name}.example.com")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ProxyProvider",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def outpost(name: str, namespace: str, *providers: str, **spec: Any) -> dict[str, Any]:
+    """A proxy Outpost manifest serving the named ProxyProviders."""
+    spec.setdefault("type", "proxy")
+    spec.setdefault("providerRefs", [{"kind": "ProxyProvider", "name": p} for p in providers])
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Outpost",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+PLURALS = {
+    "OAuth2Provider": "oauth2providers",
+    "Application": "applications",
+    "ProxyProvider": "proxyproviders",
+    "Outpost": "outposts",
+}
+
+
 def url_of(manifest: dict[str, Any], name: str | None = None) -> str:
     """The collection URL of a manifest's kind (or one object's URL with `name`)."""
-    plural = {"OAuth2Provider": "oauth2providers", "Application": "applications"}.get(
-        manifest["kind"]
-    )
+    plural = PLURALS.get(manifest["kind"])
     ns = manifest["metadata"]["namespace"]
     base = (
         f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{plural}"
@@ -96,8 +136,7 @@ def url_of(manifest: dict[str, Any], name: str | None = None) -> str:
 
 
 def resource_of(manifest: dict[str, Any]) -> str:
-    plural = {"OAuth2Provider": "oauth2providers", "Application": "applications"}
-    return f"{GROUP}/{VERSION}/{plural[manifest['kind']]}"
+    return f"{GROUP}/{VERSION}/{PLURALS[manifest['kind']]}"
 
 
 async def create(cluster: Cluster, manifest: dict[str, Any]) -> None:
@@ -152,3 +191,83 @@ def secret(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     """A Secret's data, decoded (KeyError while it does not exist)."""
     raw = cluster.api.get("v1/secrets", namespace, name)
     return {k: base64.b64decode(v).decode() for k, v in (raw.get("data") or {}).items()}
+
+
+# Running a pod's container as a local process -----------------------------------------------
+
+
+@dataclasses.dataclass
+class Container:
+    """A container of a Deployment started as a process, as a kubelet would start it."""
+
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    ports: dict[str, int]  # port name -> containerPort
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+
+def container_env(
+    container: Mapping[str, Any],
+    secrets: Mapping[str, Mapping[str, str]],
+    mounts: Mapping[str, str],
+) -> dict[str, str]:
+    """The container's environment: literal values, and `secretKeyRef`s read from `secrets`
+    (name -> decoded data); a value under a volume's mount path is moved to where `mounts` put
+    that volume on this machine."""
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        if "valueFrom" in item:
+            ref = item["valueFrom"]["secretKeyRef"]
+            value = secrets[ref["name"]][ref["key"]]
+        else:
+            value = str(item.get("value", ""))
+        for mount_path, local in mounts.items():
+            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+                value = local + value[len(mount_path.rstrip("/")) :]
+        env[item["name"]] = value
+    return env
+
+
+def start_container(
+    deployment: Mapping[str, Any], secrets: Mapping[str, Mapping[str, str]], workdir: Path
+) -> Container:
+    """Start the Deployment's (only) container: its command and args, its environment resolved
+    from the Secrets, each emptyDir a fresh folder under `workdir`. The command `tessera` is this
+    environment's installed one (the image's entry point)."""
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {}
+    for mount in container.get("volumeMounts") or []:
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert "emptyDir" in volume, volume
+        local = workdir / "volumes" / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        mounts[mount["mountPath"]] = str(local)
+    env = container_env(container, secrets, mounts)
+    command = [*container["command"], *container.get("args", [])]
+    assert command[0] == "tessera", command
+    log = workdir / f"{container['name']}.log"
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [TESSERA, *command[1:]],
+        env=base_env(**env),
+        cwd=workdir,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    handle.close()
+    ports = {p["name"]: int(p["containerPort"]) for p in container.get("ports") or []}
+    return Container(proc, env, ports, log)

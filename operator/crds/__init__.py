@@ -5,7 +5,8 @@ each DIR (default `crds`); tests compare the committed files with `render()`. Th
 schema of each spec and status is turned into a structural OpenAPI v3 schema as the API server
 wants it: references inlined, optional fields as plain (not nullable) properties, no titles, no
 `additionalProperties: false` (the API server prunes or, with strict field validation, refuses
-unknown fields), and the models' `x-kubernetes-*` extensions kept.
+unknown fields), and the models' `x-kubernetes-*` extensions kept. A node may lack a type only
+when it keeps any value (`x-kubernetes-preserve-unknown-fields`, e.g. a JSON patch's `value`).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _node(node: dict[str, Any], defs: dict[str, Any], where: str) -> dict[str, A
             raise SchemaError(f"{where}: {key} has no structural form here")
         else:
             out[key] = value
-    if "type" not in out:
+    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
         raise SchemaError(f"{where}: no type")
     return _ordered(out)
 
@@ -165,10 +166,19 @@ def file_name(kind: common.Kind) -> str:
     return f"{common.GROUP}_{kind.plural}.yaml"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a schema node shared by several fields (one model used twice) out in full each
+    time: no YAML anchors and aliases, which readers of a CRD do not expect."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render() -> dict[str, str]:
     """Every CRD file: name → YAML text."""
     return {
-        file_name(kind): HEADER + yaml.safe_dump(crd(kind), sort_keys=False, width=100)
+        file_name(kind): HEADER
+        + yaml.dump(crd(kind), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=False)
         for kind in resources.KINDS
     }
 

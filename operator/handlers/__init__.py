@@ -4,8 +4,10 @@
 kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
 `tessera.dev/finalizer`) removes or releases the core objects. An index of the Applications by
-provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`). Startup
-opens the core and Kubernetes clients into `memo["runtime"]`; cleanup closes them.
+provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`). Outposts
+have one more timer, every `config.observe_seconds`, refreshing their status (ready replicas,
+instances connected to the core). Startup opens the core and Kubernetes clients into
+`memo["runtime"]`; cleanup closes them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ from typing import Any
 import kopf
 
 from tessera.operator import client, metrics, resources
-from tessera.operator.handlers import applications, kube, nudge, providers, runtime, secretrefs
-from tessera.operator.resources import application, common
+from tessera.operator.handlers import (
+    applications,
+    kube,
+    nudge,
+    outposts,
+    providers,
+    proxyproviders,
+    runtime,
+    secretrefs,
+)
+from tessera.operator.resources import application, common, outpost
 
 FINALIZER = "tessera.dev/finalizer"
 ANNOTATIONS_PREFIX = "operator.tessera.dev"
@@ -91,9 +102,34 @@ def registry(
     reconcilers = (
         (runtime.Reconciler(providers.KIND, providers.reconcile, announce), providers.remove),
         (runtime.Reconciler(applications.KIND, applications.reconcile), applications.remove),
+        (
+            runtime.Reconciler(proxyproviders.KIND, proxyproviders.reconcile, announce),
+            proxyproviders.remove,
+        ),
+        (runtime.Reconciler(outposts.KIND, outposts.reconcile), outposts.remove),
     )
     for reconciler, remove in reconcilers:
         _register(reg, config, reconciler, remove)
+
+    @kopf.timer(
+        common.GROUP,
+        common.VERSION,
+        outpost.KIND.plural,
+        registry=reg,
+        id="observe",
+        interval=config.observe_seconds,
+        initial_delay=config.observe_seconds,
+    )
+    async def observe(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        """Refresh an Outpost's status: ready replicas, instances the core sees."""
+        uid = body.status.get("outpostUID")
+        if not uid or body.metadata.get("deletionTimestamp"):
+            return
+        fields = await outposts.observe(memo["runtime"], body, str(uid))
+        for key, value in fields.items():
+            if body.status.get(key) != value:
+                patch.status[key] = value
+
     return reg
 
 

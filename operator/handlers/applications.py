@@ -2,10 +2,10 @@
 bindings of its access groups.
 
 Called by the handlers registered in `tessera.operator.handlers` through `runtime.Reconciler`.
-The provider is the `OAuth2Provider` resource named by `spec.providerRef` in the same namespace;
-its core object is found by that resource's `managed` marker (never by a pk copied from a status,
-which may be stale). Once linked, the provider's credentials Secret gets the issuer and discovery
-URL, which need the application's slug.
+The provider is the `OAuth2Provider` or `ProxyProvider` resource named by `spec.providerRef` in
+the same namespace; its core object is found by that resource's `managed` marker (never by a pk
+copied from a status, which may be stale). Once linked, an OAuth2 provider's credentials Secret
+gets the issuer and discovery URL, which need the application's slug.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ from typing import Any
 import kopf
 
 from tessera.operator import client
-from tessera.operator.handlers import kube, objects, providers
+from tessera.operator.handlers import kube, objects, providers, proxyproviders
 from tessera.operator.handlers.runtime import Conflict, InvalidSpec, ProviderNotReady, Runtime
-from tessera.operator.resources import application, common, oauth2provider
+from tessera.operator.resources import application, common, oauth2provider, proxyprovider
 
 KIND = application.KIND.kind
 PATH = "core/applications/"
+# Provider kind -> (plural, core API path, the core object's marker of a resource).
+PROVIDERS = {
+    oauth2provider.KIND.kind: (oauth2provider.KIND.plural, providers.PATH, providers.managed),
+    proxyprovider.KIND.kind: (
+        proxyprovider.KIND.plural,
+        proxyproviders.PATH,
+        proxyproviders.managed,
+    ),
+}
 BINDINGS = "policies/bindings/"
 GROUPS = "core/groups/"
 
@@ -41,18 +50,18 @@ async def provider_of(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The provider resource named by `spec.providerRef` and its core provider."""
     name = spec.provider_ref.name
-    kind = oauth2provider.KIND
+    plural, path, marker = PROVIDERS[spec.provider_ref.kind]
     # SECURITY: references stay in the resource's namespace: an Application cannot link, or have
     # the operator write the credentials of, a provider of another namespace.
     resource = await kube.read_custom(
-        rt.kube, common.GROUP, common.VERSION, kind.plural, namespace, name
+        rt.kube, common.GROUP, common.VERSION, plural, namespace, name
     )
     where = f"spec.providerRef.name: {spec.provider_ref.kind} {name!r}"
     if resource is None:
         raise ProviderNotReady(f"{where} does not exist in namespace {namespace!r}")
     # The provider's core object is enough to link to: waiting for its Ready condition as well
     # would cost the application a retry whenever both are applied together.
-    core_provider = await rt.core.first(providers.PATH, managed=providers.managed(resource))
+    core_provider = await rt.core.first(path, managed=marker(resource))
     if core_provider is None:
         raise ProviderNotReady(f"{where} has no core provider yet")
     return resource, core_provider
@@ -120,8 +129,9 @@ async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
         rt.core, PATH, marker, want, ("slug", spec.slug, "spec.slug")
     )
     rebound = await bind_groups(rt.core, str(app["pk"]), groups, marker)
-    linked = await rt.core.request("GET", f"{providers.PATH}{core_provider['pk']}/")
-    await providers.publish(rt, resource, linked)
+    if spec.provider_ref.kind == oauth2provider.KIND.kind:
+        linked = await rt.core.request("GET", f"{providers.PATH}{core_provider['pk']}/")
+        await providers.publish(rt, resource, linked)
     message = f"core application {spec.slug!r} {happened}"
     if rebound:
         message += f"; {rebound} access binding(s) changed"

@@ -66,8 +66,10 @@ def waiting(seen: str | None, ready: bool, pk: str) -> bool:
 async def announce(
     rt: Runtime, body: kopf.Body, fields: Mapping[str, Any], index: kopf.Index[Key, Any]
 ) -> int:
-    """Annotate the Applications of provider `body` that have not seen its core pk; how many."""
-    key = (body.metadata.namespace or "", oauth2provider.KIND.kind, body.metadata.name or "")
+    """Annotate the Applications of provider `body` (an OAuth2Provider or a ProxyProvider) that
+    have not seen its core pk; how many."""
+    kind = str(body.get("kind") or oauth2provider.KIND.kind)
+    key = (body.metadata.namespace or "", kind, body.metadata.name or "")
     pk = str(fields["providerPk"])
     told = 0
     for name, seen, ready in list(index.get(key, ())):

@@ -34,17 +34,19 @@ async def upsert(
     want: dict[str, Any],
     unique: tuple[str, str, str],
     compare: Compare = plain_changes,
+    via: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The core object for `marker`, created or with its drift patched; and what was done.
 
     `unique` = (core field, value, spec field): the field the core keeps unique. Held by another
     object (made by hand, or managed for another resource), it is a `Conflict`: the operator never
-    takes over an object that is not its own.
+    takes over an object that is not its own. `via`: the listing's query parameters for fields it
+    has no filter of the same name for (`client.CoreClient.first`).
     """
-    current = await core.first(path, managed=marker)
+    current = await core.first(path, via=via, managed=marker)
     if current is None:
         field, value, spec_field = unique
-        other = await core.first(path, **{field: value})
+        other = await core.first(path, via=via, **{field: value})
         if other is not None:
             # SECURITY: never adopt an object someone else made; a resource cannot take over an
             # existing application (and the users bound to it) by naming its slug.
@@ -52,7 +54,7 @@ async def upsert(
             raise Conflict(
                 f"{spec_field}: {field} {value!r} is taken in the core by an object {owner}"
             )
-        current, made = await _create(core, path, marker, want)
+        current, made = await _create(core, path, marker, want, via)
         if made:
             return current, "created"
     diff = compare(want, current)
@@ -65,7 +67,11 @@ async def upsert(
 
 
 async def _create(
-    core: client.CoreClient, path: str, marker: str, want: dict[str, Any]
+    core: client.CoreClient,
+    path: str,
+    marker: str,
+    want: dict[str, Any],
+    via: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """POST the object: (it, True); or (the object with our marker, False) when one is there.
 
@@ -75,7 +81,7 @@ async def _create(
     try:
         created: dict[str, Any] = await core.request("POST", path, body={**want, "managed": marker})
     except (client.Invalid, client.Conflict):
-        late = await core.first(path, managed=marker)
+        late = await core.first(path, via=via, managed=marker)
         if late is None:
             raise
         return late, False
@@ -89,10 +95,15 @@ def deletion_policy(body: Mapping[str, Any]) -> str:
 
 
 async def release(
-    core: client.CoreClient, path: str, marker: str, body: Mapping[str, Any], what: str
+    core: client.CoreClient,
+    path: str,
+    marker: str,
+    body: Mapping[str, Any],
+    what: str,
+    via: Mapping[str, str] | None = None,
 ) -> str:
     """Delete the core object (`Delete`) or clear its marker so admins may edit it (`Orphan`)."""
-    current = await core.first(path, managed=marker)
+    current = await core.first(path, via=via, managed=marker)
     if current is None:
         return f"no {what} to remove"
     target = f"{path}{current['pk']}/"

@@ -42,6 +42,10 @@ class Config:
     # Reconciles running at once. Kopf starts one per object: 500 resources applied together
     # would otherwise queue thousands of requests in the core, past `core_timeout_seconds`.
     concurrency: int = 16
+    # The image of outpost Deployments whose Outpost names none (the operator's own, in the chart).
+    outpost_image: str = ""
+    # How often an Outpost's status is refreshed: ready replicas, instances the core sees.
+    observe_seconds: float = 30.0
 
     @property
     def public_url(self) -> str:

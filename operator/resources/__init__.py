@@ -7,14 +7,26 @@ The operator runtime parses every resource's spec with these models and writes s
   `Ready` reasons), `Condition`, `Status`, `SecretRef`, `SecretKeyRef`, `Kind`, `managed_value`.
 - `oauth2provider`: `OAuth2ProviderSpec`, `OAuth2ProviderStatus` (`providerPk`, `clientID`), `KIND`.
 - `application`: `ApplicationSpec`, `ApplicationStatus` (`applicationUID`), `KIND`.
+- `proxyprovider`: `ProxyProviderSpec`, `ProxyProviderStatus` (`providerPk`, `clientID`), `KIND`.
+- `outpost`: `OutpostSpec`, `OutpostStatus` (`outpostUID`, `readyReplicas`,
+  `connectedInstances`), `Component`, `KIND`.
 - `KINDS`: every kind, in the order the CRDs are written.
 
 `Model.to_kube()` gives a model's value with Kubernetes field names (camelCase), for status patches.
 """
 
-from tessera.operator.resources import application, common, oauth2provider
+from tessera.operator.resources import application, common, oauth2provider, outpost, proxyprovider
 from tessera.operator.resources.common import READY, Reason
 
-KINDS = (oauth2provider.KIND, application.KIND)
+KINDS = (oauth2provider.KIND, application.KIND, proxyprovider.KIND, outpost.KIND)
 
-__all__ = ["KINDS", "READY", "Reason", "application", "common", "oauth2provider"]
+__all__ = [
+    "KINDS",
+    "READY",
+    "Reason",
+    "application",
+    "common",
+    "oauth2provider",
+    "outpost",
+    "proxyprovider",
+]

@@ -35,7 +35,8 @@ class Reason(enum.StrEnum):
     CONFLICT = "Conflict"
     """A core object with the same name or slug belongs to someone else (`Ready=False`)."""
     PROVIDER_NOT_READY = "ProviderNotReady"
-    """An Application's providerRef names a missing or not Ready provider (`Ready=False`)."""
+    """An Application's providerRef, or one of an Outpost's providerRefs, names a provider
+    resource that is missing or has no core provider yet (`Ready=False`)."""
     DELETING = "Deleting"
     """The resource is being deleted and its core objects removed or released (`Ready=False`)."""
 

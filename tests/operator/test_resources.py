@@ -239,7 +239,7 @@ BAD = {
     ),
     "application_with_a_provider_of_another_kind": (
         _edit(APPLICATION, lambda s: s.update(providerRef={"kind": "Secret", "name": "x"})),
-        "'Secret' is not one of ['OAuth2Provider']",
+        "'Secret' is not one of ['OAuth2Provider', 'ProxyProvider']",
     ),
     "application_with_an_unknown_policy_engine_mode": (
         _edit(APPLICATION, lambda s: s.update(policyEngineMode="most")),

@@ -1,0 +1,429 @@
+"""ProxyProvider and Outpost resources end to end: the operator (Kopf against the emulated API
+server) makes the core proxy provider and outpost through a real core, writes the token Secret,
+Deployment, Services, Ingress and, where the cluster serves them, ServiceMonitor and Traefik
+Middleware, all owned by the Outpost; keeps them as the spec says (changes, JSON patches, drift);
+reports bad specs in the Ready condition; and deletes the core objects with the resources. Last,
+the outpost process is started exactly as the generated Deployment describes it and must connect
+to the core and answer its probes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kmockkit
+import kubernetes_validate
+import pytest
+from chartkit import NEWEST_KUBE, OLDEST_KUBE
+from helpers import BOOTSTRAP_TOKEN, Server, free_port
+from kmockkit import Cluster, eventually
+from operatorkit import (
+    admin,
+    application,
+    create,
+    delete,
+    events,
+    outpost,
+    patch_spec,
+    proxy_provider,
+    ready,
+    secret,
+    start_container,
+    stored,
+)
+
+from tessera.operator.resources import common
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "registry.example/tessera:test"
+BASE = "tessera-outpost-"
+OBJECTS = {  # resource -> kind of the objects an Outpost owns
+    "v1/secrets": "Secret",
+    "apps/v1/deployments": "Deployment",
+    "v1/services": "Service",
+    "networking.k8s.io/v1/ingresses": "Ingress",
+    "traefik.io/v1alpha1/middlewares": "Middleware",
+    "monitoring.coreos.com/v1/servicemonitors": "ServiceMonitor",
+}
+
+
+def ns() -> str:
+    return f"o-{uuid.uuid4().hex[:8]}"
+
+
+def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
+    meta = stored(cluster, manifest)["metadata"]
+    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
+
+
+def core_outpost(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
+    found = admin(core, "GET", f"outposts/instances/?managed__iexact={marker(cluster, manifest)}")
+    assert len(found["results"]) == 1, found
+    result: dict[str, Any] = found["results"][0]
+    return result
+
+
+def core_proxy(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
+    found = admin(core, "GET", f"providers/proxy/?managed={marker(cluster, manifest)}")
+    assert len(found["results"]) == 1, found
+    result: dict[str, Any] = found["results"][0]
+    return result
+
+
+def owned_objects(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
+    """`Kind/name` -> object, of every object of the kinds an Outpost owns in `namespace`."""
+    found = {}
+    for key in list(cluster.api.objects):
+        resource, space, name = key
+        obj = cluster.api.objects[key]
+        where = f"{resource.group}/{resource.version}/{resource.plural}".lstrip("/")
+        if obj.deleted or space != namespace or where not in OBJECTS:
+            continue
+        found[f"{OBJECTS[where]}/{name}"] = obj.raw
+    return found
+
+
+async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
+    for m in manifests:
+        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
+
+
+async def not_ready(cluster: Cluster, manifest: dict[str, Any], reason: str) -> dict[str, Any]:
+    condition: dict[str, Any] = await eventually(
+        lambda: ready(cluster, manifest)["reason"] == reason and ready(cluster, manifest), 30
+    )
+    assert condition["status"] == "False"
+    return condition
+
+
+async def test_an_outpost_becomes_a_core_outpost_and_objects_owned_by_it(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    wiki = proxy_provider("wiki", space, mode="proxy", internalHost="http://wiki.svc:8080")
+    grafana = proxy_provider("grafana", space)
+    app = application(
+        "wiki", space, f"wiki-{space}", providerRef={"kind": "ProxyProvider", "name": "wiki"}
+    )
+    edge = outpost("edge", space, "wiki", "grafana")
+    async with make_operator(outpost_image=IMAGE):
+        for manifest in (wiki, grafana, app, edge):
+            await create(cluster, manifest)
+        await is_ready(cluster, wiki, grafana, app, edge)
+        objects = await eventually(
+            lambda: len(owned_objects(cluster, space)) == 5 and owned_objects(cluster, space)
+        )
+    # The core: two proxy providers, one linked to the application; one outpost serving both.
+    made = core_proxy(core, cluster, wiki)
+    assert (made["mode"], made["external_host"]) == ("proxy", "https://wiki.example.com")
+    assert made["internal_host"] == "http://wiki.svc:8080"
+    assert made["name"] == f"{space}/proxy/wiki"
+    assert admin(core, "GET", f"core/applications/wiki-{space}/")["provider"] == made["pk"]
+    remote = core_outpost(core, cluster, edge)
+    assert remote["type"] == "proxy" and remote["name"] == f"{space}/edge"
+    assert sorted(remote["providers"]) == sorted(
+        [made["pk"], core_proxy(core, cluster, grafana)["pk"]]
+    )
+    status = stored(cluster, edge)["status"]
+    assert status["outpostUID"] == remote["pk"]
+    assert stored(cluster, wiki)["status"]["providerPk"] == made["pk"]
+    # The objects: every one valid for Kubernetes and owned by the Outpost.
+    name = BASE + "edge"
+    assert set(objects) == {
+        f"Secret/{name}",
+        f"Deployment/{name}",
+        f"Service/{name}",
+        f"Service/{name}-metrics",
+        f"Ingress/{name}",
+    }
+    uid = stored(cluster, edge)["metadata"]["uid"]
+    for obj in objects.values():
+        (owner,) = obj["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+            "Outpost",
+            "edge",
+            uid,
+            True,
+        )
+        body = {k: v for k, v in obj.items() if k != "status"}
+        for kube in (OLDEST_KUBE, NEWEST_KUBE):
+            meta = {k: v for k, v in body["metadata"].items() if k not in _SERVER_SET}
+            kubernetes_validate.validate({**body, "metadata": meta}, kube, strict=True)
+    # The optional kinds the cluster does not serve are skipped, and the status says why.
+    assert sorted(s.split(":")[0] for s in status["skipped"]) == ["middleware", "serviceMonitor"]
+    # The token: the outpost's own API token, only in the Secret.
+    data = secret(cluster, space, name)
+    identifier = remote["token_identifier"]
+    assert identifier == f"ak-outpost-{remote['pk']}-api"
+    assert data["token"] == admin(core, "GET", f"core/tokens/{identifier}/view_key/")["key"]
+    assert data["authentik_host"] == core.url
+    assert data["token"] not in str(stored(cluster, edge))
+    assert data["token"] not in str(events(cluster, space, "edge"))
+    deployment = objects[f"Deployment/{name}"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    rules = {r["host"] for r in objects[f"Ingress/{name}"]["spec"]["rules"]}
+    assert rules == {"wiki.example.com", "grafana.example.com"}
+
+
+_SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp")
+
+
+async def test_optional_kinds_the_cluster_serves_are_written_and_disabled_ones_removed(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    kmockkit.declare_optional(cluster.api)
+    space = ns()
+    grafana = proxy_provider("grafana", space)
+    edge = outpost("edge", space, "grafana")
+    name = BASE + "edge"
+    async with make_operator(outpost_image=IMAGE):
+        await create(cluster, grafana)
+        await create(cluster, edge)
+        await is_ready(cluster, grafana, edge)
+        objects = await eventually(
+            lambda: len(owned_objects(cluster, space)) == 7 and owned_objects(cluster, space)
+        )
+        middleware = objects[f"Middleware/{name}"]
+        auth = middleware["spec"]["forwardAuth"]
+        assert auth["address"] == (
+            f"http://{name}.{space}.svc:9000/outpost.goauthentik.io/auth/traefik"
+        )
+        assert auth["trustForwardHeader"] is True and len(auth["authResponseHeaders"]) == 12
+        monitor = objects[f"ServiceMonitor/{name}"]
+        metrics = objects[f"Service/{name}-metrics"]
+        match = monitor["spec"]["selector"]["matchLabels"]
+        assert match.items() <= metrics["metadata"]["labels"].items()
+        assert stored(cluster, edge)["status"]["skipped"] == []
+        await patch_spec(cluster, edge, {"disabledComponents": ["middleware", "serviceMonitor"]})
+        await eventually(lambda: len(owned_objects(cluster, space)) == 5)
+    assert not {f"Middleware/{name}", f"ServiceMonitor/{name}"} & set(owned_objects(cluster, space))
+
+
+async def test_changes_patches_and_drift_reach_the_objects(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    grafana = proxy_provider("grafana", space)
+    edge = outpost("edge", space, "grafana")
+    name = BASE + "edge"
+    deployments = f"/apis/apps/v1/namespaces/{space}/deployments/{name}"
+
+    def deployment() -> dict[str, Any]:
+        return cluster.api.get("apps/v1/deployments", space, name)
+
+    async with make_operator(outpost_image=IMAGE, resync_seconds=0.5):
+        await create(cluster, grafana)
+        await create(cluster, edge)
+        await is_ready(cluster, grafana, edge)
+        patches = {
+            "deployment": [
+                {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {"edge": "yes"}}
+            ],
+            "service": [
+                {"op": "add", "path": "/metadata/annotations", "value": {"lb": "internal"}}
+            ],
+        }
+        await patch_spec(cluster, edge, {"replicas": 2, "jsonPatches": patches})
+        await eventually(lambda: deployment()["spec"]["replicas"] == 2)
+        pod = deployment()["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"edge": "yes"}
+        service = cluster.api.get("v1/services", space, name)
+        assert service["metadata"]["annotations"] == {"lb": "internal"}
+        # Someone scales the Deployment by hand: the timer puts the spec's value back.
+        answer = await cluster.api.patch(
+            deployments,
+            json={"spec": {"replicas": 9}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert answer.status == 200
+        await eventually(lambda: deployment()["spec"]["replicas"] == 9, 5)
+        await eventually(lambda: deployment()["spec"]["replicas"] == 2, 10)
+        # No provider has a host any more: the Ingress goes.
+        await patch_spec(cluster, edge, {"providerRefs": []})
+        await eventually(
+            lambda: not cluster.api.alive("networking.k8s.io/v1/ingresses", space, name)
+        )
+        assert core_outpost(core, cluster, edge)["providers"] == []
+
+
+async def test_deleting_the_resources_deletes_the_core_outpost_its_token_and_the_provider(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    grafana = proxy_provider("grafana", space)
+    edge = outpost("edge", space, "grafana")
+    kept = outpost("kept", space, deletionPolicy="Orphan")
+    async with make_operator(outpost_image=IMAGE):
+        for manifest in (grafana, edge, kept):
+            await create(cluster, manifest)
+        await is_ready(cluster, grafana, edge, kept)
+        remote = core_outpost(core, cluster, edge)
+        orphan = core_outpost(core, cluster, kept)
+        provider_pk = core_proxy(core, cluster, grafana)["pk"]
+        for manifest in (edge, kept, grafana):
+            await delete(cluster, manifest)
+        for plural, name in (
+            ("outposts", "edge"),
+            ("outposts", "kept"),
+            ("proxyproviders", "grafana"),
+        ):
+            await eventually(
+                lambda p=plural, n=name: (
+                    not cluster.api.alive(f"tessera.dev/v1alpha1/{p}", space, n)
+                )
+            )
+    token = remote["token_identifier"]
+    assert (
+        core.request("GET", f"/api/v3/outposts/instances/{remote['pk']}/", BOOTSTRAP_TOKEN)[0]
+        == 404
+    )
+    assert core.request("GET", f"/api/v3/core/tokens/{token}/", BOOTSTRAP_TOKEN)[0] == 404
+    assert core.request("GET", f"/api/v3/providers/proxy/{provider_pk}/", BOOTSTRAP_TOKEN)[0] == 404
+    left = admin(core, "GET", f"outposts/instances/{orphan['pk']}/")
+    assert left["managed"] is None  # released: an admin may edit it now
+
+
+async def test_bad_specs_are_reported_and_the_operator_keeps_working(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    name = BASE
+    waiting = outpost("waiting", space, "later")
+    bad_patch = outpost(
+        "badpatch",
+        space,
+        jsonPatches={"deployment": [{"op": "test", "path": "/spec/replicas", "value": 5}]},
+    )
+    radius = outpost("radius", space, type="radius")
+    ldap_with_proxy = outpost("mixed", space, "later", type="ldap")
+    squatter = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name + "taken", "namespace": space},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    taken = outpost("taken", space)
+    async with make_operator(outpost_image=IMAGE):
+        answer = await cluster.api.post(f"/api/v1/namespaces/{space}/services", json=squatter)
+        assert answer.status in (200, 201)
+        for manifest in (waiting, bad_patch, radius, ldap_with_proxy, taken):
+            await create(cluster, manifest)
+        pending = await not_ready(cluster, waiting, "ProviderNotReady")
+        patch_failed = await not_ready(cluster, bad_patch, "InvalidSpec")
+        wrong_type = await not_ready(cluster, radius, "InvalidSpec")
+        mixed = await not_ready(cluster, ldap_with_proxy, "InvalidSpec")
+        conflict = await not_ready(cluster, taken, "Conflict")
+        # The missing provider appears: the waiting Outpost goes Ready on its own.
+        await create(cluster, proxy_provider("later", space))
+        await is_ready(cluster, waiting)
+    assert pending["message"].startswith("spec.providerRefs[0].name: ProxyProvider 'later'")
+    assert patch_failed["message"].startswith("spec.jsonPatches.deployment[0]: test /spec/replicas")
+    assert wrong_type["message"].startswith("spec.type:")
+    assert "only a proxy outpost serves ProxyProviders" in mixed["message"]
+    assert conflict["message"].startswith(f"Service/{name}taken exists and is not owned")
+    # Nothing of a refused patch is written; the foreign Service is untouched.
+    assert not cluster.api.alive("apps/v1/deployments", space, name + "badpatch")
+    assert (
+        "ownerReferences" not in cluster.api.get("v1/services", space, name + "taken")["metadata"]
+    )
+    assert "labels" not in cluster.api.get("v1/services", space, name + "taken")["metadata"]
+
+
+def _listen_patches(ports: dict[str, int]) -> list[dict[str, Any]]:
+    """JSON patches moving the outpost's listeners to free local ports: this machine is one
+    network namespace for every test, not a pod's own."""
+    container = "/spec/template/spec/containers/0"
+    ops: list[dict[str, Any]] = []
+    for index, (env, name) in enumerate(
+        (
+            ("AUTHENTIK_LISTEN__HTTP", "http"),
+            ("AUTHENTIK_LISTEN__HTTPS", "https"),
+            ("AUTHENTIK_LISTEN__METRICS", "metrics"),
+        )
+    ):
+        ops += [
+            {"op": "test", "path": f"{container}/env/{4 + index}/name", "value": env},
+            {
+                "op": "replace",
+                "path": f"{container}/env/{4 + index}/value",
+                "value": f"127.0.0.1:{ports[name]}",
+            },
+            {"op": "test", "path": f"{container}/ports/{index}/name", "value": name},
+            {
+                "op": "replace",
+                "path": f"{container}/ports/{index}/containerPort",
+                "value": ports[name],
+            },
+        ]
+    return ops
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_the_outpost_runs_as_its_deployment_describes_and_connects(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any], tmp_path: Path
+) -> None:
+    space = ns()
+    ports = {"http": free_port(), "https": free_port(), "metrics": free_port()}
+    grafana = proxy_provider("grafana", space)
+    app = application(
+        "grafana",
+        space,
+        f"grafana-{space}",
+        providerRef={"kind": "ProxyProvider", "name": "grafana"},
+    )
+    edge = outpost("edge", space, "grafana", jsonPatches={"deployment": _listen_patches(ports)})
+    name = BASE + "edge"
+    async with make_operator(outpost_image=IMAGE, observe_seconds=0.5):
+        for manifest in (grafana, app, edge):
+            await create(cluster, manifest)
+        await is_ready(cluster, grafana, app, edge)
+        deployment = cluster.api.get("apps/v1/deployments", space, name)
+        secrets = {name: secret(cluster, space, name)}
+        process = start_container(deployment, secrets, tmp_path)
+        try:
+            remote = core_outpost(core, cluster, edge)
+            health = f"outposts/instances/{remote['pk']}/health/"
+            instances = await eventually(lambda: admin(core, "GET", health), 30)
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            probe = container["readinessProbe"]["httpGet"]
+            url = f"http://127.0.0.1:{process.ports[probe['port']]}{probe['path']}"
+            assert await asyncio.to_thread(_get, url) == 204
+            # The provider's settings reached the outpost: its host is served (401 to a
+            # request without a session, as nginx's auth_request wants it).
+            check = f"http://127.0.0.1:{ports['http']}/outpost.goauthentik.io/auth/nginx"
+            status = await asyncio.to_thread(_get, check, {"Host": "grafana.example.com"})
+            assert status == 401
+            # The status shows the instance the core sees, and the ready replicas once the
+            # Deployment controller (played here) reports them.
+            await eventually(lambda: stored(cluster, edge)["status"]["connectedInstances"] == 1, 10)
+            answer = await cluster.api.patch(
+                f"/apis/apps/v1/namespaces/{space}/deployments/{name}/status",
+                json={"status": {"readyReplicas": 1, "replicas": 1}},
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            assert answer.status == 200
+            await eventually(lambda: stored(cluster, edge)["status"]["readyReplicas"] == 1, 10)
+        finally:
+            code = process.stop()
+    assert code == 0, process.output()
+    (instance,) = instances
+    listed = stored(cluster, edge)["status"]["instances"]
+    assert [i["uid"] for i in listed] == [instance["uid"]]
+    assert process.env["AUTHENTIK_HOST"] == core.url
+    assert process.env["AUTHENTIK_STATE_DIR"].startswith(str(tmp_path))
+    assert json.dumps(instance)  # the health entry is authentik's shape, plain JSON
