@@ -23,6 +23,7 @@ from tessera.outposts.proxy.sessions import Session
 
 OUTPOST = web.AppKey("proxy_outpost", Outpost)
 REQUEST_OUTPOST = web.RequestKey("proxy_outpost", Outpost)  # set by `app.proxy_middleware`
+HEADER_AUTH = web.RequestKey("proxy_header_auth", bool)  # the Authorization header logged in
 BIND_SUFFIX = "_bind"
 MAX_PARAM = 4096
 
@@ -75,6 +76,7 @@ async def authenticate(request: web.Request, provider: Provider) -> Session | No
                 "Identity provider unavailable",
                 "The credentials cannot be checked while the identity provider is unreachable.",
             ) from None
+        request[HEADER_AUTH] = session is not None
         if session is None:
             raise pages.problem(
                 request,

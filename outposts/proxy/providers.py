@@ -34,8 +34,11 @@ class ConfigRefused(ValueError):
     """A provider config the outpost cannot serve (named in the log; the others still serve)."""
 
 
-def _derive(secret: str, purpose: bytes) -> bytes:
-    return HKDF(hashes.SHA256(), 32, salt=b"tessera-proxy-outpost", info=purpose).derive(
+def _derive(secret: str, purpose: str, client_id: str) -> bytes:
+    """A key for one purpose of one provider: two providers that share a cookie secret still
+    never open each other's cookies or states."""
+    info = f"{purpose}\0{client_id}".encode()
+    return HKDF(hashes.SHA256(), 32, salt=b"tessera-proxy-outpost", info=info).derive(
         secret.encode()
     )
 
@@ -118,8 +121,8 @@ class Provider:
             ),
             cookie_name="authentik_proxy_" + hashlib.sha256(client_id.encode()).hexdigest()[:8],
             cookie_domain=domain if mode == "forward_domain" else "",
-            session_key=_derive(cookie_secret, b"session"),
-            state_key=_derive(cookie_secret, b"state"),
+            session_key=_derive(cookie_secret, "session", client_id),
+            state_key=_derive(cookie_secret, "state", client_id),
             skips=tuple(compile_skips(config.skip_path_regex or "")),
             basic_auth=(user_attr, password_attr) if config.basic_auth_enabled else None,
             token_validity=int(config.access_token_validity or 86400),

@@ -60,11 +60,7 @@ def upstream_headers(
     connection_named = {
         token.strip().lower() for token in request.headers.get("Connection", "").split(",")
     }
-    consumed_authorization = (
-        session is not None
-        and "Authorization" in request.headers
-        and (provider.intercept_header_auth)
-    )
+    consumed_authorization = request.get(handlers.HEADER_AUTH, False)
     for name, value in request.headers.items():
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in connection_named or identity.strip([name]):
