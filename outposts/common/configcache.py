@@ -15,6 +15,7 @@ another outpost's file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -94,7 +95,8 @@ class ConfigCache:
                 handle.write(blob)
             os.replace(tmp, self.path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             if not self._warned:
                 self._warned = True
                 log.warning(
