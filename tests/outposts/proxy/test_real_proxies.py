@@ -110,7 +110,6 @@ CADDYFILE = """
 {{
     admin off
     auto_https off
-    persist_config off
 }}
 http://{host}:{port} {{
     bind 127.0.0.1
@@ -188,6 +187,13 @@ async def test_whole_login_through_a_real_reverse_proxy(
         try:
             await server.ready()
             async with proxykit.browser() as browser:
+
+                async def routed() -> bool:  # Traefik applies its file provider after listening
+                    ping = f"http://{HOST}:{port}/outpost.goauthentik.io/ping"
+                    async with browser.get(ping, allow_redirects=False) as r:
+                        return r.status == 204
+
+                await proxykit.until(routed, timeout=20)
                 url = f"http://{HOST}:{port}/private/page?q=1"
                 final, visited = await browse(browser, url, core.url)
                 assert final.status == 200, (kind, visited, await final.text())
