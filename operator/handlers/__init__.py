@@ -80,6 +80,7 @@ def registry(
     async def stop(memo: kopf.Memo, **_: Any) -> None:
         rt: runtime.Runtime | None = memo.get("runtime")
         if rt is not None:
+            rt.closing = True  # timers still running stop asking
             await rt.core.close()
             await rt.kube.close()
 
@@ -123,9 +124,10 @@ def registry(
     async def observe(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         """Refresh an Outpost's status: ready replicas, instances the core sees."""
         uid = body.status.get("outpostUID")
-        if not uid or body.metadata.get("deletionTimestamp"):
+        rt: runtime.Runtime = memo["runtime"]
+        if not uid or body.metadata.get("deletionTimestamp") or rt.closing:
             return
-        fields = await outposts.observe(memo["runtime"], body, str(uid))
+        fields = await outposts.observe(rt, body, str(uid))
         for key, value in fields.items():
             if body.status.get(key) != value:
                 patch.status[key] = value

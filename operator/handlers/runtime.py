@@ -65,6 +65,7 @@ class Runtime:
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
     slots: asyncio.Semaphore = dataclasses.field(init=False)
+    closing: bool = False  # set at cleanup, before the clients close
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.config.concurrency)

@@ -233,6 +233,15 @@ def test_the_operator_reaches_the_core_service_with_the_bootstrap_token(render: 
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_outposts_run_the_operators_image(render: Render) -> None:
+    values = {"image": {"repository": "registry.example/tessera", "tag": "1.2.3"}}
+    objects = render(values)
+    env = _env(pod_specs(objects)[f"{FULL}-operator"], "operator")
+    operator = _container(pod_specs(objects)[f"{FULL}-operator"], "operator")
+    assert env["TESSERA_OUTPOST_IMAGE"]["value"] == operator["image"]
+    assert operator["image"] == "registry.example/tessera:1.2.3"
+
+
 def test_the_operator_can_present_a_token_of_its_own(render: Render) -> None:
     values = {"operator": {"tokenSecret": {"name": "operator-token", "key": "key"}}}
     objects = render(values)
@@ -266,11 +275,27 @@ def _assert_least_privilege(granted: list[tuple[str, str, str]]) -> None:
     secrets = {verb for group, resource, verb in granted if resource == "secrets"}
     # get/list/watch: a clientSecretRef is read and watched; create/update/patch: credentials.
     assert secrets == {"get", "list", "watch", "create", "update", "patch"}  # never delete
-    assert {r for g, r, _ in granted if g == ""} == {"secrets", "events"}
+    assert {r for g, r, _ in granted if g == ""} == {"secrets", "events", "services"}
     tessera = {(r, v) for g, r, v in granted if g == "tessera.dev"}
-    assert ("oauth2providers/status", "patch") in tessera
-    assert ("applications/finalizers", "update") in tessera
+    for kind in ("oauth2providers", "applications", "proxyproviders", "outposts"):
+        assert {(kind, "watch"), (f"{kind}/status", "patch"), (f"{kind}/finalizers", "update")} <= (
+            tessera
+        )
     assert not [rv for rv in tessera if rv[1] in ("create", "delete")]
+    # What runs an Outpost: read and written one by one, never listed or watched.
+    workload = {
+        ("", "services"),
+        ("apps", "deployments"),
+        ("networking.k8s.io", "ingresses"),
+        ("traefik.io", "middlewares"),
+        ("traefik.containo.us", "middlewares"),
+        ("monitoring.coreos.com", "servicemonitors"),
+    }
+    for group, resource in workload:
+        verbs = {v for g, r, v in granted if (g, r) == (group, resource)}
+        assert verbs == {"get", "create", "update", "patch", "delete"}, (group, resource)
+    kinds = {(g, r) for g, r, _ in granted if g not in ("tessera.dev", "apiextensions.k8s.io")}
+    assert kinds == workload | {("", "secrets"), ("", "events"), ("events.k8s.io", "events")}
 
 
 def test_operator_rbac_is_least_privilege(render: Render) -> None:

@@ -406,7 +406,8 @@ async def test_the_outpost_runs_as_its_deployment_describes_and_connects(
             # The provider's settings reached the outpost: its host is served (401 to a
             # request without a session, as nginx's auth_request wants it).
             check = f"http://127.0.0.1:{ports['http']}/outpost.goauthentik.io/auth/nginx"
-            status = await asyncio.to_thread(_get, check, {"Host": "grafana.example.com"})
+            original = {"X-Original-URL": "https://grafana.example.com/dashboards"}
+            status = await asyncio.to_thread(_get, check, original)
             assert status == 401
             # The status shows the instance the core sees, and the ready replicas once the
             # Deployment controller (played here) reports them.

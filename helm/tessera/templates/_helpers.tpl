@@ -149,21 +149,47 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
 {{- define "tessera.operatorRules" -}}
 rules:
   - apiGroups: ["tessera.dev"]
-    resources: ["oauth2providers", "applications"]
+    resources: ["oauth2providers", "applications", "proxyproviders", "outposts"]
     verbs: ["get", "list", "watch", "patch", "update"]
   - apiGroups: ["tessera.dev"]
-    resources: ["oauth2providers/status", "applications/status"]
+    resources:
+      - oauth2providers/status
+      - applications/status
+      - proxyproviders/status
+      - outposts/status
     verbs: ["get", "patch", "update"]
-  # Owner references with blockOwnerDeletion on the generated Secrets.
+  # Owner references with blockOwnerDeletion on the generated objects.
   - apiGroups: ["tessera.dev"]
-    resources: ["oauth2providers/finalizers", "applications/finalizers"]
+    resources:
+      - oauth2providers/finalizers
+      - applications/finalizers
+      - proxyproviders/finalizers
+      - outposts/finalizers
     verbs: ["update"]
-  # Credentials Secrets are written by the operator; a clientSecretRef is read, and watched
-  # (Kopf watches with list + watch) so that a rotation reaches the core at once. No delete:
-  # Kubernetes collects the credentials Secrets through their owner references.
+  # Credentials and outpost token Secrets are written by the operator; a clientSecretRef is read,
+  # and watched (Kopf watches with list + watch) so that a rotation reaches the core at once. No
+  # delete: Kubernetes collects the generated Secrets through their owner references.
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update", "patch"]
+  # What runs an Outpost: read, written when it differs, deleted when no longer wanted (an
+  # Ingress once no provider has a host, a disabled component). Never listed or watched.
+  - apiGroups: [""]
+    resources: ["services"]
+    verbs: ["get", "create", "update", "patch", "delete"]
+  - apiGroups: ["apps"]
+    resources: ["deployments"]
+    verbs: ["get", "create", "update", "patch", "delete"]
+  - apiGroups: ["networking.k8s.io"]
+    resources: ["ingresses"]
+    verbs: ["get", "create", "update", "patch", "delete"]
+  # Written only where the cluster serves the kind (Traefik, the Prometheus Operator).
+  - apiGroups: ["traefik.io", "traefik.containo.us"]
+    resources: ["middlewares"]
+    verbs: ["get", "create", "update", "patch", "delete"]
+  - apiGroups: ["monitoring.coreos.com"]
+    resources: ["servicemonitors"]
+    verbs: ["get", "create", "update", "patch", "delete"]
   - apiGroups: ["", "events.k8s.io"]
     resources: ["events"]
     verbs: ["create", "patch"]
