@@ -72,12 +72,14 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 2.0) -> 
 async def receive_instruction(
     ws: aiohttp.ClientWebSocketResponse, instruction: int, timeout: float = 2.0
 ) -> dict[str, Any]:
-    """The next frame with `instruction`, skipping ACKs."""
+    """The next frame with `instruction`, skipping ACKs (and, waiting for another instruction,
+    TRIGGER_UPDATEs: making a second outpost is a change the first is told of)."""
+    skipped = {oc.Instruction.ACK, oc.Instruction.TRIGGER_UPDATE} - {instruction}
     while True:
         frame = await receive(ws, timeout)
         if frame["instruction"] == instruction:
             return frame
-        assert frame["instruction"] == oc.Instruction.ACK, frame
+        assert frame["instruction"] in skipped, frame
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> int | None:
