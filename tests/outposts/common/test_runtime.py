@@ -10,10 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
-from flowkit import csrf_headers, log_in_as
+from helpers import SECRET_KEY
 from outpostkit import Core, Deployed
 
+from tessera.core import identity
+from tessera.core.crypto import Keyring
 from tessera.outposts.common import backoff, client, runtime
 
 
@@ -82,9 +85,7 @@ async def test_trigger_update_refetches_and_calls_back(core: Core, deployed: Dep
         await rt.stop()
 
 
-async def test_session_end_is_handed_to_the_callback(
-    core: Core, deployed: Deployed, aiohttp_client: Any
-) -> None:
+async def test_session_end_is_handed_to_the_callback(core: Core, deployed: Deployed) -> None:
     rt = _runtime(deployed, core)
     await rt.start()
     ended: list[str] = []
@@ -95,15 +96,20 @@ async def test_session_end_is_handed_to_the_callback(
     rt.on_session_end(on_session_end)
     try:
         await _until(lambda: rt.connected, 5)
-        browser = await aiohttp_client(core.app)
-        await log_in_as(browser, core.db, "akadmin")
-        key = next(c.value for c in browser.session.cookie_jar if c.key == "authentik_session")
-        response = await browser.get(
-            "/api/v3/flows/executor/default-invalidation-flow/", headers=csrf_headers(browser)
-        )
-        assert (await response.json())["component"] == "xak-flow-redirect"
+        async with core.db.transaction() as tx:
+            link = await identity.bootstrap.recovery_key(tx, Keyring(SECRET_KEY), "akadmin", 5)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(base_url=core.url, cookie_jar=jar) as browser:
+            response = await browser.get(f"/recovery/use-token/{link}/", allow_redirects=False)
+            assert response.status == 302
+            cookies = {c.key: c.value for c in jar}
+            response = await browser.get(
+                "/api/v3/flows/executor/default-invalidation-flow/",
+                headers={"X-authentik-CSRF": cookies["authentik_csrf"]},
+            )
+            assert (await response.json())["component"] == "xak-flow-redirect"
         await _until(lambda: bool(ended), 2)
-        assert ended == [hashlib.sha256(key.encode()).hexdigest()]
+        assert ended == [hashlib.sha256(cookies["authentik_session"].encode()).hexdigest()]
     finally:
         await rt.stop()
 
