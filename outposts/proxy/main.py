@@ -9,8 +9,6 @@ told to stop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 
@@ -23,7 +21,6 @@ from tessera.outposts.proxy.outpost import DEFAULT_TRUSTED, DEFAULT_TRUSTED_V6, 
 
 log = structlog.get_logger(__name__)
 TRUSTED_KEYS = ("TESSERA_LISTEN__TRUSTED_PROXY_CIDRS", "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS")
-WATCH_INTERVAL = 0.2
 
 
 def run(argv: list[str]) -> int:
@@ -57,17 +54,6 @@ def options_of(ctx: entry.Context) -> Options:
     )
 
 
-async def _watch_channel(rt: runtime.Runtime, outpost: Outpost) -> None:
-    """Tell the sessions when the control channel comes back: messages may have been missed."""
-    was = rt.connected
-    while True:
-        await asyncio.sleep(WATCH_INTERVAL)
-        now = rt.connected
-        if now and not was:
-            outpost.reconnected()
-        was = now
-
-
 async def serve(ctx: entry.Context) -> None:
     rt = ctx.runtime
     outpost = Outpost(options_of(ctx))
@@ -80,9 +66,12 @@ async def serve(ctx: entry.Context) -> None:
     async def on_session_end(session_id: str) -> None:
         outpost.session_ended(session_id)
 
+    async def on_connected() -> None:
+        outpost.reconnected()  # SESSION_END may have been missed while disconnected
+
     rt.on_config(on_config)
     rt.on_session_end(on_session_end)
-    watcher = asyncio.create_task(_watch_channel(rt, outpost), name="proxy-channel-watch")
+    rt.on_connected(on_connected)
     runner = web.AppRunner(
         app.create_app(outpost), access_log=None, handler_cancellation=True, **app.SERVER_LIMITS
     )
@@ -97,7 +86,4 @@ async def serve(ctx: entry.Context) -> None:
         )
         await ctx.stopping.wait()
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         await runner.cleanup()
