@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+import warnings
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -89,9 +90,13 @@ def _path_regexes(value: str) -> str:
         if len(line) > MAX_REGEX_LINE:
             raise ValueError(f"Line {number}: at most {MAX_REGEX_LINE} characters.")
         try:
-            re.compile(line)
+            with warnings.catch_warnings():  # `re` warns of syntax it may read otherwise later
+                warnings.simplefilter("ignore", FutureWarning)
+                re.compile(line)
         except re.error as exc:
             raise ValueError(f"Line {number} is not a valid regular expression: {exc}") from None
+        except (RecursionError, OverflowError):
+            raise ValueError(f"Line {number} is nested or repeated too deeply.") from None
     return value
 
 
