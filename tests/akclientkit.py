@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.cookies
 import inspect
+import json
 import re
 import typing
 from collections.abc import Iterator
@@ -76,7 +78,7 @@ def operation(method: str, path: str) -> tuple[type[Any], str] | None:
     return operations().get((method.upper(), normalize(path)))
 
 
-def configuration(base_url: str, token: str) -> authentik_client.Configuration:
+def configuration(base_url: str, token: str | None) -> authentik_client.Configuration:
     return authentik_client.Configuration(host=f"{base_url.rstrip('/')}/api/v3", access_token=token)
 
 
@@ -352,6 +354,103 @@ class Driver:
             # sent. (`from_dict` marks every field as given, so a PATCH would null the others.)
             kwargs[name] = model.model_validate(body)
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _variants_by_component(union: type[pydantic.BaseModel]) -> dict[str, type[Any]]:
+    """component -> model, for the variants of one of the client's oneOf wrappers."""
+    annotation = union.model_fields["actual_instance"].annotation
+    members = [m for arg in typing.get_args(annotation) for m in typing.get_args(arg) or [arg]]
+    return {
+        str(m.model_fields["component"].default): m
+        for m in members
+        if isinstance(m, type) and issubclass(m, pydantic.BaseModel)
+    }
+
+
+@functools.cache
+def challenge_models() -> dict[str, type[Any]]:
+    """component -> the client's challenge model (the variants of `ChallengeTypes`)."""
+    return _variants_by_component(authentik_client.ChallengeTypes)
+
+
+@functools.cache
+def answer_models() -> dict[str, type[Any]]:
+    """component -> the client's answer model (the variants of `FlowChallengeResponseRequest`)."""
+    return _variants_by_component(authentik_client.FlowChallengeResponseRequest)
+
+
+def challenge(data: dict[str, Any]) -> Any:
+    """The client's model of a challenge, picked by `component` and parsed by that model (its
+    `from_dict`, as the generated client parses any object), wrapped in `ChallengeTypes` as the
+    executor's operations return it; its `actual_instance` is the challenge."""
+    model = challenge_models()[data["component"]]
+    parsed = model.from_dict(data)
+    return authentik_client.ChallengeTypes(actual_instance=parsed)
+
+
+def answer(component: str, **fields: Any) -> Any:
+    """An answer as a script builds it: the client's model for `component`, in the union the
+    executor's `solve` takes."""
+    model = answer_models()[component]
+    return authentik_client.FlowChallengeResponseRequest(actual_instance=model(**fields))
+
+
+class FlowDriver:
+    """Runs a flow through the client's `FlowsApi`, as a script or a headless login tool does:
+    `flows_executor_get` for the current challenge, `flows_executor_solve` with an answer.
+
+    The generated methods that parse would refuse every challenge (`ChallengeTypes.from_json`
+    finds several variants that fit most bodies), so the driver calls their
+    `_without_preload_content` twins, exactly the same requests, and parses each reply with
+    `challenge`. Cookies are kept between calls (the flow state hangs on the session cookie), and
+    the CSRF header follows the CSRF cookie, as authentik's web interface sends it."""
+
+    def __init__(self, base_url: str, query: str = "") -> None:
+        self.client = authentik_client.ApiClient(configuration(base_url, None))
+        self.flows = authentik_client.FlowsApi(self.client)
+        self.query = query
+        self.cookies: dict[str, str] = {}
+        self.replies: list[dict[str, Any]] = []  # every challenge as sent, for assertions
+
+    def _keep(self, response: Any) -> dict[str, Any]:
+        assert response.status == 200, (response.status, response.data)
+        for header in response.headers.getlist("Set-Cookie"):
+            jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        self.client.cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items()) or None
+        data: dict[str, Any] = json.loads(response.data)
+        self.replies.append(data)
+        return data
+
+    def _headers(self) -> dict[str, str]:
+        csrf = self.cookies.get("authentik_csrf")
+        return {"X-authentik-CSRF": csrf} if csrf else {}
+
+    async def get(self, slug: str) -> Any:
+        """The current challenge, as the client's model."""
+        response = await asyncio.to_thread(
+            self.flows.flows_executor_get_without_preload_content,
+            slug,
+            self.query,
+            _headers=self._headers(),
+        )
+        return challenge(self._keep(response)).actual_instance
+
+    async def solve(self, slug: str, component: str, **fields: Any) -> Any:
+        """Answer the current challenge; the next one, as the client's model."""
+        response = await asyncio.to_thread(
+            self.flows.flows_executor_solve_without_preload_content,
+            slug,
+            self.query,
+            flow_challenge_response_request=answer(component, **fields),
+            _headers=self._headers(),
+        )
+        return challenge(self._keep(response)).actual_instance
 
 
 def request_parameter(fn: Any) -> tuple[str, type[Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import secrets
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 import pydantic
@@ -133,7 +134,7 @@ def openapi_models() -> list[type[pydantic.BaseModel]]:
     return [*wire.challenges.CHALLENGES, *_answer_models()]
 
 
-def _one_of(models: list[type[pydantic.BaseModel]], components: list[str]) -> dict[str, Any]:
+def _one_of(models: Sequence[type[pydantic.BaseModel]], components: list[str]) -> dict[str, Any]:
     refs = [openapi.REF.format(model=m.__name__) for m in models]
     mapping = dict(zip(components, refs, strict=True))
     return {

@@ -28,9 +28,9 @@ from typing import Any
 import pydantic
 import structlog
 
-from tessera.core import cache, crypto, errors, events, logs, store
+from tessera.core import cache, crypto, errors, events, logs, store, wire
 from tessera.core.flows import definitions, planner, redirects
-from tessera.core.identity import sessions
+from tessera.core.identity import avatars, sessions, users
 from tessera.core.stages import base
 from tessera.core.stages import email as email_stage
 from tessera.core.store import crud
@@ -128,7 +128,8 @@ class Executor:
         if "flow_token" in query:
             resumed = await email_stage.redeem(self.services, query["flow_token"])
             if resumed is None or resumed.get("slug") != slug:
-                return Reply(self._denied(flow, "This link is invalid or has expired."))
+                denied = await self._denied(flow, "This link is invalid or has expired.", browser)
+                return Reply(denied)
             state = base.FlowState.load(resumed)
             await email_stage.activate(self.services, state.context)
         elif state is None or query.get("restart") == "1":
@@ -143,7 +144,7 @@ class Executor:
                 redirected=bool(wanted) and target == wanted,
             )
             if isinstance(planned, base.Outcome):
-                return Reply(self._denied(flow, planned.message))
+                return Reply(await self._denied(flow, planned.message, browser))
             state = planned
             state.next = target
             if "itoken" in query:  # an invitation link; the invitation stage checks it
@@ -249,7 +250,7 @@ class Executor:
             )
             if isinstance(step, base.Outcome):  # a binding policy failed to evaluate
                 await self._drop(browser, state.slug)
-                return reply.with_body(self._denied(flow, step.message))
+                return reply.with_body(await self._denied(flow, step.message, browser, state))
             if step is None:  # the binding's policies do not apply: skip it
                 state.index += 1
                 response = None  # the answer was for the skipped stage, not the next one
@@ -269,7 +270,7 @@ class Executor:
         await self._drop(browser, state.slug)
         if state.context.get(DONE_KEY):
             await self._record_done(state, browser)
-        return reply.with_body({"component": REDIRECT, "to": state.next})
+        return reply.with_body(_redirect(state.next))
 
     async def _record_done(self, state: base.FlowState, browser: Browser) -> None:
         user = state.pending_user or (browser.user["pk"] if browser.user else None)
@@ -309,7 +310,7 @@ class Executor:
             if response is None:
                 return await stage.before(run)
             try:
-                parsed = stage.Response.model_validate(response)
+                parsed = base.response_model(type(stage)).model_validate(response)
             except pydantic.ValidationError as exc:
                 return await stage.on_invalid(run, _errors(exc))
             return await stage.on_valid(run, parsed)
@@ -340,9 +341,9 @@ class Executor:
             return reply.with_body(body)
         await self._drop(browser, state.slug)
         if outcome.kind == "redirect":
-            body = {"component": REDIRECT, "to": outcome.to}
+            body = _redirect(outcome.to)
         else:
-            body = self._denied(flow, outcome.message)
+            body = await self._denied(flow, outcome.message, browser, state, run)
         return reply.with_body(body)
 
     async def _back(
@@ -367,7 +368,7 @@ class Executor:
                 await self._save(browser, state)
                 return reply.with_body(body)
         await self._drop(browser, state.slug)
-        return reply.with_body(self._denied(flow, "Invalid input."))
+        return reply.with_body(await self._denied(flow, "Invalid input.", browser, state))
 
     async def _challenge(
         self,
@@ -379,17 +380,16 @@ class Executor:
     ) -> dict[str, Any]:
         with _stage_code(step.stage_row):
             fields = await step.stage.challenge(run)
-        body = {
-            "component": step.stage.component,
-            "flow_info": _flow_info(flow),
-            "response_errors": response_errors,
-            **fields,
-        }
-        identifier = state.context.get("pending_user_identifier")
-        if identifier:
-            body["pending_user"] = identifier
-            body["pending_user_avatar"] = ""
-        return body
+            body = {
+                "component": step.stage.component,
+                "flow_info": _flow_info(flow),
+                "response_errors": response_errors,
+                **fields,
+            }
+            if wire.challenges.is_with_user_info(step.stage.component):
+                body.update(await self._user_info(state, run.session_user, run))
+            # A stage's challenge that is not authentik's shape is the stage's bug.
+            return wire.challenges.render(body)
 
     async def _crashed(
         self,
@@ -431,20 +431,62 @@ class Executor:
                 retention=dt.timedelta(days=self.services.settings.events.retention_days),
                 app="tessera.core.flows",
             )
-        return {
-            "component": FLOW_ERROR,
-            "flow_info": _flow_info(flow),
-            "error": FLOW_ERROR_MESSAGE,
-            "request_id": request_id,
-            "response_errors": {},
-        }
+        return wire.challenges.render(
+            {
+                "component": FLOW_ERROR,
+                "flow_info": _flow_info(flow),
+                "error": FLOW_ERROR_MESSAGE,
+                "request_id": request_id,
+                "response_errors": {},
+            }
+        )
 
-    def _denied(self, flow: dict[str, Any], message: str) -> dict[str, Any]:
-        return {
+    async def _denied(
+        self,
+        flow: dict[str, Any],
+        message: str,
+        browser: Browser,
+        state: base.FlowState | None = None,
+        run: base.Run | None = None,
+    ) -> dict[str, Any]:
+        body = {
             "component": DENIED,
             "flow_info": _flow_info(flow),
             "error_message": message or "Access denied.",
             "response_errors": {},
+            **await self._user_info(state, browser.user, run),
+        }
+        return wire.challenges.render(body)
+
+    async def _user_info(
+        self,
+        state: base.FlowState | None,
+        session_user: dict[str, Any] | None,
+        run: base.Run | None = None,
+    ) -> dict[str, str]:
+        """authentik's `pending_user` and `pending_user_avatar`: who the flow is about (the
+        pending user, else the logged-in one), "" and the default picture when nobody is."""
+        typed = state.context.get("pending_user_identifier") if state is not None else None
+        if typed:
+            # SECURITY: what was typed, with the default picture, whether or not the account
+            # exists (`pretend_user_exists`): the account's own avatar (its name's initials, a
+            # picture from its attributes) would tell a real account from a made-up one.
+            return {"pending_user": str(typed), "pending_user_avatar": avatars.DEFAULT_PICTURE}
+        user = session_user
+        pending = state.pending_user if state is not None else None
+        if pending is not None and (user is None or user["pk"] != pending):
+            if run is not None:
+                user = await run.user(pending)
+            else:
+                async with self.services.store.read() as tx:
+                    user = await crud.find(tx, users.TABLE, pk=pending)
+        if user is None:
+            return {"pending_user": "", "pending_user_avatar": avatars.DEFAULT_PICTURE}
+        async with self.services.store.read() as tx:
+            modes = await users.avatar_modes(tx)
+        return {
+            "pending_user": user["username"],
+            "pending_user_avatar": avatars.avatar(user, modes),
         }
 
     async def _side_effects(self, run: base.Run, browser: Browser, reply: Reply) -> None:
@@ -516,10 +558,14 @@ def _flow(snapshot: definitions.Snapshot, slug: str) -> dict[str, Any]:
     return flow
 
 
+def _redirect(to: str) -> dict[str, Any]:
+    return wire.challenges.render({"component": REDIRECT, "to": to})
+
+
 def _flow_info(flow: dict[str, Any]) -> dict[str, Any]:
     return {
         "title": flow["title"],
-        "background": "",
+        "background": wire.flows.DEFAULT_BACKGROUND,  # authentik's, for a flow without its own
         "cancel_url": "/flows/-/cancel/",
         "layout": flow["layout"],
     }

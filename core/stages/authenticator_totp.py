@@ -2,8 +2,9 @@
 
 `before` creates an unconfirmed device for the user (its pk kept in the flow context; the
 executor saves the context before it renders, so `challenge` only reads); `challenge` shows the
-otpauth:// URI and its QR code; `on_valid` confirms the device once the user types a code from
-it. Devices live in `identity.devices`; the QR image is drawn by segno.
+otpauth:// URI (`config_url`, which authentik's clients draw as a QR code; Tessera's page draws it
+in `web`); `on_valid` confirms the device once the user types a code from it. Devices live in
+`identity.devices`.
 
 The user is the logged-in one (`run.session_user`), or the pending user of an authentication
 flow once a stage has authenticated them (`auth_method` in the context); when the validate stage
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import segno
 from pydantic import BeforeValidator, Field
 
 from tessera.core import wire
@@ -91,13 +91,14 @@ class AuthenticatorTotp(base.Stage):
     async def challenge(self, run: base.Run) -> dict[str, Any]:
         user = await setup_user(run)
         if user is None:
-            return {"config_url": "", "qr_code": ""}
+            return {"config_url": ""}
         async with run.services.store.read() as tx:
             device = await devices.pending(tx, _pending_pk(run), user["pk"], "totp")
         if device is None:
-            return {"config_url": "", "qr_code": ""}
-        url = devices.provisioning_uri(run.services.keyring, device, user["username"])
-        return {"config_url": url, "qr_code": segno.make(url, error="m").png_data_uri(scale=4)}
+            return {"config_url": ""}
+        return {
+            "config_url": devices.provisioning_uri(run.services.keyring, device, user["username"])
+        }
 
     async def on_valid(self, run: base.Run, response: base.ChallengeResponse) -> base.Outcome:
         assert isinstance(self.config, Config) and isinstance(response, Response)

@@ -87,9 +87,11 @@ class Config(base.StageConfig):
 
 class Response(base.ChallengeResponse):
     code: Annotated[str, Field(max_length=devices.MAX_CODE_LENGTH)] = ""
-    selected_challenge: dict[str, Any] | None = None
+    selected_challenge: wire.challenges.DeviceChallengeRequest | None = None
     selected_stage: Annotated[str, Field(max_length=64)] | None = None
     webauthn: authenticator_webauthn.AuthenticationCredential | None = None
+    # authentik's Duo answer: taken, never valid (Tessera has no Duo devices).
+    duo: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
     _parse = field_validator("webauthn", mode="before")(authenticator_webauthn.json_text)
 
@@ -252,7 +254,8 @@ class AuthenticatorValidate(base.Stage):
         code = response.code.strip()
         if not code and response.selected_challenge is not None:
             return base.Outcome("retry")  # the client picked a device: show it again
-        selected = (response.selected_challenge or {}).get("device_class")
+        chosen = response.selected_challenge
+        selected = chosen.device_class if chosen is not None else None
         candidates = [d for d in found if selected in (None, d["kind"])]
         device = await _attempt(run, user, candidates, code)
         if isinstance(device, base.Outcome):

@@ -10,7 +10,6 @@ response, `on_invalid` on a response that failed validation. Each returns an `Ou
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,17 +286,27 @@ class Stage:
         return Outcome("retry", errors=errors)
 
 
-@functools.cache
+_RESPONSE_MODELS: dict[str, type[ChallengeResponse]] = {}
+
+
 def response_model(kind: type[Stage]) -> type[ChallengeResponse]:
     """What the executor reads a kind's answers with: its `Response` under authentik's name
     (`PasswordChallengeResponseRequest`) with its `component` as the default, as authentik's
     client sends it. Any other `component` is accepted and ignored, as in authentik; the flow
     state, not the client, says which stage is answered. The OpenAPI document lists these."""
     assert kind.Response is not None, f"{kind.kind} shows no challenge"
+    found = _RESPONSE_MODELS.get(kind.kind)
+    if found is None:
+        found = _RESPONSE_MODELS[kind.kind] = _answer_model(kind, kind.Response)
+    return found
+
+
+def _answer_model(kind: type[Stage], response: type[ChallengeResponse]) -> type[ChallengeResponse]:
     challenge = wire.challenges.BY_COMPONENT[kind.component]
-    return pydantic.create_model(
+    model: type[ChallengeResponse] = pydantic.create_model(
         f"{challenge.__name__}ResponseRequest",
-        __base__=kind.Response,
+        __base__=response,
         __module__=kind.__module__,
         component=(str, kind.component),
     )
+    return model

@@ -59,6 +59,10 @@ class Config(base.StageConfig):
 
 class Response(base.ChallengeResponse):
     passkey: authenticator_webauthn.AuthenticationCredential | None = None
+    # authentik's password and captcha on this page: taken and ignored, as authentik ignores
+    # them without a `password_stage` or `captcha_stage` (which Tessera does not offer).
+    password: Annotated[str, Field(max_length=1024)] | None = None
+    captcha_token: Annotated[str, Field(max_length=4096)] | None = None
     # Tessera's: the page's "Remember me" choice, carried to user_login (with enable_remember_me).
     remember_me: bool | None = None
     # Required unless a passkey is given (checked below, reported on `uid_field` as missing).

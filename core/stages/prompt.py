@@ -87,7 +87,11 @@ class Prompt(base.Stage):
             )
             shown["initial_value"] = initial.get(spec.field_key, spec.initial_value)
             placeholder = placeholders.get(spec.field_key, spec.placeholder)
-            shown["choices"] = _choices(placeholder) if spec.type in CHOICE_TYPES else None
+            choices = _choices(placeholder) if spec.type in CHOICE_TYPES else None
+            # authentik's choices: a value and its label (the same text here).
+            shown["choices"] = (
+                None if choices is None else [{"value": c, "label": c} for c in choices]
+            )
             shown["placeholder"] = "" if spec.type in CHOICE_TYPES else placeholder
             fields.append(shown)
         return {"fields": fields}

@@ -51,7 +51,7 @@ class Dummy(base.Stage):
     Config = DummyConfig
 
     async def challenge(self, run: base.Run) -> dict[str, Any]:
-        return {"title": run.stage_name}
+        return {"name": run.stage_name}
 
 
 class RedirectConfig(base.StageConfig):

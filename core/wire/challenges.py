@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import AfterValidator, ConfigDict, Field
 
-from tessera.core.wire.common import Response, Uuid
+from tessera.core.wire.common import IsoDateTime, Request, Response, Uuid, check_json_object
 from tessera.core.wire.flows import Designation, Layout, PromptType, ThemedUrls
 
 # The classes of devices authentik's validate stage may list (Tessera has the first three).
 DeviceClass = Literal["static", "totp", "webauthn", "duo", "sms", "email"]
-# authentik's picture for a user it does not show (its `DEFAULT_AVATAR`).
-DEFAULT_AVATAR = "/static/dist/assets/images/user_default.png"
 
 
 class ErrorDetail(Response):
@@ -131,6 +129,22 @@ class DeviceChallenge(Response):
     device_uid: str
     challenge: dict[str, Any]
     last_used: dt.datetime | None
+
+
+def _small_object(value: dict[str, Any]) -> dict[str, Any]:
+    return check_json_object(value, 16 * 1024)
+
+
+class DeviceChallengeRequest(Request):
+    """The device a client picked on the validate stage (`selected_challenge`): one of the
+    challenge's `device_challenges`, sent back as it came."""
+
+    device_class: DeviceClass
+    device_uid: Annotated[str, Field(max_length=64)] = ""
+    challenge: Annotated[dict[str, Any], AfterValidator(_small_object)] = Field(
+        default_factory=dict
+    )
+    last_used: IsoDateTime | None = None
 
 
 class SelectableStage(Response):

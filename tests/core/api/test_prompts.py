@@ -74,8 +74,12 @@ async def test_choice_fields_offer_the_placeholders_list(client: Any, db: Any) -
     path = "/api/v3/flows/executor/choose/"
     body = await call(client, path)
     shown = {f["field_key"]: f for f in body["fields"]}
-    assert shown["team"]["choices"] == ["red", "blue"]
-    assert shown["size"]["choices"] == ["large"]
+    # authentik's choices: a value and a label each.
+    assert shown["team"]["choices"] == [
+        {"value": "red", "label": "red"},
+        {"value": "blue", "label": "blue"},
+    ]
+    assert shown["size"]["choices"] == [{"value": "large", "label": "large"}]
     assert shown["hint"]["choices"] is None and shown["hint"]["placeholder"] == "lower case"
     assert "placeholder_expression" not in shown["team"]  # the expression stays on the server
     body = await call(client, path, {"team": "green", "size": "large"})

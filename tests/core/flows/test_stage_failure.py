@@ -34,7 +34,9 @@ class Crash(base.Stage):
     """Fails where its settings say: a bug, or (`outage`) the store going away."""
 
     kind = "test_crash"
-    component = "ak-stage-test-crash"
+    # One of authentik's challenges (every challenge the executor sends is): a page that asks
+    # for nothing but a click, as the email stage's.
+    component = "ak-stage-email"
     Config = CrashConfig
     Response = CrashResponse
 
@@ -72,7 +74,7 @@ async def test_a_failing_stage_answers_flow_error_and_records_a_system_exception
     await _flow(bootstrapped)
     assert (await (await client.get(PATH)).json())["component"] == "ak-stage-dummy"
     challenge = await (await client.post(PATH, json={})).json()
-    assert challenge["component"] == "ak-stage-test-crash"
+    assert challenge["component"] == "ak-stage-email"
     response = await client.post(PATH, json={"password": CANARY})
     assert response.status == 200
     body = await response.json()
@@ -115,7 +117,7 @@ async def test_the_flow_state_is_dropped_so_the_next_request_starts_again(
     assert again["component"] == "ak-stage-dummy"  # the first stage, not the broken one
     # A retried answer for the broken stage is not applied to anything: the flow starts over.
     retried = await (await client.post(PATH, json={"password": CANARY})).json()
-    assert retried["component"] == "ak-stage-test-crash"
+    assert retried["component"] == "ak-stage-email"
 
 
 async def test_a_stage_failing_while_rendering_its_challenge(
@@ -163,3 +165,26 @@ async def test_the_flow_page_shows_the_error_and_a_start_again_link(
     assert "missing-setting" not in html and "KeyError" not in html
     restarted = await client.get("/if/flow/crashing/?restart=1")
     assert "ak-stage-dummy" in await restarted.text()
+
+
+class Misshapen(base.Stage):
+    """A stage whose challenge is not authentik's: the dummy challenge without its `name`."""
+
+    kind = "test_misshapen"
+    component = "ak-stage-dummy"
+
+    async def challenge(self, run: base.Run) -> dict[str, Any]:
+        return {"title": "not a field of authentik's dummy challenge"}
+
+
+async def test_a_challenge_not_of_authentiks_shape_is_a_flow_error(
+    client: Any, bootstrapped: Any, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every reply goes through the challenge models: a stage that answers with another shape
+    is a stage bug, shown as authentik's flow error (never sent on to break a client)."""
+    monkeypatch.setitem(stages.KINDS, Misshapen.kind, Misshapen)
+    await make_flow(bootstrapped, "misshapen", [("test_misshapen", {})])
+    body = await (await client.get("/api/v3/flows/executor/misshapen/")).json()
+    assert body["component"] == "ak-stage-flow-error" and "title" not in body
+    (event,) = await _events(api)
+    assert event["context"]["exception"]["type"] == "ValidationError"
