@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import crdkit
 import kubernetes_validate
 import pydantic
 import pytest
-from chartkit import NEWEST_KUBE, OLDEST_KUBE
+from chartkit import NEWEST_KUBE, OLDEST_KUBE, ROOT
 
 from tessera.operator.builders import outpost as build
 from tessera.operator.builders import patches
@@ -313,3 +314,39 @@ def test_copying_from_the_identity_is_allowed() -> None:
         patches.apply("secret", secret, ops)["metadata"]["labels"]["copied"]
         == secret["metadata"]["name"]
     )
+
+
+def test_the_forward_auth_example_names_the_middleware_the_operator_writes() -> None:
+    docs = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in crdkit.documents(ROOT / "examples" / "forward-auth.yaml")
+    }
+    resource = docs["Outpost", "edge"]
+    provider = docs["ProxyProvider", "whoami"]
+    owner = {**resource, "metadata": {**resource["metadata"], "uid": "u-1"}}
+    plan = build.Plan(
+        owner=owner,
+        spec=outpost.OutpostSpec.model_validate(resource["spec"]),
+        image="tessera",
+        core_url="http://tessera-server.tessera.svc:80",
+        browser_url="",
+        token=TOKEN,
+        token_pk="t",
+        outpost_uid="o",
+        hosts=(build.Host(provider["spec"]["externalHost"], provider["spec"]["mode"]),),
+        middleware_api="traefik.io/v1alpha1",
+    )
+    objects = build.build(plan).objects
+    deployment = patches.apply("deployment", objects["deployment"], plan.spec.patches("deployment"))
+    kubernetes_validate.validate(deployment, NEWEST_KUBE, strict=True)
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert spread["labelSelector"]["matchLabels"].items() <= build.selector(plan).items()
+    meta = objects["middleware"]["metadata"]
+    annotation = docs["Ingress", "whoami"]["metadata"]["annotations"]
+    reference = annotation["traefik.ingress.kubernetes.io/router.middlewares"]
+    assert reference == f"{meta['namespace']}-{meta['name']}@kubernetescrd"
+    (rule,) = objects["ingress"]["spec"]["rules"]
+    assert rule["host"] == docs["Ingress", "whoami"]["spec"]["rules"][0]["host"]
+    assert rule["http"]["paths"][0]["path"] == "/outpost.goauthentik.io"
+    application = docs["Application", "whoami"]
+    assert application["spec"]["providerRef"] == {"kind": "ProxyProvider", "name": "whoami"}
