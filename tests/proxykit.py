@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import abc, web
-from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, Server, free_port
+from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, TESSERA, Server, base_env, free_port
 
 from tessera.core.wire import outposts as wire
 from tessera.outposts import proxy
@@ -351,3 +351,70 @@ class Process:
                 self.proc.kill()
                 self.proc.wait()
         self._handle.close()
+
+
+# `tessera outpost proxy` processes ---------------------------------------------------------
+
+
+class OutpostProcess:
+    """One `tessera outpost proxy` replica."""
+
+    def __init__(self, core: Server, token: str, work: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        env = base_env(
+            AUTHENTIK_HOST=core.url,
+            AUTHENTIK_TOKEN=token,
+            AUTHENTIK_LISTEN__HTTP=f"127.0.0.1:{self.port}",
+            AUTHENTIK_LISTEN__METRICS=f"127.0.0.1:{free_port()}",
+            AUTHENTIK_STATE_DIR=str(work / "state"),
+        )
+        self.process = Process([TESSERA, "outpost", "proxy"], work, self.port, env=env)
+
+    @property
+    def check(self) -> str:
+        return f"http://127.0.0.1:{self.port}/outpost.goauthentik.io/auth/traefik"
+
+    async def ready(self) -> None:
+        await self.process.ready(30)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def make_proxy_outpost(core: Server, external: str) -> tuple[dict[str, Any], str]:
+    """A forward_single proxy provider, its application and an outpost; the outpost's token."""
+    name = "proxied-" + uuid.uuid4().hex[:8]
+    flows = {
+        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
+        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
+    }
+    provider = admin(
+        core,
+        "POST",
+        "providers/proxy/",
+        {
+            "name": name,
+            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
+            "invalidation_flow": flows["default-invalidation-flow"],
+            "external_host": external,
+            "mode": "forward_single",
+        },
+    )
+    admin(
+        core, "POST", "core/applications/", {"name": name, "slug": name, "provider": provider["pk"]}
+    )
+    outpost = admin(
+        core,
+        "POST",
+        "outposts/instances/",
+        {"name": name, "type": "proxy", "providers": [provider["pk"]], "config": {}},
+    )
+    key = admin(core, "GET", f"core/tokens/{outpost['token_identifier']}/view_key/")["key"]
+    return outpost, str(key)
+
+
+async def status_of(
+    client: aiohttp.ClientSession, outpost: OutpostProcess, headers: dict[str, str]
+) -> int:
+    async with client.get(outpost.check, headers=headers, allow_redirects=False) as r:
+        return r.status

@@ -189,6 +189,15 @@ async def start(request: web.Request) -> web.StreamResponse:
             "Bad redirect",
             "The rd parameter must be a URL this application protects.",
         )
+    if not outpost_of(request).core_online():
+        raise pages.problem(
+            request,
+            503,
+            "Identity provider unavailable",
+            "Logging in is not possible while the identity provider is unreachable; "
+            "try again in a moment.",
+            retry=provider.start_url(target),
+        )
     binding = request.cookies.get(_binding_name(provider), "")
     fresh = not (16 <= len(binding) <= 64 and binding.isascii() and binding.isalnum())
     if fresh:

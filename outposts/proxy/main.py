@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import structlog
 from aiohttp import web
@@ -54,9 +55,29 @@ def options_of(ctx: entry.Context) -> Options:
     )
 
 
+class CoreState:
+    """Whether the core is reachable, as the control channel tells: down once the channel has
+    been closed for `GRACE` seconds (a start-up or a brief reconnection is not an outage)."""
+
+    GRACE = 5.0
+
+    def __init__(self, rt: runtime.Runtime) -> None:
+        self.rt = rt
+        self.down_since: float | None = None
+
+    def __call__(self) -> bool:
+        if self.rt.connected:
+            self.down_since = None
+            return True
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+        return now - self.down_since < self.GRACE
+
+
 async def serve(ctx: entry.Context) -> None:
     rt = ctx.runtime
-    outpost = Outpost(options_of(ctx))
+    outpost = Outpost(options_of(ctx), core_online=CoreState(rt))
     outpost.update(rt.snapshot.providers)
 
     async def on_config(snapshot: runtime.Snapshot) -> None:

@@ -9,7 +9,7 @@ channel reconnections (`reconnected`), and serve `app.create_app(outpost)` or mo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,9 @@ class Outpost:
     machine: machine.HeaderAuth = field(init=False)
     registry: Registry = field(init=False, default_factory=lambda: Registry(()))
     networks: tuple[forwarded.Network, ...] = field(init=False)
+    # Whether the core can be reached now (the standalone outpost: its control channel is
+    # open); a login is not started into a core that cannot finish it.
+    core_online: Callable[[], bool] = field(default=lambda: True)
     _used_states: dict[str, float] = field(init=False, default_factory=dict)
     _upstream: dict[bool, aiohttp.ClientSession] = field(init=False, default_factory=dict)
 

@@ -6,98 +6,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import proxykit
 import pytest
 from helpers import TESSERA, Server, base_env, free_port
-from proxykit import DOMAIN, Process, admin, browse, check_headers, cookie_header
-
-
-class Outpost:
-    """One `tessera outpost proxy` replica."""
-
-    def __init__(self, core: Server, token: str, work: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        env = base_env(
-            AUTHENTIK_HOST=core.url,
-            AUTHENTIK_TOKEN=token,
-            AUTHENTIK_LISTEN__HTTP=f"127.0.0.1:{self.port}",
-            AUTHENTIK_LISTEN__METRICS=f"127.0.0.1:{free_port()}",
-            AUTHENTIK_STATE_DIR=str(work / "state"),
-        )
-        self.process = Process([TESSERA, "outpost", "proxy"], work, self.port, env=env)
-
-    @property
-    def check(self) -> str:
-        return f"http://127.0.0.1:{self.port}/outpost.goauthentik.io/auth/traefik"
-
-    async def ready(self) -> None:
-        await self.process.ready(30)
-
-    def stop(self) -> None:
-        self.process.stop()
+from proxykit import (
+    DOMAIN,
+    OutpostProcess,
+    admin,
+    browse,
+    check_headers,
+    cookie_header,
+    make_proxy_outpost,
+    status_of,
+)
 
 
 @pytest.fixture
-def outposts() -> Iterator[list[Outpost]]:
-    started: list[Outpost] = []
+def outposts() -> Iterator[list[OutpostProcess]]:
+    started: list[OutpostProcess] = []
     yield started
     for outpost in started:
         outpost.stop()
 
 
-def make_outpost(core: Server, external: str) -> tuple[dict[str, Any], str]:
-    """A forward_single proxy provider, its application and an outpost; the outpost's token."""
-    name = "proxied-" + uuid.uuid4().hex[:8]
-    flows = {
-        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
-        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
-    }
-    provider = admin(
-        core,
-        "POST",
-        "providers/proxy/",
-        {
-            "name": name,
-            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
-            "invalidation_flow": flows["default-invalidation-flow"],
-            "external_host": external,
-            "mode": "forward_single",
-        },
-    )
-    admin(
-        core, "POST", "core/applications/", {"name": name, "slug": name, "provider": provider["pk"]}
-    )
-    outpost = admin(
-        core,
-        "POST",
-        "outposts/instances/",
-        {"name": name, "type": "proxy", "providers": [provider["pk"]], "config": {}},
-    )
-    key = admin(core, "GET", f"core/tokens/{outpost['token_identifier']}/view_key/")["key"]
-    return outpost, str(key)
-
-
-async def status_of(
-    client: aiohttp.ClientSession, outpost: Outpost, headers: dict[str, str]
-) -> int:
-    async with client.get(outpost.check, headers=headers, allow_redirects=False) as r:
-        return r.status
-
-
 @pytest.mark.slow
 async def test_replicas_restarts_and_session_end(
-    core: Server, tmp_path: Path, outposts: list[Outpost]
+    core: Server, tmp_path: Path, outposts: list[OutpostProcess]
 ) -> None:
     port = free_port()
     external = f"http://app.{DOMAIN}:{port}"
-    outpost_row, token = make_outpost(core, external)
-    first = Outpost(core, token, tmp_path, port)
+    outpost_row, token = make_proxy_outpost(core, external)
+    first = OutpostProcess(core, token, tmp_path, port)
     outposts.append(first)
     await first.ready()
     original = f"{external}/page"
@@ -111,13 +54,13 @@ async def test_replicas_restarts_and_session_end(
             assert r.headers["X-authentik-username"] == "akadmin"
             assert r.headers["X-authentik-meta-outpost"] == outpost_row["name"]
         # a second replica, no shared state, no stickiness: the same cookie works
-        second = Outpost(core, token, tmp_path)
+        second = OutpostProcess(core, token, tmp_path)
         outposts.append(second)
         await second.ready()
         assert await status_of(client, second, headers) == 200
         # a restart keeps the session (it lives in the cookie)
         first.stop()
-        first = Outpost(core, token, tmp_path, port)
+        first = OutpostProcess(core, token, tmp_path, port)
         outposts.append(first)
         await first.ready()
         assert await status_of(client, first, headers) == 200
@@ -140,7 +83,7 @@ async def test_replicas_restarts_and_session_end(
         await proxykit.until(refused_everywhere, timeout=5)
         assert time.monotonic() - ended < 2.0
         # a replica started after the session ended never saw SESSION_END: it asks the core
-        third = Outpost(core, token, tmp_path)
+        third = OutpostProcess(core, token, tmp_path)
         outposts.append(third)
         await third.ready()
         assert await status_of(client, third, headers) == 302
