@@ -350,3 +350,84 @@ def test_the_forward_auth_example_names_the_middleware_the_operator_writes() -> 
     assert rule["http"]["paths"][0]["path"] == "/outpost.goauthentik.io"
     application = docs["Application", "whoami"]
     assert application["spec"]["providerRef"] == {"kind": "ProxyProvider", "name": "whoami"}
+
+
+@pytest.mark.parametrize(
+    ("op", "message"),
+    [
+        (
+            {"op": "add", "path": "/spec/template/spec/serviceAccountName", "value": "admin"},
+            "the pod's serviceAccountName",
+        ),
+        (
+            {
+                "op": "replace",
+                "path": "/spec/template/spec/automountServiceAccountToken",
+                "value": True,
+            },
+            "the pod's automountServiceAccountToken",
+        ),
+        (
+            {"op": "add", "path": "/spec/template/spec/hostNetwork", "value": True},
+            "the pod's hostNetwork",
+        ),
+        (
+            {"op": "remove", "path": "/spec/template/spec/securityContext"},
+            "the pod's securityContext",
+        ),
+        (
+            {
+                "op": "add",
+                "path": "/spec/template/spec/containers/0/securityContext/privileged",
+                "value": True,
+            },
+            "containers[0] must keep",
+        ),
+        (
+            {
+                "op": "add",
+                "path": "/spec/template/spec/containers/-",
+                "value": {"name": "sidecar", "image": "busybox"},
+            },
+            "containers[1] must keep",
+        ),
+        (
+            {
+                "op": "add",
+                "path": "/spec/template/spec/volumes/-",
+                "value": {"name": "root", "hostPath": {"path": "/"}},
+            },
+            "volumes[2] may only be",
+        ),
+    ],
+)
+def test_a_patch_cannot_give_the_pod_more_than_the_outpost_needs(
+    op: dict[str, Any], message: str
+) -> None:
+    """An attack: whoever may create an Outpost tries to run a pod with the namespace's powerful
+    service account, the node's network or files, or privileges, through a JSON patch."""
+    deployment = _everything(_plan(**FULL))["deployment"]
+    with pytest.raises(patches.PatchError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        patches.apply("deployment", deployment, _patch(op))
+
+
+def test_a_sidecar_with_the_same_security_context_and_a_config_map_volume_are_allowed() -> None:
+    deployment = _everything(_plan(**FULL))["deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    sidecar = {
+        "name": "log-shipper",
+        "image": "registry.example/shipper:1",
+        "securityContext": container["securityContext"],
+    }
+    ops = _patch(
+        {"op": "add", "path": "/spec/template/spec/containers/-", "value": sidecar},
+        {
+            "op": "add",
+            "path": "/spec/template/spec/volumes/-",
+            "value": {"name": "extra", "configMap": {"name": "shipper"}},
+        },
+        {"op": "add", "path": "/spec/template/spec/tolerations", "value": [{"operator": "Exists"}]},
+    )
+    result = patches.apply("deployment", deployment, ops)
+    kubernetes_validate.validate(result, NEWEST_KUBE, strict=True)
+    assert len(result["spec"]["template"]["spec"]["containers"]) == 2

@@ -428,3 +428,78 @@ async def test_the_outpost_runs_as_its_deployment_describes_and_connects(
     assert process.env["AUTHENTIK_HOST"] == core.url
     assert process.env["AUTHENTIK_STATE_DIR"].startswith(str(tmp_path))
     assert json.dumps(instance)  # the health entry is authentik's shape, plain JSON
+
+
+def _write(core: Server, method: str, path: str, marker: str, body: Any) -> int:
+    """An admin write speaking for the operator's object (its marker header), as a careless
+    script might."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(f"{core.url}/api/v3/{path}", data=data, method=method)
+    request.add_header("Authorization", f"Bearer {BOOTSTRAP_TOKEN}")
+    request.add_header("X-Tessera-Managed-By", marker)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_a_proxy_provider_follows_its_spec_and_drift_is_undone(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    wiki = proxy_provider("wiki", space, skipPathRegex=["^/health$"])
+    edge = outpost("edge", space, "wiki")
+    async with make_operator(outpost_image=IMAGE, resync_seconds=0.5):
+        await create(cluster, wiki)
+        await create(cluster, edge)
+        await is_ready(cluster, wiki, edge)
+        made = core_proxy(core, cluster, wiki)
+        assert (made["mode"], made["skip_path_regex"]) == ("forward_single", "^/health$")
+        # Without the marker, an admin's write is refused: the provider is the cluster's.
+        status, _ = core.request(
+            "PATCH", f"/api/v3/providers/proxy/{made['pk']}/", BOOTSTRAP_TOKEN, {"mode": "proxy"}
+        )
+        assert status == 409
+        drift = {"external_host": "https://evil.example.com", "intercept_header_auth": False}
+        assert (
+            _write(core, "PATCH", f"providers/proxy/{made['pk']}/", made["managed"], drift) == 200
+        )
+        await eventually(
+            lambda: core_proxy(core, cluster, wiki)["external_host"] == "https://wiki.example.com"
+        )
+        assert core_proxy(core, cluster, wiki)["intercept_header_auth"] is True
+        # A change of the spec reaches the core, and the outpost's Ingress follows the host.
+        await patch_spec(cluster, wiki, {"externalHost": "https://docs.example.com"})
+        await eventually(
+            lambda: core_proxy(core, cluster, wiki)["external_host"] == "https://docs.example.com"
+        )
+        # The Outpost learns the new host at its next reconcile (here the drift timer's).
+        await eventually(
+            lambda: (
+                [
+                    r["host"]
+                    for r in cluster.api.get(
+                        "networking.k8s.io/v1/ingresses", space, BASE + "edge"
+                    )["spec"]["rules"]
+                ]
+                == ["docs.example.com"]
+            ),
+            10,
+        )
+        # The outpost's own core object is corrected too: a provider removed by hand comes back.
+        remote = core_outpost(core, cluster, edge)
+        assert (
+            _write(
+                core,
+                "PATCH",
+                f"outposts/instances/{remote['pk']}/",
+                remote["managed"],
+                {"providers": []},
+            )
+            == 200
+        )
+        await eventually(lambda: core_outpost(core, cluster, edge)["providers"] == [made["pk"]])
+    assert stored(cluster, wiki)["status"]["externalHost"] == "https://docs.example.com"
+    assert stored(cluster, wiki)["status"]["observedGeneration"] == 2
