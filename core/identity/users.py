@@ -135,8 +135,15 @@ async def avatar_modes(tx: store.Tx) -> str:
 
 
 async def serialize(
-    tx: store.Tx, keyring: crypto.Keyring, rows: list[dict[str, Any]]
+    tx: store.Tx,
+    keyring: crypto.Keyring,
+    rows: list[dict[str, Any]],
+    *,
+    include_groups: bool = True,
+    include_roles: bool = True,
 ) -> list[wire.core.User]:
+    """The users as authentik's `User`; without `include_groups` (`include_roles`) their
+    `groups_obj` (`roles_obj`) is null, as authentik's listing sends it when asked so."""
     modes = await avatar_modes(tx)
     memberships = await crud.groups_of_users(tx, [r["pk"] for r in rows])
     tree = await groups.Tree.load(tx)
@@ -147,9 +154,9 @@ async def serialize(
             **{k: row[k] for k in _PLAIN},
             is_superuser=tree.any_superuser(memberships[row["pk"]]),
             groups=memberships[row["pk"]],
-            groups_obj=[tree.brief(g) for g in memberships[row["pk"]]],
+            groups_obj=[tree.brief(g) for g in memberships[row["pk"]]] if include_groups else None,
             roles=[],
-            roles_obj=[],
+            roles_obj=[] if include_roles else None,
             avatar=avatars.avatar(row, modes),
             uid=uid(keyring, row["pk"]),
             # Rows written before these were kept fall back to the date of joining.

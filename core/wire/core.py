@@ -106,9 +106,9 @@ class User(Response):
     date_joined: dt.datetime
     is_superuser: bool
     groups: list[Uuid]
-    groups_obj: list[PartialGroup]
+    groups_obj: list[PartialGroup] | None  # null when the listing is asked without groups
     roles: list[Uuid]
-    roles_obj: list[Role]
+    roles_obj: list[Role] | None  # null when the listing is asked without roles
     email: str
     avatar: str
     attributes: dict[str, object]

@@ -14,6 +14,13 @@ from tessera.core.store import crud
 F = resource.FilterField
 
 
+def _flag(ctx: resource.Ctx, name: str) -> bool:
+    """authentik's `include_*` switches of the listing: on unless `false` (a malformed value is
+    a 400 naming it)."""
+    value = ctx.request.query.get(name)
+    return True if value is None else resource._parse("bool", name, value)
+
+
 class Users(resource.Resource):
     path = "core/users"
     table = "users"
@@ -36,6 +43,10 @@ class Users(resource.Resource):
         F("last_login__isnull", "last_login", "isnull", "bool"),
         F("date_joined__gt", "date_joined", "gt", "datetime"),
         F("date_joined__lt", "date_joined", "lt", "datetime"),
+    )
+    list_params = (
+        ("include_groups", "bool", "Carry each user's groups in `groups_obj` (default true)."),
+        ("include_roles", "bool", "Carry each user's roles in `roles_obj` (default true)."),
     )
     search_columns = ("username", "name", "email")
     ordering_columns = (
@@ -64,7 +75,13 @@ class Users(resource.Resource):
         return out
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await users.serialize(ctx.tx, ctx.keyring, rows)
+        return await users.serialize(
+            ctx.tx,
+            ctx.keyring,
+            rows,
+            include_groups=_flag(ctx, "include_groups"),
+            include_roles=_flag(ctx, "include_roles"),
+        )
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         return await users.create(ctx.tx, body)

@@ -247,3 +247,28 @@ async def test_me_as_the_admin_parses_with_authentiks_client(api: API) -> None:
     parsed = SessionUser.from_dict(body)
     assert parsed is not None and parsed.user.is_superuser is True
     assert [g.name for g in parsed.user.groups] == ["authentik Admins"]
+
+
+async def test_listing_leaves_groups_and_roles_out_when_asked(
+    api: API, make_user: Any, make_group: Any
+) -> None:
+    """authentik's `include_groups` and `include_roles`: on by default; `false` sends the
+    objects as null (the pks stay); anything but a boolean is a 400 naming the parameter."""
+    from authentik_client.models import PaginatedUserList
+
+    group = await make_group("listed")
+    await make_user("grouped", groups=[group["pk"]])
+    _, full = await api("GET", "core/users/?username=grouped")
+    (user,) = full["results"]
+    assert [g["name"] for g in user["groups_obj"]] == ["listed"] and user["roles_obj"] == []
+    _, bare = await api(
+        "GET", "core/users/?username=grouped&include_groups=false&include_roles=false"
+    )
+    (user,) = bare["results"]
+    assert user["groups_obj"] is None and user["roles_obj"] is None
+    assert user["groups"] == [group["pk"]]
+    assert PaginatedUserList.from_dict(bare) is not None  # authentik's client takes the nulls
+    _, one = await api("GET", "core/users/?username=grouped&include_roles=false")
+    assert one["results"][0]["groups_obj"] and one["results"][0]["roles_obj"] is None
+    status, problem = await api("GET", "core/users/?include_groups=maybe")
+    assert status == 400 and "include_groups" in problem, problem
