@@ -99,12 +99,24 @@ def _page(
             "flow.html",
             title=body.get("flow_info", {}).get("title", "Tessera"),
             challenge=body,
+            qr_code=_qr_code(body),
             action=request.path if "flow_token" in request.query else request.path_qs,
             restart_url=f"/if/flow/{slug}/?restart=1",
             csrf_token=_form_token(request, reply.new_session[0] if reply.new_session else who.key),
         )
     flows_api.apply_cookies(request, response, who, reply)
     return response
+
+
+def _qr_code(challenge: dict[str, Any]) -> str:
+    """The TOTP setup's `config_url` as a QR code (a PNG `data:` URI), as authentik's page
+    draws it; "" for other challenges."""
+    url = challenge.get("config_url")
+    if challenge.get("component") != "ak-stage-authenticator-totp" or not url:
+        return ""
+    import segno  # only the TOTP setup page needs it
+
+    return str(segno.make(url, error="m").png_data_uri(scale=4))
 
 
 async def flow_get(request: web.Request) -> web.StreamResponse:
@@ -161,7 +173,7 @@ async def portal(
         served = sorted({a["provider"] for a in apps if a["provider"] is not None})
         suggested = await request.app[state.PROVIDER_LAUNCH_URLS](tx, served)
     for app in apps:
-        app["launch_url"] = applications.launch_url(app, suggested) or ""
+        app["launch_url"] = applications.launch_url(app, suggested, who.user) or ""
     launchable = [
         app
         for app in sorted(apps, key=lambda a: a["name"].lower())

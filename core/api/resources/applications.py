@@ -90,7 +90,10 @@ class Applications(resource.Resource):
         found = await crud.find_many(ctx.tx, "providers", "pk", sorted(named)) if named else []
         described = await ctx.request.app[state.PROVIDER_OBJECTS](ctx.tx, found)
         launch = await ctx.request.app[state.PROVIDER_LAUNCH_URLS](ctx.tx, sorted(named))
-        return applications.serialize(rows, {p.pk: p for p in described}, launch)
+        # authentik fills the launch URL's placeholders for the caller (not `for_user`).
+        return applications.serialize(
+            rows, {p.pk: p for p in described}, launch, ctx.principal.user
+        )
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
         return await applications.create(ctx.tx, body)

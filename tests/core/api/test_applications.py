@@ -166,3 +166,59 @@ async def test_launch_url_falls_back_to_the_providers_first_redirect_origin(api:
     assert status == 200 and own["launch_url"] == "https://notes.example.com/"
     _, bare = await api("POST", "core/applications/", json={"name": "Bare", "slug": "bare"})
     assert bare["launch_url"] is None
+
+
+async def test_launch_url_placeholders_are_filled_for_the_caller(
+    api: API, make_user: Any, make_token: Any
+) -> None:
+    """authentik's launch URL placeholders (`%(username)s`): filled with the caller's fields in
+    `launch_url`, kept as written in `meta_launch_url`."""
+    template = "https://wiki.example.com/u/%(username)s?id=%(id)d&mail=%(email)s"
+    status, app = await api(
+        "POST",
+        "core/applications/",
+        json={"name": "Wiki", "slug": "wiki-u", "meta_launch_url": template},
+    )
+    assert status == 201 and app["meta_launch_url"] == template
+    _, me = await api("GET", "core/users/me/")
+    admin = me["user"]["pk"]
+    assert (
+        app["launch_url"]
+        == f"https://wiki.example.com/u/akadmin?id={admin}&mail=root%40example.com"
+    )
+    bob = await make_user("bob", email="bob@example.com")
+    headers = {"Authorization": f"Bearer {await make_token('bob')}"}
+    status, page = await api("GET", "core/applications/", headers=headers)
+    assert status == 200, page
+    (seen,) = [a for a in page["results"] if a["slug"] == "wiki-u"]
+    assert (
+        seen["launch_url"]
+        == f"https://wiki.example.com/u/bob?id={bob['pk']}&mail=bob%40example.com"
+    )
+
+
+async def test_launch_url_placeholders_never_show_secrets_or_move_the_host(
+    api: API, make_user: Any, make_token: Any
+) -> None:
+    """Only plain identity fields are filled, percent-encoded: `%(password)s` (authentik would
+    show the hash), an unknown field or a stray `%` leave the URL as written, and a user's own
+    name cannot turn the URL into one on another host."""
+    cases = {
+        "https://x.example.com/%(password)s": "https://x.example.com/%(password)s",
+        "https://x.example.com/%(attributes)s": "https://x.example.com/%(attributes)s",
+        "https://x.example.com/a%20b/%(username)s": "https://x.example.com/a%20b/%(username)s",
+        "https://x.example.com/%(name)d": "https://x.example.com/%(name)d",
+        "https://x.example.com/%%/%(username)s": "https://x.example.com/%/mallory",
+        "https://%(name)s.corp.example.com/": "https://evil.example%2F%3F.corp.example.com/",
+    }
+    await make_user("mallory", name="evil.example/?")
+    headers = {"Authorization": f"Bearer {await make_token('mallory')}"}
+    for n, (template, expected) in enumerate(cases.items()):
+        status, _ = await api(
+            "POST",
+            "core/applications/",
+            json={"name": f"App {n}", "slug": f"app-{n}", "meta_launch_url": template},
+        )
+        assert status == 201
+        status, app = await api("GET", f"core/applications/app-{n}/", headers=headers)
+        assert status == 200 and app["launch_url"] == expected, (template, app["launch_url"])

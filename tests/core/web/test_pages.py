@@ -407,3 +407,27 @@ async def test_portal_add_links_follow_the_setup_stages_configure_flow(
     )
     html = await (await client.get("/if/user/")).text()
     assert "Create recovery codes" not in html and "Add a passkey" in html
+
+
+async def test_portal_fills_the_launch_urls_placeholders_for_the_user(
+    client: Any, api: Any
+) -> None:
+    """authentik's `%(username)s` in a launch URL, filled for whoever opens the portal; a URL that
+    names a field no user may show (the password) is shown as it is."""
+    wiki = "https://wiki.example.com/u/%(username)s/"
+    await api(
+        "POST",
+        "core/applications/",
+        json={"name": "Wiki", "slug": "wiki", "meta_launch_url": wiki},
+    )
+    leak = "https://leak.example.com/%(password)s"
+    await api(
+        "POST",
+        "core/applications/",
+        json={"name": "Leak", "slug": "leak", "meta_launch_url": leak},
+    )
+    await _login_pages(client, "akadmin", BOOTSTRAP_PASSWORD)
+    text = await (await client.get("/if/user/")).text()
+    assert 'href="https://wiki.example.com/u/akadmin/"' in text
+    assert 'href="https://leak.example.com/%(password)s"' in text
+    assert "argon2" not in text
