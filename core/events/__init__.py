@@ -5,15 +5,19 @@ fields, `model_deleted`), the recovery view for logins. Context passes through `
 replaces any value under a secret-looking key, so secrets never reach the log table. An event
 expires after the retention its caller passes (the configuration's), unless an admin set
 `event_retention` in the system settings (`store.system_settings`, read in the same transaction).
+An event's `app` is the module that recorded it, unless the caller names one; `origins` says
+which of authentik's apps that is (the event matcher policy matches on authentik's labels).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import uuid
 from typing import Any
 
 from tessera.core import logs, store, wire
+from tessera.core.events import origins as origins  # the package hands it on
 from tessera.core.store import crud, system_settings
 
 TABLE = "events"
@@ -61,10 +65,13 @@ async def record(
     client_ip: str | None,
     context: dict[str, Any],
     retention: dt.timedelta,
-    app: str = "tessera.core.api",
+    app: str | None = None,
 ) -> None:
     """Append an event; it expires after `retention` (the configured default), or after the
-    `event_retention` an admin set in the system settings."""
+    `event_retention` an admin set in the system settings. `app`: the module that records it,
+    by default the caller's (as authentik records the calling module)."""
+    if app is None:
+        app = str(sys._getframe(1).f_globals.get("__name__", "tessera.core"))
     if action not in wire.events.ACTIONS:  # authentik's clients refuse any other name
         raise ValueError(f"{action!r} is not one of authentik's event actions")
     now = dt.datetime.now(dt.UTC)

@@ -9,8 +9,9 @@
   the password is made unusable too (the user must recover it), as in authentik.
 - `event_matcher`: passes for an event in the context matching action, app, model
   (`<app>.<model_name>` of the event's `context.model`) and client IP, each one of authentik's
-  names (`wire.event_names`). authentik's `query` (an event search) is not implemented: only an
-  empty one is accepted.
+  names (`wire.event_names`). An event's `app` is the Tessera module that recorded it; `app`
+  matches it when it is that module's authentik app (`events.origins.label`). authentik's
+  `query` (an event search) is not implemented: only an empty one is accepted.
 
 Reputation has its own kind (`reputation.py`).
 """
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pydantic
 from pydantic import Field
 
-from tessera.core import crypto
+from tessera.core import crypto, events
 from tessera.core.identity import users
 from tessera.core.policies import kinds
 from tessera.core.wire import event_names
@@ -171,12 +172,11 @@ class EventMatcher(kinds.Kind):
         event: dict[str, Any] = request.context.get("event") or {}
         if not event:
             return kinds.Verdict(False, ["No event to match."])
-        wanted = {
-            "action": self.config.action,
-            "app": self.config.app,
-            "client_ip": self.config.client_ip,
-        }
+        wanted = {"action": self.config.action, "client_ip": self.config.client_ip}
         ok = all(value is None or event.get(key) == value for key, value in wanted.items())
+        if self.config.app is not None:
+            origin = str(event.get("app", ""))
+            ok = ok and self.config.app in (origin, events.origins.label(origin))
         if self.config.model is not None:
             ok = ok and _event_model(event) == self.config.model
         return kinds.Verdict(ok)

@@ -239,3 +239,49 @@ async def test_weak_password_is_refused_in_the_enrollment_prompt(
     # The write stage's policy fails: the stage is skipped, so no user exists and no login happens.
     assert body["component"] == "ak-stage-access-denied"
     assert (await client.get("/api/v3/core/users/me/")).status == 401
+
+
+async def test_event_matcher_app_is_authentiks_label_of_the_recording_module() -> None:
+    """An event's `app` is the Tessera module that recorded it; the matcher's `app` (authentik's
+    label) matches the modules that do what that authentik app does, and nothing else."""
+    cases = {
+        "tessera.core.stages.password": "authentik.stages.password",
+        "tessera.core.stages.attempts": "authentik.stages.authenticator_validate",
+        "tessera.core.flows.executor": "authentik.flows",
+        "tessera.core.providers.oauth2.grants": "authentik.providers.oauth2",
+        "tessera.core.identity.bootstrap": "authentik.core",
+        "tessera.core.api.resource": "authentik.events",
+        "authentik.stages.password.stage": "authentik.stages.password",  # authentik's own log
+    }
+    for origin, app in cases.items():
+        event = {"action": "login_failed", "app": origin}
+        matched = await _verdict("event_matcher", {"app": app}, context={"event": event})
+        assert matched.passing, (origin, app)
+        other = await _verdict("event_matcher", {"app": "authentik.core"}, context={"event": event})
+        assert other.passing is (app == "authentik.core"), origin
+    stranger = {"action": "login", "app": "somewhere.else"}
+    verdict = await _verdict(
+        "event_matcher", {"app": "authentik.core"}, context={"event": stranger}
+    )
+    assert not verdict.passing
+
+
+async def test_a_failed_login_event_matches_the_password_stages_app(
+    client: Any, api: Any, make_user: Any
+) -> None:
+    """The event a real failed password records carries its module, which the matcher names as
+    authentik does (`authentik.stages.password`)."""
+    from flowkit import call
+
+    await make_user("matched")
+    login = "/api/v3/flows/executor/default-authentication-flow/"
+    await call(client, login)
+    await call(client, login, {"uid_field": "matched"})
+    await call(client, login, {"password": "wrong"})
+    _, page = await api("GET", "events/events/?action=login_failed")
+    (event,) = page["results"]
+    assert event["app"] == "tessera.core.stages.password"
+    for app, passing in (("authentik.stages.password", True), ("authentik.flows", False)):
+        config = {"app": app, "action": "login_failed"}
+        verdict = await _verdict("event_matcher", config, context={"event": event})
+        assert verdict.passing is passing, app
