@@ -159,3 +159,14 @@ def test_concurrency_must_be_at_least_one() -> None:
     with pytest.raises(main.SettingsError, match="--concurrency"):
         main.config_from(environ, main.Options(concurrency=0))
     assert main.config_from(environ, main.Options(concurrency=3)).concurrency == 3
+
+
+def test_the_outpost_image_comes_from_the_environment() -> None:
+    from tessera.operator import main
+
+    environ = {"AUTHENTIK_HOST": "http://core:9000", "AUTHENTIK_TOKEN": "t"}
+    assert main.config_from(environ, main.Options()).outpost_image == ""
+    environ["TESSERA_OUTPOST_IMAGE"] = "registry.example/tessera:1.0"
+    assert (
+        main.config_from(environ, main.Options()).outpost_image == environ["TESSERA_OUTPOST_IMAGE"]
+    )

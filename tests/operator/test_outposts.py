@@ -503,3 +503,32 @@ async def test_a_proxy_provider_follows_its_spec_and_drift_is_undone(
         await eventually(lambda: core_outpost(core, cluster, edge)["providers"] == [made["pk"]])
     assert stored(cluster, wiki)["status"]["externalHost"] == "https://docs.example.com"
     assert stored(cluster, wiki)["status"]["observedGeneration"] == 2
+
+
+async def test_an_outpost_without_an_image_needs_the_operators_default(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    bare = outpost("bare", space, type="ldap")
+    chosen = outpost("chosen", space, type="ldap", image="registry.example/tessera:2")
+    async with make_operator():  # no TESSERA_OUTPOST_IMAGE
+        await create(cluster, bare)
+        await create(cluster, chosen)
+        missing = await not_ready(cluster, bare, "InvalidSpec")
+        await is_ready(cluster, chosen)
+    assert missing["message"].startswith("spec.image: required")
+    deployment = cluster.api.get("apps/v1/deployments", space, BASE + "chosen")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert (container["image"], container["args"]) == (
+        "registry.example/tessera:2",
+        ["outpost", "ldap"],
+    )
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "ldap"}
+    # An ldap outpost has no routes: no Ingress, no Middleware, and nothing in the core is made
+    # for the resource that could not be reconciled.
+    assert not cluster.api.alive("networking.k8s.io/v1/ingresses", space, BASE + "chosen")
+    names = [
+        o["name"]
+        for o in admin(core, "GET", f"outposts/instances/?name__iexact={space}/bare")["results"]
+    ]
+    assert names == []
