@@ -146,3 +146,12 @@ def test_a_failing_serve_is_exit_status_1(
         raise OSError("address in use")
 
     assert entry.main("proxy", [], serve) == entry.EXIT_REFUSED
+
+
+def test_help_names_the_settings(tmp_path: Path) -> None:
+    result = run_cli("outpost", "--help", env=base_env(), cwd=tmp_path)
+    assert result.returncode == 0 and "usage: tessera outpost" in result.stdout
+    result = run_cli("outpost", "proxy", "--help", env=base_env(), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "usage: tessera outpost proxy" in result.stdout
+    assert "AUTHENTIK_TOKEN" in result.stdout and "AUTHENTIK_STATE_DIR" in result.stdout
