@@ -30,7 +30,10 @@ from tessera.core.wire.flows import Designation, Layout, PromptType, ThemedUrls
 DeviceClass = Literal["static", "totp", "webauthn", "duo", "sms", "email"]
 
 
-class ErrorDetail(Response):
+class FieldErrorDetail(Response):
+    """One message about one field of an answer (authentik's `ErrorDetail`; Tessera's own
+    `ErrorDetail` is the API's `{"detail": ...}`)."""
+
     string: str
     code: str
 
@@ -50,7 +53,7 @@ class Challenge(Response):
 
     flow_info: ContextualFlowInfo | None = None
     component: str
-    response_errors: dict[str, list[ErrorDetail]] | None = None
+    response_errors: dict[str, list[FieldErrorDetail]] | None = None
 
 
 class WithUserInfo(Challenge):
