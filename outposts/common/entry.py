@@ -17,6 +17,7 @@ on stderr, exit 1), serves `/metrics` on `AUTHENTIK_LISTEN__METRICS`, and awaits
 `on_session_end(...)`) before its first `await`, builds its listeners from
 `ctx.runtime.snapshot`, waits for `ctx.stopping` (set by SIGTERM or SIGINT), closes its
 listeners and returns; `main` then stops the runtime and the metrics site and returns 0.
+SIGUSR1 makes the runtime refetch at once, as it does authentik's outposts.
 An exception escaping `serve` is logged and gives exit status 1.
 """
 
@@ -100,9 +101,14 @@ async def run_async(
     ctx = Context(kind=kind, settings=config, runtime=rt, stopping=stopping or asyncio.Event())
     loop = asyncio.get_running_loop()
     installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    handlers = {
+        signal.SIGTERM: ctx.stopping.set,
+        signal.SIGINT: ctx.stopping.set,
+        signal.SIGUSR1: lambda: rt.request_refresh(jitter=False),  # as authentik's outposts
+    }
+    for sig, handler in handlers.items():
         try:
-            loop.add_signal_handler(sig, ctx.stopping.set)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -121,6 +123,22 @@ def test_main_runs_serve_in_a_started_runtime(
                 break
             await asyncio.sleep(0.05)
         seen["connected"] = ctx.runtime.connected
+        registry = ctx.metrics.registry
+
+        def refreshes() -> float:
+            found = registry.get_sample_value(
+                "tessera_outpost_refreshes_total", {"result": "unchanged"}
+            )
+            return found or 0.0
+
+        await asyncio.sleep(0.3)  # the refresh after connecting
+        before = refreshes()
+        os.kill(os.getpid(), signal.SIGUSR1)  # refetch now, as authentik's outposts do
+        for _ in range(100):
+            if refreshes() > before:
+                break
+            await asyncio.sleep(0.05)
+        seen["refreshed"] = refreshes() > before
         url = f"http://127.0.0.1:{metrics_port}/metrics"
         text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
         seen["metrics"] = text.decode()
@@ -130,6 +148,7 @@ def test_main_runs_serve_in_a_started_runtime(
     assert entry.main("proxy", [], serve) == entry.EXIT_OK
     assert seen["outpost"] == outpost_pk and seen["kind"] == "proxy"
     assert seen["connected"] is True
+    assert seen["refreshed"] is True
     assert "tessera_outpost_connection{" in str(seen["metrics"])
     assert f'uuid="{outpost_pk}"' in str(seen["metrics"])
 
