@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -117,7 +118,14 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("what", "frame", "code"), HOSTILE, ids=[h[0] for h in HOSTILE])
 async def test_attack_hostile_frames_close_with_a_code(
-    client: Any, api: Any, make_outpost: Any, what: str, frame: str, code: int
+    client: Any,
+    api: Any,
+    make_outpost: Any,
+    what: str,
+    frame: str,
+    code: int,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     outpost = await make_outpost("edge")
     instance = str(uuid.uuid4())
@@ -129,6 +137,10 @@ async def test_attack_hostile_frames_close_with_a_code(
     await ws.send_str(hello_frame(instance))
     assert (await receive(ws))["instruction"] == 0
     await ws.close()
+    output = capsys.readouterr()
+    assert "outpost_channel_refused" in output.out  # logged, with its reason
+    assert "outpost_channel_failed" not in output.out and "Traceback" not in output.out
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_attack_an_oversized_frame_is_1009(client: Any, make_outpost: Any) -> None:
