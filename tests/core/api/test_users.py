@@ -255,7 +255,7 @@ async def test_listing_leaves_groups_and_roles_out_when_asked(
 ) -> None:
     """authentik's `include_groups` and `include_roles`: on by default; `false` sends the
     objects as null (the pks stay); anything but a boolean is a 400 naming the parameter."""
-    from authentik_client.models import PaginatedUserList
+    from authentik_client import PaginatedUserList
 
     group = await make_group("listed")
     await make_user("grouped", groups=[group["pk"]])
