@@ -60,16 +60,19 @@ class Channel:
         self.attempt = 0
         self.connected = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._closing = False
 
     def url(self) -> str:
         query = urlencode({"instance_uuid": self.instance_uuid, "attempt": str(self.attempt)})
         return self.client.ws_url(f"/ws/outpost/{self.outpost_pk()}/?{query}")
 
     async def run(self) -> None:
-        """Connect, serve, reconnect; returns only when cancelled."""
+        """Connect, serve, reconnect; returns when cancelled or after `close()`."""
         while True:
             self.attempt += 1
             await self._connect_once()
+            if self._closing:
+                return
             delay = self.backoff.next()
             log.info("outpost_channel_retry", seconds=round(delay, 2), attempt=self.attempt)
             await asyncio.sleep(delay)
@@ -78,6 +81,14 @@ class Channel:
         """Close the current connection (the loop opens a new one after the backoff)."""
         if self._ws is not None:
             await self._ws.close(code=oc.CLOSE_GOING_AWAY)
+
+    async def close(self) -> None:
+        """Say goodbye to the core (close code 1000); the loop then ends."""
+        self._closing = True
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
+                async with asyncio.timeout(2.0):
+                    await self._ws.close(code=oc.CLOSE_NORMAL)
 
     async def _connect_once(self) -> None:
         try:

@@ -195,6 +195,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Close the channel and the client; the snapshot stays readable."""
+        if self._channel is not None:
+            await self._channel.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
