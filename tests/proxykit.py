@@ -324,7 +324,7 @@ class Process:
 
     def __init__(self, argv: list[str], cwd: Any, port: int, env: dict[str, str] | None = None):
         self.port = port
-        self.log = cwd / f"{Path(argv[0]).name}-{port}.log"
+        self.log = cwd / f"{Path(argv[0]).name}-{port}-{uuid.uuid4().hex[:6]}.log"
         self._handle = self.log.open("w")
         self.proc = subprocess.Popen(
             argv, cwd=cwd, env=env, stdout=self._handle, stderr=subprocess.STDOUT
@@ -361,11 +361,12 @@ class OutpostProcess:
 
     def __init__(self, core: Server, token: str, work: Path, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.metrics_port = free_port()
         env = base_env(
             AUTHENTIK_HOST=core.url,
             AUTHENTIK_TOKEN=token,
             AUTHENTIK_LISTEN__HTTP=f"127.0.0.1:{self.port}",
-            AUTHENTIK_LISTEN__METRICS=f"127.0.0.1:{free_port()}",
+            AUTHENTIK_LISTEN__METRICS=f"127.0.0.1:{self.metrics_port}",
             AUTHENTIK_STATE_DIR=str(work / "state"),
         )
         self.process = Process([TESSERA, "outpost", "proxy"], work, self.port, env=env)

@@ -113,19 +113,33 @@ def unauthenticated(
 
 
 async def _check(request: web.Request, kind: str, tail: str = "") -> web.StreamResponse:
+    outpost = outpost_of(request)
+    try:
+        response, result = await _decide(request, kind, tail)
+    except web.HTTPException as exc:
+        outpost.observe(_OUTCOMES.get(exc.status, "refused"))
+        raise
+    outpost.observe(result)
+    return response
+
+
+_OUTCOMES = {302: "redirected", 401: "unauthorized", 503: "unavailable"}
+
+
+async def _decide(request: web.Request, kind: str, tail: str) -> tuple[web.StreamResponse, str]:
     provider, original = locate(request, kind, tail)
     if original.path.startswith(PREFIX + "/") or original.path == PREFIX:
-        return web.Response(status=200)  # the outpost's own pages need no login
+        return web.Response(status=200), "own_page"  # the outpost's own pages need no login
     session = await authenticate(request, provider)
     if session is not None:
         outpost = outpost_of(request)
         headers = identity.headers(
             provider, session, outpost.options.outpost_name, outpost.options.version
         )
-        return web.Response(status=200, headers=headers)
+        return web.Response(status=200, headers=headers), "authenticated"
     if provider.skipped(original.path, original.url):
-        return web.Response(status=200)
-    return unauthenticated(request, provider, original, answer_401=kind == "nginx")
+        return web.Response(status=200), "skipped"
+    return unauthenticated(request, provider, original, answer_401=kind == "nginx"), ""
 
 
 async def traefik(request: web.Request) -> web.StreamResponse:
@@ -274,7 +288,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
             "the attributes passed to this application.",
         ) from None
     outpost.sessions.created(provider, sealed, session)
-    response = web.HTTPFound(state.redirect)
+    # checked at start; again here, in case the provider changed meanwhile
+    response = web.HTTPFound(checked_redirect(provider, state.redirect) or provider.base_url + "/")
     set_session(request, response, provider, cookies, max(1, int(session.exp - time.time())))
     raise response
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
+import prometheus_client
 import structlog
 from aiohttp import web
 
@@ -21,6 +23,9 @@ from tessera.outposts.proxy import app, forwarded
 from tessera.outposts.proxy.outpost import DEFAULT_TRUSTED, DEFAULT_TRUSTED_V6, Options, Outpost
 
 log = structlog.get_logger(__name__)
+# On SIGTERM, requests in flight (and proxied websockets) get this long before they are cut:
+# well inside Kubernetes' default grace period of 30 s.
+SHUTDOWN_TIMEOUT = 5.0
 TRUSTED_KEYS = ("TESSERA_LISTEN__TRUSTED_PROXY_CIDRS", "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS")
 
 
@@ -55,6 +60,33 @@ def options_of(ctx: entry.Context) -> Options:
     )
 
 
+def instrument(ctx: entry.Context, outpost: Outpost) -> None:
+    """The outpost's own metrics beside the runtime's, on the metrics port."""
+    registry = ctx.metrics.registry
+    checks = prometheus_client.Counter(
+        "tessera_outpost_proxy_checks",
+        "Forward-auth checks by outcome (authenticated, skipped, own_page, redirected, "
+        "unauthorized, unavailable, refused)",
+        ["outcome"],
+        registry=registry,
+    )
+    children: dict[str, Any] = {}
+
+    def observe(outcome: str) -> None:
+        child = children.get(outcome)
+        if child is None:
+            child = children[outcome] = checks.labels(outcome=outcome)
+        child.inc()
+
+    outpost.observe = observe
+    prometheus_client.Gauge(
+        "tessera_outpost_proxy_sessions", "Opened sessions held in memory", registry=registry
+    ).set_function(lambda: len(outpost.sessions))
+    prometheus_client.Gauge(
+        "tessera_outpost_proxy_providers", "Providers served", registry=registry
+    ).set_function(lambda: len(outpost.registry.providers))
+
+
 class CoreState:
     """Whether the core is reachable, as the control channel tells: down once the channel has
     been closed for `GRACE` seconds (a start-up or a brief reconnection is not an outage)."""
@@ -78,7 +110,9 @@ class CoreState:
 async def serve(ctx: entry.Context) -> None:
     rt = ctx.runtime
     outpost = Outpost(options_of(ctx), core_online=CoreState(rt))
-    outpost.update(rt.snapshot.providers)
+    refused = outpost.update(rt.snapshot.providers)
+    log.info("proxy_providers", served=len(outpost.registry.providers), refused=refused)
+    instrument(ctx, outpost)
 
     async def on_config(snapshot: runtime.Snapshot) -> None:
         refused = outpost.update(snapshot.providers)
@@ -94,7 +128,11 @@ async def serve(ctx: entry.Context) -> None:
     rt.on_session_end(on_session_end)
     rt.on_connected(on_connected)
     runner = web.AppRunner(
-        app.create_app(outpost), access_log=None, handler_cancellation=True, **app.SERVER_LIMITS
+        app.create_app(outpost),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        **app.SERVER_LIMITS,
     )
     await runner.setup()
     try:

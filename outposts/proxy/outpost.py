@@ -51,6 +51,9 @@ class Outpost:
     # Whether the core can be reached now (the standalone outpost: its control channel is
     # open); a login is not started into a core that cannot finish it.
     core_online: Callable[[], bool] = field(default=lambda: True)
+    # Told the outcome of every forward-auth check (authenticated, skipped, own_page,
+    # redirected, unauthorized, unavailable, refused): the standalone outpost counts them.
+    observe: Callable[[str], None] = field(default=lambda _outcome: None)
     _used_states: dict[str, float] = field(init=False, default_factory=dict)
     _upstream: dict[bool, aiohttp.ClientSession] = field(init=False, default_factory=dict)
 

@@ -72,6 +72,10 @@ class Sessions:
         self.ended: dict[str, float] = {}  # sid -> wall-clock time it ended
         self.epoch = 0
 
+    def __len__(self) -> int:
+        """Opened sessions held in memory."""
+        return len(self._open)
+
     # The control channel --------------------------------------------------------------------
 
     def end(self, sid: str) -> None:

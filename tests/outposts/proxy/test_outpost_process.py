@@ -53,6 +53,10 @@ async def test_replicas_restarts_and_session_end(
             assert r.status == 200
             assert r.headers["X-authentik-username"] == "akadmin"
             assert r.headers["X-authentik-meta-outpost"] == outpost_row["name"]
+        async with client.get(f"http://127.0.0.1:{first.metrics_port}/metrics") as r:
+            exposed = await r.text()
+        assert 'tessera_outpost_proxy_checks_total{outcome="authenticated"} 1.0' in exposed
+        assert "tessera_outpost_proxy_providers 1.0" in exposed
         # a second replica, no shared state, no stickiness: the same cookie works
         second = OutpostProcess(core, token, tmp_path)
         outposts.append(second)
