@@ -3,10 +3,13 @@
 `outposts` calls it with the manifests of `tessera.operator.builders.outpost`. `apply` reads the
 object, creates it when absent, and otherwise sends a merge patch of the manifest when the object
 does not already hold every value of it (fields the API server or a controller added are left
-alone, so an unchanged object costs one read). An object of that name with another owner is never
-touched (`NotOwned`). `served` asks the API server's discovery whether it serves a kind (the
-optional ones: ServiceMonitor, Traefik Middleware), which needs no permission beyond what every
-authenticated client has.
+alone, so an unchanged object costs one read). The manifest last written is kept in the
+annotation `tessera.dev/last-applied` (not on Secrets: their data stays out of annotations), so
+that a field the manifest no longer has (a JSON patch or a setting removed) is removed too: the
+patch sets it to null, which a merge patch reads as "delete". An object of that name with
+another owner is never touched (`NotOwned`). `served` asks the API server's discovery whether it
+serves a kind (the optional ones: ServiceMonitor, Traefik Middleware), which needs no permission
+beyond what every authenticated client has.
 
 Failures: the API server refusing a manifest (400, 409, 422) is `Refused`, which names the object
 and the API's reason (never the body: a Secret's data must not reach a status); anything else is
@@ -27,6 +30,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from tessera.operator.handlers import kube
 
 MERGE = "application/merge-patch+json"
+LAST_APPLIED = "tessera.dev/last-applied"
 _FIELD_MANAGER = "tessera-operator"
 
 
@@ -145,23 +149,54 @@ async def read(
     return found
 
 
+def with_removals(last: Any, want: Any) -> Any:
+    """`want`, with null for each key of `last` (recursively through objects both have) that
+    `want` no longer has: the merge patch (RFC 7386) that also removes them. Lists are replaced
+    whole by a merge patch, so they need nothing."""
+    if not (isinstance(last, Mapping) and isinstance(want, Mapping)):
+        return want
+    out = dict(want)
+    for key, value in last.items():
+        out[key] = with_removals(value, want[key]) if key in want else None
+    return out
+
+
+def _recorded(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with its own copy in the last-applied annotation (Secrets: as it is)."""
+    if manifest["kind"] == "Secret":
+        return manifest
+    meta = manifest["metadata"]
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    annotations = {**(meta.get("annotations") or {}), LAST_APPLIED: text}
+    return {**manifest, "metadata": {**meta, "annotations": annotations}}
+
+
+def _last_applied(existing: Mapping[str, Any]) -> Any:
+    text = ((existing.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
 async def apply(api: client.ApiClient, manifest: dict[str, Any], owner_uid: str) -> str:
     """Create or correct the object; what was done: `created`, `updated` or `in sync`."""
     kind = kind_of(manifest)
     meta = manifest["metadata"]
     name, namespace, what = meta["name"], meta["namespace"], label(manifest)
+    body = _recorded(manifest)
     existing = await read(api, kind, namespace, name)
     query = [("fieldManager", _FIELD_MANAGER)]
     if existing is None:
-        await _call(api, "POST", kind.path(namespace), f"create {what}", manifest, query=query)
+        await _call(api, "POST", kind.path(namespace), f"create {what}", body, query=query)
         return "created"
     if not owned_by(existing, owner_uid):
         # SECURITY: a resource names objects in its namespace; it may only change its own.
         raise NotOwned(what)
-    if contains(existing, manifest):
+    if contains(existing, body):
         return "in sync"
-    path = kind.path(namespace, name)
-    await _call(api, "PATCH", path, f"update {what}", manifest, MERGE, query)
+    patch = with_removals(_last_applied(existing), body)
+    await _call(api, "PATCH", kind.path(namespace, name), f"update {what}", patch, MERGE, query)
     return "updated"
 
 

@@ -17,6 +17,7 @@ from chartkit import NEWEST_KUBE, OLDEST_KUBE, ROOT
 
 from tessera.operator.builders import outpost as build
 from tessera.operator.builders import patches
+from tessera.operator.handlers import owned
 from tessera.operator.resources import outpost
 
 OWNER = {
@@ -431,3 +432,15 @@ def test_a_sidecar_with_the_same_security_context_and_a_config_map_volume_are_al
     result = patches.apply("deployment", deployment, ops)
     kubernetes_validate.validate(result, NEWEST_KUBE, strict=True)
     assert len(result["spec"]["template"]["spec"]["containers"]) == 2
+
+
+def test_a_field_no_longer_wanted_is_removed_by_the_merge_patch() -> None:
+    last = {"metadata": {"annotations": {"a": "1", "b": "2"}}, "spec": {"x": {"y": 1}, "l": [1]}}
+    want = {"metadata": {"annotations": {"a": "1"}}, "spec": {"l": [2]}}
+    assert owned.with_removals(last, want) == {
+        "metadata": {"annotations": {"a": "1", "b": None}},
+        "spec": {"l": [2], "x": None},
+    }
+    assert owned.with_removals(None, want) == want
+    assert owned.contains({"a": 1, "b": {"c": [1, 2], "d": 0}}, {"b": {"c": [1, 2]}})
+    assert not owned.contains({"b": {"c": [1, 2]}}, {"b": {"c": [1]}})

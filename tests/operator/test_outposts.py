@@ -235,7 +235,12 @@ async def test_changes_patches_and_drift_reach_the_objects(
         pod = deployment()["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"edge": "yes"}
         service = cluster.api.get("v1/services", space, name)
-        assert service["metadata"]["annotations"] == {"lb": "internal"}
+        assert service["metadata"]["annotations"]["lb"] == "internal"
+        # Patches taken away are taken away from the objects too.
+        await patch_spec(cluster, edge, {"jsonPatches": None})
+        await eventually(lambda: "nodeSelector" not in deployment()["spec"]["template"]["spec"])
+        service = cluster.api.get("v1/services", space, name)
+        assert "lb" not in service["metadata"].get("annotations", {})
         # Someone scales the Deployment by hand: the timer puts the spec's value back.
         answer = await cluster.api.patch(
             deployments,
