@@ -276,3 +276,36 @@ async def test_forward_domain_one_login_for_every_subdomain(core: Server) -> Non
         ) as r:
             assert r.status == 400
     await outpost.close()
+
+
+async def test_concurrent_logins_and_scripts_keep_each_tabs_target(core: Server) -> None:
+    """authentik's #6886: every login returns to its own page, whatever starts meanwhile."""
+    port = free_port()
+    outpost = outpost_for(core, forward_config(core, port))
+    provider = outpost.registry.providers[0]
+    page_a, page_b = (f"http://app.{DOMAIN}:{port}/tab/{n}" for n in ("a", "b"))
+    check = f"http://127.0.0.1:{port}/outpost.goauthentik.io/auth/traefik"
+    async with serving(proxy.create_app(outpost), port), proxykit.browser() as browser:
+        # two tabs start logging in; the authorization URLs they are sent to
+        to_core = []
+        for page in (page_a, page_b):
+            async with browser.get(provider.start_url(page), allow_redirects=False) as r:
+                assert r.status == 302
+                to_core.append(r.headers["Location"])
+        # a script of the page asks meanwhile: 401, and nothing about the logins changes
+        async with browser.get(
+            check,
+            headers=check_headers(
+                port,
+                f"http://app.{DOMAIN}:{port}/api/poll",
+                **{"X-Requested-With": "XMLHttpRequest"},
+            ),
+            allow_redirects=False,
+        ) as r:
+            assert r.status == 401 and "Set-Cookie" not in r.headers
+        # the second tab finishes first, then the first: each lands on its own page
+        _final, visited_b = await browse(browser, to_core[1], core.url)
+        _final, visited_a = await browse(browser, to_core[0], core.url)
+        assert visited_b[-1] == page_b
+        assert visited_a[-1] == page_a
+    await outpost.close()
