@@ -115,7 +115,8 @@ install_chart() {
     kubectl -n "$NAMESPACE" rollout status "$workload" --timeout="${TIMEOUT}s"
   done
   kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" \
-    crd/oauth2providers.tessera.dev crd/applications.tessera.dev
+    crd/oauth2providers.tessera.dev crd/applications.tessera.dev \
+    crd/proxyproviders.tessera.dev crd/outposts.tessera.dev
 }
 
 apply_examples() {
@@ -124,6 +125,11 @@ apply_examples() {
   kubectl -n grafana wait --for=condition=Ready --timeout="${TIMEOUT}s" \
     oauth2providers.tessera.dev/grafana applications.tessera.dev/grafana
   wait_for "the Secret grafana/grafana-oidc" kubectl -n grafana get secret grafana-oidc
+  # The forward-auth sample: the operator runs its Outpost (same image as the core), whose
+  # pods become ready once they have fetched their settings from the core.
+  kubectl -n whoami wait --for=condition=Ready --timeout="${TIMEOUT}s" \
+    proxyproviders.tessera.dev/whoami applications.tessera.dev/whoami outposts.tessera.dev/edge
+  kubectl -n whoami rollout status deployment/tessera-outpost-edge --timeout="${TIMEOUT}s"
   kubectl get tessera --all-namespaces
 }
 

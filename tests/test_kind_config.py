@@ -120,9 +120,11 @@ def test_the_chart_accepts_the_scripts_values_and_renders_the_ingress_it_uses() 
 
 def test_the_names_the_script_waits_for_are_those_of_the_crds_and_the_grafana_example() -> None:
     script = _script()
-    for crd in crdkit.crds().values():
+    waits = {"OAuth2Provider": "grafana", "Application": "grafana"}
+    waits |= {"ProxyProvider": "whoami", "Outpost": "edge"}  # examples/forward-auth.yaml
+    for kind, crd in crdkit.crds().items():
         assert f"crd/{crd['metadata']['name']}" in script
-        assert f"{crd['metadata']['name']}/grafana" in script
+        assert f"{crd['metadata']['name']}/{waits[kind]}" in script
     docs = {
         (d["kind"], d["metadata"]["name"]): d
         for d in crdkit.documents(ROOT / "examples" / "grafana.yaml")
