@@ -575,3 +575,109 @@ outpost_providers = sa.Table(
     ),
     sa.Column("position", sa.Integer(), nullable=False, server_default="0"),
 )
+
+# SAML 2.0 ------------------------------------------------------------------------------------
+
+saml_property_mappings = sa.Table(
+    "saml_property_mappings",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("saml_name", sa.String(500), nullable=False),
+    sa.Column("friendly_name", sa.String(200), nullable=True),
+    sa.Column("expression", sa.Text(), nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True, unique=True),
+    _created(),
+)
+
+
+def _kp_ref(name: str) -> sa.Column[str]:
+    return sa.Column(
+        name,
+        sa.String(36),
+        sa.ForeignKey("certificate_keypairs.pk", ondelete="SET NULL"),
+        nullable=True,
+    )
+
+
+def _saml_mapping_ref(name: str) -> sa.Column[str]:
+    return sa.Column(
+        name,
+        sa.String(36),
+        sa.ForeignKey("saml_property_mappings.pk", ondelete="SET NULL"),
+        nullable=True,
+    )
+
+
+saml_providers = sa.Table(
+    "saml_providers",
+    metadata,
+    sa.Column("pk", BIGINT, sa.ForeignKey("providers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "authentication_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("authorization_flow", sa.String(36), sa.ForeignKey("flows.pk"), nullable=False),
+    sa.Column(
+        "invalidation_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("acs_url", sa.String(2000), nullable=False),
+    sa.Column("sls_url", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("audience", sa.Text(), nullable=False, server_default=""),
+    sa.Column("issuer_override", sa.Text(), nullable=False, server_default=""),
+    sa.Column("sp_binding", sa.String(16), nullable=False, server_default="redirect"),
+    sa.Column("sls_binding", sa.String(16), nullable=False, server_default="redirect"),
+    sa.Column("logout_method", sa.String(32), nullable=False, server_default="frontchannel_iframe"),
+    _saml_mapping_ref("name_id_mapping"),
+    _saml_mapping_ref("authn_context_class_ref_mapping"),
+    sa.Column(
+        "assertion_valid_not_before", sa.String(100), nullable=False, server_default="minutes=-5"
+    ),
+    sa.Column(
+        "assertion_valid_not_on_or_after", sa.String(100), nullable=False, server_default="minutes=5"
+    ),
+    sa.Column(
+        "session_valid_not_on_or_after",
+        sa.String(100),
+        nullable=False,
+        server_default="minutes=86400",
+    ),
+    # authentik's values: the algorithms' XML Signature URIs.
+    sa.Column("digest_algorithm", sa.String(100), nullable=False),
+    sa.Column("signature_algorithm", sa.String(100), nullable=False),
+    _kp_ref("signing_kp"),
+    _kp_ref("verification_kp"),
+    _kp_ref("encryption_kp"),
+    sa.Column("sign_assertion", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("sign_response", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("sign_logout_request", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("sign_logout_response", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("default_relay_state", sa.Text(), nullable=False, server_default=""),
+    sa.Column("default_name_id_policy", sa.String(100), nullable=False),
+    sa.Column("property_mappings", JSON, nullable=False),
+)
+
+# Which login session an assertion was issued in: Single Logout finds the core session by its
+# SessionIndex, and IdP-initiated logout tells each SP the NameID it was given.
+saml_sessions = sa.Table(
+    "saml_sessions",
+    metadata,
+    sa.Column("session_index", sa.String(64), primary_key=True),
+    sa.Column(
+        "provider",
+        BIGINT,
+        sa.ForeignKey("providers.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _user_ref(nullable=False),
+    sa.Column("session_digest", sa.String(64), nullable=False, index=True),
+    sa.Column("name_id", sa.Text(), nullable=False),
+    sa.Column("name_id_format", sa.String(200), nullable=False),
+    sa.Column("expires", UTCDateTime(), nullable=False),
+)
