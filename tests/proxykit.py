@@ -362,7 +362,9 @@ class OutpostProcess:
     def __init__(self, core: Server, token: str, work: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.metrics_port = free_port()
+        self.https_port = free_port()
         env = base_env(
+            AUTHENTIK_LISTEN__HTTPS=f"127.0.0.1:{self.https_port}",
             AUTHENTIK_HOST=core.url,
             AUTHENTIK_TOKEN=token,
             AUTHENTIK_LISTEN__HTTP=f"127.0.0.1:{self.port}",

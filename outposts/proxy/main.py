@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from tessera.outposts.common import entry, runtime, settings
-from tessera.outposts.proxy import app, forwarded
+from tessera.outposts.proxy import app, forwarded, tls
 from tessera.outposts.proxy.outpost import DEFAULT_TRUSTED, DEFAULT_TRUSTED_V6, Options, Outpost
 
 log = structlog.get_logger(__name__)
@@ -30,7 +30,7 @@ TRUSTED_KEYS = ("TESSERA_LISTEN__TRUSTED_PROXY_CIDRS", "AUTHENTIK_LISTEN__TRUSTE
 
 
 def run(argv: list[str]) -> int:
-    return entry.main("proxy", argv, serve)
+    return entry.main("proxy", argv, serve, fetch_extras=tls.fetch_certificates)
 
 
 def trusted_cidrs(environ: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -107,6 +107,18 @@ class CoreState:
         return now - self.down_since < self.GRACE
 
 
+async def _start_https(runner: web.AppRunner, address: str, certificates: tls.Certificates) -> None:
+    """The HTTPS listener; one that cannot bind is logged and left out (plain HTTP, what reverse
+    proxies use, keeps working)."""
+    host, port = settings.split_address(address)
+    try:
+        await web.TCPSite(
+            runner, host, port, reuse_address=True, ssl_context=certificates.context
+        ).start()
+    except OSError as exc:
+        log.warning("proxy_https_unavailable", address=address, reason=exc.strerror or str(exc))
+
+
 async def serve(ctx: entry.Context) -> None:
     rt = ctx.runtime
     outpost = Outpost(options_of(ctx), core_online=CoreState(rt))
@@ -114,8 +126,12 @@ async def serve(ctx: entry.Context) -> None:
     log.info("proxy_providers", served=len(outpost.registry.providers), refused=refused)
     instrument(ctx, outpost)
 
+    certificates = tls.Certificates()
+    certificates.update(outpost.registry.providers, rt.snapshot.extras.get("certificates", {}))
+
     async def on_config(snapshot: runtime.Snapshot) -> None:
         refused = outpost.update(snapshot.providers)
+        certificates.update(outpost.registry.providers, snapshot.extras.get("certificates", {}))
         log.info("proxy_providers", served=len(outpost.registry.providers), refused=refused)
 
     async def on_session_end(session_id: str) -> None:
@@ -138,9 +154,11 @@ async def serve(ctx: entry.Context) -> None:
     try:
         host, port = settings.split_address(ctx.settings.listen.http)
         await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await _start_https(runner, ctx.settings.listen.https, certificates)
         log.info(
             "proxy_outpost_listening",
-            address=ctx.settings.listen.http,
+            http=ctx.settings.listen.http,
+            https=ctx.settings.listen.https,
             providers=len(outpost.registry.providers),
         )
         await ctx.stopping.wait()

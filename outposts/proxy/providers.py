@@ -78,6 +78,7 @@ class Provider:
     scopes: str
     app_slug: str
     app_name: str
+    certificate: str | None = None  # the key pair served on the HTTPS listener for this host
 
     @classmethod
     def build(cls, config: wire.ProxyOutpostConfig) -> Provider:
@@ -130,6 +131,7 @@ class Provider:
             scopes=" ".join(config.scopes_to_request or ["openid", "profile", "email"]),
             app_slug=config.assigned_application_slug,
             app_name=config.assigned_application_name,
+            certificate=str(config.certificate) if config.certificate else None,
         )
 
     @property

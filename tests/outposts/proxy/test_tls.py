@@ -1,0 +1,117 @@
+"""The outpost's HTTPS listener: a provider's certificate-key pair served for its host (chosen
+by SNI), a self-signed default for any other name."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from helpers import Server, free_port
+from proxykit import DOMAIN, OutpostProcess, admin, config
+
+from tessera.outposts.proxy import tls
+from tessera.outposts.proxy.providers import Provider
+
+
+@pytest.fixture
+def outposts() -> Iterator[list[OutpostProcess]]:
+    started: list[OutpostProcess] = []
+    yield started
+    for outpost in started:
+        outpost.stop()
+
+
+async def _served_certificate(port: int, name: str) -> x509.Certificate:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname=name
+    )
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.mark.slow
+async def test_provider_certificates_by_sni(
+    core: Server, tmp_path: Path, outposts: list[OutpostProcess]
+) -> None:
+    host = f"secure.{DOMAIN}"
+    keypair = admin(
+        core,
+        "POST",
+        "crypto/certificatekeypairs/generate/",
+        {"common_name": host, "alg": "ecdsa", "validity_days": 30},
+    )
+    pem = admin(core, "GET", f"crypto/certificatekeypairs/{keypair['pk']}/view_certificate/")
+    expected = x509.load_pem_x509_certificate(pem["data"].encode())
+    name = "tls-" + uuid.uuid4().hex[:6]
+    flows = {
+        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
+        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
+    }
+    provider = admin(
+        core,
+        "POST",
+        "providers/proxy/",
+        {
+            "name": name,
+            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
+            "invalidation_flow": flows["default-invalidation-flow"],
+            "external_host": f"https://{host}",
+            "mode": "forward_single",
+            "certificate": keypair["pk"],
+        },
+    )
+    admin(
+        core, "POST", "core/applications/", {"name": name, "slug": name, "provider": provider["pk"]}
+    )
+    outpost = admin(
+        core,
+        "POST",
+        "outposts/instances/",
+        {"name": name, "type": "proxy", "providers": [provider["pk"]], "config": {}},
+    )
+    key = admin(core, "GET", f"core/tokens/{outpost['token_identifier']}/view_key/")["key"]
+    process = OutpostProcess(core, key, tmp_path, free_port())
+    outposts.append(process)
+    await process.ready()
+    await process_https_ready(process.https_port)
+    served = await _served_certificate(process.https_port, host)
+    assert served.fingerprint(served.signature_hash_algorithm) == expected.fingerprint(
+        expected.signature_hash_algorithm
+    )
+    other = await _served_certificate(process.https_port, f"other.{DOMAIN}")
+    assert other != expected
+    assert "authentik default certificate" in other.subject.rfc4514_string()
+
+
+async def process_https_ready(port: int, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+
+
+def test_a_certificate_that_does_not_load_is_left_out() -> None:
+    certificates = tls.Certificates()
+    provider = Provider.build(
+        config(external_host="https://a.example.com", certificate=str(uuid.uuid4()))
+    )
+    broken = {provider.certificate: {"certificate": "not a pem", "key": "nope"}}
+    certificates.update([provider], broken)
+    assert certificates._by_host == {}
+    cert, key = tls.self_signed("x")
+    certificates.update([provider], {provider.certificate: {"certificate": cert, "key": key}})
+    assert set(certificates._by_host) == {"a.example.com"}
