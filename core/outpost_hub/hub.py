@@ -8,6 +8,8 @@ every instance. The same news goes on the bus channel `outposts` (`{"from", "kin
 that the hubs of the other serving processes and replicas tell their connections too; a hub
 skips its own messages, which it has delivered already. When the bus subscription breaks,
 messages may have been lost: every connected instance gets TRIGGER_UPDATE once it is back.
+`watch` adds an in-process `Watcher` (the core's embedded outpost) that hears the same news as
+the connections do, on every path: this process's commits, the bus, and its recovery.
 
 Each connection has a bounded queue and a writer task, so a slow outpost delays nobody; one
 whose queue overflows is closed (it reconnects and refetches). Owned by the app through
@@ -19,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -102,6 +104,14 @@ class Connection:
                 return
 
 
+class Watcher(Protocol):
+    """An outpost inside this process: told what a connected instance would be sent."""
+
+    def outposts_changed(self) -> None: ...
+
+    def sessions_ended(self, digests: list[str]) -> None: ...
+
+
 class Hub:
     """This process's control channels, and their fan-out through the bus."""
 
@@ -114,6 +124,12 @@ class Hub:
         self._listener: asyncio.Task[None] | None = None
         self._stop_listening: Any = None
         self.listening = asyncio.Event()  # set while subscribed to the bus
+        self.watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Tell `watcher` every TRIGGER_UPDATE and SESSION_END; returns the way to stop."""
+        self.watchers.append(watcher)
+        return lambda: self.watchers.remove(watcher) if watcher in self.watchers else None
 
     # -- connections ---------------------------------------------------------------------
 
@@ -146,6 +162,8 @@ class Hub:
 
     def trigger_update(self, outposts: set[str] | None = None) -> int:
         """TRIGGER_UPDATE to the connected instances of `outposts` (None: of every outpost)."""
+        for watcher in self.watchers:
+            watcher.outposts_changed()
         frame = oc.make(oc.Instruction.TRIGGER_UPDATE)
         sent = 0
         for conn in self.all():
@@ -162,6 +180,8 @@ class Hub:
                 frames.append(oc.session_end(digest))
             except ValueError:
                 log.warning("outpost_session_end_skipped", reason="not a sha256 hex digest")
+        for watcher in self.watchers:
+            watcher.sessions_ended(digests)
         for conn in self.all():
             for frame in frames:
                 conn.send(frame)
