@@ -5,23 +5,30 @@ lone surrogates); response models describe what the API returns. The OpenAPI doc
 from these same models.
 """
 
-from tessera.core.wire import (
-    admin,
-    applications,
-    authenticators,
-    challenges,
-    common,
-    core,
-    crypto,
-    durations,
-    events,
-    flows,
-    kinds,
-    oauth2,
-    outposts,
-    policies,
-    root,
-)
+# The submodules load on first use (PEP 562): an outpost that reads `wire.outposts` does not pay
+# for the models of every admin object (tens of MiB and a third of a second at start).
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tessera.core.wire import (
+        admin,
+        applications,
+        authenticators,
+        challenges,
+        common,
+        core,
+        crypto,
+        durations,
+        events,
+        flows,
+        kinds,
+        oauth2,
+        outposts,
+        policies,
+        root,
+        saml,
+    )
 
 __all__ = [
     "admin",
@@ -39,4 +46,11 @@ __all__ = [
     "outposts",
     "policies",
     "root",
+    "saml",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
