@@ -1,0 +1,295 @@
+"""The embedded outpost: the core itself serves `/outpost.goauthentik.io/*` (authentik's
+"authentik Embedded Outpost", managed `goauthentik.io/outposts/embedded`).
+
+The proxy outpost's code (`tessera.outposts.proxy`) runs inside each serving process: its
+endpoints are routes of the core's application, and `middleware` hands each request under
+`PREFIX` the `Outpost` that serves it, and requests for a proxy-mode provider's external host to
+its reverse proxy (the core's own host is never taken). What the standalone outpost learns over
+HTTP and the control channel comes from inside the process here:
+
+- provider configs are read from the store (`providers.proxy.configs`), at start and whenever
+  the outpost hub announces a change (`Hub.watch`: this process's commits, and the other
+  processes' and replicas' through the bus), debounced, off the request path;
+- a session ended at the core (`identity.sessions.ENDED`, the hub's SESSION_END) is ended in the
+  shared `Sessions` at once, on every serving process;
+- the OAuth2 back channel (code exchange, introspection, key set) goes to this server's own
+  listening socket, with the browser-facing host as `Host` so the issuer is the one the
+  browser saw.
+
+The browser-facing base of the core's endpoints is the outpost's `config.authentik_host`, or,
+when it is empty, the request's public base (`api.net.public_base`: the configured public URL,
+else the request's host). One `Outpost` is kept per base (a bounded few); all share one
+`Sessions`, so a cookie opened under one base is known under another. The hot path (a check
+with a cookie seen before) reads only memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import re
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from tessera.core import config, crypto, store, wire
+from tessera.core.api import net, state
+from tessera.core.api.admin import AUTHENTIK_VERSION
+from tessera.core.identity import outposts
+from tessera.core.outpost_hub import HUB
+from tessera.core.providers.proxy import configs as proxy_configs
+from tessera.core.store import crud
+from tessera.outposts import proxy
+from tessera.outposts.proxy import handlers, machine, oidc, sessions
+
+log = structlog.get_logger(__name__)
+PREFIX = proxy.PREFIX
+MAX_BASES = 16  # browser-facing bases served at once (each an `Outpost`); least recent goes
+RETIRE_AFTER = 60.0  # an outpost dropped from the map is closed this much later
+REFRESH = 60.0  # configs are also reread this often, whatever the hub says
+PLACEHOLDER = "http://embedded.invalid"
+_BASE = re.compile(
+    r"https?://[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LoopbackCore(oidc.Core):
+    """The core's endpoints on this server's own socket. Besides the browser host as `Host`, an
+    https base is told with `X-Forwarded-Proto` (the peer is this server, a trusted proxy by
+    default), so the core issues the tokens under the issuer the browser saw."""
+
+    def __init__(self, host: str, browser_base: str) -> None:
+        super().__init__(host, browser_base, insecure=True)
+        self.https = browser_base.startswith("https://")
+
+    def _target(self, url: str) -> tuple[str, dict[str, str]]:
+        target, headers = super()._target(url)
+        if self.https:
+            headers = {**headers, "X-Forwarded-Proto": "https"}
+        return target, headers
+
+
+@dataclass
+class _Served:
+    outpost: proxy.Outpost
+    route: Any  # `proxy.proxy_middleware(outpost)`
+
+
+class Embedded:
+    """The embedded outpost of one serving process."""
+
+    def __init__(self, db: store.Store, keyring: crypto.Keyring, settings: config.Settings):
+        self.db = db
+        self.keyring = keyring
+        self.settings = settings
+        self.name = outposts.EMBEDDED_NAME
+        self.authentik_host = ""
+        self.configs: list[wire.outposts.ProxyOutpostConfig] = []
+        self.has_proxied = False
+        self.sessions = sessions.Sessions(self._introspect)
+        self.core_host = ""  # this server's socket, from the first request
+        self.generation = 0  # configs read so far (tests wait on it)
+        self._served: collections.OrderedDict[str, _Served] = collections.OrderedDict()
+        self._dirty = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # Configs -----------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Read the embedded outpost and its providers' configs; serve them from now on."""
+        async with self.db.read() as tx:
+            row = await crud.find(tx, outposts.TABLE, managed=outposts.EMBEDDED_MANAGED)
+            found: list[wire.outposts.ProxyOutpostConfig] = []
+            if row is not None:
+                rows = await proxy_configs.served_providers(tx, row["pk"])
+                found = await proxy_configs.configs(tx, self.keyring, rows, PLACEHOLDER)
+        host = str(((row or {}).get("config") or {}).get("authentik_host") or "")
+        host = host.strip().rstrip("/")
+        name = str(row["name"]) if row is not None else self.name
+        if host != self.authentik_host or name != self.name:
+            self._retire_all()
+        self.authentik_host, self.name, self.configs = host, name, found
+        self.has_proxied = any(c.mode == "proxy" for c in found)
+        for base, served in self._served.items():
+            served.outpost.update(self._configs_for(base))
+        self.generation += 1
+        log.info("embedded_outpost_configs", providers=len(found), outpost=name)
+
+    def _configs_for(self, base: str) -> list[wire.outposts.ProxyOutpostConfig]:
+        """The configs with the core's endpoints under `base`, and the issuer the core's token
+        endpoint will write (its public URL when one is configured, else `base`)."""
+        issuer_base = self.settings.web.public_url.rstrip("/") or base
+        out = []
+        for c in self.configs:
+            slug = c.assigned_application_slug
+            oidc_doc = proxy_configs.oidc_configuration(base, slug)
+            oidc_doc = oidc_doc.model_copy(
+                update={"issuer": f"{issuer_base}/application/o/{slug}/"}
+            )
+            out.append(c.model_copy(update={"oidc_configuration": oidc_doc}))
+        return out
+
+    def outposts_changed(self) -> None:
+        """The hub's TRIGGER_UPDATE: reread soon (several changes make one read)."""
+        self._dirty.set()
+
+    def sessions_ended(self, digests: list[str]) -> None:
+        """The hub's SESSION_END: these core sessions end here at once."""
+        for digest in digests:
+            self.sessions.end(digest)
+
+    async def refreshing(self) -> None:
+        """Reread the configs when told to, and every REFRESH seconds."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REFRESH):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reload()
+            except store.StoreUnavailable:
+                log.warning("embedded_outpost_reload_failed", retry_in=1.0)
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+
+    # Requests ----------------------------------------------------------------------------
+
+    def base_of(self, request: web.Request) -> str:
+        """Where browsers reach the core's endpoints, or a 400 for a host that is no URL."""
+        base = self.authentik_host or net.public_base(request).rstrip("/")
+        if not _BASE.fullmatch(base):
+            raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
+        return base
+
+    def served(self, request: web.Request) -> _Served:
+        base = self.base_of(request)
+        found = self._served.get(base)
+        if found is not None:
+            self._served.move_to_end(base)
+            return found
+        if not self.core_host:
+            self.core_host = _local_url(request, self.settings)
+        outpost = proxy.Outpost(
+            proxy.Options(
+                outpost_name=self.name,
+                version=AUTHENTIK_VERSION,
+                core_host=self.core_host,
+                core_browser_host=base,
+                trusted_proxies=tuple(self.settings.listen.trusted_proxy_cidrs),
+            )
+        )
+        # The back channel is this server; the sessions are the process's, whichever base.
+        outpost.core = LoopbackCore(self.core_host, base)
+        outpost.sessions = self.sessions
+        outpost.machine = machine.HeaderAuth(outpost.core, self.sessions)
+        outpost.update(self._configs_for(base))
+        found = self._served[base] = _Served(outpost, proxy.proxy_middleware(outpost))
+        while len(self._served) > MAX_BASES:
+            _base, old = self._served.popitem(last=False)
+            self._retire(old.outpost)
+        return found
+
+    async def _introspect(self, provider: Any, token: str) -> bool:
+        """The shared sessions' check with the core (any base: introspection has no issuer)."""
+        if not self._served:
+            raise oidc.CoreUnavailable("no request has reached the embedded outpost yet")
+        newest = next(reversed(self._served.values()))
+        return await newest.outpost.core.introspect(provider, token)
+
+    # Life ---------------------------------------------------------------------------------
+
+    def _retire(self, outpost: proxy.Outpost) -> None:
+        """Close an outpost no longer in the map once its requests in flight are done."""
+
+        async def later() -> None:
+            await asyncio.sleep(RETIRE_AFTER)
+            await outpost.close()
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _retire_all(self) -> None:
+        while self._served:
+            self._retire(self._served.popitem()[1].outpost)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for served in self._served.values():
+            await served.outpost.close()
+        self._served.clear()
+
+
+def _local_url(request: web.Request, settings: config.Settings) -> str:
+    """This server's own socket, as the request reached it (any serving process will do)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = str(sockname[0]), int(sockname[1])
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    host, _sep, listen_port = settings.listen.http.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{listen_port}"
+
+
+EMBEDDED = web.AppKey("embedded_outpost", Embedded)
+
+
+def _own_host(request: web.Request, embedded: Embedded) -> bool:
+    """Whether the request is for the core's own host (never a proxy-mode provider's)."""
+    host = request.host.lower()
+    for url in (embedded.authentik_host, embedded.settings.web.public_url):
+        if url and urllib.parse.urlsplit(url).netloc.lower() == host:
+            return True
+    return False
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outpost's requests: its endpoints, and proxy mode on a proxied provider's host."""
+    embedded = request.app.get(EMBEDDED)
+    if embedded is None:
+        return await handler(request)
+    path = request.path
+    if path == PREFIX or path.startswith(PREFIX + "/"):
+        request[handlers.REQUEST_OUTPOST] = embedded.served(request).outpost
+        return await handler(request)
+    if not embedded.has_proxied or _own_host(request, embedded):
+        return await handler(request)
+    try:
+        route: Any = embedded.served(request).route
+    except web.HTTPBadRequest:
+        return await handler(request)  # a host that is no URL is not a proxied provider's
+    response: web.StreamResponse = await route(request, handler)
+    return response
+
+
+async def _running(app: web.Application) -> AsyncIterator[None]:
+    embedded = Embedded(app[state.STORE], app[state.KEYRING], app[state.SETTINGS])
+    await embedded.reload()
+    stop_watching = app[HUB].watch(embedded)
+    refresher = asyncio.create_task(embedded.refreshing(), name="embedded-outpost-refresh")
+    app[EMBEDDED] = embedded
+    try:
+        yield
+    finally:
+        stop_watching()
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await embedded.close()
+
+
+def setup(app: web.Application) -> None:
+    """Serve the embedded outpost from `app`: after the hub's cleanup context (it watches the
+    hub), with `middleware` among the app's middlewares."""
+    app.cleanup_ctx.append(_running)
+    handlers.add_routes(app)

@@ -1,0 +1,303 @@
+"""The embedded outpost: the core serves `/outpost.goauthentik.io/*` for the proxy providers of
+"authentik Embedded Outpost", configured through the admin API and refreshed from its commits;
+a whole login through the core's own flow, a session ended at the core refused, hostile input
+refused with a 4xx (aiohttp's test client; the browser's hosts are `Host` headers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from typing import Any
+
+import pytest
+from helpers import BOOTSTRAP_PASSWORD
+from proxyadminkit import make_proxy_provider
+
+from tessera.core.api import state
+from tessera.core.app import embedded
+
+APP = "http://app.example.com"
+PREFIX = "/outpost.goauthentik.io"
+
+
+def _check(uri: str = "/page?x=1", host: str = "app.example.com") -> dict[str, str]:
+    """What Traefik's forwardAuth sends with a check (trustForwardHeader)."""
+    return {"X-Forwarded-Proto": "http", "X-Forwarded-Host": host, "X-Forwarded-Uri": uri}
+
+
+async def _traefik(client: Any, headers: dict[str, str] | None = None) -> Any:
+    response = await client.get(
+        PREFIX + "/auth/traefik", headers={**_check(), **(headers or {})}, allow_redirects=False
+    )
+    await response.read()
+    return response
+
+
+async def _embedded_outpost(api: Any) -> dict[str, Any]:
+    status, page = await api(
+        "GET", "outposts/instances/?managed__iexact=goauthentik.io/outposts/embedded"
+    )
+    assert status == 200, page
+    [found] = page["results"]
+    return dict(found)
+
+
+async def _assign(api: Any, outpost: dict[str, Any], providers: list[int]) -> None:
+    status, body = await api(
+        "PATCH", f"outposts/instances/{outpost['pk']}/", json={"providers": providers}
+    )
+    assert status == 200, body
+
+
+async def _within(seconds: float, predicate: Any) -> float:
+    """Seconds until `predicate()` held; fails after `seconds`."""
+    started = time.monotonic()
+    while not await predicate():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _csrf(client: Any) -> dict[str, str]:
+    found = [c.value for c in client.session.cookie_jar if c.key == "authentik_csrf"]
+    return {"X-authentik-CSRF": found[0]} if found else {}
+
+
+async def _visit(client: Any, url: str) -> Any:
+    """GET an absolute URL of any host on the test server (its host as `Host`)."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    response = await client.get(
+        path, headers={"Host": parts.netloc, "Accept": "text/html"}, allow_redirects=False
+    )
+    await response.read()
+    return response
+
+
+async def _flow(client: Any, host: str, slug: str) -> str:
+    """Answer the core's flow `slug` as akadmin; where it sends the browser."""
+    executor = f"/api/v3/flows/executor/{slug}/"
+    headers = {"Host": host}
+    for _ in range(6):
+        async with client.get(executor, headers={**headers, **_csrf(client)}) as r:
+            body = await r.json()
+        component = body.get("component")
+        if component == "xak-flow-redirect":
+            return str(body["to"])
+        answer: dict[str, Any]
+        if component == "ak-stage-identification":
+            answer = {"uid_field": "akadmin"}
+            if body.get("password_fields"):
+                answer["password"] = BOOTSTRAP_PASSWORD
+        elif component == "ak-stage-password":
+            answer = {"password": BOOTSTRAP_PASSWORD}
+        elif component == "ak-stage-consent":
+            answer = {"token": body["token"]}
+        else:
+            raise AssertionError(f"unexpected challenge {body}")
+        async with client.post(executor, json=answer, headers={**headers, **_csrf(client)}) as r:
+            body = await r.json()
+        if body.get("component") == "xak-flow-redirect":
+            return str(body["to"])
+        assert not body.get("response_errors"), body
+    raise AssertionError("the flow did not finish")
+
+
+async def _login(client: Any, start: str) -> list[str]:
+    """Follow a browser from `start` through the core's login to the end; the URLs visited."""
+    url, visited = start, [start]
+    for _ in range(15):
+        response = await _visit(client, url)
+        parts = urllib.parse.urlsplit(url)
+        if response.status in (301, 302, 303):
+            url = urllib.parse.urljoin(url, response.headers["Location"])
+        elif parts.path.startswith("/if/flow/"):
+            slug = parts.path.split("/")[3]
+            url = urllib.parse.urljoin(url, await _flow(client, parts.netloc, slug))
+        else:
+            return visited  # the application's page (no upstream here: the core's 404)
+        visited.append(url)
+    raise AssertionError(f"too many hops: {visited}")
+
+
+@pytest.fixture
+async def assigned(api: Any, client: Any) -> dict[str, Any]:
+    """A forward_single provider for APP assigned to the embedded outpost through the API."""
+    provider = await make_proxy_provider(
+        api, "app", external_host=APP, mode="forward_single", internal_host=""
+    )
+    outpost = await _embedded_outpost(api)
+    await _assign(api, outpost, [provider["pk"]])
+
+    async def served() -> bool:
+        return bool((await _traefik(client)).status == 302)
+
+    await _within(1.0, served)
+    return {"provider": provider, "outpost": outpost}
+
+
+async def _hot_path_io(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a hundred checks with the session's cookie ask of the store and the cache."""
+    touched: list[str] = []
+    db, cache = client.app[state.STORE], client.app[state.CACHE]
+    for target, names in (
+        (db, ("read", "transaction")),
+        (cache, ("get", "set", "add", "pop", "incr")),
+    ):
+        for name in names:
+            original = getattr(target, name)
+
+            def spy(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+                touched.append(_name)
+                return _original(*args, **kw)
+
+            monkeypatch.setattr(target, name, spy)
+    for _ in range(100):
+        assert (await _traefik(client)).status == 200
+    monkeypatch.undo()
+    return touched
+
+
+async def test_login_headers_logout_and_unassignment(
+    api: Any, client: Any, assigned: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unauthenticated = await _traefik(client)
+    assert unauthenticated.status == 302
+    start = unauthenticated.headers["Location"]
+    assert start.startswith(APP + PREFIX + "/start?")
+    rd = urllib.parse.parse_qs(urllib.parse.urlsplit(start).query)["rd"]
+    assert rd == [APP + "/page?x=1"]
+
+    visited = await _login(client, start)
+    assert any(urllib.parse.urlsplit(u).path == "/application/o/authorize/" for u in visited)
+    assert any("/callback?" in u for u in visited)
+    assert visited[-1] == APP + "/page?x=1"  # back at the original URL
+
+    ok = await _traefik(client)
+    assert ok.status == 200
+    assert ok.headers["X-authentik-username"] == "akadmin"
+    assert ok.headers["X-authentik-email"] == "root@example.com"
+    assert "authentik Admins" in ok.headers["X-authentik-groups"]
+    assert ok.headers["X-authentik-uid"] and ok.headers["X-authentik-name"]
+    assert ok.headers["X-authentik-meta-outpost"] == "authentik Embedded Outpost"
+    assert ok.headers["X-authentik-meta-app"] == "app"
+    assert await _hot_path_io(client, monkeypatch) == []
+
+    # Logout at the core (its invalidation flow): the cookie is refused within 2 s.
+    async with client.get(
+        "/api/v3/flows/executor/default-invalidation-flow/", headers=_csrf(client)
+    ) as r:
+        assert r.status == 200
+
+    async def refused() -> bool:
+        return bool((await _traefik(client)).status == 302)
+
+    await _within(2.0, refused)
+
+    # The provider leaves the outpost: no longer served within 1 s.
+    await _assign(api, assigned["outpost"], [])
+
+    async def gone() -> bool:
+        return bool((await _traefik(client)).status == 400)
+
+    await _within(1.0, gone)
+
+
+async def test_a_config_change_is_served_without_a_request_reading_the_store(
+    api: Any, client: Any, assigned: dict[str, Any]
+) -> None:
+    state = client.app[embedded.EMBEDDED]
+    before = state.generation
+    status, _ = await api(
+        "PATCH",
+        f"providers/proxy/{assigned['provider']['pk']}/",
+        json={"skip_path_regex": "/public/.*"},
+    )
+    assert status == 200
+
+    async def skipped() -> bool:
+        response = await _traefik(client, _check("/public/x"))
+        return bool(response.status == 200)
+
+    await _within(1.0, skipped)
+    assert state.generation > before
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/auth/traefik", _check(host="nobody.example.com")),  # host naming no provider
+        ("/auth/traefik", {"X-Forwarded-Host": "app.example.com", "X-Forwarded-Uri": "x" * 9000}),
+        ("/auth/nginx", {"Host": "app.example.com", "X-Original-URL": "not a url"}),
+        ("/start?rd=https://evil.example.net/", {"Host": "app.example.com"}),  # open redirect
+        ("/start?rd=//evil.example.net/", {"Host": "app.example.com"}),
+        ("/start?rd=javascript:alert(1)", {"Host": "app.example.com"}),
+        ("/start", {"Host": "nobody.example.com"}),
+        ("/callback?state=garbage&code=x", {"Host": "app.example.com"}),
+        ("/callback?error=access_denied", {"Host": "app.example.com"}),
+        ("/sign_out", {"Host": "nobody.example.com"}),
+    ],
+)
+async def test_hostile_requests_are_4xx(
+    client: Any, assigned: dict[str, Any], path: str, headers: dict[str, str]
+) -> None:
+    response = await client.get(PREFIX + path, headers=headers, allow_redirects=False)
+    await response.read()
+    assert 400 <= response.status < 500, (response.status, await response.text())
+
+
+async def test_a_garbage_cookie_is_no_session(client: Any, assigned: dict[str, Any]) -> None:
+    for value in ("garbage", "a" * 3000, "x.y.z", "%00%ff"):
+        response = await client.get(
+            PREFIX + "/auth/traefik",
+            headers={**_check(), "Cookie": f"authentik_proxy_00000000={value}"},
+            allow_redirects=False,
+        )
+        assert response.status == 302  # to log in, never in, never a 500
+        scripted = await client.get(
+            PREFIX + "/auth/traefik",
+            headers={
+                **_check(),
+                "Cookie": f"authentik_proxy_00000000={value}",
+                "Accept": "application/json",
+            },
+            allow_redirects=False,
+        )
+        assert scripted.status == 401
+
+
+async def test_a_hostile_host_does_not_disturb_the_core(
+    client: Any, assigned: dict[str, Any]
+) -> None:
+    for host in ("", "a b", "x" * 300, "[::1", "evil.example.com:99999999"):
+        response = await client.get(
+            PREFIX + "/auth/traefik", headers={**_check(), "Host": host}, allow_redirects=False
+        )
+        assert response.status in (302, 400), (host, response.status)
+    async with client.get("/-/health/live/", headers={"Host": "app.example.com"}) as r:
+        assert r.status == 200  # not a proxy-mode host: the core's own route
+
+
+async def test_a_proxy_mode_host_is_the_outposts_and_the_cores_host_stays_the_cores(
+    api: Any, client: Any
+) -> None:
+    provider = await make_proxy_provider(
+        api, "proxied", external_host="http://proxied.example.com", mode="proxy"
+    )
+    await _assign(api, await _embedded_outpost(api), [provider["pk"]])
+
+    async def proxied() -> bool:
+        async with client.get(
+            "/", headers={"Host": "proxied.example.com"}, allow_redirects=False
+        ) as r:
+            location = str(r.headers.get("Location", ""))
+            return bool(r.status == 302) and location.startswith(
+                "http://proxied.example.com/outpost.goauthentik.io/start?"
+            )
+
+    await _within(1.0, proxied)
+    async with client.get("/-/health/live/", headers={"Host": "core.example.com"}) as r:
+        assert r.status == 200
+    async with client.get("/api/v3/root/config/", headers={"Host": "core.example.com"}) as r:
+        assert r.status == 200
