@@ -384,33 +384,37 @@ class OutpostProcess:
         self.process.stop()
 
 
-def make_proxy_outpost(core: Server, external: str) -> tuple[dict[str, Any], str]:
-    """A forward_single proxy provider, its application and an outpost; the outpost's token."""
+def make_proxy_provider(core: Server, external: str, **fields: Any) -> dict[str, Any]:
+    """A proxy provider (forward_single unless `fields` say otherwise) and its application,
+    both named by the provider's `name`."""
     name = "proxied-" + uuid.uuid4().hex[:8]
     flows = {
         slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
         for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
     }
-    provider = admin(
-        core,
-        "POST",
-        "providers/proxy/",
-        {
-            "name": name,
-            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
-            "invalidation_flow": flows["default-invalidation-flow"],
-            "external_host": external,
-            "mode": "forward_single",
-        },
-    )
-    admin(
-        core, "POST", "core/applications/", {"name": name, "slug": name, "provider": provider["pk"]}
-    )
+    body = {
+        "name": name,
+        "authorization_flow": flows["default-provider-authorization-implicit-consent"],
+        "invalidation_flow": flows["default-invalidation-flow"],
+        "external_host": external,
+        "mode": "forward_single",
+        **fields,
+    }
+    provider: dict[str, Any] = admin(core, "POST", "providers/proxy/", body)
+    app = {"name": name, "slug": name, "provider": provider["pk"]}
+    admin(core, "POST", "core/applications/", app)
+    return provider
+
+
+def make_proxy_outpost(core: Server, external: str, **fields: Any) -> tuple[dict[str, Any], str]:
+    """A proxy provider, its application and an outpost serving it (all named alike); the
+    outpost and its API token."""
+    provider = make_proxy_provider(core, external, **fields)
     outpost = admin(
         core,
         "POST",
         "outposts/instances/",
-        {"name": name, "type": "proxy", "providers": [provider["pk"]], "config": {}},
+        {"name": provider["name"], "type": "proxy", "providers": [provider["pk"]], "config": {}},
     )
     key = admin(core, "GET", f"core/tokens/{outpost['token_identifier']}/view_key/")["key"]
     return outpost, str(key)

@@ -9,7 +9,7 @@ channel reconnections (`reconnected`), and serve `app.create_app(outpost)` or mo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,9 +127,3 @@ class Outpost:
         for session in self._upstream.values():
             await session.close()
         self._upstream.clear()
-
-
-def for_providers(options: Options, configs: Sequence[Any]) -> Outpost:
-    outpost = Outpost(options)
-    outpost.update(configs)
-    return outpost

@@ -194,7 +194,6 @@ class Registry:
             key=lambda p: len(p.cookie_domain),
             reverse=True,
         )
-        self.by_client_id = {p.client_id: p for p in providers}
         self.has_proxied = any(p.mode == "proxy" for p in providers)
 
     def lookup(self, host: str) -> Provider | None:

@@ -5,9 +5,9 @@ in health, and logins work again."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import proxykit
@@ -21,6 +21,7 @@ from proxykit import (
     check_headers,
     cookie_header,
     make_proxy_outpost,
+    make_proxy_provider,
     status_of,
 )
 
@@ -44,27 +45,9 @@ def own_core(tmp_path: Path) -> Iterator[tuple[list[Server], dict[str, str]]]:
         each.stop()
 
 
-def add_provider(core: Server, outpost: dict[str, object], external: str) -> None:
-    name = "added-" + uuid.uuid4().hex[:6]
-    flows = {
-        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
-        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
-    }
-    provider = admin(
-        core,
-        "POST",
-        "providers/proxy/",
-        {
-            "name": name,
-            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
-            "invalidation_flow": flows["default-invalidation-flow"],
-            "external_host": external,
-            "mode": "forward_single",
-        },
-    )
-    body = {"name": name, "slug": name, "provider": provider["pk"]}
-    admin(core, "POST", "core/applications/", body)
-    providers = [*outpost["providers"], provider["pk"]]  # type: ignore[misc]
+def add_provider(core: Server, outpost: dict[str, Any], external: str) -> None:
+    provider = make_proxy_provider(core, external)
+    providers = [*outpost["providers"], provider["pk"]]
     admin(core, "PATCH", f"outposts/instances/{outpost['pk']}/", {"providers": providers})
 
 

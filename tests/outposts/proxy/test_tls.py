@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from helpers import Server, free_port
-from proxykit import DOMAIN, OutpostProcess, admin, config
+from proxykit import DOMAIN, OutpostProcess, admin, config, make_proxy_outpost
 
 from tessera.outposts.proxy import tls
 from tessera.outposts.proxy.providers import Provider
@@ -51,34 +51,7 @@ async def test_provider_certificates_by_sni(
     )
     pem = admin(core, "GET", f"crypto/certificatekeypairs/{keypair['pk']}/view_certificate/")
     expected = x509.load_pem_x509_certificate(pem["data"].encode())
-    name = "tls-" + uuid.uuid4().hex[:6]
-    flows = {
-        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
-        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
-    }
-    provider = admin(
-        core,
-        "POST",
-        "providers/proxy/",
-        {
-            "name": name,
-            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
-            "invalidation_flow": flows["default-invalidation-flow"],
-            "external_host": f"https://{host}",
-            "mode": "forward_single",
-            "certificate": keypair["pk"],
-        },
-    )
-    admin(
-        core, "POST", "core/applications/", {"name": name, "slug": name, "provider": provider["pk"]}
-    )
-    outpost = admin(
-        core,
-        "POST",
-        "outposts/instances/",
-        {"name": name, "type": "proxy", "providers": [provider["pk"]], "config": {}},
-    )
-    key = admin(core, "GET", f"core/tokens/{outpost['token_identifier']}/view_key/")["key"]
+    _outpost, key = make_proxy_outpost(core, f"https://{host}", certificate=keypair["pk"])
     process = OutpostProcess(core, key, tmp_path, free_port())
     outposts.append(process)
     await process.ready()
