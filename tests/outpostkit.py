@@ -4,6 +4,7 @@ make proxy providers and outposts through the admin API."""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ IMPLICIT = "default-provider-authorization-implicit-consent"
 class Core:
     """The core's app on 127.0.0.1:`port`; `stop()` and `start()` again restart it."""
 
-    def __init__(self, settings: config.Settings, db: store.Store) -> None:
-        self.settings, self.db = settings, db
+    def __init__(
+        self, settings: config.Settings, db: store.Store, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.settings, self.db, self.ssl_context = settings, db, ssl_context
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.runner: web.AppRunner | None = None
 
     @property
@@ -37,7 +41,10 @@ class Core:
         application = app.create_app(self.settings, self.db, run_tasks=False)
         self.runner = web.AppRunner(application, access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
+        site = web.TCPSite(
+            self.runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
+        await site.start()
 
     async def stop(self) -> None:
         if self.runner is not None:
