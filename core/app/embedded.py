@@ -119,7 +119,7 @@ class Embedded:
         for base, served in self._served.items():
             served.outpost.update(self._configs_for(base))
         self.generation += 1
-        log.info("embedded_outpost_configs", providers=len(found), outpost=name)
+        log.debug("embedded_outpost_configs", providers=len(found), outpost=name)
 
     def _configs_for(self, base: str) -> list[wire.outposts.ProxyOutpostConfig]:
         """The configs with the core's endpoints under `base`, and the issuer the core's token

@@ -1,0 +1,348 @@
+"""The embedded outpost behind real reverse proxies: a `tessera server` (SQLite; and two serving
+processes on PostgreSQL) is the forward-auth server itself, as authentik's compose labels name
+it. Traefik v3's middleware is exactly those three labels, pointed at the core; nginx and Caddy
+as in docs/forward-auth.md. A whole login with a cookie jar, through the proxy, back at the
+original URL with the upstream seeing the identity; then the session ended at the core and the
+provider taken off the outpost, each refused in time on every serving process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import proxykit
+import pytest
+from helpers import (
+    BOOTSTRAP_PASSWORD,
+    BOOTSTRAP_TOKEN,
+    SECRET_KEY,
+    Server,
+    base_env,
+    free_port,
+    pg_env,
+)
+from proxykit import DOMAIN, Process, admin, browse, serving
+
+TRAEFIK = str(Path(sys.executable).parent / "traefik")
+NGINX = "/usr/sbin/nginx"
+CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+HOST = f"app.{DOMAIN}"
+# authentik's compose labels, exactly, with `authentik:9000` being the core under test
+LABELS = """
+traefik.http.middlewares.authentik.forwardAuth.address=http://{core}/outpost.goauthentik.io/auth/traefik
+traefik.http.middlewares.authentik.forwardAuth.trustForwardHeader=true
+traefik.http.middlewares.authentik.forwardAuth.authResponseHeaders=X-authentik-username,X-authentik-groups,X-authentik-email,X-authentik-name,X-authentik-uid
+"""
+
+TRAEFIK_ROUTES = """
+http:
+  middlewares:
+    authentik:
+      forwardAuth:
+        address: "{address}"
+        trustForwardHeader: {trust}
+        authResponseHeaders: [{headers}]
+  routers:
+    app:
+      rule: "Host(`{host}`)"
+      entryPoints: [web]
+      middlewares: [authentik]
+      service: app
+    outpost:
+      rule: "Host(`{host}`) && PathPrefix(`/outpost.goauthentik.io/`)"
+      entryPoints: [web]
+      priority: 1000
+      service: core
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "http://127.0.0.1:{upstream}"}}]
+    core:
+      loadBalancer:
+        servers: [{{url: "http://{core}"}}]
+"""
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp;
+    fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+    proxy_buffers 8 16k;
+    proxy_buffer_size 32k;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name {host};
+        location /outpost.goauthentik.io {{
+            proxy_pass http://{core};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location @goauthentik_proxy_signin {{
+            internal;
+            add_header Set-Cookie $auth_cookie;
+            return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;
+        }}
+        location / {{
+            auth_request /outpost.goauthentik.io/auth/nginx;
+            error_page 401 = @goauthentik_proxy_signin;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $authentik_username $upstream_http_x_authentik_username;
+            proxy_set_header X-authentik-username $authentik_username;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+    }}
+}}
+"""
+
+CADDYFILE = """
+{{
+    admin off
+    auto_https off
+}}
+http://{host}:{port} {{
+    bind 127.0.0.1
+    route {{
+        reverse_proxy /outpost.goauthentik.io/* {core}
+        forward_auth {core} {{
+            uri /outpost.goauthentik.io/auth/caddy
+            copy_headers {copy}
+            trusted_proxies private_ranges
+        }}
+        reverse_proxy 127.0.0.1:{upstream}
+    }}
+}}
+"""
+
+
+def _labels(core: str) -> dict[str, str]:
+    """The compose labels as Traefik's keys and values."""
+    out = {}
+    for line in LABELS.format(core=core).strip().splitlines():
+        key, _sep, value = line.partition("=")
+        out[key.rsplit(".", 1)[1]] = value
+    return out
+
+
+def _traefik(work: Path, port: int, core: str, upstream: int) -> Process:
+    labels = _labels(core)
+    dynamic = work / "dynamic.yml"
+    dynamic.write_text(
+        TRAEFIK_ROUTES.format(
+            address=labels["address"],
+            trust=labels["trustForwardHeader"],
+            headers=", ".join(labels["authResponseHeaders"].split(",")),
+            host=HOST,
+            upstream=upstream,
+            core=core,
+        )
+    )
+    argv = [
+        TRAEFIK,
+        f"--entryPoints.web.address=127.0.0.1:{port}",
+        f"--providers.file.filename={dynamic}",
+        "--log.level=ERROR",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+    ]
+    return Process(argv, work, port, env=base_env(HOME=str(work)))
+
+
+def _nginx(work: Path, port: int, core: str, upstream: int) -> Process:
+    (work / "tmp").mkdir(exist_ok=True)
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(work=work, port=port, host=HOST, core=core, upstream=upstream)
+    )
+    argv = [NGINX, "-e", str(work / "nginx-error.log"), "-p", str(work), "-c", str(conf)]
+    return Process(argv, work, port, env=base_env())
+
+
+def _caddy(work: Path, port: int, core: str, upstream: int) -> Process:
+    conf = work / "Caddyfile"
+    copy = "X-Authentik-Username X-Authentik-Groups X-Authentik-Email X-Authentik-Uid"
+    conf.write_text(CADDYFILE.format(host=HOST, port=port, core=core, upstream=upstream, copy=copy))
+    env = base_env(
+        HOME=str(work), XDG_DATA_HOME=str(work / "data"), XDG_CONFIG_HOME=str(work / "config")
+    )
+    argv = [CADDY, "run", "--config", str(conf), "--adapter", "caddyfile"]
+    return Process(argv, work, port, env=env)
+
+
+PROXIES: dict[str, Callable[[Path, int, str, int], Process]] = {
+    "traefik": _traefik,
+    "nginx": _nginx,
+    "caddy": _caddy,
+}
+
+
+def _public(port: int) -> str:
+    return f"http://auth.{DOMAIN}:{port}"
+
+
+def _core_env(port: int) -> dict[str, str]:
+    return {
+        "AUTHENTIK_SECRET_KEY": SECRET_KEY,
+        "AUTHENTIK_BOOTSTRAP_PASSWORD": BOOTSTRAP_PASSWORD,
+        "AUTHENTIK_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
+        # where browsers reach the core (not the address the proxies reach it at, as in a
+        # deployment; nginx would otherwise rewrite the core's redirects to its own host)
+        "AUTHENTIK_WEB__PUBLIC_URL": _public(port),
+    }
+
+
+@pytest.fixture
+def sqlite_core(tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    server = Server(base_env(**_core_env(port)), tmp_path, port=port)
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgresql_core(tmp_path: Path, fresh_database: str) -> Iterator[Server]:
+    """Two serving processes on one PostgreSQL (no Redis: the bus is PostgreSQL's too)."""
+    port = free_port()
+    extra = {k: v for k, v in _core_env(port).items() if k != "AUTHENTIK_SECRET_KEY"}
+    env = pg_env(fresh_database, **extra, AUTHENTIK_WEB__WORKERS="2")
+    server = Server(env, tmp_path, port=port)
+    server.wait_ready(60)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[int]:
+    async with serving(proxykit.echo_app()) as port:
+        yield port
+
+
+def _assign(core: Server, external: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A forward_single provider for `external` on the embedded outpost; (outpost, provider)."""
+    flows = {
+        slug: admin(core, "GET", f"flows/instances/{slug}/")["pk"]
+        for slug in ("default-provider-authorization-implicit-consent", "default-invalidation-flow")
+    }
+    provider = admin(
+        core,
+        "POST",
+        "providers/proxy/",
+        {
+            "name": "embedded app",
+            "authorization_flow": flows["default-provider-authorization-implicit-consent"],
+            "invalidation_flow": flows["default-invalidation-flow"],
+            "external_host": external,
+            "mode": "forward_single",
+        },
+    )
+    admin(
+        core,
+        "POST",
+        "core/applications/",
+        {"name": "app", "slug": "app", "provider": provider["pk"]},
+    )
+    query = urllib.parse.urlencode({"managed__iexact": "goauthentik.io/outposts/embedded"})
+    [outpost] = admin(core, "GET", f"outposts/instances/?{query}")["results"]
+    admin(core, "PATCH", f"outposts/instances/{outpost['pk']}/", {"providers": [provider["pk"]]})
+    return outpost, provider
+
+
+async def _status(browser: aiohttp.ClientSession, url: str) -> int:
+    async with browser.get(url, allow_redirects=False) as r:
+        await r.read()
+        return r.status
+
+
+async def _every_process(
+    browser: aiohttp.ClientSession, url: str, wanted: set[int], seconds: float
+) -> float:
+    """Seconds until every answer was one of `wanted`: from then on, ten requests in a row (new
+    connections, spread over the serving processes) answer so."""
+    started = time.monotonic()
+    since, streak = time.monotonic(), 0
+    while streak < 10:
+        assert time.monotonic() - started < seconds + 5, "never settled"
+        sent = time.monotonic()
+        if await _status(browser, url) in wanted:
+            since, streak = (sent, 1) if streak == 0 else (since, streak + 1)
+        else:
+            streak = 0
+            await asyncio.sleep(0.02)
+    took = since - started
+    assert took < seconds, f"{took:.2f} s, not within {seconds} s"
+    return took
+
+
+async def _whole_login(core: Server, kind: str, upstream: int, work: Path) -> None:
+    port = free_port()
+    outpost, _provider = _assign(core, f"http://{HOST}:{port}")
+    server = PROXIES[kind](work, port, f"127.0.0.1:{core.port}", upstream)
+    try:
+        await server.ready()
+        async with proxykit.browser() as browser:
+            url = f"http://{HOST}:{port}/private/page?q=1"
+
+            async def routed() -> bool:  # Traefik applies its file provider after listening
+                return await _status(browser, url) == 302
+
+            await proxykit.until(routed, timeout=20)
+            public = _public(core.port)
+            final, visited = await browse(browser, url, public)
+            assert final.status == 200, (kind, visited, await final.text())
+            assert any("/outpost.goauthentik.io/start?" in u for u in visited), visited
+            assert any(u.startswith(public + "/if/flow/") for u in visited), visited
+            assert visited[-1] == url  # back at the original URL
+            echoed = json.loads(await final.text())
+            headers = {k.lower(): v for k, v in echoed["headers"].items()}
+            assert echoed["path"] == "/private/page?q=1"
+            assert headers["x-authentik-username"] == "akadmin"
+            # logged in on every serving process (one that did not make the session asks once)
+            await _every_process(browser, url, {200}, 5.0)
+
+            # logout at the core: refused within 2 s on every serving process
+            executor = f"{public}/api/v3/flows/executor/default-invalidation-flow/"
+            csrf = [c.value for c in browser.cookie_jar if c.key == "authentik_csrf"]
+            async with browser.get(executor, headers={"X-authentik-CSRF": csrf[0]}) as r:
+                assert r.status == 200, await r.text()
+            refused = {302, 401}  # to log in again (nginx: its error_page's 302)
+            await _every_process(browser, url, refused, 2.0)
+
+            # the provider leaves the embedded outpost: within 1 s no process serves it
+            admin(core, "PATCH", f"outposts/instances/{outpost['pk']}/", {"providers": []})
+            # (Traefik and Caddy pass the core's 400 on; nginx makes any check not 2xx/401 a 500)
+            await _every_process(browser, url, {400, 500}, 1.0)
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(PROXIES))
+async def test_whole_login_through_a_real_proxy_to_a_lone_server(
+    sqlite_core: Server, kind: str, upstream: int, tmp_path: Path
+) -> None:
+    await _whole_login(sqlite_core, kind, upstream, tmp_path)
+
+
+@pytest.mark.slow
+async def test_whole_login_through_traefik_to_two_processes_on_postgresql(
+    postgresql_core: Server, upstream: int, tmp_path: Path
+) -> None:
+    await _whole_login(postgresql_core, "traefik", upstream, tmp_path)
