@@ -36,7 +36,7 @@ from tessera.core.api import admin, http, openapi, resource, resources, root, st
 from tessera.core.api import flows as flows_api
 from tessera.core.app import backends, embedded, health, metrics
 from tessera.core.policies import pool
-from tessera.core.providers import oauth2, proxy
+from tessera.core.providers import oauth2, proxy, saml
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
@@ -119,7 +119,12 @@ def create_app(
 
 
 def _routes(app: web.Application) -> None:
-    all_resources: list[resource.Resource] = [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES]
+    all_resources: list[resource.Resource] = [
+        *resources.ALL,
+        *oauth2.RESOURCES,
+        *proxy.RESOURCES,
+        *saml.RESOURCES,
+    ]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
     app.router.add_routes(resources.authenticators.routes())
@@ -127,6 +132,7 @@ def _routes(app: web.Application) -> None:
     web_pages.setup(app)
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it
     proxy.setup(app)
+    saml.setup(app)  # after the OAuth2 slice: it uses its service
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_routes(admin.routes())
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
@@ -140,7 +146,7 @@ def schema_document() -> dict[str, Any]:
     """The OpenAPI document: built from the code alone, so once per process, and only when first
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
-        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES],
+        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES, *saml.RESOURCES],
         [
             wire.authenticators.Device,
             *admin.MODELS,

@@ -14,8 +14,8 @@ uses), which reads the worker's answers with a deadline and hands hook calls
 
 What crosses the boundary: to the worker, a pickle the parent made (source, variables, limits);
 from the worker, JSON only, at most `MAX_FRAME` bytes, holding plain data in the shape the caller
-asked for: `truth` (`bool`), `text` (`str` or `None`) or `claims` (a dict decoded from JSON, or
-`None`), with the run's messages and log.
+asked for: `truth` (`bool`), `text` (`str` or `None`), `claims` (a dict decoded from JSON, or
+`None`) or `values` (a list of texts, a SAML attribute's), with the run's messages and log.
 
 The pool is one per process, started on first use (the application starts it at start-up) and
 closed at exit; a worker whose parent has gone sees its input close and exits.
@@ -54,7 +54,7 @@ from tessera.core.policies import sandbox
 HEADER = struct.Struct(">I")
 MAX_FRAME = 4 * 2**20  # bytes of one frame from a worker
 START_TIMEOUT = 60.0  # seconds a new worker may take to import the sandbox
-Shape = Literal["truth", "text", "claims"]
+Shape = Literal["truth", "text", "claims", "values"]
 RemoteHook = Callable[[Any], Awaitable[Any]]
 _ERRORS: dict[str, type[sandbox.SandboxError]] = {
     cls.__name__: cls
@@ -244,6 +244,10 @@ class Pool:
         if shape == "claims" and result.value is not None:
             claims = json.loads(str(result.value))
             result.value = claims if isinstance(claims, dict) else None
+        if shape == "values" and result.value is not None:
+            values = json.loads(str(result.value))
+            ok = isinstance(values, list) and all(isinstance(v, str) for v in values)
+            result.value = values if ok else None
         return result
 
     def _drive(

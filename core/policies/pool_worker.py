@@ -126,7 +126,31 @@ def reduce(value: Any, shape: str, limits: sandbox.Limits) -> Any:
         return Budget(limits, 1, 1.0).text(value)[:MAX_TEXT]
     if shape == "claims":
         return _claims(value, limits)
+    if shape == "values":
+        return _values(value, limits)
     raise ValueError(f"unknown result shape {shape!r}")
+
+
+MAX_VALUES = 1000  # items of a `values` result (a SAML attribute's values)
+
+
+def _values(value: Any, limits: sandbox.Limits) -> str:
+    """A SAML property mapping's values as a JSON list of texts: none for None, one for a
+    scalar, each item's text for a list, tuple or set."""
+    if value is None:
+        items: list[Any] = []
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)[: MAX_VALUES + 1]
+    else:
+        items = [value]
+    if len(items) > MAX_VALUES:
+        raise sandbox.LimitExceeded(f"a mapping may return at most {MAX_VALUES} values")
+    budget = Budget(limits, 1, 1.0)
+    texts = [budget.text(item)[:MAX_TEXT] for item in items if item is not None]
+    text = json.dumps(texts, separators=(",", ":"))
+    if len(text) > MAX_CLAIMS:
+        raise sandbox.LimitExceeded(f"the values are longer than {MAX_CLAIMS} characters")
+    return text
 
 
 def _claims(value: Any, limits: sandbox.Limits) -> str | None:

@@ -64,6 +64,8 @@ CONFIG_TABLES = frozenset(
         "proxy_providers",
         "outposts",
         "outpost_providers",
+        "saml_providers",
+        "saml_property_mappings",
     }
 )
 
