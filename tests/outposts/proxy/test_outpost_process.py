@@ -5,7 +5,9 @@ restart, and a session ended at the core refused by every replica within 2 s."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +23,12 @@ from proxykit import (
     check_headers,
     cookie_header,
     make_proxy_outpost,
+    outpost_for,
+    serving,
     status_of,
 )
+
+from tessera.outposts import proxy
 
 
 @pytest.fixture
@@ -109,3 +115,60 @@ async def test_a_wrong_token_stops_the_outpost_with_a_clear_message(
     _out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert b"token" in err.lower()
+
+
+async def test_attributes_reach_the_application_through_ak_proxy(core: Server) -> None:
+    """A proxy provider made through the API, its config read with the outpost's token: the
+    user's `additionalHeaders` and HTTP Basic credentials from user and group attributes (the
+    core's `ak_proxy` scope mapping, merged group then user) reach the application."""
+    suffix = uuid.uuid4().hex[:6]
+    group = admin(
+        core,
+        "POST",
+        "core/groups/",
+        {"name": f"proxy-group-{suffix}", "attributes": {"svc_user": "from-the-group"}},
+    )
+    username = f"proxy-user-{suffix}"
+    user = admin(
+        core,
+        "POST",
+        "core/users/",
+        {
+            "username": username,
+            "name": "Proxy User",
+            "email": f"{username}@example.com",
+            "groups": [group["pk"]],
+            "attributes": {
+                "additionalHeaders": {"X-Team": "blue", "X-authentik-username": "root"},
+                "svc_password": "pw-123",
+            },
+        },
+    )
+    password = "pw-" + uuid.uuid4().hex
+    admin(core, "POST", f"core/users/{user['pk']}/set_password/", {"password": password})
+    port = free_port()
+    external = f"http://app.{DOMAIN}:{port}"
+    _outpost, token = make_proxy_outpost(
+        core,
+        external,
+        basic_auth_enabled=True,
+        basic_auth_user_attribute="svc_user",
+        basic_auth_password_attribute="svc_password",
+    )
+    status, page = core.request("GET", "/api/v3/outposts/proxy/", token)
+    assert status == 200 and len(page["results"]) == 1
+    outpost = outpost_for(core, page["results"][0])
+    original = f"{external}/x"
+    check = f"http://127.0.0.1:{port}/outpost.goauthentik.io/auth/traefik"
+    async with serving(proxy.create_app(outpost), port), proxykit.browser() as browser:
+        start = outpost.registry.providers[0].start_url(original)
+        await browse(browser, start, core.url, username=username, password=password)
+        headers = check_headers(port, original, Cookie=cookie_header(browser))
+        async with browser.get(check, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            assert r.headers["X-authentik-username"] == username
+            assert r.headers["X-authentik-groups"] == f"proxy-group-{suffix}"
+            assert r.headers["X-Team"] == "blue"
+            expected = base64.b64encode(b"from-the-group:pw-123").decode()
+            assert r.headers["Authorization"] == f"Basic {expected}"
+    await outpost.close()
