@@ -7,7 +7,8 @@ claim) and the original kept in `X-Forwarded-Host`. `app`'s middleware calls `se
 
 # SECURITY: a client's own `X-authentik-*` headers (any case, dashes or underscores) are
 # removed before the request goes upstream, so only the outpost speaks for the user; so are
-# the hop-by-hop headers, and the Authorization header that header authentication consumed.
+# the hop-by-hop headers, the Authorization header that header authentication consumed, and
+# the outpost's own cookies.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def upstream_headers(
             continue  # rewritten below from what the outpost believes
         if lower == "authorization" and consumed_authorization:
             continue
+        if lower == "cookie":
+            value = _without_session(value, provider.cookie_name)
+            if not value:
+                continue
         out.add(name, value)
     for name, value in identity_headers.items():
         out[name] = value
@@ -85,6 +90,17 @@ def upstream_headers(
     )
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     return out
+
+
+def _without_session(cookie_header: str, cookie_name: str) -> str:
+    """The Cookie header minus the outpost's own cookies (the sealed session and its chunks,
+    the login binding): the application has the identity headers and never needs them."""
+    kept = [
+        part
+        for part in cookie_header.split(";")
+        if not part.strip().split("=", 1)[0].strip().startswith(cookie_name)
+    ]
+    return ";".join(kept).strip()
 
 
 async def serve(

@@ -92,6 +92,7 @@ async def test_proxy_mode_login_streams_bodies_and_websockets(core: Server) -> N
             assert echoed["path"] == "/hello?a=b"
             assert echoed["headers"]["X-authentik-username"] == "akadmin"
             assert "forged" not in json.dumps(echoed["headers"])
+            assert "authentik_proxy_" not in echoed["headers"].get("Cookie", "")
             assert echoed["headers"]["X-Forwarded-Host"] == f"app.{DOMAIN}:{port}"
             assert echoed["headers"]["Host"] == f"127.0.0.1:{upstream_port}"
             big = b"x" * (5 * 1024 * 1024)
