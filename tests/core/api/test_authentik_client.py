@@ -22,6 +22,7 @@ from akcontract import core as core_cases
 from akcontract import flows as flow_cases
 from akcontract import outposts as outpost_cases
 from akcontract import policies as policy_cases
+from akcontract import saml as saml_cases
 from authentik_client import exceptions
 from helpers import BOOTSTRAP_TOKEN
 
@@ -33,6 +34,7 @@ CASES = [
     *flow_cases.CASES,
     *policy_cases.CASES,
     *outpost_cases.CASES,
+    *saml_cases.CASES,
 ]
 BY_PATH = {case.path: case for case in CASES}
 DOCUMENT = app.schema_document()
