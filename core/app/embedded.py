@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 import structlog
 from aiohttp import web
 
@@ -53,9 +54,8 @@ MAX_BASES = 16  # browser-facing bases served at once (each an `Outpost`); least
 RETIRE_AFTER = 60.0  # an outpost dropped from the map is closed this much later
 REFRESH = 60.0  # configs are also reread this often, whatever the hub says
 PLACEHOLDER = "http://embedded.invalid"
-_BASE = re.compile(
-    r"https?://[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
-)
+# a browser-facing base: scheme and host[:port] (docker service names may hold `_`)
+_BASE = re.compile(r"https?://(?:[A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -109,8 +109,7 @@ class Embedded:
             if row is not None:
                 rows = await proxy_configs.served_providers(tx, row["pk"])
                 found = await proxy_configs.configs(tx, self.keyring, rows, PLACEHOLDER)
-        host = str(((row or {}).get("config") or {}).get("authentik_host") or "")
-        host = host.strip().rstrip("/")
+        host = _normal_base(str(((row or {}).get("config") or {}).get("authentik_host") or ""))
         name = str(row["name"]) if row is not None else self.name
         if host != self.authentik_host or name != self.name:
             self._retire_all()
@@ -157,6 +156,9 @@ class Embedded:
                 log.warning("embedded_outpost_reload_failed", retry_in=1.0)
                 await asyncio.sleep(1.0)
                 self._dirty.set()
+            except pydantic.ValidationError as exc:
+                # a stored row the wire model refuses is a bug: the configs served so far stay
+                log.error("embedded_outpost_config_invalid", error=str(exc)[:500])
 
     # Requests ----------------------------------------------------------------------------
 
@@ -226,6 +228,19 @@ class Embedded:
         for served in self._served.values():
             await served.outpost.close()
         self._served.clear()
+
+
+def _normal_base(url: str) -> str:
+    """`authentik_host` as scheme://host[:port]; "" (the request's base) when it is not one."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError:
+        parts = urllib.parse.urlsplit("")
+    base = f"{parts.scheme.lower()}://{parts.netloc}" if parts.netloc else ""
+    if url.strip() and not _BASE.fullmatch(base):
+        log.warning("embedded_outpost_authentik_host_ignored", authentik_host=url[:200])
+        return ""
+    return base
 
 
 def _local_url(request: web.Request, settings: config.Settings) -> str:

@@ -301,3 +301,58 @@ async def test_a_proxy_mode_host_is_the_outposts_and_the_cores_host_stays_the_co
         assert r.status == 200
     async with client.get("/api/v3/root/config/", headers={"Host": "core.example.com"}) as r:
         assert r.status == 200
+
+
+async def _start_location(client: Any) -> str:
+    response = await client.get(
+        PREFIX + "/start?rd=/", headers={"Host": "app.example.com"}, allow_redirects=False
+    )
+    assert response.status == 302, await response.text()
+    return str(response.headers["Location"])
+
+
+@pytest.mark.parametrize(
+    ("authentik_host", "login_at"),
+    [
+        ("https://auth.example.com/", "https://auth.example.com/application/o/authorize/?"),
+        ("HTTPS://auth.example.com:8443/sub/path", "https://auth.example.com:8443/application/o/"),
+        ("", "http://app.example.com/application/o/authorize/?"),  # the request's host
+    ],
+)
+async def test_browsers_log_in_at_the_authentik_host(
+    api: Any, client: Any, assigned: dict[str, Any], authentik_host: str, login_at: str
+) -> None:
+    outpost = assigned["outpost"]
+    config = {**outpost["config"], "authentik_host": authentik_host}
+    status, body = await api(
+        "PATCH", f"outposts/instances/{outpost['pk']}/", json={"config": config}
+    )
+    assert status == 200, body
+
+    async def moved() -> bool:
+        return (await _start_location(client)).startswith(login_at)
+
+    await _within(1.0, moved)
+    assert (await _traefik(client)).status == 302  # checks go on whatever the host
+
+
+@pytest.mark.parametrize(
+    "authentik_host", ["javascript:alert(1)", "https://a b.example.com", "//evil.example.net"]
+)
+async def test_an_authentik_host_that_is_no_url_is_refused(
+    api: Any, client: Any, assigned: dict[str, Any], authentik_host: str
+) -> None:
+    outpost = assigned["outpost"]
+    config = {**outpost["config"], "authentik_host": authentik_host}
+    status, body = await api(
+        "PATCH", f"outposts/instances/{outpost['pk']}/", json={"config": config}
+    )
+    assert status == 400 and "config" in body
+    assert (await _start_location(client)).startswith("http://app.example.com/application/o/")
+
+
+def test_a_stored_authentik_host_that_is_no_base_is_ignored() -> None:
+    assert embedded._normal_base("https://auth.example.com/x/") == "https://auth.example.com"
+    assert embedded._normal_base("") == ""
+    for bad in ("javascript:alert(1)", "https://a b.example.com", "https://[zz]/", "ftp:x"):
+        assert embedded._normal_base(bad) == "", bad
