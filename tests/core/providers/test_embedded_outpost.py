@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from helpers import BOOTSTRAP_PASSWORD
 from proxyadminkit import make_proxy_provider
+from proxykit import echo_app, serving
 
 from tessera.core.api import state
 from tessera.core.app import embedded
@@ -75,8 +76,10 @@ async def _visit(client: Any, url: str) -> Any:
     return response
 
 
-async def _flow(client: Any, host: str, slug: str) -> str:
-    """Answer the core's flow `slug` as akadmin; where it sends the browser."""
+async def _flow(
+    client: Any, host: str, slug: str, user: tuple[str, str] = ("akadmin", BOOTSTRAP_PASSWORD)
+) -> str:
+    """Answer the core's flow `slug` as `user` (name, password); where it sends the browser."""
     executor = f"/api/v3/flows/executor/{slug}/"
     headers = {"Host": host}
     for _ in range(6):
@@ -87,11 +90,11 @@ async def _flow(client: Any, host: str, slug: str) -> str:
             return str(body["to"])
         answer: dict[str, Any]
         if component == "ak-stage-identification":
-            answer = {"uid_field": "akadmin"}
+            answer = {"uid_field": user[0]}
             if body.get("password_fields"):
-                answer["password"] = BOOTSTRAP_PASSWORD
+                answer["password"] = user[1]
         elif component == "ak-stage-password":
-            answer = {"password": BOOTSTRAP_PASSWORD}
+            answer = {"password": user[1]}
         elif component == "ak-stage-consent":
             answer = {"token": body["token"]}
         else:
@@ -104,7 +107,9 @@ async def _flow(client: Any, host: str, slug: str) -> str:
     raise AssertionError("the flow did not finish")
 
 
-async def _login(client: Any, start: str) -> list[str]:
+async def _login(
+    client: Any, start: str, user: tuple[str, str] = ("akadmin", BOOTSTRAP_PASSWORD)
+) -> list[str]:
     """Follow a browser from `start` through the core's login to the end; the URLs visited."""
     url, visited = start, [start]
     for _ in range(15):
@@ -114,7 +119,7 @@ async def _login(client: Any, start: str) -> list[str]:
             url = urllib.parse.urljoin(url, response.headers["Location"])
         elif parts.path.startswith("/if/flow/"):
             slug = parts.path.split("/")[3]
-            url = urllib.parse.urljoin(url, await _flow(client, parts.netloc, slug))
+            url = urllib.parse.urljoin(url, await _flow(client, parts.netloc, slug, user))
         else:
             return visited  # the application's page (no upstream here: the core's 404)
         visited.append(url)
@@ -356,3 +361,74 @@ def test_a_stored_authentik_host_that_is_no_base_is_ignored() -> None:
     assert embedded._normal_base("") == ""
     for bad in ("javascript:alert(1)", "https://a b.example.com", "https://[zz]/", "ftp:x"):
         assert embedded._normal_base(bad) == "", bad
+
+
+async def test_a_user_deactivated_by_an_admin_is_refused_within_2_s(
+    api: Any, client: Any, assigned: dict[str, Any], make_user: Any
+) -> None:
+    user = await make_user("carol", name="Carol", email="carol@example.com")
+    password = "a long enough password for carol"
+    status, body = await api(
+        "POST", f"core/users/{user['pk']}/set_password/", json={"password": password}
+    )
+    assert status == 204, body
+    await _login(client, (await _traefik(client)).headers["Location"], ("carol", password))
+    ok = await _traefik(client)
+    assert ok.status == 200 and ok.headers["X-authentik-username"] == "carol"
+
+    status, body = await api("PATCH", f"core/users/{user['pk']}/", json={"is_active": False})
+    assert status == 200, body
+
+    async def refused() -> bool:
+        return bool((await _traefik(client)).status == 302)
+
+    await _within(2.0, refused)
+
+
+async def test_proxy_mode_through_the_core_to_an_upstream(api: Any, client: Any) -> None:
+    async with serving(echo_app()) as upstream:
+        provider = await make_proxy_provider(
+            api,
+            "proxied",
+            external_host="http://proxied.example.com",
+            mode="proxy",
+            internal_host=f"http://127.0.0.1:{upstream}",
+        )
+        outpost = await _embedded_outpost(api)
+        await _assign(api, outpost, [provider["pk"]])
+        # The core's pages are not on the proxied host (that host is the upstream's): browsers
+        # log in at the core's own host.
+        config = {**outpost["config"], "authentik_host": "http://core.example.com"}
+        status, body = await api(
+            "PATCH", f"outposts/instances/{outpost['pk']}/", json={"config": config}
+        )
+        assert status == 200, body
+
+        async def proxied() -> bool:
+            response = await _visit(client, "http://proxied.example.com/deep?q=1")
+            location = str(response.headers.get("Location", ""))
+            return bool(response.status == 302) and location.startswith(
+                "http://proxied.example.com/outpost.goauthentik.io/start?"
+            )
+
+        await _within(1.0, proxied)
+        start = (await _visit(client, "http://proxied.example.com/deep?q=1")).headers["Location"]
+
+        async def at_the_core() -> bool:
+            login = (await _visit(client, start)).headers.get("Location", "")
+            return str(login).startswith("http://core.example.com/application/o/authorize/?")
+
+        await _within(1.0, at_the_core)
+        visited = await _login(client, start)
+        assert any(u.startswith("http://core.example.com/if/flow/") for u in visited), visited
+        forged = {"Host": "proxied.example.com", "X-authentik-username": "mallory"}
+        async with client.get("/deep?q=1", headers=forged) as r:
+            assert r.status == 200, await r.text()
+            echoed = await r.json()
+        headers = {k.lower(): v for k, v in echoed["headers"].items()}
+        assert echoed["path"] == "/deep?q=1"
+        assert headers["x-authentik-username"] == "akadmin"  # the client's own was dropped
+        assert headers["x-forwarded-host"] == "proxied.example.com"
+        # the core's own routes on another host are untouched
+        async with client.get("/api/v3/root/config/", headers={"Host": "core.example.com"}) as r:
+            assert r.status == 200
