@@ -163,7 +163,11 @@ class Embedded:
     # Requests ----------------------------------------------------------------------------
 
     def base_of(self, request: web.Request) -> str:
-        """Where browsers reach the core's endpoints, or a 400 for a host that is no URL."""
+        """Where browsers reach the core's endpoints, or a 400 for a host that is no URL.
+
+        # SECURITY: the request's host picks an `Outpost` when `authentik_host` is empty: only
+        # a plain scheme://host[:port] does, and at most MAX_BASES are kept (`served`).
+        """
         base = self.authentik_host or net.public_base(request).rstrip("/")
         if not _BASE.fullmatch(base):
             raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
@@ -259,7 +263,11 @@ EMBEDDED = web.AppKey("embedded_outpost", Embedded)
 
 
 def _own_host(request: web.Request, embedded: Embedded) -> bool:
-    """Whether the request is for the core's own host (never a proxy-mode provider's)."""
+    """Whether the request is for the core's own host (never a proxy-mode provider's).
+
+    # SECURITY: a proxy provider whose external host is the core's cannot take the core's
+    # pages (its login, its API) over.
+    """
     host = request.host.lower()
     for url in (embedded.authentik_host, embedded.settings.web.public_url):
         if url and urllib.parse.urlsplit(url).netloc.lower() == host:
