@@ -140,6 +140,15 @@ def form_of(page: str) -> tuple[str, dict[str, str]]:
     return html.unescape(action.group(1)), fields
 
 
+async def get_raw(client: Any, path: str) -> Any:
+    """GET `path` with its query exactly as given (the Redirect binding's signature covers the
+    encoded query; the client would otherwise normalize its escapes)."""
+    import yarl
+
+    base = str(client.make_url("/")).rstrip("/")
+    return await client.session.get(yarl.URL(base + path, encoded=True), allow_redirects=False)
+
+
 async def follow(client: Any, response: Any, limit: int = 10) -> Any:
     """Follow same-site redirects (the login and the authorization flow) to the final page."""
     for _ in range(limit):

@@ -221,13 +221,14 @@ def query_algorithm(signature_algorithm: str, key_pem: str) -> str:
 
 def encrypt(assertion: Any, cert_pem: str, method: str = AES256_GCM) -> Any:
     """Replace `assertion` (inside its parent) by an `EncryptedAssertion` for `cert_pem`'s
-    holder; the new element is returned."""
+    holder; the new element is returned. The plaintext is the assertion serialized on its own,
+    with every namespace it uses declared, so it parses wherever the SP splices it back."""
     transform, bits = _CONTENT[method]
-    parent = assertion.getparent()
+    plaintext = etree.tostring(assertion, encoding="UTF-8", xml_declaration=False)
     wrapper = etree.Element(f"{{{SAML}}}EncryptedAssertion", nsmap={"saml": SAML})
+    parent = assertion.getparent()
     if parent is not None:
         parent.replace(assertion, wrapper)
-    wrapper.append(assertion)
     enc_data = xmlsec.template.encrypted_data_create(
         wrapper, transform, type=xmlsec.constants.TypeEncElement, ns="xenc"
     )
@@ -243,7 +244,7 @@ def encrypt(assertion: Any, cert_pem: str, method: str = AES256_GCM) -> Any:
     ctx.key = xmlsec.Key.generate(
         xmlsec.constants.KeyDataAes, bits, xmlsec.constants.KeyDataTypeSession
     )
-    ctx.encrypt_xml(enc_data, assertion)
+    wrapper.append(ctx.encrypt_binary(enc_data, plaintext))
     return wrapper
 
 

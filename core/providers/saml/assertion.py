@@ -187,7 +187,7 @@ def _assertion(row: dict[str, Any], issue: Issue) -> Any:
     not_before = now + wire.saml.offset(row["assertion_valid_not_before"])
     not_after = now + wire.saml.offset(row["assertion_valid_not_on_or_after"])
     session_end = now + wire.saml.offset(row["session_valid_not_on_or_after"])
-    assertion = etree.Element(q(SAML, "Assertion"), nsmap={"saml": SAML, "xs": XS, "xsi": XSI})
+    assertion = etree.Element(q(SAML, "Assertion"), nsmap={"saml": SAML})
     assertion.set("ID", new_id())
     assertion.set("Version", "2.0")
     assertion.set("IssueInstant", instant(now))
@@ -224,7 +224,11 @@ def _assertion(row: dict[str, Any], issue: Issue) -> Any:
             if friendly:
                 attribute.set("FriendlyName", friendly)
             for value in values:
-                element = etree.SubElement(attribute, q(SAML, "AttributeValue"))
+                # The prefixes are declared here: `xs:string` is a QName in content, which
+                # an SP re-serializing a decrypted assertion would otherwise leave unbound.
+                element = etree.SubElement(
+                    attribute, q(SAML, "AttributeValue"), nsmap={"xs": XS, "xsi": XSI}
+                )
                 element.set(q(XSI, "type"), "xs:string")
                 element.text = value
     return assertion
