@@ -4,7 +4,8 @@
 kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
 `tessera.dev/finalizer`) removes or releases the core objects. An index of the Applications by
-provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`). Outposts
+provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`), and one of
+the Outposts by ProxyProvider the Outposts depending on it (`providerrefs`). Outposts
 have one more timer, every `config.observe_seconds`, refreshing their status (ready replicas,
 instances connected to the core). Startup opens the core and Kubernetes clients into
 `memo["runtime"]`; cleanup closes them.
@@ -24,6 +25,7 @@ from tessera.operator.handlers import (
     kube,
     nudge,
     outposts,
+    providerrefs,
     providers,
     proxyproviders,
     runtime,
@@ -95,16 +97,34 @@ def registry(
     ) -> dict[nudge.Key, nudge.Entry]:
         return nudge.entry(namespace, name, spec, annotations, status)
 
+    @kopf.index(
+        common.GROUP, common.VERSION, outpost.KIND.plural, id=providerrefs.INDEX, registry=reg
+    )
+    def outposts_by_provider(
+        namespace: str | None,
+        name: str | None,
+        spec: kopf.Spec,
+        annotations: kopf.Annotations,
+        **_: Any,
+    ) -> dict[providerrefs.Key, providerrefs.Entry]:
+        return providerrefs.entry(namespace, name, spec, annotations)
+
     async def announce(
         rt: runtime.Runtime, body: kopf.Body, fields: Mapping[str, Any], kwargs: Mapping[str, Any]
     ) -> None:
         await nudge.announce(rt, body, fields, kwargs[nudge.INDEX])
 
+    async def announce_proxy(
+        rt: runtime.Runtime, body: kopf.Body, fields: Mapping[str, Any], kwargs: Mapping[str, Any]
+    ) -> None:
+        await nudge.announce(rt, body, fields, kwargs[nudge.INDEX])
+        await providerrefs.announce(rt, body, fields, kwargs[providerrefs.INDEX])
+
     reconcilers = (
         (runtime.Reconciler(providers.KIND, providers.reconcile, announce), providers.remove),
         (runtime.Reconciler(applications.KIND, applications.reconcile), applications.remove),
         (
-            runtime.Reconciler(proxyproviders.KIND, proxyproviders.reconcile, announce),
+            runtime.Reconciler(proxyproviders.KIND, proxyproviders.reconcile, announce_proxy),
             proxyproviders.remove,
         ),
         (runtime.Reconciler(outposts.KIND, outposts.reconcile), outposts.remove),

@@ -4,7 +4,8 @@ Called by the handlers registered in `tessera.operator.handlers` through `runtim
 (create, update, resume, the drift timer, delete), and by the observation timer (`observe`).
 
 A reconcile: resolves `providerRefs` to core proxy providers (by their resources' markers; one
-missing is `ProviderNotReady`, retried), upserts the core outpost by its marker
+missing is `ProviderNotReady`, reconciled again as soon as the provider's reconcile tells the
+Outpost through `providerrefs`), upserts the core outpost by its marker
 (`tessera.dev/Outpost/<ns>/<name>/<uid>`), reads the outpost's API token (from the core only when
 the Secret does not hold that token yet: each read of a key is an audit event), asks the API
 server which optional kinds it serves, builds the objects (`builders.outpost`), applies every
@@ -40,10 +41,12 @@ MAX_INSTANCES = 100
 
 
 class ProviderPending(runtime.Failure):
-    """A provider reference names no resource, or one without a core provider yet: retried."""
+    """A provider reference names no resource, or one without a core provider yet: the
+    provider's reconcile tells the Outpost when it has one (`providerrefs`), the drift timer
+    looks again meanwhile."""
 
     reason = Reason.PROVIDER_NOT_READY
-    temporary = True
+    nudged = True
 
 
 def parse(body: Mapping[str, Any]) -> outpost.OutpostSpec:

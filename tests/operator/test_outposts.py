@@ -218,6 +218,12 @@ async def test_changes_patches_and_drift_reach_the_objects(
     def deployment() -> dict[str, Any]:
         return cluster.api.get("apps/v1/deployments", space, name)
 
+    def service_annotations() -> dict[str, str]:
+        found: dict[str, str] = cluster.api.get("v1/services", space, name)["metadata"].get(
+            "annotations", {}
+        )
+        return found
+
     async with make_operator(outpost_image=IMAGE, resync_seconds=0.5):
         await create(cluster, grafana)
         await create(cluster, edge)
@@ -234,13 +240,11 @@ async def test_changes_patches_and_drift_reach_the_objects(
         await eventually(lambda: deployment()["spec"]["replicas"] == 2)
         pod = deployment()["spec"]["template"]["spec"]
         assert pod["nodeSelector"] == {"edge": "yes"}
-        service = cluster.api.get("v1/services", space, name)
-        assert service["metadata"]["annotations"]["lb"] == "internal"
+        await eventually(lambda: service_annotations().get("lb") == "internal")
         # Patches taken away are taken away from the objects too.
         await patch_spec(cluster, edge, {"jsonPatches": None})
         await eventually(lambda: "nodeSelector" not in deployment()["spec"]["template"]["spec"])
-        service = cluster.api.get("v1/services", space, name)
-        assert "lb" not in service["metadata"].get("annotations", {})
+        await eventually(lambda: "lb" not in service_annotations())
         # Someone scales the Deployment by hand: the timer puts the spec's value back.
         answer = await cluster.api.patch(
             deployments,
@@ -248,7 +252,7 @@ async def test_changes_patches_and_drift_reach_the_objects(
             headers={"Content-Type": "application/merge-patch+json"},
         )
         assert answer.status == 200
-        await eventually(lambda: deployment()["spec"]["replicas"] == 9, 5)
+        assert (await answer.json())["spec"]["replicas"] == 9
         await eventually(lambda: deployment()["spec"]["replicas"] == 2, 10)
         # No provider has a host any more: the Ingress goes.
         await patch_spec(cluster, edge, {"providerRefs": []})
@@ -537,3 +541,30 @@ async def test_an_outpost_without_an_image_needs_the_operators_default(
         for o in admin(core, "GET", f"outposts/instances/?name__iexact={space}/bare")["results"]
     ]
     assert names == []
+
+
+async def test_a_provider_tells_its_outposts_at_once(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    """Neither the retry backoff (a minute here) nor the drift timer (five minutes) is what
+    brings the Outpost along: the provider's reconcile annotates it."""
+    space = ns()
+    edge = outpost("edge", space, "wiki")
+    wiki = proxy_provider("wiki", space)
+    ingress = BASE + "edge"
+
+    def hosts() -> list[str]:
+        rules = cluster.api.get("networking.k8s.io/v1/ingresses", space, ingress)["spec"]["rules"]
+        return [r["host"] for r in rules]
+
+    async with make_operator(outpost_image=IMAGE, retry_base_seconds=60):
+        await create(cluster, edge)
+        await not_ready(cluster, edge, "ProviderNotReady")
+        await create(cluster, wiki)
+        await is_ready(cluster, wiki, edge, timeout=15)
+        assert hosts() == ["wiki.example.com"]
+        await patch_spec(cluster, wiki, {"externalHost": "https://docs.example.com"})
+        await eventually(lambda: hosts() == ["docs.example.com"], 15)
+    annotations = stored(cluster, edge)["metadata"]["annotations"]
+    told = [k for k in annotations if k.startswith("tessera.dev/provider-")]
+    assert len(told) == 1 and len(told[0].split("/")[1]) <= 63
