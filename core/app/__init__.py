@@ -273,7 +273,7 @@ async def serve(settings: config.Settings) -> None:
     """Run the core: migrate, bootstrap, then serve HTTP and metrics until SIGTERM/SIGINT."""
     db = await prepare(settings)
     app = create_app(settings, db)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, **embedded.SERVER_LIMITS)
     metrics_runner = web.AppRunner(app[METRICS].app(), access_log=None)
     await runner.setup()
     await metrics_runner.setup()

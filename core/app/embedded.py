@@ -57,6 +57,9 @@ PLACEHOLDER = "http://embedded.invalid"
 # a browser-facing base: scheme and host[:port] (docker service names may hold `_`)
 _BASE = re.compile(r"https?://(?:[A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# For the core's `web.AppRunner`: a proxy session may span several cookies, more than aiohttp's
+# default 8190 bytes for one header line (the standalone outpost's limits).
+SERVER_LIMITS: dict[str, Any] = dict(proxy.app.SERVER_LIMITS)
 
 
 class LoopbackCore(oidc.Core):

@@ -49,7 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from tessera.core import app, config, store
-from tessera.core.app import backends
+from tessera.core.app import backends, embedded
 
 log = structlog.get_logger(__name__)
 
@@ -263,7 +263,7 @@ async def serve_worker(settings: config.Settings, index: int, metrics: Path, par
     db = store.Store(settings)
     await db.open()  # the supervisor migrated
     application = app.create_app(settings, db, run_tasks=index == 0)
-    runner = web.AppRunner(application, access_log=None)
+    runner = web.AppRunner(application, access_log=None, **embedded.SERVER_LIMITS)
     metrics_runner = web.AppRunner(application[app.METRICS].app(), access_log=None)
     await runner.setup()
     await metrics_runner.setup()
