@@ -1,0 +1,41 @@
+"""`tessera outpost <type>` reaches the outpost without importing the core: an outpost process
+holds the outpost's code and the wire models only (the core's modules are tens of MiB)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+sys.argv = ["tessera", "outpost", "proxy", "--help"]
+from tessera.core.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("tessera.core"))))
+"""
+
+
+def test_the_outpost_command_imports_only_the_wire_models_of_the_core() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "tessera.outposts.proxy.main" not in loaded  # (a sanity check of the filter)
+    foreign = [
+        m
+        for m in loaded
+        if m not in ("tessera.core", "tessera.core.cli", "tessera.core.cli.outposts")
+        and not m.startswith("tessera.core.wire")
+    ]
+    assert foreign == []
+
+
+def test_other_commands_still_reach_the_core() -> None:
+    from tessera.core import cli
+
+    assert callable(cli.parser)
+    assert cli.main(["outpost", "no-such-type!"]) == 2
