@@ -283,6 +283,9 @@ async def read_message(request: web.Request, provider: Provider, kind: str) -> I
         verified = xmldsig.verify(root, cert)
     except xmldsig.SignatureError as exc:
         raise Refused(f"The request's signature is not valid: {exc}.", 403) from None
+    if verified.tag != root.tag or verified.get("ID") != root.get("ID"):
+        # The signature covers some other element than the message itself (signature wrapping).
+        raise Refused("The signature does not cover this request.", 403)
     return Incoming(verified, binding, relay_state)
 
 
