@@ -27,6 +27,8 @@ from tessera.core.providers.saml.xml import (
     CM_BEARER,
     SAML,
     SAMLP,
+    STATUS_REQUESTER,
+    STATUS_RESPONDER,
     STATUS_SUCCESS,
     XS,
     XSI,
@@ -36,6 +38,14 @@ from tessera.core.providers.saml.xml import (
 MAPPING_STEPS = 100_000
 MAPPING_TIMEOUT = 2.0
 NSMAP = {"samlp": SAMLP, "saml": SAML}
+TOP_LEVEL = frozenset(
+    {
+        STATUS_SUCCESS,
+        STATUS_REQUESTER,
+        STATUS_RESPONDER,
+        "urn:oasis:names:tc:SAML:2.0:status:VersionMismatch",
+    }
+)
 
 
 def new_id() -> str:
@@ -163,11 +173,16 @@ async def evaluate(
 
 
 def _status(parent: Any, code: str, message: str | None = None) -> None:
+    """`Status`; a second-level code (NoPassive, InvalidNameIDPolicy, …) goes inside the
+    top-level one it belongs to (SAML core 3.2.2.2)."""
     status = etree.SubElement(parent, q(SAMLP, "Status"))
-    top = etree.SubElement(status, q(SAMLP, "StatusCode"), Value=code)
+    if code in TOP_LEVEL:
+        etree.SubElement(status, q(SAMLP, "StatusCode"), Value=code)
+    else:
+        top = etree.SubElement(status, q(SAMLP, "StatusCode"), Value=STATUS_REQUESTER)
+        etree.SubElement(top, q(SAMLP, "StatusCode"), Value=code)
     if code != STATUS_SUCCESS and message:
         etree.SubElement(status, q(SAMLP, "StatusMessage")).text = message
-    del top
 
 
 def _response(issuer: str, acs_url: str, in_response_to: str | None, now: dt.datetime) -> Any:
