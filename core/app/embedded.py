@@ -171,7 +171,9 @@ class Embedded:
         # SECURITY: the request's host picks an `Outpost` when `authentik_host` is empty: only
         # a plain scheme://host[:port] does, and at most MAX_BASES are kept (`served`).
         """
-        base = self.authentik_host or net.public_base(request).rstrip("/")
+        if self.authentik_host:
+            return self.authentik_host  # checked when read (`_normal_base`)
+        base = net.public_base(request).rstrip("/")
         if not _BASE.fullmatch(base):
             raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
         return base
