@@ -146,6 +146,11 @@ class Embedded:
         for digest in digests:
             self.sessions.end(digest)
 
+    def resubscribed(self) -> None:
+        """The hub's bus was lost: SESSION_END may have been missed, so every session is
+        confirmed with the core once more (as the standalone outpost after a reconnection)."""
+        self.sessions.reconnected()
+
     async def refreshing(self) -> None:
         """Reread the configs when told to, and every REFRESH seconds."""
         while True:

@@ -111,6 +111,9 @@ class Watcher(Protocol):
 
     def sessions_ended(self, digests: list[str]) -> None: ...
 
+    def resubscribed(self) -> None:
+        """The bus subscription was lost and is back: news may have been missed meanwhile."""
+
 
 class Hub:
     """This process's control channels, and their fan-out through the bus."""
@@ -232,6 +235,8 @@ class Hub:
                 async with self.bus.subscribe(CHANNEL) as messages:
                     self.listening.set()
                     if missed:
+                        for watcher in self.watchers:
+                            watcher.resubscribed()
                         self.trigger_update()  # what was published meanwhile is lost
                     async for message in messages:
                         self.receive(message)

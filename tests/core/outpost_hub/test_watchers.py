@@ -27,6 +27,9 @@ class Recorder:
         self.ended.extend(digests)
         self.heard.set()
 
+    def resubscribed(self) -> None:
+        raise AssertionError("the bus was not lost")
+
 
 async def _heard(recorder: Recorder) -> None:
     async with asyncio.timeout(1.0):
