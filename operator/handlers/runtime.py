@@ -23,7 +23,7 @@ import pydantic
 from kubernetes_asyncio import client as kube_client
 
 from tessera.operator import client, metrics
-from tessera.operator.handlers import kube
+from tessera.operator.handlers import kube, owned
 from tessera.operator.resources import READY, Reason
 
 
@@ -124,6 +124,10 @@ def classify(exc: Exception) -> Failure:
                 f"spec.credentialsSecret.name: Secret {exc} exists and is not owned by this "
                 "resource; the operator does not overwrite it"
             )
+        case owned.NotOwned():
+            return Conflict(f"{exc} exists and is not owned by this resource")
+        case owned.Refused():
+            return InvalidSpec(str(exc))
         case pydantic.ValidationError():
             return InvalidSpec(_validation_message(exc))
     raise exc
