@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from oauth2kit import IMPLICIT, flow_pk
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 
 ACS = "https://sp.example.com/acs"
 SLS = "https://sp.example.com/sls"
@@ -161,3 +162,52 @@ async def follow(client: Any, response: Any, limit: int = 10) -> Any:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         response = await client.get(path, allow_redirects=False)
     return response
+
+
+# Service providers nobody here wrote -------------------------------------------------------
+
+BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+
+async def idp_metadata(client: Any) -> str:
+    response = await client.get("/application/saml/wiki/metadata/")
+    assert response.status == 200
+    return str(await response.text())
+
+
+def onelogin_settings(idp_metadata: str, key: str, cert: str) -> dict[str, Any]:
+    idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
+    return {
+        "strict": True,
+        "sp": {
+            "entityId": SP_ENTITY,
+            "assertionConsumerService": {"url": ACS, "binding": BINDING_POST},
+            "singleLogoutService": {"url": SLS, "binding": BINDING_REDIRECT},
+            "NameIDFormat": EMAIL_FORMAT,
+            "x509cert": cert,
+            "privateKey": key,
+        },
+        "idp": idp["idp"],
+        "security": {
+            "authnRequestsSigned": True,
+            "logoutRequestSigned": True,
+            "logoutResponseSigned": True,
+            "wantAssertionsSigned": True,
+            "wantMessagesSigned": True,
+            "wantAssertionsEncrypted": False,
+            "signatureAlgorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "digestAlgorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
+        },
+    }
+
+
+def onelogin_request(post: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "https": "on",
+        "http_host": "sp.example.com",
+        "script_name": "/acs",
+        "get_data": {},
+        "post_data": post or {},
+    }

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from oauth2kit import login
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
-from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
@@ -25,8 +24,11 @@ from samlkit import (
     follow,
     form_of,
     get_raw,
+    idp_metadata,
     import_pair,
     make_saml_provider,
+    onelogin_request,
+    onelogin_settings,
     rsa_pair,
 )
 
@@ -47,12 +49,6 @@ async def _provider(api: Any, sp_cert: str, *, encrypt: bool) -> dict[str, Any]:
     if encrypt:
         fields["encryption_kp"] = verification
     return await make_saml_provider(api, "wiki", **fields)
-
-
-async def _metadata(client: Any) -> str:
-    response = await client.get("/application/saml/wiki/metadata/")
-    assert response.status == 200
-    return str(await response.text())
 
 
 def _pysaml2(tmp_path: Path, idp_metadata: str, key: str, cert: str) -> Saml2Client:
@@ -100,7 +96,7 @@ _INPUT = re.compile(r'name="(SAMLRequest|RelayState)" value="([^"]*)"')
 async def test_pysaml2(client: Any, api: Any, tmp_path: Path, binding: str, encrypt: bool) -> None:
     key, cert = rsa_pair("pysaml2-sp")
     await _provider(api, cert, encrypt=encrypt)
-    sp = _pysaml2(tmp_path, await _metadata(client), key, cert)
+    sp = _pysaml2(tmp_path, await idp_metadata(client), key, cert)
     idp = next(iter(sp.metadata.identity_providers()))
     await login(client)
     request_id, info = sp.prepare_for_authenticate(
@@ -135,47 +131,13 @@ async def test_pysaml2(client: Any, api: Any, tmp_path: Path, binding: str, encr
     assert answer.in_response_to == request_id
 
 
-def _onelogin_settings(idp_metadata: str, key: str, cert: str) -> dict[str, Any]:
-    idp = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
-    return {
-        "strict": True,
-        "sp": {
-            "entityId": SP_ENTITY,
-            "assertionConsumerService": {"url": ACS, "binding": BINDING_HTTP_POST},
-            "singleLogoutService": {"url": SLS, "binding": BINDING_HTTP_REDIRECT},
-            "NameIDFormat": EMAIL_FORMAT,
-            "x509cert": cert,
-            "privateKey": key,
-        },
-        "idp": idp["idp"],
-        "security": {
-            "authnRequestsSigned": True,
-            "wantAssertionsSigned": True,
-            "wantMessagesSigned": True,
-            "wantAssertionsEncrypted": False,
-            "signatureAlgorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            "digestAlgorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
-        },
-    }
-
-
-def _onelogin_request(post: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "https": "on",
-        "http_host": "sp.example.com",
-        "script_name": "/acs",
-        "get_data": {},
-        "post_data": post or {},
-    }
-
-
 @pytest.mark.parametrize("encrypt", [False, True], ids=["signed", "encrypted"])
 async def test_python3_saml(client: Any, api: Any, encrypt: bool) -> None:
     key, cert = rsa_pair("onelogin-sp")
     await _provider(api, cert, encrypt=encrypt)
-    settings = _onelogin_settings(await _metadata(client), key, cert)
+    settings = onelogin_settings(await idp_metadata(client), key, cert)
     settings["security"]["wantAssertionsEncrypted"] = encrypt
-    auth = OneLogin_Saml2_Auth(_onelogin_request(), settings)
+    auth = OneLogin_Saml2_Auth(onelogin_request(), settings)
     location = auth.login(return_to="/after")  # HTTP-Redirect binding, signed query
     request_id = auth.get_last_request_id()
     await login(client)
@@ -183,7 +145,7 @@ async def test_python3_saml(client: Any, api: Any, encrypt: bool) -> None:
     assert page.status == 200, await page.text()
     action, fields = form_of(await page.text())
     assert action == ACS
-    auth = OneLogin_Saml2_Auth(_onelogin_request(fields), settings)
+    auth = OneLogin_Saml2_Auth(onelogin_request(fields), settings)
     auth.process_response(request_id=request_id)
     assert auth.get_errors() == [], auth.get_last_error_reason()
     assert auth.is_authenticated()

@@ -1,0 +1,198 @@
+"""SAML Single Logout: SP-initiated over both bindings (python3-saml as the SP for the
+HTTP-Redirect one, its signed LogoutRequest checked and our signed LogoutResponse validated by
+it), IdP-initiated front-channel, and back-channel when the core session ends. Each ends the core
+session (`sessions.end_digest`, which outposts hear as SESSION_END)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import urllib.parse
+import zlib
+from typing import Any
+
+import pytest
+from aiohttp import test_utils, web
+from lxml import etree
+from oauth2kit import login
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from samlkit import (
+    SAML,
+    SAMLP,
+    SLS,
+    authn_request,
+    follow,
+    form_of,
+    get_raw,
+    idp_metadata,
+    import_pair,
+    make_saml_provider,
+    onelogin_request,
+    onelogin_settings,
+    post_body,
+    rsa_pair,
+)
+
+from tessera.core.identity import sessions
+
+EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+async def _signed_in(client: Any) -> bool:
+    response = await client.get("/api/v3/core/users/me/")
+    return bool(response.status == 200)
+
+
+async def _sso(client: Any, location: str | None = None) -> Any:
+    """Sign in to `wiki` (by the AuthnRequest at `location`, else an unsigned one); the NameID
+    and SessionIndex the SP was given."""
+    if location is not None:
+        parts = urllib.parse.urlsplit(location)
+        response = await get_raw(client, f"{parts.path}?{parts.query}")
+    else:
+        response = await client.post(
+            "/application/saml/wiki/sso/binding/post/",
+            data=post_body(authn_request(name_id_format=EMAIL), "rs"),
+            allow_redirects=False,
+        )
+    page = await follow(client, response)
+    _, fields = form_of(await page.text())
+    root = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
+    statement = root.find(f".//{{{SAML}}}AuthnStatement")
+    return root.find(f".//{{{SAML}}}NameID").text, statement.get("SessionIndex")
+
+
+async def test_sp_initiated_redirect_with_python3_saml(client: Any, api: Any) -> None:
+    key, cert = rsa_pair("onelogin-sp")
+    verification = await import_pair(api, "sp", cert)
+    await make_saml_provider(api, "wiki", verification_kp=verification, sign_logout_response=True)
+    await login(client)
+    settings = onelogin_settings(await idp_metadata(client), key, cert)
+    auth = OneLogin_Saml2_Auth(onelogin_request(), settings)
+    name_id, session_index = await _sso(client, auth.login())
+    location = auth.logout(return_to="/bye", name_id=name_id, session_index=session_index)
+    request_id = auth.get_last_request_id()
+    parts = urllib.parse.urlsplit(location)
+    response = await get_raw(client, f"{parts.path}?{parts.query}")
+    assert response.status == 302, await response.text()
+    back = urllib.parse.urlsplit(response.headers["Location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == SLS
+    assert not await _signed_in(client)
+    query = urllib.parse.parse_qs(back.query)
+    assert query["RelayState"] == ["/bye"]
+    auth = OneLogin_Saml2_Auth(
+        {
+            **onelogin_request(),
+            "script_name": "/sls",
+            "get_data": {k: v[0] for k, v in query.items()},
+        },
+        settings,
+    )
+    auth.process_slo(request_id=request_id)
+    assert auth.get_errors() == [], auth.get_last_error_reason()
+    again = await get_raw(client, f"{parts.path}?{parts.query}")
+    assert again.status == 400  # the same LogoutRequest twice
+
+
+async def test_sp_initiated_post(client: Any, api: Any) -> None:
+    await make_saml_provider(api, "wiki", sls_binding="post")
+    await login(client)
+    name_id, session_index = await _sso(client)
+    request = (
+        f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_lo1" '
+        f'Version="2.0" IssueInstant="{_now()}"><saml:Issuer>sp</saml:Issuer>'
+        f"<saml:NameID>{name_id}</saml:NameID>"
+        f"<samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"
+    )
+    response = await client.post(
+        "/application/saml/wiki/slo/binding/post/", data=post_body(request, "rs")
+    )
+    action, fields = form_of(await response.text())
+    assert action == SLS and fields["RelayState"] == "rs"
+    answer = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
+    assert answer.tag == f"{{{SAMLP}}}LogoutResponse"
+    assert answer.get("InResponseTo") == "_lo1"
+    assert not await _signed_in(client)
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_idp_initiated_front_channel(client: Any, api: Any) -> None:
+    await make_saml_provider(api, "wiki")
+    await login(client)
+    name_id, session_index = await _sso(client)
+    response = await client.get("/application/saml/wiki/slo/binding/init/", allow_redirects=False)
+    assert response.status == 302
+    target = urllib.parse.urlsplit(response.headers["Location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == SLS
+    encoded = urllib.parse.parse_qs(target.query)["SAMLRequest"][0]
+    request = etree.fromstring(zlib.decompress(base64.b64decode(encoded), -15))
+    assert request.find(f"{{{SAML}}}NameID").text == name_id
+    assert request.find(f"{{{SAMLP}}}SessionIndex").text == session_index
+    assert not await _signed_in(client)
+    answer = (
+        f'<samlp:LogoutResponse xmlns:samlp="{SAMLP}" ID="_a" Version="2.0" '
+        f'IssueInstant="{_now()}" InResponseTo="{request.get("ID")}"><samlp:Status>'
+        '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>'
+        "</samlp:Status></samlp:LogoutResponse>"
+    )
+    done = await client.post(
+        "/application/saml/wiki/slo/binding/post/",
+        data={"SAMLResponse": base64.b64encode(answer.encode()).decode()},
+    )
+    assert done.status == 200
+    replay = await client.post(
+        "/application/saml/wiki/slo/binding/post/",
+        data={"SAMLResponse": base64.b64encode(answer.encode()).decode()},
+    )
+    assert replay.status == 400
+
+
+async def test_back_channel_when_the_session_ends(client: Any, api: Any, bootstrapped: Any) -> None:
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    async def sls(request: web.Request) -> web.Response:
+        received.append(str((await request.post())["SAMLRequest"]))
+        arrived.set()
+        return web.Response()
+
+    sp = web.Application()
+    sp.router.add_post("/sls", sls)
+    async with test_utils.TestServer(sp) as sp_server:
+        await make_saml_provider(
+            api,
+            "wiki",
+            sls_url=str(sp_server.make_url("/sls")),
+            sls_binding="post",
+            logout_method="backchannel",
+            sign_logout_request=True,
+        )
+        await login(client)
+        name_id, session_index = await _sso(client)
+        cookie = next(c.value for c in client.session.cookie_jar if c.key == sessions.COOKIE)
+        csrf = next(c.value for c in client.session.cookie_jar if c.key == "authentik_csrf")
+        await client.get(
+            "/api/v3/flows/executor/default-invalidation-flow/",
+            headers={"X-authentik-CSRF": csrf},
+        )
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+    request = etree.fromstring(base64.b64decode(received[0]))
+    assert request.tag == f"{{{SAMLP}}}LogoutRequest"
+    assert request.find(f"{{{SAML}}}NameID").text == name_id
+    assert request.find(f"{{{SAMLP}}}SessionIndex").text == session_index
+    assert request.find("{http://www.w3.org/2000/09/xmldsig#}Signature") is not None
+    async with bootstrapped.read() as tx:
+        from tessera.core.store import crud
+
+        assert await crud.find(tx, "saml_sessions", session_index=session_index) is None
+        assert await crud.find(tx, sessions.TABLE, key_digest=sessions.digest(cookie)) is None
