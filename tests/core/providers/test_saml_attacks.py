@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
+import urllib.parse
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +101,9 @@ def _evil_clone(signed: Any) -> Any:
     for signature in evil.findall(f"{{{DS}}}Signature"):
         evil.remove(signature)
     evil.set("ID", EVIL_ID + secrets.token_hex(4))
-    evil.find(f"{{{SAMLP}}}NameIDPolicy").set("Format", PERSISTENT)
+    policy = evil.find(f"{{{SAMLP}}}NameIDPolicy")
+    if policy is not None:
+        policy.set("Format", PERSISTENT)
     return evil
 
 
@@ -433,3 +436,36 @@ async def test_unknown_applications_are_a_404(client: Any, api: Any) -> None:
         f"/application/saml/nope/sso/binding/redirect/?{redirect_query(authn_request())}"
     )
     assert response.status == 404
+
+
+@pytest.mark.parametrize("wrap", [xsw1, xsw2, xsw3, xsw4, xsw5, xsw6, xsw7, xsw8])
+async def test_signature_wrapping_of_logout_requests(
+    client: Any, signed_sp: dict[str, Any], wrap: Callable[[Any], Any]
+) -> None:
+    """A forged LogoutRequest around a signed one is refused, or answered for the signed one."""
+    import datetime as dt
+
+    await login(client)
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    legit_id = "_legit" + secrets.token_hex(8)
+    request = (
+        f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="{legit_id}" '
+        f'Version="2.0" IssueInstant="{when}"><saml:Issuer>sp</saml:Issuer>'
+        "<saml:NameID>someone</saml:NameID></samlp:LogoutRequest>"
+    )
+    signed = _sign(request, signed_sp["key"], signed_sp["cert"])
+    response = await client.post(
+        "/application/saml/wiki/slo/binding/post/",
+        data=post_body(etree.tostring(wrap(signed)), "rs"),
+        allow_redirects=False,
+    )
+    text = await response.text()
+    assert response.status < 500
+    if response.status in (400, 403):
+        return
+    assert response.status == 302, text
+    location = response.headers["Location"]
+    assert EVIL_ID not in location
+    encoded = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["SAMLResponse"][0]
+    answer = etree.fromstring(zlib.decompress(base64.b64decode(encoded), -15))
+    assert answer.get("InResponseTo") == legit_id
