@@ -213,7 +213,15 @@ KINDS = {
         "Proxy Providers",
         "authentik_providers_proxy.proxyprovider",
     ),
+    "saml": (
+        "ak-provider-saml-form",
+        "SAML Provider",
+        "SAML Providers",
+        "authentik_providers_saml.samlprovider",
+    ),
 }
+# Kinds whose flows and mappings live in a table of their own rather than `oauth2_providers`.
+_OWN_TABLES = {"saml": "saml_providers"}
 
 
 def _base_fields(base: dict[str, Any], app: dict[str, Any] | None) -> dict[str, Any]:
@@ -294,6 +302,10 @@ async def serialize(
 async def serialize_any(tx: store.Tx, bases: list[dict[str, Any]]) -> list[wire.oauth2.Provider]:
     pks = [b["pk"] for b in bases]
     rows = {r["pk"]: r for r in await crud.find_many(tx, TABLE, "pk", pks)}
+    for kind, table in _OWN_TABLES.items():
+        own = [b["pk"] for b in bases if b["component"] == kind]
+        if own:
+            rows.update({r["pk"]: r for r in await crud.find_many(tx, table, "pk", own)})
     apps = await _assigned(tx, pks)
     out = []
     for base in bases:

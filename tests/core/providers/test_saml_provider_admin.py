@@ -190,3 +190,19 @@ async def test_hostile_metadata_is_a_400(api: Any, client: Any, document: str) -
     assert response.status == 400 and "file" in body, body
     status, page = await api("GET", "providers/saml/")
     assert page["pagination"]["count"] == 0
+
+
+async def test_listed_among_all_providers(api: Any) -> None:
+    provider = await make_saml_provider(api, "wiki")
+    status, every = await api("GET", f"providers/all/{provider['pk']}/")
+    assert status == 200
+    assert every["component"] == "ak-provider-saml-form"
+    assert every["verbose_name"] == "SAML Provider"
+    assert every["authorization_flow"] == provider["authorization_flow"]
+    assert every["property_mappings"] == provider["property_mappings"]
+    status, _ = await api("GET", f"providers/oauth2/{provider['pk']}/")
+    assert status == 404
+    status, _ = await api("DELETE", f"providers/all/{provider['pk']}/")
+    assert status == 204
+    status, _ = await api("GET", f"providers/saml/{provider['pk']}/")
+    assert status == 404
