@@ -30,7 +30,10 @@ MAX_PARAM = 4096
 
 def outpost_of(request: web.Request) -> Outpost:
     found = request.get(REQUEST_OUTPOST)
-    return found if found is not None else request.config_dict[OUTPOST]
+    if found is None:
+        # `config_dict` builds a chain of the apps' mappings on every access: once per request.
+        found = request[REQUEST_OUTPOST] = request.config_dict[OUTPOST]
+    return found
 
 
 # Shared by every check ------------------------------------------------------------------------
