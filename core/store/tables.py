@@ -639,7 +639,10 @@ saml_providers = sa.Table(
         "assertion_valid_not_before", sa.String(100), nullable=False, server_default="minutes=-5"
     ),
     sa.Column(
-        "assertion_valid_not_on_or_after", sa.String(100), nullable=False, server_default="minutes=5"
+        "assertion_valid_not_on_or_after",
+        sa.String(100),
+        nullable=False,
+        server_default="minutes=5",
     ),
     sa.Column(
         "session_valid_not_on_or_after",

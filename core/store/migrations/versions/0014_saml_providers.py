@@ -102,7 +102,10 @@ def upgrade() -> None:
         sa.Column("default_name_id_policy", sa.String(length=100), nullable=False),
         sa.Column("property_mappings", tessera.core.store.tables.JSON, nullable=False),
         sa.ForeignKeyConstraint(
-            ["pk"], ["providers.pk"], name=op.f("fk_saml_providers_pk_providers"), ondelete="CASCADE"
+            ["pk"],
+            ["providers.pk"],
+            name=op.f("fk_saml_providers_pk_providers"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["authentication_flow"],
@@ -154,7 +157,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["user_pk"], ["users.pk"], name=op.f("fk_saml_sessions_user_pk_users"), ondelete="CASCADE"
+            ["user_pk"],
+            ["users.pk"],
+            name=op.f("fk_saml_sessions_user_pk_users"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("session_index", name=op.f("pk_saml_sessions")),
     )
