@@ -35,6 +35,7 @@ async def _stop(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
+    app[views.LOADED] = {}
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     r = app.router

@@ -93,6 +93,7 @@ class Provider:
     keys: assertion.Keys
     signing_key_pem: str | None
     urls: dict[str, str]
+    mappings: dict[str, dict[str, Any]]  # the SAML property mappings it names, by pk
 
 
 def _service(request: web.Request) -> Service:
@@ -103,8 +104,26 @@ def _base(request: web.Request) -> str:
     return net.public_base(request)
 
 
+# Providers as loaded (keys unsealed, mappings read), by (base URL, slug), each with the
+# `Store.config_generation` it was read at: any committed write to providers, applications, flows,
+# key pairs or SAML mappings (here or, through the bus, in another replica) drops them.
+LOADED = web.AppKey("saml_providers_loaded", dict[tuple[str, str], tuple[int, "Provider"]])
+MAX_LOADED = 1000
+
+
 async def load(request: web.Request, slug: str) -> Provider:
-    return await load_provider(_service(request), _base(request), slug=slug)
+    service = _service(request)
+    base_url = _base(request)
+    generation = service.db.config_generation
+    loaded = request.app[LOADED]
+    memo = loaded.get((base_url, slug))
+    if memo is not None and memo[0] == generation:
+        return memo[1]
+    provider = await load_provider(service, base_url, slug=slug)
+    if len(loaded) >= MAX_LOADED:
+        loaded.clear()
+    loaded[(base_url, slug)] = (generation, provider)
+    return provider
 
 
 async def load_provider(
@@ -126,6 +145,13 @@ async def load_provider(
         slug = str(app["slug"])
         row = await crud.get(tx, records.TABLE, pk=base["pk"])
         flow = await crud.find(tx, "flows", pk=row["authorization_flow"])
+        wanted = list(row["property_mappings"])
+        wanted += [row[f] for f in ("name_id_mapping", "authn_context_class_ref_mapping") if row[f]]
+        mappings = (
+            {m["pk"]: m for m in await crud.find_many(tx, records.MAPPINGS, "pk", wanted)}
+            if wanted
+            else {}
+        )
         pairs = {
             k["pk"]: k
             for k in await crud.find_many(
@@ -155,6 +181,7 @@ async def load_provider(
         keys=keys,
         signing_key_pem=signing_pem,
         urls=records.urls(base_url, slug),
+        mappings=mappings,
     )
 
 
@@ -548,18 +575,6 @@ def _name_id_format(provider: Provider, requested: str | None) -> str | None:
     return None
 
 
-async def _mapping_rows(service: Service, provider: Provider) -> dict[str, dict[str, Any]]:
-    wanted = list(provider.row["property_mappings"])
-    for field in ("name_id_mapping", "authn_context_class_ref_mapping"):
-        if provider.row[field]:
-            wanted.append(provider.row[field])
-    if not wanted:
-        return {}
-    async with service.db.read() as tx:
-        rows = await crud.find_many(tx, records.MAPPINGS, "pk", wanted)
-    return {r["pk"]: r for r in rows}
-
-
 async def _respond(
     request: web.Request,
     service: Service,
@@ -576,7 +591,7 @@ async def _respond(
         )
     got = await service.subject_of(who.user)
     subject = assertion.Subject(got.user, got.groups, got.all_groups)
-    mappings = await _mapping_rows(service, provider)
+    mappings = provider.mappings
     context = {"application": {"slug": provider.slug, "name": provider.app["name"]}}
     attributes: list[tuple[str, str | None, list[str]]] = []
     for pk in provider.row["property_mappings"]:

@@ -302,3 +302,19 @@ async def test_conditions_follow_the_provider(client: Any, api: Any) -> None:
     assert dt.timedelta(minutes=4, seconds=58) <= end - start <= dt.timedelta(minutes=5, seconds=2)
     audience = root.find(f".//{{{SAML}}}Audience")
     assert audience.text == "https://sp.example.com/metadata"
+
+
+async def test_a_changed_provider_is_used_at_once(client: Any, api: Any) -> None:
+    """Providers are kept loaded in process; an edit through the API drops them."""
+    provider = await make_saml_provider(api, "wiki")
+    await login(client)
+    page = await sso(client, "wiki", authn_request(acs=None), "post")
+    assert response_of(await page.text())[0] == ACS
+    status, _ = await api(
+        "PATCH",
+        f"providers/saml/{provider['pk']}/",
+        json={"acs_url": "https://sp2.example.com/acs"},
+    )
+    assert status == 200
+    page = await sso(client, "wiki", authn_request(acs=None), "post")
+    assert response_of(await page.text())[0] == "https://sp2.example.com/acs"
