@@ -17,12 +17,13 @@ headers Traefik sends, on:
    managed embedded outpost (skipped with a note when the core does not serve it).
 
 Every answer must be 200 (wrk's non-2xx count is reported; a run with any is marked invalid).
-References with the same wrk settings: `bench/ref_app.py` (a bare aiohttp handler answering 200,
-the framework's ceiling) and nginx with one worker serving a static file (the machine's
-ceiling). Reported: requests/s, p50 and p99 latency, and ratios to both references; the
-outpost's RSS idle (after start and its first config fetch, before any load) and after the
-load. Goals (issue 17): at least 0.6 x the aiohttp rate, p99 < 5 ms at 50 connections, idle RSS <
-60 MiB. The JSON result goes to `bench/results/forward_auth-<UTC time>.json`.
+References with the same wrk settings, measured before and after Tessera and averaged:
+`bench/ref_app.py` (a bare aiohttp handler answering 200, the framework's ceiling) and nginx
+with one worker serving a static file (the machine's ceiling). Reported: requests/s, p50 and
+p99 latency, and ratios to both references; the outpost's RSS idle (after start and its first
+config fetch, before any load) and after the load. Goals (issue 17): at least 0.6 x the aiohttp
+rate, p99 < 5 ms at 50 connections, idle RSS < 60 MiB. The JSON result goes to
+`bench/results/forward_auth-<UTC time>.json`.
 """
 
 from __future__ import annotations
@@ -208,10 +209,24 @@ def main() -> None:
         sys.exit(f"{args.wrk} not found (Debian: apt-get install -y wrk)")
     work = Path(tempfile.mkdtemp(prefix="tessera-forward-auth-bench-"))
     try:
+        # The references are measured before and after Tessera and averaged: on a shared machine
+        # a single measurement of either can be off by a factor of two.
+        print("References, before:", flush=True)
+        before = bench_references(work, args)
         print("Tessera (SQLite core, one serving process):", flush=True)
         tessera = bench_outposts(work, args)
-        print("References:", flush=True)
-        refs = bench_references(work, args)
+        print("References, after:", flush=True)
+        after = bench_references(work, args)
+        refs = {
+            name: {
+                "requests_per_s": (before[name]["requests_per_s"] + after[name]["requests_per_s"])
+                / 2,
+                "before": before[name],
+                "after": after[name],
+            }
+            for name in before
+            if name in after
+        }
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
