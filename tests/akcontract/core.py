@@ -1,11 +1,14 @@
-"""Contract cases for `core/users`, `core/groups` and `core/tokens`."""
+"""Contract cases for `core/users`, `core/groups`, `core/tokens` and
+`core/authenticated_sessions`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from akcontract import Case, Setup
+from tessera.core.identity import sessions
 
 
 async def _user(setup: Setup) -> dict[str, Any]:
@@ -51,6 +54,15 @@ async def _token(setup: Setup) -> dict[str, Any]:
     }
 
 
+async def _session(setup: Setup) -> uuid.UUID:
+    """A login session of a new user (sessions come from logins, never from the API)."""
+    user = await setup.make("core/users", {"username": f"sess-{setup.suffix}", "name": "S"})
+    async with setup.store.transaction() as tx:
+        await sessions.create(tx, user["pk"], dt.timedelta(hours=1), user_agent="curl/8.5.0")
+    found = await setup.first("core/authenticated_sessions", user__username=user["username"])
+    return uuid.UUID(found["uuid"])  # as the client reads it
+
+
 CASES = [
     Case("core/users", _user, change={"name": "Ada King"}, patch={"is_active": False}),
     Case("core/groups", _group, change={"name": "renamed"}, patch={"attributes": {"floor": 4}}),
@@ -61,4 +73,5 @@ CASES = [
         patch={"description": "patched"},
         lookup="identifier",
     ),
+    Case("core/authenticated_sessions", lookup="uuid", existing=_session),
 ]
