@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, EmailStr, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from tessera.core.wire import emails
 
 ENV_PREFIXES = ("TESSERA_", "AUTHENTIK_")
 MIN_SECRET_KEY_LENGTH = 32
@@ -162,7 +164,7 @@ class Settings(BaseSettings):
     expressions: Expressions = Expressions()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
-    bootstrap_email: EmailStr = "root@example.com"
+    bootstrap_email: emails.AddressOrEmpty = "root@example.com"
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import math
-import re
 from typing import Annotated, Any
 
 import structlog
@@ -32,7 +31,6 @@ log = structlog.get_logger(__name__)
 INITIAL_STEPS = 20_000
 INITIAL_TIMEOUT = 1.0  # seconds, per field
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_VALUE = wire.flows.MAX_PROMPT_VALUE
 TABLE = "prompts"
 CHOICE_TYPES = {"dropdown", "radio-button-group"}
@@ -244,8 +242,8 @@ def _clean(spec: PromptField, raw: Any, choices: list[str]) -> tuple[Any, str]:
     text = str(raw)
     if len(text) > MAX_VALUE:
         return None, f"Ensure this value has at most {MAX_VALUE} characters."
-    if spec.type == "email" and not _EMAIL.match(text):
-        return None, "Enter a valid email address."
+    if spec.type == "email" and not wire.emails.valid(text):
+        return None, wire.emails.MESSAGE
     if spec.type == "number":
         return _number(text)
     if spec.type in CHOICE_TYPES and text not in choices:

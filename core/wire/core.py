@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, EmailStr, Field
+from pydantic import AfterValidator, Field
 
 from tessera.core.wire.common import (
     Attributes,
@@ -17,6 +17,7 @@ from tessera.core.wire.common import (
     Url,
     Uuid,
 )
+from tessera.core.wire.emails import AddressOrEmpty
 
 UserType = Literal["internal", "external", "service_account", "internal_service_account"]
 TokenIntent = Literal["verification", "api", "recovery", "app_password"]
@@ -54,7 +55,7 @@ def _launch_url(value: str) -> str:
 Username = Annotated[str, Field(min_length=1, max_length=150), AfterValidator(_username)]
 UserPath = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_path)]
 LaunchUrl = Annotated[Url, AfterValidator(_launch_url)]
-Email = EmailStr | Literal[""]
+Email = AddressOrEmpty
 
 
 # Users ---------------------------------------------------------------------------------------
