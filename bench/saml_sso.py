@@ -12,10 +12,12 @@ browser's session read, the application's policies and the implicit-consent auth
 run, the attributes mapped, the assertion built, signed and recorded with an event.
 
 Reference in the same run: raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second of a 2 KiB
-document with the same key, in a process pinned to the same CPU as the server (while the server
-is idle). The ratio of the two is the share of one core's signing speed the whole SSO reaches (it
-cannot exceed 1: each response costs one signature). `--sign-response` also signs the Response
-(two signatures per answer). Results are printed and written as JSON to `bench/results/`.
+document with the same key, in a process pinned to the same CPU as the server, measured before
+and after the load (the server idle); the ratio uses the higher of the two, so that other load on
+a shared machine lowers the ratio rather than raising it. The ratio is the share of one core's
+signing speed the whole SSO reaches (it cannot exceed 1: each response costs one signature).
+`--sign-response` also signs the Response (two signatures per answer). Results are printed and
+written as JSON to `bench/results/`.
 """
 
 from __future__ import annotations
@@ -227,6 +229,28 @@ async def load(base: str, concurrency: int, duration: float, warmup: float) -> d
     }
 
 
+def raw_rate(args: argparse.Namespace, key: str) -> float:
+    """Raw signatures per second in a child pinned to the server's CPU."""
+    raw = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            str(args.server_cpu),
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import saml_sso; "
+            "print(saml_sso.raw_signing_rate(sys.argv[2], float(sys.argv[3])))",
+            str(Path(__file__).resolve().parent),
+            key,
+            str(args.raw_seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(raw.stdout.strip())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured")
@@ -239,24 +263,7 @@ def main() -> None:
     args = p.parse_args()
     key, cert = key_pair()
     os.sched_setaffinity(0, {args.client_cpu})
-    raw = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            str(args.server_cpu),
-            sys.executable,
-            "-c",
-            "import sys, json; sys.path.insert(0, sys.argv[1]); import saml_sso; "
-            "print(saml_sso.raw_signing_rate(sys.argv[2], float(sys.argv[3])))",
-            str(Path(__file__).resolve().parent),
-            key,
-            str(args.raw_seconds),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    raw_rate = float(raw.stdout.strip())
+    raw_before = raw_rate(args, key)
     token = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="tessera-bench-saml-") as tmp:
         work = Path(tmp)
@@ -278,15 +285,20 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(set_up(base, token, key, cert, args.sign_response))
             sso = asyncio.run(load(base, args.concurrency, args.duration, args.warmup))
+    raw_after = raw_rate(args, key)
+    best = max(raw_before, raw_after)
     result = {
         "benchmark": "saml_sso",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": vars(args),
         "signatures_per_response": 2 if args.sign_response else 1,
-        "raw_rsa_sha256_signs_per_second": round(raw_rate, 1),
+        "raw_rsa_sha256_signs_per_second": {
+            "before": round(raw_before, 1),
+            "after": round(raw_after, 1),
+        },
         "sso": sso,
-        "ratio_to_raw_signing": round(sso["per_second"] / raw_rate, 3),
+        "ratio_to_raw_signing": round(sso["per_second"] / best, 3),
     }
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
