@@ -60,6 +60,8 @@ async def browser(request: web.Request) -> executor.Browser:
         user_agent=request.headers.get("User-Agent", "")[:512],
         secure=net.is_secure(request),
         cookies=request.cookies,
+        method=request.method,
+        path=request.path,
     )
 
 

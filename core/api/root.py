@@ -12,6 +12,7 @@ from tessera.core.api import auth, http, net, state
 from tessera.core.identity import sessions, tokens
 from tessera.core.store import crud
 
+_ROUTE = "/recovery/use-token/{key}/"  # the recovery link's route, as the app registers it
 CAPABILITIES: list[wire.root.Capability] = []  # authentik's optional capabilities; none enabled yet
 
 
@@ -88,7 +89,14 @@ async def use_recovery_token(request: web.Request) -> web.StreamResponse:
             "login",
             user=user,
             client_ip=net.client_ip(request),
-            context={"method": "recovery", "identifier": token["identifier"]},
+            context={
+                "method": "recovery",
+                "identifier": token["identifier"],
+                # SECURITY: the route's pattern, not the path, which holds the recovery key.
+                "http_request": events.http_request(
+                    request.method, _ROUTE, request.headers.get("User-Agent", "")
+                ),
+            },
             retention=state.retention(request),
         )
     response = web.HTTPFound("/if/user/")

@@ -92,6 +92,17 @@ async def record(
     )
 
 
+def http_request(method: str, path: str, user_agent: str) -> dict[str, str]:
+    """The `http_request` context of an event, as authentik records it: the request's method,
+    path (never its query string, which can carry codes and tokens), user agent and request id.
+    The client's address is the event's own `client_ip`."""
+    described = {"method": method, "path": path, "user_agent": user_agent[:512]}
+    request_id = logs.request_id()
+    if request_id:
+        described["request_id"] = request_id
+    return described
+
+
 async def _retention(tx: store.Tx, default: dt.timedelta) -> dt.timedelta:
     chosen = (await system_settings.stored(tx)).get("event_retention")
     return wire.durations.parse(chosen) if isinstance(chosen, str) else default

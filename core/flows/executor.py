@@ -73,6 +73,8 @@ class Browser:
         default_factory=dict
     )  # rows read during this request (see base.Run.user)
     cookies: Mapping[str, str] = field(default_factory=dict)  # the request's, for stages
+    method: str = "GET"  # the request's method and path, for the login events' `http_request`
+    path: str = ""
 
 
 @dataclass
@@ -298,6 +300,8 @@ class Executor:
             memo=browser.memo,
             cookies=browser.cookies,
             inserted=state.insertion(),
+            method=browser.method,
+            path=browser.path,
         )
 
     async def _respond(
@@ -523,6 +527,7 @@ class Executor:
                 context={
                     "auth_method": run.state.context.get("auth_method", ""),
                     "flow": run.state.slug,
+                    "http_request": run.http_request,
                 },
                 retention=run.retention,
             )

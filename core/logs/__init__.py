@@ -57,6 +57,11 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
+def request_id() -> str:
+    """The id of the request being served (bound by the access log), or ""."""
+    return str(structlog.contextvars.get_contextvars().get("request_id", ""))
+
+
 def configure(level: str = "info") -> None:
     numeric = logging.DEBUG if level in {"trace", "debug"} else getattr(logging, level.upper())
     shared: list[Any] = [

@@ -39,7 +39,12 @@ async def failed(
         "login_failed",
         user=user,
         client_ip=run.client_ip,
-        context={"username": username, "stage": run.stage_name, "reason": reason},
+        context={
+            "username": username,
+            "stage": run.stage_name,
+            "reason": reason,
+            "http_request": run.http_request,
+        },
         retention=run.retention,
     )
     if run.state.failures[key] >= MAX_FAILURES:

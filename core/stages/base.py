@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypedDict
 import pydantic
 from pydantic import ConfigDict
 
-from tessera.core import cache, config, crypto, store, wire
+from tessera.core import cache, config, crypto, events, store, wire
 from tessera.core.identity import devices
 
 OutcomeKind = Literal["next", "retry", "deny", "redirect", "challenge"]
@@ -183,6 +183,13 @@ class Run:
     set_cookies: list[Cookie] = field(default_factory=list)
     # Set when the stage runs as an inserted entry of the plan (`FlowState.insert`).
     inserted: Insertion | None = None
+    method: str = "GET"  # the request's method and path (`http_request` of login events)
+    path: str = ""
+
+    @property
+    def http_request(self) -> dict[str, str]:
+        """authentik's `http_request` event context of this request."""
+        return events.http_request(self.method, self.path, self.user_agent)
 
     @property
     def retention(self) -> dt.timedelta:

@@ -134,7 +134,11 @@ class Password(base.Stage):
                 "login_failed",
                 user=user,
                 client_ip=run.client_ip,
-                context={"username": identifier, "stage": run.stage_name},
+                context={
+                    "username": identifier,
+                    "stage": run.stage_name,
+                    "http_request": run.http_request,
+                },
                 retention=run.retention,
             )
         if run.state.failures[key] >= self.config.failed_attempts_before_cancel:
