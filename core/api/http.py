@@ -16,7 +16,7 @@ import pydantic
 import structlog
 from aiohttp import web
 
-from tessera.core import errors, store
+from tessera.core import errors, logs, store
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -126,6 +126,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return _problem(exc.status, {"detail": exc.reason})
         raise
     except Exception:  # the edge: anything unexpected becomes a 500 with a request id
-        request_id = uuid.uuid4().hex
+        request_id = logs.request_id() or uuid.uuid4().hex  # the access log's, when bound
         log.exception("unhandled error", request_id=request_id, path=request.path)
         return _problem(500, {"detail": "Internal server error.", "request_id": request_id})

@@ -34,7 +34,7 @@ from tessera.core import (
 from tessera.core import web as web_pages
 from tessera.core.api import admin, http, openapi, resource, resources, root, state
 from tessera.core.api import flows as flows_api
-from tessera.core.app import backends, embedded, health, metrics
+from tessera.core.app import access, backends, embedded, health, metrics
 from tessera.core.policies import pool
 from tessera.core.providers import oauth2, proxy, saml
 
@@ -100,7 +100,12 @@ def create_app(
     crypto.passwords.configure(**settings.password_hashing.model_dump())
     app_metrics = metrics.Metrics(db)
     app = web.Application(
-        middlewares=[app_metrics.middleware(), http.error_middleware, embedded.middleware],
+        middlewares=[
+            access.middleware,
+            app_metrics.middleware(),
+            http.error_middleware,
+            embedded.middleware,
+        ],
         client_max_size=settings.web.max_body_bytes,
     )
     app[state.SETTINGS] = settings

@@ -71,7 +71,13 @@ def configure(level: str = "info") -> None:
         structlog.processors.format_exc_info,
         redact,
     ]
-    processors = [*shared, structlog.processors.JSONRenderer()]
+    # A person at a terminal reads columns; anything else (a container's log collector) JSON.
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=True)
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
+    )
+    processors = [*shared, renderer]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -84,7 +90,7 @@ def configure(level: str = "info") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(),
+                renderer,
             ],
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         )
