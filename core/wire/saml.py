@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from tessera.core.wire.common import Name, Request, Response, Uuid
@@ -131,6 +131,15 @@ class SAMLProviderRequest(Request):
     default_relay_state: Annotated[str, Field(max_length=2000)] = ""
     default_name_id_policy: NameIDPolicy = NAMEID_UNSPECIFIED
     managed: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+
+    @field_validator("authentication_flow")
+    @classmethod
+    def _no_authentication_flow(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "Tessera signs users in with the brand's authentication flow; leave this empty."
+            )
+        return None
 
 
 class SAMLProvider(ProviderBase):

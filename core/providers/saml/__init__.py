@@ -48,6 +48,9 @@ def setup(app: web.Application) -> None:
     r.add_post(root + "slo/binding/post/", views.slo)
     r.add_get(root + "slo/binding/init/", views.slo_init, allow_head=False)
     r.add_get(root + "metadata/", views.metadata_view, allow_head=False)
+    r.add_get(root, views.unified, allow_head=False)
+    r.add_post(root, views.unified)
+    r.add_route("*", root + "init/", views.sso_init)
 
 
 __all__ = ["RESOURCES", "records", "resources", "setup", "views"]

@@ -840,6 +840,35 @@ async def slo_init(request: web.Request) -> web.StreamResponse:
     )
 
 
+# The unified endpoint ------------------------------------------------------------------------
+
+
+async def unified(request: web.Request) -> web.StreamResponse:
+    """authentik's `url_unified`: one URL for SSO and SLO, either binding; the message's root
+    element says which (it is read again, with every check, by the handler it goes to)."""
+    try:
+        if request.method == "GET":
+            source: Any = request.query
+        elif request.content_type == "application/x-www-form-urlencoded":
+            source = await request.post()
+        else:
+            raise Refused("Send the SAML message as an HTML form (HTTP-POST binding).")
+        if "SAMLResponse" in source:
+            return await slo(request)
+        encoded = source.get("SAMLRequest")
+        if not isinstance(encoded, str) or not encoded:
+            raise Refused("No SAMLRequest was sent.")
+        data = b64decode(encoded)
+        root = parse(inflate(data) if request.method == "GET" else data)
+    except MessageError as exc:
+        return error_page(request, f"The SAML message cannot be read: {exc}.")
+    except Refused as exc:
+        return error_page(request, exc.message, exc.status)
+    if root.tag == q(SAMLP, "LogoutRequest"):
+        return await slo(request)
+    return await sso(request)
+
+
 # Metadata -----------------------------------------------------------------------------------
 
 

@@ -206,3 +206,15 @@ async def test_listed_among_all_providers(api: Any) -> None:
     assert status == 204
     status, _ = await api("GET", f"providers/saml/{provider['pk']}/")
     assert status == 404
+
+
+async def test_authentication_flow_must_stay_empty(api: Any) -> None:
+    body = {
+        "name": "x",
+        "authentication_flow": await flow_pk(api, "default-authentication-flow"),
+        "authorization_flow": await flow_pk(api, IMPLICIT),
+        "invalidation_flow": await flow_pk(api, "default-invalidation-flow"),
+        "acs_url": ACS,
+    }
+    status, answer = await api("POST", "providers/saml/", json=body)
+    assert status == 400 and "authentication_flow" in answer

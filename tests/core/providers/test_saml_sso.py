@@ -318,3 +318,29 @@ async def test_a_changed_provider_is_used_at_once(client: Any, api: Any) -> None
     assert status == 200
     page = await sso(client, "wiki", authn_request(acs=None), "post")
     assert response_of(await page.text())[0] == "https://sp2.example.com/acs"
+
+
+async def test_the_unified_endpoint_serves_sso_and_slo(client: Any, api: Any) -> None:
+    provider = await make_saml_provider(api, "wiki", default_relay_state="/home")
+    assert provider["url_unified"].endswith("/application/saml/wiki/")
+    assert provider["url_unified_init"].endswith("/application/saml/wiki/init/")
+    await login(client)
+    query = redirect_query(authn_request(request_id="_u"), "rs")
+    page = await follow(
+        client, await client.get(f"/application/saml/wiki/?{query}", allow_redirects=False)
+    )
+    _, _, root = response_of(await page.text())
+    assert root.get("InResponseTo") == "_u"
+    page = await follow(
+        client, await client.get("/application/saml/wiki/init/", allow_redirects=False)
+    )
+    action, fields, _ = response_of(await page.text())
+    assert fields["RelayState"] == "/home"
+    logout = authn_request(request_id="_lo").replace("AuthnRequest", "LogoutRequest")
+    response = await client.post(
+        "/application/saml/wiki/", data=post_body(logout, "x"), allow_redirects=False
+    )
+    assert response.status == 302 and "SAMLResponse=" in response.headers["Location"]
+    assert (await client.get("/api/v3/core/users/me/")).status != 200
+    garbage = await client.get("/application/saml/wiki/?SAMLRequest=%%%")
+    assert garbage.status == 400
