@@ -99,10 +99,15 @@ async def test_sp_initiated_redirect_with_python3_saml(client: Any, api: Any) ->
     assert again.status == 400  # the same LogoutRequest twice
 
 
-async def test_sp_initiated_post(client: Any, api: Any) -> None:
+async def test_sp_initiated_post(client: Any, api: Any, bootstrapped: Any) -> None:
     await make_saml_provider(api, "wiki", sls_binding="post")
     await login(client)
     name_id, session_index = await _sso(client)
+    cookie = next(c.value for c in client.session.cookie_jar if c.key == sessions.COOKIE)
+    announced: list[set[str]] = []
+    bootstrapped.on_commit(
+        lambda tables, news: announced.append(set(news.get(sessions.ENDED, set())))
+    )
     request = (
         f'<samlp:LogoutRequest xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_lo1" '
         f'Version="2.0" IssueInstant="{_now()}"><saml:Issuer>sp</saml:Issuer>'
@@ -118,6 +123,8 @@ async def test_sp_initiated_post(client: Any, api: Any) -> None:
     assert answer.tag == f"{{{SAMLP}}}LogoutResponse"
     assert answer.get("InResponseTo") == "_lo1"
     assert not await _signed_in(client)
+    # Announced as ended sessions are: outposts hear SESSION_END for it.
+    assert {sessions.digest(cookie)} in announced
 
 
 def _now() -> str:
