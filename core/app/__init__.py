@@ -34,7 +34,7 @@ from tessera.core import (
 from tessera.core import web as web_pages
 from tessera.core.api import admin, http, openapi, resource, resources, root, state
 from tessera.core.api import flows as flows_api
-from tessera.core.app import access, backends, embedded, health, metrics
+from tessera.core.app import access, backends, embedded, health, metrics, startup
 from tessera.core.policies import pool
 from tessera.core.providers import oauth2, proxy, saml
 
@@ -49,6 +49,7 @@ def _keyring(settings: config.Settings) -> crypto.Keyring:
 
 async def prepare(settings: config.Settings) -> store.Store:
     """Open the store, apply migrations and run the bootstrap; the store is left open."""
+    startup.announce(settings)
     db = store.Store(settings)
     await db.open()
     await db.migrate()

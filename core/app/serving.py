@@ -75,7 +75,7 @@ def process_count(settings: config.Settings) -> tuple[int, str]:
 def run(settings: config.Settings) -> int:
     """Serve until SIGTERM or SIGINT: in this process, or through workers."""
     count, reason = process_count(settings)
-    if reason:
+    if reason and "workers" in settings.web.model_fields_set:  # said only to who asked for more
         log.info("one serving process", reason=reason)
     if count == 1:
         asyncio.run(app.serve(settings))

@@ -98,5 +98,6 @@ def configure(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
-    for noisy in ("aiohttp.access",):
+    # aiohttp's own access log (ours is `app.access`); Alembic's plugin set-up and revision lines.
+    for noisy in ("aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -96,7 +96,8 @@ async def tick(db: store.Store, holder: str, interval: float) -> dict[str, int] 
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-    log.info("maintenance done", holder=holder, **removed)
+    # A pass that removed nothing is not news (every start runs one).
+    (log.info if any(removed.values()) else log.debug)("maintenance done", holder=holder, **removed)
     return removed
 
 
