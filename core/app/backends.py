@@ -30,4 +30,14 @@ def open_cache(settings: config.Settings) -> cache.Cache:
         from tessera.core.store import pgcache
 
         return pgcache.PostgresCache(settings.postgresql)
-    return cache.from_settings(r.host, r.port, r.db, r.password.get_secret_value(), r.prefix)
+    return cache.from_settings(
+        r.host,
+        r.port,
+        r.db,
+        r.password.get_secret_value(),
+        r.prefix,
+        username=r.username,
+        tls=r.tls,
+        tls_reqs=r.tls_reqs,
+        tls_ca_cert=r.tls_ca_cert,
+    )

@@ -98,9 +98,19 @@ def check_ttl(ttl: float | None) -> None:
 
 
 def from_settings(
-    redis_host: str, redis_port: int, redis_db: int, redis_password: str, prefix: str
+    redis_host: str,
+    redis_port: int,
+    redis_db: int,
+    redis_password: str,
+    prefix: str,
+    *,
+    username: str = "",
+    tls: bool = False,
+    tls_reqs: str = "none",
+    tls_ca_cert: str = "",
 ) -> Cache:
-    """`MemoryCache` when `redis_host` is empty, else a `RedisCache` with every key prefixed."""
+    """`MemoryCache` when `redis_host` is empty, else a `RedisCache` with every key prefixed
+    (over TLS when `tls`: authentik's `AUTHENTIK_REDIS__TLS`, `TLS_REQS`, `TLS_CA_CERT`)."""
     # Imported here: the backends import this module for the helpers above (and the Redis
     # client, some 6 MiB, only when it is configured).
     if not redis_host:
@@ -110,5 +120,13 @@ def from_settings(
     from tessera.core.cache import redis
 
     return redis.RedisCache(
-        host=redis_host, port=redis_port, db=redis_db, password=redis_password, prefix=prefix
+        host=redis_host,
+        port=redis_port,
+        db=redis_db,
+        password=redis_password,
+        prefix=prefix,
+        username=username,
+        tls=tls,
+        tls_reqs=tls_reqs,
+        tls_ca_cert=tls_ca_cert,
     )

@@ -46,14 +46,32 @@ return count
 class RedisCache:
     """A `cache.Cache` in a Redis database, every key and channel starting with `prefix`."""
 
-    def __init__(self, host: str, port: int, db: int, password: str, prefix: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        db: int,
+        password: str,
+        prefix: str,
+        *,
+        username: str = "",
+        tls: bool = False,
+        tls_reqs: str = "none",
+        tls_ca_cert: str = "",
+    ) -> None:
         self.prefix = prefix
         self._closed = False
         self._client = redis.asyncio.Redis(
             host=host,
             port=port,
             db=db,
+            username=username or None,
             password=password or None,
+            # authentik's TLS_REQS names are ssl's: none, optional, required (certificate check).
+            ssl=tls,
+            ssl_cert_reqs=tls_reqs,
+            ssl_ca_certs=tls_ca_cert or None,
+            ssl_check_hostname=tls and tls_reqs == "required",
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
             retry=redis.asyncio.retry.Retry(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import re
 import sys
@@ -30,11 +31,50 @@ _DURATION = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?|d|days?)$")
 
 def _load(args: argparse.Namespace) -> config.Settings:
     settings = config.load(args.config)
+    for warning in settings.warnings:  # unknown keys: typos, most often
+        print(f"tessera: warning: {warning}", file=sys.stderr)
     logs.configure(settings.log_level)
     for secret in settings.secret_values():
         logs.register_secret(secret)
     crypto.passwords.configure(**settings.password_hashing.model_dump())
     return settings
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    from tessera.core.api.admin import AUTHENTIK_VERSION
+
+    try:
+        own = metadata.version("tessera")
+    except metadata.PackageNotFoundError:
+        own = "unknown"
+    return f"tessera {own} (speaks authentik {AUTHENTIK_VERSION})"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, pydantic.SecretStr):
+        return "********" if value.get_secret_value() else '""'
+    if isinstance(value, Path):
+        value = str(value)
+    return json.dumps(value)
+
+
+def cmd_dump_config(args: argparse.Namespace) -> int:
+    """Every setting's effective value (secrets masked) and where it came from."""
+    settings = config.load(args.config)
+    for warning in settings.warnings:
+        print(f"tessera: warning: {warning}", file=sys.stderr)
+    origins = settings.origins
+    for key in config.setting_keys():
+        value: Any = settings
+        for part in key.split("."):
+            value = getattr(value, "from_" if part == "from" else part)
+        origin = origins.get(key, "default")
+        if key == "secret_key" and origin == "default":
+            origin = f"generated, {settings.data_dir / 'secret_key'}"
+        print(f"{key} = {_shown(value)}  # {origin}")
+    return 0
 
 
 def _run(coro: Coroutine[Any, Any, int | None]) -> int:
@@ -206,6 +246,7 @@ def parser() -> argparse.ArgumentParser:
         description="Tessera: identity provider and single sign-on, compatible with authentik.",
     )
     top.add_argument("--config", type=Path, help="YAML file with settings (same keys as the env)")
+    top.add_argument("--version", action="version", version=_version())
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
@@ -263,6 +304,11 @@ def parser() -> argparse.ArgumentParser:
     outpost.add_argument("type", help="the outpost type: proxy or ldap")
     outpost.add_argument(
         "args", nargs=argparse.REMAINDER, help="arguments for the outpost (see its --help)"
+    )
+    add(
+        "dump-config",
+        cmd_dump_config,
+        "Print every setting's effective value (secrets masked) and where it came from.",
     )
     health = add(
         "healthcheck", cmd_healthcheck, "Exit 0 when the local server answers /-/health/live/."

@@ -3,27 +3,33 @@
 Sources, strongest first: keyword arguments (tests), `TESSERA_*` environment variables,
 `AUTHENTIK_*` environment variables (drop-in compatibility with authentik deployments), then an
 optional YAML file given with `--config`. Nested keys use `__` (`AUTHENTIK_POSTGRESQL__HOST`).
+As in authentik, any value may be `env://NAME` (another variable) or `file://PATH` (a file's
+contents, e.g. a mounted secret), each with an optional `?default`; a list may be given as
+comma-separated items (`10.0.0.0/8,192.168.0.0/16`) or as JSON.
+
 Every process calls `load()`; an invalid value raises `ConfigError` naming the key, which the CLI
-prints as one line before exiting.
+prints as one line before exiting. So does an authentik key Tessera does not have (`keys`); an
+unknown `AUTHENTIK_*` / `TESSERA_*` variable is a warning naming it (`Settings.warnings`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
+from tessera.core.config import keys
 from tessera.core.wire import emails
 
 ENV_PREFIXES = ("TESSERA_", "AUTHENTIK_")
@@ -34,12 +40,21 @@ class ConfigError(Exception):
     """Configuration that cannot be used; `str()` is one line naming the key."""
 
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
 class PostgreSQL(BaseModel):
     host: str = ""
     port: int = Field(default=5432, ge=1, le=65535)
     name: str = "authentik"
     user: str = "authentik"
     password: SecretStr = SecretStr("")
+    # libpq's meanings (`store.tls`). The default is libpq's own, `prefer`: TLS when the server
+    # offers it, unverified; set `verify-full` and a root certificate for a verified link.
+    sslmode: SslMode = "prefer"
+    sslrootcert: str = Field(default="", description="CA certificate(s) (PEM) for verify-*")
+    sslcert: str = Field(default="", description="client certificate (PEM)")
+    sslkey: str = Field(default="", description="the client certificate's private key (PEM)")
     pool_size: int = Field(default=10, ge=1, le=200)
     connect_timeout: float = Field(default=5.0, gt=0)
 
@@ -48,7 +63,12 @@ class Redis(BaseModel):
     host: str = ""
     port: int = Field(default=6379, ge=1, le=65535)
     db: int = Field(default=0, ge=0)
+    username: str = ""
     password: SecretStr = SecretStr("")
+    tls: bool = False
+    # authentik's names: "none" (no certificate check), "optional", "required" (checked).
+    tls_reqs: Literal["none", "optional", "required"] = "none"
+    tls_ca_cert: str = Field(default="", description="CA certificate(s) (PEM) for the server's")
     prefix: str = Field(
         default="tessera:", description="key prefix; tests set a unique one per run"
     )
@@ -165,6 +185,24 @@ class Settings(BaseSettings):
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: emails.AddressOrEmpty = "root@example.com"
+    # Tessera never sends analytics nor looks for updates: accepted so that authentik's
+    # settings files work unchanged.
+    disable_startup_analytics: bool = True
+    disable_update_check: bool = True
+
+    # Not settings: what `load` noticed (unknown keys) and where each value came from.
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._warnings
+
+    @property
+    def origins(self) -> dict[str, str]:
+        """Dotted key -> where its value came from ("AUTHENTIK_X", "TESSERA_X (file://…)",
+        "config file", "argument"); keys not listed have their default."""
+        return self._origins
 
     @classmethod
     def settings_customise_sources(
@@ -175,14 +213,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        envs = tuple(
-            EnvSettingsSource(settings_cls, env_prefix=prefix, env_nested_delimiter="__")
-            for prefix in ENV_PREFIXES
-        )
+        envs = tuple(_Environment(settings_cls, prefix) for prefix in ENV_PREFIXES)
         sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, *envs)
         yaml_file = os.environ.get("TESSERA_CONFIG_FILE")
         if yaml_file:
-            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),)
+            sources += (_Yaml(settings_cls, yaml_file=yaml_file),)
         return sources
 
     def secret_values(self) -> list[str]:
@@ -207,6 +242,161 @@ class Settings(BaseSettings):
         return self.data_dir / "tessera.sqlite3"
 
 
+# Sources -------------------------------------------------------------------------------------
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Every leaf setting of `model`: dotted key (authentik's spelling, aliases included) -> its
+    annotation."""
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.update(_fields(annotation, key + "."))
+        else:
+            found[key] = annotation
+    return found
+
+
+def setting_keys() -> dict[str, Any]:
+    """Every leaf key of `Settings`, dotted (`postgresql.sslmode`), with its type."""
+    return _fields(Settings)
+
+
+def _is_list(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is list
+
+
+def resolve(key: str, raw: str) -> str:
+    """authentik's indirections: `env://NAME[?default]` is another variable's value,
+    `file://PATH[?default]` a file's contents (surrounding white space removed)."""
+    if raw.startswith("env://"):
+        name, has_default, default = raw[len("env://") :].partition("?")
+        if name in os.environ:
+            return os.environ[name]
+        if has_default:
+            return default
+        raise ConfigError(f"{key}: {raw}: no such environment variable")
+    if raw.startswith("file://"):
+        path, has_default, default = raw[len("file://") :].partition("?")
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            if has_default:
+                return default
+            raise ConfigError(f"{key}: {raw}: {exc.strerror or exc}") from None
+    return raw
+
+
+def _as_list(key: str, raw: str) -> Any:
+    """A list setting: JSON (`["a", "b"]`) or comma-separated items (authentik's form)."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: not a JSON list: {exc}") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _nest(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+class _Scan:
+    """The `AUTHENTIK_*` and `TESSERA_*` variables, sorted into settings, refused authentik
+    keys and unknown names."""
+
+    def __init__(self, environ: os._Environ[str] | dict[str, str]) -> None:
+        fields = setting_keys()
+        self.values: dict[str, dict[str, tuple[str, str]]] = {p: {} for p in ENV_PREFIXES}
+        self.unsupported: list[str] = []
+        self.unknown: list[str] = []
+        for name in sorted(environ):
+            upper = name.upper()
+            prefix = next((p for p in ENV_PREFIXES if upper.startswith(p)), None)
+            if prefix is None:
+                continue
+            dotted = upper[len(prefix) :].lower().replace("__", ".")
+            if dotted in fields:
+                self.values[prefix][dotted] = (name, environ[name])
+            elif dotted in keys.NOT_SETTINGS or (
+                prefix == "TESSERA_" and dotted.startswith("test_")
+            ):
+                continue
+            elif keys.unsupported(dotted):
+                self.unsupported.append(name)
+            else:
+                self.unknown.append(name)
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """The settings of one prefix's variables, indirections resolved and lists split."""
+
+    def __init__(self, settings_cls: type[BaseSettings], prefix: str) -> None:
+        super().__init__(settings_cls)
+        self.prefix = prefix
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: `__call__` reads everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        fields = setting_keys()
+        data: dict[str, Any] = {}
+        for dotted, (name, raw) in _Scan(os.environ).values[self.prefix].items():
+            value: Any = resolve(name, raw)
+            if _is_list(fields[dotted]):
+                value = _as_list(name, value)
+            _nest(data, dotted, value)
+        return data
+
+
+def _resolve_tree(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return resolve(key, value)
+    if isinstance(value, dict):
+        return {k: _resolve_tree(f"{key}.{k}", v) for k, v in value.items()}
+    return value
+
+
+class _Yaml(YamlConfigSettingsSource):
+    """The `--config` file, with `env://` / `file://` values resolved as in the environment."""
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: _resolve_tree(f"--config: {k}", v) for k, v in super().__call__().items()}
+
+
+def _yaml_keys(data: Any, prefix: str = "") -> list[str]:
+    if not isinstance(data, dict):
+        return [prefix.rstrip(".")]
+    found: list[str] = []
+    for key, value in data.items():
+        found += _yaml_keys(value, f"{prefix}{key}.")
+    return found
+
+
+def _origins(scan: _Scan, overrides: dict[str, Any], yaml_file: str | None) -> dict[str, str]:
+    origins: dict[str, str] = {}
+    if yaml_file:
+        try:
+            data = YamlConfigSettingsSource(Settings, yaml_file=yaml_file)()
+        except (OSError, ValueError):
+            data = {}
+        for dotted in _yaml_keys(data):
+            origins[dotted] = f"config file {yaml_file}"
+    for prefix in reversed(ENV_PREFIXES):  # TESSERA_ wins over AUTHENTIK_
+        for dotted, (name, raw) in scan.values[prefix].items():
+            via = raw.partition("?")[0] if raw.startswith(("env://", "file://")) else ""
+            origins[dotted] = f"{name} ({via})" if via else name
+    for dotted in _yaml_keys(overrides):
+        origins[dotted] = "argument"
+    return origins
+
+
 def _key_name(loc: tuple[str | int, ...]) -> str:
     return "AUTHENTIK_" + "__".join(str(part).upper() for part in loc)
 
@@ -217,6 +407,9 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         if not config_file.is_file():
             raise ConfigError(f"--config: no such file: {config_file}")
         os.environ["TESSERA_CONFIG_FILE"] = str(config_file)
+    scan = _Scan(os.environ)
+    if scan.unsupported:
+        raise ConfigError(f"not supported by Tessera: {', '.join(scan.unsupported)}")
     try:
         settings = Settings(**overrides)
     except pydantic.ValidationError as exc:
@@ -224,6 +417,8 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"{_key_name(first['loc'])}: {first['msg']}") from None
     except (OSError, ValueError) as exc:  # unreadable or malformed YAML, undecodable JSON value
         raise ConfigError(f"configuration: {exc}") from None
+    settings._warnings = [f"{name}: unknown setting, ignored (a typo?)" for name in scan.unknown]
+    settings._origins = _origins(scan, overrides, os.environ.get("TESSERA_CONFIG_FILE"))
     return _check_secret_key(settings)
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported when PostgreSQL is configured: the embedded defaul
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tessera.core import config, errors
-from tessera.core.store import crud, migrate, sqlite, system_settings
+from tessera.core.store import crud, migrate, sqlite, system_settings, tls
 from tessera.core.store.crud import Filter, Query, Tx
 
 __all__ = [
@@ -176,7 +176,7 @@ class Store:
                 pool_size=pg.pool_size,
                 max_overflow=pg.pool_size,
                 pool_timeout=pg.connect_timeout,
-                connect_args={"timeout": pg.connect_timeout},
+                connect_args={"timeout": pg.connect_timeout, "ssl": tls.ssl_argument(pg)},
                 hide_parameters=True,  # SECURITY: error messages never carry bound values
             )
             sa.event.listen(self._engine.sync_engine, "checkout", _refuse_closed_connection)
@@ -184,6 +184,8 @@ class Store:
             await self.ping(timeout=max(_PING_TIMEOUT, self.settings.postgresql.connect_timeout))
         except StoreUnavailable as exc:
             key = "AUTHENTIK_DATA_DIR" if self.settings.embedded else "AUTHENTIK_POSTGRESQL__HOST"
+            if not self.settings.embedded and self.settings.postgresql.sslmode != "prefer":
+                key += f" (sslmode {self.settings.postgresql.sslmode})"
             raise StoreUnavailable(f"{key}: cannot reach the database: {exc}") from None
 
     async def close(self) -> None:

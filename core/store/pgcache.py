@@ -34,7 +34,7 @@ import asyncpg
 import structlog
 
 from tessera.core import cache, config
-from tessera.core.store import pgbus
+from tessera.core.store import pgbus, tls
 
 log = structlog.get_logger(__name__)
 
@@ -204,6 +204,7 @@ class PostgresCache:
             "timeout": pg.connect_timeout,
             "command_timeout": COMMAND_TIMEOUT,
             "server_settings": {"application_name": application_name},
+            "ssl": tls.ssl_argument(pg),
         }
 
     async def _fetch_stored(self, key: str) -> str | None:
