@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     ["worker"],
     ["migrate"],
     ["healthcheck"],
+    ["dump-config"],
     ["admin"],
     ["admin", "create-recovery-key"],
     ["admin", "create-token"],
