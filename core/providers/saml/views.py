@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 import time
 import urllib.parse
@@ -288,17 +289,9 @@ async def read_message(request: web.Request, provider: Provider, kind: str) -> I
         raw = _raw_query_parts(request)
         if "SigAlg" not in raw or kind not in raw:
             raise Refused("The request's signature is incomplete.", 403)
-        signed = f"{kind}={raw[kind]}"
-        if "RelayState" in raw:
-            signed += f"&RelayState={raw['RelayState']}"
-        signed += f"&SigAlg={raw['SigAlg']}"
+        sig_alg = urllib.parse.unquote_plus(raw["SigAlg"])
         try:
-            xmldsig.verify_query(
-                signed.encode(),
-                request.query["Signature"],
-                urllib.parse.unquote_plus(raw["SigAlg"]),
-                cert,
-            )
+            _verify_query(request, raw, kind, sig_alg, cert)
         except xmldsig.SignatureError as exc:
             raise Refused(f"The request's signature is not valid: {exc}.", 403) from None
         return Incoming(root, binding, relay_state)
@@ -314,6 +307,31 @@ async def read_message(request: web.Request, provider: Provider, kind: str) -> I
         # The signature covers some other element than the message itself (signature wrapping).
         raise Refused("The signature does not cover this request.", 403)
     return Incoming(verified, binding, relay_state)
+
+
+def _verify_query(
+    request: web.Request, raw: dict[str, str], kind: str, sig_alg: str, cert: str
+) -> None:
+    """The Redirect binding signs the query's parameters as encoded by the sender; senders
+    differ in how they encode (python3-saml signs `quote_plus` of each value but sends some
+    characters bare), so the sent encoding is tried first, then `quote_plus` of the decoded
+    values (upper-case escapes, then lower-case as ADFS makes them). Each candidate is built from
+    the same decoded values this handler goes on to use, so none lets a value through that the
+    signature did not cover."""
+    names = [kind, *(["RelayState"] if "RelayState" in raw else []), "SigAlg"]
+    as_sent = "&".join(f"{name}={raw[name]}" for name in names)
+    decoded = {name: request.query[name] for name in names}
+    encoded = "&".join(f"{n}={urllib.parse.quote_plus(decoded[n])}" for n in names)
+    lower = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)
+    error: xmldsig.SignatureError | None = None
+    for candidate in dict.fromkeys([as_sent, encoded, lower]):
+        try:
+            xmldsig.verify_query(candidate.encode(), request.query["Signature"], sig_alg, cert)
+            return
+        except xmldsig.SignatureError as exc:
+            error = exc
+    assert error is not None
+    raise error
 
 
 def _instant(value: str | None) -> dt.datetime:
