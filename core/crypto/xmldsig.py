@@ -18,6 +18,7 @@ when an administrator asks for it, as authentik allows.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +99,16 @@ class Signer:
     cert_pem: str
 
     def _key(self) -> xmlsec.Key:
-        key = xmlsec.Key.from_memory(self.key_pem.encode(), xmlsec.constants.KeyDataFormatPem)
-        key.load_cert_from_memory(self.cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
-        return key
+        return _loaded(self.key_pem, self.cert_pem)
+
+
+@functools.lru_cache(maxsize=256)
+def _loaded(key_pem: str, cert_pem: str) -> xmlsec.Key:
+    """A key parsed once: assigning it to a signature context duplicates it (a reference to the
+    same OpenSSL key), so one parsed key serves every signature and thread."""
+    key = xmlsec.Key.from_memory(key_pem.encode(), xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_memory(cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
+    return key
 
 
 def algorithms_known(signature_algorithm: str, digest_algorithm: str) -> bool:

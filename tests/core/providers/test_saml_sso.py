@@ -344,3 +344,32 @@ async def test_the_unified_endpoint_serves_sso_and_slo(client: Any, api: Any) ->
     assert (await client.get("/api/v3/core/users/me/")).status != 200
     garbage = await client.get("/application/saml/wiki/?SAMLRequest=%%%")
     assert garbage.status == 400
+
+
+@pytest.mark.parametrize(
+    ("signature", "digest"),
+    [
+        ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1"),
+        (
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            "http://www.w3.org/2001/04/xmlenc#sha512",
+        ),
+    ],
+    ids=["sha1-when-asked", "sha512"],
+)
+async def test_configured_algorithms_are_used(
+    client: Any, api: Any, tmp_path: Path, signature: str, digest: str
+) -> None:
+    key, cert = rsa_pair("idp")
+    signing = await import_pair(api, "idp", cert, key)
+    await make_saml_provider(
+        api, "wiki", signing_kp=signing, signature_algorithm=signature, digest_algorithm=digest
+    )
+    await login(client)
+    for _ in range(2):  # the second answer signs with the key parsed for the first
+        page = await sso(client, "wiki", authn_request(), "post")
+        _, fields, root = response_of(await page.text())
+        ds = "{http://www.w3.org/2000/09/xmldsig#}"
+        assert root.find(f".//{ds}SignatureMethod").get("Algorithm") == signature
+        assert root.find(f".//{ds}DigestMethod").get("Algorithm") == digest
+        xmlsec_verify(tmp_path, base64.b64decode(fields["SAMLResponse"]), cert, "Assertion")
