@@ -1,7 +1,10 @@
 """Prometheus metrics of the core, served on the metrics port (`:9300/metrics`).
 
 Each application owns its registry (so tests can build many apps): request counts and latency by
-route and status, store pool use, build info.
+route and status, store pool use, build info, the standard process, platform and garbage
+collector collectors, and the flow executor's and policy engine's instruments (`flows.metrics`,
+`policies.metrics`, whose registries it forwards). Served by prometheus-client's aiohttp handler:
+the text format, or OpenMetrics when the scraper asks for it (`Accept`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,23 @@ import time
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tessera.core import store
 from tessera.core.api import http
+from tessera.core.flows import metrics as flow_metrics
+from tessera.core.policies import metrics as policy_metrics
 
 VERSION = "0.1.0"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -39,6 +53,16 @@ class _PoolCollector(Collector):
         yield used
 
 
+class _Forwarded(Collector):
+    """The metrics of another registry (a lower layer's instruments), as this registry's."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.source.collect()
+
+
 class Metrics:
     def __init__(self, db: store.Store) -> None:
         self.registry = CollectorRegistry()
@@ -58,6 +82,11 @@ class Metrics:
         build = Info("tessera_build", "Build information", registry=self.registry)
         build.info({"version": VERSION, "python": platform.python_version()})
         self.registry.register(_PoolCollector(db))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(_Forwarded(flow_metrics.REGISTRY))
+        self.registry.register(_Forwarded(policy_metrics.REGISTRY))
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
         @web.middleware
@@ -82,9 +111,6 @@ class Metrics:
         return measure
 
     def app(self) -> web.Application:
-        async def expose(_request: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.registry), content_type="text/plain")
-
         metrics_app = web.Application()
-        metrics_app.router.add_get("/metrics", expose)
+        metrics_app.router.add_get("/metrics", make_aiohttp_handler(self.registry))
         return metrics_app

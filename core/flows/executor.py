@@ -29,7 +29,7 @@ import pydantic
 import structlog
 
 from tessera.core import cache, crypto, errors, events, logs, store, wire
-from tessera.core.flows import definitions, planner, redirects
+from tessera.core.flows import definitions, metrics, planner, redirects
 from tessera.core.identity import avatars, sessions, users
 from tessera.core.stages import base
 from tessera.core.stages import email as email_stage
@@ -126,6 +126,17 @@ class Executor:
         """The current challenge; plans the flow when none is in progress."""
         snapshot = await self.definitions.get()
         flow = _flow(snapshot, slug)
+        with metrics.execution(flow["slug"], "get"):
+            return await self._get(snapshot, flow, browser, query)
+
+    async def _get(
+        self,
+        snapshot: definitions.Snapshot,
+        flow: dict[str, Any],
+        browser: Browser,
+        query: dict[str, str],
+    ) -> Reply:
+        slug = flow["slug"]
         state = await self._load(browser, slug)
         if "flow_token" in query:
             resumed = await email_stage.redeem(self.services, query["flow_token"])
@@ -200,12 +211,13 @@ class Executor:
         """Apply a challenge response and return what comes next."""
         snapshot = await self.definitions.get()
         flow = _flow(snapshot, slug)
-        state = await self._load(browser, slug)
-        if state is None:
-            return await self.get(slug, browser, {})
-        if not isinstance(body, dict):
-            body = {}
-        return await self._advance(snapshot, flow, state, browser, body)
+        with metrics.execution(flow["slug"], "post"):
+            state = await self._load(browser, flow["slug"])
+            if state is None:
+                return await self._get(snapshot, flow, browser, {})
+            if not isinstance(body, dict):
+                body = {}
+            return await self._advance(snapshot, flow, state, browser, body)
 
     async def _launch_urls(self) -> list[str]:
         async with self.services.store.read() as tx:
@@ -308,7 +320,11 @@ class Executor:
         self, step: planner.Step, run: base.Run, response: dict[str, Any] | None
     ) -> base.Outcome | None:
         stage = step.stage
-        with _stage_code(step.stage_row):
+        method = "get" if response is None else "post"
+        with (
+            _stage_code(step.stage_row),
+            metrics.timed(metrics.STAGE_TIME, stage.component, method),
+        ):
             if stage.Response is None or not stage.asks():
                 return await stage.on_valid(run, base.ChallengeResponse())
             if response is None:
@@ -382,7 +398,8 @@ class Executor:
         run: base.Run,
         response_errors: dict[str, list[dict[str, str]]],
     ) -> dict[str, Any]:
-        with _stage_code(step.stage_row):
+        timer = metrics.timed(metrics.STAGE_TIME, step.stage.component, "get")
+        with _stage_code(step.stage_row), timer:
             fields = await step.stage.challenge(run)
             body = {
                 "component": step.stage.component,

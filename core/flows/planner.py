@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core import events, stages
-from tessera.core.flows import definitions
+from tessera.core.flows import definitions, metrics
 from tessera.core.identity import users
 from tessera.core.policies import engine
 from tessera.core.stages import base
@@ -115,6 +115,18 @@ async def plan(
 ) -> base.FlowState | base.Outcome:
     """The flow's plan for this browser. `redirected`: an application or another flow sent the
     browser here with an accepted `next` (for `require_redirect`)."""
+    with metrics.timed(metrics.PLAN_TIME, flow["slug"]):
+        return await _plan(services, snapshot, flow, user, client_ip, redirected)
+
+
+async def _plan(
+    services: base.Services,
+    snapshot: definitions.Snapshot,
+    flow: dict[str, Any],
+    user: dict[str, Any] | None,
+    client_ip: str,
+    redirected: bool,
+) -> base.FlowState | base.Outcome:
     refusal = await admits(services, snapshot, flow, user, client_ip, redirected=redirected)
     if refusal:
         return base.Outcome.deny(refusal)

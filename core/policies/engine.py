@@ -27,7 +27,7 @@ import structlog
 
 from tessera.core import crypto, events, store
 from tessera.core.identity import groups
-from tessera.core.policies import kinds
+from tessera.core.policies import kinds, metrics
 from tessera.core.store import crud
 
 DEFAULT_RETENTION = dt.timedelta(days=365)  # the events' default retention
@@ -195,6 +195,7 @@ def _cache_key(policy: dict[str, Any], request: Request) -> str | None:
 
 
 async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request) -> Result:
+    started: float | None = None  # set when the policy runs (a cached result is no run)
     try:
         kind = kinds.build(policy["kind"], policy["config"])
         key = _cache_key(policy, request) if kind.cacheable else None
@@ -202,12 +203,15 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
         if isinstance(cached, dict):
             return Result(bool(cached["passing"]), list(cached["messages"]))
         deadline = time.monotonic() + row["timeout"]
+        started = time.perf_counter()
         async with asyncio.timeout(row["timeout"]):
             verdict = await kind.evaluate(dataclasses.replace(request, deadline=deadline))
+        _observe(policy, row, "pass" if verdict.passing else "fail", started)
         if key:  # errors are never cached: they raise before this
             value = {"passing": verdict.passing, "messages": verdict.messages}
             await request.cache.set(key, value, request.result_ttl)
     except (TimeoutError, kinds.PolicyError) as exc:
+        _observe(policy, row, "error", started)
         message = "Policy timed out." if isinstance(exc, TimeoutError) else str(exc)
         return _failed(policy, row, message)
     except Exception as exc:  # the edge of a policy kind: see below
@@ -215,6 +219,7 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
         # policy error like any other: the binding's failure result and a `policy_exception`
         # event, never a 500 that would skip the decision.
         log.warning("policy raised", policy=policy["pk"], kind=policy["kind"], exc_info=True)
+        _observe(policy, row, "error", started)
         return _failed(policy, row, f"{type(exc).__name__}: {exc}")
     entries = [{**entry, "logger": policy["name"]} for entry in verdict.log]
     for entry in entries:  # to the server log too, as authentik's `ak_logger` writes there
@@ -223,6 +228,15 @@ async def _policy(policy: dict[str, Any], row: dict[str, Any], request: Request)
             "policy log", policy=policy["name"], message=entry["event"], data=entry["attributes"]
         )
     return Result(verdict.passing, verdict.messages, log=entries)
+
+
+def _observe(
+    policy: dict[str, Any], row: dict[str, Any], result: str, started: float | None
+) -> None:
+    """The run's metrics; nothing when the policy never ran (its settings could not be read)."""
+    if started is not None:
+        seconds = time.perf_counter() - started
+        metrics.observe(policy["kind"], policy["name"], row, result, seconds)
 
 
 def _failed(policy: dict[str, Any], row: dict[str, Any], message: str) -> Result:
