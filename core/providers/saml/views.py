@@ -787,8 +787,7 @@ async def slo(request: web.Request) -> web.StreamResponse:
     """SP-initiated logout (LogoutRequest), or the SP's LogoutResponse to ours."""
     try:
         provider = await load(request, request.match_info["slug"])
-        source = request.query if request.method == "GET" else await request.post()
-        if "SAMLResponse" in source:
+        if await _carries(request, "SAMLResponse"):
             return await _logout_answered(request, provider)
         incoming = await read_message(request, provider, "SAMLRequest")
         root = incoming.root
@@ -809,6 +808,18 @@ async def slo(request: web.Request) -> web.StreamResponse:
         incoming.relay_state,
         bool(provider.row["sign_logout_response"]),
     )
+
+
+async def _carries(request: web.Request, name: str) -> bool:
+    """Whether the message (query, or form of the POST binding) has parameter `name`."""
+    if request.method == "GET":
+        return name in request.query
+    if request.content_type != "application/x-www-form-urlencoded":
+        return False
+    try:
+        return name in await request.post()
+    except ValueError:
+        raise Refused("Malformed form body.") from None
 
 
 def _sent_key(request_id: str) -> str:
@@ -868,7 +879,10 @@ async def unified(request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
             source: Any = request.query
         elif request.content_type == "application/x-www-form-urlencoded":
-            source = await request.post()
+            try:
+                source = await request.post()
+            except ValueError:
+                raise Refused("Malformed form body.") from None
         else:
             raise Refused("Send the SAML message as an HTML form (HTTP-POST binding).")
         if "SAMLResponse" in source:

@@ -472,3 +472,38 @@ async def test_signature_wrapping_of_logout_requests(
     encoded = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["SAMLResponse"][0]
     answer = etree.fromstring(zlib.decompress(base64.b64decode(encoded), -15))
     assert answer.get("InResponseTo") == legit_id
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "sso/binding/post/",
+        "slo/binding/post/",
+        "",
+        "sso/binding/init/",
+        "slo/binding/init/",
+        "sso/continue/",
+    ],
+)
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=x", b"--x\r\nbroken"),
+        ("application/json", b'{"SAMLRequest": 1}'),
+        ("application/x-www-form-urlencoded", b"SAMLRequest=%ff%fe&SAMLRequest=a"),
+        ("application/x-www-form-urlencoded", b"SAMLResponse=" + b"A" * 4000),
+        ("text/plain", b"\x00\xff" * 100),
+    ],
+    ids=["multipart", "json", "duplicate", "response-garbage", "binary"],
+)
+async def test_malformed_bodies_are_never_a_500(
+    client: Any, api: Any, path: str, content_type: str, body: bytes
+) -> None:
+    await make_saml_provider(api, "wiki")
+    response = await client.post(
+        f"/application/saml/wiki/{path}",
+        data=body,
+        headers={"Content-Type": content_type},
+        allow_redirects=False,
+    )
+    assert response.status < 500, await response.text()
