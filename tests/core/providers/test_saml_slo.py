@@ -38,9 +38,10 @@ from tessera.core.identity import sessions
 EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
-@pytest.fixture
-def backend() -> str:
-    return "sqlite"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both stores: SSO, the SAML session rows and logout on each."""
+    return str(request.param)
 
 
 async def _signed_in(client: Any) -> bool:
