@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6749 import errors as oauth_errors
 
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
-from tessera.core.providers.oauth2 import device, logout, records, service, views
+from tessera.core.providers.oauth2 import cors, device, logout, records, service, views
 from tessera.core.providers.oauth2.resources import RESOURCES
 
 NOTIFIER = web.AppKey("oauth2_notifier", logout.Notifier)
@@ -59,6 +59,29 @@ async def _end_session(request: web.Request) -> web.StreamResponse:
     return await logout.end_session(request, request.app[views.SERVICE], client)
 
 
+async def _slug_origins(request: web.Request, response: web.StreamResponse) -> cors.Origins:
+    client = await request.app[views.SERVICE].clients.by_slug(request.match_info["slug"])
+    return cors.client_origins(client) if client is not None else frozenset()
+
+
+async def _named_client_origins(request: web.Request, response: web.StreamResponse) -> cors.Origins:
+    clients = request.app[views.SERVICE].clients
+    client_id = await cors.client_id_of(request)
+    client = await clients.by_client_id(client_id) if client_id else None
+    if client is not None:
+        return cors.client_origins(client)
+    return cors.all_origins(await clients.get())
+
+
+async def _token_holder_origins(request: web.Request, response: web.StreamResponse) -> cors.Origins:
+    clients = request.app[views.SERVICE].clients
+    if response.status == 200:  # the handler verified the token: its audience is the client
+        audience = await cors.audience_of(request)
+        client = await clients.by_client_id(audience) if audience else None
+        return cors.client_origins(client) if client is not None else frozenset()
+    return cors.all_origins(await clients.get())
+
+
 def setup(app: web.Application) -> None:
     app[state.PROVIDER_OBJECTS] = records.serialize_any
     app[state.PROVIDER_LAUNCH_URLS] = records.launch_urls
@@ -66,17 +89,28 @@ def setup(app: web.Application) -> None:
     app.on_cleanup.append(_stop)
     r = app.router
     r.add_route("*", "/application/o/authorize/", views.authorize)
-    r.add_post("/application/o/token/", views.token)
-    r.add_route("*", "/application/o/userinfo/", views.userinfo)
-    r.add_post("/application/o/introspect/", views.introspect)
-    r.add_post("/application/o/revoke/", views.revoke)
-    r.add_post("/application/o/device/", _device_authorization)
+    # The endpoints a browser app calls from its own origin: CORS, preflights answered (`cors`).
+    for path, handler in (
+        ("/application/o/token/", views.token),
+        ("/application/o/introspect/", views.introspect),
+        ("/application/o/revoke/", views.revoke),
+        ("/application/o/device/", _device_authorization),
+    ):
+        with_cors = cors.wrap(handler, _named_client_origins)
+        r.add_post(path, with_cors)
+        r.add_route("OPTIONS", path, with_cors)
+    r.add_route("*", "/application/o/userinfo/", cors.wrap(views.userinfo, _token_holder_origins))
     r.add_get("/device", _with_service(device.entry))
     r.add_post("/device", _with_service(device.submit))
     r.add_get("/device/finish/", _with_service(device.finish))
-    r.add_get("/application/o/{slug}/.well-known/openid-configuration", views.discovery)
-    r.add_get("/.well-known/oauth-authorization-server/application/o/{slug}/", views.discovery)
-    r.add_get("/application/o/{slug}/jwks/", views.jwks)
+    for path, handler in (
+        ("/application/o/{slug}/.well-known/openid-configuration", views.discovery),
+        ("/.well-known/oauth-authorization-server/application/o/{slug}/", views.discovery),
+        ("/application/o/{slug}/jwks/", views.jwks),
+    ):
+        with_cors = cors.wrap(handler, _slug_origins)
+        r.add_get(path, with_cors)
+        r.add_route("OPTIONS", path, with_cors)
     r.add_route("*", "/application/o/{slug}/end-session/", _end_session)
     r.add_get("/application/o/{slug}/end-session/done/", _with_service(logout.end_session_done))
     r.add_get("/application/o/{slug}/", views.provider_root)

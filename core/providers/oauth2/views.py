@@ -744,7 +744,7 @@ async def discovery(request: web.Request) -> web.Response:
         "frontchannel_logout_supported": False,
         "frontchannel_logout_session_supported": False,
     }
-    return web.json_response(body, headers={"Access-Control-Allow-Origin": "*"})
+    return web.json_response(body)  # CORS: the provider's origins (`cors`), as authentik
 
 
 _DEFAULT_CLAIMS = {
