@@ -14,10 +14,11 @@ page). Whose redirect URIs count:
   body nor credentials): any OAuth2 provider's.
 
 The JWKS document stays readable by any page (`Access-Control-Allow-Origin: *`, no credentials),
-as authentik serves it: it holds public keys only. authentik answers every preflight with the caller's origin; Tessera answers it only for an origin
+as authentik serves it: it holds public keys only; its preflight follows the provider's origins.
+authentik answers every preflight with the caller's origin; Tessera answers it only for an origin
 some provider allows. A regex redirect URI contributes its origin when the pattern's scheme, host
-and port are literal (`https://app\\.example\\.com/.*`); a pattern with a wildcard host does not
-open CORS to every host it could match.
+and port are literal (`https://app\\.example\\.com/.*`); a pattern with a wildcard host does
+not open CORS to every host it could match.
 """
 
 from __future__ import annotations
