@@ -1,4 +1,5 @@
-"""Scheduled maintenance: expired tokens, sessions and OAuth2 grants removed, old events deleted.
+"""Scheduled maintenance: expired tokens, sessions, OAuth2 grants and SAML sessions removed, old
+events deleted.
 
 Each kind is deleted in short batches, one transaction each, with a pause between them, so that a
 large backlog never holds the database (on SQLite, the event loop) for more than a few ms.
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from tessera.core import config, events, store
-from tessera.core.identity import oauth2_grants, sessions, tokens
+from tessera.core.identity import oauth2_grants, saml_sessions, sessions, tokens
 from tessera.core.store import crud
 
 log = structlog.get_logger(__name__)
@@ -49,6 +50,7 @@ SWEEPS: dict[str, Remove] = {
     "sessions": sessions.remove_expired,
     "events": events.remove_expired,
     "oauth2": oauth2_grants.remove_expired,
+    "saml": saml_sessions.remove_expired,
 }
 
 

@@ -663,7 +663,11 @@ async def _respond(
                 "session_digest": session["key_digest"],
                 "name_id": name_id,
                 "name_id_format": fmt,
-                "expires": session["expires"],
+                # Kept while either the login session or the SP's session may still live.
+                "expires": max(
+                    session["expires"],
+                    now + wire.saml.offset(provider.row["session_valid_not_on_or_after"]),
+                ),
             },
         )
         await events.record(

@@ -204,3 +204,26 @@ async def test_back_channel_when_the_session_ends(client: Any, api: Any, bootstr
 
         assert await crud.find(tx, "saml_sessions", session_index=session_index) is None
         assert await crud.find(tx, sessions.TABLE, key_digest=sessions.digest(cookie)) is None
+
+
+async def test_expired_saml_sessions_are_swept(client: Any, api: Any, bootstrapped: Any) -> None:
+    import datetime as dt
+
+    from tessera.core import tasks
+    from tessera.core.store import crud
+
+    await make_saml_provider(api, "wiki", session_valid_not_on_or_after="hours=1")
+    await login(client)
+    _, kept = await _sso(client)
+    _, gone = await _sso(client)
+    async with bootstrapped.read() as tx:
+        row = await crud.get(tx, "saml_sessions", session_index=kept)
+    assert row["expires"] > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    async with bootstrapped.transaction() as tx:
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        await crud.update(tx, "saml_sessions", {"session_index": gone}, {"expires": past})
+    removed = await tasks.run_maintenance(bootstrapped)
+    assert removed["saml"] == 1
+    async with bootstrapped.read() as tx:
+        assert await crud.find(tx, "saml_sessions", session_index=gone) is None
+        assert await crud.find(tx, "saml_sessions", session_index=kept) is not None
