@@ -106,7 +106,8 @@ class Supervisor:
         try:
             keepers = [asyncio.create_task(self._keep(i)) for i in range(self.count)]
             if await self._started():
-                log.info("serving", http=self.settings.listen.http, workers=self.count)
+                listen = self.settings.listen
+                log.info("serving", http=listen.http, metrics=listen.metrics, workers=self.count)
                 print(
                     f"Tessera listening on http://{host}:{port}/ ({self.count} workers)", flush=True
                 )
@@ -276,7 +277,7 @@ async def serve_worker(settings: config.Settings, index: int, metrics: Path, par
         host, port = app._host_port(settings.listen.http, 9000)
         await web.TCPSite(runner, host, port, reuse_port=True).start()
         await web.UnixSite(metrics_runner, str(metrics)).start()
-        log.info("worker serving", worker=index, pid=os.getpid())
+        log.debug("worker serving", worker=index, pid=os.getpid())  # the supervisor says it
         await stop.wait()
     finally:
         orphan_watch.cancel()

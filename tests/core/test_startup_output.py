@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import SECRET_KEY, Server, base_env
+from helpers import PG_HOST, SECRET_KEY, Server, base_env, pg_env
 
 from tessera.core import config
 from tessera.core.app import startup
@@ -37,6 +37,24 @@ def test_a_fresh_embedded_start_says_what_a_person_needs(tmp_path: Path) -> None
     assert events[2]["http"] == f"127.0.0.1:{server.port}"
     assert "alembic" not in output and "setup plugin" not in output
     assert f"Tessera listening on http://127.0.0.1:{server.port}/" in output
+
+
+def test_a_postgresql_start_with_workers_says_it_once(tmp_path: Path, fresh_database: str) -> None:
+    env = pg_env(
+        fresh_database, AUTHENTIK_WEB__WORKERS="2", AUTHENTIK_POSTGRESQL__PASSWORD="pw-canary"
+    )
+    server = Server(env, tmp_path)
+    try:
+        server.wait_ready()
+    finally:
+        server.stop()
+    output = server.output()
+    events = _info_events(output)
+    assert [e["event"] for e in events] == ["starting", "initial setup", "serving"], output
+    assert str(events[0]["database"]).endswith(f"@{PG_HOST}:5432/{fresh_database}")
+    assert events[0]["cache"] == "postgresql (the store's database)"
+    assert events[2]["workers"] == 2 and events[2]["metrics"] == f"127.0.0.1:{server.metrics_port}"
+    assert "pw-canary" not in output and "alembic" not in output
 
 
 def test_the_database_is_named_without_its_password() -> None:
