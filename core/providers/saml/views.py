@@ -764,14 +764,25 @@ def _deliver(
     )
 
 
-async def _end_browser_session(request: web.Request, who: executor.Browser) -> None:
+async def _end_browser_session(
+    request: web.Request, who: executor.Browser, provider: Provider
+) -> None:
     """End the browser's core session (outposts hear SESSION_END) and tell the logout
-    listeners (OAuth2 back-channel logout, SAML back-channel logout), as a logout flow does."""
+    listeners (OAuth2 back-channel logout, SAML back-channel logout to the other SPs), as a
+    logout flow does. `provider`, which the browser is logging out with, is not told again."""
     if who.user is None:
         return
     service = _service(request)
     digest = sessions.digest(who.key)
     async with service.db.transaction() as tx:
+        await crud.delete_matching(
+            tx,
+            records.SESSIONS,
+            [
+                crud.Filter("session_digest", "eq", digest),
+                crud.Filter("provider", "eq", provider.pk),
+            ],
+        )
         ended = await sessions.end_digest(tx, digest)
         if ended:
             await events.record(
@@ -800,7 +811,7 @@ async def slo(request: web.Request) -> web.StreamResponse:
     except Refused as exc:
         return error_page(request, exc.message, exc.status)
     who = await flows_api.browser(request)
-    await _end_browser_session(request, who)
+    await _end_browser_session(request, who, provider)
     if not provider.row["sls_url"]:
         return _page(request, "Signed out", page="message", message="You have been signed out.")
     response = _logout_response(provider, request_id, provider.row["sls_url"])
@@ -863,7 +874,7 @@ async def slo_init(request: web.Request) -> web.StreamResponse:
                 session_digest=sessions.digest(who.key),
                 provider=provider.pk,
             )
-    await _end_browser_session(request, who)
+    await _end_browser_session(request, who, provider)
     if row is None or not provider.row["sls_url"]:
         return _page(request, "Signed out", page="message", message="You have been signed out.")
     message = logout_request(provider, row["name_id"], row["name_id_format"], row["session_index"])

@@ -227,3 +227,42 @@ async def test_expired_saml_sessions_are_swept(client: Any, api: Any, bootstrapp
     async with bootstrapped.read() as tx:
         assert await crud.find(tx, "saml_sessions", session_index=gone) is None
         assert await crud.find(tx, "saml_sessions", session_index=kept) is not None
+
+
+async def test_sp_initiated_logout_tells_the_other_sps_only(client: Any, api: Any) -> None:
+    """Logging out at one SP sends the back-channel LogoutRequest to the others, not to it."""
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    async def sls(request: web.Request) -> web.Response:
+        received.append(request.path)
+        arrived.set()
+        return web.Response()
+
+    sp = web.Application()
+    sp.router.add_post("/sls/{name}", sls)
+    async with test_utils.TestServer(sp) as sp_server:
+        for slug in ("wiki", "chat"):
+            await make_saml_provider(
+                api,
+                slug,
+                sls_url=str(sp_server.make_url(f"/sls/{slug}")),
+                sls_binding="post",
+                logout_method="backchannel",
+            )
+        await login(client)
+        await _sso(client)
+        response = await client.post(
+            "/application/saml/chat/sso/binding/post/",
+            data=post_body(authn_request(name_id_format=EMAIL), "rs"),
+            allow_redirects=False,
+        )
+        assert (await follow(client, response)).status == 200
+        request = authn_request(request_id="_out").replace("AuthnRequest", "LogoutRequest")
+        page = await client.post(
+            "/application/saml/wiki/slo/binding/post/", data=post_body(request, "rs")
+        )
+        assert page.status == 200
+        await asyncio.wait_for(arrived.wait(), timeout=10)
+        await asyncio.sleep(0.2)
+    assert received == ["/sls/chat"]
