@@ -88,7 +88,7 @@ async def test_an_inactive_service_account_is_refused(bootstrapped: store.Store)
     [
         ("not-a-uuid", "x"),
         ("", "x"),
-        (str(uuid.uuid4()), "x"),
+        ("5b0e2d4c-1f0a-4c36-9d8e-6f1f3a7c2b90", "x"),  # a well-formed uuid of no outpost
         ("{pk}", ""),
         ("{pk}", "k" * 513),
         ("{pk}", "\x00"),
