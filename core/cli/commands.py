@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 
 import pydantic
 
-from tessera.core import config, crypto, identity, logs, store, wire
+from tessera.core import config, crypto, identity, logs, mail, store, wire
 from tessera.core.app import serving, work
 from tessera.core.cli import outposts
 
@@ -113,6 +114,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
 
     return _run(go())
+
+
+def cmd_test_email(args: argparse.Namespace) -> int:
+    """Send one message through the configured SMTP server, now (authentik's `ak test_email`)."""
+    settings = _load(args)
+    if not wire.emails.valid(args.address):
+        print(f"tessera: {args.address!r}: {wire.emails.MESSAGE}", file=sys.stderr)
+        return 2
+    server = f"{settings.email.host}:{settings.email.port}"
+    body = f"This is a test message from Tessera, sent through {server}."
+    msg = mail.message(
+        settings.email.from_,
+        args.address,
+        "Tessera test email",
+        body,
+        f"<p>{html.escape(body)}</p>",
+    )
+    try:
+        _run(mail.send(settings.email, msg))
+    except mail.MailError:  # the server's words are in the log line above
+        print(f"tessera: the email could not be sent through {server}", file=sys.stderr)
+        return 1
+    print(f"Sent a test email to {args.address} through {server}.")
+    return 0
 
 
 def _keyring(settings: config.Settings) -> crypto.Keyring:
@@ -338,6 +363,13 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("--identifier", help="token identifier (default: generated)")
     tok.add_argument("--description", default="created with tessera admin create-token")
     tok.set_defaults(func=cmd_create_token)
+    mailer = admin_sub.add_parser(
+        "test-email",
+        help="Send a test email through the configured SMTP server.",
+        description="Send one message to ADDRESS through the AUTHENTIK_EMAIL__* server, now.",
+    )
+    mailer.add_argument("address")
+    mailer.set_defaults(func=cmd_test_email)
     return top
 
 

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import PG_HOST, PG_USER, REDIS_HOST, SECRET_KEY, base_env, run_cli
+from helpers import PG_HOST, PG_USER, REDIS_HOST, SECRET_KEY, base_env, free_port, run_cli
 
 from tessera.core import cache, config
 from tessera.core.config import keys
@@ -349,3 +349,24 @@ def test_refused_key_stops_the_server_with_one_line(tmp_path: Path) -> None:
         "tessera: configuration error: not supported by Tessera: "
         "AUTHENTIK_POSTGRESQL__USE_PGBOUNCER"
     ]
+
+
+def test_admin_test_email(tmp_path: Path, inbox: Any) -> None:
+    box, port = inbox
+    env = base_env(
+        TESSERA_DATA_DIR=str(tmp_path / "data"),
+        AUTHENTIK_EMAIL__HOST="127.0.0.1",
+        AUTHENTIK_EMAIL__PORT=str(port),
+        AUTHENTIK_EMAIL__FROM="idp@home.arpa",
+    )
+    result = run_cli("admin", "test-email", "admin@nas.lan", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"Sent a test email to admin@nas.lan through 127.0.0.1:{port}."
+    assert "through 127.0.0.1" in box.text()
+    assert box.messages[-1]["To"] == "admin@nas.lan" and box.messages[-1]["From"] == "idp@home.arpa"
+    bad = run_cli("admin", "test-email", "admin@nas", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "Enter a valid email address." in bad.stderr
+    env["AUTHENTIK_EMAIL__PORT"] = str(free_port())  # nothing listens there
+    down = run_cli("admin", "test-email", "admin@nas.lan", env=env, cwd=tmp_path)
+    assert down.returncode == 1
+    assert "the email could not be sent through 127.0.0.1" in down.stderr

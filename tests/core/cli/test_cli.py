@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ["admin"],
     ["admin", "create-recovery-key"],
     ["admin", "create-token"],
+    ["admin", "test-email"],
 ]
 
 
