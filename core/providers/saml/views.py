@@ -843,45 +843,100 @@ def _sent_key(request_id: str) -> str:
 
 async def _logout_answered(request: web.Request, provider: Provider) -> web.StreamResponse:
     """The SP's LogoutResponse to a LogoutRequest sent from here: its InResponseTo must name
-    one we sent to this provider, once."""
+    one we sent to this provider, once. Then the next SP of the logout in progress, if any."""
     service = _service(request)
     incoming = await read_message(request, provider, "SAMLResponse")
     root = incoming.root
     if root.tag != q(SAMLP, "LogoutResponse"):
         raise Refused("The message is not a LogoutResponse.")
     in_response_to = root.get("InResponseTo") or ""
-    sent = await service.cache.pop(_sent_key(in_response_to)) if in_response_to else None
+    sent = await service.cache.get(_sent_key(in_response_to)) if in_response_to else None
     if not isinstance(sent, dict) or sent.get("provider") != provider.pk:
         raise Refused("This LogoutResponse answers no logout request sent from here.")
+    if await service.cache.pop(_sent_key(in_response_to)) is None:  # answered meanwhile
+        raise Refused("This LogoutResponse answers no logout request sent from here.")
+    return await _next_logout(request, sent.get("chain"))
+
+
+def _chain_key(key: str) -> str:
+    return "saml:logout-chain:" + crypto.secrets.sha256_hex(key[:128])
+
+
+async def _next_logout(request: web.Request, chain: str | None) -> web.StreamResponse:
+    """Send the browser to the next SP of a front-channel logout (`chain`), or say it is done.
+    The chain is kept server-side; the LogoutRequests only carry its key."""
+    service = _service(request)
+    queue = await service.cache.get(_chain_key(chain)) if chain else None
+    while isinstance(queue, list) and queue:
+        row = queue.pop(0)
+        await service.cache.set(_chain_key(str(chain)), queue, PENDING_TTL)
+        try:
+            provider = await load_provider(service, _base(request), pk=int(row["provider"]))
+        except Refused:
+            continue
+        if not provider.row["sls_url"]:
+            continue
+        message = logout_request(
+            provider, row["name_id"], row["name_id_format"], row["session_index"]
+        )
+        await service.cache.set(
+            _sent_key(message.get("ID")), {"provider": provider.pk, "chain": chain}, PENDING_TTL
+        )
+        return _deliver(
+            request,
+            provider,
+            message,
+            "SAMLRequest",
+            "",
+            bool(provider.row["sign_logout_request"]),
+        )
+    if chain:
+        await service.cache.delete(_chain_key(chain))
     return _page(request, "Signed out", page="message", message="You have been signed out.")
 
 
 async def slo_init(request: web.Request) -> web.StreamResponse:
-    """IdP-initiated front-channel logout for one application: end the browser's session and
-    send the SP a LogoutRequest for the session it was given."""
+    """IdP-initiated front-channel logout (authentik's `frontchannel_native`): end the browser's
+    session, then send it to each SP it signed in to in that session with front-channel logout
+    (this application first), one LogoutRequest after another, each SP's LogoutResponse leading
+    to the next. SPs with back-channel logout are told server-side when the session ends."""
     try:
         provider = await load(request, request.match_info["slug"])
     except Refused as exc:
         return error_page(request, exc.message, exc.status)
     service = _service(request)
     who = await flows_api.browser(request)
-    row = None
+    rows: list[dict[str, Any]] = []
     if who.user is not None:
         async with service.db.read() as tx:
-            row = await crud.find(
+            found = await crud.rows(
                 tx,
                 records.SESSIONS,
-                session_digest=sessions.digest(who.key),
-                provider=provider.pk,
+                [crud.Filter("session_digest", "eq", sessions.digest(who.key))],
+                limit=100,
+            )
+            methods = (
+                {
+                    p["pk"]: p["logout_method"]
+                    for p in await crud.find_many(
+                        tx, records.TABLE, "pk", list({r["provider"] for r in found})
+                    )
+                }
+                if found
+                else {}
+            )
+        seen: set[int] = set()
+        for row in sorted(found, key=lambda r: r["provider"] != provider.pk):
+            if methods.get(row["provider"]) == "backchannel" or row["provider"] in seen:
+                continue
+            seen.add(row["provider"])
+            rows.append(
+                {k: row[k] for k in ("provider", "name_id", "name_id_format", "session_index")}
             )
     await _end_browser_session(request, who, provider)
-    if row is None or not provider.row["sls_url"]:
-        return _page(request, "Signed out", page="message", message="You have been signed out.")
-    message = logout_request(provider, row["name_id"], row["name_id_format"], row["session_index"])
-    await service.cache.set(_sent_key(message.get("ID")), {"provider": provider.pk}, PENDING_TTL)
-    return _deliver(
-        request, provider, message, "SAMLRequest", "", bool(provider.row["sign_logout_request"])
-    )
+    chain = secrets.token_urlsafe(32)
+    await service.cache.set(_chain_key(chain), rows, PENDING_TTL)
+    return await _next_logout(request, chain)
 
 
 # The unified endpoint ------------------------------------------------------------------------

@@ -266,3 +266,68 @@ async def test_sp_initiated_logout_tells_the_other_sps_only(client: Any, api: An
         await asyncio.wait_for(arrived.wait(), timeout=10)
         await asyncio.sleep(0.2)
     assert received == ["/sls/chat"]
+
+
+def _logout_request_of(location: str) -> Any:
+    target = urllib.parse.urlsplit(location)
+    encoded = urllib.parse.parse_qs(target.query)["SAMLRequest"][0]
+    return etree.fromstring(zlib.decompress(base64.b64decode(encoded), -15))
+
+
+def _logout_response_to(request: Any) -> dict[str, str]:
+    answer = (
+        f'<samlp:LogoutResponse xmlns:samlp="{SAMLP}" ID="_a{request.get("ID")}" Version="2.0" '
+        f'IssueInstant="{_now()}" InResponseTo="{request.get("ID")}"><samlp:Status>'
+        '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>'
+        "</samlp:Status></samlp:LogoutResponse>"
+    )
+    return {"SAMLResponse": base64.b64encode(answer.encode()).decode()}
+
+
+async def test_idp_initiated_front_channel_visits_every_sp(client: Any, api: Any) -> None:
+    """Each front-channel SP of the session gets its LogoutRequest in turn, this one first;
+    a back-channel SP is not visited."""
+    await make_saml_provider(api, "wiki")
+    await make_saml_provider(api, "chat", sls_url="https://chat.example.com/sls")
+    await make_saml_provider(
+        api, "mail", sls_url="https://mail.example.com/sls", logout_method="backchannel"
+    )
+    await login(client)
+    given = {}
+    for slug in ("chat", "wiki", "mail"):
+        response = await client.post(
+            f"/application/saml/{slug}/sso/binding/post/",
+            data=post_body(authn_request(name_id_format=EMAIL), "rs"),
+            allow_redirects=False,
+        )
+        page = await follow(client, response)
+        _, fields = form_of(await page.text())
+        root = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
+        given[slug] = root.find(f".//{{{SAML}}}AuthnStatement").get("SessionIndex")
+    response = await client.get("/application/saml/wiki/slo/binding/init/", allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"].startswith(SLS)
+    first = _logout_request_of(response.headers["Location"])
+    assert first.find(f"{{{SAMLP}}}SessionIndex").text == given["wiki"]
+    assert not await _signed_in(client)
+    response = await client.post(
+        "/application/saml/wiki/slo/binding/post/",
+        data=_logout_response_to(first),
+        allow_redirects=False,
+    )
+    assert response.status == 302
+    assert response.headers["Location"].startswith("https://chat.example.com/sls?")
+    second = _logout_request_of(response.headers["Location"])
+    assert second.find(f"{{{SAMLP}}}SessionIndex").text == given["chat"]
+    # The answer must come to the SP's own endpoint: chat's LogoutResponse at wiki's is refused.
+    wrong = await client.post(
+        "/application/saml/wiki/slo/binding/post/", data=_logout_response_to(second)
+    )
+    assert wrong.status == 400
+    done = await client.post(
+        "/application/saml/chat/slo/binding/post/", data=_logout_response_to(second)
+    )
+    assert done.status == 200 and "signed out" in await done.text()
+    again = await client.post(
+        "/application/saml/chat/slo/binding/post/", data=_logout_response_to(second)
+    )
+    assert again.status == 400  # once only
