@@ -200,3 +200,25 @@ async def test_prompt_initial_value_of_a_shared_structure_is_not_printed_on_the_
     assert ticker.longest < 0.5
     result = await pool.evaluate("return [1, None]", {}, shape="text", steps=100, seconds=1)
     assert result.value == "[1, None]"
+
+
+@pytest.mark.parametrize(
+    ("source", "values"),
+    [
+        ('return ["a", 2, None]', ["a", "2"]),
+        ("return 7", ["7"]),
+        ("return None", []),
+        ('return ("x", "y")', ["x", "y"]),
+    ],
+)
+async def test_values_shape_is_a_list_of_texts(
+    small: pool.Pool, source: str, values: list[str]
+) -> None:
+    """A SAML property mapping's result: one text per value, as JSON from the worker."""
+    result = await small.run(source, {}, shape="values", steps=1000, seconds=2)
+    assert result.value == values
+
+
+async def test_values_shape_is_bounded(small: pool.Pool) -> None:
+    with pytest.raises(sandbox.SandboxError):
+        await small.run("return list(range(5000))", {}, shape="values", steps=100_000, seconds=2)
