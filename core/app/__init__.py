@@ -37,6 +37,7 @@ from tessera.core.api import flows as flows_api
 from tessera.core.app import access, backends, embedded, health, metrics, startup
 from tessera.core.policies import pool
 from tessera.core.providers import oauth2, proxy, saml
+from tessera.core.web import errorpages
 
 log = structlog.get_logger(__name__)
 METRICS = web.AppKey("metrics", metrics.Metrics)
@@ -104,6 +105,7 @@ def create_app(
         middlewares=[
             access.middleware,
             app_metrics.middleware(),
+            errorpages.middleware,  # pages for browsers, JSON for the rest
             http.error_middleware,
             embedded.middleware,
         ],

@@ -23,6 +23,7 @@ from tessera.core.api import state
 from tessera.core.flows import app_access, executor, redirects, user_settings
 from tessera.core.identity import applications, devices, sessions, token_rules, tokens, util
 from tessera.core.store import crud
+from tessera.core.web import errorpages
 
 # Resolved: an editable install links each file from elsewhere, and the static route serves no
 # file that leads out of its directory.
@@ -80,6 +81,18 @@ def _render(request: web.Request, name: str, status: int = 200, **values: Any) -
     )
 
 
+def _expired(request: web.Request, back: str) -> web.Response:
+    """A form without its session's token (expired, or a cross-site post): 403, and a way back."""
+    return errorpages.page(
+        request,
+        403,
+        title="Form expired",
+        message="This form has expired or did not come from this site; open the page again.",
+        back=back,
+        back_label="Open the page again",
+    )
+
+
 # For the protocol endpoints (providers) that render pages of their own.
 render = _render
 form_token = _form_token
@@ -126,7 +139,7 @@ async def flow_get(request: web.Request) -> web.StreamResponse:
     try:
         reply = await request.app[flows_api.EXECUTOR].get(slug, who, query)
     except errors.NotFound:
-        return _render(request, "base.html", status=404, title="Not found")
+        return errorpages.page(request, 404, message="There is no such flow.")
     return _page(request, who, reply, slug)
 
 
@@ -137,12 +150,12 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
     token = str(form.get("csrf_token", ""))
     # SECURITY: every form post, logged in or not, must carry the token bound to this session.
     if not crypto.secrets.equal(token, _form_token(request, who.key)):
-        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+        return _expired(request, f"/if/flow/{slug}/")
     answer = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
     try:
         reply = await request.app[flows_api.EXECUTOR].post(slug, who, answer)
     except errors.NotFound:
-        return _render(request, "base.html", status=404, title="Not found")
+        return errorpages.page(request, 404, message="There is no such flow.")
     return _page(request, who, reply, slug)
 
 
@@ -265,7 +278,7 @@ async def _checked_form(request: web.Request) -> tuple[executor.Browser, Any] | 
     form = await request.post()
     token = str(form.get("csrf_token", ""))
     if who.user is None or not crypto.secrets.equal(token, _form_token(request, who.key)):
-        return _render(request, "base.html", status=403, title="Form expired; reload the page")
+        return _expired(request, "/if/user/")
     return who, form
 
 
