@@ -379,6 +379,24 @@ def _yaml_keys(data: Any, prefix: str = "") -> list[str]:
     return found
 
 
+def _check_yaml(yaml_file: str | None) -> tuple[list[str], list[str]]:
+    """The `--config` file's unknown keys and authentik keys Tessera lacks, as `--config: key`."""
+    if not yaml_file:
+        return [], []
+    try:
+        data = YamlConfigSettingsSource(Settings, yaml_file=yaml_file)()
+    except (OSError, ValueError):
+        return [], []  # reported by the load itself
+    fields = setting_keys()
+    unknown: list[str] = []
+    unsupported: list[str] = []
+    for dotted in _yaml_keys(data):
+        if dotted in fields or any(dotted.startswith(f + ".") for f in fields):
+            continue
+        (unsupported if keys.unsupported(dotted) else unknown).append(f"--config: {dotted}")
+    return unknown, unsupported
+
+
 def _origins(scan: _Scan, overrides: dict[str, Any], yaml_file: str | None) -> dict[str, str]:
     origins: dict[str, str] = {}
     if yaml_file:
@@ -408,8 +426,10 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"--config: no such file: {config_file}")
         os.environ["TESSERA_CONFIG_FILE"] = str(config_file)
     scan = _Scan(os.environ)
-    if scan.unsupported:
-        raise ConfigError(f"not supported by Tessera: {', '.join(scan.unsupported)}")
+    yaml_unknown, yaml_unsupported = _check_yaml(os.environ.get("TESSERA_CONFIG_FILE"))
+    refused = scan.unsupported + yaml_unsupported
+    if refused:
+        raise ConfigError(f"not supported by Tessera: {', '.join(refused)}")
     try:
         settings = Settings(**overrides)
     except pydantic.ValidationError as exc:
@@ -417,7 +437,9 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"{_key_name(first['loc'])}: {first['msg']}") from None
     except (OSError, ValueError) as exc:  # unreadable or malformed YAML, undecodable JSON value
         raise ConfigError(f"configuration: {exc}") from None
-    settings._warnings = [f"{name}: unknown setting, ignored (a typo?)" for name in scan.unknown]
+    settings._warnings = [
+        f"{name}: unknown setting, ignored (a typo?)" for name in scan.unknown + yaml_unknown
+    ]
     settings._origins = _origins(scan, overrides, os.environ.get("TESSERA_CONFIG_FILE"))
     return _check_secret_key(settings)
 

@@ -370,3 +370,17 @@ def test_admin_test_email(tmp_path: Path, inbox: Any) -> None:
     down = run_cli("admin", "test-email", "admin@nas.lan", env=env, cwd=tmp_path)
     assert down.returncode == 1
     assert "the email could not be sent through 127.0.0.1" in down.stderr
+
+
+def test_config_file_keys_are_checked_too(tmp_path: Path) -> None:
+    config_file = tmp_path / "tessera.yaml"
+    config_file.write_text(
+        "postgresql:\n  hots: db\nlisten:\n  trusted_proxy_cidrs: [10.0.0.0/8]\n"
+    )
+    settings = config.load(config_file, data_dir=tmp_path / "data")
+    assert settings.warnings == ["--config: postgresql.hots: unknown setting, ignored (a typo?)"]
+    assert settings.listen.trusted_proxy_cidrs == ["10.0.0.0/8"]
+    config_file.write_text("postgresql:\n  use_pgbouncer: true\n")
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(config_file, data_dir=tmp_path / "data")
+    assert str(raised.value) == "not supported by Tessera: --config: postgresql.use_pgbouncer"
