@@ -207,6 +207,12 @@ class Store:
                 await conn.execute(sa.text("SELECT 1"))
         except (TimeoutError, OSError, sa.exc.SQLAlchemyError) as exc:
             raise StoreUnavailable(_describe(exc)) from None
+        except Exception as exc:
+            # The server's refusals while connecting (pg_hba, authentication, a client
+            # certificate it wants) come from asyncpg unwrapped.
+            if type(exc).__module__.startswith("asyncpg"):
+                raise StoreUnavailable(_describe(exc)) from None
+            raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
