@@ -5,7 +5,6 @@ naming the host setting and the mode."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -16,10 +15,12 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from helpers import SECRET_KEY, free_port
+from tlskit import PEM as pem
+from tlskit import cert as _cert
+from tlskit import key as _key
+from tlskit import pem_key as _pem_key
+from tlskit import write as _write
 
 from tessera.core import config
 from tessera.core.store import Store, StoreUnavailable
@@ -42,47 +43,6 @@ pytestmark = pytest.mark.skipif(
     not (INITDB and PG_CTL and _postgres_user()),
     reason="needs initdb/pg_ctl and the postgres user (a throwaway TLS cluster)",
 )
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
-    names: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer[0].subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-
-def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
-    path.write_bytes(data)
-    path.chmod(mode)
-    return path
 
 
 class Cluster:
@@ -119,7 +79,6 @@ def cluster() -> Iterator[Cluster]:
         client = _cert("postgres", client_key, (ca, ca_key))
         other_ca_key = _key()
         cluster = Cluster(root, free_port())
-        pem = serialization.Encoding.PEM
         cluster.files = {
             "ca": _write(certs / "ca.pem", ca.public_bytes(pem)),
             "other_ca": _write(
