@@ -251,6 +251,10 @@ def _local_health_url() -> str:
     listen = os.environ.get("TESSERA_LISTEN__HTTP") or os.environ.get(
         "AUTHENTIK_LISTEN__HTTP", "127.0.0.1:9000"
     )
+    try:
+        listen = config.resolve("AUTHENTIK_LISTEN__HTTP", listen)  # env:// and file:// too
+    except config.ConfigError:
+        listen = "127.0.0.1:9000"
     port = listen.rpartition(":")[2] or "9000"
     return f"http://127.0.0.1:{port}/-/health/live/"
 
