@@ -9,6 +9,7 @@ it signs its requests, and its signing certificate.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,25 +31,30 @@ from tessera.core.providers.saml.xml import (
 )
 
 
-def idp_metadata(row: dict[str, Any], base_url: str, slug: str, signing_cert: str | None) -> bytes:
+def idp_metadata(
+    row: dict[str, Any], base_url: str, slug: str, signer: xmldsig.Signer | None
+) -> bytes:
+    """The IdP's `EntityDescriptor`, signed with the provider's signing key when it has one
+    (enveloped, as its first child, with the provider's algorithms)."""
     urls = records.urls(base_url, slug)
     root = etree.Element(
         q(MD, "EntityDescriptor"),
         nsmap={"md": MD, "ds": DS},
         entityID=records.issuer(row, base_url, slug),
     )
+    root.set("ID", "_" + secrets.token_hex(20))
     idp = etree.SubElement(
         root,
         q(MD, "IDPSSODescriptor"),
         protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol",
         WantAuthnRequestsSigned="true" if row["verification_kp"] else "false",
     )
-    if signing_cert:
+    if signer is not None:
         descriptor = etree.SubElement(idp, q(MD, "KeyDescriptor"), use="signing")
         info = etree.SubElement(descriptor, q(DS, "KeyInfo"))
         data = etree.SubElement(info, q(DS, "X509Data"))
         etree.SubElement(data, q(DS, "X509Certificate")).text = xmldsig.certificate_body(
-            signing_cert
+            signer.cert_pem
         )
     for binding, key in ((BINDING_REDIRECT, "url_slo_redirect"), (BINDING_POST, "url_slo_post")):
         etree.SubElement(idp, q(MD, "SingleLogoutService"), Binding=binding, Location=urls[key])
@@ -56,6 +62,13 @@ def idp_metadata(row: dict[str, Any], base_url: str, slug: str, signing_cert: st
         etree.SubElement(idp, q(MD, "NameIDFormat")).text = name_format
     for binding, key in ((BINDING_REDIRECT, "url_sso_redirect"), (BINDING_POST, "url_sso_post")):
         etree.SubElement(idp, q(MD, "SingleSignOnService"), Binding=binding, Location=urls[key])
+    if signer is not None and signer.key_pem:
+        xmldsig.sign(
+            root,
+            signer,
+            signature_algorithm=row["signature_algorithm"],
+            digest_algorithm=row["digest_algorithm"],
+        )
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import pydantic
 from aiohttp import web
 
-from tessera.core import errors, wire
+from tessera.core import crypto, errors, wire
 from tessera.core.api import http, net, resource, state
+from tessera.core.crypto import xmldsig
 from tessera.core.identity import keypairs, util
 from tessera.core.policies import sandbox
 from tessera.core.providers.saml import metadata, records
@@ -100,12 +101,17 @@ class SAMLProviders(resource.Resource):
             base = await self.get_row(ctx, request.match_info["lookup"])
             row = await crud.get(tx, records.TABLE, pk=base["pk"])
             app = await crud.find(tx, "applications", provider=base["pk"])
-            cert = None
+            signer = None
             if row["signing_kp"]:
                 key = await crud.find(tx, "certificate_keypairs", pk=row["signing_kp"])
-                cert = key["certificate_data"] if key else None
+                if key is not None:
+                    signer = xmldsig.Signer(
+                        keypairs.private_key(ctx.keyring, key), key["certificate_data"]
+                    )
         slug = app["slug"] if app else "-"
-        document = metadata.idp_metadata(row, net.public_base(request), slug, cert)
+        document = await crypto.work.run(
+            metadata.idp_metadata, row, net.public_base(request), slug, signer
+        )
         if "download" in request.query and request.query["download"] not in ("false", "0"):
             return web.Response(
                 body=document,

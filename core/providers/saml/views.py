@@ -979,8 +979,9 @@ async def metadata_view(request: web.Request) -> web.StreamResponse:
         provider = await load(request, request.match_info["slug"])
     except Refused as exc:
         return error_page(request, exc.message, exc.status)
-    cert = provider.keys.signer.cert_pem if provider.keys.signer is not None else None
-    document = metadata.idp_metadata(provider.row, _base(request), provider.slug, cert)
+    document = await crypto.work.run(
+        metadata.idp_metadata, provider.row, _base(request), provider.slug, provider.keys.signer
+    )
     headers = {}
     if "download" in request.query:
         headers["Content-Disposition"] = (

@@ -4,6 +4,8 @@ input refused with a 400 naming the field."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,7 +108,9 @@ async def test_signing_needs_a_private_key(api: Any) -> None:
     assert status == 400 and "signing_kp" in body
 
 
-async def test_metadata_names_the_endpoints_and_certificate(api: Any, client: Any) -> None:
+async def test_metadata_names_the_endpoints_and_certificate(
+    api: Any, client: Any, tmp_path: Path
+) -> None:
     provider = await make_saml_provider(api, "wiki")
     status, body = await api("GET", f"providers/saml/{provider['pk']}/metadata/")
     assert status == 200
@@ -121,7 +125,32 @@ async def test_metadata_names_the_endpoints_and_certificate(api: Any, client: An
     public = await client.get("/application/saml/wiki/metadata/?download")
     assert public.status == 200
     assert "attachment" in public.headers["Content-Disposition"]
-    assert (await public.read()).startswith(b"<?xml")
+    document = await public.read()
+    assert document.startswith(b"<?xml")
+    # Signed with the provider's key: xmlsec1 checks it with the published certificate.
+    status, pem = await api(
+        "GET", f"crypto/certificatekeypairs/{provider['signing_kp']}/view_certificate/"
+    )
+    assert status == 200
+    (tmp_path / "metadata.xml").write_bytes(document)
+    (tmp_path / "cert.pem").write_text(pem["data"])
+    checked = subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--pubkey-cert-pem",
+            str(tmp_path / "cert.pem"),
+            "--id-attr:ID",
+            f"{MD}:EntityDescriptor",
+            str(tmp_path / "metadata.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    signature = etree.fromstring(document)[0]
+    assert signature.tag == "{http://www.w3.org/2000/09/xmldsig#}Signature"
 
 
 SP_METADATA = """<?xml version="1.0"?>
