@@ -32,8 +32,9 @@ _DURATION = re.compile(r"^(\d+)\s*(m|min|minutes?|h|hours?|d|days?)$")
 
 def _load(args: argparse.Namespace) -> config.Settings:
     settings = config.load(args.config)
-    for warning in settings.warnings:  # unknown keys: typos, most often
-        print(f"tessera: warning: {warning}", file=sys.stderr)
+    if getattr(args, "worker_parent", None) is None:  # once, not again in serving workers
+        for warning in settings.warnings:  # unknown keys: typos, most often
+            print(f"tessera: warning: {warning}", file=sys.stderr)
     logs.configure(settings.log_level)
     for secret in settings.secret_values():
         logs.register_secret(secret)
