@@ -9,13 +9,17 @@ it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from tessera.core import store
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.providers.oauth2 import views as oauth2_views
 from tessera.core.providers.saml import logout, records, resources, views
 from tessera.core.providers.saml.resources import RESOURCES
+from tessera.core.store import crud
 
 NOTIFIER = web.AppKey("saml_notifier", logout.Notifier)
 
@@ -34,8 +38,29 @@ async def _stop(app: web.Application) -> None:
         await app[NOTIFIER].close()
 
 
+def _launch_urls(app: web.Application) -> Any:
+    """The providers' launch URLs as the slice before this one gives them, plus SAML
+    applications' IdP-initiated SSO (authentik launches a SAML application that way)."""
+    previous = app[state.PROVIDER_LAUNCH_URLS]
+
+    async def launch_urls(tx: store.Tx, pks: list[int]) -> dict[int, str]:
+        out = await previous(tx, pks)
+        if not pks:
+            return out
+        saml = {r["pk"] for r in await crud.find_many(tx, records.TABLE, "pk", pks)}
+        if saml:
+            base = app[state.SETTINGS].web.public_url.rstrip("/")
+            for found in await crud.find_many(tx, "applications", "provider", sorted(saml)):
+                slug = found["slug"]
+                out[found["provider"]] = f"{base}/application/saml/{slug}/sso/binding/init/"
+        return out
+
+    return launch_urls
+
+
 def setup(app: web.Application) -> None:
     app[views.LOADED] = {}
+    app[state.PROVIDER_LAUNCH_URLS] = _launch_urls(app)  # after the OAuth2 slice's
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     r = app.router

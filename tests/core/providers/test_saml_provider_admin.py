@@ -247,3 +247,10 @@ async def test_authentication_flow_must_stay_empty(api: Any) -> None:
     }
     status, answer = await api("POST", "providers/saml/", json=body)
     assert status == 400 and "authentication_flow" in answer
+
+
+async def test_a_saml_application_launches_by_idp_initiated_sso(api: Any) -> None:
+    await make_saml_provider(api, "wiki")
+    status, app = await api("GET", "core/applications/wiki/")
+    assert status == 200
+    assert app["launch_url"].endswith("/application/saml/wiki/sso/binding/init/")
