@@ -5,6 +5,7 @@ never the database's password."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from helpers import PG_HOST, SECRET_KEY, Server, base_env, pg_env
@@ -45,7 +46,10 @@ def test_a_postgresql_start_with_workers_says_it_once(tmp_path: Path, fresh_data
     )
     server = Server(env, tmp_path)
     try:
-        server.wait_ready()
+        server.wait_ready()  # one worker answers; the supervisor says "serving" once both do
+        deadline = time.monotonic() + 60
+        while '"serving"' not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         server.stop()
     output = server.output()
