@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -105,9 +106,19 @@ class Metrics:
                 route = request.match_info.route.resource
                 name = route.canonical if route is not None else "unmatched"
                 method = request.method if request.method in _METHODS else "other"
-                self.requests.labels(name, method, str(status)).inc()
-                self.latency.labels(name, method).observe(time.perf_counter() - started)
+                key = (name, method, status)
+                children = labelled.get(key)
+                if children is None:  # `labels()` takes a lock and builds a key each time
+                    children = (
+                        self.requests.labels(name, method, str(status)),
+                        self.latency.labels(name, method),
+                    )
+                    labelled[key] = children
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
 
+        # The labelled children by (route, method, status): bounded as the labels are.
+        labelled: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         return measure
 
     def app(self) -> web.Application:

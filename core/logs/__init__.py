@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
 import sys
@@ -62,6 +64,45 @@ def request_id() -> str:
     return str(structlog.contextvars.get_contextvars().get("request_id", ""))
 
 
+class _Direct:
+    """What `configure` set up, for `write_direct`: the level, and the processor list that marks
+    the configuration as this module's JSON one (tests and tools may configure structlog
+    otherwise, and then every line goes through their chain)."""
+
+    level = logging.INFO
+    processors: list[Any] | None = None
+
+
+def enabled(level: int) -> bool:
+    """Whether a line at `level` would be written (under `configure`'s level; any other
+    configuration of structlog decides for itself, so: yes)."""
+    if _Direct.processors is None or structlog.get_config()["processors"] is not _Direct.processors:
+        return True
+    return level >= _Direct.level
+
+
+def write_direct(level: int, event: str, fields: dict[str, Any]) -> bool:
+    """Write one JSON line as the configured chain would, without running it; False when the
+    chain must render it (a terminal's console renderer, or a configuration not ours).
+
+    For the access log, a line per request on the hot paths: the chain (context variables, a
+    timestamp, redaction over every key, rendering, a fresh bound logger per call) costs about
+    as much as a userinfo request itself. `fields` must hold no secret under its keys (they are
+    fixed by the caller); string values are still scrubbed of registered secrets.
+    """
+    if _Direct.processors is None or structlog.get_config()["processors"] is not _Direct.processors:
+        return False
+    if level < _Direct.level:
+        return True
+    line = {key: _scrub(value) for key, value in fields.items()}
+    line |= structlog.contextvars.get_contextvars()
+    line["event"] = event
+    line["level"] = logging.getLevelName(level).lower()
+    line["timestamp"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    sys.stderr.write(json.dumps(line) + "\n")
+    return True
+
+
 def configure(level: str = "info") -> None:
     numeric = logging.DEBUG if level in {"trace", "debug"} else getattr(logging, level.upper())
     shared: list[Any] = [
@@ -78,6 +119,8 @@ def configure(level: str = "info") -> None:
         else structlog.processors.JSONRenderer()
     )
     processors = [*shared, renderer]
+    _Direct.level = numeric
+    _Direct.processors = processors if not sys.stderr.isatty() else None
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
