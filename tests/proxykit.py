@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +23,7 @@ from helpers import BOOTSTRAP_PASSWORD, BOOTSTRAP_TOKEN, TESSERA, Server, base_e
 
 from tessera.core.wire import outposts as wire
 from tessera.outposts import proxy
+from tessera.outposts.proxy import identity
 
 DOMAIN = "tessera.test"
 COOKIE_SECRET = "A" * 16 + "B" * 16
@@ -425,3 +428,177 @@ async def status_of(
 ) -> int:
     async with client.get(outpost.check, headers=headers, allow_redirects=False) as r:
         return r.status
+
+
+# Real reverse proxies in front of a forward-auth server --------------------------------------
+
+TRAEFIK = str(Path(sys.executable).parent / "traefik")
+NGINX = "/usr/sbin/nginx"
+CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+APP_HOST = f"app.{DOMAIN}"
+# authentik's compose labels, exactly; `{target}` is where the forward-auth checks go (the
+# standalone outpost, or the core with its embedded outpost: `authentik:9000` in the guides).
+COMPOSE_LABELS = """
+traefik.http.middlewares.authentik.forwardAuth.address=http://{target}/outpost.goauthentik.io/auth/traefik
+traefik.http.middlewares.authentik.forwardAuth.trustForwardHeader=true
+traefik.http.middlewares.authentik.forwardAuth.authResponseHeaders=X-authentik-username,X-authentik-groups,X-authentik-email,X-authentik-name,X-authentik-uid
+"""
+
+_TRAEFIK_ROUTES = """
+http:
+  middlewares:
+    authentik:
+      forwardAuth:
+        address: "{address}"
+        trustForwardHeader: {trust}
+        authResponseHeaders: [{headers}]
+  routers:
+    app:
+      rule: "Host(`{host}`)"
+      entryPoints: [web]
+      middlewares: [authentik]
+      service: app
+    outpost:
+      rule: "Host(`{host}`) && PathPrefix(`/outpost.goauthentik.io/`)"
+      entryPoints: [web]
+      priority: 1000
+      service: outpost
+  services:
+    app:
+      loadBalancer:
+        servers: [{{url: "http://127.0.0.1:{upstream}"}}]
+    outpost:
+      loadBalancer:
+        servers: [{{url: "http://{target}"}}]
+"""
+
+_NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp;
+    fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+    proxy_buffers 8 16k;
+    proxy_buffer_size 32k;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name {host};
+        location /outpost.goauthentik.io {{
+            proxy_pass http://{target};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location @goauthentik_proxy_signin {{
+            internal;
+            add_header Set-Cookie $auth_cookie;
+            return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;
+        }}
+        location / {{
+            auth_request /outpost.goauthentik.io/auth/nginx;
+            error_page 401 = @goauthentik_proxy_signin;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $authentik_username $upstream_http_x_authentik_username;
+            auth_request_set $authentik_groups $upstream_http_x_authentik_groups;
+            auth_request_set $authentik_email $upstream_http_x_authentik_email;
+            auth_request_set $authentik_uid $upstream_http_x_authentik_uid;
+            proxy_set_header X-authentik-username $authentik_username;
+            proxy_set_header X-authentik-groups $authentik_groups;
+            proxy_set_header X-authentik-email $authentik_email;
+            proxy_set_header X-authentik-uid $authentik_uid;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+    }}
+}}
+"""
+
+_CADDYFILE = """
+{{
+    admin off
+    auto_https off
+}}
+http://{host}:{port} {{
+    bind 127.0.0.1
+    route {{
+        reverse_proxy /outpost.goauthentik.io/* {target}
+        forward_auth {target} {{
+            uri /outpost.goauthentik.io/auth/caddy
+            copy_headers {copy}
+            trusted_proxies private_ranges
+        }}
+        reverse_proxy 127.0.0.1:{upstream}
+    }}
+}}
+"""
+
+
+def compose_labels(target: str) -> dict[str, str]:
+    """The compose labels for `target`, as the forwardAuth middleware's keys and values."""
+    out = {}
+    for line in COMPOSE_LABELS.format(target=target).strip().splitlines():
+        key, _sep, value = line.partition("=")
+        out[key.rsplit(".", 1)[1]] = value
+    return out
+
+
+def traefik(work: Path, port: int, target: str, upstream: int) -> Process:
+    """Traefik v3 on `port` (file provider): the app's host behind the compose labels' middleware,
+    and `/outpost.goauthentik.io/` on that host routed to `target`, as authentik's guide does."""
+    labels = compose_labels(target)
+    dynamic = work / "dynamic.yml"
+    dynamic.write_text(
+        _TRAEFIK_ROUTES.format(
+            address=labels["address"],
+            trust=labels["trustForwardHeader"],
+            headers=", ".join(labels["authResponseHeaders"].split(",")),
+            host=APP_HOST,
+            upstream=upstream,
+            target=target,
+        )
+    )
+    argv = [
+        TRAEFIK,
+        f"--entryPoints.web.address=127.0.0.1:{port}",
+        f"--providers.file.filename={dynamic}",
+        "--log.level=ERROR",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+    ]
+    return Process(argv, work, port, env=base_env(HOME=str(work)))
+
+
+def nginx(work: Path, port: int, target: str, upstream: int) -> Process:
+    """nginx on `port`: `auth_request` to `auth/nginx` at `target`, `error_page 401` to start."""
+    (work / "tmp").mkdir(exist_ok=True)
+    conf = work / "nginx.conf"
+    conf.write_text(
+        _NGINX_CONF.format(work=work, port=port, host=APP_HOST, target=target, upstream=upstream)
+    )
+    argv = [NGINX, "-e", str(work / "nginx-error.log"), "-p", str(work), "-c", str(conf)]
+    return Process(argv, work, port, env=base_env())
+
+
+def caddy(work: Path, port: int, target: str, upstream: int) -> Process:
+    """Caddy on `port`: `forward_auth` to `auth/caddy` at `target`, copying every identity
+    header (in Caddy's capitalisation)."""
+    conf = work / "Caddyfile"
+    copy = " ".join(name.title() for name in identity.NAMES)
+    conf.write_text(
+        _CADDYFILE.format(host=APP_HOST, port=port, target=target, upstream=upstream, copy=copy)
+    )
+    env = base_env(
+        HOME=str(work), XDG_DATA_HOME=str(work / "data"), XDG_CONFIG_HOME=str(work / "config")
+    )
+    argv = [CADDY, "run", "--config", str(conf), "--adapter", "caddyfile"]
+    return Process(argv, work, port, env=env)
+
+
+REVERSE_PROXIES = {"traefik": traefik, "nginx": nginx, "caddy": caddy}

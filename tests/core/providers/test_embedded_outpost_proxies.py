@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,168 +27,10 @@ from helpers import (
     free_port,
     pg_env,
 )
-from proxykit import DOMAIN, Process, admin, browse, serving
+from proxykit import DOMAIN, admin, browse, serving
 
-TRAEFIK = str(Path(sys.executable).parent / "traefik")
-NGINX = "/usr/sbin/nginx"
-CADDY = shutil.which("caddy") or "/usr/bin/caddy"
-HOST = f"app.{DOMAIN}"
-# authentik's compose labels, exactly, with `authentik:9000` being the core under test
-LABELS = """
-traefik.http.middlewares.authentik.forwardAuth.address=http://{core}/outpost.goauthentik.io/auth/traefik
-traefik.http.middlewares.authentik.forwardAuth.trustForwardHeader=true
-traefik.http.middlewares.authentik.forwardAuth.authResponseHeaders=X-authentik-username,X-authentik-groups,X-authentik-email,X-authentik-name,X-authentik-uid
-"""
-
-TRAEFIK_ROUTES = """
-http:
-  middlewares:
-    authentik:
-      forwardAuth:
-        address: "{address}"
-        trustForwardHeader: {trust}
-        authResponseHeaders: [{headers}]
-  routers:
-    app:
-      rule: "Host(`{host}`)"
-      entryPoints: [web]
-      middlewares: [authentik]
-      service: app
-    outpost:
-      rule: "Host(`{host}`) && PathPrefix(`/outpost.goauthentik.io/`)"
-      entryPoints: [web]
-      priority: 1000
-      service: core
-  services:
-    app:
-      loadBalancer:
-        servers: [{{url: "http://127.0.0.1:{upstream}"}}]
-    core:
-      loadBalancer:
-        servers: [{{url: "http://{core}"}}]
-"""
-
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp;
-    fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
-    proxy_buffers 8 16k;
-    proxy_buffer_size 32k;
-    server {{
-        listen 127.0.0.1:{port};
-        server_name {host};
-        location /outpost.goauthentik.io {{
-            proxy_pass http://{core};
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-            add_header Set-Cookie $auth_cookie;
-            auth_request_set $auth_cookie $upstream_http_set_cookie;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-        location @goauthentik_proxy_signin {{
-            internal;
-            add_header Set-Cookie $auth_cookie;
-            return 302 /outpost.goauthentik.io/start?rd=$scheme://$http_host$request_uri;
-        }}
-        location / {{
-            auth_request /outpost.goauthentik.io/auth/nginx;
-            error_page 401 = @goauthentik_proxy_signin;
-            auth_request_set $auth_cookie $upstream_http_set_cookie;
-            add_header Set-Cookie $auth_cookie;
-            auth_request_set $authentik_username $upstream_http_x_authentik_username;
-            proxy_set_header X-authentik-username $authentik_username;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-    }}
-}}
-"""
-
-CADDYFILE = """
-{{
-    admin off
-    auto_https off
-}}
-http://{host}:{port} {{
-    bind 127.0.0.1
-    route {{
-        reverse_proxy /outpost.goauthentik.io/* {core}
-        forward_auth {core} {{
-            uri /outpost.goauthentik.io/auth/caddy
-            copy_headers {copy}
-            trusted_proxies private_ranges
-        }}
-        reverse_proxy 127.0.0.1:{upstream}
-    }}
-}}
-"""
-
-
-def _labels(core: str) -> dict[str, str]:
-    """The compose labels as Traefik's keys and values."""
-    out = {}
-    for line in LABELS.format(core=core).strip().splitlines():
-        key, _sep, value = line.partition("=")
-        out[key.rsplit(".", 1)[1]] = value
-    return out
-
-
-def _traefik(work: Path, port: int, core: str, upstream: int) -> Process:
-    labels = _labels(core)
-    dynamic = work / "dynamic.yml"
-    dynamic.write_text(
-        TRAEFIK_ROUTES.format(
-            address=labels["address"],
-            trust=labels["trustForwardHeader"],
-            headers=", ".join(labels["authResponseHeaders"].split(",")),
-            host=HOST,
-            upstream=upstream,
-            core=core,
-        )
-    )
-    argv = [
-        TRAEFIK,
-        f"--entryPoints.web.address=127.0.0.1:{port}",
-        f"--providers.file.filename={dynamic}",
-        "--log.level=ERROR",
-        "--global.checkNewVersion=false",
-        "--global.sendAnonymousUsage=false",
-    ]
-    return Process(argv, work, port, env=base_env(HOME=str(work)))
-
-
-def _nginx(work: Path, port: int, core: str, upstream: int) -> Process:
-    (work / "tmp").mkdir(exist_ok=True)
-    conf = work / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(work=work, port=port, host=HOST, core=core, upstream=upstream)
-    )
-    argv = [NGINX, "-e", str(work / "nginx-error.log"), "-p", str(work), "-c", str(conf)]
-    return Process(argv, work, port, env=base_env())
-
-
-def _caddy(work: Path, port: int, core: str, upstream: int) -> Process:
-    conf = work / "Caddyfile"
-    copy = "X-Authentik-Username X-Authentik-Groups X-Authentik-Email X-Authentik-Uid"
-    conf.write_text(CADDYFILE.format(host=HOST, port=port, core=core, upstream=upstream, copy=copy))
-    env = base_env(
-        HOME=str(work), XDG_DATA_HOME=str(work / "data"), XDG_CONFIG_HOME=str(work / "config")
-    )
-    argv = [CADDY, "run", "--config", str(conf), "--adapter", "caddyfile"]
-    return Process(argv, work, port, env=env)
-
-
-PROXIES: dict[str, Callable[[Path, int, str, int], Process]] = {
-    "traefik": _traefik,
-    "nginx": _nginx,
-    "caddy": _caddy,
-}
+HOST = proxykit.APP_HOST
+PROXIES = proxykit.REVERSE_PROXIES
 
 
 def _public(port: int) -> str:
