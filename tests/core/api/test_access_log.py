@@ -96,13 +96,13 @@ async def test_the_id_is_bound_to_every_line_of_the_request(
         return web.Response(text="ok")
 
     app = web.Application(middlewares=[access.middleware])
-    app.router.add_get("/work/{item}/", handler)
+    app.router.add_get("/items/{item}/", handler)
     client = await aiohttp_client(app)
-    response = await client.get("/work/42/", headers={"X-Request-ID": "abc-123"})
+    response = await client.get("/items/42/", headers={"X-Request-ID": "abc-123"})
     assert response.status == 200
     inside = [e for e in captured.entries if e["event"] == "inside the handler"]
     assert [e["request_id"] for e in inside] == ["abc-123"]
-    assert _access(captured)[-1]["route"] == "/work/{item}/"
+    assert _access(captured)[-1]["route"] == "/items/{item}/"
     structlog.get_logger("test").info("after the request")
     assert "request_id" not in captured.entries[-1]
 
