@@ -12,33 +12,13 @@ from typing import Any
 
 import migrationkit
 import pytest
-import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from tessera.core import config, store
-from tessera.core.store import crud, tables
+from tessera.core.store import crud
 
 NEW = ("proxy_providers", "outposts", "outpost_providers")
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OUTPOST = "00000000-0000-4000-8000-0000000000aa"
-
-
-def _differences(connection: sa.Connection) -> list[Any]:
-    """What autogenerate would change in the new tables to match `store.tables`."""
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    found = compare_metadata(context, tables.metadata)
-    out = []
-    for diff in found:
-        flat = diff if isinstance(diff, list) else [diff]
-        for item in flat:
-            if any(name in repr(item) for name in NEW):
-                out.append(item)
-    return out
-
-
-def _has_tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names()) & set(NEW)
 
 
 async def _seed(db: store.Store) -> dict[str, int]:
@@ -112,21 +92,18 @@ def settings_0012(request: pytest.FixtureRequest, tmp_path: Path) -> config.Sett
 
 
 async def test_0013_creates_the_outpost_tables_as_declared(settings_0012: config.Settings) -> None:
-    db = store.Store(settings_0012)
-    await db.open()
-    try:
-        await migrationkit.run(db, migrationkit.to, "0012")
-        before = await migrationkit.run(db, _has_tables)
-        await migrationkit.run(db, migrationkit.to, "0013")
-        differences = await migrationkit.run(db, _differences)
+    async def exercise(db: store.Store) -> tuple[Any, Any]:
         seeded = await _seed(db)
-        after = await _delete_and_read(db, seeded)
-        await migrationkit.run(db, migrationkit.back, "0012")
-        gone = await migrationkit.run(db, _has_tables)
-        await migrationkit.run(db, migrationkit.to, "0013")
-        again = await migrationkit.run(db, _has_tables)
-    finally:
-        await db.close()
+        return seeded, await _delete_and_read(db, seeded)
+
+    outcome = await migrationkit.new_tables(settings_0012, "0012", "0013", NEW, exercise)
+    before, differences, gone, again = (
+        outcome["before"],
+        outcome["differences"],
+        outcome["gone"],
+        outcome["again"],
+    )
+    seeded, after = outcome["after"]
     assert before == set()
     assert differences == []
     assert after == {

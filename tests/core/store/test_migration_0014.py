@@ -12,12 +12,9 @@ from typing import Any
 
 import migrationkit
 import pytest
-import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from tessera.core import config, store
-from tessera.core.store import crud, tables
+from tessera.core.store import crud
 
 NEW = ("saml_providers", "saml_property_mappings", "saml_sessions")
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -25,20 +22,6 @@ MAPPING = "00000000-0000-4000-8000-0000000000bb"
 KEY = "00000000-0000-4000-8000-0000000000cc"
 FLOW = "00000000-0000-4000-8000-0000000000dd"
 UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
-
-
-def _differences(connection: sa.Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    out = []
-    for diff in compare_metadata(context, tables.metadata):
-        for item in diff if isinstance(diff, list) else [diff]:
-            if any(name in repr(item) for name in NEW):
-                out.append(item)
-    return out
-
-
-def _has_tables(connection: sa.Connection) -> set[str]:
-    return set(sa.inspect(connection).get_table_names()) & set(NEW)
 
 
 async def _seed(db: store.Store) -> dict[str, Any]:
@@ -154,21 +137,18 @@ def settings_0013(request: pytest.FixtureRequest, tmp_path: Path) -> config.Sett
 
 
 async def test_0014_creates_the_saml_tables_as_declared(settings_0013: config.Settings) -> None:
-    db = store.Store(settings_0013)
-    await db.open()
-    try:
-        await migrationkit.run(db, migrationkit.to, "0013")
-        before = await migrationkit.run(db, _has_tables)
-        await migrationkit.run(db, migrationkit.to, "0014")
-        differences = await migrationkit.run(db, _differences)
+    async def exercise(db: store.Store) -> tuple[Any, Any]:
         seeded = await _seed(db)
-        after = await _delete_and_read(db, seeded)
-        await migrationkit.run(db, migrationkit.back, "0013")
-        gone = await migrationkit.run(db, _has_tables)
-        await migrationkit.run(db, migrationkit.to, "0014")
-        again = await migrationkit.run(db, _has_tables)
-    finally:
-        await db.close()
+        return seeded, await _delete_and_read(db, seeded)
+
+    outcome = await migrationkit.new_tables(settings_0013, "0013", "0014", NEW, exercise)
+    before, differences, gone, again = (
+        outcome["before"],
+        outcome["differences"],
+        outcome["gone"],
+        outcome["again"],
+    )
+    seeded, after = outcome["after"]
     assert before == set()
     assert differences == []
     assert after == {
