@@ -684,3 +684,104 @@ saml_sessions = sa.Table(
     sa.Column("name_id_format", sa.String(200), nullable=False),
     sa.Column("expires", UTCDateTime(), nullable=False),
 )
+
+# LDAP ----------------------------------------------------------------------------------------
+
+# An LDAP provider: a row of `providers` (component `ldap`) and one here, with one pk. The
+# outposts holding it serve its directory under `base_dn`; `base_dn_folded` (the DN lower-cased,
+# without blanks around its separators) is unique, so two providers of an outpost never share a
+# tree.
+ldap_providers = sa.Table(
+    "ldap_providers",
+    metadata,
+    sa.Column("pk", BIGINT, sa.ForeignKey("providers.pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "authentication_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("authorization_flow", sa.String(36), sa.ForeignKey("flows.pk"), nullable=False),
+    sa.Column(
+        "invalidation_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("base_dn", sa.String(1024), nullable=False),
+    sa.Column("base_dn_folded", sa.String(1024), nullable=False, unique=True),
+    _kp_ref("certificate"),
+    sa.Column("tls_server_name", sa.String(253), nullable=False, server_default=""),
+    sa.Column("uid_start_number", sa.Integer(), nullable=False, server_default="2000"),
+    sa.Column("gid_start_number", sa.Integer(), nullable=False, server_default="4000"),
+    sa.Column("search_mode", sa.String(16), nullable=False, server_default="direct"),
+    sa.Column("bind_mode", sa.String(16), nullable=False, server_default="direct"),
+    sa.Column("mfa_support", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("property_mappings", JSON, nullable=False),
+)
+
+# authentik's permission "search full directory" (`search_full_directory` on the provider),
+# granted per provider to a user or to a group (and so to its members and its descendants'
+# members): exactly one of `user_pk` and `group_pk` is set.
+ldap_search_grants = sa.Table(
+    "ldap_search_grants",
+    metadata,
+    _uuid(),
+    sa.Column(
+        "provider",
+        BIGINT,
+        sa.ForeignKey("providers.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _user_ref(nullable=True),
+    sa.Column(
+        "group_pk",
+        sa.String(36),
+        sa.ForeignKey("groups.pk", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    _created(),
+    sa.UniqueConstraint("provider", "user_pk"),
+    sa.UniqueConstraint("provider", "group_pk"),
+    sa.CheckConstraint("(user_pk IS NULL) <> (group_pk IS NULL)", name="one_grantee"),
+)
+
+# The core session an LDAP bind opened, and for which provider: the outpost names it
+# (`session_id`, the session's digest) when it searches, changes a password or unbinds.
+ldap_sessions = sa.Table(
+    "ldap_sessions",
+    metadata,
+    sa.Column(
+        "session_digest",
+        sa.String(64),
+        sa.ForeignKey("sessions.key_digest", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "provider",
+        BIGINT,
+        sa.ForeignKey("providers.pk", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    _user_ref(nullable=False, index=True),
+    _created(),
+)
+
+# Which users and groups changed, in commit order: written by triggers on `users`, `groups`,
+# `group_members`, `group_parents` and `ldap_search_grants` (migration 0015), so that no path
+# of writing them can forget. The largest `seq` is the directory's generation; an LDAP outpost
+# asks for what changed since the generation it holds. `object`: a user's pk (as text) or a
+# group's pk. SQLite drops a table's triggers when a migration rebuilds the table: a migration
+# that rebuilds one of those tables must create the triggers again (`test_migration_0015`
+# checks they exist at head).
+directory_changes = sa.Table(
+    "directory_changes",
+    metadata,
+    sa.Column("seq", BIGINT, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # user | group
+    sa.Column("object", sa.String(36), nullable=False),
+    sa.Column("created", UTCDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
+    sqlite_autoincrement=True,
+)
