@@ -785,3 +785,150 @@ directory_changes = sa.Table(
     sa.Column("created", UTCDateTime(), nullable=False, server_default=sa.func.current_timestamp()),
     sqlite_autoincrement=True,
 )
+
+# LDAP sources --------------------------------------------------------------------------------
+
+# Property mappings of LDAP sources: expressions over a directory entry (`ldap`, `dn`) whose
+# dict result sets a synced user's or group's fields. `managed` marks the system defaults.
+ldap_source_property_mappings = sa.Table(
+    "ldap_source_property_mappings",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("expression", sa.Text(), nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True, unique=True),
+    _created(),
+)
+
+# An LDAP source: a directory whose users and groups are synced in and whose users log in by
+# binding to it. `bind_password_sealed` is sealed by the keyring (context `ldap_sources:<pk>`).
+ldap_sources = sa.Table(
+    "ldap_sources",
+    metadata,
+    _uuid(),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("slug", sa.String(50), nullable=False, unique=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("promoted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column(
+        "authentication_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column(
+        "enrollment_flow",
+        sa.String(36),
+        sa.ForeignKey("flows.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("policy_engine_mode", sa.String(8), nullable=False, server_default="any"),
+    sa.Column("user_matching_mode", sa.String(16), nullable=False, server_default="identifier"),
+    sa.Column("user_path_template", sa.String(200), nullable=False),
+    sa.Column("icon", sa.String(2000), nullable=True),
+    sa.Column("server_uri", sa.String(2000), nullable=False),
+    _kp_ref("peer_certificate"),
+    _kp_ref("client_certificate"),
+    sa.Column("bind_cn", sa.String(1024), nullable=False, server_default=""),
+    sa.Column("bind_password_sealed", sa.Text(), nullable=False, server_default=""),
+    sa.Column("start_tls", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("sni", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("base_dn", sa.String(1024), nullable=False),
+    sa.Column("additional_user_dn", sa.String(1024), nullable=False, server_default=""),
+    sa.Column("additional_group_dn", sa.String(1024), nullable=False, server_default=""),
+    sa.Column("user_object_filter", sa.String(4096), nullable=False),
+    sa.Column("group_object_filter", sa.String(4096), nullable=False),
+    sa.Column("group_membership_field", sa.String(200), nullable=False),
+    sa.Column("user_membership_attribute", sa.String(200), nullable=False),
+    sa.Column("object_uniqueness_field", sa.String(200), nullable=False),
+    sa.Column(
+        "password_login_update_internal_password",
+        sa.Boolean(),
+        nullable=False,
+        server_default=sa.false(),
+    ),
+    sa.Column("sync_users", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("sync_users_password", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("sync_groups", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column(
+        "sync_parent_group",
+        sa.String(36),
+        sa.ForeignKey("groups.pk", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("lookup_groups_from_user", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("delete_not_found_objects", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column(
+        "sync_outgoing_trigger_mode", sa.String(16), nullable=False, server_default="deferred_end"
+    ),
+    sa.Column("sync_group_hierarchy", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("user_property_mappings", JSON, nullable=False),
+    sa.Column("group_property_mappings", JSON, nullable=False),
+    sa.Column("managed", sa.String(200), nullable=True),
+    _created(),
+)
+
+# The last run of a source's sync: who runs it now (`running_since`, cleared at the end), how the
+# last one ended, its counts and messages, and when one last succeeded.
+ldap_source_syncs = sa.Table(
+    "ldap_source_syncs",
+    metadata,
+    sa.Column(
+        "source",
+        sa.String(36),
+        sa.ForeignKey("ldap_sources.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("running_since", UTCDateTime(), nullable=True),
+    sa.Column("started", UTCDateTime(), nullable=True),
+    sa.Column("finished", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(32), nullable=True),
+    sa.Column("counts", JSON, nullable=False),
+    sa.Column("messages", JSON, nullable=False),
+    sa.Column("last_successful", UTCDateTime(), nullable=True),
+)
+
+
+def _source_ref() -> sa.Column[str]:
+    return sa.Column(
+        "source",
+        sa.String(36),
+        sa.ForeignKey("ldap_sources.pk", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+# Which users and groups a source brought in (authentik's user and group source connections),
+# keyed by the entry's `object_uniqueness_field`: a sync updates only these, and deletes only
+# these (`delete_not_found_objects`); `dn` is where the entry was last seen (binds use it).
+ldap_source_users = sa.Table(
+    "ldap_source_users",
+    metadata,
+    sa.Column("pk", BIGINT, primary_key=True, autoincrement=True),
+    _source_ref(),
+    _user_ref(nullable=False, unique=True),
+    sa.Column("identifier", sa.String(1024), nullable=False),
+    sa.Column("dn", sa.String(2048), nullable=False),
+    _created(),
+    sa.Column("last_updated", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("source", "identifier"),
+)
+
+ldap_source_groups = sa.Table(
+    "ldap_source_groups",
+    metadata,
+    sa.Column("pk", BIGINT, primary_key=True, autoincrement=True),
+    _source_ref(),
+    sa.Column(
+        "group_pk",
+        sa.String(36),
+        sa.ForeignKey("groups.pk", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("identifier", sa.String(1024), nullable=False),
+    sa.Column("dn", sa.String(2048), nullable=False),
+    _created(),
+    sa.Column("last_updated", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("source", "identifier"),
+)

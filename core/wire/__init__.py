@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         policies,
         root,
         saml,
+        sources,
     )
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "policies",
     "root",
     "saml",
+    "sources",
 ]
 
 
