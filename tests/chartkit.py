@@ -36,9 +36,9 @@ def find(objects: list[Rendered], kind: str, name: str) -> Rendered:
 
 
 def pod_specs(objects: list[Rendered]) -> dict[str, Rendered]:
-    """The pod spec of every Deployment and StatefulSet, by object name."""
+    """The pod spec of every Deployment, StatefulSet and Job (the hooks), by object name."""
     return {
         o["metadata"]["name"]: o["spec"]["template"]["spec"]
         for o in objects
-        if o["kind"] in ("Deployment", "StatefulSet")
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
     }

@@ -243,6 +243,12 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return operator.run(options)
 
 
+def cmd_ensure_secrets(args: argparse.Namespace) -> int:
+    from tessera.operator import secretgen  # the Kubernetes client is loaded only for this command
+
+    return secretgen.main(args.namespace, args.secret, args.label)
+
+
 def cmd_outpost(args: argparse.Namespace) -> int:
     return outposts.run(args.type, list(args.args))
 
@@ -325,6 +331,23 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=16,
         help="reconciles running at once, at most (default 16)",
+    )
+    ensure = add(
+        "ensure-secrets",
+        cmd_ensure_secrets,
+        "Create Kubernetes Secrets of generated values when absent, add the keys they lack, and "
+        "never change a value (the Helm chart's pre-install hook).",
+    )
+    ensure.add_argument("--namespace", required=True, help="the Secrets' namespace")
+    ensure.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=LENGTH[,KEY=LENGTH...]",
+        help="a Secret and its generated keys (repeatable)",
+    )
+    ensure.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE", help="label new Secrets"
     )
     outpost = add(
         "outpost",

@@ -9,7 +9,6 @@ loader reads the environment the chart gives the server and the worker.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +51,7 @@ def test_every_rendered_object_validates_strictly(
     render: Render, values: dict[str, Any], kube: str
 ) -> None:
     kinds = _validate_all(render(values), kube)
-    assert {"Deployment", "Service", "Secret", "ServiceAccount"} <= kinds
+    assert {"Deployment", "Service", "Job", "ServiceAccount"} <= kinds
     assert {"ClusterRole", "Role"} & kinds
 
 
@@ -127,10 +126,12 @@ def test_every_pod_is_locked_down_and_sized(render: Render, values: dict[str, An
             assert {"cpu", "memory"} <= c["resources"]["limits"].keys(), name
 
 
-def test_only_the_operator_gets_a_service_account_token(render: Render) -> None:
+def test_only_the_operator_and_the_secrets_hook_get_a_service_account_token(
+    render: Render,
+) -> None:
     for name, pod in pod_specs(render({})).items():
-        if name == f"{FULL}-operator":
-            assert pod["serviceAccountName"] == f"{FULL}-operator"
+        if name in (f"{FULL}-operator", HOOK):
+            assert pod["serviceAccountName"] == name
         else:
             assert pod["automountServiceAccountToken"] is False, name
 
@@ -163,19 +164,78 @@ def test_secrets_reach_containers_only_through_secret_refs(render: Render) -> No
                         assert "secretKeyRef" in e["valueFrom"], f"{name}: {e['name']}"
 
 
-def test_generated_secrets_are_long_enough_and_the_secret_key_is_kept_on_uninstall(
-    render: Render,
+HOOK = f"{FULL}-secrets-hook"
+HOOK_ANNOTATIONS = {
+    "helm.sh/hook": "pre-install,pre-upgrade",
+    "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+}
+
+
+def _ensured(objects: list[Rendered]) -> dict[str, dict[str, int]]:
+    """What the secrets hook Job makes: Secret name -> key -> length, parsed as the command does."""
+    from tessera.core.cli import commands
+    from tessera.operator import secretgen
+
+    job = find(objects, "Job", HOOK)
+    args = _container(job["spec"]["template"]["spec"], "ensure-secrets")["args"]
+    parsed = commands.parser().parse_args(args)  # the chart's arguments are the command's
+    assert parsed.namespace == NAMESPACE
+    return {w.name: dict(w.keys) for w in map(secretgen.Wanted.parse, parsed.secret)}
+
+
+def test_helm_template_renders_the_same_twice_and_no_generated_value(
+    render_files: Callable[[dict[str, Any]], dict[str, str]], render: Render
 ) -> None:
+    """Argo CD renders with `helm template` on every sync, where `lookup` answers nothing: the
+    output must not change between renders, or each sync would replace the secret key."""
+    for values in VALUE_SETS.values():
+        assert render_files(values) == render_files(values)
+        assert not [o for o in render(values) if o["kind"] == "Secret"]
+
+
+def test_the_hook_generates_every_secret_the_pods_read_and_long_enough(render: Render) -> None:
     objects = render({})
-    main = find(objects, "Secret", f"{FULL}-secrets")
-    assert main["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    key = base64.b64decode(main["data"]["secret-key"]).decode()
-    token = base64.b64decode(main["data"]["bootstrap-token"]).decode()
-    assert len(key) >= config.MIN_SECRET_KEY_LENGTH
-    assert len(token) >= 40 and key != token
-    # A second render (a new install) draws new values: nothing is a constant of the chart.
-    again = find(render({}), "Secret", f"{FULL}-secrets")
-    assert again["data"]["secret-key"] != main["data"]["secret-key"]
+    ensured = _ensured(objects)
+    assert ensured == {
+        f"{FULL}-secrets": {"secret-key": 64, "bootstrap-token": 64},
+        f"{FULL}-postgresql": {"password": 40},
+        f"{FULL}-redis": {"password": 40},
+    }
+    assert ensured[f"{FULL}-secrets"]["secret-key"] >= config.MIN_SECRET_KEY_LENGTH
+    read = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for name, pod in pod_specs(objects).items()
+        for c in pod["containers"]
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert read == {(name, key) for name, keys in ensured.items() for key in keys}
+    # Hooks run before anything else of an install or upgrade, and are gone once done.
+    hooked = [o for o in objects if o["metadata"]["name"] == HOOK]
+    assert {o["kind"] for o in hooked} == {"ServiceAccount", "Role", "RoleBinding", "Job"}
+    for o in hooked:
+        assert HOOK_ANNOTATIONS.items() <= o["metadata"]["annotations"].items(), o["kind"]
+    weights = {o["kind"]: int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in hooked}
+    assert weights["Job"] > max(weights[k] for k in ("ServiceAccount", "Role", "RoleBinding"))
+
+
+def test_the_secrets_hook_may_create_secrets_and_touch_only_its_own(render: Render) -> None:
+    role = find(render({}), "Role", HOOK)
+    granted = _rules(role)
+    assert set(granted) == {("", "secrets", v) for v in ("create", "get", "patch")}
+    named = [r for r in role["rules"] if "resourceNames" in r]
+    assert len(named) == 1 and set(named[0]["verbs"]) == {"get", "patch"}
+    assert set(named[0]["resourceNames"]) == set(_ensured(render({})))
+    binding = find(render({}), "RoleBinding", HOOK)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": HOOK, "namespace": NAMESPACE}]
+
+
+def test_brought_secrets_are_not_generated(render: Render) -> None:
+    objects = render({"secrets": {"existingSecret": "my-tessera"}})
+    assert f"{FULL}-secrets" not in _ensured(objects)
+    # Everything brought (external_values: external PostgreSQL and Redis): no hook at all.
+    values = {**external_values(), "secrets": {"existingSecret": "my-tessera"}}
+    assert not [o for o in render(values) if o["metadata"]["name"] == HOOK]
 
 
 def test_an_existing_secret_replaces_the_generated_one(render: Render) -> None:
@@ -211,6 +271,8 @@ def test_the_core_settings_loader_accepts_the_rendered_environment(
                 assert hasattr(current, part), f"{name}: no such setting"
                 current = getattr(current, part)
             shown = current.get_secret_value() if hasattr(current, "get_secret_value") else current
+            if isinstance(shown, bool):
+                shown = str(shown).lower()
             assert str(shown) == value, name
 
 
@@ -313,15 +375,17 @@ def test_operator_rbac_is_least_privilege(render: Render) -> None:
         "kind": "ClusterRole",
         "name": f"{FULL}-operator",
     }
-    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    others = [o for o in objects if o["metadata"]["name"] != HOOK]
+    assert not [o for o in others if o["kind"] in ("Role", "RoleBinding")]
 
 
 @pytest.mark.parametrize("kube", [OLDEST_KUBE, NEWEST_KUBE])
 def test_watched_namespaces_get_roles_and_nothing_cluster_wide(render: Render, kube: str) -> None:
     objects = render(external_values())
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    roles = [o for o in objects if o["kind"] == "Role"]
-    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    operator = [o for o in objects if o["metadata"]["name"] != HOOK]
+    roles = [o for o in operator if o["kind"] == "Role"]
+    bindings = [o for o in operator if o["kind"] == "RoleBinding"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["grafana", "team-a"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["grafana", "team-a"]
     for role in roles:
@@ -425,3 +489,32 @@ def test_server_workers_reach_the_core_as_authentik_web_workers(render: Render) 
         server = find(render(values), "Deployment", f"{FULL}-server")
         env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["AUTHENTIK_WEB__WORKERS"]["value"] == expected
+
+
+def test_the_core_gets_the_public_url_from_the_ingress(render: Render) -> None:
+    """Passkeys need the relying party (the browser's origin), links in mail and issuers too."""
+    specs = pod_specs(render(external_values()))
+    for name, container in ((f"{FULL}-server", "server"), (f"{FULL}-worker", "worker")):
+        env = _env(specs[name], container)
+        assert env["AUTHENTIK_WEB__PUBLIC_URL"]["value"] == "https://sso.example.com", name
+    plain = {**external_values(), "ingress": {**external_values()["ingress"], "tls": []}}
+    server = _env(pod_specs(render(plain))[f"{FULL}-server"], "server")
+    assert server["AUTHENTIK_WEB__PUBLIC_URL"]["value"] == "http://sso.example.com"
+    # No ingress: no address to guess; the core's own default stands.
+    assert "AUTHENTIK_WEB__PUBLIC_URL" not in _env(
+        pod_specs(render({}))[f"{FULL}-server"], "server"
+    )
+
+
+def test_servers_leave_scheduled_tasks_to_the_worker_deployment(render: Render) -> None:
+    server = _env(pod_specs(render({}))[f"{FULL}-server"], "server")
+    assert server["AUTHENTIK_WORKER__EMBEDDED"]["value"] == "false"
+    alone = pod_specs(render({"worker": {"enabled": False}}))
+    assert f"{FULL}-worker" not in alone
+    assert "AUTHENTIK_WORKER__EMBEDDED" not in _env(alone[f"{FULL}-server"], "server")
+
+
+def test_the_chart_works_as_a_subchart_with_global_values(render: Render) -> None:
+    """A parent chart passes `global` to every subchart; the strict values schema accepts it."""
+    objects = render({"global": {"imageRegistry": "registry.example.com", "storageClass": "x"}})
+    assert find(objects, "Deployment", f"{FULL}-server")

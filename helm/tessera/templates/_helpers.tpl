@@ -40,6 +40,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-secrets" (include "tessera.fullname" .)) .Values.secrets.existingSecret }}
 {{- end }}
 
+{{/* The address browsers use: from the ingress (https when it has TLS), else empty. */}}
+{{- define "tessera.publicURL" -}}
+{{- if .Values.ingress.enabled }}
+{{- printf "%s://%s" (ternary "https" "http" (gt (len .Values.ingress.tls) 0)) .Values.ingress.host }}
+{{- end }}
+{{- end }}
+
 {{- define "tessera.serverHost" -}}
 {{- printf "%s-server.%s.svc" (include "tessera.fullname" .) .Release.Namespace }}
 {{- end }}
@@ -78,6 +85,11 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
       key: secret-key
 - name: AUTHENTIK_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+{{- with include "tessera.publicURL" . }}
+# Links in mail and pages, SAML and OIDC issuers, and the passkeys' relying party.
+- name: AUTHENTIK_WEB__PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- if .Values.postgresql.enabled }}
 - name: AUTHENTIK_POSTGRESQL__HOST
   value: {{ printf "%s-postgresql" (include "tessera.fullname" .) | quote }}
@@ -131,17 +143,6 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
       name: {{ . }}
       key: {{ $.Values.externalRedis.passwordSecret.key }}
 {{- end }}
-{{- end }}
-{{- end }}
-
-{{/* A generated random value kept across upgrades: (dict "ctx" $ "secret" NAME "key" KEY "length" N). */}}
-{{- define "tessera.keepOrGenerate" -}}
-{{- $existing := lookup "v1" "Secret" .ctx.Release.Namespace .secret }}
-{{- $data := $existing.data | default dict }}
-{{- if hasKey $data .key }}
-{{- index $data .key }}
-{{- else }}
-{{- randAlphaNum (int .length) | b64enc }}
 {{- end }}
 {{- end }}
 
