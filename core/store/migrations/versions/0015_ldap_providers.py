@@ -24,6 +24,8 @@ branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
 _BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# The advisory lock key of the journal's writers on PostgreSQL (SQLite has one writer anyway).
+JOURNAL_LOCK = 0x7E55_0015
 _UTC = tessera.core.store.tables.UTCDateTime(timezone=True)
 
 # table -> (what a row names: (kind, column), ...), the columns whose update is a change (None:
@@ -67,20 +69,26 @@ def _sqlite_triggers(table: str) -> list[str]:
 
 
 def _postgresql_triggers(table: str) -> list[str]:
+    """Deferred to the commit, under one transaction-scoped advisory lock: a journal row's
+    `seq` is taken just before its transaction commits, and the next journaling transaction
+    waits until then, so `seq` follows commit order (a reader that sees a row sees every row
+    below it that will ever be seen) and no lock is held while the transaction does its work."""
     names, columns = _JOURNALED[table]
     old_on = "TG_OP = 'DELETE'" if columns else "TG_OP <> 'INSERT'"
     when = f"WHEN ({_changed(columns, 'IS DISTINCT FROM')}) " if columns else ""
     function = (
         f"CREATE FUNCTION directory_changes_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"BEGIN IF {old_on} THEN {_inserts(names, 'OLD')} END IF; "
+        f"BEGIN PERFORM pg_advisory_xact_lock({JOURNAL_LOCK}); "
+        f"IF {old_on} THEN {_inserts(names, 'OLD')} END IF; "
         f"IF TG_OP <> 'DELETE' THEN {_inserts(names, 'NEW')} END IF; RETURN NULL; END $$"
     )
+    deferred = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     return [
         function,
-        f"CREATE TRIGGER directory_changes_{table}_write AFTER INSERT OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION directory_changes_{table}()",
-        f"CREATE TRIGGER directory_changes_{table}_update AFTER UPDATE ON {table} "
-        f"FOR EACH ROW {when}EXECUTE FUNCTION directory_changes_{table}()",
+        f"CREATE CONSTRAINT TRIGGER directory_changes_{table}_write AFTER INSERT OR DELETE "
+        f"ON {table} {deferred} EXECUTE FUNCTION directory_changes_{table}()",
+        f"CREATE CONSTRAINT TRIGGER directory_changes_{table}_update AFTER UPDATE ON {table} "
+        f"{deferred} {when}EXECUTE FUNCTION directory_changes_{table}()",
     ]
 
 
