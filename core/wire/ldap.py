@@ -66,6 +66,8 @@ class LDAPProviderRequest(Request):
     search_mode: LDAPAPIAccessMode = "direct"
     bind_mode: LDAPAPIAccessMode = "direct"
     mfa_support: bool = True
+    # Set by the operator: the Kubernetes resource this provider mirrors (as the other kinds').
+    managed: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 class LDAPProvider(ProviderBase):
