@@ -89,7 +89,13 @@ def _redis_keys_removed() -> Iterator[None]:
 def settings_for(
     kind: str, data_dir: Path, database: str | None = None, **extra: Any
 ) -> config.Settings:
-    overrides: dict[str, Any] = {"data_dir": data_dir, "secret_key": SECRET_KEY, **extra}
+    # Tests never call out to the Internet: the breach check's tests serve the range API locally.
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir,
+        "secret_key": SECRET_KEY,
+        "outbound": {"enabled": False},
+        **extra,
+    }
     if kind == "postgresql":
         assert database is not None
         overrides["postgresql"] = {"host": PG_HOST, "user": PG_USER, "name": database}

@@ -159,6 +159,21 @@ class Expressions(BaseModel):
     grace_seconds: float = Field(default=1.0, ge=0.1, le=60)
 
 
+class Outbound(BaseModel):
+    """Calls this server makes to third-party services on the Internet: today the breached
+    password check of the password policy (`check_have_i_been_pwned`, Have I Been Pwned's range
+    API). An offline install turns them off (`TESSERA_OUTBOUND__ENABLED=false`); a policy that
+    asks for the check is then refused by the API, never silently passed."""
+
+    enabled: bool = True
+    pwned_passwords_url: str = Field(
+        default="https://api.pwnedpasswords.com",
+        pattern=r"^https?://[^\s?#]+$",
+        description="base URL of the k-anonymity range API (`<url>/range/<prefix>`)",
+    )
+    timeout: float = Field(default=8.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -182,6 +197,7 @@ class Settings(BaseSettings):
     cache: Cache = Cache()
     password_hashing: PasswordHashing = PasswordHashing()
     expressions: Expressions = Expressions()
+    outbound: Outbound = Outbound()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: emails.AddressOrEmpty = "root@example.com"

@@ -41,3 +41,11 @@ def verify_password(stored: str, password: str) -> bool:
 
 def needs_rehash(stored: str) -> bool:
     return stored.startswith("$argon2") and _HASHER.check_needs_rehash(stored)
+
+
+def breach_digest(password: str) -> str:
+    """The password's SHA-1 in upper-case hex: the form Have I Been Pwned's range API indexes
+    (`policies.pwned`). Used for that lookup only, never for storage."""
+    import hashlib
+
+    return hashlib.sha1(password.encode(), usedforsecurity=False).hexdigest().upper()

@@ -1,10 +1,15 @@
 """Policy kinds that check facts: password, password expiry and event matcher.
 
 - `password`: length and character classes (`check_static_rules`; symbols are the characters of
-  `symbol_charset`) and a zxcvbn strength score of the password being set (the prompt field
-  `password` in the flow context, as authentik's password policy reads it). The
-  haveibeenpwned.com check (`check_have_i_been_pwned`, `hibp_allowed_count`) is accepted but not
-  performed: no policy makes an outbound call; an enabled check passes with a log line.
+  `symbol_charset`), a zxcvbn strength score of the password being set (the prompt field
+  `password` in the flow context, as authentik's password policy reads it) and Have I Been
+  Pwned's range check (`check_have_i_been_pwned`: fails when the password was seen in breaches
+  more than `hibp_allowed_count` times, as authentik's; `pwned`). The check needs the server's
+  outbound calls (`TESSERA_OUTBOUND__ENABLED`): when they are off the API refuses a policy
+  asking for it and turns the default off (`for_server`), and a stored one fails. SECURITY: the
+  check fails closed: when the range service cannot be reached or answers nonsense, the policy
+  fails with a message saying so and logs a warning; it never passes a password it could not
+  check.
 - `password_expiry`: fails when the user's password is older than `days`; unless `deny_only`,
   the password is made unusable too (the user must recover it), as in authentik.
 - `event_matcher`: passes for an event in the context matching action, app, model
@@ -20,14 +25,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic
+import structlog
 from pydantic import Field
 
-from tessera.core import crypto, events
+from tessera.core import config, crypto, errors, events
 from tessera.core.identity import users
-from tessera.core.policies import kinds
+from tessera.core.policies import kinds, pwned
 from tessera.core.wire import event_names
 
 if TYPE_CHECKING:
@@ -38,7 +45,15 @@ ZXCVBN_MAX = 72  # characters zxcvbn accepts
 
 # authentik's default `symbol_charset` (ASCII punctuation and the space; the backslash twice).
 SYMBOL_CHARSET = r"!\"#$%&'()*+,-./:;<=>?@[\]^_`{|}~ "
-HIBP_SKIPPED = "haveibeenpwned.com check not performed: this server makes no outbound calls"
+HIBP_FIELD = "check_have_i_been_pwned"
+HIBP_OFF = (
+    "This server makes no outbound calls (TESSERA_OUTBOUND__ENABLED is false), so it cannot "
+    "check passwords against Have I Been Pwned; set check_have_i_been_pwned to false."
+)
+HIBP_UNAVAILABLE = (
+    "The password could not be checked against known data breaches right now; try again later."
+)
+log = structlog.get_logger(__name__)
 
 
 class PasswordConfig(kinds.PolicyConfig):
@@ -50,7 +65,7 @@ class PasswordConfig(kinds.PolicyConfig):
     amount_symbols: Annotated[int, Field(ge=0, le=100)] = 0
     symbol_charset: Annotated[str, Field(max_length=1024)] = SYMBOL_CHARSET
     check_static_rules: bool = True
-    check_have_i_been_pwned: bool = True  # accepted, never performed: see the module docstring
+    check_have_i_been_pwned: bool = True
     hibp_allowed_count: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     check_zxcvbn: bool = True
     zxcvbn_score_threshold: Annotated[int, Field(ge=0, le=4)] = 2
@@ -67,7 +82,12 @@ class Password(kinds.Kind):
         prompt = request.context.get("prompt_data", {})
         password = str(prompt.get(c.password_field, request.context.get(c.password_field, "")))
         problems = _static_problems(c, password) if c.check_static_rules else []
-        log = [_skipped_hibp()] if c.check_have_i_been_pwned else []
+        entries: list[dict[str, Any]] = []
+        if c.check_have_i_been_pwned and password:
+            outbound = request.db.settings.outbound if request.db is not None else None
+            problem = await _breached(c, outbound, password, entries)
+            if problem:
+                problems.append(problem)
         if c.check_zxcvbn and password:
             user = request.user or {}
             hints = [str(user.get(k, "")) for k in ("username", "name", "email") if user.get(k)]
@@ -75,8 +95,42 @@ class Password(kinds.Kind):
             if score < c.zxcvbn_score_threshold:
                 problems.append("Password is too weak: it is too easy to guess.")
         if problems:
-            return kinds.Verdict(False, [c.error_message] if c.error_message else problems, log)
-        return kinds.Verdict(True, [], log)
+            shown = [c.error_message] if c.error_message else problems
+            return kinds.Verdict(False, shown, entries)
+        return kinds.Verdict(True, [], entries)
+
+    @classmethod
+    def for_server(
+        cls, values: dict[str, Any], given: AbstractSet[str], settings: config.Settings
+    ) -> dict[str, Any]:
+        """Without outbound calls, the breach check is refused when asked for and off when
+        only defaulted (authentik's default is on)."""
+        if values.get(HIBP_FIELD) and not settings.outbound.enabled:
+            if HIBP_FIELD in given:
+                raise errors.ValidationFailed.one(HIBP_FIELD, HIBP_OFF)
+            return {**values, HIBP_FIELD: False}
+        return values
+
+
+async def _breached(
+    c: PasswordConfig,
+    outbound: config.Outbound | None,
+    password: str,
+    entries: list[dict[str, Any]],
+) -> str:
+    """What the breach check finds wrong with `password` ("" when nothing); fails closed."""
+    if outbound is None or not outbound.enabled:
+        entries.append(_entry("warning", HIBP_OFF))
+        return HIBP_OFF
+    try:
+        seen = await pwned.count(outbound, password)
+    except pwned.Unavailable as exc:
+        log.warning("breached password check failed", reason=str(exc))
+        entries.append(_entry("warning", f"Have I Been Pwned check failed: {exc}"))
+        return HIBP_UNAVAILABLE
+    if seen > c.hibp_allowed_count:  # authentik's rule: more than the allowed count fails
+        return f"Password exists on {seen} online lists."
+    return ""
 
 
 def _static_problems(c: PasswordConfig, password: str) -> list[str]:
@@ -96,12 +150,12 @@ def _static_problems(c: PasswordConfig, password: str) -> list[str]:
     return problems
 
 
-def _skipped_hibp() -> dict[str, Any]:
+def _entry(level: str, event: str) -> dict[str, Any]:
     return {
         "timestamp": dt.datetime.now(dt.UTC),
-        "log_level": "info",
+        "log_level": level,
         "logger": "",
-        "event": HIBP_SKIPPED,
+        "event": event,
         "attributes": {},
     }
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import pydantic
 from pydantic import Field
 
+from tessera.core import config as config_
 from tessera.core import errors, wire
 
 if TYPE_CHECKING:
@@ -50,6 +52,15 @@ class Kind:
 
     async def evaluate(self, request: Request) -> Verdict:
         raise PolicyError(f"policy kind {self.kind} cannot evaluate")
+
+    @classmethod
+    def for_server(
+        cls, values: dict[str, Any], given: AbstractSet[str], settings: config_.Settings
+    ) -> dict[str, Any]:
+        """The settings `values` (of which `given` were asked for) as this server can honour
+        them: what it cannot do is refused when asked for (`errors.ValidationFailed` naming the
+        field, a 400), and turned off when only defaulted."""
+        return values
 
 
 class DummyConfig(PolicyConfig):

@@ -99,10 +99,18 @@ class KindPolicies(resource.Resource):
         return await admin.serialize(ctx.tx, rows, self.read_model)
 
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
-        return await admin.create(ctx.tx, self.kind, body)
+        return await admin.create(ctx.tx, self.kind, self._for_server(ctx, body))
 
     async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
-        return await admin.update(ctx.tx, row, body)
+        return await admin.update(ctx.tx, row, self._for_server(ctx, body))
+
+    def _for_server(self, ctx: resource.Ctx, body: Any) -> Any:
+        """The body as this server can honour it: e.g. a breached-password check with outbound
+        calls off is a 400 naming the field (`kinds.Kind.for_server`)."""
+        settings = ctx.request.app[state.SETTINGS]
+        values = body.model_dump()
+        fitted = kinds.KINDS[self.kind].for_server(values, body.model_fields_set, settings)
+        return body if fitted is values else type(body).model_validate(fitted)
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         assert self.request_model is not None

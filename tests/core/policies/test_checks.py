@@ -14,6 +14,8 @@ from tessera.core.store import crud
 
 
 async def _verdict(kind: str, config: dict[str, Any], **request: Any) -> kinds.Verdict:
+    if kind == "password":  # the breach check has tests of its own (test_pwned.py)
+        config = {"check_have_i_been_pwned": False, **config}
     return await kinds.build(kind, config).evaluate(engine.Request(**{"user": None, **request}))
 
 
@@ -112,12 +114,12 @@ async def test_password_static_rules_and_symbol_charset() -> None:
     assert not (await _verdict("password", default, context=ctx("aé€b"))).passing
 
 
-async def test_password_hibp_is_accepted_but_never_called() -> None:
+async def test_password_hibp_without_the_servers_settings_fails_closed() -> None:
     config = {"check_zxcvbn": False, "check_have_i_been_pwned": True, "hibp_allowed_count": 5}
     verdict = await _verdict("password", config, context={"prompt_data": {"password": "password"}})
-    assert verdict.passing
+    assert not verdict.passing  # no store, so no outbound settings: never a silent pass
     [entry] = verdict.log
-    assert "not performed" in entry["event"] and entry["log_level"] == "info"
+    assert "no outbound calls" in entry["event"] and entry["log_level"] == "warning"
 
 
 async def test_password_policy_api_takes_authentiks_fields(api: Any) -> None:
@@ -125,7 +127,8 @@ async def test_password_policy_api_takes_authentiks_fields(api: Any) -> None:
     assert status == 201, policy
     assert policy["symbol_charset"] == "!\\\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
     assert policy["check_static_rules"] is True
-    assert policy["check_have_i_been_pwned"] is True and policy["hibp_allowed_count"] == 0
+    # Off by default here: the tests' server makes no outbound calls (test_pwned_offline.py).
+    assert policy["check_have_i_been_pwned"] is False and policy["hibp_allowed_count"] == 0
     body = {
         "name": "pw2",
         "symbol_charset": "#",
