@@ -3,9 +3,9 @@
 #
 #   docker run IMAGE                  -> tessera server   (core: HTTP 9000, metrics 9300)
 #   docker run IMAGE worker           -> tessera worker   (maintenance, metrics 9300)
-#   docker run IMAGE outpost proxy    -> tessera outpost proxy   (planned: not in the CLI yet)
-#   docker run IMAGE outpost ldap     -> tessera outpost ldap    (planned: not in the CLI yet)
-#   docker run IMAGE operator         -> tessera operator        (planned: not in the CLI yet)
+#   docker run IMAGE outpost proxy    -> tessera outpost proxy   (HTTP 9000, HTTPS 9443)
+#   docker run IMAGE outpost ldap     -> tessera outpost ldap    (LDAP 3389, LDAPS 6636)
+#   docker run IMAGE operator         -> tessera operator
 #   docker run IMAGE migrate | healthcheck | admin create-recovery-key 10 akadmin | --help
 #
 # Build: `docker build -t tessera .` from the repository root. tests/test_dockerfile.py checks this
@@ -81,14 +81,14 @@ USER 1000:1000
 
 # GETs http://127.0.0.1:9000/-/health/live/ (core/cli: cmd_healthcheck). A `worker` has no HTTP
 # listener: give its container `tessera healthcheck --url http://127.0.0.1:9300/metrics` instead
-# (compose `healthcheck.test`, or a Kubernetes probe), and so for the planned outposts and operator.
+# (compose `healthcheck.test`, as docker-compose.yml does, or a Kubernetes probe), and so for the
+# outposts and the operator.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["tessera", "healthcheck"]
 
 # Exec form: the arguments of `docker run IMAGE ...` (or the Kubernetes `args`) reach the
-# `tessera` command line unchanged, so `outpost proxy`, `outpost ldap` and `operator` will work
-# as soon as the CLI has those subcommands; nothing here needs to change. `tessera` runs as PID 1
-# and handles SIGTERM and SIGINT itself once it is serving (core/app: _stopped); use
+# `tessera` command line unchanged (`outpost proxy`, `outpost ldap`, `operator`). `tessera` runs
+# as PID 1 and handles SIGTERM and SIGINT itself once it is serving (core/app: _stopped); use
 # `docker run --init` to also stop promptly during start-up migrations.
 ENTRYPOINT ["tessera"]
 CMD ["server"]
