@@ -223,3 +223,22 @@ class PasswordChangeRequest(Request):
     session_id: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     old_password: Annotated[str, Field(max_length=MAX_PASSWORD)] | None = None
     new_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
+
+
+# The "search full directory" permission -------------------------------------------------------
+
+
+class LDAPSearchAccessRequest(Request):
+    """`PUT /api/v3/providers/ldap/<pk>/search_access/`: who holds authentik's permission
+    `search_full_directory` on this provider, as a whole (the users and groups given replace the
+    ones before). A group's grant reaches its members and the members of its descendants."""
+
+    users: Annotated[list[Annotated[int, Field(ge=1)]], Field(max_length=10_000)] = Field(
+        default_factory=list
+    )
+    groups: Annotated[list[Uuid], Field(max_length=10_000)] = Field(default_factory=list)
+
+
+class LDAPSearchAccess(Response):
+    users: list[int]
+    groups: list[Uuid]
