@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import re
 import signal
@@ -29,6 +28,12 @@ from aiohttp import web
 
 from tessera.operator import handlers, metrics
 from tessera.operator.handlers import runtime
+
+# The process-level JSON logging the outposts use (the core's own is below the core's layers,
+# which the operator does not import).
+from tessera.outposts.common import logs
+
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 
 
 class SettingsError(Exception):
@@ -134,12 +139,18 @@ async def serve(
 def run(options: Options, environ: Mapping[str, str] | None = None) -> int:
     """The command's body: 0 after a clean stop, 2 on a settings error."""
     try:
-        config = config_from(os.environ if environ is None else environ, options)
+        env = os.environ if environ is None else environ
+        config = config_from(env, options)
+        level = (_env(env, "LOG_LEVEL") or "info").lower()
+        if level not in LOG_LEVELS:
+            raise SettingsError(f"AUTHENTIK_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}")
         _listen(options.health, "--health")
         _listen(options.metrics, "--metrics")
     except SettingsError as exc:
         print(f"tessera operator: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One JSON line per record, Kopf's and the Kubernetes client's included, as the core and the
+    # outposts log; the token is masked wherever it would appear.
+    logs.configure(level, secrets=[config.token])
     asyncio.run(serve(config, options))
     return 0

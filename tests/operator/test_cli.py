@@ -102,6 +102,21 @@ async def test_the_command_reconciles_and_serves_health_and_metrics(
     output = (tmp_path / "operator.log").read_text()
     assert code == 0, output
     assert BOOTSTRAP_TOKEN not in output
+    # Kopf's records and the operator's own: one JSON object per line, as the core logs.
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert lines and all({"event", "level", "timestamp"} <= line.keys() for line in lines)
+    assert any(line.get("logger", "").startswith("kopf") for line in lines)
+
+
+async def test_a_bad_log_level_stops_the_command_naming_the_key(cluster: Cluster) -> None:
+    env = base_env(
+        AUTHENTIK_HOST="http://127.0.0.1:9",
+        AUTHENTIK_TOKEN="t",
+        AUTHENTIK_LOG_LEVEL="loud",
+        KUBECONFIG=str(cluster.kubeconfig),
+    )
+    code, _, err = await _run(TESSERA, "operator", env=env)
+    assert code == 2 and "AUTHENTIK_LOG_LEVEL" in err
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
