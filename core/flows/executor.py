@@ -219,6 +219,11 @@ class Executor:
                 body = {}
             return await self._advance(snapshot, flow, state, browser, body)
 
+    async def abandon(self, slug: str, browser: Browser) -> None:
+        """Forget this browser's flow in progress, if any: for a caller that drives a flow by
+        itself (the LDAP bind) and stops at a refusal the flow would let it retry."""
+        await self._drop(browser, slug)
+
     async def _launch_urls(self) -> list[str]:
         async with self.services.store.read() as tx:
             apps = await crud.all_rows(tx, "applications")
