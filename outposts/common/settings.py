@@ -5,6 +5,7 @@ core's URL, required), `TOKEN` (the outpost's API token, required), `INSECURE` (
 verification towards the core), `HOST_BROWSER` (the core's URL as browsers reach it; the
 token and introspection calls send its host as `Host`, so the issuer matches),
 `LISTEN__HTTP|HTTPS|METRICS` (default `0.0.0.0:9000`, `0.0.0.0:9443`, `0.0.0.0:9300`),
+`LISTEN__LDAP|LDAPS` (the LDAP outpost's; default `0.0.0.0:3389`, `0.0.0.0:6636`),
 `LOG_LEVEL`, and Tessera's own `STATE_DIR` (where the last good configuration is kept; the
 outpost's Deployment has a read-only root filesystem, so it defaults under the system's
 temporary directory, which is a writable volume there). A value `file://<path>` is read from
@@ -49,8 +50,10 @@ class Listen(BaseModel):
     http: str = "0.0.0.0:9000"
     https: str = "0.0.0.0:9443"
     metrics: str = "0.0.0.0:9300"
+    ldap: str = "0.0.0.0:3389"
+    ldaps: str = "0.0.0.0:6636"
 
-    _check = field_validator("http", "https", "metrics")(_address)
+    _check = field_validator("http", "https", "metrics", "ldap", "ldaps")(_address)
 
 
 def split_address(value: str) -> tuple[str, int]:

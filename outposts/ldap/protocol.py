@@ -1,0 +1,592 @@
+"""The LDAP server protocol (RFC 4511) on Twisted: one `LDAPConnection` per client connection.
+
+Bytes are framed into PDUs (`ber.frame`), decoded (`messages.decode_message`) and handled one
+at a time in order: an operation that needs the core (a bind, a direct-mode search, a password
+change) runs as an asyncio task on the shared loop while later PDUs wait in the buffer. A
+PDU that does not decode gets a Notice of Disconnection (protocolError) and the connection is
+closed; a buffer beyond `MAX_BUFFER` (a client not reading its answers, or flooding) closes it
+too. Nothing a client sends raises out of here: an unexpected error in a handler is logged and
+answered operationsError (1).
+
+Operations: bind (simple; SASL is authMethodNotSupported), unbind, search (rootDSE to anyone,
+the rest to bound users: anonymous search is insufficientAccessRights), compare, the
+extended operations StartTLS (RFC 4511 §4.14), Who am I? (RFC 4532) and Password Modify
+(RFC 3062); add, delete, modify and modify DN are unwillingToPerform (53). Searches honour
+scope, sizeLimit (sizeLimitExceeded, 4, after that many entries), timeLimit, typesOnly,
+attribute selection, and the Simple Paged Results control (RFC 2696: cookies belong to the
+connection; one it did not issue is an error). Used by `server` (the listeners).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from twisted.internet import protocol
+
+from tessera.outposts.common import client as client_
+from tessera.outposts.ldap import ber, coreapi, dit, dn
+from tessera.outposts.ldap import directory as directory_
+from tessera.outposts.ldap import messages as m
+from tessera.outposts.ldap import outpost as outpost_
+from tessera.outposts.ldap.provider import Session
+
+if TYPE_CHECKING:
+    from tessera.outposts.ldap.server import Server
+
+log = structlog.get_logger(__name__)
+
+MAX_BUFFER = 4 * ber.MAX_PDU
+MAX_PAGED_SEARCHES = 8
+NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"
+
+# Result codes (RFC 4511 appendix A)
+SUCCESS = 0
+OPERATIONS_ERROR = 1
+PROTOCOL_ERROR = 2
+TIME_LIMIT_EXCEEDED = 3
+SIZE_LIMIT_EXCEEDED = 4
+COMPARE_FALSE = 5
+COMPARE_TRUE = 6
+AUTH_METHOD_NOT_SUPPORTED = 7
+UNAVAILABLE_CRITICAL_EXTENSION = 12
+CONSTRAINT_VIOLATION = 19
+NO_SUCH_OBJECT = 32
+INVALID_DN_SYNTAX = 34
+INVALID_CREDENTIALS = 49
+INSUFFICIENT_ACCESS = 50
+UNAVAILABLE = 52
+UNWILLING = 53
+
+# protocolOp tags of responses
+BIND_RESPONSE = 0x61
+SEARCH_DONE = 0x65
+COMPARE_RESPONSE = 0x6F
+EXTENDED_RESPONSE = 0x78
+
+
+@dataclass
+class Paged:
+    """The rest of a paged search, kept under its cookie."""
+
+    search: m.Search
+    entries: list[dit.Entry]
+    position: int
+    wanted: tuple[str, ...]
+    sent: int
+
+
+class LDAPConnection(protocol.Protocol):
+    def __init__(self, server: Server, tls: bool) -> None:
+        self.server = server
+        self.tls = tls
+        self.buffer = bytearray()
+        self.session: Session | None = None
+        self.busy = False
+        self.closing = False
+        self.pages: dict[bytes, Paged] = {}
+        self.peer = ""
+        self.out: Any = None  # the transport (Twisted's interfaces do not type-check)
+
+    # Twisted ------------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.out = self.transport
+        peer = self.out.getPeer()
+        self.peer = getattr(peer, "host", "")
+        self.server.outpost.connections.add(self)
+        self.server.opened()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closing = True
+        self.server.outpost.connections.discard(self)
+        self.server.closed()
+        if self.session is not None:
+            self._release(self.session)
+            self.session = None
+        self.pages.clear()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > MAX_BUFFER:
+            log.info("ldap_connection_flooding", peer=self.peer)
+            self._disconnect("too much unanswered data")
+            return
+        if not self.busy:
+            self._drain()
+
+    # Framing and dispatch -----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while not self.busy and not self.closing and self.buffer:
+            try:
+                end = ber.frame(self.buffer)
+                if end is None:
+                    return
+                pdu = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                message = m.decode_message(pdu)
+            except ber.BERError as exc:
+                self.server.count("malformed")
+                self._disconnect(f"malformed request: {exc}")
+                return
+            try:
+                self._handle(message)
+            except Exception:  # a bug must not take the server down: log it, answer, go on
+                log.exception("ldap_handler_failed", op=type(message.op).__name__)
+                self._error_reply(message, OPERATIONS_ERROR, "internal error")
+
+    def _handle(self, msg: m.Message) -> None:
+        op = msg.op
+        if isinstance(op, m.Search):
+            self.server.count("search")
+            self._search(msg, op)
+        elif isinstance(op, m.Bind):
+            self.server.count("bind")
+            self._bind(msg, op)
+        elif isinstance(op, m.Unbind):
+            self.server.count("unbind")
+            self.closing = True
+            self.out.loseConnection()
+        elif isinstance(op, m.Extended):
+            self.server.count("extended")
+            self._extended(msg, op)
+        elif isinstance(op, m.Compare):
+            self.server.count("compare")
+            self._compare(msg, op)
+        elif isinstance(op, m.Abandon):
+            pass  # operations run one at a time: nothing is in flight to abandon
+        else:
+            self.server.count("unsupported")
+            self._write(msg.id, ber.result(op.response, UNWILLING, "the directory is read-only"))
+
+    def _run(self, msg: m.Message, coroutine: Any) -> None:
+        """Run an operation that awaits; later PDUs wait until it has answered."""
+        self.busy = True
+        task = asyncio.ensure_future(coroutine)
+
+        def done(finished: asyncio.Future[None]) -> None:
+            self.busy = False
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error(
+                    "ldap_handler_failed",
+                    op=type(msg.op).__name__,
+                    error=repr(finished.exception())[:300],
+                )
+                self._error_reply(msg, OPERATIONS_ERROR, "internal error")
+            if not self.closing:
+                self._drain()
+
+        task.add_done_callback(done)
+
+    def _write(self, message_id: int, op: bytes, controls: bytes = b"") -> None:
+        if not self.closing:
+            self.out.write(ber.message(message_id, op, controls))
+
+    def _error_reply(self, msg: m.Message, code: int, text: str) -> None:
+        tag = {
+            m.Bind: BIND_RESPONSE,
+            m.Search: SEARCH_DONE,
+            m.Compare: COMPARE_RESPONSE,
+            m.Extended: EXTENDED_RESPONSE,
+        }.get(type(msg.op))
+        if tag is not None:
+            self._write(msg.id, ber.result(tag, code, text))
+
+    def _disconnect(self, reason: str) -> None:
+        """RFC 4511 §4.4.1: a Notice of Disconnection, then the connection closes."""
+        if self.closing:
+            return
+        extra = ber.octets(NOTICE_OF_DISCONNECTION, 0x8A)
+        self._write(0, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, reason[:200], extra=extra))
+        self.closing = True
+        self.buffer.clear()
+        self.out.loseConnection()
+
+    def end_session(self) -> None:
+        """The core ended the session this connection is bound with: close it (authentik)."""
+        self.session = None
+        self.closing = True
+        self.out.loseConnection()
+
+    def _release(self, session: Session) -> None:
+        self.server.background(self.server.outpost.unbind(session))
+
+    # Bind ---------------------------------------------------------------------------------
+
+    def _bind(self, msg: m.Message, op: m.Bind) -> None:
+        self.pages.clear()
+        if self.session is not None:
+            self._release(self.session)
+            self.session = None
+        if op.version != 3:
+            self._write(msg.id, ber.result(BIND_RESPONSE, PROTOCOL_ERROR, "LDAPv3 only"))
+            return
+        if op.password is None:
+            self._write(
+                msg.id,
+                ber.result(BIND_RESPONSE, AUTH_METHOD_NOT_SUPPORTED, "simple bind only"),
+            )
+            return
+        if not op.name and not op.password:
+            self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))  # anonymous
+            return
+        if not op.password:  # RFC 4513 §5.1.2: unauthenticated binds are refused
+            self._write(
+                msg.id, ber.result(BIND_RESPONSE, UNWILLING, "unauthenticated bind refused")
+            )
+            return
+        cached = self.server.outpost.cached_bind(op.name, op.password)
+        if cached is not None:
+            self.server.count("bind_cached")
+            self.session = Session(
+                cached.provider, op.name, cached.ndn, cached.result, cached=True, views=cached.views
+            )
+            self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))
+            return
+        self._run(msg, self._bind_remote(msg, op))
+
+    async def _bind_remote(self, msg: m.Message, op: m.Bind) -> None:
+        assert op.password is not None
+        outcome = await self.server.outpost.bind(op.name, op.password, self.peer)
+        if isinstance(outcome, outpost_.BindOutcome):
+            self._write(msg.id, ber.result(BIND_RESPONSE, outcome.code, outcome.message))
+            return
+        if self.closing:  # the client left meanwhile: end the session it opened
+            self._release(outcome)
+            return
+        self.session = outcome
+        self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))
+
+    # Extended operations ------------------------------------------------------------------
+
+    def _extended(self, msg: m.Message, op: m.Extended) -> None:
+        if op.name == dit.START_TLS:
+            self._start_tls(msg)
+        elif op.name == dit.WHO_AM_I:
+            who = f"dn:{self.session.dn}" if self.session is not None else ""
+            self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS, extra=ber.octets(who, 0x8B)))
+        elif op.name == dit.PASSWORD_MODIFY:
+            self._run(msg, self._password_modify(msg, op))
+        else:
+            self._write(
+                msg.id, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, "unknown extended operation")
+            )
+
+    def _start_tls(self, msg: m.Message) -> None:
+        name = ber.octets(dit.START_TLS, 0x8A)
+        if self.tls:
+            self._write(
+                msg.id, ber.result(EXTENDED_RESPONSE, OPERATIONS_ERROR, "TLS already", extra=name)
+            )
+            return
+        if self.buffer:  # RFC 4511 §4.14.1: no PDUs may follow before the TLS handshake
+            self._disconnect("data after StartTLS")
+            return
+        self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS, extra=name))
+        self.out.startTLS(self.server.certificates.factory)
+        self.tls = True
+
+    async def _password_modify(self, msg: m.Message, op: m.Extended) -> None:
+        session = self.session
+        try:
+            identity, old, new = m.password_modify(op.value)
+        except ber.BERError:
+            self._write(msg.id, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, "bad request"))
+            return
+        if session is None:
+            self._write(msg.id, ber.result(EXTENDED_RESPONSE, INSUFFICIENT_ACCESS, "bind first"))
+            return
+        if identity is not None and not _same_user(identity, session):
+            self._write(
+                msg.id,
+                ber.result(
+                    EXTENDED_RESPONSE, INSUFFICIENT_ACCESS, "only your own password can change"
+                ),
+            )
+            return
+        if not new:
+            self._write(
+                msg.id, ber.result(EXTENDED_RESPONSE, UNWILLING, "a new password is required")
+            )
+            return
+        try:
+            await self.server.outpost.change_password(session, old, new)
+        except coreapi.PasswordRefused as exc:
+            self._write(msg.id, ber.result(EXTENDED_RESPONSE, CONSTRAINT_VIOLATION, str(exc)[:500]))
+            return
+        except client_.CoreError as exc:
+            log.warning("ldap_password_core_error", error=str(exc))
+            self._write(
+                msg.id,
+                ber.result(
+                    EXTENDED_RESPONSE, UNAVAILABLE, "the identity provider cannot be reached"
+                ),
+            )
+            return
+        self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS))
+
+    # Compare ------------------------------------------------------------------------------
+
+    def _compare(self, msg: m.Message, op: m.Compare) -> None:
+        allowed = self._allowed(msg, op.dn, COMPARE_RESPONSE)
+        if allowed is None:
+            return
+        provider, base = allowed
+        search = m.Search(
+            base=op.dn,
+            scope=0,
+            deref=0,
+            size_limit=0,
+            time_limit=0,
+            types_only=False,
+            filter=m.Equal(op.attr, op.value),
+            attributes=(),
+        )
+        self._run(msg, self._compare_in(msg, op, provider, base, search))
+
+    async def _compare_in(
+        self, msg: m.Message, op: m.Compare, provider: Any, base: str, search: m.Search
+    ) -> None:
+        assert self.session is not None
+        try:
+            view = await self.server.outpost.view(provider, self.session, search, None)
+        except client_.CoreError:
+            self._write(
+                msg.id,
+                ber.result(
+                    COMPARE_RESPONSE, UNAVAILABLE, "the identity provider cannot be reached"
+                ),
+            )
+            return
+        found = view.compare(base, op.attr, op.value)
+        if found is None:
+            self._write(msg.id, ber.result(COMPARE_RESPONSE, NO_SUCH_OBJECT))
+        else:
+            self._write(
+                msg.id, ber.result(COMPARE_RESPONSE, COMPARE_TRUE if found else COMPARE_FALSE)
+            )
+
+    # Search -------------------------------------------------------------------------------
+
+    def _allowed(self, msg: m.Message, base_dn: str, tag: int) -> tuple[Any, str] | None:
+        """`(provider, normalized base)` when the bound user may read under `base_dn`;
+        otherwise the refusal is written and None returned."""
+        try:
+            base = dn.normalize(base_dn)
+        except dn.DNError:
+            self._write(msg.id, ber.result(tag, INVALID_DN_SYNTAX, "invalid DN"))
+            return None
+        session = self.session
+        if session is None:
+            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "bind first"))
+            return None
+        if session.expired:
+            self.session = None
+            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "the session has expired"))
+            return None
+        provider = self.server.outpost.provider_for(base)
+        if provider is None:
+            self._write(msg.id, ber.result(tag, NO_SUCH_OBJECT))
+            return None
+        if provider.pk != session.provider:
+            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "another provider's tree"))
+            return None
+        return provider, base
+
+    def _search(self, msg: m.Message, op: m.Search) -> None:
+        paging: tuple[int, bytes] | None = None
+        for c in msg.controls:
+            if c.oid == dit.PAGED_RESULTS:
+                try:
+                    paging = m.paged_control(c.value)
+                except ber.BERError:
+                    self._write(
+                        msg.id, ber.result(SEARCH_DONE, PROTOCOL_ERROR, "bad paged results control")
+                    )
+                    return
+            elif c.critical:
+                self._write(
+                    msg.id,
+                    ber.result(
+                        SEARCH_DONE,
+                        UNAVAILABLE_CRITICAL_EXTENSION,
+                        f"unsupported control {c.oid[:60]}",
+                    ),
+                )
+                return
+        if op.base == "" and op.scope == directory_.SCOPE_BASE:
+            self._root_dse(msg, op)
+            return
+        if paging is not None and paging[1]:
+            self._next_page(msg, op, paging)
+            return
+        allowed = self._allowed(msg, op.base, SEARCH_DONE)
+        if allowed is None:
+            return
+        provider, base = allowed
+        if paging is not None and paging[0] == 0:
+            self._write(msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(b"", 0))
+            return
+        if provider.cached_search:
+            self._search_in(msg, op, provider.view(self.session), base, paging, time.monotonic())
+        else:
+            self._run(msg, self._search_direct(msg, op, provider, base, paging))
+
+    async def _search_direct(
+        self,
+        msg: m.Message,
+        op: m.Search,
+        provider: Any,
+        base: str,
+        paging: tuple[int, bytes] | None,
+    ) -> None:
+        assert self.session is not None
+        started = time.monotonic()
+        limit = float(op.time_limit) if op.time_limit else None
+        try:
+            view = await self.server.outpost.view(provider, self.session, op, limit)
+        except TimeoutError:
+            self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+            return
+        except client_.CoreUnreachable as exc:
+            if limit is not None and time.monotonic() - started >= limit:
+                self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+                return
+            log.warning("ldap_search_core_error", error=str(exc))
+            self._write(
+                msg.id,
+                ber.result(SEARCH_DONE, UNAVAILABLE, "the identity provider cannot be reached"),
+            )
+            return
+        except client_.CoreError as exc:
+            log.warning("ldap_search_core_error", error=str(exc))
+            self._write(
+                msg.id, ber.result(SEARCH_DONE, OPERATIONS_ERROR, "the identity provider failed")
+            )
+            return
+        if not self.closing:
+            self._search_in(msg, op, view, base, paging, started)
+
+    def _search_in(
+        self,
+        msg: m.Message,
+        op: m.Search,
+        view: directory_.Directory,
+        base: str,
+        paging: tuple[int, bytes] | None,
+        started: float,
+    ) -> None:
+        try:
+            entries = view.search(base, min(op.scope, 2), op.filter)
+        except directory_.NoSuchObject:
+            matched = _matched(view, base)
+            self._write(msg.id, ber.result(SEARCH_DONE, NO_SUCH_OBJECT, matched=matched))
+            return
+        if op.time_limit and time.monotonic() - started > op.time_limit:
+            self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+            return
+        wanted = directory_.selection(op.attributes)
+        if paging is None:
+            self._send(msg, op, entries, wanted)
+            return
+        state = Paged(op, entries, 0, wanted, 0)
+        self._page(msg, state, paging[0])
+
+    def _send(
+        self, msg: m.Message, op: m.Search, entries: list[dit.Entry], wanted: tuple[str, ...]
+    ) -> None:
+        """All entries (up to sizeLimit, then sizeLimitExceeded) and the done message, in one
+        write."""
+        limit = op.size_limit
+        chosen = entries[:limit] if limit else entries
+        code = SIZE_LIMIT_EXCEEDED if limit and len(entries) > limit else SUCCESS
+        chunk = [ber.message(msg.id, directory_.select(e, wanted, op.types_only)) for e in chosen]
+        chunk.append(ber.message(msg.id, ber.result(SEARCH_DONE, code)))
+        if not self.closing:
+            self.out.write(b"".join(chunk))
+
+    def _page(self, msg: m.Message, state: Paged, size: int) -> None:
+        total = len(state.entries)
+        stop = min(total, state.position + size)
+        more = stop < total
+        cookie = secrets.token_bytes(12) if more else b""
+        limit = state.search.size_limit
+        room = (
+            stop - state.position if not limit else min(stop - state.position, limit - state.sent)
+        )
+        exceeded = bool(limit) and state.sent + room >= limit and state.position + room < total
+        chunk = [
+            ber.message(msg.id, directory_.select(e, state.wanted, state.search.types_only))
+            for e in state.entries[state.position : state.position + room]
+        ]
+        if exceeded:
+            done = ber.message(
+                msg.id, ber.result(SEARCH_DONE, SIZE_LIMIT_EXCEEDED), _page_control(b"", 0)
+            )
+            cookie = b""
+        else:
+            done = ber.message(
+                msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(cookie, total)
+            )
+        chunk.append(done)
+        state.position += room
+        state.sent += room
+        if cookie:
+            if len(self.pages) >= MAX_PAGED_SEARCHES:
+                self.pages.pop(next(iter(self.pages)))
+            self.pages[cookie] = state
+        if not self.closing:
+            self.out.write(b"".join(chunk))
+
+    def _next_page(self, msg: m.Message, op: m.Search, paging: tuple[int, bytes]) -> None:
+        size, cookie = paging
+        state = self.pages.pop(cookie, None)
+        if state is None or _key(state.search) != _key(op) or self.session is None:
+            self.server.count("bad_cookie")
+            self._write(msg.id, ber.result(SEARCH_DONE, UNWILLING, "unknown paged results cookie"))
+            return
+        if size == 0:  # RFC 2696: the client abandons the paged search
+            self._write(msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(b"", 0))
+            return
+        self._page(msg, state, size)
+
+    def _root_dse(self, msg: m.Message, op: m.Search) -> None:
+        root = self.server.outpost.root_dse
+        wanted = directory_.selection(op.attributes)
+        view = directory_.Directory([root])
+        hits = view.search("", 0, op.filter)
+        chunk = [ber.message(msg.id, directory_.select(e, wanted, op.types_only)) for e in hits]
+        chunk.append(ber.message(msg.id, ber.result(SEARCH_DONE, SUCCESS)))
+        self.out.write(b"".join(chunk))
+
+
+def _key(op: m.Search) -> tuple[Any, ...]:
+    return (op.base.lower(), op.scope, op.filter, op.attributes, op.types_only)
+
+
+def _page_control(cookie: bytes, estimate: int) -> bytes:
+    value = ber.element(ber.SEQUENCE, ber.encode_int(estimate) + ber.octets(cookie))
+    return ber.controls([ber.control(dit.PAGED_RESULTS, value)])
+
+
+def _matched(view: directory_.Directory, base: str) -> str:
+    current = base
+    while current:
+        current = dn.parent(current)
+        entry = view.get(current)
+        if entry is not None:
+            return entry.dn
+    return ""
+
+
+def _same_user(identity: str, session: Session) -> bool:
+    text = identity.removeprefix("dn:")
+    try:
+        return dn.normalize(text) == session.ndn
+    except dn.DNError:
+        return False
