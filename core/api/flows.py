@@ -42,6 +42,7 @@ def services(app: web.Application) -> base.Services:
         cache=app[state.CACHE],
         keyring=app[state.KEYRING],
         settings=app[state.SETTINGS],
+        directories=app.get(state.DIRECTORIES),
     )
 
 

@@ -146,8 +146,9 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
         }
     for a in r.actions():
         path = (detail if a.detail else base) + f"{a.name}/"
+        op_name = f"{r.path}_{a.name}".replace("/", "_")
         op_doc: dict[str, Any] = {
-            "operationId": f"{r.path.replace('/', '_')}_{a.name}_{a.method.lower()}",
+            "operationId": f"{op_name}_{a.method.lower()}",
             "tags": [r.tag],
             "summary": a.summary,
             "parameters": (lookup if a.detail else [])

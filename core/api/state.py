@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from tessera.core import cache, config, crypto, store, wire
+from tessera.core.stages import base as stages_base
 
 SETTINGS = web.AppKey("settings", config.Settings)
 STORE = web.AppKey("store", store.Store)
@@ -24,6 +25,9 @@ PROVIDER_OBJECTS = web.AppKey[ProviderObjects]("provider_objects")
 # guess from the provider's settings), by provider pk; set by the provider slices too.
 ProviderLaunchUrls = Callable[[store.Tx, list[int]], Awaitable[dict[int, str]]]
 PROVIDER_LAUNCH_URLS = web.AppKey[ProviderLaunchUrls]("provider_launch_urls")
+# The passwords of users who came from a directory (checked at login, written back when set):
+# set by the LDAP source slice, read by the flow executor's stages and the users API.
+DIRECTORIES = web.AppKey("directories", stages_base.Directories)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, TypedDict
 
@@ -76,14 +76,30 @@ class Login:
     persistent: bool = True
 
 
+@dataclass(frozen=True)
+class Directories:
+    """Passwords held by the directories users came from, set by the source slice that has
+    them (the LDAP source), which the stages cannot import.
+
+    `check(user, password)`: True or False when `user` came from a directory that decides,
+    None when no directory holds the user's password. `changed(user, password)`: a password
+    set in Tessera, written back where the source says so (ValidationFailed on `password`
+    when the directory refuses it)."""
+
+    check: Callable[[dict[str, Any], str], Awaitable[bool | None]]
+    changed: Callable[[dict[str, Any], str], Awaitable[None]]
+
+
 @dataclass
 class Services:
-    """What stages may use: the store, the cache, the keyring and the settings."""
+    """What stages may use: the store, the cache, the keyring and the settings, and the
+    directories of the sources users came from (None: no source slice)."""
 
     store: store.Store
     cache: cache.Cache
     keyring: crypto.Keyring
     settings: config.Settings
+    directories: Directories | None = None
 
 
 INSERTED_PREFIX = "inserted:"

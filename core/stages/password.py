@@ -31,6 +31,7 @@ Backend = Literal[
 ]
 INBUILT: Backend = "authentik.core.auth.InbuiltBackend"
 TOKEN: Backend = "authentik.core.auth.TokenBackend"  # noqa: S105 - app passwords' backend
+LDAP: Backend = "authentik.sources.ldap.auth.LDAPBackend"
 # Tessera's names before authentik's (revision 0009 renames the stored ones).
 LEGACY_PREFIX = "tessera.core.auth."
 
@@ -47,8 +48,9 @@ def _inbuilt() -> list[Backend]:
 
 
 class Config(base.StageConfig):
-    # The user's own password (InbuiltBackend) and app passwords (TokenBackend); the LDAP and
-    # Kerberos backends check users of sources Tessera does not have: taken, with no effect.
+    # The user's own password (InbuiltBackend), app passwords (TokenBackend) and the password
+    # of the directory an LDAP source brought the user from (LDAPBackend, a bind); the Kerberos
+    # backend checks users of sources Tessera does not have: taken, with no effect.
     backends: Annotated[
         list[Annotated[Backend, BeforeValidator(authentik_backend)]], Field(max_length=4)
     ] = Field(default_factory=_inbuilt)
@@ -108,13 +110,16 @@ class Password(base.Stage):
         self, run: base.Run, user: dict[str, Any] | None, password: str
     ) -> Backend | None:
         """The backend that accepts the password, of those configured: the user's own password
-        (InbuiltBackend), then one of their app passwords (TokenBackend); None if none does."""
+        (InbuiltBackend), then the directory the user came from (LDAPBackend), then one of their
+        app passwords (TokenBackend); None if none does."""
         assert isinstance(self.config, Config)
         stored = user["password"] if user is not None and user["is_active"] else ""
         # SECURITY: the hash is computed whatever the backends, so that the time taken does not
         # depend on them or on whether the user exists.
         if await _verify(stored, password) and INBUILT in self.config.backends:
             return INBUILT
+        if await self._directory_accepts(run, user, password):
+            return LDAP
         if user is None or TOKEN not in self.config.backends or len(password) > 512:
             return None
         async with run.services.store.read() as tx:
@@ -122,6 +127,17 @@ class Password(base.Stage):
                 tx, run.services.keyring, password, intent="app_password"
             )
         return TOKEN if found is not None and found[1]["pk"] == user["pk"] else None
+
+    async def _directory_accepts(
+        self, run: base.Run, user: dict[str, Any] | None, password: str
+    ) -> bool:
+        """Whether the directory an LDAP source brought the user from takes the password (the
+        LDAP backend; a bind, so a password changed there works at once)."""
+        assert isinstance(self.config, Config)
+        directories = run.services.directories
+        if user is None or not user["is_active"] or LDAP not in self.config.backends:
+            return False
+        return directories is not None and bool(await directories.check(user, password))
 
     async def _failed(self, run: base.Run, user: dict[str, Any] | None) -> base.Outcome:
         assert isinstance(self.config, Config)

@@ -47,7 +47,12 @@ class UserWrite(base.Stage):
             return base.Outcome.deny("No user to write to.")
         if not create and not _may_change(run, user):
             return base.Outcome.deny("Failed to authenticate.")
+        directories = run.services.directories
         try:
+            if not create and user is not None and data.get("password") and directories:
+                # A directory the user came from takes the new password first (when its source
+                # writes passwords back); its refusal stops the change.
+                await directories.changed(user, str(data["password"]))
             async with run.services.store.transaction() as tx:
                 if run.state.context.get("initial_setup") and not await _setup_pending(tx, user):
                     return base.Outcome.deny(initial_setup_done())

@@ -127,6 +127,13 @@ class Users(resource.Resource):
     async def _set_password(self, request: web.Request) -> web.Response:
         principal = await auth.require_superuser(request)
         body = await http.read_body(request, wire.core.UserSetPassword)
+        directories = request.app.get(state.DIRECTORIES)
+        if directories is not None:  # written back first: a refusal stops the change
+            async with request.app[state.STORE].read() as tx:
+                found = await self.get_row(
+                    resource.Ctx(request, principal, tx), request.match_info["lookup"]
+                )
+            await directories.changed(found, body.password)
         async with request.app[state.STORE].transaction() as tx:
             ctx = resource.Ctx(request, principal, tx)
             row = await self.get_row(ctx, request.match_info["lookup"])
