@@ -103,6 +103,32 @@ def proxy_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def saml_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A SAMLProvider manifest for an SP at `https://<name>.example.com`; its metadata ConfigMap
+    is `<name>-idp` unless given."""
+    spec.setdefault("acsURL", f"https://{name}.example.com/saml/acs")
+    spec.setdefault("metadataConfigMap", {"name": f"{name}-idp"})
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SAMLProvider",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def ldap_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """An LDAPProvider manifest with base DN `dc=<name>,dc=<namespace>`; its connection Secret is
+    `<name>-ldap` unless given."""
+    spec.setdefault("baseDN", f"dc={name},dc={namespace}")
+    spec.setdefault("connectionSecret", {"name": f"{name}-ldap"})
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LDAPProvider",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def outpost(name: str, namespace: str, *providers: str, **spec: Any) -> dict[str, Any]:
     """A proxy Outpost manifest serving the named ProxyProviders."""
     spec.setdefault("type", "proxy")
@@ -120,6 +146,8 @@ PLURALS = {
     "Application": "applications",
     "ProxyProvider": "proxyproviders",
     "Outpost": "outposts",
+    "SAMLProvider": "samlproviders",
+    "LDAPProvider": "ldapproviders",
 }
 
 
@@ -191,6 +219,12 @@ def secret(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
     """A Secret's data, decoded (KeyError while it does not exist)."""
     raw = cluster.api.get("v1/secrets", namespace, name)
     return {k: base64.b64decode(v).decode() for k, v in (raw.get("data") or {}).items()}
+
+
+def config_map(cluster: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """A ConfigMap's data (KeyError while it does not exist)."""
+    raw = cluster.api.get("v1/configmaps", namespace, name)
+    return dict(raw.get("data") or {})
 
 
 # Running a pod's container as a local process -----------------------------------------------

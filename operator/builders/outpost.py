@@ -54,18 +54,21 @@ HEADERS = (
     "X-authentik-meta-app",
     "X-authentik-meta-version",
 )
-# (name, container port) of each type's listeners; metrics on every type.
+# (name, container port) of each type's listeners; metrics on every type (authentik's names and
+# numbers: an unprivileged process listens above 1024).
 PORTS = {
     "proxy": (("http", 9000), ("https", 9443)),
     "ldap": (("ldap", 3389), ("ldaps", 6636)),
 }
-METRICS_PORT = ("metrics", 9300)
+# The Service's port of each listener: LDAP clients expect the well-known 389 and 636.
+SERVICE_PORTS = {"http": 9000, "https": 9443, "ldap": 389, "ldaps": 636}
+METRICS_PORT = ("http-metrics", 9300)
 LISTEN_ENV = {  # the outpost's listen settings, one per port name
     "http": "AUTHENTIK_LISTEN__HTTP",
     "https": "AUTHENTIK_LISTEN__HTTPS",
     "ldap": "AUTHENTIK_LISTEN__LDAP",
     "ldaps": "AUTHENTIK_LISTEN__LDAPS",
-    "metrics": "AUTHENTIK_LISTEN__METRICS",
+    "http-metrics": "AUTHENTIK_LISTEN__METRICS",
 }
 # Secret key -> environment variable of the outpost (authentik's keys).
 SECRET_ENV = (
@@ -311,8 +314,8 @@ def deployment(plan: Plan) -> Manifest:
 
 def service(plan: Plan) -> Manifest:
     ports = [
-        {"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
-        for name, port in PORTS[plan.spec.type]
+        {"name": name, "port": SERVICE_PORTS[name], "targetPort": name, "protocol": "TCP"}
+        for name, _ in PORTS[plan.spec.type]
     ]
     return _object(
         plan,
@@ -395,7 +398,7 @@ def ingress(plan: Plan) -> Manifest:
 
 def auth_address(plan: Plan) -> str:
     """Traefik's forwardAuth address: the outpost's Service, in-cluster."""
-    port = dict(PORTS["proxy"])["http"]
+    port = SERVICE_PORTS["http"]
     return f"http://{base_name(plan.name)}.{plan.namespace}.svc:{port}{TRAEFIK_AUTH}"
 
 

@@ -5,7 +5,8 @@ kind: create, update and resume run the reconcile, a timer runs it again every
 `config.resync_seconds` to correct drift in the core, and delete (behind the finalizer
 `tessera.dev/finalizer`) removes or releases the core objects. An index of the Applications by
 provider lets a provider's reconcile nudge the Applications waiting for it (`nudge`), and one of
-the Outposts by ProxyProvider the Outposts depending on it (`providerrefs`). Outposts
+the Outposts by provider (ProxyProvider, LDAPProvider) the Outposts depending on it
+(`providerrefs`). Outposts
 have one more timer, every `config.observe_seconds`, refreshing their status (ready replicas,
 instances connected to the core). Startup opens the core and Kubernetes clients into
 `memo["runtime"]`; cleanup closes them.
@@ -23,12 +24,14 @@ from tessera.operator import client, metrics, resources
 from tessera.operator.handlers import (
     applications,
     kube,
+    ldapproviders,
     nudge,
     outposts,
     providerrefs,
     providers,
     proxyproviders,
     runtime,
+    samlproviders,
     secretrefs,
 )
 from tessera.operator.resources import application, common, outpost
@@ -114,7 +117,7 @@ def registry(
     ) -> None:
         await nudge.announce(rt, body, fields, kwargs[nudge.INDEX])
 
-    async def announce_proxy(
+    async def announce_proxy(  # also for LDAPProviders: ldap Outposts serve them
         rt: runtime.Runtime, body: kopf.Body, fields: Mapping[str, Any], kwargs: Mapping[str, Any]
     ) -> None:
         await nudge.announce(rt, body, fields, kwargs[nudge.INDEX])
@@ -128,6 +131,14 @@ def registry(
             proxyproviders.remove,
         ),
         (runtime.Reconciler(outposts.KIND, outposts.reconcile), outposts.remove),
+        (
+            runtime.Reconciler(samlproviders.KIND, samlproviders.reconcile, announce),
+            samlproviders.remove,
+        ),
+        (
+            runtime.Reconciler(ldapproviders.KIND, ldapproviders.reconcile, announce_proxy),
+            ldapproviders.remove,
+        ),
     )
     for reconciler, remove in reconcilers:
         _register(reg, config, reconciler, remove)

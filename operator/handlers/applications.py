@@ -2,10 +2,12 @@
 bindings of its access groups.
 
 Called by the handlers registered in `tessera.operator.handlers` through `runtime.Reconciler`.
-The provider is the `OAuth2Provider` or `ProxyProvider` resource named by `spec.providerRef` in
-the same namespace; its core object is found by that resource's `managed` marker (never by a pk
-copied from a status, which may be stale). Once linked, an OAuth2 provider's credentials Secret
-gets the issuer and discovery URL, which need the application's slug.
+The provider is the `OAuth2Provider`, `ProxyProvider`, `SAMLProvider` or `LDAPProvider` resource
+named by `spec.providerRef` in the same namespace; its core object is found by that resource's
+`managed` marker (never by a pk copied from a status, which may be stale). Once linked, an
+OAuth2 provider's credentials Secret gets the issuer and discovery URL, which need the
+application's slug, and a SAML provider is told the slug (`samlproviders.link`) to write its
+metadata ConfigMap.
 """
 
 from __future__ import annotations
@@ -17,9 +19,23 @@ from typing import Any
 import kopf
 
 from tessera.operator import client
-from tessera.operator.handlers import kube, objects, providers, proxyproviders
+from tessera.operator.handlers import (
+    kube,
+    ldapproviders,
+    objects,
+    providers,
+    proxyproviders,
+    samlproviders,
+)
 from tessera.operator.handlers.runtime import Conflict, InvalidSpec, ProviderNotReady, Runtime
-from tessera.operator.resources import application, common, oauth2provider, proxyprovider
+from tessera.operator.resources import (
+    application,
+    common,
+    ldapprovider,
+    oauth2provider,
+    proxyprovider,
+    samlprovider,
+)
 
 KIND = application.KIND.kind
 PATH = "core/applications/"
@@ -31,6 +47,8 @@ PROVIDERS = {
         proxyproviders.PATH,
         proxyproviders.managed,
     ),
+    samlprovider.KIND.kind: (samlprovider.KIND.plural, samlproviders.PATH, samlproviders.managed),
+    ldapprovider.KIND.kind: (ldapprovider.KIND.plural, ldapproviders.PATH, ldapproviders.managed),
 }
 BINDINGS = "policies/bindings/"
 GROUPS = "core/groups/"
@@ -132,6 +150,8 @@ async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
     if spec.provider_ref.kind == oauth2provider.KIND.kind:
         linked = await rt.core.request("GET", f"{providers.PATH}{core_provider['pk']}/")
         await providers.publish(rt, resource, linked)
+    elif spec.provider_ref.kind == samlprovider.KIND.kind:
+        await samlproviders.link(rt, resource, spec.slug)  # it writes its metadata ConfigMap
     message = f"core application {spec.slug!r} {happened}"
     if rebound:
         message += f"; {rebound} access binding(s) changed"

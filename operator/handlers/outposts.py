@@ -3,9 +3,9 @@
 Called by the handlers registered in `tessera.operator.handlers` through `runtime.Reconciler`
 (create, update, resume, the drift timer, delete), and by the observation timer (`observe`).
 
-A reconcile: resolves `providerRefs` to core proxy providers (by their resources' markers; one
-missing is `ProviderNotReady`, reconciled again as soon as the provider's reconcile tells the
-Outpost through `providerrefs`), upserts the core outpost by its marker
+A reconcile: resolves `providerRefs` to core proxy or LDAP providers (by their resources'
+markers; one missing is `ProviderNotReady`, reconciled again as soon as the provider's
+reconcile tells the Outpost through `providerrefs`), upserts the core outpost by its marker
 (`tessera.dev/Outpost/<ns>/<name>/<uid>`), reads the outpost's API token (from the core only when
 the Secret does not hold that token yet: each read of a key is an audit event), asks the API
 server which optional kinds it serves, builds the objects (`builders.outpost`), applies every
@@ -26,9 +26,9 @@ import kopf
 
 from tessera.operator import builders, client
 from tessera.operator.builders import outpost as build
-from tessera.operator.handlers import kube, objects, owned, proxyproviders, runtime
+from tessera.operator.handlers import kube, ldapproviders, objects, owned, proxyproviders, runtime
 from tessera.operator.handlers.runtime import Conflict, InvalidSpec, Runtime
-from tessera.operator.resources import Reason, common, outpost, proxyprovider
+from tessera.operator.resources import Reason, common, ldapprovider, outpost, proxyprovider
 
 KIND = outpost.KIND.kind
 PATH = "outposts/instances/"
@@ -38,6 +38,11 @@ MAX_NAME = 200  # the core's limit on an outpost's name and managed value
 TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
 MONITORING_API = "monitoring.coreos.com/v1"
 MAX_INSTANCES = 100
+# Provider kind -> (plural, the core provider of a resource of that kind).
+PROVIDERS = {
+    proxyprovider.KIND.kind: (proxyprovider.KIND.plural, proxyproviders.core_provider),
+    ldapprovider.KIND.kind: (ldapprovider.KIND.plural, ldapproviders.core_provider),
+}
 
 
 class ProviderPending(runtime.Failure):
@@ -79,14 +84,15 @@ async def providers_of(
     pks: list[int] = []
     hosts: list[build.Host] = []
     for index, ref in enumerate(spec.provider_refs):
+        plural, core_provider = PROVIDERS[ref.kind]
         # SECURITY: references stay in the resource's namespace.
         resource = await kube.read_custom(
-            rt.kube, common.GROUP, common.VERSION, proxyprovider.KIND.plural, namespace, ref.name
+            rt.kube, common.GROUP, common.VERSION, plural, namespace, ref.name
         )
         where = f"spec.providerRefs[{index}].name: {ref.kind} {ref.name!r}"
         if resource is None:
             raise ProviderPending(f"{where} does not exist in namespace {namespace!r}")
-        found = await proxyproviders.core_provider(rt, resource)
+        found = await core_provider(rt, resource)
         if found is None:
             raise ProviderPending(f"{where} has no core provider yet")
         pks.append(int(found["pk"]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -57,6 +57,7 @@ class Kind:
 
 PLURALS = {
     "Secret": "secrets",
+    "ConfigMap": "configmaps",
     "Service": "services",
     "Deployment": "deployments",
     "Ingress": "ingresses",
@@ -196,6 +197,40 @@ async def apply(api: client.ApiClient, manifest: dict[str, Any], owner_uid: str)
     if contains(existing, body):
         return "in sync"
     patch = with_removals(_last_applied(existing), body)
+    await _call(api, "PATCH", kind.path(namespace, name), f"update {what}", patch, MERGE, query)
+    return "updated"
+
+
+Same = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+def _same_data(have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    return dict(have) == dict(want)
+
+
+async def write_data(
+    api: client.ApiClient, manifest: dict[str, Any], owner_uid: str, same: Same = _same_data
+) -> str:
+    """Create a Secret or ConfigMap, or patch its labels and data when `same(existing data,
+    wanted data)` says they differ (keys no longer wanted are removed); `created`, `updated` or
+    `in sync`. No last-applied annotation: the data stays out of the metadata."""
+    kind = kind_of(manifest)
+    meta = manifest["metadata"]
+    name, namespace, what = meta["name"], meta["namespace"], label(manifest)
+    existing = await read(api, kind, namespace, name)
+    query = [("fieldManager", _FIELD_MANAGER)]
+    if existing is None:
+        await _call(api, "POST", kind.path(namespace), f"create {what}", manifest, query=query)
+        return "created"
+    if not owned_by(existing, owner_uid):
+        # SECURITY: a resource names objects in its namespace; it may only write its own.
+        raise NotOwned(what)
+    have = existing.get("data") or {}
+    labels = meta.get("labels") or {}
+    if same(have, manifest["data"]) and contains(existing["metadata"].get("labels") or {}, labels):
+        return "in sync"
+    data = {**{k: None for k in have}, **manifest["data"]}
+    patch = {"metadata": {"labels": labels}, "data": data}
     await _call(api, "PATCH", kind.path(namespace, name), f"update {what}", patch, MERGE, query)
     return "updated"
 

@@ -1,11 +1,12 @@
-"""Prompt reconciles of the Outposts serving a ProxyProvider whose core provider changed.
+"""Prompt reconciles of the Outposts serving a provider whose core provider changed.
 
 An Outpost's objects depend on its providers: the Ingress routes their external hosts, and an
 Outpost whose `providerRefs` names a provider without a core object yet waits (`ProviderNotReady`,
 retried with backoff). `tessera.operator.handlers` keeps a Kopf index of the Outposts by the
-providers they name (`entry`); after each successful ProxyProvider reconcile, `announce` writes
-a digest of the core provider (its pk, external host and mode) into the annotation
-`tessera.dev/provider-<digest of the provider's name>` of those Outposts, where it differs. Kopf
+providers they name (`entry`); after each successful ProxyProvider or LDAPProvider reconcile,
+`announce` writes a digest of the core provider (its pk, and a proxy provider's external host
+and mode) into the annotation `tessera.dev/provider-<digest of the provider's kind and name>` of
+those Outposts, where it differs. Kopf
 sees the annotation change and runs the Outpost's update handler at once.
 
 Written only when the value differs, so a provider's drift timer writes nothing, and the Outpost's
@@ -27,7 +28,7 @@ from tessera.operator.resources import common, outpost
 INDEX = "outposts_by_provider"
 PREFIX = "tessera.dev/provider-"
 
-Key = tuple[str, str]  # namespace, ProxyProvider name
+Key = tuple[str, str, str]  # namespace, provider kind, provider name
 Entry = tuple[str, str | None]  # Outpost name, the annotation's value
 
 
@@ -35,10 +36,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def annotation(provider: str) -> str:
+def annotation(provider: str, kind: str = outpost.SERVES["proxy"]) -> str:
     """The annotation key of provider `provider` on an Outpost (a name may be 253 long; a key's
-    name part, 63)."""
-    return PREFIX + _digest(provider)
+    name part, 63). A ProxyProvider's key names it alone (as before other kinds existed)."""
+    return PREFIX + _digest(provider if kind == outpost.SERVES["proxy"] else f"{kind}/{provider}")
 
 
 def value(fields: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
@@ -57,7 +58,8 @@ def entry(
     for ref in refs:
         if isinstance(ref, Mapping) and ref.get("name"):
             provider = str(ref["name"])
-            out[(namespace, provider)] = (name, annotations.get(annotation(provider)))
+            kind = str(ref.get("kind") or outpost.SERVES["proxy"])
+            out[(namespace, kind, provider)] = (name, annotations.get(annotation(provider, kind)))
     return out
 
 
@@ -66,7 +68,8 @@ async def announce(
 ) -> int:
     """Annotate the Outposts naming provider `body` that were not told its current state."""
     provider = body.metadata.name or ""
-    key = (body.metadata.namespace or "", provider)
+    kind = str(body.get("kind") or outpost.SERVES["proxy"])
+    key = (body.metadata.namespace or "", kind, provider)
     told = value(fields, body.get("spec") or {})
     count = 0
     for name, seen in list(index.get(key, ())):
@@ -79,7 +82,7 @@ async def announce(
             outpost.KIND.plural,
             key[0],
             name,
-            {annotation(provider): told},
+            {annotation(provider, kind): told},
         ):
             count += 1
     return count

@@ -85,17 +85,22 @@ async def scope_pks(core: client.CoreClient, scopes: list[str]) -> list[str]:
     return pks
 
 
+async def keypair_pk(core: client.CoreClient, name: str, field: str) -> str:
+    """The core key pair named `name` (`field` names the spec field for the message)."""
+    found = await core.first(KEYPAIRS, name=name)
+    if found is None:
+        raise InvalidSpec(f"spec.{field}.name: the core has no key pair named {name!r}")
+    return str(found["pk"])
+
+
 async def signing_key_pk(
-    core: client.CoreClient, body: Mapping[str, Any], spec: oauth2provider.OAuth2ProviderSpec
+    core: client.CoreClient, body: Mapping[str, Any], key: oauth2provider.SigningKey | None
 ) -> str | None:
-    key = spec.signing_key
+    """The core key pair of a `signingKey`: the one named, or the one generated for `body`."""
     if key is None:
         return None
     if key.name is not None:
-        found = await core.first(KEYPAIRS, name=key.name)
-        if found is None:
-            raise InvalidSpec(f"spec.signingKey.name: the core has no key pair named {key.name!r}")
-        return str(found["pk"])
+        return await keypair_pk(core, key.name, "signingKey")
     assert key.generate is not None
     name = keypair_name(body)
     found = await core.first(KEYPAIRS, name=name)
@@ -138,7 +143,7 @@ async def desired(rt: Runtime, body: Mapping[str, Any]) -> dict[str, Any]:
             {"matching_mode": u.matching_mode, "url": u.url, "redirect_uri_type": "authorization"}
             for u in spec.redirect_uris
         ],
-        "signing_key": await signing_key_pk(rt.core, body, spec),
+        "signing_key": await signing_key_pk(rt.core, body, spec.signing_key),
         "access_code_validity": spec.access_code_validity,
         "access_token_validity": spec.access_token_validity,
         "refresh_token_validity": spec.refresh_token_validity,
@@ -229,10 +234,15 @@ async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
 async def remove(rt: Runtime, body: kopf.Body) -> str:
     """Delete the core provider (and a generated key pair), or release it (`Orphan`)."""
     outcome = await objects.release(rt.core, PATH, managed(body), body, "core provider")
+    await drop_generated_key(rt, body)
+    return outcome
+
+
+async def drop_generated_key(rt: Runtime, body: kopf.Body) -> None:
+    """Delete the key pair generated for `signingKey.generate` (with `deletionPolicy: Delete`)."""
     signing_key = (body.get("spec") or {}).get("signingKey") or {}
     if objects.deletion_policy(body) == "Delete" and signing_key.get("generate"):
         key = await rt.core.first(KEYPAIRS, name=keypair_name(body))
         if key is not None:
             with contextlib.suppress(client.NotFound):
                 await rt.core.request("DELETE", f"{KEYPAIRS}{key['pk']}/")
-    return outcome

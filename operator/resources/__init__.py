@@ -8,6 +8,9 @@ The operator runtime parses every resource's spec with these models and writes s
 - `oauth2provider`: `OAuth2ProviderSpec`, `OAuth2ProviderStatus` (`providerPk`, `clientID`), `KIND`.
 - `application`: `ApplicationSpec`, `ApplicationStatus` (`applicationUID`), `KIND`.
 - `proxyprovider`: `ProxyProviderSpec`, `ProxyProviderStatus` (`providerPk`, `clientID`), `KIND`.
+- `samlprovider`: `SAMLProviderSpec`, `SAMLProviderStatus` (`providerPk`, `entityID`,
+  `metadataURL`), `KIND`.
+- `ldapprovider`: `LDAPProviderSpec`, `LDAPProviderStatus` (`providerPk`, `baseDN`), `KIND`.
 - `outpost`: `OutpostSpec`, `OutpostStatus` (`outpostUID`, `readyReplicas`,
   `connectedInstances`), `Component`, `KIND`.
 - `KINDS`: every kind, in the order the CRDs are written.
@@ -15,10 +18,25 @@ The operator runtime parses every resource's spec with these models and writes s
 `Model.to_kube()` gives a model's value with Kubernetes field names (camelCase), for status patches.
 """
 
-from tessera.operator.resources import application, common, oauth2provider, outpost, proxyprovider
+from tessera.operator.resources import (
+    application,
+    common,
+    ldapprovider,
+    oauth2provider,
+    outpost,
+    proxyprovider,
+    samlprovider,
+)
 from tessera.operator.resources.common import READY, Reason
 
-KINDS = (oauth2provider.KIND, application.KIND, proxyprovider.KIND, outpost.KIND)
+KINDS = (
+    oauth2provider.KIND,
+    application.KIND,
+    proxyprovider.KIND,
+    outpost.KIND,
+    samlprovider.KIND,
+    ldapprovider.KIND,
+)
 
 __all__ = [
     "KINDS",
@@ -26,7 +44,9 @@ __all__ = [
     "Reason",
     "application",
     "common",
+    "ldapprovider",
     "oauth2provider",
     "outpost",
     "proxyprovider",
+    "samlprovider",
 ]

@@ -17,7 +17,7 @@ from tessera.core.wire import core as wire_core
 from tessera.operator.resources import common
 from tessera.operator.resources.common import Rule
 
-ProviderKind = Literal["OAuth2Provider", "ProxyProvider"]
+ProviderKind = Literal["OAuth2Provider", "ProxyProvider", "SAMLProvider", "LDAPProvider"]
 LAUNCH_URL = r"(?i:https?://\S+|blank://blank)"  # the whole URL
 
 _IMMUTABLE_SLUG = Rule(

@@ -21,7 +21,9 @@ from tessera.operator.resources.oauth2provider import Duration
 
 OutpostType = Literal["proxy", "ldap"]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
-ProviderKind = Literal["ProxyProvider"]
+ProviderKind = Literal["ProxyProvider", "LDAPProvider"]
+# The provider kind each outpost type serves.
+SERVES = {"proxy": "ProxyProvider", "ldap": "LDAPProvider"}
 PatchOp = Literal["add", "remove", "replace", "move", "copy", "test"]
 # The generated objects, as `jsonPatches` and `disabledComponents` name them.
 Component = Literal[
@@ -50,6 +52,11 @@ _PROXY_PROVIDERS_FOR_PROXY = Rule(
     message="only a proxy outpost serves ProxyProviders",
     field_path=".providerRefs",
 )
+_LDAP_PROVIDERS_FOR_LDAP = Rule(
+    rule="self.type == 'ldap' || self.providerRefs.all(r, r.kind != 'LDAPProvider')",
+    message="only an ldap outpost serves LDAPProviders",
+    field_path=".providerRefs",
+)
 _REFS_UNIQUE = Rule(
     rule="self.all(r, self.exists_one(s, s.kind == r.kind && s.name == r.name))",
     message="a provider is named once",
@@ -72,7 +79,7 @@ class ProviderRef(common.Model):
     """A provider resource this outpost serves, in the same namespace."""
 
     kind: ProviderKind = "ProxyProvider"
-    """Kind of the provider resource."""
+    """Kind of the provider resource: ProxyProvider (proxy outposts) or LDAPProvider (ldap)."""
     name: common.KubeName
     """Name of the provider resource."""
 
@@ -193,7 +200,9 @@ class OutpostSpec(common.Model):
     """The desired outpost and its workload."""
 
     model_config = common.Model.model_config | {
-        "json_schema_extra": common.validations(_PROXY_PROVIDERS_FOR_PROXY)
+        "json_schema_extra": common.validations(
+            _PROXY_PROVIDERS_FOR_PROXY, _LDAP_PROVIDERS_FOR_LDAP
+        )
     }
 
     type: Annotated[
@@ -207,7 +216,8 @@ class OutpostSpec(common.Model):
         list[ProviderRef],
         Field(max_length=100, json_schema_extra=common.validations(_REFS_UNIQUE)),
     ] = []
-    """The provider resources this outpost serves (same namespace)."""
+    """The provider resources this outpost serves (same namespace): ProxyProviders for a proxy
+    outpost, LDAPProviders for an ldap one."""
     replicas: Annotated[int, Field(ge=0, le=100)] = 1
     """Number of outpost pods."""
     image: Annotated[str, Field(min_length=1, max_length=500)] | None = None
@@ -235,6 +245,8 @@ class OutpostSpec(common.Model):
     def _rules(self) -> OutpostSpec:
         if self.type != "proxy" and any(r.kind == "ProxyProvider" for r in self.provider_refs):
             raise ValueError(_PROXY_PROVIDERS_FOR_PROXY.message)
+        if self.type != "ldap" and any(r.kind == "LDAPProvider" for r in self.provider_refs):
+            raise ValueError(_LDAP_PROVIDERS_FOR_LDAP.message)
         names = [(r.kind, r.name) for r in self.provider_refs]
         if len(set(names)) != len(names):
             raise ValueError(_REFS_UNIQUE.message)

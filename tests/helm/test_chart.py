@@ -337,9 +337,13 @@ def _assert_least_privilege(granted: list[tuple[str, str, str]]) -> None:
     secrets = {verb for group, resource, verb in granted if resource == "secrets"}
     # get/list/watch: a clientSecretRef is read and watched; create/update/patch: credentials.
     assert secrets == {"get", "list", "watch", "create", "update", "patch"}  # never delete
-    assert {r for g, r, _ in granted if g == ""} == {"secrets", "events", "services"}
+    assert {r for g, r, _ in granted if g == ""} == {"secrets", "events", "services", "configmaps"}
+    # A SAMLProvider's metadata ConfigMap: written, never listed, watched or deleted.
+    configmaps = {verb for group, resource, verb in granted if resource == "configmaps"}
+    assert configmaps == {"get", "create", "update", "patch"}
     tessera = {(r, v) for g, r, v in granted if g == "tessera.dev"}
-    for kind in ("oauth2providers", "applications", "proxyproviders", "outposts"):
+    own = ("oauth2providers", "applications", "proxyproviders", "outposts", "samlproviders")
+    for kind in (*own, "ldapproviders"):
         assert {(kind, "watch"), (f"{kind}/status", "patch"), (f"{kind}/finalizers", "update")} <= (
             tessera
         )
@@ -357,7 +361,12 @@ def _assert_least_privilege(granted: list[tuple[str, str, str]]) -> None:
         verbs = {v for g, r, v in granted if (g, r) == (group, resource)}
         assert verbs == {"get", "create", "update", "patch", "delete"}, (group, resource)
     kinds = {(g, r) for g, r, _ in granted if g not in ("tessera.dev", "apiextensions.k8s.io")}
-    assert kinds == workload | {("", "secrets"), ("", "events"), ("events.k8s.io", "events")}
+    assert kinds == workload | {
+        ("", "secrets"),
+        ("", "configmaps"),
+        ("", "events"),
+        ("events.k8s.io", "events"),
+    }
 
 
 def test_operator_rbac_is_least_privilege(render: Render) -> None:

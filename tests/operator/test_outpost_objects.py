@@ -117,7 +117,7 @@ def test_the_deployment_runs_tessera_outpost_locked_down() -> None:
     env = {e["name"]: e for e in container["env"]}
     assert env["AUTHENTIK_STATE_DIR"]["value"] == build.STATE_DIR
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 9000, "https": 9443, "metrics": 9300}
+    assert ports == {"http": 9000, "https": 9443, "http-metrics": 9300}
     assert env["AUTHENTIK_LISTEN__HTTP"]["value"] == "0.0.0.0:9000"
     assert env["AUTHENTIK_LISTEN__HTTPS"]["value"] == "0.0.0.0:9443"
     assert env["AUTHENTIK_LISTEN__METRICS"]["value"] == "0.0.0.0:9300"
@@ -138,13 +138,16 @@ def test_the_ldap_outpost_listens_on_the_ldap_ports_and_is_probed_there() -> Non
     (container,) = objects["deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["outpost", "ldap"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"ldap": 3389, "ldaps": 6636, "metrics": 9300}
+    assert ports == {"ldap": 3389, "ldaps": 6636, "http-metrics": 9300}
     assert container["readinessProbe"]["tcpSocket"] == {"port": "ldap"}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AUTHENTIK_LISTEN__LDAP"] == "0.0.0.0:3389"
     assert env["AUTHENTIK_LISTEN__LDAPS"] == "0.0.0.0:6636"
-    service_ports = {p["name"]: p["port"] for p in objects["service"]["spec"]["ports"]}
-    assert service_ports == {"ldap": 3389, "ldaps": 6636}
+    # LDAP clients expect the well-known ports: the Service maps 389 and 636 to the listeners.
+    service_ports = {
+        p["name"]: (p["port"], p["targetPort"]) for p in objects["service"]["spec"]["ports"]
+    }
+    assert service_ports == {"ldap": (389, "ldap"), "ldaps": (636, "ldaps")}
 
 
 def test_the_settings_come_from_the_secret_and_roll_the_pods_when_they_change() -> None:
@@ -180,7 +183,7 @@ def test_services_select_the_pods_and_the_monitor_selects_the_metrics_service() 
     assert objects["service"]["spec"]["type"] == "LoadBalancer"
     assert objects["metricsService"]["spec"]["type"] == "ClusterIP"
     assert objects["metricsService"]["spec"]["ports"] == [
-        {"name": "metrics", "port": 9300, "targetPort": "metrics", "protocol": "TCP"}
+        {"name": "http-metrics", "port": 9300, "targetPort": "http-metrics", "protocol": "TCP"}
     ]
     monitor = objects["serviceMonitor"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -188,7 +191,7 @@ def test_services_select_the_pods_and_the_monitor_selects_the_metrics_service() 
     assert match.items() <= objects["metricsService"]["metadata"]["labels"].items()
     assert not match.items() <= objects["service"]["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"] == [
-        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+        {"port": "http-metrics", "path": "/metrics", "interval": "30s"}
     ]
 
 

@@ -354,7 +354,7 @@ def _listen_patches(ports: dict[str, int]) -> list[dict[str, Any]]:
         (
             ("AUTHENTIK_LISTEN__HTTP", "http"),
             ("AUTHENTIK_LISTEN__HTTPS", "https"),
-            ("AUTHENTIK_LISTEN__METRICS", "metrics"),
+            ("AUTHENTIK_LISTEN__METRICS", "http-metrics"),
         )
     ):
         ops += [
@@ -387,7 +387,7 @@ async def test_the_outpost_runs_as_its_deployment_describes_and_connects(
     cluster: Cluster, core: Server, make_operator: Callable[..., Any], tmp_path: Path
 ) -> None:
     space = ns()
-    ports = {"http": free_port(), "https": free_port(), "metrics": free_port()}
+    ports = {"http": free_port(), "https": free_port(), "http-metrics": free_port()}
     grafana = proxy_provider("grafana", space)
     app = application(
         "grafana",

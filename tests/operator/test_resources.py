@@ -239,7 +239,8 @@ BAD = {
     ),
     "application_with_a_provider_of_another_kind": (
         _edit(APPLICATION, lambda s: s.update(providerRef={"kind": "Secret", "name": "x"})),
-        "'Secret' is not one of ['OAuth2Provider', 'ProxyProvider']",
+        "'Secret' is not one of ['OAuth2Provider', 'ProxyProvider', 'SAMLProvider', "
+        "'LDAPProvider']",
     ),
     "application_with_an_unknown_policy_engine_mode": (
         _edit(APPLICATION, lambda s: s.update(policyEngineMode="most")),

@@ -150,7 +150,13 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
 {{- define "tessera.operatorRules" -}}
 rules:
   - apiGroups: ["tessera.dev"]
-    resources: ["oauth2providers", "applications", "proxyproviders", "outposts"]
+    resources:
+      - oauth2providers
+      - applications
+      - proxyproviders
+      - outposts
+      - samlproviders
+      - ldapproviders
     verbs: ["get", "list", "watch", "patch", "update"]
   - apiGroups: ["tessera.dev"]
     resources:
@@ -158,6 +164,8 @@ rules:
       - applications/status
       - proxyproviders/status
       - outposts/status
+      - samlproviders/status
+      - ldapproviders/status
     verbs: ["get", "patch", "update"]
   # Owner references with blockOwnerDeletion on the generated objects.
   - apiGroups: ["tessera.dev"]
@@ -166,13 +174,20 @@ rules:
       - applications/finalizers
       - proxyproviders/finalizers
       - outposts/finalizers
+      - samlproviders/finalizers
+      - ldapproviders/finalizers
     verbs: ["update"]
-  # Credentials and outpost token Secrets are written by the operator; a clientSecretRef is read,
+  # Credentials, LDAP connection and outpost token Secrets are written by the operator; a clientSecretRef is read,
   # and watched (Kopf watches with list + watch) so that a rotation reaches the core at once. No
   # delete: Kubernetes collects the generated Secrets through their owner references.
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update", "patch"]
+  # A SAMLProvider's IdP metadata ConfigMap: read, and written when it differs. No delete:
+  # Kubernetes collects it through its owner reference.
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "create", "update", "patch"]
   # What runs an Outpost: read, written when it differs, deleted when no longer wanted (an
   # Ingress once no provider has a host, a disabled component). Never listed or watched.
   - apiGroups: [""]
