@@ -13,6 +13,7 @@ method, the route's pattern, the status, the duration in milliseconds and the us
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -41,10 +42,18 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 log = structlog.get_logger("tessera.access")
 
 
+# New ids: this process's random prefix and a counter. Unique across processes and restarts
+# without a system call per request (an id names a request; it is not a secret).
+_PREFIX = secrets.token_hex(8)
+_COUNTER = itertools.count(1)
+
+
 def request_id(request: web.Request) -> str:
     """The caller's `X-Request-ID` when it is safe, else a new one."""
-    given = request.headers.get(HEADER, "")
-    return given if _SAFE.fullmatch(given) else secrets.token_hex(16)
+    given = request.headers.get(HEADER)
+    if given is not None and _SAFE.fullmatch(given):
+        return given
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 def route_of(request: web.Request) -> str:
@@ -62,19 +71,20 @@ async def middleware(request: web.Request, handler: http.Handler) -> web.StreamR
     rid = request_id(request)
     started = time.perf_counter()
     status = 500
-    with structlog.contextvars.bound_contextvars(request_id=rid):
-        try:
-            response = await handler(request)
-            status = response.status
-            if not response.prepared:
-                response.headers[HEADER] = rid
-            return response
-        except web.HTTPException as exc:  # redirects and errors raised as responses
-            status = exc.status
-            exc.headers[HEADER] = rid
-            raise
-        finally:
-            _log(request, status, time.perf_counter() - started)
+    bound = structlog.contextvars.bind_contextvars(request_id=rid)
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers[HEADER] = rid
+        return response
+    except web.HTTPException as exc:  # redirects and errors raised as responses
+        status = exc.status
+        exc.headers[HEADER] = rid
+        raise
+    finally:
+        _log(request, status, time.perf_counter() - started)
+        structlog.contextvars.reset_contextvars(**bound)
 
 
 def _level(route: str, status: int) -> int:
