@@ -102,7 +102,8 @@ class Directory:
         return [e for e in pool if is_under(e.ndn, base) and match(e) is True]
 
     def _subtree(self, base: str) -> list[dit.Entry]:
-        out: list[dit.Entry] = []
+        top = self.by_dn[base]
+        out: list[dit.Entry] = [top]
         todo = [base]
         while todo:
             current = todo.pop()

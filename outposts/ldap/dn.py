@@ -9,6 +9,8 @@ take a fast path; DNs with escapes, quotes or `+` go through ldaptor's RFC 4514 
 
 from __future__ import annotations
 
+import functools
+
 from ldaptor.protocols.ldap import distinguishedname  # type: ignore[import-untyped]
 
 _SPECIAL = frozenset(',+"\\<>;=\x00')
@@ -30,6 +32,7 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize(dn: str) -> str:
     """The normal form of `dn` (`""` for the empty DN); `DNError` when it does not parse."""
     if not any(ch in dn for ch in '\\"+#'):
@@ -50,7 +53,7 @@ def normalize(dn: str) -> str:
     rdns = []
     for rdn in parsed.split():
         avas = sorted(
-            f"{ava.attributeType.strip().lower()}={escape(ava.value.strip().lower())}"
+            f"{ava.attributeType.strip().lower()}={escape(ava.value.lower())}"
             for ava in rdn.split()
         )
         rdns.append("+".join(avas))
