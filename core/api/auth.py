@@ -31,6 +31,7 @@ OUTPOST_ROUTES = frozenset(
         "/api/v3/outposts/instances/",
         "/api/v3/outposts/instances/{lookup}/",
         "/api/v3/outposts/proxy/",
+        "/api/v3/outposts/ldap/",
         "/api/v3/core/users/me/",
         "/api/v3/root/config/",
         "/api/v3/crypto/certificatekeypairs/{lookup}/",

@@ -36,7 +36,7 @@ from tessera.core.api import admin, http, openapi, resource, resources, root, st
 from tessera.core.api import flows as flows_api
 from tessera.core.app import access, backends, embedded, health, metrics, startup
 from tessera.core.policies import pool
-from tessera.core.providers import oauth2, proxy, saml
+from tessera.core.providers import ldap, oauth2, proxy, saml
 from tessera.core.web import errorpages
 
 log = structlog.get_logger(__name__)
@@ -132,6 +132,7 @@ def _routes(app: web.Application) -> None:
         *oauth2.RESOURCES,
         *proxy.RESOURCES,
         *saml.RESOURCES,
+        *ldap.RESOURCES,
     ]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
@@ -141,6 +142,7 @@ def _routes(app: web.Application) -> None:
     oauth2.setup(app)  # after the flow executor: its start-up hook uses it
     proxy.setup(app)
     saml.setup(app)  # after the OAuth2 slice: it uses its service
+    ldap.setup(app, lambda: app.get(outpost_hub.HUB))  # the hub starts later
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_routes(admin.routes())
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
@@ -154,7 +156,7 @@ def schema_document() -> dict[str, Any]:
     """The OpenAPI document: built from the code alone, so once per process, and only when first
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
-        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES, *saml.RESOURCES],
+        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES, *saml.RESOURCES, *ldap.RESOURCES],
         [
             wire.authenticators.Device,
             *admin.MODELS,

@@ -272,12 +272,17 @@ async def of_user(tx: store.Tx, user: dict[str, Any]) -> dict[str, Any] | None:
 
 async def readable_keypairs(tx: store.Tx, outpost_pk: str) -> set[str]:
     """The key pairs an outpost may read (certificate and private key): those its providers use,
-    the TLS certificates of its proxy providers and the signing keys of their OAuth2 clients."""
+    the TLS certificates of its proxy and LDAP providers and the signing keys of their OAuth2
+    clients."""
     provider_pks = (await providers_of(tx, [outpost_pk]))[outpost_pk]
     if not provider_pks:
         return set()
     out: set[str] = set()
-    for table, column in (("proxy_providers", "certificate"), ("oauth2_providers", "signing_key")):
+    for table, column in (
+        ("proxy_providers", "certificate"),
+        ("ldap_providers", "certificate"),
+        ("oauth2_providers", "signing_key"),
+    ):
         for found in await crud.find_many(tx, table, "pk", provider_pks):
             if found[column]:
                 out.add(found[column])
@@ -285,6 +290,14 @@ async def readable_keypairs(tx: store.Tx, outpost_pk: str) -> set[str]:
 
 
 # The embedded outpost -------------------------------------------------------------------------
+
+
+async def remove_embedded(tx: store.Tx) -> None:
+    """The managed embedded outpost, its token and service account, when there is one."""
+    await crud.lock(tx, "outposts-embedded")
+    row = await crud.find(tx, TABLE, managed=EMBEDDED_MANAGED)
+    if row is not None:
+        await delete(tx, row)
 
 
 async def ensure_embedded(

@@ -219,9 +219,15 @@ KINDS = {
         "SAML Providers",
         "authentik_providers_saml.samlprovider",
     ),
+    "ldap": (
+        "ak-provider-ldap-form",
+        "LDAP Provider",
+        "LDAP Providers",
+        "authentik_providers_ldap.ldapprovider",
+    ),
 }
 # Kinds whose flows and mappings live in a table of their own rather than `oauth2_providers`.
-_OWN_TABLES = {"saml": "saml_providers"}
+_OWN_TABLES = {"saml": "saml_providers", "ldap": "ldap_providers"}
 
 
 def _base_fields(base: dict[str, Any], app: dict[str, Any] | None) -> dict[str, Any]:
