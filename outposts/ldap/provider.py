@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-from collections.abc import Iterator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from tessera.core.wire import ldap as wire

@@ -18,9 +18,11 @@ from typing import Any
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from tessera.core.wire import ldap as wire
 from tessera.outposts.common import client as client_
@@ -79,12 +81,15 @@ def context(certificate_pem: str, key_pem: str) -> SSL.Context:
     ]
     if not blocks:
         raise ValueError("no certificate")
-    ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_PEM, blocks[0].strip().encode()))
+    ctx.use_certificate(x509.load_pem_x509_certificate(blocks[0].strip().encode()))
     for extra in blocks[1:]:
-        ctx.add_extra_chain_cert(
-            crypto.load_certificate(crypto.FILETYPE_PEM, extra.strip().encode())
-        )
-    ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem.encode()))
+        ctx.add_extra_chain_cert(x509.load_pem_x509_certificate(extra.strip().encode()))
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    if not isinstance(
+        key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        raise ValueError("unsupported key type")
+    ctx.use_privatekey(key)
     ctx.check_privatekey()
     return ctx
 
@@ -129,6 +134,7 @@ class Certificates:
         connection.set_context(self.by_name.get(name, self.default))
 
 
+@implementer(IOpenSSLContextFactory)
 class _Factory:
     """Twisted's old-style context factory: the front context whose SNI callback switches."""
 
