@@ -10,9 +10,11 @@
 - `encrypt` replaces an assertion by `EncryptedAssertion` (AES-256-GCM or AES-128-CBC content
   encryption, the key transported with RSA-OAEP to the SP's certificate).
 
-Accepted when verifying: RSA and ECDSA with SHA-256, SHA-384 or SHA-512 (SHA-1 signatures from a
-service provider are refused). Signing uses what the provider is configured with, SHA-1 included
-when an administrator asks for it, as authentik allows.
+Accepted when verifying: RSA and ECDSA with SHA-256, SHA-384 or SHA-512. SHA-1 signatures and
+digests from a service provider are refused, unless the caller allows them (`allow_sha1`: the
+provider was set to SHA-1 by an administrator, for a service provider that knows nothing newer;
+authentik accepts SHA-1 from every service provider). Signing uses what the provider is
+configured with, SHA-1 included when an administrator asks for it, as authentik allows.
 """
 
 from __future__ import annotations
@@ -71,6 +73,25 @@ _VERIFY = SignatureConfiguration(
         {DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
     ),
 )
+# ... and with SHA-1 besides, for a provider an administrator set to SHA-1.
+_VERIFY_SHA1 = SignatureConfiguration(
+    require_x509=False,
+    expect_references=1,
+    signature_methods=_VERIFY.signature_methods
+    | {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1},
+    digest_algorithms=_VERIFY.digest_algorithms | {DigestAlgorithm.SHA1},
+)
+SHA1_ALGORITHMS = frozenset(
+    {
+        "http://www.w3.org/2000/09/xmldsig#sha1",
+        "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
+    }
+)
+_QUERY_HASHES_SHA1: dict[str, tuple[str, Any]] = {
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1": ("rsa", hashes.SHA1),
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1": ("ec", hashes.SHA1),
+}
 _QUERY_HASHES: dict[str, tuple[str, Any]] = {
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": ("rsa", hashes.SHA256),
     "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": ("rsa", hashes.SHA384),
@@ -146,7 +167,7 @@ def sign(
     ctx.sign(signature)
 
 
-def verify(element: Any, cert_pem: str) -> Any:
+def verify(element: Any, cert_pem: str, *, allow_sha1: bool = False) -> Any:
     """The element the one embedded signature covers, when `cert_pem`'s key made it.
 
     # SECURITY: the return value is parsed from the bytes the signature covers; the caller must
@@ -156,7 +177,7 @@ def verify(element: Any, cert_pem: str) -> Any:
         result = XMLVerifier().verify(
             element,
             x509_cert=cert_pem,
-            expect_config=_VERIFY,
+            expect_config=_VERIFY_SHA1 if allow_sha1 else _VERIFY,
             ignore_ambiguous_key_info=True,
         )
     except (SignXMLException, InvalidInput, InvalidSignature, ValueError) as exc:
@@ -170,10 +191,12 @@ def _public_key(cert_pem: str) -> Any:
     return x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
 
 
-def verify_query(signed: bytes, signature_b64: str, sig_alg: str, cert_pem: str) -> None:
+def verify_query(
+    signed: bytes, signature_b64: str, sig_alg: str, cert_pem: str, *, allow_sha1: bool = False
+) -> None:
     """Check the HTTP-Redirect binding's signature over `signed` (the query's
     `SAMLRequest=…&RelayState=…&SigAlg=…`, exactly as sent)."""
-    known = _QUERY_HASHES.get(sig_alg)
+    known = _QUERY_HASHES.get(sig_alg) or (_QUERY_HASHES_SHA1.get(sig_alg) if allow_sha1 else None)
     if known is None:
         raise SignatureError("this signature algorithm is not accepted")
     try:

@@ -78,12 +78,19 @@ def _answer(page_text: str) -> Any:
     return etree.fromstring(base64.b64decode(fields["SAMLResponse"]))
 
 
-def _sign(xml: str, key: str, cert: str) -> Any:
+class _LegacySigner(XMLSigner):  # type: ignore[misc]
+    """signxml's signer, allowed to make the SHA-1 signatures an old service provider makes."""
+
+    def check_deprecated_methods(self) -> None:
+        return None
+
+
+def _sign(xml: str, key: str, cert: str, hash_name: str = "sha256") -> Any:
     root = etree.fromstring(xml.encode())
-    signer = XMLSigner(
+    signer = _LegacySigner(
         method=methods.enveloped,
-        signature_algorithm="rsa-sha256",
-        digest_algorithm="sha256",
+        signature_algorithm=f"rsa-{hash_name}",
+        digest_algorithm=hash_name,
         c14n_algorithm="http://www.w3.org/2001/10/xml-exc-c14n#",
     )
     return signer.sign(root, key=key, cert=cert, reference_uri=root.get("ID"))
@@ -256,6 +263,55 @@ async def test_a_forged_query_signature_is_refused(client: Any, signed_sp: dict[
         Signature=base64.b64encode(b"\x00" * 256).decode(),
     )
     assert (await _redirect(client, query)).status == 403
+
+
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+
+
+def _query_signed(xml: str, key_pem: str, sig_alg: str, hash_cls: Any) -> str:
+    """The Redirect binding's query, signed as a service provider signs it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    unsigned = redirect_query(xml, "rs", SigAlg=sig_alg)
+    key: Any = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    signature = key.sign(unsigned.encode(), padding.PKCS1v15(), hash_cls())
+    return unsigned + "&" + urllib.parse.urlencode({"Signature": base64.b64encode(signature)})
+
+
+@pytest.mark.parametrize("provider_hash", ["sha256", "sha1"])
+async def test_sha1_signed_requests_only_where_the_admin_chose_sha1(
+    client: Any, api: Any, provider_hash: str
+) -> None:
+    """SHA-1 is broken for signatures: a SHA-1-signed request (embedded or in the query) is
+    refused, unless the administrator set the provider itself to SHA-1 for a service provider
+    that knows nothing newer. Then it is accepted, and still only with the SP's key."""
+    from cryptography.hazmat.primitives import hashes
+
+    key, cert = rsa_pair("sp")
+    verification = await import_pair(api, "sp", cert)
+    legacy = provider_hash == "sha1"
+    algorithms = {"signature_algorithm": RSA_SHA1, "digest_algorithm": SHA1} if legacy else {}
+    await make_saml_provider(api, "wiki", verification_kp=verification, **algorithms)
+    await login(client)
+    request_id = "_sha1" + secrets.token_hex(8)
+    xml = authn_request(request_id=request_id, name_id_format=EMAIL)
+    embedded = await _post(client, etree.tostring(_sign(xml, key, cert, "sha1")))
+    query = await _redirect(client, _query_signed(xml, key, RSA_SHA1, hashes.SHA1))
+    if not legacy:
+        assert embedded.status == 403 and query.status == 403
+        return
+    assert embedded.status == 200, await embedded.text()
+    assert _answer(await embedded.text()).get("InResponseTo") == request_id
+    again = authn_request(request_id=request_id + "q", name_id_format=EMAIL)
+    query = await _redirect(client, _query_signed(again, key, RSA_SHA1, hashes.SHA1))
+    assert query.status == 200, await query.text()
+    # Another key's SHA-1 signature is still refused.
+    other_key, other_cert = rsa_pair("other")
+    forged = authn_request(request_id=request_id + "f", name_id_format=EMAIL)
+    page = await _post(client, etree.tostring(_sign(forged, other_key, other_cert, "sha1")))
+    assert page.status == 403
 
 
 XXE = (
