@@ -44,7 +44,7 @@ def _relocate(settings: client.Settings, source: dict[str, Any], ident: str) -> 
         found = [r["dn"] for r in connection.response or () if r.get("type") == "searchResEntry"]
         return found[0] if len(found) == 1 else None
     finally:
-        connection.unbind()
+        client.close(connection)
 
 
 def records_base(source: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ the system's trust store when not.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import urllib.parse
 import uuid
@@ -31,7 +32,7 @@ from ldap3.utils import dn as dn_utils
 
 from tessera.core import crypto
 
-TIMEOUT = 10.0  # seconds to connect and to wait for one answer
+TIMEOUT = 10  # seconds to connect and to wait for one answer (ldap3 wants whole seconds)
 PAGE_SIZE = 500  # entries per page of a paged search (RFC 2696)
 AD_CAPABILITY = "1.2.840.113556.1.4.800"  # supportedCapabilities of Active Directory
 INVALID_CREDENTIALS = 49
@@ -56,7 +57,7 @@ class Settings:
     start_tls: bool = False
     ca_pem: str | None = None
     sni: bool = False
-    timeout: float = TIMEOUT
+    timeout: int = TIMEOUT
 
 
 def uris(server_uri: str) -> tuple[str, ...]:
@@ -109,6 +110,12 @@ def _describe(exc: Exception) -> str:
     return text.splitlines()[0][:300]
 
 
+def close(connection: Any) -> None:
+    """Unbind, whatever state the connection is in (a failed StartTLS closes the socket)."""
+    with contextlib.suppress(ldap_errors.LDAPException, OSError):
+        connection.unbind()
+
+
 def connect(settings: Settings, bind_dn: str | None = None, password: str | None = None) -> Any:
     """A connection bound as `bind_dn` (the source's bind DN by default), to the first server
     that answers. Raises InvalidCredentials when the bind is refused for its credentials (the
@@ -135,18 +142,18 @@ def connect(settings: Settings, bind_dn: str | None = None, password: str | None
             if not connection.bind():
                 result = connection.result
                 message = f"{result.get('description')} ({result.get('result')})"
-                connection.unbind()
+                close(connection)
                 if result.get("result") == INVALID_CREDENTIALS:
                     raise InvalidCredentials(f"bind as {who!r} refused: {message}")
                 raise DirectoryError(f"bind as {who!r} refused by {uri}: {message}")
             return connection
         except (ldap_errors.LDAPException, OSError, ssl.SSLError) as exc:
-            connection.unbind()
+            close(connection)
             failures.append(f"{uri}: {_describe(exc)}")
         except InvalidCredentials:
             raise
         except DirectoryError as exc:
-            connection.unbind()
+            close(connection)
             failures.append(str(exc))
     raise DirectoryError("no LDAP server could be used: " + "; ".join(failures or ["none named"]))
 
@@ -160,7 +167,7 @@ def bind_user(settings: Settings, dn: str, password: str) -> bool:
         connection = connect(settings, dn, password)
     except InvalidCredentials:
         return False
-    connection.unbind()
+    close(connection)
     return True
 
 
@@ -293,4 +300,4 @@ def set_password(settings: Settings, dn: str, password: str) -> None:
     except ldap_errors.LDAPException as exc:
         raise DirectoryError(f"the password could not be written: {_describe(exc)}") from None
     finally:
-        connection.unbind()
+        close(connection)

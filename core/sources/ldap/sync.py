@@ -111,7 +111,7 @@ def fetch(job: Job) -> tuple[list[client.Entry], list[client.Entry]]:
             )
         return found_users, found_groups
     finally:
-        connection.unbind()
+        client.close(connection)
 
 
 def _ident(job: Job, entry: client.Entry, report: Report) -> str | None:
