@@ -40,6 +40,7 @@ from pydantic import Field
 
 from tessera.core.wire.common import Name, Request, Response, Uuid
 from tessera.core.wire.oauth2 import ProviderBase
+from tessera.core.wire.policies import LogEvent
 
 DEFAULT_BASE_DN = "dc=ldap,dc=goauthentik,dc=io"
 SEARCH_FULL_DIRECTORY = "authentik_providers_ldap.search_full_directory"
@@ -105,6 +106,8 @@ class LDAPOutpostConfig(Response):
 class PolicyResult(Response):
     passing: bool
     messages: list[str]
+    # authentik's PolicyTestResult carries the policies' log lines too (its client requires it).
+    log_messages: list[LogEvent] = Field(default_factory=list)
 
 
 class LDAPCheckAccess(Response):
