@@ -37,6 +37,7 @@ from tessera.core.api import flows as flows_api
 from tessera.core.app import access, backends, embedded, health, metrics, startup
 from tessera.core.policies import pool
 from tessera.core.providers import ldap, oauth2, proxy, saml
+from tessera.core.sources import ldap as ldap_source
 from tessera.core.web import errorpages
 
 log = structlog.get_logger(__name__)
@@ -133,6 +134,7 @@ def _routes(app: web.Application) -> None:
         *proxy.RESOURCES,
         *saml.RESOURCES,
         *ldap.RESOURCES,
+        *ldap_source.RESOURCES,
     ]
     for r in all_resources:
         app.router.add_routes(resource.routes(r))
@@ -143,6 +145,7 @@ def _routes(app: web.Application) -> None:
     proxy.setup(app)
     saml.setup(app)  # after the OAuth2 slice: it uses its service
     ldap.setup(app, lambda: app.get(outpost_hub.HUB))  # the hub starts later
+    ldap_source.setup(app)
     app.router.add_get("/api/v3/root/config/", root.config, allow_head=False)
     app.router.add_routes(admin.routes())
     app.router.add_get("/api/v3/schema/", _schema, allow_head=False)
@@ -156,7 +159,14 @@ def schema_document() -> dict[str, Any]:
     """The OpenAPI document: built from the code alone, so once per process, and only when first
     asked for (it takes a few hundred milliseconds that start-up need not spend)."""
     return openapi.document(
-        [*resources.ALL, *oauth2.RESOURCES, *proxy.RESOURCES, *saml.RESOURCES, *ldap.RESOURCES],
+        [
+            *resources.ALL,
+            *oauth2.RESOURCES,
+            *proxy.RESOURCES,
+            *saml.RESOURCES,
+            *ldap.RESOURCES,
+            *ldap_source.RESOURCES,
+        ],
         [
             wire.authenticators.Device,
             *admin.MODELS,
@@ -257,11 +267,16 @@ async def _publish(bus: cache.Cache, message: cache.Message) -> None:
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    job = asyncio.create_task(tasks.scheduler(app[state.STORE], app[state.SETTINGS], "server"))
+    db, keyring = app[state.STORE], app[state.KEYRING]
+    jobs = [
+        asyncio.create_task(tasks.scheduler(db, app[state.SETTINGS], "server")),
+        asyncio.create_task(ldap_source.schedule.scheduler(db, keyring, tasks.holder_id("server"))),
+    ]
     yield
-    job.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await job
+    for job in jobs:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
 
 
 def _host_port(value: str, default_port: int) -> tuple[str, int]:
@@ -302,7 +317,8 @@ async def serve(settings: config.Settings) -> None:
 
 
 async def work(settings: config.Settings) -> None:
-    """Run the maintenance scheduler (and its metrics) until SIGTERM/SIGINT."""
+    """Run the maintenance scheduler and the LDAP sources' sync schedule (and the metrics) until
+    SIGTERM/SIGINT."""
     db = store.Store(settings)
     await db.open()
     await db.migrate()
@@ -310,14 +326,18 @@ async def work(settings: config.Settings) -> None:
     metrics_runner = web.AppRunner(worker_metrics.app(), access_log=None)
     await metrics_runner.setup()
     job = asyncio.create_task(tasks.scheduler(db, settings, "worker"))
+    sources = asyncio.create_task(
+        ldap_source.schedule.scheduler(db, _keyring(settings), tasks.holder_id("worker"))
+    )
     try:
         mhost, mport = _host_port(settings.listen.metrics, 9300)
         await web.TCPSite(metrics_runner, mhost, mport).start()
         log.info("worker running", metrics=settings.listen.metrics)
         await _stopped()
     finally:
-        job.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job
+        for running in (job, sources):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await metrics_runner.cleanup()
         await db.close()
