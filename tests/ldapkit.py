@@ -41,6 +41,7 @@ BASE = "dc=ldap,dc=goauthentik,dc=io"
 DIRECT_BASE = "dc=direct,dc=example,dc=org"
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 NAMED = ("admin", "alice", "blocked", "mfa")
+FROZEN = frozenset({"admin"})
 
 
 def parse_filter(text: str) -> Any:
@@ -217,6 +218,10 @@ class FakeCore:
             return web.json_response({"detail": "no session"}, status=403)
         if len(body.new_password) < 8:
             return web.json_response({"new_password": ["at least 8 characters"]}, status=400)
+        if body.old_password is not None and body.old_password != self.passwords[username]:
+            return web.json_response({"old_password": ["wrong password"]}, status=400)
+        if username in FROZEN:  # the fuzz tests bind as these whatever they send
+            return web.json_response({"new_password": ["not this user's"]}, status=400)
         self.passwords[username] = body.new_password
         return web.json_response({})
 
@@ -316,6 +321,32 @@ def read_messages(
         tag, _s, _e = ber.tlv(pdu, i_stop, stop)
         out.append((ber.integer(pdu, i_start, i_stop), tag, pdu))
     return out
+
+
+def read_until(
+    sock: socket.socket | ssl.SSLSocket, message_id: int, timeout: float = 5.0
+) -> tuple[list[tuple[int, int, bytes]], bool]:
+    """Messages up to the first answer to `message_id` (a done message or an extended response),
+    or up to the server closing the connection; and whether it closed."""
+    sock.settimeout(timeout)
+    buf = b""
+    out: list[tuple[int, int, bytes]] = []
+    while True:
+        end = ber.frame(buf)
+        if end is None:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out, True
+            buf += chunk
+            continue
+        pdu, buf = buf[:end], buf[end:]
+        start, stop = ber.expect(pdu, 0, len(pdu), ber.SEQUENCE)
+        i_start, i_stop = ber.expect(pdu, start, stop, ber.INTEGER)
+        tag, _s, _e = ber.tlv(pdu, i_stop, stop)
+        found = ber.integer(pdu, i_start, i_stop)
+        out.append((found, tag, pdu))
+        if found == message_id and tag != 0x64:
+            return out, False
 
 
 def result_code(pdu: bytes) -> int:

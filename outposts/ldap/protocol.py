@@ -137,6 +137,7 @@ class LDAPConnection(protocol.Protocol):
             try:
                 self._handle(message)
             except Exception:  # a bug must not take the server down: log it, answer, go on
+                self.server.count("internal_error")
                 log.exception("ldap_handler_failed", op=type(message.op).__name__)
                 self._error_reply(message, OPERATIONS_ERROR, "internal error")
 
@@ -172,6 +173,7 @@ class LDAPConnection(protocol.Protocol):
         def done(finished: asyncio.Future[None]) -> None:
             self.busy = False
             if not finished.cancelled() and finished.exception() is not None:
+                self.server.count("internal_error")
                 log.error(
                     "ldap_handler_failed",
                     op=type(msg.op).__name__,
