@@ -116,6 +116,38 @@ def saml_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def sp_metadata_xml(
+    entity: str, acs: str, cert_pem: str | None = None, sls: str | None = None
+) -> str:
+    """A service provider's SAML metadata: its entity ID, an HTTP-POST ACS, an optional
+    HTTP-Redirect SLS and an optional signing certificate (PEM)."""
+    key = ""
+    if cert_pem is not None:
+        body = "".join(line for line in cert_pem.splitlines() if "-----" not in line)
+        key = (
+            '<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+            f"<ds:X509Certificate>{body}</ds:X509Certificate>"
+            "</ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+        )
+    logout = (
+        '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        f'Location="{sls}"/>'
+        if sls
+        else ""
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+        f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">'
+        f'<md:SPSSODescriptor AuthnRequestsSigned="{"true" if key else "false"}" '
+        'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        f"{key}{logout}"
+        '<md:AssertionConsumerService index="0" '
+        f'Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}"/>'
+        "</md:SPSSODescriptor></md:EntityDescriptor>"
+    )
+
+
 def ldap_provider(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     """An LDAPProvider manifest with base DN `dc=<name>,dc=<namespace>`; its connection Secret is
     `<name>-ldap` unless given."""

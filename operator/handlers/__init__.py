@@ -33,6 +33,7 @@ from tessera.operator.handlers import (
     runtime,
     samlproviders,
     secretrefs,
+    spmetadata,
 )
 from tessera.operator.resources import application, common, outpost
 
@@ -66,6 +67,7 @@ def registry(
     reg = kopf.OperatorRegistry()
     meters = meters or metrics.Metrics()
     secretrefs.register(reg)  # a changed clientSecretRef Secret reconciles its provider at once
+    spmetadata.register(reg)  # so does a changed SP metadata ConfigMap its SAMLProvider
 
     @kopf.on.login(registry=reg)
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:

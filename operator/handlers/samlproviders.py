@@ -15,13 +15,15 @@ when the document differs in anything else.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from lxml import etree
 
-from tessera.operator.handlers import kube, objects, owned, providers
+from tessera.operator import client
+from tessera.operator.handlers import kube, objects, owned, providers, spmetadata
 from tessera.operator.handlers.runtime import InvalidSpec, Runtime
 from tessera.operator.resources import common, samlprovider
 
@@ -110,9 +112,50 @@ async def _optional_key(rt: Runtime, key: samlprovider.KeyRef | None, field: str
     return None if key is None else await providers.keypair_pk(rt.core, key.name, field)
 
 
+def sp_keypair_name(body: Mapping[str, Any]) -> str:
+    """Name of the key pair holding the certificate of the SP's metadata (at most 64)."""
+    return providers.keypair_name(body) + "-sp"
+
+
+async def sp_certificate_pk(
+    rt: Runtime, body: Mapping[str, Any], sp: spmetadata.ServiceProvider
+) -> str | None:
+    """The core key pair (certificate only) of the SP's signing certificate: imported once,
+    replaced when the metadata names another certificate."""
+    if sp.certificate is None:
+        return None
+    name = sp_keypair_name(body)
+    found = await rt.core.first(providers.KEYPAIRS, name=name)
+    request = {"name": name, "certificate_data": sp.certificate, "key_data": ""}
+    if found is None:
+        found = await rt.core.request("POST", providers.KEYPAIRS, body=request)
+    elif found.get("fingerprint_sha256") != sp.fingerprint:
+        found = await rt.core.request("PATCH", f"{providers.KEYPAIRS}{found['pk']}/", body=request)
+    return str(found["pk"])
+
+
 async def desired(rt: Runtime, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The core provider's fields for this resource (references resolved to core pks)."""
+    """The core provider's fields for this resource (references resolved to core pks, what the
+    spec leaves open taken from the SP's metadata)."""
     spec = parse(body)
+    fields = await _from_spec(rt, body, spec)
+    if spec.sp_metadata is None:
+        return fields
+    sp = await spmetadata.read(rt.kube, body["metadata"]["namespace"], spec.sp_metadata)
+    if spec.acs_url is None:
+        fields["acs_url"], fields["sp_binding"] = sp.acs_url, sp.acs_binding
+    if not spec.audience:
+        fields["audience"] = sp.entity_id
+    if spec.sls_url is None and sp.sls_url is not None:
+        fields["sls_url"], fields["sls_binding"] = sp.sls_url, sp.sls_binding
+    if spec.verification_key is None:
+        fields["verification_kp"] = await sp_certificate_pk(rt, body, sp)
+    return fields
+
+
+async def _from_spec(
+    rt: Runtime, body: Mapping[str, Any], spec: samlprovider.SAMLProviderSpec
+) -> dict[str, Any]:
     return {
         "name": core_name(body),
         "authorization_flow": await providers.flow_pk(
@@ -125,7 +168,7 @@ async def desired(rt: Runtime, body: Mapping[str, Any]) -> dict[str, Any]:
             await mapping_pk(rt, name, f"spec.propertyMappings[{index}]")
             for index, name in enumerate(spec.property_mappings)
         ],
-        "acs_url": spec.acs_url,
+        "acs_url": spec.acs_url or "",
         "sls_url": spec.sls_url or "",
         "audience": spec.audience,
         "issuer_override": spec.issuer_override,
@@ -227,7 +270,7 @@ async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
     provider, happened = await objects.upsert(rt.core, PATH, managed(body), want, unique, changes)
     if "url_sso_redirect" not in provider:  # a PATCH answer may be partial: read it whole
         provider = await rt.core.request("GET", f"{PATH}{provider['pk']}/")
-    fields: dict[str, Any] = {"providerPk": provider["pk"]}
+    fields: dict[str, Any] = {"providerPk": provider["pk"], "acsURL": provider.get("acs_url")}
     config_map = parse(body).metadata_config_map.name
     message = f"core SAML provider {provider['pk']} {happened}; "
     if provider.get("assigned_application_slug"):
@@ -244,6 +287,11 @@ async def remove(rt: Runtime, body: kopf.Body) -> str:
     """Delete the core provider (and a generated key pair), or release it (`Orphan`)."""
     outcome = await objects.release(rt.core, PATH, managed(body), body, "core SAML provider")
     await providers.drop_generated_key(rt, body)
+    if objects.deletion_policy(body) == "Delete":
+        key = await rt.core.first(providers.KEYPAIRS, name=sp_keypair_name(body))
+        if key is not None:
+            with contextlib.suppress(client.NotFound):
+                await rt.core.request("DELETE", f"{providers.KEYPAIRS}{key['pk']}/")
     return outcome
 
 

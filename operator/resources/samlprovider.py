@@ -95,10 +95,28 @@ _SIGNING_KEY_TO_SIGN = Rule(
     field_path=".signingKey",
 )
 _SLS_FOR_BACKCHANNEL = Rule(
-    rule="self.logoutMethod != 'backchannel' || (has(self.slsURL) && self.slsBinding == 'post')",
+    rule="self.logoutMethod != 'backchannel' || has(self.spMetadata) || "
+    "(has(self.slsURL) && self.slsBinding == 'post')",
     message="backchannel logout posts to the SP: it needs slsURL and slsBinding post",
     field_path=".slsURL",
 )
+_ACS_OR_METADATA = Rule(
+    rule="has(self.acsURL) || has(self.spMetadata)",
+    message="set acsURL, or spMetadata to take it from the SP's metadata",
+    field_path=".acsURL",
+)
+_OWN_CONFIG_MAP = Rule(
+    rule="!has(self.spMetadata) || !has(self.spMetadata.configMapRef) || "
+    "self.spMetadata.configMapRef.name != self.metadataConfigMap.name",
+    message="metadataConfigMap is written by the operator: it cannot be the SP metadata's "
+    "ConfigMap",
+    field_path=".metadataConfigMap.name",
+)
+_METADATA_CHOICE = Rule(
+    rule="has(self.inline) != has(self.configMapRef)",
+    message="set exactly one of inline and configMapRef",
+)
+MAX_INLINE = 128 * 1024
 
 
 class KeyRef(common.Model):
@@ -108,19 +126,54 @@ class KeyRef(common.Model):
     """Name of the core certificate-key pair."""
 
 
+class ConfigMapKeyRef(common.Model):
+    """A key of a ConfigMap in the resource's namespace."""
+
+    name: common.KubeName
+    """Name of the ConfigMap."""
+    key: common.SecretKey = "metadata.xml"
+    """Key in the ConfigMap's data."""
+
+
+class SPMetadata(common.Model):
+    """The service provider's SAML metadata (an EntityDescriptor with an SPSSODescriptor)."""
+
+    model_config = common.Model.model_config | {
+        "json_schema_extra": common.validations(_METADATA_CHOICE)
+    }
+
+    inline: Annotated[str, Field(min_length=1, max_length=MAX_INLINE)] | None = None
+    """The metadata document itself."""
+    config_map_ref: ConfigMapKeyRef | None = None
+    """A ConfigMap holding it; a change of the ConfigMap reconciles the provider at once."""
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> SPMetadata:
+        if (self.inline is None) == (self.config_map_ref is None):
+            raise ValueError(_METADATA_CHOICE.message)
+        return self
+
+
 class SAMLProviderSpec(common.Model):
     """The desired SAML provider. What the SP is told is in metadataConfigMap."""
 
     model_config = common.Model.model_config | {
-        "json_schema_extra": common.validations(_SIGNING_KEY_TO_SIGN, _SLS_FOR_BACKCHANNEL)
+        "json_schema_extra": common.validations(
+            _SIGNING_KEY_TO_SIGN, _SLS_FOR_BACKCHANNEL, _ACS_OR_METADATA, _OWN_CONFIG_MAP
+        )
     }
 
-    acs_url: Annotated[HttpURL, Field(alias="acsURL")]
+    sp_metadata: SPMetadata | None = None
+    """The SP's metadata: it gives acsURL and spBinding, audience (its entity ID), slsURL and
+    slsBinding, and verificationKey (its signing certificate, when it signs its requests),
+    each unless set here."""
+    acs_url: Annotated[HttpURL | None, Field(alias="acsURL")] = None
     """The SP's Assertion Consumer Service URL, where responses are delivered."""
     sp_binding: Binding = "redirect"
     """How the SP sends its AuthnRequests (the response is always posted)."""
     audience: Text = ""
-    """Audience restriction of the assertions (usually the SP's entity ID); empty: none."""
+    """Audience restriction of the assertions (usually the SP's entity ID); empty: none (with
+    spMetadata: its entity ID)."""
     issuer_override: Text = ""
     """The IdP's entity ID; empty: the core's `<core>/application/saml/<slug>/metadata/`."""
     sls_url: Annotated[HttpURL | None, Field(alias="slsURL")] = None
@@ -183,10 +236,17 @@ class SAMLProviderSpec(common.Model):
         signs = self.sign_response or self.sign_logout_request or self.sign_logout_response
         if signs and self.signing_key is None:
             raise ValueError(_SIGNING_KEY_TO_SIGN.message)
-        if self.logout_method == "backchannel" and (
-            self.sls_url is None or self.sls_binding != "post"
+        if (
+            self.logout_method == "backchannel"
+            and self.sp_metadata is None
+            and (self.sls_url is None or self.sls_binding != "post")
         ):
             raise ValueError(_SLS_FOR_BACKCHANNEL.message)
+        if self.acs_url is None and self.sp_metadata is None:
+            raise ValueError(_ACS_OR_METADATA.message)
+        ref = self.sp_metadata.config_map_ref if self.sp_metadata else None
+        if ref is not None and ref.name == self.metadata_config_map.name:
+            raise ValueError(_OWN_CONFIG_MAP.message)
         return self
 
 
@@ -195,6 +255,8 @@ class SAMLProviderStatus(common.Status):
 
     provider_pk: Annotated[int, Field(ge=1, json_schema_extra={"format": "int64"})] | None = None
     """Primary key of the core SAML provider."""
+    acs_url: Annotated[str | None, Field(alias="acsURL", max_length=2000)] = None
+    """The ACS URL the core provider has (from the spec or the SP's metadata)."""
     entity_id: Annotated[str | None, Field(alias="entityID", max_length=2000)] = None
     """The IdP's entity ID (issuer)."""
     metadata_url: Annotated[str | None, Field(alias="metadataURL", max_length=2000)] = None
@@ -210,7 +272,7 @@ KIND = common.Kind(
     description="A SAML 2.0 provider in Tessera's core, with its IdP metadata ConfigMap.",
     columns=(
         *common.READY_COLUMNS,
-        common.Column("ACS URL", "string", ".spec.acsURL", "The SP's Assertion Consumer Service"),
+        common.Column("ACS URL", "string", ".status.acsURL", "The SP's Assertion Consumer Service"),
         common.Column("Metadata URL", "string", ".status.metadataURL", "IdP metadata", priority=1),
         common.Column(
             "Provider", "integer", ".status.providerPk", "Core provider primary key", priority=1

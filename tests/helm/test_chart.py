@@ -338,9 +338,9 @@ def _assert_least_privilege(granted: list[tuple[str, str, str]]) -> None:
     # get/list/watch: a clientSecretRef is read and watched; create/update/patch: credentials.
     assert secrets == {"get", "list", "watch", "create", "update", "patch"}  # never delete
     assert {r for g, r, _ in granted if g == ""} == {"secrets", "events", "services", "configmaps"}
-    # A SAMLProvider's metadata ConfigMap: written, never listed, watched or deleted.
+    # A SAMLProvider's metadata ConfigMap is written, an SP's metadata ConfigMap read and watched.
     configmaps = {verb for group, resource, verb in granted if resource == "configmaps"}
-    assert configmaps == {"get", "create", "update", "patch"}
+    assert configmaps == {"get", "list", "watch", "create", "update", "patch"}  # never delete
     tessera = {(r, v) for g, r, v in granted if g == "tessera.dev"}
     own = ("oauth2providers", "applications", "proxyproviders", "outposts", "samlproviders")
     for kind in (*own, "ldapproviders"):

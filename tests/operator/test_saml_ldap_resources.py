@@ -35,6 +35,13 @@ def _saml(**spec: Any) -> Resource:
     }
 
 
+def _without_acs(**spec: Any) -> Resource:
+    resource = _saml(**spec)
+    if "acsURL" not in spec:
+        del resource["spec"]["acsURL"]
+    return resource
+
+
 def _ldap(**spec: Any) -> Resource:
     return {
         "apiVersion": "tessera.dev/v1alpha1",
@@ -94,6 +101,12 @@ GOOD = {
         authorizationFlow="default-provider-authorization-explicit-consent",
         invalidationFlow="default-invalidation-flow",
         deletionPolicy="Orphan",
+    ),
+    "saml_provider_from_inline_metadata": _without_acs(spMetadata={"inline": "<md:x/>"}),
+    "saml_provider_from_a_config_map": _without_acs(
+        spMetadata={"configMapRef": {"name": "nextcloud-sp"}},
+        acsURL="https://cloud.example.com/acs",  # given: wins over the metadata's
+        logoutMethod="backchannel",  # the SLS may come from the metadata
     ),
     "minimal_ldap_provider": _ldap(),
     "full_ldap_provider": _ldap(
@@ -198,6 +211,15 @@ BAD = {
         {**_saml(), "spec": {"acsURL": "https://cloud.example.com/acs"}},
         "'metadataConfigMap' is a required property",
     ),
+    "neither_acs_url_nor_metadata": (_without_acs(), "set acsURL, or spMetadata"),
+    "metadata_inline_and_from_a_config_map": (
+        _without_acs(spMetadata={"inline": "<x/>", "configMapRef": {"name": "sp"}}),
+        "set exactly one of inline and configMapRef",
+    ),
+    "metadata_read_from_the_written_config_map": (
+        _without_acs(spMetadata={"configMapRef": {"name": "nextcloud-idp"}}),
+        "metadataConfigMap is written by the operator",
+    ),
     "base_dn_not_a_dn": (_ldap(baseDN="example.com"), "does not match"),
     "base_dn_with_an_injected_filter": (_ldap(baseDN="dc=x)(uid=*"), "does not match"),
     "negative_uid_start": (_ldap(uidStartNumber=-1), "-1 is less than the minimum of 0"),
@@ -237,6 +259,7 @@ def test_statuses_written_with_the_models_match_the_crd() -> None:
         {
             "observedGeneration": 3,
             "providerPk": 12,
+            "acsURL": "https://cloud.example.com/apps/user_saml/saml/acs",
             "entityID": "https://sso.example.com/application/saml/nextcloud/metadata/",
             "metadataURL": "https://sso.example.com/application/saml/nextcloud/metadata/?download",
         }

@@ -29,6 +29,7 @@ from operatorkit import (
     patch_spec,
     ready,
     saml_provider,
+    sp_metadata_xml,
     stored,
 )
 from samlkit import rsa_pair
@@ -273,3 +274,85 @@ async def test_bad_saml_specs_are_reported_and_fixing_them_makes_the_provider_re
             cluster, no_mapping, {"propertyMappings": ["authentik default SAML Mapping: UPN"]}
         )
         await is_ready(cluster, no_mapping)
+
+
+def _sp_config_map(namespace: str, document: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "wiki-sp", "namespace": namespace},
+        "data": {"sp.xml": document},
+    }
+
+
+async def test_the_sp_metadata_of_a_config_map_configures_the_provider_and_is_followed(
+    cluster: Cluster, core: Server, make_operator: Callable[..., Any]
+) -> None:
+    space = ns()
+    _, first_cert = rsa_pair("wiki-sp")
+    _, second_cert = rsa_pair("wiki-sp-rotated")
+    entity = f"https://wiki.example.com/{space}"
+    document = sp_metadata_xml(
+        entity, "https://wiki.example.com/acs", first_cert, "https://wiki.example.com/sls"
+    )
+    wiki = saml_provider(
+        "wiki", space, spMetadata={"configMapRef": {"name": "wiki-sp", "key": "sp.xml"}}
+    )
+    del wiki["spec"]["acsURL"]
+    cm_url = f"/api/v1/namespaces/{space}/configmaps"
+    # No resync during the test: only the watch of the ConfigMap can bring its changes in time.
+    async with make_operator(resync_seconds=300.0):
+        await create(cluster, wiki)
+        condition = await not_ready(cluster, wiki, "InvalidSpec")
+        assert condition["message"] == (
+            f"spec.spMetadata.configMapRef.name: no ConfigMap 'wiki-sp' in namespace {space!r}"
+        )
+        answer = await cluster.api.post(cm_url, json=_sp_config_map(space, document))
+        assert answer.status in (200, 201)
+        await is_ready(cluster, wiki)
+        made = core_saml(core, cluster, wiki)
+        assert (made["acs_url"], made["sp_binding"]) == ("https://wiki.example.com/acs", "post")
+        assert made["audience"] == entity
+        assert (made["sls_url"], made["sls_binding"]) == (
+            "https://wiki.example.com/sls",
+            "redirect",
+        )
+        assert stored(cluster, wiki)["status"]["acsURL"] == "https://wiki.example.com/acs"
+        key = admin(core, "GET", f"crypto/certificatekeypairs/{made['verification_kp']}/")
+        assert key["name"].endswith("-sp") and not key["private_key_available"]
+        fingerprint = key["fingerprint_sha256"]
+
+        # A new ACS URL and certificate in the ConfigMap reach the core within moments.
+        rotated = sp_metadata_xml(entity, "https://wiki.example.com/acs2", second_cert)
+        answer = await cluster.api.patch(
+            f"{cm_url}/wiki-sp",
+            json={"data": {"sp.xml": rotated}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert answer.status == 200
+        await eventually(
+            lambda: core_saml(core, cluster, wiki)["acs_url"] == "https://wiki.example.com/acs2",
+            timeout=15,
+        )
+        now = core_saml(core, cluster, wiki)
+        key = admin(core, "GET", f"crypto/certificatekeypairs/{now['verification_kp']}/")
+        assert key["fingerprint_sha256"] != fingerprint
+
+        # A hostile document is refused and the core keeps the last good values.
+        hostile = '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+        answer = await cluster.api.patch(
+            f"{cm_url}/wiki-sp",
+            json={"data": {"sp.xml": hostile}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert answer.status == 200
+        condition = await not_ready(cluster, wiki, "InvalidSpec")
+        assert "DOCTYPE or ENTITY declaration is not accepted" in condition["message"]
+        assert core_saml(core, cluster, wiki)["acs_url"] == "https://wiki.example.com/acs2"
+
+        await delete(cluster, wiki)
+        await eventually(lambda: not cluster.api.alive(*_key(wiki)))
+    keys = admin(core, "GET", f"crypto/certificatekeypairs/?name={key['name']}")
+    assert keys["results"] == []
+    # The SP's ConfigMap is only read: never owned, never changed by the operator.
+    assert "ownerReferences" not in cluster.api.get("v1/configmaps", space, "wiki-sp")["metadata"]

@@ -183,11 +183,12 @@ rules:
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update", "patch"]
-  # A SAMLProvider's IdP metadata ConfigMap: read, and written when it differs. No delete:
-  # Kubernetes collects it through its owner reference.
+  # A SAMLProvider's IdP metadata ConfigMap is written when it differs; the ConfigMap of an SP's
+  # metadata (spMetadata.configMapRef) is read, and watched so that a change reaches the core at
+  # once. No delete: Kubernetes collects the generated ConfigMaps through their owner references.
   - apiGroups: [""]
     resources: ["configmaps"]
-    verbs: ["get", "create", "update", "patch"]
+    verbs: ["get", "list", "watch", "create", "update", "patch"]
   # What runs an Outpost: read, written when it differs, deleted when no longer wanted (an
   # Ingress once no provider has a host, a disabled component). Never listed or watched.
   - apiGroups: [""]
