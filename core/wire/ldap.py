@@ -107,7 +107,7 @@ class PolicyResult(Response):
     passing: bool
     messages: list[str]
     # authentik's PolicyTestResult carries the policies' log lines too (its client requires it).
-    log_messages: list[LogEvent] = Field(default_factory=list)
+    log_messages: list[LogEvent]
 
 
 class LDAPCheckAccess(Response):
