@@ -71,7 +71,7 @@ def main(
         prog=f"tessera outpost {kind}",
         description=f"Run the {kind} outpost. Settings come from the environment: "
         "AUTHENTIK_HOST, AUTHENTIK_TOKEN, AUTHENTIK_INSECURE, AUTHENTIK_HOST_BROWSER, "
-        "AUTHENTIK_LISTEN__HTTP|HTTPS|METRICS, AUTHENTIK_STATE_DIR (or TESSERA_*).",
+        "AUTHENTIK_LISTEN__HTTP|HTTPS|LDAP|LDAPS|METRICS, AUTHENTIK_STATE_DIR (or TESSERA_*).",
     )
     parser.parse_args(argv)
     try:
