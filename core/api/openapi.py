@@ -89,7 +89,8 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
     }
     not_found = {"404": {"description": "Not found", **_json(_ref(wire.common.ErrorDetail))}}
     if not r.allow_retrieve:
-        del ops[detail]  # a listing only: no detail path (and no writes)
+        del ops[detail]  # a listing only: no detail path (and no writes), but its actions
+        _action_operations(r, ops, models, lookup)
         return ops
     ops[detail]["get"] = {
         "operationId": f"{r.path.replace('/', '_')}_retrieve",
@@ -144,6 +145,21 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
             "parameters": lookup,
             "responses": {"204": {"description": "Deleted"}, **errors, **not_found},
         }
+    _action_operations(r, ops, models, lookup)
+    return ops
+
+
+def _action_operations(
+    r: resource.Resource,
+    ops: dict[str, Any],
+    models: set[type[pydantic.BaseModel]],
+    lookup: list[dict[str, Any]],
+) -> None:
+    """Add the operations of `r`'s actions to `ops`."""
+    base = f"/{r.path}/"
+    detail = base + "{" + r.lookup + "}/"
+    errors = _errors()
+    not_found = {"404": {"description": "Not found", **_json(_ref(wire.common.ErrorDetail))}}
     for a in r.actions():
         path = (detail if a.detail else base) + f"{a.name}/"
         op_name = f"{r.path}_{a.name}".replace("/", "_")
@@ -157,7 +173,10 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
         }
         if a.request is not None:
             models.add(a.request)
-            op_doc["requestBody"] = {"required": True, **_json(_ref(a.request))}
+            op_doc["requestBody"] = {
+                "required": True,
+                "content": {a.content_type: {"schema": _ref(a.request)}},
+            }
         if a.response is not None:
             models.add(a.response)
             schema: dict[str, Any] = _ref(a.response)
@@ -167,7 +186,6 @@ def _operations(r: resource.Resource, models: set[type[pydantic.BaseModel]]) -> 
         else:
             op_doc["responses"][str(a.status)] = {"description": "Done"}
         ops.setdefault(path, {})[a.method.lower()] = op_doc
-    return ops
 
 
 def _patched(schema: dict[str, Any]) -> dict[str, Any]:

@@ -227,37 +227,41 @@ async def check_access(request: web.Request) -> web.Response:
     if not slug or len(slug) > 50:
         raise errors.ValidationFailed.one("app_slug", "This field is required.")
     async with request.app[state.STORE].read() as tx:
-        user, provider = await _asker(request, tx)
+        user, provider, trusted = await _asker(request, tx)
         application = await crud.find(tx, "applications", slug=slug)
         if application is None:
             raise errors.ObjectNotFound("Not found.")
         may = await grants.may_search(tx, provider["pk"], user)
     executor = request.app[flows_api.EXECUTOR]
     snapshot = await executor.definitions.get()
-    verdict = (
-        await app_access.verdicts(executor.services, snapshot, [application], user, _ip(request))
-    )[0]
+    (verdict,) = await app_access.verdicts(
+        executor.services, snapshot, [application], user, _ip(request)
+    )
+    # SECURITY: as the applications' own check_access, policy messages (which may describe the
+    # rules) go to an outpost or a superuser only; a user asking for themselves gets the verdict.
+    messages = list(verdict.messages) if trusted else []
     return http.respond(
         wire.ldap.LDAPCheckAccess(
             has_search_permission=may,
             access=wire.ldap.PolicyResult(
-                passing=app_access.opens(verdict), messages=list(verdict.messages)
+                passing=app_access.opens(verdict), messages=messages, log_messages=[]
             ),
         )
     )
 
 
-async def _asker(request: web.Request, tx: store.Tx) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Whose access `check_access` tells, and the LDAP provider: an outpost's token names one of
-    its bound sessions (`session_id`); anyone else asks for themselves."""
+async def _asker(request: web.Request, tx: store.Tx) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """Whose access `check_access` tells, the LDAP provider, and whether the caller may read the
+    policies' messages: an outpost's token names one of its bound sessions (`session_id`);
+    anyone else asks for themselves."""
     session_id = request.query.get("session_id")
     if session_id is not None:
         if len(session_id) != 64 or not all(c in "0123456789abcdef" for c in session_id):
             raise errors.ValidationFailed.one("session_id", "Enter a valid session id.")
         _, provider, _ = await _served(request, tx)
-        return await _session_user(tx, provider["pk"], session_id), provider
+        return await _session_user(tx, provider["pk"], session_id), provider, True
     principal = await auth.authenticate(request, tx)
     found = await crud.find(tx, records.TABLE, pk=_provider_pk(request))
     if found is None:
         raise errors.ObjectNotFound("Not found.")
-    return principal.user, found
+    return principal.user, found, principal.is_superuser

@@ -20,10 +20,10 @@ import pytest
 from akcontract import apps as app_cases
 from akcontract import core as core_cases
 from akcontract import flows as flow_cases
+from akcontract import ldap as ldap_cases
 from akcontract import outposts as outpost_cases
 from akcontract import policies as policy_cases
 from akcontract import saml as saml_cases
-from akcontract import sources as source_cases
 from authentik_client import exceptions
 from helpers import BOOTSTRAP_TOKEN
 
@@ -36,16 +36,21 @@ CASES = [
     *policy_cases.CASES,
     *outpost_cases.CASES,
     *saml_cases.CASES,
-    *source_cases.CASES,
+    *ldap_cases.CASES,
 ]
 BY_PATH = {case.path: case for case in CASES}
 DOCUMENT = app.schema_document()
 # Operations Tessera serves that authentik's API has not, with the reason.
 TESSERA_ONLY = {
     "/stages/initial_setup/": "the first-run stage that sets akadmin's password (Tessera's own)",
-    "POST /sources/ldap/{slug}/sync/": (
-        "start an LDAP source's sync by hand (authentik starts one through its tasks API)"
+    "/providers/ldap/{pk}/search_access/": (
+        "who holds search_full_directory on an LDAP provider: authentik grants it through RBAC "
+        "roles, which Tessera has not (docs/decisions/2026-12-06-ldap-search-access.md)"
     ),
+    **{
+        f"/outposts/ldap/{{pk}}/{call}/": "the LDAP outpost's one-call bind, directory and search"
+        for call in ("bind", "unbind", "directory", "search", "password")
+    },
 }
 
 
@@ -61,10 +66,7 @@ def _collections() -> list[str]:
 
 
 def _tessera_only(key: str) -> bool:
-    """An operation of TESSERA_ONLY: named whole ("POST /path/"), or under a path prefix."""
-    return key in TESSERA_ONLY or any(
-        key.split(" ", 1)[1].startswith(prefix) for prefix in TESSERA_ONLY if " " not in prefix
-    )
+    return any(key.split(" ", 1)[1].startswith(prefix) for prefix in TESSERA_ONLY)
 
 
 # Where authentik's own server breaks its schema and Tessera tells the truth instead:
@@ -84,10 +86,6 @@ TESSERA_EXTENSIONS = {
     ): (
         "the identification page's 'Remember me' answers the user_login stage's question early "
         "(see ARCHITECTURE.md, Remember me); authentik keeps its toggle in the browser"
-    ),
-    ("/sources/ldap/", "response: field 'last_sync' is not authentik's"): (
-        "an LDAP source's sync status carries the last run's counts and skipped entries; "
-        "authentik keeps them in its tasks API"
     ),
 }
 
