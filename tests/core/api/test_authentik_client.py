@@ -24,6 +24,7 @@ from akcontract import ldap as ldap_cases
 from akcontract import outposts as outpost_cases
 from akcontract import policies as policy_cases
 from akcontract import saml as saml_cases
+from akcontract import sources as source_cases
 from authentik_client import exceptions
 from helpers import BOOTSTRAP_TOKEN
 
@@ -37,6 +38,7 @@ CASES = [
     *outpost_cases.CASES,
     *saml_cases.CASES,
     *ldap_cases.CASES,
+    *source_cases.CASES,
 ]
 BY_PATH = {case.path: case for case in CASES}
 DOCUMENT = app.schema_document()
@@ -51,6 +53,9 @@ TESSERA_ONLY = {
         f"/outposts/ldap/{{pk}}/{call}/": "the LDAP outpost's one-call bind, directory and search"
         for call in ("bind", "unbind", "directory", "search", "password")
     },
+    "POST /sources/ldap/{slug}/sync/": (
+        "start an LDAP source's sync by hand (authentik starts one through its tasks API)"
+    ),
 }
 
 
@@ -66,7 +71,10 @@ def _collections() -> list[str]:
 
 
 def _tessera_only(key: str) -> bool:
-    return any(key.split(" ", 1)[1].startswith(prefix) for prefix in TESSERA_ONLY)
+    """An operation of TESSERA_ONLY: named whole ("POST /path/"), or under a path prefix."""
+    return key in TESSERA_ONLY or any(
+        key.split(" ", 1)[1].startswith(prefix) for prefix in TESSERA_ONLY if " " not in prefix
+    )
 
 
 # Where authentik's own server breaks its schema and Tessera tells the truth instead:
@@ -86,6 +94,10 @@ TESSERA_EXTENSIONS = {
     ): (
         "the identification page's 'Remember me' answers the user_login stage's question early "
         "(see ARCHITECTURE.md, Remember me); authentik keeps its toggle in the browser"
+    ),
+    ("/sources/ldap/", "response: field 'last_sync' is not authentik's"): (
+        "an LDAP source's sync status carries the last run's counts and skipped entries; "
+        "authentik keeps them in its tasks API"
     ),
 }
 
