@@ -96,7 +96,7 @@ async def test_a_saml_provider_publishes_its_metadata_follows_changes_and_is_del
         defaultNameIdPolicy="emailAddress",
     )
     app = application("cloud", space, slug, providerRef={"kind": "SAMLProvider", "name": "cloud"})
-    async with make_operator(resync_seconds=1.0):
+    async with make_operator(resync_seconds=0.5):
         await create(cluster, cloud)
         await is_ready(cluster, cloud)
         # No application yet: the URLs would name no slug, so there is no ConfigMap yet.
@@ -107,9 +107,9 @@ async def test_a_saml_provider_publishes_its_metadata_follows_changes_and_is_del
         data = await eventually(lambda: config_map(cluster, space, "cloud-idp"))
         await eventually(lambda: "metadataURL" in stored(cluster, cloud)["status"])
         version = cluster.api.get("v1/configmaps", space, "cloud-idp")["metadata"]
-        # Resyncs every second get a freshly signed document (new ID, new signature) from the
+        # Resyncs twice a second get a freshly signed document (new ID, new signature) from the
         # core: the ConfigMap is not rewritten for that.
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.5)
         again = cluster.api.get("v1/configmaps", space, "cloud-idp")["metadata"]
         assert again["resourceVersion"] == version["resourceVersion"]
 
