@@ -71,6 +71,8 @@ class Action:
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     detail: bool
     request: type[pydantic.BaseModel] | None = None
+    # How `request` arrives: JSON, or a form (`multipart/form-data`) the handler reads itself.
+    content_type: str = "application/json"
     response: type[pydantic.BaseModel] | None = None
     status: int = 200
     superuser: bool = True

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from tessera.core.wire.common import Name, Request, Response, Uuid
@@ -177,6 +177,16 @@ class SAMLProvider(ProviderBase):
     url_sso_init: str
     url_slo_post: str
     url_slo_redirect: str
+
+
+class SAMLProviderImportRequest(Request):
+    """The multipart form of `import_metadata/` (described in the OpenAPI document; the handler
+    reads the form itself): the SP's metadata document as `file`."""
+
+    name: Name
+    authorization_flow: Uuid
+    invalidation_flow: Uuid
+    file: Annotated[str, WithJsonSchema({"type": "string", "format": "binary"})]
 
 
 class SAMLMetadata(Response):

@@ -88,6 +88,8 @@ class SAMLProviders(resource.Resource):
                 "POST",
                 self._import,
                 detail=False,
+                request=wire.saml.SAMLProviderImportRequest,
+                content_type="multipart/form-data",
                 response=wire.saml.SAMLProvider,
                 status=201,
                 summary="Create a provider from an SP's metadata (multipart form: name, "

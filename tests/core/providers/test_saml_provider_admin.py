@@ -201,6 +201,34 @@ async def test_import_from_sp_metadata(api: Any, client: Any) -> None:
     assert len(body["property_mappings"]) == 7
 
 
+async def test_authentiks_client_imports_sp_metadata_as_a_multipart_form(
+    api: Any, client: Any
+) -> None:
+    """authentik's generated client sends the import as multipart/form-data (the OpenAPI
+    document says so) and parses the provider it gets back."""
+    import asyncio
+    import uuid
+
+    import akclientkit
+    from authentik_client.api.providers_api import ProvidersApi
+    from helpers import BOOTSTRAP_TOKEN
+
+    document = await client.get("/api/v3/schema/")
+    operation = (await document.json())["paths"]["/providers/saml/import_metadata/"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"multipart/form-data"}
+    _, cert = rsa_pair()
+    xml = SP_METADATA.format(entity=SP_ENTITY, cert=_cert_body(cert), acs=ACS)
+    providers = ProvidersApi(akclientkit.Driver(str(client.make_url("/")), BOOTSTRAP_TOKEN).client)
+    flows = [uuid.UUID(await flow_pk(api, s)) for s in (IMPLICIT, "default-invalidation-flow")]
+    made = await asyncio.to_thread(
+        providers.providers_saml_import_metadata_create,
+        "from the client",
+        *flows,
+        ("sp.xml", xml.encode()),
+    )
+    assert made.name == "from the client" and made.acs_url == ACS and made.audience == SP_ENTITY
+
+
 @pytest.mark.parametrize(
     "document",
     [
