@@ -12,7 +12,8 @@ the system's trust store when not.
 
 # SECURITY: a simple bind with an empty password is an anonymous bind that servers accept
 # (RFC 4513 5.1.2, "unauthenticated"); `bind_user` refuses one before it reaches the wire.
-# Passwords are never logged: errors carry the server's result code and message only.
+# Passwords are never logged: errors carry the server's result code and message only. Password
+# attributes of the entries read (`SECRET_ATTRIBUTES`) are dropped before anything sees them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ from tessera.core import crypto
 TIMEOUT = 10  # seconds to connect and to wait for one answer (ldap3 wants whole seconds)
 PAGE_SIZE = 500  # entries per page of a paged search (RFC 2696)
 AD_CAPABILITY = "1.2.840.113556.1.4.800"  # supportedCapabilities of Active Directory
+# Attributes holding passwords or their hashes: dropped from every entry read, so that no
+# mapping (nor anything it stores) ever sees them, whatever the bind DN may read.
+SECRET_ATTRIBUTES = frozenset(
+    {"userpassword", "unicodepwd", "authpassword", "sambantpassword", "sambalmpassword"}
+)
 INVALID_CREDENTIALS = 49
 
 
@@ -230,7 +236,10 @@ def search(
             if item.get("type") != "searchResEntry":
                 continue
             raw = item.get("raw_attributes") or {}
-            yield Entry(item["dn"], {k: _values(v) for k, v in raw.items()})
+            yield Entry(
+                item["dn"],
+                {k: _values(v) for k, v in raw.items() if k.lower() not in SECRET_ATTRIBUTES},
+            )
         controls = result.get("controls") or {}
         cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
         if not cookie:

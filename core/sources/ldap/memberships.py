@@ -54,21 +54,29 @@ def wanted(
 async def apply_members(
     db: store.Store, wanted_members: set[tuple[str, int]], linked: Linked, report: Report
 ) -> None:
+    """Give each synced group the synced members the directory names, keeping its other
+    members; a group whose synced members are already those is not written."""
     source_users = set(linked.users.values())
     group_pks = sorted(set(linked.groups.values()))
     async with db.read() as tx:
-        current_by_group = await crud.users_of_groups(tx, group_pks) if group_pks else {}
-    current = {(g, u) for g, us in current_by_group.items() for u in us if u in source_users}
-    add = sorted(wanted_members - current)
-    remove = sorted(current - wanted_members)
-    for start in range(0, max(len(add), len(remove)), CHUNK):
+        current = await crud.users_of_groups(tx, group_pks) if group_pks else {}
+    wanted: dict[str, set[int]] = {g: set() for g in group_pks}
+    for group_pk, user_pk in wanted_members:
+        wanted[group_pk].add(user_pk)
+    changed = []
+    for group_pk in group_pks:
+        members = current.get(group_pk, [])
+        synced = {u for u in members if u in source_users}
+        if synced == wanted[group_pk]:
+            continue
+        report.counts["memberships_added"] += len(wanted[group_pk] - synced)
+        report.counts["memberships_removed"] += len(synced - wanted[group_pk])
+        kept = [u for u in members if u not in source_users]
+        changed.append((group_pk, kept + sorted(wanted[group_pk])))
+    for start in range(0, len(changed), CHUNK // 10 or 1):
         async with db.transaction() as tx:
-            for group_pk, user_pk in add[start : start + CHUNK]:
-                await crud.add_member(tx, user_pk=user_pk, group_pk=group_pk)
-            for group_pk, user_pk in remove[start : start + CHUNK]:
-                await crud.remove_member(tx, user_pk=user_pk, group_pk=group_pk)
-    report.counts["memberships_added"] += len(add)
-    report.counts["memberships_removed"] += len(remove)
+            for group_pk, members in changed[start : start + CHUNK // 10 or 1]:
+                await crud.set_members(tx, group_pk=group_pk, others=members)
 
 
 def _ancestors(parents: dict[str, list[str]], pk: str) -> set[str]:

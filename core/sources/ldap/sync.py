@@ -161,18 +161,46 @@ async def _user_values(
     return values
 
 
+@dataclass
+class Known:
+    """What the store holds for one chunk of entries, read in three queries rather than three
+    per entry: the links by identifier, the linked rows by pk, and the rows by name."""
+
+    links: dict[str, dict[str, Any]]
+    rows: dict[Any, dict[str, Any]]
+    names: dict[str, dict[str, Any]]
+
+
+async def _known(
+    tx: store.Tx, job: Job, table: str, links: str, key: str, prepared: list[Any], name: str
+) -> Known:
+    idents = [ident for _, ident, _ in prepared]
+    found = await crud.find_many(tx, links, "identifier", idents) if idents else []
+    mine = {r["identifier"]: r for r in found if r["source"] == job.source["pk"]}
+    pks = [r[key] for r in mine.values()]
+    rows = {r["pk"]: r for r in await crud.find_many(tx, table, "pk", pks)} if pks else {}
+    wanted = [values[name] for _, _, values in prepared]
+    named = await crud.find_many(tx, table, name, wanted) if wanted else []
+    return Known(mine, rows, {r[name]: r for r in named})
+
+
 async def _write_user(
-    tx: store.Tx, job: Job, entry: client.Entry, ident: str, values: dict[str, Any], report: Report
+    tx: store.Tx,
+    job: Job,
+    known: Known,
+    entry: client.Entry,
+    ident: str,
+    values: dict[str, Any],
+    report: Report,
 ) -> int | None:
     source_pk = job.source["pk"]
-    link = await crud.find(tx, records.USERS, source=source_pk, identifier=ident)
+    link = known.links.get(ident)
     now = util.now()
+    named = known.names.get(values["username_folded"])
     if link is not None:
-        row = await crud.get(tx, users.TABLE, pk=link["user_pk"])
+        row = known.rows.get(link["user_pk"]) or await crud.get(tx, users.TABLE, pk=link["user_pk"])
         if any(row.get(k) != v for k, v in values.items()):
-            if values["username_folded"] != row["username_folded"] and await users.taken(
-                tx, values["username"], except_pk=row["pk"]
-            ):
+            if named is not None and named["pk"] != row["pk"]:
                 report.skip(f"{entry.dn}: username {values['username']!r} is taken, skipped")
                 return int(row["pk"])
             await crud.update(tx, users.TABLE, {"pk": row["pk"]}, {**values, "last_updated": now})
@@ -184,7 +212,7 @@ async def _write_user(
                 tx, records.USERS, {"pk": link["pk"]}, {"dn": entry.dn, "last_updated": now}
             )
         return int(row["pk"])
-    if await users.taken(tx, values["username"]):
+    if named is not None:
         report.skip(
             f"{entry.dn}: username {values['username']!r} belongs to a user this source did "
             "not create, skipped"
@@ -242,9 +270,12 @@ async def sync_users(
             if values is not None:
                 prepared.append((entry, ident, values))
         async with db.transaction() as tx:
+            known = await _known(
+                tx, job, users.TABLE, records.USERS, "user_pk", prepared, "username_folded"
+            )
             for entry, ident, values in prepared:
                 try:
-                    pk = await _write_user(tx, job, entry, ident, values, report)
+                    pk = await _write_user(tx, job, known, entry, ident, values, report)
                 except errors.TesseraError as exc:
                     report.skip(f"{entry.dn}: {exc}, skipped")
                     continue
@@ -282,14 +313,20 @@ async def _group_values(
 
 
 async def _write_group(
-    tx: store.Tx, job: Job, entry: client.Entry, ident: str, values: dict[str, Any], report: Report
+    tx: store.Tx,
+    job: Job,
+    known: Known,
+    entry: client.Entry,
+    ident: str,
+    values: dict[str, Any],
+    report: Report,
 ) -> str | None:
     source_pk = job.source["pk"]
-    link = await crud.find(tx, records.GROUPS, source=source_pk, identifier=ident)
+    link = known.links.get(ident)
     now = util.now()
-    named = await crud.find(tx, "groups", name=values["name"])
+    named = known.names.get(values["name"])
     if link is not None:
-        row = await crud.get(tx, "groups", pk=link["group_pk"])
+        row = known.rows.get(link["group_pk"]) or await crud.get(tx, "groups", pk=link["group_pk"])
         if named is not None and named["pk"] != row["pk"]:
             report.skip(f"{entry.dn}: group name {values['name']!r} is taken, skipped")
             return str(row["pk"])
@@ -345,9 +382,10 @@ async def sync_groups(
             if values is not None:
                 prepared.append((entry, ident, values))
         async with db.transaction() as tx:
+            known = await _known(tx, job, "groups", records.GROUPS, "group_pk", prepared, "name")
             for entry, ident, values in prepared:
                 try:
-                    pk = await _write_group(tx, job, entry, ident, values, report)
+                    pk = await _write_group(tx, job, known, entry, ident, values, report)
                 except errors.TesseraError as exc:
                     report.skip(f"{entry.dn}: {exc}, skipped")
                     continue
