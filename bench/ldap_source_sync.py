@@ -10,7 +10,10 @@ LDAP source with the OpenLDAP mappings; then, as the worker runs it:
 2. a second sync with nothing changed (every entry read and compared, nothing written);
 3. a third after `--changed` entries changed their mail in the directory.
 
-Reported per run: seconds, entries per second, and the run's counts; as JSON with `--json`.
+Reported per run: seconds, entries per second, the run's counts, and the ratio to two references
+measured in the same run: `ldapsearch` (OpenLDAP's C client) reading the same entries, paged, to
+/dev/null, and the source's own directory read (ldap3, in its thread) alone. As JSON with
+`--json`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +36,7 @@ import slapdkit
 
 from tessera.core import config, store, wire
 from tessera.core.crypto import Keyring
-from tessera.core.sources.ldap import mappings, records, runner
+from tessera.core.sources.ldap import mappings, records, runner, sync
 from tessera.core.store import crud
 
 SECRET = "bench-secret-key-" + "x" * 40
@@ -85,6 +89,50 @@ def change_mail(slapd: slapdkit.Slapd, count: int) -> None:
     connection.unbind()
 
 
+def ldapsearch_seconds(slapd: slapdkit.Slapd) -> float:
+    """The reference: OpenLDAP's own client reading every user and group, paged by 500."""
+    started = time.perf_counter()
+    for base, query in (
+        (PEOPLE, "(objectClass=inetOrgPerson)"),
+        (f"ou=groups,{slapdkit.SUFFIX}", "(objectClass=groupOfNames)"),
+    ):
+        subprocess.run(
+            [
+                "ldapsearch",
+                "-x",
+                "-LLL",
+                "-H",
+                slapd.url,
+                "-D",
+                slapd.root_dn,
+                "-w",
+                slapd.root_password,
+                "-E",
+                "pr=500/noprompt",
+                "-b",
+                base,
+                query,
+                "*",
+                "entryUUID",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=600,
+        )
+    return time.perf_counter() - started
+
+
+async def read_seconds(db: store.Store, keyring: Keyring, pk: str) -> float:
+    """The source's directory read alone (ldap3 in a thread), without writing anything."""
+    async with db.read() as tx:
+        row = await crud.get(tx, records.TABLE, pk=pk)
+        settings = await records.connection_settings(tx, keyring, row)
+    job = sync.Job(row, settings, mappings.Mapper([], row, ""), mappings.Mapper([], row, ""))
+    started = time.perf_counter()
+    await asyncio.to_thread(sync.fetch, job)
+    return time.perf_counter() - started
+
+
 async def timed(db: store.Store, keyring: Keyring, pk: str, entries: int) -> dict[str, Any]:
     started = time.perf_counter()
     status = await runner.run(db, keyring, pk, "bench")
@@ -119,6 +167,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 pk = await source(db, keyring, slapd)
                 entries = args.users + args.groups
+                reference = ldapsearch_seconds(slapd)
+                ldap3_read = await read_seconds(db, keyring, pk)
                 first = await timed(db, keyring, pk, entries)
                 second = await timed(db, keyring, pk, entries)
                 change_mail(slapd, args.changed)
@@ -131,6 +181,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "groups": args.groups,
         "members_per_group": args.members,
         "slapd_load_seconds": round(load_seconds, 2),
+        "reference_ldapsearch_seconds": round(reference, 2),
+        "reference_ldap3_read_seconds": round(ldap3_read, 2),
+        "first_sync_vs_ldapsearch": round(first["seconds"] / reference, 1),
+        "unchanged_sync_vs_ldapsearch": round(second["seconds"] / reference, 1),
         "first_sync": first,
         "unchanged_sync": second,
         f"sync_after_{args.changed}_changes": third,
