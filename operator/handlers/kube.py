@@ -166,6 +166,17 @@ async def read_custom(
     return None
 
 
+async def list_custom(
+    api: client.ApiClient, group: str, version: str, plural: str, namespace: str
+) -> list[dict[str, Any]]:
+    """The custom resources of a kind in a namespace."""
+    with _answered(f"list {plural}"):
+        found = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            group, version, namespace, plural
+        )
+    return [item for item in found.get("items") or [] if isinstance(item, dict)]
+
+
 async def annotate_custom(
     api: client.ApiClient,
     group: str,

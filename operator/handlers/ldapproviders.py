@@ -8,20 +8,25 @@ a second one, and one edited or deleted in the core is put back by the next reco
 
 The connection Secret holds what an application configures to use the directory: the base DN,
 the bind DN of its users (`cn={username},ou=users,<base DN>`), the users' and groups' subtrees
-and object class filters, as the ldap outpost serves them. It holds no password.
+and object class filters, as the ldap outpost serves them, and, once an ldap `Outpost` names
+the provider, `ldap_url` and `ldaps_url` of that Outpost's Service (the first by name). It holds
+no password. An ldap Outpost's reconcile annotates the providers it serves
+(`served_annotation`), so a new Outpost reaches their Secrets at once.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
 
+from tessera.operator.builders import outpost as build
 from tessera.operator.handlers import kube, objects, owned, providers
 from tessera.operator.handlers.runtime import InvalidSpec, Runtime
-from tessera.operator.resources import common, ldapprovider
+from tessera.operator.resources import common, ldapprovider, outpost
 
 KIND = ldapprovider.KIND.kind
 PATH = "providers/ldap/"
@@ -91,9 +96,47 @@ def changes(want: Mapping[str, Any], have: Mapping[str, Any]) -> dict[str, Any]:
     return {k: want[k] for k in _COMPARED if objects.text(want[k]) != objects.text(have.get(k))}
 
 
-def connection(base_dn: str) -> dict[str, str]:
-    """The connection Secret's data for a directory rooted at `base_dn`."""
+SERVED_PREFIX = "tessera.dev/outpost-"
+
+
+def served_annotation(outpost_name: str) -> str:
+    """The annotation an ldap Outpost puts on the LDAPProviders it serves (a name may be 253
+    long; a key's name part, 63): its value changing makes the provider rewrite its Secret."""
+    return SERVED_PREFIX + hashlib.sha256(outpost_name.encode()).hexdigest()[:16]
+
+
+async def outposts_serving(rt: Runtime, body: Mapping[str, Any]) -> list[str]:
+    """Names of the ldap Outposts of the namespace naming this provider, sorted."""
+    meta = body["metadata"]
+    found = await kube.list_custom(
+        rt.kube, common.GROUP, common.VERSION, outpost.KIND.plural, meta["namespace"]
+    )
+    names = []
+    for item in found:
+        spec = item.get("spec") or {}
+        refs = spec.get("providerRefs") or []
+        if spec.get("type") != "ldap" or (item.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        if any(
+            isinstance(r, Mapping) and r.get("kind") == KIND and r.get("name") == meta["name"]
+            for r in refs
+        ):
+            names.append(str(item["metadata"]["name"]))
+    return sorted(names)
+
+
+def connection(base_dn: str, namespace: str = "", outposts: Sequence[str] = ()) -> dict[str, str]:
+    """The connection Secret's data for a directory rooted at `base_dn`, served by `outposts`
+    (the first one's Service gives `ldap_url` and `ldaps_url`)."""
+    urls = {}
+    if outposts:
+        host = f"{build.base_name(outposts[0])}.{namespace}.svc"
+        urls = {
+            "ldap_url": f"ldap://{host}:{build.SERVICE_PORTS['ldap']}",
+            "ldaps_url": f"ldaps://{host}:{build.SERVICE_PORTS['ldaps']}",
+        }
     return {
+        **urls,
         "base_dn": base_dn,
         "bind_dn_pattern": f"cn={{username}},ou=users,{base_dn}",
         "users_dn": f"ou=users,{base_dn}",
@@ -106,7 +149,8 @@ def connection(base_dn: str) -> dict[str, str]:
 async def publish(rt: Runtime, body: Mapping[str, Any], provider: Mapping[str, Any]) -> str:
     """Write the connection Secret of `body` from the core `provider`; what was done."""
     spec = parse(body)
-    data = connection(str(provider["base_dn"]))
+    namespace = body["metadata"]["namespace"]
+    data = connection(str(provider["base_dn"]), namespace, await outposts_serving(rt, body))
     labels = {**kube.MANAGED_BY, "tessera.dev/ldapprovider": body["metadata"]["name"]}
     manifest: dict[str, Any] = {
         "apiVersion": "v1",

@@ -101,6 +101,33 @@ async def providers_of(
     return pks, tuple(hosts)
 
 
+async def tell_served(rt: Runtime, body: Mapping[str, Any], spec: outpost.OutpostSpec) -> int:
+    """Annotate the LDAPProviders this (ldap) Outpost serves that were not told yet, so that
+    their connection Secrets name its Service at once (`ldapproviders.served_annotation`)."""
+    meta = body["metadata"]
+    key, told = ldapproviders.served_annotation(str(meta["name"])), 0
+    for ref in spec.provider_refs:
+        if ref.kind != ldapprovider.KIND.kind:
+            continue
+        plural = ldapprovider.KIND.plural
+        resource = await kube.read_custom(
+            rt.kube, common.GROUP, common.VERSION, plural, meta["namespace"], ref.name
+        )
+        annotations = ((resource or {}).get("metadata") or {}).get("annotations") or {}
+        if resource is None or annotations.get(key) == str(meta["uid"]):
+            continue
+        told += await kube.annotate_custom(
+            rt.kube,
+            common.GROUP,
+            common.VERSION,
+            plural,
+            meta["namespace"],
+            ref.name,
+            {key: str(meta["uid"])},
+        )
+    return told
+
+
 def core_config(rt: Runtime, body: Mapping[str, Any], spec: outpost.OutpostSpec) -> dict[str, Any]:
     """The outpost's `config` keys the resource decides (the core adds authentik's defaults)."""
     return {
@@ -277,6 +304,7 @@ async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
     removed = 0
     for kind, name in _unwanted(plan, built):
         removed += await owned.remove(rt.kube, kind, namespace, name, uid)
+    await tell_served(rt, body, spec)
     fields: dict[str, Any] = {
         "outpostUID": str(core["pk"]),
         "components": components,

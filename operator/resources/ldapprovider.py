@@ -71,7 +71,8 @@ class LDAPProviderSpec(common.Model):
     ] = "default-invalidation-flow"
     connection_secret: common.SecretRef
     """Secret the operator writes: base_dn, bind_dn_pattern (with `{username}`), users_dn,
-    groups_dn, user_filter and group_filter."""
+    groups_dn, user_filter and group_filter; ldap_url and ldaps_url once an ldap Outpost serves
+    the provider."""
     deletion_policy: common.DeletionPolicy = "Delete"
     """Delete: remove the core provider with the resource; Orphan: keep it, unmanaged."""
 

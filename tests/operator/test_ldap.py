@@ -2,8 +2,8 @@
 LDAP and LDAPS listeners behind a Service on the well-known ports 389 and 636, with the same
 security context, labels and settings as a proxy outpost; an `LDAPProvider` becomes a core LDAP
 provider (through the real core) with a connection Secret holding the base DN and bind DN
-pattern, is served by the ldap Outpost naming it, reports bad specs and conflicts in its Ready
-condition, and is deleted with the resource."""
+pattern (and the address of the ldap Outpost serving it), is served by the Outpost naming it,
+reports bad specs and conflicts in its Ready condition, and is deleted with the resource."""
 
 from __future__ import annotations
 
@@ -182,7 +182,10 @@ async def test_an_ldap_provider_gets_a_connection_secret_and_is_served_by_its_ou
             True,
         )
         assert made["assigned_application_slug"] == f"jellyfin-{space}"
+        host = f"tessera-outpost-directory.{space}.svc"
         assert data == {
+            "ldap_url": f"ldap://{host}:389",
+            "ldaps_url": f"ldaps://{host}:636",
             "base_dn": base,
             "bind_dn_pattern": f"cn={{username}},ou=users,{base}",
             "users_dn": f"ou=users,{base}",
@@ -228,7 +231,7 @@ async def test_bad_ldap_specs_and_a_taken_base_dn_are_reported(
     second = ldap_provider("second", space, baseDN=f"dc=shared,dc={space}")
     no_key = ldap_provider("nokey", space, certificate={"name": "no such key pair"})
     no_flow = ldap_provider("noflow", space, authorizationFlow="no-such-flow")
-    async with make_operator():
+    async with make_operator(outpost_image=IMAGE):
         await create(cluster, first)
         await is_ready(cluster, first)
         for manifest in (second, no_key, no_flow):
@@ -248,4 +251,14 @@ async def test_bad_ldap_specs_and_a_taken_base_dn_are_reported(
         # Moving the second provider to a base DN of its own makes it ready.
         await patch_spec(cluster, second, {"baseDN": f"dc=second,dc={space}"})
         await is_ready(cluster, second)
-        assert secret(cluster, space, "second-ldap")["base_dn"] == f"dc=second,dc={space}"
+        data = secret(cluster, space, "second-ldap")
+        assert data["base_dn"] == f"dc=second,dc={space}" and "ldap_url" not in data
+        # An ldap Outpost naming it later tells it at once: its Secret gets the addresses.
+        await create(cluster, ldap_outpost("dir", space, "second"))
+        await eventually(
+            lambda: (
+                secret(cluster, space, "second-ldap").get("ldap_url")
+                == f"ldap://tessera-outpost-dir.{space}.svc:389"
+            ),
+            timeout=15,
+        )
