@@ -28,6 +28,10 @@ class PasswordRefused(Exception):
         self.messages = messages
 
 
+class FilterRefused(Exception):
+    """The core could not read the filter text of a direct-mode search (HTTP 400)."""
+
+
 class CoreApi:
     def __init__(self, client: client_.CoreClient, timeout: float = 10.0) -> None:
         self.client = client

@@ -230,10 +230,13 @@ def _in_chain(attr: str | None, value: str, resolve: Resolve) -> Matcher:
 
 
 def escape_value(value: str) -> str:
+    """RFC 4515 §3 escapes; bytes that were not UTF-8 (kept as surrogates) as `\\XX` too."""
     out = []
     for ch in value:
         if ch in "*()\\\x00":
             out.append(f"\\{ord(ch):02x}")
+        elif "\udc80" <= ch <= "\udcff":
+            out.append(f"\\{ord(ch) - 0xDC00:02x}")
         else:
             out.append(ch)
     return "".join(out)

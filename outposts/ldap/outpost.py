@@ -13,7 +13,7 @@ callbacks), used by `protocol`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ INVALID_CREDENTIALS = 49
 INSUFFICIENT_ACCESS = 50
 BUSY = 51
 UNAVAILABLE = 52
+EVERYTHING = "(objectClass=*)"  # a superset the core always reads; the filter applies here
 REASON_CODES = {
     "invalid_credentials": INVALID_CREDENTIALS,
     "access_denied": INSUFFICIENT_ACCESS,
@@ -77,7 +78,7 @@ class Outpost:
         self.cache = bindcache.BindCache()
         self.connections: set[Connection] = set()
         self.counters = Counters()
-        self._refetching: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # Configuration ------------------------------------------------------------------------
 
@@ -160,33 +161,54 @@ class Outpost:
             if provider.cached_search and (
                 provider.generation is None or changed.generation != provider.generation
             ):
-                await self.refetch(provider)
+                self._spawn(self.refetch(provider))  # the control channel is not held up
 
     async def refetch(self, provider: Provider) -> None:
         """Bring a cached-search provider's records up to date (`?since=` when it has some);
-        failures keep the records held."""
+        failures keep the records held. Refetches of one provider run one at a time; pushes
+        arriving meanwhile make one more."""
         if self.core is None:
             return
-        try:
-            records = await self.core.directory(provider.pk, since=provider.generation)
-        except client_.CoreError as exc:
-            log.warning("ldap_directory_refetch_failed", provider=provider.pk, error=str(exc))
+        provider.stale = True
+        if provider.refetching:
             return
-        if self.providers.get(provider.pk) is provider:
-            provider.apply(records)
-            log.info(
-                "ldap_directory_updated",
-                provider=provider.pk,
-                generation=records.generation,
-                partial=records.partial,
-                entries=len(provider.directory),
-            )
+        provider.refetching = True
+        try:
+            while provider.stale and self.providers.get(provider.pk) is provider:
+                provider.stale = False
+                try:
+                    records = await self.core.directory(provider.pk, since=provider.generation)
+                except client_.CoreError as exc:
+                    log.warning(
+                        "ldap_directory_refetch_failed", provider=provider.pk, error=str(exc)
+                    )
+                    return
+                await provider.apply_async(records)
+                log.info(
+                    "ldap_directory_updated",
+                    provider=provider.pk,
+                    generation=records.generation,
+                    partial=records.partial,
+                    entries=len(provider.directory),
+                )
+        finally:
+            provider.refetching = False
 
     async def reconnected(self) -> None:
         """The channel is back: pushes may have been missed while it was down."""
         for provider in list(self.providers.values()):
             if provider.cached_search:
-                await self.refetch(provider)
+                self._spawn(self.refetch(provider))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Wait for the refetches under way (tests, and a clean stop)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # Binds -------------------------------------------------------------------------------
 
@@ -273,9 +295,14 @@ class Outpost:
             raise client_.CoreUnreachable("no core")
         text = filters.to_text(search.filter)
         if len(text) > wire.MAX_FILTER:
-            text = "(objectClass=*)"  # a superset; the filter is applied here exactly
+            text = EVERYTHING
         request = wire.SearchRequest(session_id=session.session_id, filter=text)
-        answer = await self.core.search(provider.pk, request, deadline=deadline)
+        try:
+            answer = await self.core.search(provider.pk, request, deadline=deadline)
+        except coreapi.FilterRefused as exc:
+            log.info("ldap_search_filter_refused", reason=str(exc))
+            request = request.model_copy(update={"filter": EVERYTHING})
+            answer = await self.core.search(provider.pk, request, deadline=deadline)
         return provider.answer_view(answer, session)
 
     async def change_password(self, session: Session, old: bytes | None, new: bytes) -> None:

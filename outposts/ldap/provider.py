@@ -11,6 +11,7 @@ In direct search mode `answer_view` builds the view from the core's `search/` an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import gc
@@ -62,6 +63,8 @@ class Provider:
         self.groups: dict[str, wire.DirectoryGroup] = {}
         self.directory = Directory(dit.containers(self.layout))
         self.group_names: dict[str, str] = {}  # direct mode: groups seen so far
+        self.refetching = False  # a refetch of the records is under way
+        self.stale = False  # and another is wanted after it
 
     @property
     def pk(self) -> int:
@@ -82,6 +85,17 @@ class Provider:
 
     def apply(self, records: wire.Directory) -> None:
         """Adopt a whole directory, or a partial one on top of the records held."""
+        self.merge(records)
+        self.directory = self.build(list(self.users.values()), list(self.groups.values()))
+
+    async def apply_async(self, records: wire.Directory) -> None:
+        """`apply`, with the DIT built in a worker thread: the loop keeps answering meanwhile
+        (a directory of 10,000 users takes a second or two to build)."""
+        self.merge(records)
+        users, groups = list(self.users.values()), list(self.groups.values())
+        self.directory = await asyncio.to_thread(self.build, users, groups)
+
+    def merge(self, records: wire.Directory) -> None:
         if not records.partial:
             self.users = {u.pk: u for u in records.users}
             self.groups = {_uuid(g.pk): g for g in records.groups}
@@ -93,10 +107,12 @@ class Provider:
             self.users.update({u.pk: u for u in records.users})
             self.groups.update({_uuid(g.pk): g for g in records.groups})
         self.generation = records.generation
+
+    def build(
+        self, users: list[wire.DirectoryUser], groups: list[wire.DirectoryGroup]
+    ) -> Directory:
         with _no_gc():
-            self.directory = Directory(
-                dit.build(self.layout, self.users.values(), self.groups.values())
-            )
+            return Directory(dit.build(self.layout, users, groups))
 
     def view(self, session: Session) -> Directory:
         """What `session` may search, from the records held (cached search mode)."""

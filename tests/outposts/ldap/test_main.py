@@ -22,7 +22,11 @@ def outpost(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_help() -> None:
     done = subprocess.run(
-        [TESSERA, "outpost", "ldap", "--help"], capture_output=True, text=True, timeout=60, check=False
+        [TESSERA, "outpost", "ldap", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0
     assert "LDAP|LDAPS" in done.stdout

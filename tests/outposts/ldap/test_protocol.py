@@ -417,6 +417,7 @@ def test_directory_changed_push_refetches(ldap_server: LDAPThread) -> None:
                 "users": [],
             }
         )
+        await outpost.settled()
 
     try:
         ldap_server.call(lambda: push(2))
