@@ -30,6 +30,8 @@ from tessera.operator.resources import common, ldapprovider, outpost
 
 KIND = ldapprovider.KIND.kind
 PATH = "providers/ldap/"
+USERS = "core/users/"
+GROUPS = "core/groups/"
 MAX_NAME = 200  # the core's limit on a provider's name
 _COMPARED = (
     "name",
@@ -167,10 +169,46 @@ async def publish(rt: Runtime, body: Mapping[str, Any], provider: Mapping[str, A
     return await owned.write_data(rt.kube, manifest, str(body["metadata"]["uid"]))
 
 
+async def search_access(rt: Runtime, spec: ldapprovider.LDAPProviderSpec) -> dict[str, list[Any]]:
+    """Who may search the whole directory: `searchUsers` and `searchGroups` as core pks."""
+    users: list[int] = []
+    for index, username in enumerate(spec.search_users):
+        found = [
+            u for u in await rt.core.list(USERS, username=username) if u.get("username") == username
+        ]
+        if not found:
+            raise InvalidSpec(f"spec.searchUsers[{index}]: the core has no user {username!r}")
+        users.append(int(found[0]["pk"]))
+    groups: list[str] = []
+    for index, name in enumerate(spec.search_groups):
+        found = [g for g in await rt.core.list(GROUPS, name=name) if g.get("name") == name]
+        if not found:
+            raise InvalidSpec(f"spec.searchGroups[{index}]: the core has no group named {name!r}")
+        groups.append(str(found[0]["pk"]))
+    return {"users": users, "groups": groups}
+
+
+async def grant_search(
+    rt: Runtime, body: Mapping[str, Any], pk: Any, want: dict[str, list[Any]]
+) -> bool:
+    """Make the provider's "search full directory" holders exactly `want`; whether it changed."""
+    path = f"{PATH}{pk}/search_access/"
+    have = await rt.core.request("GET", path)
+    if sorted(map(str, have.get("users") or [])) == sorted(map(str, want["users"])) and sorted(
+        map(str, have.get("groups") or [])
+    ) == sorted(map(str, want["groups"])):
+        return False
+    await rt.core.request("PUT", path, body=want, managed=managed(body))
+    return True
+
+
 async def reconcile(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
     want = await desired(rt, body)
+    access = await search_access(rt, parse(body))
     unique = ("base_dn", want["base_dn"], "spec.baseDN")
     provider, happened = await objects.upsert(rt.core, PATH, managed(body), want, unique, changes)
+    if await grant_search(rt, body, provider["pk"], access):
+        happened += ", search access set"
     done = await publish(rt, body, provider)
     fields = {"providerPk": provider["pk"], "baseDN": provider["base_dn"]}
     secret = parse(body).connection_secret.name

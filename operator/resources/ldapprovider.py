@@ -40,6 +40,7 @@ BaseDN = Annotated[
     str, Field(min_length=3, max_length=1024, pattern=DN_PATTERN), AfterValidator(_dn)
 ]
 StartNumber = Annotated[int, Field(ge=0, le=2**31 - 1)]
+PrincipalName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class LDAPProviderSpec(common.Model):
@@ -62,6 +63,16 @@ class LDAPProviderSpec(common.Model):
     """direct: every search asks the core; cached: the outpost holds the directory in memory."""
     mfa_support: bool = True
     """Accept `password;123456` (a TOTP or static code after the password) for users with MFA."""
+    search_groups: Annotated[
+        list[PrincipalName], Field(max_length=64), common.SET, common.UNIQUE
+    ] = []
+    """Names of core groups whose members (and their descendants' members) may search the whole
+    directory; everyone else sees only themselves and their groups."""
+    search_users: Annotated[
+        list[PrincipalName], Field(max_length=64), common.SET, common.UNIQUE
+    ] = []
+    """Usernames of core users (e.g. an application's bind account) who may search the whole
+    directory."""
     authorization_flow: Annotated[
         wire.Slug,
         Field(description="Slug of the core flow a bind runs (password, MFA, login)."),

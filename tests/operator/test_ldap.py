@@ -152,7 +152,18 @@ async def test_an_ldap_provider_gets_a_connection_secret_and_is_served_by_its_ou
     cluster: Cluster, core: Server, make_operator: Callable[..., Any]
 ) -> None:
     space = ns()
-    jellyfin = ldap_provider("jellyfin", space, bindMode="cached", searchMode="cached")
+    group = admin(core, "POST", "core/groups/", {"name": f"media-{space}"})
+    account = admin(
+        core, "POST", "core/users/", {"username": f"jellyfin-{space}", "name": "Jellyfin"}
+    )
+    jellyfin = ldap_provider(
+        "jellyfin",
+        space,
+        bindMode="cached",
+        searchMode="cached",
+        searchGroups=[f"media-{space}"],
+        searchUsers=[f"jellyfin-{space}"],
+    )
     app = application(
         "jellyfin",
         space,
@@ -201,16 +212,25 @@ async def test_an_ldap_provider_gets_a_connection_secret_and_is_served_by_its_ou
             "LDAPProvider",
             stored(cluster, jellyfin)["metadata"]["uid"],
         )
+        # "Search full directory" is held by exactly the users and groups of the spec.
+        access = admin(core, "GET", f"providers/ldap/{made['pk']}/search_access/")
+        assert access == {"users": [account["pk"]], "groups": [group["pk"]]}
         served = core_object(core, cluster, "outposts/instances/", directory)
         assert served["providers"] == [made["pk"]]
 
         # A change reaches the core and the Secret.
-        await patch_spec(cluster, jellyfin, {"baseDN": "dc=media,dc=example", "mfaSupport": False})
+        await patch_spec(
+            cluster,
+            jellyfin,
+            {"baseDN": "dc=media,dc=example", "mfaSupport": False, "searchUsers": []},
+        )
         await eventually(
             lambda: secret(cluster, space, "jellyfin-ldap")["base_dn"] == "dc=media,dc=example"
         )
         changed = core_object(core, cluster, "providers/ldap/", jellyfin)
         assert (changed["base_dn"], changed["mfa_support"]) == ("dc=media,dc=example", False)
+        access = admin(core, "GET", f"providers/ldap/{made['pk']}/search_access/")
+        assert access == {"users": [], "groups": [group["pk"]]}
         await eventually(lambda: ready(cluster, jellyfin).get("observedGeneration") == 2)
 
         await delete(cluster, directory)
@@ -231,10 +251,11 @@ async def test_bad_ldap_specs_and_a_taken_base_dn_are_reported(
     second = ldap_provider("second", space, baseDN=f"dc=shared,dc={space}")
     no_key = ldap_provider("nokey", space, certificate={"name": "no such key pair"})
     no_flow = ldap_provider("noflow", space, authorizationFlow="no-such-flow")
+    no_group = ldap_provider("nogroup", space, searchGroups=["no such group"])
     async with make_operator(outpost_image=IMAGE):
         await create(cluster, first)
         await is_ready(cluster, first)
-        for manifest in (second, no_key, no_flow):
+        for manifest in (second, no_key, no_flow, no_group):
             await create(cluster, manifest)
         condition = await not_ready(cluster, second, "Conflict")
         assert condition["message"].startswith(
@@ -247,6 +268,10 @@ async def test_bad_ldap_specs_and_a_taken_base_dn_are_reported(
         )
         condition = await not_ready(cluster, no_flow, "InvalidSpec")
         assert "spec.authorizationFlow" in condition["message"]
+        condition = await not_ready(cluster, no_group, "InvalidSpec")
+        assert condition["message"] == (
+            "spec.searchGroups[0]: the core has no group named 'no such group'"
+        )
         assert not cluster.api.alive("v1/secrets", space, "second-ldap")
         # Moving the second provider to a base DN of its own makes it ready.
         await patch_spec(cluster, second, {"baseDN": f"dc=second,dc={space}"})

@@ -118,6 +118,8 @@ GOOD = {
         bindMode="cached",
         searchMode="cached",
         mfaSupport=False,
+        searchGroups=["media", "admins"],
+        searchUsers=["jellyfin-bind"],
         authorizationFlow="ldap-bind",
         invalidationFlow="default-invalidation-flow",
         deletionPolicy="Orphan",
@@ -224,6 +226,7 @@ BAD = {
     "base_dn_with_an_injected_filter": (_ldap(baseDN="dc=x)(uid=*"), "does not match"),
     "negative_uid_start": (_ldap(uidStartNumber=-1), "-1 is less than the minimum of 0"),
     "unknown_bind_mode": (_ldap(bindMode="lazy"), "'lazy' is not one of"),
+    "search_group_named_twice": (_ldap(searchGroups=["a", "a"]), "has non-unique elements"),
     "server_name_with_a_port": (_ldap(tlsServerName="ldap.example.com:636"), "does not match"),
     "ldap_without_secret": (
         {**_ldap(), "spec": {}},
