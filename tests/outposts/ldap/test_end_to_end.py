@@ -32,13 +32,16 @@ from helpers import (
     free_port,
 )
 
-from tessera.core import config, identity, store, wire
+from tessera.core import config, crypto, identity, store, wire
+from tessera.core.identity import devices
 
 pytestmark = pytest.mark.slow
 USERS = 2000
 PASSWORD = "Ldap-e2e-Passw0rd!"
 CACHED = "dc=cached,dc=example,dc=com"
 DIRECT = "dc=direct,dc=example,dc=com"
+POLICY = "dc=policy,dc=example,dc=com"  # its application lets only the group `ldap-allowed` in
+STATIC_CODES = ["abcd1234", "wxyz6789"]
 LDAP_TOOLS = ("ldapsearch", "ldapwhoami", "ldappasswd")
 
 # The searches applications send, as their LDAP settings and documentation write them
@@ -123,6 +126,21 @@ async def _seed(data_dir: Path) -> None:
         await db.close()
 
 
+async def _static_codes(data_dir: Path, user_pk: int, codes: list[str]) -> None:
+    """A confirmed static MFA device for the user (written into the running core's store)."""
+    settings = config.load(data_dir=data_dir, secret_key=SECRET_KEY, outbound={"enabled": False})
+    db = store.Store(settings)
+    await db.open()
+    try:
+        keyring = crypto.Keyring(SECRET_KEY)
+        async with db.transaction() as tx:
+            device = await devices.create_static(tx, keyring, user_pk)
+            await devices.set_static_codes(tx, keyring, device, codes)
+            await devices.confirm(tx, device["pk"])
+    finally:
+        await db.close()
+
+
 def _provider(core: Server, name: str, base: str, mode: str) -> dict[str, Any]:
     flows = {
         slug: api(core, "GET", f"flows/instances/{slug}/")["pk"]
@@ -190,9 +208,23 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         providers = {
             "cached": _provider(core, f"ldap-cached-{uuid.uuid4().hex[:6]}", CACHED, "cached"),
             "direct": _provider(core, f"ldap-direct-{uuid.uuid4().hex[:6]}", DIRECT, "direct"),
+            "policy": _provider(core, f"ldap-policy-{uuid.uuid4().hex[:6]}", POLICY, "direct"),
         }
-        for username in ("alice", "bob", "carol", "dave"):
-            _user_with_password(core, username, email=f"{username}@example.com")
+        made = {
+            username: _user_with_password(core, username, email=f"{username}@example.com")
+            for username in ("alice", "bob", "carol", "dave", "mfa")
+        }
+        asyncio.run(_static_codes(work / "data", made["mfa"]["pk"], STATIC_CODES))
+        allowed = api(
+            core, "POST", "core/groups/", {"name": "ldap-allowed", "users": [made["alice"]["pk"]]}
+        )
+        app = api(core, "GET", f"core/applications/{providers['policy']['name']}/")
+        api(
+            core,
+            "POST",
+            "policies/bindings/",
+            {"target": app["pk"], "group": allowed["pk"], "order": 0},
+        )
         gone = _user_with_password(core, "gone")
         api(core, "PATCH", f"core/users/{gone['pk']}/", {"is_active": False})
         outpost = api(
@@ -304,6 +336,38 @@ def test_bind_refusals(deployment: Deployment, base: str) -> None:
     assert unknown.returncode == 49
 
 
+@BASES
+def test_mfa_code_after_the_password(deployment: Deployment, base: str) -> None:
+    dn = user_dn("mfa", base)
+    missing = run("ldapwhoami", "-x", "-H", deployment.url, "-D", dn, "-w", PASSWORD)
+    assert missing.returncode == 49, missing.stderr
+    code = STATIC_CODES[0] if base == CACHED else STATIC_CODES[1]
+    done = run("ldapwhoami", "-x", "-H", deployment.url, "-D", dn, "-w", f"{PASSWORD};{code}")
+    assert done.returncode == 0, done.stderr + deployment.output()
+    again = run(
+        "ldapwhoami",
+        "-x",
+        "-H",
+        deployment.url,
+        "-D",
+        user_dn("mfa", POLICY),
+        "-w",
+        f"{PASSWORD};{code}",
+    )
+    assert again.returncode in (49, 50), again.stderr  # a static code is used up
+
+
+def test_the_applications_policy_denies(deployment: Deployment) -> None:
+    denied = run(
+        "ldapwhoami", "-x", "-H", deployment.url, "-D", user_dn("bob", POLICY), "-w", PASSWORD
+    )
+    assert denied.returncode == 50, denied.stderr
+    allowed = run(
+        "ldapwhoami", "-x", "-H", deployment.url, "-D", user_dn("alice", POLICY), "-w", PASSWORD
+    )
+    assert allowed.returncode == 0, allowed.stderr
+
+
 def test_anonymous_search_is_refused(deployment: Deployment) -> None:
     done = run("ldapsearch", "-x", "-LLL", "-H", deployment.url, "-b", CACHED, "(objectClass=*)")
     assert done.returncode == 50, done.stdout + done.stderr
@@ -321,7 +385,8 @@ def test_anonymous_search_is_refused(deployment: Deployment) -> None:
         "namingContexts",
     )
     assert root.returncode == 0
-    assert f"namingContexts: {CACHED}" in root.stdout and f"namingContexts: {DIRECT}" in root.stdout
+    for base in (CACHED, DIRECT, POLICY):
+        assert f"namingContexts: {base}" in root.stdout
 
 
 # Searches as applications send them ----------------------------------------------------------
