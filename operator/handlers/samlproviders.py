@@ -134,11 +134,35 @@ async def sp_certificate_pk(
     return str(found["pk"])
 
 
+# The key types (the core's names) each family of signature algorithms needs.
+_KEY_TYPES = {"rsa-": "rsa", "ecdsa-": "ec", "dsa-": "dsa"}
+
+
+async def check_algorithm(
+    rt: Runtime, spec: samlprovider.SAMLProviderSpec, key_pk: str | None
+) -> None:
+    """The signing key must be able to sign with `signatureAlgorithm`: an EC key cannot make an
+    RSA signature (the core would fail at the first login, not now)."""
+    if key_pk is None:
+        return
+    key = await rt.core.request("GET", f"{providers.KEYPAIRS}{key_pk}/")
+    if not key.get("private_key_available", True):
+        raise InvalidSpec("spec.signingKey.name: the key pair has no private key to sign with")
+    algorithm = spec.signature_algorithm
+    wanted = next(t for prefix, t in _KEY_TYPES.items() if algorithm.startswith(prefix))
+    if key.get("key_type") is not None and key.get("key_type") != wanted:
+        raise InvalidSpec(
+            f"spec.signatureAlgorithm: {algorithm} cannot sign with the signing key, whose "
+            f"type is {key.get('key_type')}"
+        )
+
+
 async def desired(rt: Runtime, body: Mapping[str, Any]) -> dict[str, Any]:
     """The core provider's fields for this resource (references resolved to core pks, what the
     spec leaves open taken from the SP's metadata)."""
     spec = parse(body)
     fields = await _from_spec(rt, body, spec)
+    await check_algorithm(rt, spec, fields["signing_kp"])
     if spec.sp_metadata is None:
         return fields
     sp = await spmetadata.read(rt.kube, body["metadata"]["namespace"], spec.sp_metadata)

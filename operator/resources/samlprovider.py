@@ -100,6 +100,12 @@ _SLS_FOR_BACKCHANNEL = Rule(
     message="backchannel logout posts to the SP: it needs slsURL and slsBinding post",
     field_path=".slsURL",
 )
+_ALGORITHM_FOR_GENERATED_KEY = Rule(
+    rule="!has(self.signingKey) || !has(self.signingKey.generate) || "
+    "(self.signingKey.generate == 'EC') == self.signatureAlgorithm.startsWith('ecdsa-')",
+    message="signatureAlgorithm must suit the generated key: ecdsa-* for EC, rsa-* for RSA",
+    field_path=".signatureAlgorithm",
+)
 _ACS_OR_METADATA = Rule(
     rule="has(self.acsURL) || has(self.spMetadata)",
     message="set acsURL, or spMetadata to take it from the SP's metadata",
@@ -159,7 +165,11 @@ class SAMLProviderSpec(common.Model):
 
     model_config = common.Model.model_config | {
         "json_schema_extra": common.validations(
-            _SIGNING_KEY_TO_SIGN, _SLS_FOR_BACKCHANNEL, _ACS_OR_METADATA, _OWN_CONFIG_MAP
+            _SIGNING_KEY_TO_SIGN,
+            _SLS_FOR_BACKCHANNEL,
+            _ACS_OR_METADATA,
+            _OWN_CONFIG_MAP,
+            _ALGORITHM_FOR_GENERATED_KEY,
         )
     }
 
@@ -242,6 +252,11 @@ class SAMLProviderSpec(common.Model):
             and (self.sls_url is None or self.sls_binding != "post")
         ):
             raise ValueError(_SLS_FOR_BACKCHANNEL.message)
+        generate = self.signing_key.generate if self.signing_key else None
+        if generate is not None and (generate == "EC") != self.signature_algorithm.startswith(
+            "ecdsa-"
+        ):
+            raise ValueError(_ALGORITHM_FOR_GENERATED_KEY.message)
         if self.acs_url is None and self.sp_metadata is None:
             raise ValueError(_ACS_OR_METADATA.message)
         ref = self.sp_metadata.config_map_ref if self.sp_metadata else None

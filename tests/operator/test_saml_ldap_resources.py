@@ -205,6 +205,14 @@ BAD = {
         _saml(signingKey={"name": "a", "generate": "RSA"}),
         "set exactly one of name",
     ),
+    "generated_rsa_key_with_an_ecdsa_algorithm": (
+        _saml(signingKey={"generate": "RSA"}, signatureAlgorithm="ecdsa-sha256"),
+        "signatureAlgorithm must suit the generated key",
+    ),
+    "generated_ec_key_with_the_default_algorithm": (
+        _saml(signingKey={"generate": "EC"}),
+        "signatureAlgorithm must suit the generated key",
+    ),
     "mapping_named_twice": (
         _saml(propertyMappings=["a", "a"]),
         "has non-unique elements",

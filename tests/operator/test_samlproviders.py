@@ -236,6 +236,26 @@ async def test_bad_saml_specs_are_reported_and_fixing_them_makes_the_provider_re
     no_mapping = saml_provider("mapping", space, propertyMappings=["no such mapping"])
     no_key = saml_provider("key", space, verificationKey={"name": "no such key pair"})
     no_flow = saml_provider("flow", space, authorizationFlow="no-such-flow")
+    key, cert = rsa_pair("idp")
+    admin(
+        core,
+        "POST",
+        "crypto/certificatekeypairs/",
+        {"name": f"idp-{space}", "certificate_data": cert, "key_data": key},
+    )
+    admin(
+        core,
+        "POST",
+        "crypto/certificatekeypairs/",
+        {"name": f"cert-only-{space}", "certificate_data": cert, "key_data": ""},
+    )
+    wrong_algorithm = saml_provider(
+        "algorithm",
+        space,
+        signingKey={"name": f"idp-{space}"},
+        signatureAlgorithm="ecdsa-sha256",
+    )
+    no_private_key = saml_provider("nokey", space, signingKey={"name": f"cert-only-{space}"})
     taken = saml_provider("taken", space, metadataConfigMap={"name": "someone-elses"})
     app = application(
         "taken", space, f"taken-{space}", providerRef={"kind": "SAMLProvider", "name": "taken"}
@@ -249,7 +269,7 @@ async def test_bad_saml_specs_are_reported_and_fixing_them_makes_the_provider_re
     async with make_operator():
         answer = await cluster.api.post(f"/api/v1/namespaces/{space}/configmaps", json=foreign)
         assert answer.status in (200, 201)
-        for manifest in (no_mapping, no_key, no_flow, taken, app):
+        for manifest in (no_mapping, no_key, no_flow, taken, app, wrong_algorithm, no_private_key):
             await create(cluster, manifest)
         condition = await not_ready(cluster, no_mapping, "InvalidSpec")
         assert condition["message"] == (
@@ -262,11 +282,20 @@ async def test_bad_saml_specs_are_reported_and_fixing_them_makes_the_provider_re
         )
         condition = await not_ready(cluster, no_flow, "InvalidSpec")
         assert "spec.authorizationFlow" in condition["message"]
+        condition = await not_ready(cluster, wrong_algorithm, "InvalidSpec")
+        assert condition["message"] == (
+            "spec.signatureAlgorithm: ecdsa-sha256 cannot sign with the signing key, whose type "
+            "is rsa"
+        )
+        condition = await not_ready(cluster, no_private_key, "InvalidSpec")
+        assert condition["message"] == (
+            "spec.signingKey.name: the key pair has no private key to sign with"
+        )
         condition = await not_ready(cluster, taken, "Conflict")
         assert "ConfigMap/someone-elses exists and is not owned" in condition["message"]
         # The foreign ConfigMap is untouched; nothing was made in the core for the bad specs.
         assert config_map(cluster, space, "someone-elses") == {"keep": "me"}
-        for manifest in (no_mapping, no_key, no_flow):
+        for manifest in (no_mapping, no_key, no_flow, wrong_algorithm, no_private_key):
             found = admin(core, "GET", f"providers/saml/?managed={marker(cluster, manifest)}")
             assert found["results"] == []
 
