@@ -140,6 +140,8 @@ def octets(value: str | bytes, tag: int = OCTET_STRING) -> bytes:
 
 
 def encode_int(value: int, tag: int = INTEGER) -> bytes:
+    if 0 <= value < 0x80:
+        return bytes((tag, 1, value))
     raw = value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True)
     return bytes((tag,)) + length(len(raw)) + raw
 

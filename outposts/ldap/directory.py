@@ -31,6 +31,7 @@ INDEXED = (
     "gidnumber",
 )
 SCOPE_BASE, SCOPE_ONE, SCOPE_SUB = 0, 1, 2
+MAX_PLANS = 4096
 
 
 class NoSuchObject(Exception):
@@ -43,6 +44,7 @@ class Directory:
         self.by_dn: dict[str, dit.Entry] = {}
         self.children: dict[str, list[int]] = {}
         self.index: dict[str, dict[str, list[int]]] = {a: {} for a in INDEXED}
+        self._compiled: dict[m.Filter, tuple[filters.Matcher, list[int] | None]] = {}
         for i, e in enumerate(self.entries):
             e.ordinal = i
             self.by_dn[e.ndn] = e
@@ -88,18 +90,27 @@ class Directory:
         top = self.by_dn.get(base)
         if top is None:
             raise NoSuchObject(base)
-        match = filters.compile_filter(f, self.by_dn.get)
+        match, found = self._plan(f)
         if scope == SCOPE_BASE:
             return [top] if match(top) is True else []
         if scope == SCOPE_ONE:
             pool: Iterable[dit.Entry] = (self.entries[i] for i in self.children.get(base, ()))
             return [e for e in pool if match(e) is True]
-        found = self.candidates(f)
         if found is None:
             pool = self.entries if top.ordinal == 0 else self._subtree(base)
         else:
             pool = (self.entries[i] for i in found)
         return [e for e in pool if is_under(e.ndn, base) and match(e) is True]
+
+    def _plan(self, f: m.Filter) -> tuple[filters.Matcher, list[int] | None]:
+        """The compiled filter and its candidates (kept: clients repeat their searches)."""
+        plan = self._compiled.get(f)
+        if plan is None:
+            plan = (filters.compile_filter(f, self.by_dn.get), self.candidates(f))
+            if len(self._compiled) >= MAX_PLANS:
+                self._compiled.clear()
+            self._compiled[f] = plan
+        return plan
 
     def _subtree(self, base: str) -> list[dit.Entry]:
         top = self.by_dn[base]

@@ -171,6 +171,10 @@ class Message:
 # Decoding -----------------------------------------------------------------------------------
 
 _UNSUPPORTED = {0x66: 0x67, 0x68: 0x69, 0x4A: 0x6B, 0x6C: 0x6D}
+# Decoded search requests by their bytes (never binds or extended operations: those carry
+# passwords, which must not stay in memory).
+MAX_REMEMBERED = 4096
+_SEARCHES: dict[bytes, Op] = {}
 MAX_ATTRIBUTES = 256
 
 
@@ -205,7 +209,16 @@ def decode_message(pdu: bytes) -> Message:
     if not 0 <= message_id <= 2**31 - 1:
         raise BERError("messageID out of range")
     tag, op_start, op_stop = ber.tlv(pdu, id_stop, stop)
-    op = _op(pdu, tag, op_start, op_stop)
+    if tag == 0x63:  # clients repeat the same searches: decode each once
+        key = pdu[id_stop:op_stop]
+        op = _SEARCHES.get(key)
+        if op is None:
+            op = _op(pdu, tag, op_start, op_stop)
+            if len(_SEARCHES) >= MAX_REMEMBERED:
+                _SEARCHES.clear()
+            _SEARCHES[key] = op
+    else:
+        op = _op(pdu, tag, op_start, op_stop)
     found: tuple[Control, ...] = ()
     if op_stop < stop:
         ctag, c_start, c_stop = ber.tlv(pdu, op_stop, stop)

@@ -118,7 +118,8 @@ class Outpost:
                 except pydantic.ValidationError:
                     log.warning("ldap_directory_refused", provider=config.name)
                 else:
-                    if seen.generation != provider.generation or provider.generation is None:
+                    # never back to an older generation than pushes brought meanwhile
+                    if provider.generation is None or seen.generation > provider.generation:
                         provider.apply(seen)
             providers[config.pk] = provider
         for pk in set(self.providers) - set(providers):
@@ -271,12 +272,18 @@ class Outpost:
             self.cache.put(provider.pk, ndn, password, session)
         return session
 
-    async def unbind(self, session: Session) -> None:
-        """Ends the core session of a direct-mode bind (a cached bind's session is shared by
-        every connection binding as that user: it ends with SESSION_END or its expiry)."""
+    def owns_session(self, session: Session) -> bool:
+        """True when closing the connection bound as `session` ends its core session: a
+        direct-mode bind's. A cached bind's session is shared by every connection binding as
+        that user; it ends with SESSION_END or its expiry."""
         provider = self.providers.get(session.provider)
-        if self.core is None or session.cached or provider is None or provider.cached_bind:
+        return not (self.core is None or session.cached or provider is None or provider.cached_bind)
+
+    async def unbind(self, session: Session) -> None:
+        """Ends the core session of a direct-mode bind (see `owns_session`)."""
+        if not self.owns_session(session):
             return
+        assert self.core is not None
         try:
             await self.core.unbind(session.provider, session.session_id)
         except client_.CoreError as exc:

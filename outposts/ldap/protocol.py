@@ -65,6 +65,8 @@ UNWILLING = 53
 # protocolOp tags of responses
 BIND_RESPONSE = 0x61
 SEARCH_DONE = 0x65
+BIND_OK = ber.result(BIND_RESPONSE, SUCCESS)
+SEARCH_OK = ber.result(SEARCH_DONE, SUCCESS)
 COMPARE_RESPONSE = 0x6F
 EXTENDED_RESPONSE = 0x78
 
@@ -216,7 +218,8 @@ class LDAPConnection(protocol.Protocol):
         self.out.loseConnection()
 
     def _release(self, session: Session) -> None:
-        self.server.background(self.server.outpost.unbind(session))
+        if self.server.outpost.owns_session(session):
+            self.server.background(self.server.outpost.unbind(session))
 
     # Bind ---------------------------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class LDAPConnection(protocol.Protocol):
             self.session = Session(
                 cached.provider, op.name, cached.ndn, cached.result, cached=True, views=cached.views
             )
-            self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))
+            self._write(msg.id, BIND_OK)
             return
         self._run(msg, self._bind_remote(msg, op))
 
@@ -506,9 +509,10 @@ class LDAPConnection(protocol.Protocol):
         write."""
         limit = op.size_limit
         chosen = entries[:limit] if limit else entries
-        code = SIZE_LIMIT_EXCEEDED if limit and len(entries) > limit else SUCCESS
+        exceeded = bool(limit) and len(entries) > limit
         chunk = [ber.message(msg.id, directory_.select(e, wanted, op.types_only)) for e in chosen]
-        chunk.append(ber.message(msg.id, ber.result(SEARCH_DONE, code)))
+        done = ber.result(SEARCH_DONE, SIZE_LIMIT_EXCEEDED) if exceeded else SEARCH_OK
+        chunk.append(ber.message(msg.id, done))
         if not self.closing:
             self.out.write(b"".join(chunk))
 
