@@ -84,10 +84,12 @@ class Directories:
     `check(user, password)`: True or False when `user` came from a directory that decides,
     None when no directory holds the user's password. `changed(user, password)`: a password
     set in Tessera, written back where the source says so (ValidationFailed on `password`
-    when the directory refuses it)."""
+    when the directory refuses it); True when the directory now holds it and alone decides
+    (the caller then keeps no local copy, so that a password later changed or reset in the
+    directory does not leave the old one working here)."""
 
     check: Callable[[dict[str, Any], str], Awaitable[bool | None]]
-    changed: Callable[[dict[str, Any], str], Awaitable[None]]
+    changed: Callable[[dict[str, Any], str], Awaitable[bool]]
 
 
 @dataclass

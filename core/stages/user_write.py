@@ -48,11 +48,12 @@ class UserWrite(base.Stage):
         if not create and not _may_change(run, user):
             return base.Outcome.deny("Failed to authenticate.")
         directories = run.services.directories
+        directory_holds = False
         try:
             if not create and user is not None and data.get("password") and directories:
                 # A directory the user came from takes the new password first (when its source
                 # writes passwords back); its refusal stops the change.
-                await directories.changed(user, str(data["password"]))
+                directory_holds = await directories.changed(user, str(data["password"]))
             async with run.services.store.transaction() as tx:
                 if run.state.context.get("initial_setup") and not await _setup_pending(tx, user):
                     return base.Outcome.deny(initial_setup_done())
@@ -62,6 +63,8 @@ class UserWrite(base.Stage):
                 assert user is not None
                 await _apply(tx, run, user, data, created=create)
                 if data.get("password"):
+                    if directory_holds:
+                        await users.set_unusable_password(tx, user["pk"])
                     await _record(tx, run, "password_set", user, {})
         except errors.ValidationFailed as exc:
             return base.Outcome(

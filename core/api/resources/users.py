@@ -128,15 +128,18 @@ class Users(resource.Resource):
         principal = await auth.require_superuser(request)
         body = await http.read_body(request, wire.core.UserSetPassword)
         directories = request.app.get(state.DIRECTORIES)
+        directory_holds = False
         if directories is not None:  # written back first: a refusal stops the change
             async with request.app[state.STORE].read() as tx:
                 found = await self.get_row(
                     resource.Ctx(request, principal, tx), request.match_info["lookup"]
                 )
-            await directories.changed(found, body.password)
+            directory_holds = await directories.changed(found, body.password)
         async with request.app[state.STORE].transaction() as tx:
             ctx = resource.Ctx(request, principal, tx)
             row = await self.get_row(ctx, request.match_info["lookup"])
             await users.set_password(tx, row["pk"], body.password)
+            if directory_holds:  # the directory alone decides: no local copy
+                await users.set_unusable_password(tx, row["pk"])
             await self.record(ctx, "password_set", row)
         return web.Response(status=204)

@@ -10,7 +10,10 @@ the LDAP backend, after the attempt was counted by the login throttle; the user_
   value (it may have moved) and, if found elsewhere, bound there once. With
   `password_login_update_internal_password` a successful bind also sets the local password.
 - `changed` writes the password to the directory when the source has `sync_users_password`
-  (Password Modify, or `unicodePwd` on Active Directory); a refusal stops the change.
+  (Password Modify, or `unicodePwd` on Active Directory); a refusal stops the change. The
+  directory then alone decides (no local copy is kept) unless the source keeps one
+  (`password_login_update_internal_password`): a password later reset in the directory must
+  not leave the old one working here.
 
 # SECURITY: only active users of an enabled source are bound for; an empty password is never
 # sent (it would be an anonymous bind, which succeeds); the directory is asked in a thread with
@@ -104,15 +107,16 @@ class Passwords:
                     await users.set_password(tx, user["pk"], password)
         return ok
 
-    async def changed(self, user: dict[str, Any], password: str) -> None:
+    async def changed(self, user: dict[str, Any], password: str) -> bool:
         found = await self._source_of(user)
         if found is None:
-            return
+            return False
         link, source, settings = found
         if not source["sync_users_password"]:
-            return
+            return False
         try:
             await asyncio.to_thread(client.set_password, settings, link["dn"], password)
         except client.DirectoryError as exc:
             raise errors.ValidationFailed.one("password", str(exc)) from None
         log.info("password written back to the directory", source=source["slug"])
+        return not source["password_login_update_internal_password"]

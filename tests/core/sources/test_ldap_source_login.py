@@ -15,6 +15,7 @@ from flowkit import call, make_flow
 from ldapsourcekit import add_person, root_connection, run_sync
 
 from tessera.core import app, store
+from tessera.core.store import crud
 
 FLOW = "/api/v3/flows/executor/ldap-login/"
 LDAP = "authentik.sources.ldap.auth.LDAPBackend"
@@ -135,6 +136,13 @@ async def test_a_password_set_in_tessera_is_written_back(
     assert _binds(slapd, synced["dn"], "lena-new-pw-3")
     assert not _binds(slapd, synced["dn"], "lena-pw-1")
     assert (await _login(client, "lena", "lena-new-pw-3"))["component"] == REDIRECT
+    # No local copy was kept: once IT resets the password in the directory, the one set here
+    # stops working at once.
+    connection = root_connection(slapd)
+    assert connection.extend.standard.modify_password(synced["dn"], None, "lena-reset-pw-4")
+    connection.unbind()
+    assert (await _login(client, "lena", "lena-new-pw-3"))["component"] == "ak-stage-password"
+    assert (await _login(client, "lena", "lena-reset-pw-4"))["component"] == REDIRECT
 
 
 async def test_a_refused_write_back_stops_the_change(
@@ -150,4 +158,34 @@ async def test_a_refused_write_back_stops_the_change(
         "POST", f"core/users/{lena['pk']}/set_password/", json={"password": "lena-new-pw-4"}
     )
     assert status == 400 and "password" in answer, answer
+    assert _binds(slapd, synced["dn"], "lena-pw-1")
+
+
+async def test_the_password_change_flow_writes_back(
+    client: Any, api: Any, synced: dict[str, Any], slapd: Any, bootstrapped: store.Store
+) -> None:
+    assert (await api("PATCH", "sources/ldap/corp/", json={"sync_users_password": True}))[0] == 200
+    assert (await _login(client, "lena", "lena-pw-1"))["component"] == REDIRECT
+    change = "/api/v3/flows/executor/default-password-change/"
+    assert (await call(client, change))["component"] == "ak-stage-prompt"
+    new = {"password": "lena-flow-pw-5", "password_repeat": "lena-flow-pw-5"}
+    assert (await call(client, change, new))["component"] == REDIRECT
+    assert _binds(slapd, synced["dn"], "lena-flow-pw-5")
+    assert (await _login(client, "lena", "lena-flow-pw-5"))["component"] == REDIRECT
+    async with bootstrapped.read() as tx:
+        assert (await crud.get(tx, "users", username="lena"))["password"] == ""
+
+
+async def test_a_refused_change_in_the_flow_is_shown_on_the_prompt(
+    client: Any, api: Any, synced: dict[str, Any], slapd: Any, scratch_ou: str
+) -> None:
+    reader = add_person(slapd, scratch_ou, "reader", "r-pw-1")
+    body = {"sync_users_password": True, "bind_cn": reader, "bind_password": "r-pw-1"}
+    assert (await api("PATCH", "sources/ldap/corp/", json=body))[0] == 200
+    assert (await _login(client, "lena", "lena-pw-1"))["component"] == REDIRECT
+    change = "/api/v3/flows/executor/default-password-change/"
+    await call(client, change)
+    new = {"password": "lena-flow-pw-6", "password_repeat": "lena-flow-pw-6"}
+    answer = await call(client, change, new)
+    assert answer["component"] == "ak-stage-prompt" and "password" in answer["response_errors"]
     assert _binds(slapd, synced["dn"], "lena-pw-1")
