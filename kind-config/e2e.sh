@@ -116,7 +116,8 @@ install_chart() {
   done
   kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" \
     crd/oauth2providers.tessera.dev crd/applications.tessera.dev \
-    crd/proxyproviders.tessera.dev crd/outposts.tessera.dev
+    crd/proxyproviders.tessera.dev crd/outposts.tessera.dev \
+    crd/samlproviders.tessera.dev crd/ldapproviders.tessera.dev
 }
 
 apply_examples() {
@@ -130,6 +131,15 @@ apply_examples() {
   kubectl -n whoami wait --for=condition=Ready --timeout="${TIMEOUT}s" \
     proxyproviders.tessera.dev/whoami applications.tessera.dev/whoami outposts.tessera.dev/edge
   kubectl -n whoami rollout status deployment/tessera-outpost-edge --timeout="${TIMEOUT}s"
+  # The SAML sample: its ConfigMap holds the IdP metadata once the Application names it.
+  kubectl -n wiki-saml wait --for=condition=Ready --timeout="${TIMEOUT}s" \
+    samlproviders.tessera.dev/wiki applications.tessera.dev/wiki
+  wait_for "the ConfigMap wiki-saml/wiki-saml-idp" kubectl -n wiki-saml get configmap wiki-saml-idp
+  # The LDAP sample: the provider, its application and the ldap Outpost serving them.
+  kubectl -n media wait --for=condition=Ready --timeout="${TIMEOUT}s" \
+    ldapproviders.tessera.dev/jellyfin applications.tessera.dev/jellyfin \
+    outposts.tessera.dev/directory
+  wait_for "the Secret media/jellyfin-ldap" kubectl -n media get secret jellyfin-ldap
   kubectl get tessera --all-namespaces
 }
 

@@ -143,3 +143,18 @@ def test_the_public_client_example_has_no_secret_and_the_access_groups_one_names
             "kind": "OAuth2Provider",
             "name": sample["OAuth2Provider"]["metadata"]["name"],
         }
+
+
+def test_the_saml_and_ldap_samples_link_their_resources_in_one_namespace() -> None:
+    saml = {d["kind"]: d for d in crdkit.documents(EXAMPLES / "saml.yaml")}
+    assert saml["Application"]["spec"]["providerRef"] == {
+        "kind": "SAMLProvider",
+        "name": saml["SAMLProvider"]["metadata"]["name"],
+    }
+    ldap = {d["kind"]: d for d in crdkit.documents(EXAMPLES / "ldap.yaml")}
+    provider = {"kind": "LDAPProvider", "name": ldap["LDAPProvider"]["metadata"]["name"]}
+    assert ldap["Application"]["spec"]["providerRef"] == provider
+    assert ldap["Outpost"]["spec"] == {"type": "ldap", "providerRefs": [provider]}
+    for sample in (saml, ldap):
+        namespaces = {d["metadata"].get("namespace") for k, d in sample.items() if k != "Namespace"}
+        assert namespaces == {sample["Namespace"]["metadata"]["name"]}

@@ -122,6 +122,7 @@ def test_the_names_the_script_waits_for_are_those_of_the_crds_and_the_grafana_ex
     script = _script()
     waits = {"OAuth2Provider": "grafana", "Application": "grafana"}
     waits |= {"ProxyProvider": "whoami", "Outpost": "edge"}  # examples/forward-auth.yaml
+    waits |= {"SAMLProvider": "wiki", "LDAPProvider": "jellyfin"}  # examples/saml.yaml, ldap.yaml
     for kind, crd in crdkit.crds().items():
         assert f"crd/{crd['metadata']['name']}" in script
         assert f"{crd['metadata']['name']}/{waits[kind]}" in script
