@@ -237,13 +237,14 @@ _PARSER = etree.XMLParser(
 )
 
 
-def essence(document: str) -> bytes | None:
+def essence(document: str) -> bytes:
     """The metadata without what changes on every request (the root's ID, the signature):
-    two documents with the same essence tell an SP the same. None when it does not parse."""
+    two documents with the same essence tell an SP the same. A document that does not parse
+    is its own essence."""
     try:
         root = etree.fromstring(document.encode(), _PARSER)
     except (etree.XMLSyntaxError, ValueError):
-        return None
+        return document.encode()
     root.attrib.pop("ID", None)
     for signature in root.findall(f"{{{DS}}}Signature"):
         root.remove(signature)

@@ -126,3 +126,32 @@ def test_the_index_entry_names_the_config_map_of_the_metadata() -> None:
     assert spmetadata.entry("apps", "cloud", {}) == {}
     assert spmetadata.version("DELETED", {"metadata": {"resourceVersion": "7"}}) == "absent"
     assert spmetadata.version("MODIFIED", {"metadata": {"resourceVersion": "7"}}) == "7"
+
+
+IDP = (
+    '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+    'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp/" ID="{id}">'
+    "{signature}<md:IDPSSODescriptor>"
+    f'<md:SingleSignOnService Binding="{POST}" Location="{{sso}}"/>'
+    "</md:IDPSSODescriptor></md:EntityDescriptor>"
+)
+
+
+def _idp(id_: str, sso: str = "https://idp/sso/", signature: str = "") -> dict[str, str]:
+    return {
+        "entity_id": "https://idp/",
+        "metadata.xml": IDP.format(id=id_, sso=sso, signature=signature),
+    }
+
+
+def test_the_idp_metadata_config_map_ignores_a_fresh_id_and_signature_only() -> None:
+    from tessera.operator.handlers import samlproviders
+
+    signed = "<ds:Signature><ds:SignatureValue>abc</ds:SignatureValue></ds:Signature>"
+    assert samlproviders.same_data(_idp("_1"), _idp("_2", signature=signed))
+    assert not samlproviders.same_data(_idp("_1"), _idp("_1", sso="https://idp/other/"))
+    assert not samlproviders.same_data({**_idp("_1"), "entity_id": "x"}, _idp("_1"))
+    assert not samlproviders.same_data({"entity_id": "https://idp/"}, _idp("_1"))
+    broken = {**_idp("_1"), "metadata.xml": "<broken"}
+    assert not samlproviders.same_data(broken, _idp("_1"))
+    assert samlproviders.same_data(broken, broken)
