@@ -396,6 +396,7 @@ async def search(
     request: wire.ldap.SearchRequest,
 ) -> wire.ldap.Directory:
     """The users and groups `request.filter` can match for this searcher (a superset)."""
+    node = filters.parse(request.filter)  # malformed text is refused whoever searches
     now = await generation(tx)
     if not may_search:
         me, mine = await own_view(tx, user)
@@ -407,7 +408,6 @@ async def search(
             deleted_users=[],
             deleted_groups=[],
         )
-    node = filters.parse(request.filter)
     tree = await groups.Tree.load(tx)
     narrowed = await Searcher(tx, tree, provider["base_dn_folded"]).narrow(node)
     user_pks = narrowed.users if request.want_users or request.want_groups else set()
