@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import Any
 
 import ldap3
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from ldap3.core.results import RESULT_SIZE_LIMIT_EXCEEDED
 from ldapkit import (
     BASE,
     DIRECT_BASE,
     LDAPThread,
     bind_pdu,
+    config,
     password_of,
     read_messages,
     result_code,
     user_dn,
 )
 
-from tessera.outposts.ldap import ber, dit
+from tessera.outposts.ldap import ber, dit, tls
 
 NO_VERIFY = ldap3.Tls(validate=ssl.CERT_NONE)
 
@@ -493,3 +497,47 @@ def test_attack_bind_as_another_provider_user_cannot_read_other_tree(
     assert conn.bound
     assert not conn.search(BASE, "(uid=alice)")
     assert conn.result["result"] == 50
+
+
+def _peer_name(port: int, server_name: str | None) -> str:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname=server_name) as tls_sock,
+    ):
+        der = tls_sock.getpeercert(binary_form=True)
+    assert der is not None
+    certificate = x509.load_der_x509_certificate(der)
+    return str(certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def test_the_certificate_is_chosen_by_sni(ldap_server: LDAPThread) -> None:
+    server = ldap_server.server
+    assert server is not None
+    keypair = "8d0e2b4a-5c1f-4f0e-9a55-3e5d7c9b1a20"
+    pem, key = tls.self_signed("ldap.example.org")
+    named = config(1, BASE, "cached", certificate=keypair, tls_server_name="ldap.example.org")
+
+    async def use(configs: list[Any], material: dict[str, Any]) -> None:
+        server.certificates.update(configs, material)
+
+    ldap_server.call(lambda: use([named], {keypair: {"certificate": pem, "key": key}}))
+    try:
+        assert _peer_name(ldap_server.tls_port, "ldap.example.org") == "ldap.example.org"
+        assert _peer_name(ldap_server.tls_port, "LDAP.example.org") == "ldap.example.org"
+        assert (
+            _peer_name(ldap_server.tls_port, "other.example.org") == "authentik default certificate"
+        )
+        assert _peer_name(ldap_server.tls_port, None) == "authentik default certificate"
+        # a provider without a server name: its certificate is the default
+        unnamed = config(1, BASE, "cached", certificate=keypair)
+        ldap_server.call(lambda: use([unnamed], {keypair: {"certificate": pem, "key": key}}))
+        assert _peer_name(ldap_server.tls_port, None) == "ldap.example.org"
+        # a broken key pair is refused, the others stay
+        ldap_server.call(lambda: use([named], {keypair: {"certificate": pem, "key": "nope"}}))
+        assert (
+            _peer_name(ldap_server.tls_port, "ldap.example.org") == "authentik default certificate"
+        )
+    finally:
+        ldap_server.call(lambda: use([], {}))
