@@ -174,6 +174,14 @@ class Outbound(BaseModel):
     timeout: float = Field(default=8.0, gt=0, le=60)
 
 
+class Outposts(BaseModel):
+    """authentik's `outposts.*` keys that Tessera honours."""
+
+    # `AUTHENTIK_OUTPOSTS__DISABLE_EMBEDDED_OUTPOST`: the core neither keeps the managed
+    # "authentik Embedded Outpost" nor serves `/outpost.goauthentik.io/*` (`app.embedded`).
+    disable_embedded_outpost: bool = False
+
+
 class Settings(BaseSettings):
     """Every setting of every Tessera process."""
 
@@ -198,6 +206,7 @@ class Settings(BaseSettings):
     password_hashing: PasswordHashing = PasswordHashing()
     expressions: Expressions = Expressions()
     outbound: Outbound = Outbound()
+    outposts: Outposts = Outposts()
     bootstrap_password: SecretStr | None = None
     bootstrap_token: SecretStr | None = None
     bootstrap_email: emails.AddressOrEmpty = "root@example.com"

@@ -51,6 +51,7 @@ SUPPORTED = frozenset(
         "error_reporting.enabled",
         "disable_startup_analytics",
         "disable_update_check",
+        "outposts.disable_embedded_outpost",
     }
 )
 
@@ -115,7 +116,10 @@ UNSUPPORTED = frozenset(
         "error_reporting.send_pii",
         "error_reporting.sample_rate",
         "email.template_dir",
-        "outposts.",
+        "outposts.container_image_base",
+        "outposts.docker_image_base",
+        "outposts.discover",
+        "outposts.disable_embedded_outpost_ssl_verify",
         "ldap.",
         "reputation.",
         "events.context_processors.",

@@ -139,6 +139,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "error_reporting.enabled": ("true", True),
     "disable_startup_analytics": ("false", False),
     "disable_update_check": ("false", False),
+    "outposts.disable_embedded_outpost": ("true", True),
 }
 
 
@@ -181,6 +182,7 @@ def test_refused_and_supported_keys_do_not_overlap() -> None:
         "AUTHENTIK_STORAGE__MEDIA__BACKEND",
         "AUTHENTIK_ERROR_REPORTING__SENTRY_DSN",
         "TESSERA_COOKIE_DOMAIN",
+        "AUTHENTIK_OUTPOSTS__CONTAINER_IMAGE_BASE",
     ],
 )
 def test_authentik_key_tessera_lacks_stops_start_naming_it(
