@@ -28,6 +28,7 @@ from typing import Any
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+from ldap3.operation import search as ldap_search
 from ldap3.utils import conv
 from ldap3.utils import dn as dn_utils
 
@@ -84,6 +85,17 @@ def check_uri(uri: str) -> str | None:
         return f"{uri!r}: name a host (and a port from 1 to 65535)."
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
         return f"{uri!r}: only a scheme, a host and a port."
+    return None
+
+
+def check_filter(query: str) -> str | None:
+    """Why `query` is not an RFC 4515 search filter (None when it is one)."""
+    try:
+        ldap_search.parse_filter(
+            query, None, auto_escape=True, auto_encode=True, validator=None, check_names=False
+        )
+    except (ldap_errors.LDAPException, ValueError, IndexError) as exc:
+        return f"Enter a search filter such as (objectClass=person): {exc}."
     return None
 
 
@@ -219,14 +231,17 @@ def search(
     control, RFC 2696, so a large directory's size limit does not cut the answer short)."""
     cookie: Any = None
     while True:
-        ok = connection.search(
-            base,
-            query,
-            search_scope=ldap3.SUBTREE,
-            attributes=attributes,
-            paged_size=page_size,
-            paged_cookie=cookie,
-        )
+        try:
+            ok = connection.search(
+                base,
+                query,
+                search_scope=ldap3.SUBTREE,
+                attributes=attributes,
+                paged_size=page_size,
+                paged_cookie=cookie,
+            )
+        except (ldap_errors.LDAPException, OSError) as exc:
+            raise DirectoryError(f"search of {base!r} failed: {_describe(exc)}") from None
         result = connection.result
         if not ok and result.get("result") not in (0, 32):  # 32: the base does not exist
             raise DirectoryError(

@@ -54,6 +54,10 @@ async def _check(tx: store.Tx, body: wire.sources.LDAPSourceRequest, pk: str | N
         problem = client.check_uri(uri)
         if problem is not None:
             raise errors.ValidationFailed.one("server_uri", problem)
+    for field in ("user_object_filter", "group_object_filter"):
+        problem = client.check_filter(getattr(body, field))
+        if problem is not None:
+            raise errors.ValidationFailed.one(field, problem)
     for field in ("authentication_flow", "enrollment_flow"):
         value = getattr(body, field)
         if value is not None and not await crud.exists(tx, "flows", pk=value):

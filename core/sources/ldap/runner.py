@@ -142,6 +142,7 @@ async def run(
     renewer = asyncio.create_task(_renew(db, pk, holder))
     started = time.perf_counter()
     status = "done"
+    failure: Exception | None = None
     try:
         await _work(db, job, report)
         status = "warning" if report.counts["skipped"] or report.messages else "done"
@@ -151,6 +152,9 @@ async def run(
     except store.StoreUnavailable as exc:
         status = "error"
         report.messages.insert(0, f"the store was unavailable: {exc}"[:500])
+    except Exception as exc:  # an edge: a bug must not leave the source marked as running
+        status, failure = "error", exc
+        report.messages.insert(0, f"the sync failed ({type(exc).__name__}); see the logs")
     finally:
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -163,7 +167,10 @@ async def run(
         seconds=round(took, 3),
         **dict(report.counts),
     )
-    return await _finish(db, pk, holder, status, report)
+    finished = await _finish(db, pk, holder, status, report)
+    if failure is not None:
+        raise failure
+    return finished
 
 
 def due(row: dict[str, Any] | None, now: dt.datetime, every: dt.timedelta) -> bool:

@@ -83,6 +83,8 @@ async def test_crud_round_trip_and_delete(api: Any, make_source: Any) -> None:
         ("peer_certificate", "00000000-0000-4000-8000-000000000000"),
         ("sync_parent_group", "00000000-0000-4000-8000-000000000000"),
         ("group_membership_field", "member)(objectClass=*"),
+        ("user_object_filter", "objectClass=person"),
+        ("group_object_filter", "(&(objectClass=group)"),
         ("user_path_template", "users/%(name)s"),
         ("base_dn", "dc=example\x00,dc=org"),
     ],
