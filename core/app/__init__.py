@@ -27,6 +27,7 @@ from tessera.core import (
     flows,
     identity,
     outpost_hub,
+    stages,
     store,
     tasks,
     wire,
@@ -121,6 +122,7 @@ def create_app(
     app.cleanup_ctx.append(_expression_pool_ctx)
     if run_tasks and settings.worker.embedded:
         app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(functools.partial(_outbox_ctx, drain=run_tasks))
     _routes(app)
     outpost_hub.setup(app, app_metrics.registry)  # after the cache's context
     embedded.setup(app)  # after the hub's: it watches the hub
@@ -279,6 +281,23 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             await job
 
 
+async def _outbox_ctx(app: web.Application, *, drain: bool) -> AsyncIterator[None]:
+    """The process that runs the tasks (`drain`: the only one, or worker 0) drains the mail
+    outbox unless a worker does (`tasks.mail`); at stop, the outbox writes still under way
+    finish first."""
+    settings = app[state.SETTINGS]
+    job = None
+    if drain and settings.worker.embedded:
+        drainer = tasks.mail.drainer(app[state.STORE], app[state.KEYRING], settings)
+        job = asyncio.create_task(drainer)
+    yield
+    await stages.email.flush()
+    if job is not None:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+
+
 def _host_port(value: str, default_port: int) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host:
@@ -317,8 +336,8 @@ async def serve(settings: config.Settings) -> None:
 
 
 async def work(settings: config.Settings) -> None:
-    """Run the maintenance scheduler and the LDAP sources' sync schedule (and the metrics) until
-    SIGTERM/SIGINT."""
+    """Run the maintenance scheduler, the mail outbox's drainer and the LDAP sources' sync
+    schedule (and the metrics) until SIGTERM/SIGINT."""
     db = store.Store(settings)
     await db.open()
     await db.migrate()
@@ -326,6 +345,7 @@ async def work(settings: config.Settings) -> None:
     metrics_runner = web.AppRunner(worker_metrics.app(), access_log=None)
     await metrics_runner.setup()
     job = asyncio.create_task(tasks.scheduler(db, settings, "worker"))
+    drainer = asyncio.create_task(tasks.mail.drainer(db, _keyring(settings), settings))
     sources = asyncio.create_task(
         ldap_source.schedule.scheduler(db, _keyring(settings), tasks.holder_id("worker"))
     )
@@ -335,7 +355,7 @@ async def work(settings: config.Settings) -> None:
         log.info("worker running", metrics=settings.listen.metrics)
         await _stopped()
     finally:
-        for running in (job, sources):
+        for running in (job, drainer, sources):
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running

@@ -83,6 +83,11 @@ class Email(BaseModel):
     use_ssl: bool = False
     timeout: int = Field(default=10, ge=1)
     from_: str = Field(default="authentik@localhost", alias="from")
+    # Tessera's outbox (`tasks.mail`): a mail the server refuses or cannot be reached for is
+    # tried again after `outbox_retry_seconds`, doubling each time up to an hour, at most
+    # `outbox_max_attempts` times in all; then it is marked failed.
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
 class ErrorReporting(BaseModel):

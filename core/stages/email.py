@@ -7,10 +7,13 @@ your email". Opening the link (in any browser) resumes the flow after this stage
 # SECURITY: the key is 256 random bits, kept in the cache only as its sha256 with the flow state,
 # popped atomically (single use) and gone after `token_expiry` (authentik's duration form). An
 # unknown account (when identification pretends users exist) sees the same page and no mail is
-# sent. The mail goes out in a background task, so that the page takes as long for an unknown
-# account as for a known one (waiting for the SMTP server only for real accounts would tell them
-# apart), and at most `recovery_max_attempts` mails (5) go to one account within
-# `recovery_cache_timeout` (an hour), so the form cannot be used to flood a mailbox.
+# sent. The mail is written to the outbox (`mail.outbox`, sealed: the link is a credential) by a
+# background task, so that the page takes as long for an unknown account as for a known one
+# (waiting for a database write only for real accounts would tell them apart); the outbox's
+# drainer (`tasks.mail`) delivers it, with retries, and records `email_sent` or the failure. A
+# stopping server finishes these writes first (`flush`). At most `recovery_max_attempts` mails (5)
+# go to one account within `recovery_cache_timeout` (an hour), so the form cannot be used to
+# flood a mailbox; the outbox does not send a link past its validity.
 
 Unless `use_global_settings` is on (the default), the mail goes through the stage's own SMTP
 server (no password: those are set globally).
@@ -19,6 +22,7 @@ server (no password: those are set globally).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import secrets
 from typing import Annotated, Any, ClassVar
@@ -150,32 +154,43 @@ class EmailStage(base.Stage):
         body = f"<p>Hello {html.escape(user['name'] or user['username'])},</p>"
         minutes = self._validity() // 60
         body += f'<p><a href="{html.escape(link)}">Continue</a> (valid {minutes} min)</p>'
-        settings = self.config.connection(run.services.settings.email)
+        own = None if self.config.use_global_settings else self.config.connection(settings_.email)
+        sender = (own or settings_.email).from_
         to = new_address or user["email"]
-        msg = mail.message(settings.from_, to, self.config.subject, text, body)
-        event = {
-            "user": user,
+        msg = mail.message(sender, to, self.config.subject, text, body)
+        origin = {
+            "user": events.actor(user),
             "client_ip": run.client_ip,
-            "context": {"subject": self.config.subject, "flow": run.state.slug},
-            "retention": run.retention,
+            "context": {"flow": run.state.slug},
         }
-        task = asyncio.create_task(_deliver(run.services, settings, msg, event))
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._validity())
+        task = asyncio.create_task(_enqueue(run.services, msg, origin, own, expires))
         _sending.add(task)
         task.add_done_callback(_sending.discard)
 
 
-async def _deliver(services: base.Services, settings: Any, msg: Any, event: dict[str, Any]) -> None:
-    """Hand a mail to the SMTP server and record `email_sent`; failures are logged only (the
-    page the visitor saw is the same either way)."""
-    try:
-        await mail.send(settings, msg)
-    except mail.MailError:
-        return  # logged by mail.send
+async def _enqueue(
+    services: base.Services,
+    msg: Any,
+    origin: dict[str, Any],
+    connection: config.Email | None,
+    expires: dt.datetime,
+) -> None:
+    """Write a mail to the outbox; a failure is logged only (the page the visitor saw is the
+    same either way, and a new link can be asked for)."""
     try:
         async with services.store.transaction() as tx:
-            await events.record(tx, "email_sent", **event)
+            await mail.outbox.enqueue(
+                tx, services.keyring, msg, origin=origin, connection=connection, expires=expires
+            )
     except Exception:  # a background task has no caller to tell
-        log.exception("email_sent_event_failed")
+        log.exception("email_not_queued", flow=origin["context"]["flow"])
+
+
+async def flush() -> None:
+    """Wait for the outbox writes still under way (a stopping server calls this)."""
+    while _sending:
+        await asyncio.gather(*list(_sending), return_exceptions=True)
 
 
 async def activate(services: base.Services, context: dict[str, Any]) -> None:

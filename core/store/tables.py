@@ -933,3 +933,29 @@ ldap_source_groups = sa.Table(
     sa.Column("last_updated", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("source", "identifier"),
 )
+
+# Outgoing mail ---------------------------------------------------------------------------------
+
+# Every outgoing mail, written when its cause happens and delivered by the outbox drainer
+# (`tasks.mail`), with retries: `status` queued -> sent or failed. `message` is the whole MIME
+# message, sealed (`crypto.Keyring.seal`; recovery and verification mails carry a link that is a
+# credential). `connection` is a stage's own SMTP server (no password), null for the global one.
+# `origin` is what the events of its delivery say (user, client address, flow). A claimed row's
+# `next_attempt` is its lease: a sender that dies leaves it due again when the lease ends.
+mail_outbox = sa.Table(
+    "mail_outbox",
+    metadata,
+    _uuid(),
+    _created(),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("next_attempt", UTCDateTime(), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("expires", UTCDateTime(), nullable=True),
+    sa.Column("recipient", sa.String(254), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("connection", JSON, nullable=True),
+    sa.Column("origin", JSON, nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=False),
+    sa.Column("done", UTCDateTime(), nullable=True, index=True),
+)

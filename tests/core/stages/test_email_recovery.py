@@ -26,7 +26,7 @@ async def mailing_client(
         email={"host": "127.0.0.1", "port": inbox[1], "from": "sso@example.com"},
         web={"public_url": "https://sso.example.com"},
     )
-    return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=True))
 
 
 async def _user(api: Any, make_user: Any) -> dict[str, Any]:
@@ -242,7 +242,7 @@ async def test_a_stage_with_its_own_smtp_server_and_cap(
         unused.bind(("127.0.0.1", 0))
         nowhere = unused.getsockname()[1]
     settings: config.Settings = make_settings(email={"host": "127.0.0.1", "port": nowhere})
-    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    client = await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=True))
     _, page = await api("GET", "stages/email/?name=default-recovery-email")
     (stage,) = page["results"]
     own = {

@@ -192,7 +192,7 @@ async def mailing_client(
         email={"host": "127.0.0.1", "port": inbox[1], "from": "sso@example.com"},
         web={"public_url": "https://sso.example.com"},
     )
-    return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
+    return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=True))
 
 
 async def _add_email_stage(db: store.Store) -> None:
