@@ -85,10 +85,11 @@ class Pusher:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL)
+            woken = self._wake.is_set()
             await asyncio.sleep(DEBOUNCE)
             self._wake.clear()
             try:
-                await self.push()
+                await self.push(woken)
             except (store.StoreUnavailable, cache.CacheUnavailable) as exc:
                 log.warning("ldap_directory_push_failed", error=str(exc))
 
@@ -96,11 +97,16 @@ class Pusher:
         found = self.hub()
         return list(found.all()) if found is not None else []
 
-    async def push(self) -> int:
+    async def push(self, woken: bool = True) -> int:
         """Announce what changed since the last announcement to the connected outposts holding
-        LDAP providers; how many frames went out."""
+        LDAP providers; how many frames went out. With nobody connected, a commit of this
+        process (`woken`) only moves the mark: an outpost that connects later reads its
+        directory anyway, and the periodic poll costs nothing then."""
         connections = self._connections()
         if not connections:
+            if woken:
+                async with self.db.read() as tx:
+                    self.announced = await directory.generation(tx)
             return 0
         async with self.db.read() as tx:
             now = await directory.generation(tx)
