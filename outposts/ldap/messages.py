@@ -171,8 +171,8 @@ class Message:
 # Decoding -----------------------------------------------------------------------------------
 
 _UNSUPPORTED = {0x66: 0x67, 0x68: 0x69, 0x4A: 0x6B, 0x6C: 0x6D}
-# Decoded search requests by their bytes (never binds or extended operations: those carry
-# passwords, which must not stay in memory).
+# SECURITY: decoded search requests are kept by their bytes; never binds or extended
+# operations: those carry passwords, which must not stay in memory.
 MAX_REMEMBERED = 4096
 _SEARCHES: dict[bytes, Op] = {}
 MAX_ATTRIBUTES = 256

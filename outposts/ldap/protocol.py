@@ -114,6 +114,7 @@ class LDAPConnection(protocol.Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
+        # SECURITY: a client that sends without letting itself be answered is cut off
         if len(self.buffer) > MAX_BUFFER:
             log.info("ldap_connection_flooding", peer=self.peer)
             self._disconnect("too much unanswered data")
@@ -306,7 +307,7 @@ class LDAPConnection(protocol.Protocol):
         if session is None:
             self._write(msg.id, ber.result(EXTENDED_RESPONSE, INSUFFICIENT_ACCESS, "bind first"))
             return
-        if identity is not None and not _same_user(identity, session):
+        if identity is not None and not _same_user(identity, session):  # SECURITY: own only
             self._write(
                 msg.id,
                 ber.result(
@@ -387,7 +388,7 @@ class LDAPConnection(protocol.Protocol):
             self._write(msg.id, ber.result(tag, INVALID_DN_SYNTAX, "invalid DN"))
             return None
         session = self.session
-        if session is None:
+        if session is None:  # SECURITY: anonymous clients read the root DSE only
             self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "bind first"))
             return None
         if session.expired:
@@ -551,6 +552,7 @@ class LDAPConnection(protocol.Protocol):
 
     def _next_page(self, msg: m.Message, op: m.Search, paging: tuple[int, bytes]) -> None:
         size, cookie = paging
+        # SECURITY: only this connection's own cookie, once, for the same search
         state = self.pages.pop(cookie, None)
         if state is None or _key(state.search) != _key(op) or self.session is None:
             self.server.count("bad_cookie")

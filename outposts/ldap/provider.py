@@ -116,6 +116,7 @@ class Provider:
 
     def view(self, session: Session) -> Directory:
         """What `session` may search, from the records held (cached search mode)."""
+        # SECURITY: without the permission, a view holding nothing else (filters cannot probe)
         if session.can_search:
             return self.directory
         generation = self.generation or 0
