@@ -19,6 +19,7 @@ the system's trust store when not.
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import urllib.parse
 import uuid
@@ -67,6 +68,9 @@ class Settings:
     timeout: int = TIMEOUT
 
 
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}", re.ASCII)
+
+
 def uris(server_uri: str) -> tuple[str, ...]:
     """The servers of a source's `server_uri`, in order."""
     return tuple(u.strip() for u in server_uri.split(",") if u.strip())
@@ -83,6 +87,8 @@ def check_uri(uri: str) -> str | None:
         return f"{uri!r}: the port is not a number."
     if not parsed.hostname or (port is not None and not 0 < port < 65536):
         return f"{uri!r}: name a host (and a port from 1 to 65535)."
+    if not _HOST.fullmatch(parsed.hostname):
+        return f"{uri!r}: the host is not a DNS name or an IP address."
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
         return f"{uri!r}: only a scheme, a host and a port."
     return None
@@ -165,7 +171,7 @@ def connect(settings: Settings, bind_dn: str | None = None, password: str | None
                     raise InvalidCredentials(f"bind as {who!r} refused: {message}")
                 raise DirectoryError(f"bind as {who!r} refused by {uri}: {message}")
             return connection
-        except (ldap_errors.LDAPException, OSError, ssl.SSLError) as exc:
+        except (ldap_errors.LDAPException, OSError, ValueError) as exc:
             close(connection)
             failures.append(f"{uri}: {_describe(exc)}")
         except InvalidCredentials:

@@ -85,7 +85,17 @@ def test_good_uris(uri: str) -> None:
 
 @pytest.mark.parametrize(
     "uri",
-    ["http://h", "ldap://", "ldap://h:0", "ldap://h:x", "ldap://h/dc=x", "ldapi:///run/sock"],
+    [
+        "http://h",
+        "ldap://",
+        "ldap://h:0",
+        "ldap://h:x",
+        "ldap://h/dc=x",
+        "ldapi:///run/sock",
+        "ldap://hé.example",
+        "ldap://-h",
+        "ldap://a_b",
+    ],
 )
 def test_bad_uris(uri: str) -> None:
     assert client.check_uri(uri) is not None
