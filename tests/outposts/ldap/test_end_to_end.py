@@ -619,3 +619,25 @@ def test_metrics(deployment: Deployment) -> None:
         text = r.read().decode()
     assert "tessera_outpost_ldap_operations_total" in text
     assert "tessera_outpost_connection{" in text
+
+
+# Last: the core goes away ---------------------------------------------------------------------
+
+
+def test_with_the_core_away_cached_mode_keeps_serving(deployment: Deployment) -> None:
+    """Runs last in this module: it stops the core."""
+    alice = user_dn("alice", CACHED)
+    assert (
+        run("ldapwhoami", "-x", "-H", deployment.url, "-D", alice, "-w", PASSWORD).returncode == 0
+    )
+    assert admin_search(deployment, CACHED, "(uid=user7)", "mail").returncode == 0
+    deployment.core.stop()
+    again = run("ldapwhoami", "-x", "-H", deployment.url, "-D", alice, "-w", PASSWORD)
+    assert again.returncode == 0, again.stderr + deployment.output()
+    found = admin_search(deployment, CACHED, "(uid=user7)", "mail")
+    assert "mail: user7@example.com" in found.stdout, found.stderr
+    direct = run(
+        "ldapwhoami", "-x", "-H", deployment.url, "-D", user_dn("alice", DIRECT), "-w", PASSWORD
+    )
+    assert direct.returncode == 52, direct.stderr
+    assert deployment.process.poll() is None

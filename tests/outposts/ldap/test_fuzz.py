@@ -83,7 +83,7 @@ def _decode(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PDUS)
 def test_decoder_raises_only_ber_errors(data: bytes) -> None:
     _decode(data)
