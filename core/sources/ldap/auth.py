@@ -76,7 +76,9 @@ class Passwords:
 
     async def _source_of(
         self, user: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], client.Settings] | None:
+    ) -> tuple[dict[str, Any], dict[str, Any], client.Settings | None] | None:
+        """The user's link, source and connection settings (None: the settings cannot be
+        used); None when no enabled source holds the user."""
         async with self.db.read() as tx:
             link = await crud.find(tx, records.USERS, user_pk=user["pk"])
             if link is None:
@@ -84,7 +86,11 @@ class Passwords:
             source = await crud.find(tx, records.TABLE, pk=link["source"])
             if source is None or not source["enabled"]:
                 return None
-            settings = await records.connection_settings(tx, self.keyring, source)
+            try:
+                settings = await records.connection_settings(tx, self.keyring, source)
+            except client.DirectoryError as exc:
+                log.warning("ldap source unusable", source=source["slug"], reason=str(exc))
+                settings = None
         return link, source, settings
 
     async def check(self, user: dict[str, Any], password: str) -> bool | None:
@@ -92,7 +98,7 @@ class Passwords:
         if found is None:
             return None
         link, source, settings = found
-        if not user["is_active"] or not password:
+        if not user["is_active"] or not password or settings is None:
             return False
         try:
             ok, dn = await asyncio.to_thread(_bind, settings, source, link, password)
@@ -114,6 +120,10 @@ class Passwords:
         link, source, settings = found
         if not source["sync_users_password"]:
             return False
+        if settings is None:
+            raise errors.ValidationFailed.one(
+                "password", "The directory cannot be reached to change the password."
+            )
         try:
             await asyncio.to_thread(client.set_password, settings, link["dn"], password)
         except client.DirectoryError as exc:

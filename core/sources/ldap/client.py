@@ -147,6 +147,10 @@ def connect(settings: Settings, bind_dn: str | None = None, password: str | None
     could be used."""
     who = settings.bind_dn if bind_dn is None else bind_dn
     secret = settings.bind_password.reveal() if password is None else password
+    if who and not secret:
+        # SECURITY: a DN with an empty password is an unauthenticated bind (RFC 4513 5.1.2),
+        # which some servers accept as anonymous; never send one.
+        raise DirectoryError(f"bind as {who!r} refused: a bind DN needs a password")
     failures = []
     for uri in settings.uris:
         connection = ldap3.Connection(

@@ -144,8 +144,15 @@ def writable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def bind_password(keyring: crypto.Keyring, row: dict[str, Any]) -> crypto.Secret:
+    """The unsealed bind password; DirectoryError when it cannot be unsealed (the secret key
+    changed, or the row was tampered with)."""
     sealed = row["bind_password_sealed"]
-    return crypto.Secret(keyring.unseal(sealed, _context(row["pk"])) if sealed else "")
+    try:
+        return crypto.Secret(keyring.unseal(sealed, _context(row["pk"])) if sealed else "")
+    except crypto.secrets.UnsealError:
+        raise client.DirectoryError(
+            "the bind password cannot be unsealed (was the secret key changed?); set it again"
+        ) from None
 
 
 async def connection_settings(

@@ -111,8 +111,9 @@ async def _work(db: store.Store, job: sync.Job, report: sync.Report) -> None:
 
 
 async def _finish(
-    db: store.Store, pk: str, holder: str, status: str, report: sync.Report
+    db: store.Store, pk: str, holder: str, status: str, report: sync.Report, *, began: bool = True
 ) -> wire.sources.SyncStatus:
+    """Record how the run ended (`began`: whether `_start` recorded its start)."""
     now = util.now()
     values: dict[str, Any] = {
         "running_since": None,
@@ -123,8 +124,10 @@ async def _finish(
     }
     if status != "error":
         values["last_successful"] = now
+    if not began:
+        values["started"] = now
     async with db.transaction() as tx:
-        if await crud.exists(tx, records.TABLE, pk=pk):
+        if await crud.exists(tx, records.SYNCS, source=pk):
             await crud.update(tx, records.SYNCS, {"source": pk}, values)
         await crud.delete(tx, "leases", name=records.lease_name(pk), holder=holder)
         row = await crud.find(tx, records.SYNCS, source=pk)
@@ -135,7 +138,11 @@ async def run(
     db: store.Store, keyring: crypto.Keyring, pk: str, holder: str
 ) -> wire.sources.SyncStatus | None:
     """Sync source `pk` now; None when it does not exist or another process is syncing it."""
-    job = await _start(db, keyring, pk, holder)
+    try:
+        job = await _start(db, keyring, pk, holder)
+    except client.DirectoryError as exc:  # its settings cannot be used (the bind password)
+        report = sync.Report(messages=[str(exc)[:500]])
+        return await _finish(db, pk, holder, "error", report, began=False)
     if job is None:
         return None
     report = sync.Report()

@@ -15,6 +15,7 @@ from ldapsourcekit import LONG_UID, add_person, root_connection, run_sync
 from slapdkit import SUFFIX
 
 from tessera.core import store
+from tessera.core.crypto import Keyring
 from tessera.core.store import crud
 
 
@@ -252,3 +253,26 @@ async def test_delete_not_found_objects_deletes_only_what_the_source_made(
     found = await _users(bootstrapped)
     assert counts["deleted"] == 1 and "ivan" not in found
     assert {"jane", "kept-local", "akadmin"} <= set(found)
+
+
+async def test_a_bind_password_sealed_under_another_key_is_a_clear_error(
+    api: Any, make_source: Any, bootstrapped: store.Store
+) -> None:
+    await make_source()
+    async with bootstrapped.transaction() as tx:
+        row = await crud.get(tx, "ldap_sources", slug="corp")
+        other = Keyring("another-secret-key-" + "y" * 40).seal("x", f"ldap_sources:{row['pk']}")
+        await crud.update(tx, "ldap_sources", {"pk": row["pk"]}, {"bind_password_sealed": other})
+    status = await run_sync(api, "corp")
+    assert status["last_sync_status"] == "error", status
+    assert "cannot be unsealed" in status["last_sync"]["messages"][0]
+    assert "alice" not in await _users(bootstrapped)
+
+
+async def test_a_bind_dn_without_a_password_never_binds_anonymously(
+    api: Any, make_source: Any, bootstrapped: store.Store
+) -> None:
+    await make_source(bind_password="")
+    status = await run_sync(api, "corp")
+    assert status["last_sync_status"] == "error", status
+    assert "a bind DN needs a password" in status["last_sync"]["messages"][0]
