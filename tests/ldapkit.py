@@ -42,6 +42,7 @@ DIRECT_BASE = "dc=direct,dc=example,dc=org"
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 NAMED = ("admin", "alice", "blocked", "mfa")
 FROZEN = frozenset({"admin"})
+REFUSED_RULE = "1.2.840.113556.1.4.1941"  # FakeCore answers 400 to filters naming it
 
 
 def parse_filter(text: str) -> Any:
@@ -140,6 +141,7 @@ class FakeCore:
         self.calls: dict[str, int] = {}
         self.sessions: dict[str, str] = {}  # session id -> username
         self.slow = 0.0
+        self.filters: list[str] = []  # the filter texts direct-mode searches sent
 
     def count(self, what: str) -> None:
         self.calls[what] = self.calls.get(what, 0) + 1
@@ -202,6 +204,9 @@ class FakeCore:
         username = self.sessions.get(body.session_id)
         if username is None:
             return web.json_response({"detail": "no session"}, status=403)
+        self.filters.append(body.filter)
+        if REFUSED_RULE in body.filter:  # a filter this core cannot read
+            return web.json_response({"filter": ["Unexpected text"]}, status=400)
         if username == "admin":
             return web.json_response(self.directory.model_dump(mode="json"))
         user = self._user(username)

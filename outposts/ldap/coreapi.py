@@ -32,6 +32,10 @@ class FilterRefused(Exception):
     """The core could not read the filter text of a direct-mode search (HTTP 400)."""
 
 
+class SessionGone(Exception):
+    """The core no longer knows the bound session (ended, expired, user deactivated: 403)."""
+
+
 class CoreApi:
     def __init__(self, client: client_.CoreClient, timeout: float = 10.0) -> None:
         self.client = client
@@ -103,6 +107,10 @@ class CoreApi:
             request.model_dump(mode="json"),
             deadline=deadline,
         )
+        if status == 400:
+            raise FilterRefused(str(body)[:300])
+        if status == 403:
+            raise SessionGone(str(body)[:300])
         return _directory(status, body, "search/")
 
     async def password(self, provider: int, request: wire.PasswordChangeRequest) -> None:

@@ -361,6 +361,12 @@ class LDAPConnection(protocol.Protocol):
         assert self.session is not None
         try:
             view = await self.server.outpost.view(provider, self.session, search, None)
+        except coreapi.SessionGone:
+            self.session = None
+            self._write(
+                msg.id, ber.result(COMPARE_RESPONSE, INSUFFICIENT_ACCESS, "the session has ended")
+            )
+            return
         except client_.CoreError:
             self._write(
                 msg.id,
@@ -467,6 +473,12 @@ class LDAPConnection(protocol.Protocol):
             self._write(
                 msg.id,
                 ber.result(SEARCH_DONE, UNAVAILABLE, "the identity provider cannot be reached"),
+            )
+            return
+        except coreapi.SessionGone:
+            self.session = None  # bind again
+            self._write(
+                msg.id, ber.result(SEARCH_DONE, INSUFFICIENT_ACCESS, "the session has ended")
             )
             return
         except client_.CoreError as exc:

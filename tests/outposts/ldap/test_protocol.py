@@ -541,3 +541,32 @@ def test_the_certificate_is_chosen_by_sni(ldap_server: LDAPThread) -> None:
         )
     finally:
         ldap_server.call(lambda: use([], {}))
+
+
+def test_a_direct_search_after_the_core_ended_the_session_is_refused(
+    ldap_server: LDAPThread,
+) -> None:
+    conn = connect(ldap_server, "user17", DIRECT_BASE)
+    assert conn.bound
+    for session_id, username in list(ldap_server.core.sessions.items()):
+        if username == "user17":
+            del ldap_server.core.sessions[session_id]  # ended at the core, no SESSION_END heard
+    assert not conn.search(DIRECT_BASE, "(uid=user17)")
+    assert conn.result["result"] == 50
+    assert conn.compare(user_dn("user17", DIRECT_BASE), "uid", "user17") is False
+    assert conn.result["result"] == 50  # and no longer bound
+    assert ldap_server.server is not None
+    assert ldap_server.server.counts.get("internal_error", 0) == 0
+
+
+def test_a_filter_the_core_cannot_read_is_applied_here(ldap_server: LDAPThread) -> None:
+    conn = connect(ldap_server, "admin", DIRECT_BASE)
+    chain = f"(memberOf:1.2.840.113556.1.4.1941:=cn=everyone,ou=groups,{DIRECT_BASE})"
+    assert conn.search(DIRECT_BASE, f"(&(objectClass=user){chain}(cn=user1*))", attributes=["cn"])
+    assert ldap_server.core.filters[-2:] == [
+        f"(&(objectclass=user){chain.replace('memberOf', 'memberof')}(cn=user1*))",
+        "(objectClass=*)",
+    ]
+    # staff (odd users) is a child of everyone (even users): everyone of them, transitively
+    found = sorted(int(e.cn.value[4:]) for e in conn.entries)
+    assert found[:4] == [1, 10, 11, 12] and len(found) == 1 + 10 + 100 + 1000
