@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -212,12 +212,16 @@ async def browse(
     username: str = "akadmin",
     password: str = BOOTSTRAP_PASSWORD,
     hops: int = 15,
+    rewrite: Callable[[str], str] | None = None,
     **kwargs: Any,
 ) -> tuple[aiohttp.ClientResponse, list[str]]:
     """GET `url` as a browser would, logging in at the core when sent there; the final
-    response (body read) and every URL visited."""
+    response (body read) and every URL visited (`rewrite` may change each before it is
+    visited)."""
     visited = [url]
     for _ in range(hops):
+        if rewrite is not None:
+            url = visited[-1] = rewrite(url)
         response = await session.get(url, allow_redirects=False, **kwargs)
         await response.read()
         if response.status in (301, 302, 303, 307):

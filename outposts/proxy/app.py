@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.outposts.proxy import forwarded, handlers, pages, reverse
+from tessera.outposts.proxy import forwarded, handlers, pages, reverse, signed
 from tessera.outposts.proxy.outpost import Outpost
 from tessera.outposts.proxy.providers import PREFIX
 
@@ -36,23 +36,32 @@ def endpoints(outpost: Outpost) -> web.Application:
 
 
 def proxy_middleware(outpost: Outpost) -> Any:
-    """Sends requests for a proxy-mode provider's host (outside `PREFIX`) to its upstream."""
+    """Sends requests for a proxy-mode provider's host (outside `PREFIX`) to its upstream, and
+    a request on any path of a provider's host that carries the callback or the logout
+    signature to that (`signed`)."""
 
     @web.middleware
     async def route(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path == PREFIX or path.startswith(PREFIX + "/") or not outpost.registry.has_proxied:
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            return await handler(request)
+        marked = signed.marked(request.rel_url.raw_query_string)
+        if not (marked or outpost.registry.has_proxied):
             return await handler(request)
         believe = forwarded.trusted(request, outpost.networks)
         try:
             original = forwarded.original(request, "direct", believe)
         except forwarded.BadForwarding:
-            return await handler(request)  # names no proxied host: not the outpost's to answer
+            return await handler(request)  # names no provider's host: not the outpost's to answer
         provider = outpost.registry.proxied(original.host)
-        if provider is None:
-            return await handler(request)
-        request[handlers.REQUEST_OUTPOST] = outpost
-        return await reverse.serve(request, provider, original)
+        if provider is not None:
+            request[handlers.REQUEST_OUTPOST] = outpost
+            return await reverse.serve(request, provider, original)
+        provider = outpost.registry.owner(original.host) if marked else None
+        if provider is not None:
+            request[handlers.REQUEST_OUTPOST] = outpost
+            handlers.signed_answer(request, provider, original.url)
+        return await handler(request)
 
     return route
 

@@ -95,6 +95,10 @@ class Original:
     def path(self) -> str:
         return self.path_qs.split("?", 1)[0]
 
+    @property
+    def query(self) -> str:
+        return self.path_qs.partition("?")[2]
+
 
 def _path(value: str, header: str) -> str:
     if not value.startswith("/") or value.startswith("//") or len(value) > MAX_URI:

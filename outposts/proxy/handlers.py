@@ -5,7 +5,9 @@
 browser to `start`. `start?rd=`: checks `rd`, binds a signed state to the browser and sends it to
 the core's authorization endpoint. `callback`: checks the state, exchanges the code, verifies the
 tokens, seals the session into its cookie. `sign_out`: ends the session here and at the core.
-`ping`: 204. `app` mounts these; `reverse` shares `authenticate` and `unauthenticated`.
+`ping`: 204. A check (or `start`, which nginx's `error_page` sends the browser to) whose original
+URL carries authentik's callback or logout signature completes that instead (`signed`).
+`app` mounts these; `reverse` shares `authenticate`, `unauthenticated` and `signed_answer`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import urllib.parse
 
 from aiohttp import web
 
-from tessera.outposts.proxy import forwarded, identity, machine, oidc, pages, sealing
+from tessera.outposts.proxy import forwarded, identity, machine, oidc, pages, sealing, signed
 from tessera.outposts.proxy.outpost import Outpost
 from tessera.outposts.proxy.providers import PREFIX, Provider
 from tessera.outposts.proxy.sessions import Session
@@ -112,6 +114,22 @@ def unauthenticated(
     raise web.HTTPFound(provider.start_url(original.url))
 
 
+def signed_answer(
+    request: web.Request, provider: Provider, url: str, answer_401: bool = False
+) -> None:
+    """Raise the answer to a request whose original `url` carries the callback or the logout
+    signature (`signed`); return when it carries neither. `answer_401`: nginx's check, which
+    can only say 401, whereupon its `error_page` sends the browser to `start` with the URL."""
+    which = signed.signature(url.partition("?")[2])
+    if which is None:
+        return
+    if answer_401:
+        raise pages.problem(request, 401, "Unauthenticated", "Completing a login or logout.")
+    if which == signed.CALLBACK:
+        raise web.HTTPFound(signed.callback_hop(provider, url))
+    raise ended(request, provider)
+
+
 # auth/* -------------------------------------------------------------------------------------
 
 
@@ -133,6 +151,7 @@ async def _decide(request: web.Request, kind: str, tail: str) -> tuple[web.Strea
     provider, original = locate(request, kind, tail)
     if original.path.startswith(PREFIX + "/") or original.path == PREFIX:
         return web.Response(status=200), "own_page"  # the outpost's own pages need no login
+    signed_answer(request, provider, original.url, answer_401=kind == "nginx")
     session = await authenticate(request, provider)
     if session is not None:
         outpost = outpost_of(request)
@@ -195,9 +214,20 @@ def _binding_name(provider: Provider) -> str:
     return provider.cookie_name + BIND_SUFFIX
 
 
+def _rd(request: web.Request) -> str:
+    """The `rd` parameter. nginx's `error_page` (authentik's guide: `start?rd=$scheme://
+    $http_host$request_uri`) does not encode it, so an original URL's own query arrives as more
+    parameters of `start`: a bare absolute `rd` is then the whole rest of the query, as sent."""
+    raw = request.rel_url.raw_query_string
+    split = any(key != "rd" for key in request.query)
+    if split and raw.startswith(("rd=http://", "rd=https://")) and "&rd=" not in raw:
+        return raw[3:]
+    return request.query.get("rd", "")
+
+
 async def start(request: web.Request) -> web.StreamResponse:
     provider, _original = locate(request, "direct")
-    rd = request.query.get("rd", "") or provider.base_url + "/"
+    rd = _rd(request) or provider.base_url + "/"
     target = checked_redirect(provider, rd)
     if target is None:
         raise pages.problem(
@@ -206,6 +236,7 @@ async def start(request: web.Request) -> web.StreamResponse:
             "Bad redirect",
             "The rd parameter must be a URL this application protects.",
         )
+    signed_answer(request, provider, target)
     if not outpost_of(request).core_online():
         raise pages.problem(
             request,
@@ -258,7 +289,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
         )
     state = _state(request, provider)
     try:
-        tokens = await outpost.core.exchange_code(provider, _param(request, "code"))
+        tokens = await outpost.core.exchange_code(
+            provider, _param(request, "code"), _issued_for(request, provider)
+        )
         claims = await outpost.core.verify(provider, tokens.access_token)
         if not tokens.id_token:
             raise oidc.Refused("no ID token came with the access token")
@@ -295,6 +328,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
     response = web.HTTPFound(checked_redirect(provider, state.redirect) or provider.base_url + "/")
     set_session(request, response, provider, cookies, max(1, int(session.exp - time.time())))
     raise response
+
+
+def _issued_for(request: web.Request, provider: Provider) -> str:
+    """The redirect URI the code was issued for: the external host's own (when `signed` sent
+    the callback here from there), else this endpoint."""
+    if _param(request, "redirect_uri") == provider.root_redirect_uri:
+        return provider.root_redirect_uri
+    return provider.redirect_uri
 
 
 def _state(request: web.Request, provider: Provider) -> sealing.State:
@@ -362,6 +403,13 @@ def set_session(
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     provider, _original = locate(request, "direct")
+    raise ended(request, provider)
+
+
+def ended(request: web.Request, provider: Provider) -> web.HTTPException:
+    """The sign-out: this browser's session ends here at once, its cookies are expired, and
+    the browser goes to the core's end-session, which ends the core session; that session's
+    SESSION_END then ends it on every replica and outpost, whichever provider it was for."""
     outpost = outpost_of(request)
     sealed = sealing.join(provider.cookie_name, request.cookies)
     session = outpost.sessions.open(provider, sealed) if sealed else None
@@ -373,7 +421,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     joiner = "&" if "?" in provider.endpoints.end_session else "?"
     response = web.HTTPFound(provider.endpoints.end_session + joiner + query)
     set_session(request, response, provider, {}, 0)
-    raise response
+    return response
 
 
 def add_routes(app: web.Application, prefix: str = PREFIX) -> None:

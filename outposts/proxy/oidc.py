@@ -137,14 +137,17 @@ class Core:
             int(body.get("expires_in") or 0),
         )
 
-    async def exchange_code(self, provider: Provider, code: str) -> TokenSet:
-        """RFC 6749 §4.1.3: the code for tokens, with the redirect URI it was issued for."""
+    async def exchange_code(
+        self, provider: Provider, code: str, redirect_uri: str | None = None
+    ) -> TokenSet:
+        """RFC 6749 §4.1.3: the code for tokens, with the redirect URI it was issued for (the
+        provider's callback endpoint unless told otherwise)."""
         return await self._token(
             provider,
             {
                 "grant_type": "authorization_code",
                 "code": code,
-                "redirect_uri": provider.redirect_uri,
+                "redirect_uri": redirect_uri or provider.redirect_uri,
             },
         )
 

@@ -62,6 +62,7 @@ class Provider:
     mode: str
     external: urllib.parse.SplitResult
     host: str  # normalised host[:port] of external_host
+    root_redirect_uri: str  # `<external_host>?X-authentik-auth-callback=true`, as registered
     internal_host: str
     verify_tls: bool
     client_id: str
@@ -108,6 +109,7 @@ class Provider:
             mode=mode,
             external=external,
             host=host,
+            root_redirect_uri=f"{config.external_host}?{CALLBACK_QUERY}",
             internal_host=internal,
             verify_tls=config.internal_host_ssl_validation is not False,
             client_id=client_id,
@@ -195,6 +197,13 @@ class Registry:
             reverse=True,
         )
         self.has_proxied = any(p.mode == "proxy" for p in providers)
+
+    def owner(self, host: str) -> Provider | None:
+        """The provider whose host is `host`, or whose cookie domain covers it (no fallback)."""
+        found = self._exact.get(host)
+        if found is not None:
+            return found
+        return next((p for p in self._domains if p.covers(host) or p.host == host), None)
 
     def lookup(self, host: str) -> Provider | None:
         found = self._exact.get(host)

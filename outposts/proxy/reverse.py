@@ -108,6 +108,7 @@ async def serve(
 ) -> web.StreamResponse:
     """Check the request, then proxy it (or its websocket) to the provider's internal host."""
     outpost = handlers.outpost_of(request)
+    handlers.signed_answer(request, provider, original.url)  # callback or logout on any path
     session = await handlers.authenticate(request, provider)
     if session is None and not provider.skipped(original.path, original.url):
         return handlers.unauthenticated(request, provider, original, answer_401=False)
