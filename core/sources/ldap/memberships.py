@@ -4,7 +4,9 @@ Called by `runner` after `sync` wrote users and groups. A group entry's
 `group_membership_field` values name its members: a DN (`member`, `uniqueMember`, whose
 optional `#<uid>` suffix is dropped) that is one of the synced groups makes that group a child
 (a parent link), else a DN or value matching a synced user's DN or `user_membership_attribute`
-(`memberUid`: a uid) makes the user a member. Values naming nothing synced are ignored.
+(`memberUid`: a uid) makes the user a member. Values naming nothing synced are ignored. With
+`lookup_groups_from_user` the field is read on the members instead (`memberOf`: the DNs of the
+user's or group's groups).
 
 Only links between objects this source created change: memberships of local users and parent
 links to local groups stay. Synced groups that no synced group contains get the source's
@@ -48,6 +50,34 @@ def wanted(
             user = linked.user_keys.get(dn) or linked.user_keys.get(raw)
             if user is not None:
                 members.add((group_pk, user))
+    return members, parents
+
+
+def wanted_from_users(
+    user_entries: list[client.Entry],
+    group_entries: list[tuple[client.Entry, str]],
+    field: str,
+    linked: Linked,
+) -> tuple[set[tuple[str, int]], dict[str, list[str]]]:
+    """With `lookup_groups_from_user`: the memberships and parent links named on the members
+    instead, each user's (and group's) `field` (`memberOf`) listing the DNs of its groups."""
+    members: set[tuple[str, int]] = set()
+    parents: dict[str, list[str]] = {}
+    for entry in user_entries:
+        user = linked.user_keys.get(client.normalize_dn(entry.dn))
+        if user is None:
+            continue
+        for value in entry.values(field):
+            key = _key(value)
+            group = linked.group_dns.get(key[0]) if key else None
+            if group is not None:
+                members.add((group, user))
+    for entry, child in group_entries:
+        for value in entry.values(field):
+            key = _key(value)
+            parent = linked.group_dns.get(key[0]) if key else None
+            if parent is not None and parent != child:
+                parents.setdefault(child, []).append(parent)
     return members, parents
 
 

@@ -102,7 +102,11 @@ async def _work(db: store.Store, job: sync.Job, report: sync.Report) -> None:
     await sync.sync_users(db, job, found_users, report, linked)
     written = await sync.sync_groups(db, job, found_groups, report, linked)
     if job.source["sync_groups"]:
-        members, parents = memberships.wanted(written, job.source["group_membership_field"], linked)
+        field = job.source["group_membership_field"]
+        if job.source["lookup_groups_from_user"]:
+            members, parents = memberships.wanted_from_users(found_users, written, field, linked)
+        else:
+            members, parents = memberships.wanted(written, field, linked)
         if job.source["sync_users"]:
             await memberships.apply_members(db, members, linked, report)
         await memberships.apply_parents(db, job, parents, linked, report)

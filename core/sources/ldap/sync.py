@@ -91,6 +91,8 @@ def fetch(job: Job) -> tuple[list[client.Entry], list[client.Entry]]:
         found_groups: list[client.Entry] = []
         if source["sync_users"]:
             attributes = [*extra, source["user_membership_attribute"]]
+            if source["lookup_groups_from_user"]:
+                attributes.append(source["group_membership_field"])
             found_users = list(
                 client.search(
                     connection,

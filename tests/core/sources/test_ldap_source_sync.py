@@ -276,3 +276,26 @@ async def test_a_bind_dn_without_a_password_never_binds_anonymously(
     status = await run_sync(api, "corp")
     assert status["last_sync_status"] == "error", status
     assert "a bind DN needs a password" in status["last_sync"]["messages"][0]
+
+
+async def test_groups_can_be_looked_up_from_the_users(
+    api: Any, make_source: Any, bootstrapped: store.Store, slapd: Any, scratch_ou: str
+) -> None:
+    # As Active Directory's memberOf: the user names its groups (seeAlso holds DNs here).
+    add_person(
+        slapd,
+        scratch_ou,
+        "mia",
+        "mia-pw-1",
+        seeAlso=[f"cn=engineers,ou=groups,{SUFFIX}", f"cn=admins,ou=groups,{SUFFIX}"],
+    )
+    await make_source(
+        additional_user_dn=f"ou={scratch_ou}",
+        lookup_groups_from_user=True,
+        group_membership_field="seeAlso",
+    )
+    await run_sync(api, "corp")
+    groups = await _groups(bootstrapped)
+    assert await _members(bootstrapped, groups["engineers"]["pk"]) == {"mia"}
+    assert await _members(bootstrapped, groups["admins"]["pk"]) == {"mia"}
+    assert await _members(bootstrapped, groups["backend"]["pk"]) == set()
