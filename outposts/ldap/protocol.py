@@ -91,6 +91,7 @@ class LDAPConnection(protocol.Protocol):
         self.busy = False
         self.closing = False
         self.pages: dict[bytes, Paged] = {}
+        self.pos = 0  # bytes of `buffer` handled by the `_drain` under way
         self.peer = ""
         self.out: Any = None  # the transport (Twisted's interfaces do not type-check)
 
@@ -125,24 +126,30 @@ class LDAPConnection(protocol.Protocol):
     # Framing and dispatch -----------------------------------------------------------------
 
     def _drain(self) -> None:
-        while not self.busy and not self.closing and self.buffer:
-            try:
-                end = ber.frame(self.buffer)
-                if end is None:
+        buffer = self.buffer
+        self.pos = 0
+        try:
+            while not self.busy and not self.closing and self.pos < len(buffer):
+                try:
+                    end = ber.frame(buffer, self.pos)
+                    if end is None:
+                        return
+                    pdu = bytes(buffer[self.pos : end])
+                    self.pos = end
+                    message = m.decode_message(pdu)
+                except ber.BERError as exc:
+                    self.server.count("malformed")
+                    self._disconnect(f"malformed request: {exc}")
                     return
-                pdu = bytes(self.buffer[:end])
-                del self.buffer[:end]
-                message = m.decode_message(pdu)
-            except ber.BERError as exc:
-                self.server.count("malformed")
-                self._disconnect(f"malformed request: {exc}")
-                return
-            try:
-                self._handle(message)
-            except Exception:  # a bug must not take the server down: log it, answer, go on
-                self.server.count("internal_error")
-                log.exception("ldap_handler_failed", op=type(message.op).__name__)
-                self._error_reply(message, OPERATIONS_ERROR, "internal error")
+                try:
+                    self._handle(message)
+                except Exception:  # a bug must not take the server down: log, answer, go on
+                    self.server.count("internal_error")
+                    log.exception("ldap_handler_failed", op=type(message.op).__name__)
+                    self._error_reply(message, OPERATIONS_ERROR, "internal error")
+        finally:
+            del buffer[: self.pos]  # once, not per PDU: a pipelined chunk holds hundreds
+            self.pos = 0
 
     def _handle(self, msg: m.Message) -> None:
         op = msg.op
@@ -290,7 +297,7 @@ class LDAPConnection(protocol.Protocol):
                 msg.id, ber.result(EXTENDED_RESPONSE, OPERATIONS_ERROR, "TLS already", extra=name)
             )
             return
-        if self.buffer:  # RFC 4511 §4.14.1: no PDUs may follow before the TLS handshake
+        if len(self.buffer) > self.pos:  # RFC 4511 §4.14.1: nothing may follow the request
             self._disconnect("data after StartTLS")
             return
         self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS, extra=name))
