@@ -32,7 +32,8 @@ from tessera.core.providers.ldap import (
 from tessera.core.providers.ldap.resources import RESOURCES
 
 PUSHER = web.AppKey("ldap_pusher", push.Pusher)
-CHANNELS = web.AppKey("ldap_channels", Callable[[], push.Channels | None])
+Channels = Callable[[], push.Channels | None]
+CHANNELS = web.AppKey[Channels]("ldap_channels")
 
 
 async def _start(app: web.Application) -> None:
@@ -47,7 +48,7 @@ async def _stop(app: web.Application) -> None:
         await app[PUSHER].stop()
 
 
-def setup(app: web.Application, channels: Callable[[], push.Channels | None]) -> None:
+def setup(app: web.Application, channels: Channels) -> None:
     """`channels`: this process's open control channels (the outpost hub, once it runs)."""
     app[calls.PRUNED] = {}
     app[CHANNELS] = channels

@@ -29,7 +29,7 @@ from typing import Any
 
 from tessera.core import crypto, store, wire
 from tessera.core.flows import app_access, executor
-from tessera.core.identity import sessions, users, util
+from tessera.core.identity import groups, sessions, users, util
 from tessera.core.providers.ldap import directory, grants
 from tessera.core.stages import attempts, authenticator_validate, throttle
 from tessera.core.store import crud
@@ -235,11 +235,14 @@ async def _opened(
             "created": util.now(),
         },
     )
-    me, mine = await directory.own_view(tx, user)
+    tree = await groups.Tree.load(tx)
+    direct = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
+    me, mine = await directory.own_view(tx, user, tree, direct)
+    may = await grants.may_search(tx, bind.provider["pk"], user, tree, direct)
     return wire.ldap.BindResult.model_construct(
         user=me,
         groups=mine,
-        has_search_permission=await grants.may_search(tx, bind.provider["pk"], user),
+        has_search_permission=may,
         session_id=digest,
         expires=session["expires"],
     )

@@ -1,9 +1,9 @@
 """The LDAP outpost's calls under `/api/v3/outposts/ldap/<provider pk>/`, and `check_access/`.
 
 `bind/`, `unbind/`, `directory/`, `search/` and `password/` (Tessera's, `wire.ldap`) answer only
-an outpost's token, and only for a provider that outpost holds and that an application uses
-(`configs.served`): no token is 401, a token that is not an outpost's 403, anyone else's or an
-unknown provider 404, all with JSON bodies. `search/` and `password/` name the bound session
+an outpost's token, and only for a provider that outpost holds and that an application uses:
+no token is 401, a token that is not an outpost's 403, anyone else's or an unknown provider
+404, all with JSON bodies. `search/` and `password/` name the bound session
 (`session_id`): it must be a live session a bind through this provider opened, of an active
 user, else 403. Bodies are bounded (`MAX_BODY`).
 
@@ -27,7 +27,7 @@ from tessera.core.api import auth, http, net, state
 from tessera.core.api import flows as flows_api
 from tessera.core.flows import app_access
 from tessera.core.identity import outposts, sessions, tokens, users, util
-from tessera.core.providers.ldap import bind, configs, directory, grants, passwords, records
+from tessera.core.providers.ldap import bind, directory, grants, passwords, records
 from tessera.core.providers.ldap.filters import FilterError
 from tessera.core.store import crud
 
@@ -70,11 +70,13 @@ async def _served(
     """(outpost, ldap_providers row, application) of a call, or 401/403/404."""
     outpost = await _outpost(request, tx)
     pk = _provider_pk(request)
-    # SECURITY: only a provider the calling outpost holds; another outpost's is not found.
-    if pk not in {b["pk"] for b in await configs.served(tx, outpost["pk"])}:
+    # SECURITY: only a provider the calling outpost holds (and an application uses); another
+    # outpost's is not found.
+    linked = (await outposts.providers_of(tx, [outpost["pk"]]))[outpost["pk"]]
+    row = await crud.find(tx, records.TABLE, pk=pk) if pk in linked else None
+    application = (await records.applications_of(tx, [pk])).get(pk) if row else None
+    if row is None or application is None:
         raise errors.ObjectNotFound("Not found.")
-    row = await crud.get(tx, records.TABLE, pk=pk)
-    application = (await records.applications_of(tx, [pk]))[pk]
     return outpost, row, application
 
 

@@ -220,12 +220,17 @@ def descendants(tree: groups.Tree, roots: set[str]) -> set[str]:
 
 
 async def own_view(
-    tx: store.Tx, user: dict[str, Any]
+    tx: store.Tx,
+    user: dict[str, Any],
+    tree: groups.Tree | None = None,
+    direct: list[str] | None = None,
 ) -> tuple[wire.ldap.DirectoryUser, list[wire.ldap.DirectoryGroup]]:
     """The user, and their groups with those groups' ancestors, each showing only this user as
-    a member (what a bind answers, and all that a searcher without the permission sees)."""
-    tree = await groups.Tree.load(tx)
-    direct = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
+    a member (what a bind answers, and all that a searcher without the permission sees).
+    `tree` and `direct` (the user's own groups): when the caller has read them."""
+    tree = tree or await groups.Tree.load(tx)
+    if direct is None:
+        direct = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
     ancestors = list(dict.fromkeys(a for g in direct for a in tree.ancestors(g)))
     ctx = Context(tree, {user["pk"]: direct}, {g: [user["pk"]] for g in direct})
     shown = [group_wire(ctx, tree.rows[g], only={user["pk"]}) for g in ancestors]

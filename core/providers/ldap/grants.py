@@ -66,11 +66,19 @@ async def replace(
 
 
 async def may_search(
-    tx: store.Tx, provider_pk: int, user: dict[str, Any], tree: groups.Tree | None = None
+    tx: store.Tx,
+    provider_pk: int,
+    user: dict[str, Any],
+    tree: groups.Tree | None = None,
+    direct: list[str] | None = None,
 ) -> bool:
     """Whether `user` holds `search_full_directory` on the provider: a superuser, a grant to
-    them, or a grant to one of their groups or those groups' ancestors."""
-    if await users.is_superuser(tx, user["pk"]):
+    them, or a grant to one of their groups or those groups' ancestors. `tree` and `direct`
+    (the user's own groups): when the caller has read them."""
+    if tree is not None and direct is not None:
+        if tree.any_superuser(direct):
+            return True
+    elif await users.is_superuser(tx, user["pk"]):
         return True
     rows = await crud.rows(tx, TABLE, [crud.Filter("provider", "eq", provider_pk)], limit=100_000)
     if any(r["user_pk"] == user["pk"] for r in rows):
@@ -79,5 +87,6 @@ async def may_search(
     if not granted:
         return False
     tree = tree or await groups.Tree.load(tx)
-    direct = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
+    if direct is None:
+        direct = (await crud.groups_of_users(tx, [user["pk"]]))[user["pk"]]
     return any(a in granted for g in direct for a in tree.ancestors(g))
