@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from typing import Any
 
 import ldap3
@@ -570,3 +571,16 @@ def test_a_filter_the_core_cannot_read_is_applied_here(ldap_server: LDAPThread) 
     # staff (odd users) is a child of everyone (even users): everyone of them, transitively
     found = sorted(int(e.cn.value[4:]) for e in conn.entries)
     assert found[:4] == [1, 10, 11, 12] and len(found) == 1 + 10 + 100 + 1000
+
+
+def test_time_limit_in_direct_mode(ldap_server: LDAPThread) -> None:
+    conn = connect(ldap_server, "admin", DIRECT_BASE)
+    ldap_server.core.slow = 1.5
+    try:
+        started = time.monotonic()
+        conn.search(DIRECT_BASE, "(uid=user3)", time_limit=1)
+        assert conn.result["result"] == 3
+        assert time.monotonic() - started < 1.4
+    finally:
+        ldap_server.core.slow = 0.0
+    assert conn.search(DIRECT_BASE, "(uid=user3)", time_limit=5)
