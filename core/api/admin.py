@@ -100,7 +100,7 @@ async def system(request: web.Request) -> web.Response:
             ),
             brand="",  # Tessera has no brands
             server_time=dt.datetime.now(dt.UTC),
-            embedded_outpost_disabled=False,  # the core serves /outpost.goauthentik.io itself
+            embedded_outpost_disabled=request.app[state.SETTINGS].outposts.disable_embedded_outpost,
             embedded_outpost_host=_base_url(request) or f"{scheme}://{request.host}",
             base_url=_base_url(request),
         )

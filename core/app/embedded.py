@@ -18,9 +18,16 @@ HTTP and the control channel comes from inside the process here:
 
 The browser-facing base of the core's endpoints is the outpost's `config.authentik_host`, or,
 when it is empty, the request's public base (`api.net.public_base`: the configured public URL,
-else the request's host). One `Outpost` is kept per base (a bounded few); all share one
-`Sessions`, so a cookie opened under one base is known under another. The hot path (a check
-with a cookie seen before) reads only memory.
+else the request's host). One `Outpost` is kept per base, at most MAX_BASES, least recently used
+dropped: a client cycling `Host` headers costs a few dictionary entries, never more state. The
+providers are compiled once per config read and copied per base with that base's endpoints; all
+bases share one `Sessions` (a cookie opened under one base is known under another), one used-state
+record, and the HTTP clients of the back channel and of proxy mode, so a dropped `Outpost` owns
+nothing to close. The hot path (a check with a cookie seen before) reads only memory.
+
+`AUTHENTIK_OUTPOSTS__DISABLE_EMBEDDED_OUTPOST=true`: `setup` adds nothing; the core neither
+serves `/outpost.goauthentik.io/*` (unknown paths, 404) nor keeps the managed outpost
+(`providers.proxy` deletes it at start, as authentik does).
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import re
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pydantic
 import structlog
 from aiohttp import web
@@ -46,12 +55,12 @@ from tessera.core.outpost_hub import HUB
 from tessera.core.providers.proxy import configs as proxy_configs
 from tessera.core.store import crud
 from tessera.outposts import proxy
-from tessera.outposts.proxy import handlers, machine, oidc, sessions
+from tessera.outposts.proxy import forwarded, handlers, machine, oidc, providers, sessions, signed
+from tessera.outposts.proxy import outpost as proxy_outpost
 
 log = structlog.get_logger(__name__)
 PREFIX = proxy.PREFIX
 MAX_BASES = 16  # browser-facing bases served at once (each an `Outpost`); least recent goes
-RETIRE_AFTER = 60.0  # an outpost dropped from the map is closed this much later
 REFRESH = 60.0  # configs are also reread this often, whatever the hub says
 PLACEHOLDER = "http://embedded.invalid"
 # a browser-facing base: scheme and host[:port] (docker service names may hold `_`)
@@ -65,11 +74,20 @@ SERVER_LIMITS: dict[str, Any] = dict(proxy.app.SERVER_LIMITS)
 class LoopbackCore(oidc.Core):
     """The core's endpoints on this server's own socket. Besides the browser host as `Host`, an
     https base is told with `X-Forwarded-Proto` (the peer is this server, a trusted proxy by
-    default), so the core issues the tokens under the issuer the browser saw."""
+    default), so the core issues the tokens under the issuer the browser saw. The HTTP client
+    is the embedded outpost's (`Embedded.http`), shared by every base."""
 
-    def __init__(self, host: str, browser_base: str) -> None:
+    def __init__(self, host: str, browser_base: str, http: Callable[[], Any]) -> None:
         super().__init__(host, browser_base, insecure=True)
         self.https = browser_base.startswith("https://")
+        self._shared = http
+
+    def _session(self) -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = self._shared()
+        return session
+
+    async def close(self) -> None:
+        """Nothing of its own to close (`Embedded.close` closes the shared client)."""
 
     def _target(self, url: str) -> tuple[str, dict[str, str]]:
         target, headers = super()._target(url)
@@ -93,14 +111,21 @@ class Embedded:
         self.settings = settings
         self.name = outposts.EMBEDDED_NAME
         self.authentik_host = ""
-        self.configs: list[wire.outposts.ProxyOutpostConfig] = []
+        self.providers: tuple[providers.Provider, ...] = ()  # under PLACEHOLDER's endpoints
+        self.registry = providers.Registry(())  # which hosts are the outpost's
         self.has_proxied = False
         self.sessions = sessions.Sessions(self._introspect)
+        self.networks = forwarded.networks(settings.listen.trusted_proxy_cidrs)
         self.core_host = ""  # this server's socket, from the first request
         self.generation = 0  # configs read so far (tests wait on it)
+        self.made = 0  # `Outpost`s made so far, one per base newly seen (tests read it)
         self._served: collections.OrderedDict[str, _Served] = collections.OrderedDict()
         self._dirty = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Shared by every base's `Outpost`: the back channel's client, proxy mode's clients,
+        # the record of used login states.
+        self._http: aiohttp.ClientSession | None = None
+        self._upstreams: dict[bool, aiohttp.ClientSession] = {}
+        self._used_states: dict[str, float] = {}
 
     # Configs -----------------------------------------------------------------------------
 
@@ -115,27 +140,45 @@ class Embedded:
         host = _normal_base(str(((row or {}).get("config") or {}).get("authentik_host") or ""))
         name = str(row["name"]) if row is not None else self.name
         if host != self.authentik_host or name != self.name:
-            self._retire_all()
-        self.authentik_host, self.name, self.configs = host, name, found
-        self.has_proxied = any(c.mode == "proxy" for c in found)
+            self._served.clear()
+        self.authentik_host, self.name = host, name
+        built, _refused = proxy_outpost.build(found)  # each refusal is logged
+        self.providers = tuple(built)
+        self.registry = providers.Registry(built)
+        self.has_proxied = self.registry.has_proxied
         for base, served in self._served.items():
-            served.outpost.update(self._configs_for(base))
+            served.outpost.registry = self._registry_for(base)
         self.generation += 1
         log.debug("embedded_outpost_configs", providers=len(found), outpost=name)
 
-    def _configs_for(self, base: str) -> list[wire.outposts.ProxyOutpostConfig]:
-        """The configs with the core's endpoints under `base`, and the issuer the core's token
-        endpoint will write (its public URL when one is configured, else `base`)."""
+    def _registry_for(self, base: str) -> providers.Registry:
+        """The providers with the core's endpoints under `base`, and the issuer the core's
+        token endpoint will write (its public URL when one is configured, else `base`)."""
         issuer_base = self.settings.web.public_url.rstrip("/") or base
         out = []
-        for c in self.configs:
-            slug = c.assigned_application_slug
-            oidc_doc = proxy_configs.oidc_configuration(base, slug)
-            oidc_doc = oidc_doc.model_copy(
-                update={"issuer": f"{issuer_base}/application/o/{slug}/"}
+        for provider in self.providers:
+            slug = provider.app_slug
+            doc = proxy_configs.oidc_configuration(base, slug)
+            endpoints = providers.Endpoints(
+                issuer=f"{issuer_base}/application/o/{slug}/",
+                authorize=doc.authorization_endpoint,
+                token=doc.token_endpoint,
+                end_session=doc.end_session_endpoint,
+                introspect=doc.introspection_endpoint,
+                jwks=doc.jwks_uri,
             )
-            out.append(c.model_copy(update={"oidc_configuration": oidc_doc}))
-        return out
+            out.append(dataclasses.replace(provider, endpoints=endpoints))
+        return providers.Registry(out)
+
+    def names(self, request: web.Request) -> bool:
+        """Whether the request's host (as a trusted proxy reports it) is one of the outpost's
+        providers': only those requests outside PREFIX may become the outpost's."""
+        believe = forwarded.trusted(request, self.networks)
+        try:
+            host = forwarded.host_of(request, believe)
+        except forwarded.BadForwarding:
+            return False
+        return self.registry.owner(host) is not None
 
     def outposts_changed(self) -> None:
         """The hub's TRIGGER_UPDATE: reread soon (several changes make one read)."""
@@ -191,25 +234,31 @@ class Embedded:
             return found
         if not self.core_host:
             self.core_host = _local_url(request, self.settings)
-        outpost = proxy.Outpost(
-            proxy.Options(
-                outpost_name=self.name,
-                version=AUTHENTIK_VERSION,
-                core_host=self.core_host,
-                core_browser_host=base,
-                trusted_proxies=tuple(self.settings.listen.trusted_proxy_cidrs),
-            )
-        )
-        # The back channel is this server; the sessions are the process's, whichever base.
-        outpost.core = LoopbackCore(self.core_host, base)
+        cidrs = tuple(self.settings.listen.trusted_proxy_cidrs)
+        outpost = proxy.Outpost(_options(self.name, self.core_host, base, cidrs))
+        # The back channel is this server; the sessions, the used states and the HTTP clients
+        # are the process's, whichever base: the `Outpost` owns nothing that needs closing.
+        outpost.core = LoopbackCore(self.core_host, base, self.http)
         outpost.sessions = self.sessions
         outpost.machine = machine.HeaderAuth(outpost.core, self.sessions)
-        outpost.update(self._configs_for(base))
+        outpost.upstreams = self._upstreams
+        outpost.used_states = self._used_states
+        outpost.registry = self._registry_for(base)
         found = self._served[base] = _Served(outpost, proxy.proxy_middleware(outpost))
+        self.made += 1
         while len(self._served) > MAX_BASES:
-            _base, old = self._served.popitem(last=False)
-            self._retire(old.outpost)
+            self._served.popitem(last=False)
         return found
+
+    def http(self) -> aiohttp.ClientSession:
+        """The back channel's HTTP client (to this server's own socket)."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                timeout=oidc.TIMEOUT,
+                connector=aiohttp.TCPConnector(ssl=False, limit=64),
+                headers={"User-Agent": "goauthentik.io/outpost/tessera"},
+            )
+        return self._http
 
     async def _introspect(self, provider: Any, token: str) -> bool:
         """The shared sessions' check with the core (any base: introspection has no issuer)."""
@@ -220,28 +269,23 @@ class Embedded:
 
     # Life ---------------------------------------------------------------------------------
 
-    def _retire(self, outpost: proxy.Outpost) -> None:
-        """Close an outpost no longer in the map once its requests in flight are done."""
-
-        async def later() -> None:
-            await asyncio.sleep(RETIRE_AFTER)
-            await outpost.close()
-
-        task = asyncio.get_running_loop().create_task(later())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _retire_all(self) -> None:
-        while self._served:
-            self._retire(self._served.popitem()[1].outpost)
-
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for served in self._served.values():
-            await served.outpost.close()
         self._served.clear()
+        if self._http is not None:
+            await self._http.close()
+        for session in self._upstreams.values():
+            await session.close()
+        self._upstreams.clear()
+
+
+def _options(name: str, core_host: str, base: str, cidrs: tuple[str, ...]) -> proxy.Options:
+    return proxy.Options(
+        outpost_name=name,
+        version=AUTHENTIK_VERSION,
+        core_host=core_host,
+        core_browser_host=base,
+        trusted_proxies=cidrs,
+    )
 
 
 def _normal_base(url: str) -> str:
@@ -287,7 +331,8 @@ def _own_host(request: web.Request, embedded: Embedded) -> bool:
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The outpost's requests: its endpoints, and proxy mode on a proxied provider's host."""
+    """The outpost's requests: its endpoints, proxy mode on a proxied provider's host, and the
+    callback or logout signature on any path of a provider's host (`signed`)."""
     embedded = request.app.get(EMBEDDED)
     if embedded is None:
         return await handler(request)
@@ -295,12 +340,14 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if path == PREFIX or path.startswith(PREFIX + "/"):
         request[handlers.REQUEST_OUTPOST] = embedded.served(request).outpost
         return await handler(request)
-    if not embedded.has_proxied or _own_host(request, embedded):
+    if not (embedded.has_proxied or signed.marked(request.rel_url.raw_query_string)):
+        return await handler(request)
+    if _own_host(request, embedded) or not embedded.names(request):
         return await handler(request)
     try:
         route: Any = embedded.served(request).route
     except web.HTTPBadRequest:
-        return await handler(request)  # a host that is no URL is not a proxied provider's
+        return await handler(request)  # a host that is no URL is not a provider's
     response: web.StreamResponse = await route(request, handler)
     return response
 
@@ -323,6 +370,9 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     """Serve the embedded outpost from `app`: after the hub's cleanup context (it watches the
-    hub), with `middleware` among the app's middlewares."""
+    hub), with `middleware` among the app's middlewares. Nothing when it is disabled."""
+    if app[state.SETTINGS].outposts.disable_embedded_outpost:
+        log.info("embedded_outpost_disabled")
+        return
     app.cleanup_ctx.append(_running)
     handlers.add_routes(app)

@@ -54,8 +54,10 @@ class Outpost:
     # Told the outcome of every forward-auth check (authenticated, skipped, own_page,
     # redirected, unauthorized, unavailable, refused): the standalone outpost counts them.
     observe: Callable[[str], None] = field(default=lambda _outcome: None)
-    _used_states: dict[str, float] = field(init=False, default_factory=dict)
-    _upstream: dict[bool, aiohttp.ClientSession] = field(init=False, default_factory=dict)
+    # Login states used (nonce -> expiry), and proxy mode's clients by TLS-verification choice;
+    # the core's embedded outpost shares both among its `Outpost`s.
+    used_states: dict[str, float] = field(init=False, default_factory=dict)
+    upstreams: dict[bool, aiohttp.ClientSession] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         o = self.options
@@ -69,20 +71,7 @@ class Outpost:
     def update(self, configs: Iterable[wire.ProxyOutpostConfig | Mapping[str, Any]]) -> list[str]:
         """Serve these provider configs from now on; returns why any were refused (the others
         are served: one bad provider does not take the rest down)."""
-        providers: list[Provider] = []
-        refused: list[str] = []
-        for raw in configs:
-            try:
-                config = (
-                    raw
-                    if isinstance(raw, wire.ProxyOutpostConfig)
-                    else wire.ProxyOutpostConfig.model_validate(raw)
-                )
-                providers.append(Provider.build(config))
-            except (pydantic.ValidationError, ConfigRefused) as exc:
-                name = raw.name if isinstance(raw, wire.ProxyOutpostConfig) else raw.get("name")
-                refused.append(f"{name}: {exc}")
-                log.warning("proxy_provider_refused", provider=name, reason=str(exc))
+        providers, refused = build(configs)
         self.registry = Registry(providers)
         return refused
 
@@ -97,16 +86,18 @@ class Outpost:
     def use_state(self, nonce: str, expires: float) -> bool:
         """Mark a login state used; False when it was used before (in this process)."""
         now = time.time()
-        if nonce in self._used_states:
+        used = self.used_states
+        if nonce in used:
             return False
-        if len(self._used_states) >= USED_STATES_MAX:
-            self._used_states = {n: e for n, e in self._used_states.items() if e > now}
-        self._used_states[nonce] = expires
+        if len(used) >= USED_STATES_MAX:
+            for gone in [n for n, e in used.items() if e <= now]:
+                del used[gone]
+        used[nonce] = expires
         return True
 
     def upstream(self, verify_tls: bool) -> aiohttp.ClientSession:
         """The client for proxy-mode upstreams (one per TLS-verification choice)."""
-        session = self._upstream.get(verify_tls)
+        session = self.upstreams.get(verify_tls)
         if session is None or session.closed:
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=verify_tls, limit=0),
@@ -119,11 +110,32 @@ class Outpost:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
-            self._upstream[verify_tls] = session
+            self.upstreams[verify_tls] = session
         return session
 
     async def close(self) -> None:
         await self.core.close()
-        for session in self._upstream.values():
+        for session in self.upstreams.values():
             await session.close()
-        self._upstream.clear()
+        self.upstreams.clear()
+
+
+def build(
+    configs: Iterable[wire.ProxyOutpostConfig | Mapping[str, Any]],
+) -> tuple[list[Provider], list[str]]:
+    """The providers of these configs, and why any were refused (named in the log)."""
+    providers: list[Provider] = []
+    refused: list[str] = []
+    for raw in configs:
+        try:
+            config = (
+                raw
+                if isinstance(raw, wire.ProxyOutpostConfig)
+                else wire.ProxyOutpostConfig.model_validate(raw)
+            )
+            providers.append(Provider.build(config))
+        except (pydantic.ValidationError, ConfigRefused) as exc:
+            name = raw.name if isinstance(raw, wire.ProxyOutpostConfig) else raw.get("name")
+            refused.append(f"{name}: {exc}")
+            log.warning("proxy_provider_refused", provider=name, reason=str(exc))
+    return providers, refused

@@ -2,7 +2,8 @@
 
 `RESOURCES` (`/api/v3/providers/proxy/`, `/api/v3/outposts/proxy/`) are registered with the admin
 API by the app; `setup(app)` adds, at start-up, the `ak_proxy` scope mapping and the managed
-"authentik Embedded Outpost" when they are missing. `outpost_proxy_configs` is what an outpost
+"authentik Embedded Outpost" when they are missing (removes the latter when
+`outposts.disable_embedded_outpost` is set). `outpost_proxy_configs` is what an outpost
 reads, for callers in process (the embedded outpost).
 """
 
@@ -21,7 +22,11 @@ async def _start(app: web.Application) -> None:
     db, settings = app[state.STORE], app[state.SETTINGS]
     await records.ensure_proxy_mapping(db)
     async with db.transaction() as tx:
-        await outposts.ensure_embedded(tx, app[state.KEYRING], settings.web.public_url.rstrip("/"))
+        if settings.outposts.disable_embedded_outpost:
+            await outposts.remove_embedded(tx)  # as authentik: gone while disabled
+        else:
+            public_url = settings.web.public_url.rstrip("/")
+            await outposts.ensure_embedded(tx, app[state.KEYRING], public_url)
 
 
 def setup(app: web.Application) -> None:

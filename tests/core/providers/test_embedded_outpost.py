@@ -432,3 +432,64 @@ async def test_proxy_mode_through_the_core_to_an_upstream(api: Any, client: Any)
         # the core's own routes on another host are untouched
         async with client.get("/api/v3/root/config/", headers={"Host": "core.example.com"}) as r:
             assert r.status == 200
+
+
+# Callback and logout on any path of a provider's host ------------------------------------------
+
+
+async def test_a_signature_on_any_path_of_a_providers_host_is_the_outposts(
+    client: Any, assigned: dict[str, Any]
+) -> None:
+    response = await _visit(client, APP + "/any/page?X-authentik-logout=true")
+    assert response.status == 302
+    assert "/application/o/app/end-session/?client_id=" in response.headers["Location"]
+    response = await _visit(client, APP + "/?X-authentik-auth-callback=true&code=c&state=s")
+    assert response.status == 302
+    hop = urllib.parse.urlsplit(response.headers["Location"])
+    assert (hop.netloc, hop.path) == ("app.example.com", PREFIX + "/callback")
+    # the core's own pages on another host keep the query to themselves
+    async with client.get(
+        "/api/v3/root/config/?X-authentik-logout=true", headers={"Host": "core.example.com"}
+    ) as r:
+        assert r.status == 200
+
+
+# Per-Host state (no authentik_host, no public URL) --------------------------------------------
+
+
+async def test_attack_cycling_host_headers_keeps_the_outposts_state_bounded(
+    api: Any, client: Any, assigned: dict[str, Any]
+) -> None:
+    state = client.app[embedded.EMBEDDED]
+    assert not state.authentik_host and not state.settings.web.public_url
+    proxied = await make_proxy_provider(
+        api, "proxied", external_host="http://proxied.example.com", mode="proxy"
+    )
+    await _assign(api, assigned["outpost"], [assigned["provider"]["pk"], proxied["pk"]])
+    await _within(1.0, lambda: _true(state.has_proxied))
+    made = state.made
+    # the core's own routes on any host, signed or not: no outpost state at all
+    for n in range(50):
+        headers = {"Host": f"h{n}.example.net"}
+        async with client.get("/-/health/live/?X-authentik-logout=true", headers=headers) as r:
+            assert r.status == 200
+    assert state.made == made
+    # the outpost's endpoints on 300 hosts: at most MAX_BASES kept, nothing left to close
+    for n in range(300):
+        response = await _traefik(client, {"Host": f"h{n}.example.net"})
+        assert response.status == 302
+    assert len(state._served) <= embedded.MAX_BASES
+    outposts = [served.outpost for served in state._served.values()]
+    assert all(o.upstreams is state._upstreams for o in outposts)
+    assert all(o.used_states is state._used_states for o in outposts)
+    assert all(o.sessions is state.sessions for o in outposts)
+    assert {id(o.core._session()) for o in outposts} == {id(state.http())}
+    # a base seen again while kept is not made again
+    made = state.made
+    for _ in range(3):
+        await _traefik(client, {"Host": "h299.example.net"})
+    assert state.made == made
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)
