@@ -3,7 +3,11 @@
 The fields are Prompt objects of their own (`/stages/prompt/prompts/`, table `prompts`), which
 the stage's settings list by pk, as in authentik. A pair `password` / `password_repeat` must
 match. A choice field (dropdown, radio buttons) offers its placeholder, or the list its
-placeholder expression returns.
+placeholder expression returns. Every one of authentik's types is checked: `date` (ISO 8601,
+kept as `YYYY-MM-DD`), `date-time` (ISO 8601, as a browser's date-time input sends it), `file`
+(a `data:` URI with base64 content, as authentik's page sends the file, up to `MAX_FILE`),
+`ak-locale` (one of `LOCALES`, offered as the challenge's choices); `static`, the `alert_*`
+types and `separator` show text and keep no answer.
 
 With `initial_value_expression`, a field's `initial_value` is an expression, as in authentik
 (`return user.email`): it runs in the policy sandbox with the policy variables (`user`,
@@ -16,7 +20,11 @@ empty value and a log line.
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
+import datetime as dt
 import math
+import re
 from typing import Annotated, Any
 
 import structlog
@@ -34,9 +42,36 @@ INITIAL_TIMEOUT = 1.0  # seconds, per field
 MAX_VALUE = wire.flows.MAX_PROMPT_VALUE
 TABLE = "prompts"
 CHOICE_TYPES = {"dropdown", "radio-button-group"}
-SHOWN_TYPES = {"static", "text_read_only", "text_area_read_only"}  # the value is the initial one
-NO_DATA_TYPES = {"static", "separator"}
+ALERT_TYPES = {"alert_info", "alert_warning", "alert_danger"}
+# The value is the initial one.
+SHOWN_TYPES = {"static", "text_read_only", "text_area_read_only", *ALERT_TYPES}
+NO_DATA_TYPES = {"static", "separator", *ALERT_TYPES}
 MAX_CHOICES = 200
+MAX_FILE = 512 * 1024  # characters of a file's data URI (the request body is at most 1 MiB)
+DATA_URI = re.compile(
+    r"data:(?:[\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*;base64,([A-Za-z0-9+/=]*)"
+)
+# The interface languages offered by an `ak-locale` field (value, name in that language); an
+# empty answer means "the browser's".
+LOCALES = (
+    ("cs", "Čeština"),
+    ("de", "Deutsch"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("fi", "Suomi"),
+    ("fr", "Français"),
+    ("it", "Italiano"),
+    ("ja", "日本語"),
+    ("ko", "한국어"),
+    ("nl", "Nederlands"),
+    ("pl", "Polski"),
+    ("pt", "Português"),
+    ("pt-BR", "Português (Brasil)"),
+    ("ru", "Русский"),
+    ("tr", "Türkçe"),
+    ("zh-Hans", "简体中文"),
+    ("zh-Hant", "繁體中文"),
+)
 
 
 class PromptField(wire.flows.PromptRequest):
@@ -85,11 +120,7 @@ class Prompt(base.Stage):
             )
             shown["initial_value"] = initial.get(spec.field_key, spec.initial_value)
             placeholder = placeholders.get(spec.field_key, spec.placeholder)
-            choices = _choices(placeholder) if spec.type in CHOICE_TYPES else None
-            # authentik's choices: a value and its label (the same text here).
-            shown["choices"] = (
-                None if choices is None else [{"value": c, "label": c} for c in choices]
-            )
+            shown["choices"] = _offered(spec, placeholder)
             shown["placeholder"] = "" if spec.type in CHOICE_TYPES else placeholder
             fields.append(shown)
         return {"fields": fields}
@@ -215,6 +246,16 @@ class Prompt(base.Stage):
         return result.messages or ["The answers were refused."]
 
 
+def _offered(spec: PromptField, placeholder: str) -> list[dict[str, str]] | None:
+    """authentik's choices of a field: a value and a label each (the same text for a choice
+    field), or None."""
+    if spec.type == "ak-locale":
+        return [{"value": code, "label": name} for code, name in LOCALES]
+    if spec.type not in CHOICE_TYPES:
+        return None
+    return [{"value": c, "label": c} for c in _choices(placeholder)]
+
+
 def _choices(placeholder: str) -> list[str]:
     """A choice field's choices: its placeholder, or the list its placeholder expression gave
     (authentik's form; the expression's value comes back as its text)."""
@@ -240,15 +281,50 @@ def _clean(spec: PromptField, raw: Any, choices: list[str]) -> tuple[Any, str]:
     if not isinstance(raw, str | int | float) or isinstance(raw, bool):
         return None, "Enter a valid value."
     text = str(raw)
-    if len(text) > MAX_VALUE:
-        return None, f"Ensure this value has at most {MAX_VALUE} characters."
-    if spec.type == "email" and not wire.emails.valid(text):
-        return None, wire.emails.MESSAGE
-    if spec.type == "number":
-        return _number(text)
+    most = MAX_FILE if spec.type == "file" else MAX_VALUE
+    if len(text) > most:
+        return None, f"Ensure this value has at most {most} characters."
     if spec.type in CHOICE_TYPES and text not in choices:
         return None, "Select a valid choice."
+    check = CHECKS.get(spec.type)
+    return check(text) if check else (text, "")
+
+
+def _email(text: str) -> tuple[Any, str]:
+    return (text, "") if wire.emails.valid(text) else (None, wire.emails.MESSAGE)
+
+
+def _date(text: str) -> tuple[Any, str]:
+    """An ISO 8601 date, kept as `YYYY-MM-DD`."""
+    try:
+        return dt.date.fromisoformat(text).isoformat(), ""
+    except ValueError:
+        return None, "Enter a valid date."
+
+
+def _date_time(text: str) -> tuple[Any, str]:
+    """An ISO 8601 date and time (a browser's `datetime-local` input sends `YYYY-MM-DDTHH:MM`),
+    kept in ISO 8601, with its offset when it had one."""
+    try:
+        return dt.datetime.fromisoformat(text).isoformat(), ""
+    except ValueError:
+        return None, "Enter a valid date/time."
+
+
+def _file(text: str) -> tuple[Any, str]:
+    """A file as authentik's page sends it: a `data:` URI whose content is valid base64."""
+    found = DATA_URI.fullmatch(text)
+    if found is None:
+        return None, "Upload a valid file."
+    try:
+        base64.b64decode(found[1], validate=True)
+    except binascii.Error:
+        return None, "Upload a valid file."
     return text, ""
+
+
+def _locale(text: str) -> tuple[Any, str]:
+    return (text, "") if text in dict(LOCALES) else (None, "Select a valid choice.")
 
 
 def _number(text: str) -> tuple[Any, str]:
@@ -263,3 +339,13 @@ def _number(text: str) -> tuple[Any, str]:
     except ValueError:
         return None, "Enter a number."
     return (value, "") if math.isfinite(value) else (None, "Enter a number.")
+
+
+CHECKS = {
+    "email": _email,
+    "number": _number,
+    "date": _date,
+    "date-time": _date_time,
+    "file": _file,
+    "ak-locale": _locale,
+}

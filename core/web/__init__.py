@@ -9,8 +9,10 @@ third-party resources.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import pathlib
+import re
 import urllib.parse
 from typing import Any
 
@@ -58,6 +60,7 @@ ENROL_LABELS = {
     "ak-user-settings-authenticator-webauthn": "Add a passkey or security key (WebAuthn)",
     "ak-user-settings-authenticator-static": "Create recovery codes",
 }
+MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")  # a file's type, as a prompt's data: URI holds it
 SELF_INTENTS = list(tokens.SELF_SERVICE_INTENTS)  # the token intents users manage themselves
 _HEADERS = {
     # No form-action: browsers apply it to the redirects that follow a form post, and a finished
@@ -151,12 +154,26 @@ async def flow_post(request: web.Request) -> web.StreamResponse:
     # SECURITY: every form post, logged in or not, must carry the token bound to this session.
     if not crypto.secrets.equal(token, _form_token(request, who.key)):
         return _expired(request, f"/if/flow/{slug}/")
-    answer = {k: str(v) for k, v in form.items() if k != "csrf_token" and isinstance(v, str)}
+    answer = {k: _answer(v) for k, v in form.items() if k != "csrf_token"}
     try:
         reply = await request.app[flows_api.EXECUTOR].post(slug, who, answer)
     except errors.NotFound:
         return errorpages.page(request, 404, message="There is no such flow.")
     return _page(request, who, reply, slug)
+
+
+def _answer(value: str | bytes | bytearray | web.FileField) -> str:
+    """A form field's answer; a file (a prompt's `file` field) becomes the `data:` URI that
+    authentik's page sends for it, "" when none was chosen."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, web.FileField):  # a part without a name's text: not a form's
+        return ""
+    content = value.file.read()
+    if not content and not value.filename:
+        return ""
+    kind = value.content_type if MEDIA_TYPE.fullmatch(value.content_type or "") else ""
+    return f"data:{kind or 'application/octet-stream'};base64,{base64.b64encode(content).decode()}"
 
 
 async def _enrol_links(request: web.Request, who: executor.Browser) -> list[tuple[str, str]]:

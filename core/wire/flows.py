@@ -255,7 +255,7 @@ def stage_models(
 
 # Prompts (the prompt stage's fields) ---------------------------------------------------------
 
-# authentik's prompt types that Tessera's prompt stage renders and checks.
+# authentik's prompt types (all of them), which Tessera's prompt stage renders and checks.
 PromptType = Literal[
     "text",
     "text_area",
@@ -268,9 +268,16 @@ PromptType = Literal[
     "checkbox",
     "radio-button-group",
     "dropdown",
+    "date",
+    "date-time",
+    "file",
+    "separator",
     "hidden",
     "static",
-    "separator",
+    "alert_info",
+    "alert_warning",
+    "alert_danger",
+    "ak-locale",
 ]
 FieldKey = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9_.]+$")]
 MAX_PROMPT_VALUE = 4096

@@ -297,8 +297,8 @@ CASES = [
     Case(
         "stages/prompt/prompts",
         _prompt,
-        change={"label": "Alias", "type": "text_area"},
-        patch={"required": True},
+        change={"label": "Alias", "type": "date-time"},
+        patch={"required": True, "type": "ak-locale"},
     ),
     Case(
         "stages/prompt/stages",
