@@ -100,11 +100,14 @@ class Outpost:
                     else wire.LDAPOutpostConfig.model_validate(raw)
                 )
                 old = self.providers.get(config.pk)
-                provider = Provider(config)
-                if old is not None and old.same_layout(config) and old.cached_search:
-                    provider.users, provider.groups = old.users, old.groups
-                    provider.generation, provider.directory = old.generation, old.directory
-                if old is not None and (not provider.cached_bind or not old.same_layout(config)):
+                if old is not None and old.same_layout(config):
+                    # the same DIT: keep the records, the built directory and any refetch
+                    # under way; only the settings change
+                    provider = old
+                    provider.config = config
+                else:
+                    provider = Provider(config)
+                if old is not None and (provider is not old or not provider.cached_bind):
                     self.cache.drop_provider(config.pk)
             except (pydantic.ValidationError, dn.DNError) as exc:
                 name = raw.get("name") if isinstance(raw, Mapping) else raw.name

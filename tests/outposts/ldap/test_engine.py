@@ -16,6 +16,7 @@ from tessera.core.wire import ldap as wire
 from tessera.outposts.ldap import ber, bindcache, dit, dn, filters
 from tessera.outposts.ldap import directory as directory_
 from tessera.outposts.ldap import messages as m
+from tessera.outposts.ldap.outpost import Outpost
 from tessera.outposts.ldap.provider import Provider, Session
 
 LAYOUT = dit.Layout(BASE, 2000, 4000)
@@ -364,3 +365,28 @@ def test_bind_cache_honours_the_session_expiry() -> None:
     cache.put(1, session.ndn, b"pw", expired)
     assert cache.get(1, session.ndn, b"pw") is None
     assert dt.datetime.now(dt.UTC) > WHEN
+
+
+def test_a_new_configuration_keeps_a_providers_records_unless_its_layout_changes() -> None:
+    outpost = Outpost(None)
+    first = config(1, BASE, "cached")
+    outpost.update([first], {"1": RECORDS.model_dump(mode="json")})
+    provider = outpost.providers[1]
+    session = Session(
+        1,
+        user_dn("alice"),
+        dn.normalize(user_dn("alice")),
+        _session(provider, "alice", False).result,
+    )
+    outpost.cache.put(1, session.ndn, b"pw", session)
+    outpost.update([first.model_copy(update={"name": "renamed"})])
+    assert outpost.providers[1] is provider and len(provider.directory) == len(DIRECTORY)
+    assert outpost.cache.get(1, session.ndn, b"pw") is session
+    older = RECORDS.model_copy(update={"generation": 0})
+    outpost.update([first], {"1": older.model_dump(mode="json")})  # never back in time
+    assert provider.generation == RECORDS.generation
+    outpost.update([first.model_copy(update={"uid_start_number": 5000})])
+    assert outpost.providers[1] is not provider
+    assert outpost.cache.get(1, session.ndn, b"pw") is None
+    outpost.update([first.model_copy(update={"base_dn": "not a dn"})])
+    assert outpost.providers == {}
