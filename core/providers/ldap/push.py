@@ -4,16 +4,18 @@ Every change of a user, group, membership, password or search grant is in the jo
 (`directory_changes`, written by the store's triggers whatever wrote the row). The `Pusher` of
 each serving process wakes shortly after one of its own commits wrote such a table, and every
 `POLL` seconds otherwise (a commit of another process or replica, or of the worker), while one
-of its control channels belongs to an outpost holding LDAP providers. It reads what the journal
-names since the generation it last announced and sends each such connected outpost a
+of its control channels belongs to an outpost holding LDAP providers; a change of an LDAP
+provider's settings by this process wakes it too. It reads what the journal names since the
+generation it last announced and sends each such connected outpost a
 PROVIDER_SPECIFIC frame whose args are `wire.ldap.DirectoryChanged`: its LDAP providers, the new
 generation, and the users whose cached binds must go (the changed users, and the members of
 changed groups and of their descendants). Changes close together go out as one frame
 (`DEBOUNCE`). Each process tells only its own connections, so no frame is sent twice.
 
 A session ending needs nothing here: the hub sends SESSION_END for every ended session,
-those LDAP binds opened included. Provider settings reach the outposts as TRIGGER_UPDATE
-(`ldap_providers` is one of the hub's `OUTPOST_TABLES`).
+those LDAP binds opened included. Provider settings also reach the outposts as TRIGGER_UPDATE
+(`ldap_providers` is one of the hub's `OUTPOST_TABLES`); the DirectoryChanged that follows
+them (no users named) tells an outpost in cached mode to rebuild its DIT.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tessera.core.providers.ldap import directory, records
 from tessera.core.store import crud
 from tessera.core.wire import outpost_channel as oc
 
+PROVIDERS = "ldap_providers"  # a change of settings changes the DIT (numbers, base DN)
 DIRECTORY_TABLES = frozenset(
     {"users", "groups", "group_members", "group_parents", "ldap_search_grants"}
 )
@@ -62,9 +65,12 @@ class Pusher:
         self._task: asyncio.Task[None] | None = None
         self._stop_listening: Callable[[], None] | None = None
         self.sent = 0  # frames sent, for the tests and the log
+        self._providers_changed = False  # a provider's settings changed (this process's commit)
 
     def on_commit(self, tables: frozenset[str], announced: dict[str, set[str]]) -> None:
-        if tables & DIRECTORY_TABLES:
+        if PROVIDERS in tables:
+            self._providers_changed = True
+        if tables & DIRECTORY_TABLES or PROVIDERS in tables:
             self._wake.set()
 
     async def start(self) -> None:
@@ -108,13 +114,16 @@ class Pusher:
                 async with self.db.read() as tx:
                     self.announced = await directory.generation(tx)
             return 0
+        providers_changed, self._providers_changed = self._providers_changed, False
         async with self.db.read() as tx:
             now = await directory.generation(tx)
-            if self.announced is None or now <= self.announced:
-                self.announced = now if self.announced is None else self.announced
+            if self.announced is None:
+                self.announced = now
+            moved = now > self.announced
+            if not moved and not providers_changed:
                 return 0
             held = await _ldap_providers_of(tx, sorted({c.outpost_pk for c in connections}))
-            changed = await directory.changed_since(tx, self.announced, now)
+            changed = await directory.changed_since(tx, self.announced, now) if moved else None
             affected = await _affected_users(tx, changed) if changed is not None else []
         self.announced = now
         sent = 0

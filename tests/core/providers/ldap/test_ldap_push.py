@@ -68,6 +68,10 @@ async def test_directory_changes_reach_the_ldap_outpost(
         "PUT", f"providers/ldap/{served.pk}/search_access/", json={"groups": [group["pk"]]}
     )
     assert alice["pk"] in (await _changed(ws)).users  # a grant to her group: her binds go
+    status, _ = await api("PATCH", f"providers/ldap/{served.pk}/", json={"uid_start_number": 10000})
+    assert status == 200
+    settings_changed = await _changed(ws)  # the DIT's numbers changed: no user named
+    assert settings_changed.providers == [served.pk] and settings_changed.users == []
     with pytest.raises(asyncio.TimeoutError):  # the proxy outpost hears no directory news
         while True:
             frame = await receive(other, timeout=0.5)
