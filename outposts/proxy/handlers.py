@@ -151,7 +151,8 @@ async def _decide(request: web.Request, kind: str, tail: str) -> tuple[web.Strea
     provider, original = locate(request, kind, tail)
     if original.path.startswith(PREFIX + "/") or original.path == PREFIX:
         return web.Response(status=200), "own_page"  # the outpost's own pages need no login
-    signed_answer(request, provider, original.url, answer_401=kind == "nginx")
+    if signed.marked(original.path_qs):  # the hot path pays one substring test
+        signed_answer(request, provider, original.url, answer_401=kind == "nginx")
     session = await authenticate(request, provider)
     if session is not None:
         outpost = outpost_of(request)

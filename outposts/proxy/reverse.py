@@ -25,7 +25,7 @@ import yarl
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tessera.outposts.proxy import forwarded, handlers, identity, pages
+from tessera.outposts.proxy import forwarded, handlers, identity, pages, signed
 from tessera.outposts.proxy.providers import Provider
 from tessera.outposts.proxy.sessions import Session
 
@@ -108,7 +108,8 @@ async def serve(
 ) -> web.StreamResponse:
     """Check the request, then proxy it (or its websocket) to the provider's internal host."""
     outpost = handlers.outpost_of(request)
-    handlers.signed_answer(request, provider, original.url)  # callback or logout on any path
+    if signed.marked(original.path_qs):  # callback or logout on any path
+        handlers.signed_answer(request, provider, original.url)
     session = await handlers.authenticate(request, provider)
     if session is None and not provider.skipped(original.path, original.url):
         return handlers.unauthenticated(request, provider, original, answer_401=False)
