@@ -84,13 +84,15 @@ class Directory:
             return sorted(union)
         return None
 
-    def search(self, base: str, scope: int, f: m.Filter) -> list[dit.Entry]:
+    def search(
+        self, base: str, scope: int, f: m.Filter, *, remember: bool = False
+    ) -> list[dit.Entry]:
         """Entries under normalized `base` within `scope` matching `f`; `NoSuchObject` when
-        the base is not an entry."""
+        the base is not an entry. `remember`: keep the filter's plan (a small, repeated one)."""
         top = self.by_dn.get(base)
         if top is None:
             raise NoSuchObject(base)
-        match, found = self._plan(f)
+        match, found = self._plan(f, remember)
         if scope == SCOPE_BASE:
             return [top] if match(top) is True else []
         if scope == SCOPE_ONE:
@@ -102,11 +104,14 @@ class Directory:
             pool = (self.entries[i] for i in found)
         return [e for e in pool if is_under(e.ndn, base) and match(e) is True]
 
-    def _plan(self, f: m.Filter) -> tuple[filters.Matcher, list[int] | None]:
-        """The compiled filter and its candidates (kept: clients repeat their searches)."""
-        plan = self._compiled.get(f)
+    def _plan(self, f: m.Filter, remember: bool) -> tuple[filters.Matcher, list[int] | None]:
+        """The compiled filter and its candidates (kept when `remember`: clients repeat their
+        searches)."""
+        plan = self._compiled.get(f) if remember else None
         if plan is None:
             plan = (filters.compile_filter(f, self.by_dn.get), self.candidates(f))
+            if not remember:
+                return plan
             if len(self._compiled) >= MAX_PLANS:
                 self._compiled.clear()
             self._compiled[f] = plan

@@ -32,9 +32,25 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=65536)
+MAX_DN = 8192  # characters; longer is no DN of this directory
+CACHED_DN = 512  # only DNs up to this long are remembered
+
+
 def normalize(dn: str) -> str:
-    """The normal form of `dn` (`""` for the empty DN); `DNError` when it does not parse."""
+    """The normal form of `dn` (`""` for the empty DN); `DNError` when it does not parse.
+    Normal forms of short DNs are remembered (binds and searches repeat them)."""
+    # SECURITY: bounded, and only short DNs cached: hostile DNs cannot fill memory
+    if len(dn) > MAX_DN:
+        raise DNError("DN too long")
+    return _remembered(dn) if len(dn) <= CACHED_DN else _normalize(dn)
+
+
+@functools.lru_cache(maxsize=65536)
+def _remembered(dn: str) -> str:
+    return _normalize(dn)
+
+
+def _normalize(dn: str) -> str:
     if not any(ch in dn for ch in '\\"+#'):
         rdns = []
         for part in dn.split(","):

@@ -10,6 +10,7 @@ unwillingToPerform by the server); filters become a tree of `filters`-style node
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -128,6 +129,7 @@ class Search:
     types_only: bool
     filter: Filter
     attributes: tuple[str, ...]
+    small: bool = False  # from a PDU small enough for its decoding and plan to be kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,7 @@ _UNSUPPORTED = {0x66: 0x67, 0x68: 0x69, 0x4A: 0x6B, 0x6C: 0x6D}
 # SECURITY: decoded search requests are kept by their bytes; never binds or extended
 # operations: those carry passwords, which must not stay in memory.
 MAX_REMEMBERED = 4096
+MAX_REMEMBERED_BYTES = 2048  # SECURITY: a few MiB at most, whatever clients send
 _SEARCHES: dict[bytes, Op] = {}
 MAX_ATTRIBUTES = 256
 
@@ -209,11 +212,11 @@ def decode_message(pdu: bytes) -> Message:
     if not 0 <= message_id <= 2**31 - 1:
         raise BERError("messageID out of range")
     tag, op_start, op_stop = ber.tlv(pdu, id_stop, stop)
-    if tag == 0x63:  # clients repeat the same searches: decode each once
+    if tag == 0x63 and op_stop - id_stop <= MAX_REMEMBERED_BYTES:  # repeated: decode once
         key = pdu[id_stop:op_stop]
         op = _SEARCHES.get(key)
         if op is None:
-            op = _op(pdu, tag, op_start, op_stop)
+            op = dataclasses.replace(_op(pdu, tag, op_start, op_stop), small=True)
             if len(_SEARCHES) >= MAX_REMEMBERED:
                 _SEARCHES.clear()
             _SEARCHES[key] = op

@@ -507,7 +507,7 @@ class LDAPConnection(protocol.Protocol):
         started: float,
     ) -> None:
         try:
-            entries = view.search(base, min(op.scope, 2), op.filter)
+            entries = view.search(base, min(op.scope, 2), op.filter, remember=op.small)
         except directory_.NoSuchObject:
             matched = _matched(view, base)
             self._write(msg.id, ber.result(SEARCH_DONE, NO_SUCH_OBJECT, matched=matched))

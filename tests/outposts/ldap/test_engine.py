@@ -390,3 +390,17 @@ def test_a_new_configuration_keeps_a_providers_records_unless_its_layout_changes
     assert outpost.cache.get(1, session.ndn, b"pw") is None
     outpost.update([first.model_copy(update={"base_dn": "not a dn"})])
     assert outpost.providers == {}
+
+
+def test_attack_huge_dns_and_filters_are_not_remembered() -> None:
+    with pytest.raises(dn.DNError):
+        dn.normalize("cn=" + "a" * 10_000)
+    before = dn._remembered.cache_info().currsize
+    long_dn = "cn=" + "b" * 1000 + ",dc=x"
+    assert dn.normalize(long_dn) == long_dn  # normalized, not remembered
+    assert dn._remembered.cache_info().currsize == before
+    big = search_op("(|" + "".join(f"(cn=user{i})" for i in range(200)) + ")")
+    small = search_op("(cn=user1)")
+    assert small.small and not big.small
+    assert DIRECTORY.search(BASE, 2, big.filter, remember=big.small)
+    assert big.filter not in DIRECTORY._compiled
