@@ -177,7 +177,7 @@ _UNSUPPORTED = {0x66: 0x67, 0x68: 0x69, 0x4A: 0x6B, 0x6C: 0x6D}
 # operations: those carry passwords, which must not stay in memory.
 MAX_REMEMBERED = 4096
 MAX_REMEMBERED_BYTES = 2048  # SECURITY: a few MiB at most, whatever clients send
-_SEARCHES: dict[bytes, Op] = {}
+_SEARCHES: dict[bytes, Search] = {}
 MAX_ATTRIBUTES = 256
 
 
@@ -216,7 +216,7 @@ def decode_message(pdu: bytes) -> Message:
         key = pdu[id_stop:op_stop]
         op = _SEARCHES.get(key)
         if op is None:
-            op = dataclasses.replace(_op(pdu, tag, op_start, op_stop), small=True)
+            op = dataclasses.replace(_search(pdu, op_start, op_stop), small=True)
             if len(_SEARCHES) >= MAX_REMEMBERED:
                 _SEARCHES.clear()
             _SEARCHES[key] = op
