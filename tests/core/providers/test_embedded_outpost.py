@@ -454,6 +454,26 @@ async def test_a_signature_on_any_path_of_a_providers_host_is_the_outposts(
         assert r.status == 200
 
 
+async def test_a_signature_in_proxy_mode_is_answered_before_the_upstream(
+    api: Any, client: Any
+) -> None:
+    provider = await make_proxy_provider(
+        api,
+        "proxied",
+        external_host="http://proxied.example.com",
+        mode="proxy",
+        internal_host="http://127.0.0.1:9",  # never reached
+    )
+    await _assign(api, await _embedded_outpost(api), [provider["pk"]])
+
+    async def signed_out() -> bool:
+        response = await _visit(client, "http://proxied.example.com/x?X-authentik-logout=true")
+        location = str(response.headers.get("Location", ""))
+        return response.status == 302 and "/end-session/?client_id=" in location
+
+    await _within(1.0, signed_out)
+
+
 # Per-Host state (no authentik_host, no public URL) --------------------------------------------
 
 
