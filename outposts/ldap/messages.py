@@ -212,14 +212,16 @@ def decode_message(pdu: bytes) -> Message:
     if not 0 <= message_id <= 2**31 - 1:
         raise BERError("messageID out of range")
     tag, op_start, op_stop = ber.tlv(pdu, id_stop, stop)
+    op: Op
     if tag == 0x63 and op_stop - id_stop <= MAX_REMEMBERED_BYTES:  # repeated: decode once
         key = pdu[id_stop:op_stop]
-        op = _SEARCHES.get(key)
-        if op is None:
-            op = dataclasses.replace(_search(pdu, op_start, op_stop), small=True)
+        remembered = _SEARCHES.get(key)
+        if remembered is None:
+            remembered = dataclasses.replace(_search(pdu, op_start, op_stop), small=True)
             if len(_SEARCHES) >= MAX_REMEMBERED:
                 _SEARCHES.clear()
-            _SEARCHES[key] = op
+            _SEARCHES[key] = remembered
+        op = remembered
     else:
         op = _op(pdu, tag, op_start, op_stop)
     found: tuple[Control, ...] = ()
