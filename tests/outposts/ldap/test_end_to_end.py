@@ -212,7 +212,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         }
         made = {
             username: _user_with_password(core, username, email=f"{username}@example.com")
-            for username in ("alice", "bob", "carol", "dave", "mfa")
+            for username in ("alice", "bob", "carol", "dave", "erin", "mfa")
         }
         asyncio.run(_static_codes(work / "data", made["mfa"]["pk"], STATIC_CODES))
         allowed = api(
@@ -619,6 +619,48 @@ def test_metrics(deployment: Deployment) -> None:
         text = r.read().decode()
     assert "tessera_outpost_ldap_operations_total" in text
     assert "tessera_outpost_connection{" in text
+
+
+def _sessions_of(core: Server, username: str) -> list[dict[str, Any]]:
+    page = api(core, "GET", f"core/authenticated_sessions/?user__username={username}")
+    return list(page["results"])
+
+
+def _eventually(check: Any, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_sessions_end_with_unbind_and_a_logout_at_the_core_closes_the_connection(
+    deployment: Deployment,
+) -> None:
+    core = deployment.core
+    # direct mode: the unbind after ldapwhoami ends the core session the bind opened
+    done = run(
+        "ldapwhoami", "-x", "-H", deployment.url, "-D", user_dn("erin", DIRECT), "-w", PASSWORD
+    )
+    assert done.returncode == 0, done.stderr
+    assert _eventually(lambda: _sessions_of(core, "erin") == [])
+    # cached mode: the session stays (binds share it); ending it at the core (SESSION_END)
+    # closes the connection bound with it
+    server = ldap3.Server("127.0.0.1", port=deployment.port)
+    conn = ldap3.Connection(server, user=user_dn("erin", CACHED), password=PASSWORD)
+    assert conn.bind()
+    sessions = _sessions_of(core, "erin")
+    assert len(sessions) == 1
+    api(core, "DELETE", f"core/authenticated_sessions/{sessions[0]['uuid']}/")
+
+    def closed() -> bool:
+        try:
+            return not conn.search(CACHED, "(uid=erin)") or conn.closed
+        except ldap3.core.exceptions.LDAPException:
+            return True
+
+    assert _eventually(closed), deployment.output()
 
 
 # Last: the core goes away ---------------------------------------------------------------------
