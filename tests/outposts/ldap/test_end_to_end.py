@@ -619,6 +619,10 @@ def test_metrics(deployment: Deployment) -> None:
         text = r.read().decode()
     assert "tessera_outpost_ldap_operations_total" in text
     assert "tessera_outpost_connection{" in text
+    assert 'op="internal_error"' not in text
+    log = deployment.output()
+    assert "Traceback" not in log and "ldap_handler_failed" not in log, log[-3000:]
+    assert PASSWORD not in log and BOOTSTRAP_PASSWORD not in log  # SECURITY: never logged
 
 
 def _sessions_of(core: Server, username: str) -> list[dict[str, Any]]:
