@@ -158,14 +158,12 @@ def group(cn: str, members: Iterable[str], *, ou: str = "groups", suffix: str = 
     return "\n".join(lines) + "\n\n"
 
 
-def _certificates(directory: Path) -> str:
+def _certificates(directory: Path, names: list[x509.GeneralName] | None) -> str:
     ca_key = tlskit.key()
     ca = tlskit.cert("slapdkit test CA", ca_key)
     server_key = tlskit.key()
-    names: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
+    if names is None:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     server = tlskit.cert("localhost", server_key, (ca, ca_key), names)
     ca_pem = ca.public_bytes(tlskit.PEM)
     tlskit.write(directory / "ca.pem", ca_pem)
@@ -185,12 +183,19 @@ def _wait(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) ->
     raise RuntimeError("slapd did not start listening")
 
 
-def start(directory: Path, entries: str = "", *, suffix: str = SUFFIX) -> Slapd:
+def start(
+    directory: Path,
+    entries: str = "",
+    *,
+    suffix: str = SUFFIX,
+    tls_names: list[x509.GeneralName] | None = None,
+) -> Slapd:
     """Start slapd in `directory` (created), loaded with `entries` (LDIF; the suffix entry
-    included: see `organizational_units`)."""
+    included: see `organizational_units`). Its certificate names `tls_names` (by default
+    localhost and 127.0.0.1)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
-    ca_pem = _certificates(directory)
+    ca_pem = _certificates(directory, tls_names)
     conf = directory / "slapd.conf"
     conf.write_text(
         _CONF.format(
@@ -230,8 +235,14 @@ def start(directory: Path, entries: str = "", *, suffix: str = SUFFIX) -> Slapd:
 
 
 @contextlib.contextmanager
-def running(directory: Path, entries: str = "", *, suffix: str = SUFFIX) -> Iterator[Slapd]:
-    server = start(directory, entries, suffix=suffix)
+def running(
+    directory: Path,
+    entries: str = "",
+    *,
+    suffix: str = SUFFIX,
+    tls_names: list[x509.GeneralName] | None = None,
+) -> Iterator[Slapd]:
+    server = start(directory, entries, suffix=suffix, tls_names=tls_names)
     try:
         yield server
     finally:

@@ -6,10 +6,12 @@ conversions of uniqueness values (objectGUID, objectSid) and DNs."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import slapdkit
+from cryptography import x509
 from helpers import free_port
 from ldapsourcekit import PASSWORDS, PEOPLE
 
@@ -99,3 +101,27 @@ def test_good_uris(uri: str) -> None:
 )
 def test_bad_uris(uri: str) -> None:
     assert client.check_uri(uri) is not None
+
+
+def test_starttls_refuses_a_certificate_for_another_host(tmp_path: Path) -> None:
+    """The directory's own CA signed it, but for ldap.example.org: a man in the middle with any
+    certificate of that CA must not pass for 127.0.0.1."""
+    names: list[x509.GeneralName] = [x509.DNSName("ldap.example.org")]
+    entries = slapdkit.organizational_units("people")
+    with slapdkit.running(tmp_path / "other", entries, tls_names=names) as other:
+        settings = client.Settings(
+            uris=(other.url,),
+            bind_dn=other.root_dn,
+            bind_password=crypto.Secret(other.root_password),
+            start_tls=True,
+            ca_pem=other.ca_pem,
+        )
+        with pytest.raises(client.DirectoryError, match=r"(?i)certificate"):
+            client.connect(settings)
+        plain = client.Settings(
+            uris=(other.url,),
+            bind_dn=other.root_dn,
+            bind_password=crypto.Secret(other.root_password),
+            ca_pem=other.ca_pem,
+        )
+        client.close(client.connect(plain))  # the same server answers without TLS
