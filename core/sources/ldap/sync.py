@@ -129,6 +129,13 @@ def _ident(job: Job, entry: client.Entry, report: Report) -> str | None:
     return text
 
 
+def _problems(exc: pydantic.ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
+        for e in exc.errors(include_url=False)
+    )
+
+
 async def _user_values(
     job: Job, entry: client.Entry, ident: str, report: Report
 ) -> dict[str, Any] | None:
@@ -150,11 +157,7 @@ async def _user_values(
             }
         )
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        report.skip(f"{entry.dn}: {problems}, skipped")
+        report.skip(f"{entry.dn}: {_problems(exc)}, skipped")
         return None
     values = body.model_dump(
         include={"username", "name", "email", "path", "is_active", "attributes"}
@@ -295,23 +298,19 @@ async def _group_values(
     except mappings.MappingFailed as exc:
         report.skip(f"{entry.dn}: {exc}")
         return None
-    name = props.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 80 or "\x00" in name:
-        report.skip(f"{entry.dn}: the group name must be text of 1 to 80 characters, skipped")
-        return None
-    try:
-        attributes = wire.common.check_json_object(
-            {**props.get("attributes", {}), "distinguishedName": entry.dn, "ldap_uniq": ident},
-            65536,
+    attributes = {**props.get("attributes", {}), "distinguishedName": entry.dn, "ldap_uniq": ident}
+    try:  # as the groups API validates a group (storable text, sizes)
+        body = wire.core.GroupRequest.model_validate(
+            {
+                "name": props.get("name"),
+                "is_superuser": bool(props.get("is_superuser", False)),
+                "attributes": attributes,
+            }
         )
-    except ValueError as exc:
-        report.skip(f"{entry.dn}: {exc}, skipped")
+    except pydantic.ValidationError as exc:
+        report.skip(f"{entry.dn}: {_problems(exc)}, skipped")
         return None
-    return {
-        "name": name,
-        "is_superuser": bool(props.get("is_superuser", False)),
-        "attributes": attributes,
-    }
+    return body.model_dump(include={"name", "is_superuser", "attributes"})
 
 
 async def _write_group(

@@ -299,3 +299,22 @@ async def test_groups_can_be_looked_up_from_the_users(
     assert await _members(bootstrapped, groups["engineers"]["pk"]) == {"mia"}
     assert await _members(bootstrapped, groups["admins"]["pk"]) == {"mia"}
     assert await _members(bootstrapped, groups["backend"]["pk"]) == set()
+
+
+async def test_a_malformed_group_is_skipped_and_the_rest_synced(
+    api: Any, make_source: Any, bootstrapped: store.Store, slapd: Any, scratch_ou: str
+) -> None:
+    connection = root_connection(slapd)
+    long_name = "g" * 81  # longer than a group name may be
+    for cn in (long_name, "fine"):
+        dn = f"cn={cn},ou={scratch_ou},{SUFFIX}"
+        member = f"uid=alice,ou=people,{SUFFIX}"
+        assert connection.add(dn, ["groupOfNames"], {"cn": cn, "member": member})
+    connection.unbind()
+    await make_source(additional_group_dn=f"ou={scratch_ou}")
+    last = (await run_sync(api, "corp"))["last_sync"]
+    groups = await _groups(bootstrapped)
+    assert long_name not in groups and await _members(bootstrapped, groups["fine"]["pk"]) == {
+        "alice"
+    }
+    assert any(long_name in m and "name" in m for m in last["messages"]), last["messages"]
