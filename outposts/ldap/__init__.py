@@ -2,7 +2,8 @@
 
 - `main`: the process (`entry.main` with the runtime's callbacks and the listeners);
 - `server`, `protocol`: Twisted's asyncio reactor, the listeners, one connection's protocol;
-- `ber`, `messages`: framing, strict request decoding, response encoding;
+- `ber`, `messages`, `codes`: framing, strict request decoding, response encoding, result codes;
+- `paging`: the Simple Paged Results control (RFC 2696);
 - `dn`, `dit`, `directory`, `filters`: DNs, authentik's DIT layout, the indexed directory and
   RFC 4515 filter evaluation;
 - `provider`, `outpost`, `bindcache`, `coreapi`: providers and bound sessions, the state fed by
@@ -13,6 +14,7 @@
 from tessera.outposts.ldap import (
     ber,
     bindcache,
+    codes,
     coreapi,
     directory,
     dit,
@@ -20,6 +22,7 @@ from tessera.outposts.ldap import (
     filters,
     messages,
     outpost,
+    paging,
     provider,
     tls,
 )
@@ -27,6 +30,7 @@ from tessera.outposts.ldap import (
 __all__ = [
     "ber",
     "bindcache",
+    "codes",
     "coreapi",
     "directory",
     "dit",
@@ -34,6 +38,7 @@ __all__ = [
     "filters",
     "messages",
     "outpost",
+    "paging",
     "provider",
     "tls",
 ]

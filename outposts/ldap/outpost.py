@@ -22,26 +22,20 @@ import structlog
 
 from tessera.core.wire import ldap as wire
 from tessera.outposts.common import client as client_
-from tessera.outposts.ldap import bindcache, coreapi, dit, dn, filters
+from tessera.outposts.ldap import bindcache, codes, coreapi, dit, dn, filters
 from tessera.outposts.ldap import messages as m
 from tessera.outposts.ldap.directory import Directory
 from tessera.outposts.ldap.provider import Provider, Session
 
 log = structlog.get_logger(__name__)
 
-SUCCESS = 0
-OPERATIONS_ERROR = 1
-INVALID_CREDENTIALS = 49
-INSUFFICIENT_ACCESS = 50
-BUSY = 51
-UNAVAILABLE = 52
 EVERYTHING = "(objectClass=*)"  # a superset the core always reads; the filter applies here
 REASON_CODES = {
-    "invalid_credentials": INVALID_CREDENTIALS,
-    "access_denied": INSUFFICIENT_ACCESS,
-    "flow_error": INVALID_CREDENTIALS,
-    "mfa_required": INVALID_CREDENTIALS,
-    "throttled": BUSY,
+    "invalid_credentials": codes.INVALID_CREDENTIALS,
+    "access_denied": codes.INSUFFICIENT_ACCESS,
+    "flow_error": codes.INVALID_CREDENTIALS,
+    "mfa_required": codes.INVALID_CREDENTIALS,
+    "throttled": codes.BUSY,
 }
 
 
@@ -222,13 +216,13 @@ class Outpost:
         try:
             ndn = dn.normalize(name)
         except dn.DNError:
-            return BindOutcome(INVALID_CREDENTIALS, "invalid credentials")
+            return BindOutcome(codes.INVALID_CREDENTIALS, "invalid credentials")
         provider = self.provider_for(ndn)
         if provider is None:
-            return BindOutcome(INVALID_CREDENTIALS, "invalid credentials")
+            return BindOutcome(codes.INVALID_CREDENTIALS, "invalid credentials")
         atype, username, parent = dn.first_rdn(ndn)
         if atype not in ("cn", "uid") or parent != provider.users_base or not username:
-            return BindOutcome(INVALID_CREDENTIALS, "invalid credentials")
+            return BindOutcome(codes.INVALID_CREDENTIALS, "invalid credentials")
         return provider, ndn, username
 
     def cached_bind(self, name: str, password: bytes) -> Session | None:
@@ -250,23 +244,23 @@ class Outpost:
             request = wire.BindRequest(username=username, password=text, remote_ip=remote_ip)
         except (UnicodeDecodeError, pydantic.ValidationError):
             self.counters.bind("invalid_credentials")
-            return BindOutcome(INVALID_CREDENTIALS, "invalid credentials")
+            return BindOutcome(codes.INVALID_CREDENTIALS, "invalid credentials")
         if self.core is None:
-            return BindOutcome(UNAVAILABLE, "the identity provider cannot be reached")
+            return BindOutcome(codes.UNAVAILABLE, "the identity provider cannot be reached")
         try:
             answer = await self.core.bind(provider.pk, request)
         except client_.CoreError as exc:
             log.warning("ldap_bind_core_error", provider=provider.pk, error=str(exc))
             self.counters.bind("core_unreachable")
-            return BindOutcome(UNAVAILABLE, "the identity provider cannot be reached")
+            return BindOutcome(codes.UNAVAILABLE, "the identity provider cannot be reached")
         if isinstance(answer, wire.BindRefused):
             self.counters.bind(answer.reason)
             if provider.cached_bind:
                 self.cache.drop(provider.pk, ndn)
-            code = REASON_CODES.get(answer.reason, INVALID_CREDENTIALS)
+            code = REASON_CODES.get(answer.reason, codes.INVALID_CREDENTIALS)
             message = {
-                INSUFFICIENT_ACCESS: "access denied",
-                BUSY: "too many attempts, try again later",
+                codes.INSUFFICIENT_ACCESS: "access denied",
+                codes.BUSY: "too many attempts, try again later",
             }.get(code, "invalid credentials")
             return BindOutcome(code, message)
         self.counters.bind("success")

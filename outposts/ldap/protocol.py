@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from twisted.internet import protocol
 
 from tessera.outposts.common import client as client_
-from tessera.outposts.ldap import ber, coreapi, dit, dn
+from tessera.outposts.ldap import ber, codes, coreapi, dit, dn, paging
 from tessera.outposts.ldap import directory as directory_
 from tessera.outposts.ldap import messages as m
 from tessera.outposts.ldap import outpost as outpost_
@@ -44,43 +43,6 @@ MAX_BUFFER = 4 * ber.MAX_PDU
 MAX_PAGED_SEARCHES = 8
 NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"
 
-# Result codes (RFC 4511 appendix A)
-SUCCESS = 0
-OPERATIONS_ERROR = 1
-PROTOCOL_ERROR = 2
-TIME_LIMIT_EXCEEDED = 3
-SIZE_LIMIT_EXCEEDED = 4
-COMPARE_FALSE = 5
-COMPARE_TRUE = 6
-AUTH_METHOD_NOT_SUPPORTED = 7
-UNAVAILABLE_CRITICAL_EXTENSION = 12
-CONSTRAINT_VIOLATION = 19
-NO_SUCH_OBJECT = 32
-INVALID_DN_SYNTAX = 34
-INVALID_CREDENTIALS = 49
-INSUFFICIENT_ACCESS = 50
-UNAVAILABLE = 52
-UNWILLING = 53
-
-# protocolOp tags of responses
-BIND_RESPONSE = 0x61
-SEARCH_DONE = 0x65
-BIND_OK = ber.result(BIND_RESPONSE, SUCCESS)
-SEARCH_OK = ber.result(SEARCH_DONE, SUCCESS)
-COMPARE_RESPONSE = 0x6F
-EXTENDED_RESPONSE = 0x78
-
-
-@dataclass
-class Paged:
-    """The rest of a paged search, kept under its cookie."""
-
-    search: m.Search
-    entries: list[dit.Entry]
-    position: int
-    wanted: tuple[str, ...]
-    sent: int
-
 
 class LDAPConnection(protocol.Protocol):
     def __init__(self, server: Server, tls: bool) -> None:
@@ -90,7 +52,7 @@ class LDAPConnection(protocol.Protocol):
         self.session: Session | None = None
         self.busy = False
         self.closing = False
-        self.pages: dict[bytes, Paged] = {}
+        self.pages: dict[bytes, paging.Paged] = {}
         self.pos = 0  # bytes of `buffer` handled by the `_drain` under way
         self.peer = ""
         self.out: Any = None  # the transport (Twisted's interfaces do not type-check)
@@ -146,7 +108,7 @@ class LDAPConnection(protocol.Protocol):
                 except Exception:  # a bug must not take the server down: log, answer, go on
                     self.server.count("internal_error")
                     log.exception("ldap_handler_failed", op=type(message.op).__name__)
-                    self._error_reply(message, OPERATIONS_ERROR, "internal error")
+                    self._error_reply(message, codes.OPERATIONS_ERROR, "internal error")
         finally:
             del buffer[: self.pos]  # once, not per PDU: a pipelined chunk holds hundreds
             self.pos = 0
@@ -173,7 +135,7 @@ class LDAPConnection(protocol.Protocol):
             pass  # operations run one at a time: nothing is in flight to abandon
         else:
             self.server.count("unsupported")
-            self._write(msg.id, ber.result(op.response, UNWILLING, "the directory is read-only"))
+            self._reply(msg, op.response, codes.UNWILLING, "the directory is read-only")
 
     def _run(self, msg: m.Message, coroutine: Any) -> None:
         """Run an operation that awaits; later PDUs wait until it has answered."""
@@ -189,7 +151,7 @@ class LDAPConnection(protocol.Protocol):
                     op=type(msg.op).__name__,
                     error=repr(finished.exception())[:300],
                 )
-                self._error_reply(msg, OPERATIONS_ERROR, "internal error")
+                self._error_reply(msg, codes.OPERATIONS_ERROR, "internal error")
             if not self.closing:
                 self._drain()
 
@@ -199,22 +161,37 @@ class LDAPConnection(protocol.Protocol):
         if not self.closing:
             self.out.write(ber.message(message_id, op, controls))
 
+    def _reply(
+        self,
+        msg: m.Message,
+        tag: int,
+        code: int,
+        text: str = "",
+        *,
+        extra: bytes = b"",
+        matched: str = "",
+    ) -> None:
+        """An LDAPResult-shaped answer to `msg`."""
+        self._write(msg.id, ber.result(tag, code, text, matched=matched, extra=extra))
+
     def _error_reply(self, msg: m.Message, code: int, text: str) -> None:
         tag = {
-            m.Bind: BIND_RESPONSE,
-            m.Search: SEARCH_DONE,
-            m.Compare: COMPARE_RESPONSE,
-            m.Extended: EXTENDED_RESPONSE,
+            m.Bind: codes.BIND_RESPONSE,
+            m.Search: codes.SEARCH_DONE,
+            m.Compare: codes.COMPARE_RESPONSE,
+            m.Extended: codes.EXTENDED_RESPONSE,
         }.get(type(msg.op))
         if tag is not None:
-            self._write(msg.id, ber.result(tag, code, text))
+            self._reply(msg, tag, code, text)
 
     def _disconnect(self, reason: str) -> None:
         """RFC 4511 §4.4.1: a Notice of Disconnection, then the connection closes."""
         if self.closing:
             return
         extra = ber.octets(NOTICE_OF_DISCONNECTION, 0x8A)
-        self._write(0, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, reason[:200], extra=extra))
+        self._write(
+            0, ber.result(codes.EXTENDED_RESPONSE, codes.PROTOCOL_ERROR, reason[:200], extra=extra)
+        )
         self.closing = True
         self.buffer.clear()
         self.out.loseConnection()
@@ -237,21 +214,18 @@ class LDAPConnection(protocol.Protocol):
             self._release(self.session)
             self.session = None
         if op.version != 3:
-            self._write(msg.id, ber.result(BIND_RESPONSE, PROTOCOL_ERROR, "LDAPv3 only"))
+            self._reply(msg, codes.BIND_RESPONSE, codes.PROTOCOL_ERROR, "LDAPv3 only")
             return
         if op.password is None:
-            self._write(
-                msg.id,
-                ber.result(BIND_RESPONSE, AUTH_METHOD_NOT_SUPPORTED, "simple bind only"),
+            self._reply(
+                msg, codes.BIND_RESPONSE, codes.AUTH_METHOD_NOT_SUPPORTED, "simple bind only"
             )
             return
         if not op.name and not op.password:
-            self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))  # anonymous
+            self._reply(msg, codes.BIND_RESPONSE, codes.SUCCESS)  # anonymous
             return
         if not op.password:  # RFC 4513 §5.1.2: unauthenticated binds are refused
-            self._write(
-                msg.id, ber.result(BIND_RESPONSE, UNWILLING, "unauthenticated bind refused")
-            )
+            self._reply(msg, codes.BIND_RESPONSE, codes.UNWILLING, "unauthenticated bind refused")
             return
         cached = self.server.outpost.cached_bind(op.name, op.password)
         if cached is not None:
@@ -259,7 +233,7 @@ class LDAPConnection(protocol.Protocol):
             self.session = Session(
                 cached.provider, op.name, cached.ndn, cached.result, cached=True, views=cached.views
             )
-            self._write(msg.id, BIND_OK)
+            self._write(msg.id, codes.BIND_OK)
             return
         self._run(msg, self._bind_remote(msg, op))
 
@@ -267,13 +241,13 @@ class LDAPConnection(protocol.Protocol):
         assert op.password is not None
         outcome = await self.server.outpost.bind(op.name, op.password, self.peer)
         if isinstance(outcome, outpost_.BindOutcome):
-            self._write(msg.id, ber.result(BIND_RESPONSE, outcome.code, outcome.message))
+            self._reply(msg, codes.BIND_RESPONSE, outcome.code, outcome.message)
             return
         if self.closing:  # the client left meanwhile: end the session it opened
             self._release(outcome)
             return
         self.session = outcome
-        self._write(msg.id, ber.result(BIND_RESPONSE, SUCCESS))
+        self._reply(msg, codes.BIND_RESPONSE, codes.SUCCESS)
 
     # Extended operations ------------------------------------------------------------------
 
@@ -282,25 +256,30 @@ class LDAPConnection(protocol.Protocol):
             self._start_tls(msg)
         elif op.name == dit.WHO_AM_I:
             who = f"dn:{self.session.dn}" if self.session is not None else ""
-            self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS, extra=ber.octets(who, 0x8B)))
+            self._reply(
+                msg,
+                codes.EXTENDED_RESPONSE,
+                codes.SUCCESS,
+                extra=ber.octets(who, 0x8B),
+            )
         elif op.name == dit.PASSWORD_MODIFY:
             self._run(msg, self._password_modify(msg, op))
         else:
-            self._write(
-                msg.id, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, "unknown extended operation")
+            self._reply(
+                msg, codes.EXTENDED_RESPONSE, codes.PROTOCOL_ERROR, "unknown extended operation"
             )
 
     def _start_tls(self, msg: m.Message) -> None:
         name = ber.octets(dit.START_TLS, 0x8A)
         if self.tls:
-            self._write(
-                msg.id, ber.result(EXTENDED_RESPONSE, OPERATIONS_ERROR, "TLS already", extra=name)
+            self._reply(
+                msg, codes.EXTENDED_RESPONSE, codes.OPERATIONS_ERROR, "TLS already", extra=name
             )
             return
         if len(self.buffer) > self.pos:  # RFC 4511 §4.14.1: nothing may follow the request
             self._disconnect("data after StartTLS")
             return
-        self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS, extra=name))
+        self._reply(msg, codes.EXTENDED_RESPONSE, codes.SUCCESS, extra=name)
         self.out.startTLS(self.server.certificates.factory)
         self.tls = True
 
@@ -309,44 +288,42 @@ class LDAPConnection(protocol.Protocol):
         try:
             identity, old, new = m.password_modify(op.value)
         except ber.BERError:
-            self._write(msg.id, ber.result(EXTENDED_RESPONSE, PROTOCOL_ERROR, "bad request"))
+            self._reply(msg, codes.EXTENDED_RESPONSE, codes.PROTOCOL_ERROR, "bad request")
             return
         if session is None:
-            self._write(msg.id, ber.result(EXTENDED_RESPONSE, INSUFFICIENT_ACCESS, "bind first"))
+            self._reply(msg, codes.EXTENDED_RESPONSE, codes.INSUFFICIENT_ACCESS, "bind first")
             return
         if identity is not None and not _same_user(identity, session):  # SECURITY: own only
-            self._write(
-                msg.id,
-                ber.result(
-                    EXTENDED_RESPONSE, INSUFFICIENT_ACCESS, "only your own password can change"
-                ),
+            self._reply(
+                msg,
+                codes.EXTENDED_RESPONSE,
+                codes.INSUFFICIENT_ACCESS,
+                "only your own password can change",
             )
             return
         if not new:
-            self._write(
-                msg.id, ber.result(EXTENDED_RESPONSE, UNWILLING, "a new password is required")
-            )
+            self._reply(msg, codes.EXTENDED_RESPONSE, codes.UNWILLING, "a new password is required")
             return
         try:
             await self.server.outpost.change_password(session, old, new)
         except coreapi.PasswordRefused as exc:
-            self._write(msg.id, ber.result(EXTENDED_RESPONSE, CONSTRAINT_VIOLATION, str(exc)[:500]))
+            self._reply(msg, codes.EXTENDED_RESPONSE, codes.CONSTRAINT_VIOLATION, str(exc)[:500])
             return
         except client_.CoreError as exc:
             log.warning("ldap_password_core_error", error=str(exc))
-            self._write(
-                msg.id,
-                ber.result(
-                    EXTENDED_RESPONSE, UNAVAILABLE, "the identity provider cannot be reached"
-                ),
+            self._reply(
+                msg,
+                codes.EXTENDED_RESPONSE,
+                codes.UNAVAILABLE,
+                "the identity provider cannot be reached",
             )
             return
-        self._write(msg.id, ber.result(EXTENDED_RESPONSE, SUCCESS))
+        self._reply(msg, codes.EXTENDED_RESPONSE, codes.SUCCESS)
 
     # Compare ------------------------------------------------------------------------------
 
     def _compare(self, msg: m.Message, op: m.Compare) -> None:
-        allowed = self._allowed(msg, op.dn, COMPARE_RESPONSE)
+        allowed = self._allowed(msg, op.dn, codes.COMPARE_RESPONSE)
         if allowed is None:
             return
         provider, base = allowed
@@ -370,24 +347,24 @@ class LDAPConnection(protocol.Protocol):
             view = await self.server.outpost.view(provider, self.session, search, None)
         except coreapi.SessionGone:
             self.session = None
-            self._write(
-                msg.id, ber.result(COMPARE_RESPONSE, INSUFFICIENT_ACCESS, "the session has ended")
+            self._reply(
+                msg, codes.COMPARE_RESPONSE, codes.INSUFFICIENT_ACCESS, "the session has ended"
             )
             return
         except client_.CoreError:
-            self._write(
-                msg.id,
-                ber.result(
-                    COMPARE_RESPONSE, UNAVAILABLE, "the identity provider cannot be reached"
-                ),
+            self._reply(
+                msg,
+                codes.COMPARE_RESPONSE,
+                codes.UNAVAILABLE,
+                "the identity provider cannot be reached",
             )
             return
         found = view.compare(base, op.attr, op.value)
         if found is None:
-            self._write(msg.id, ber.result(COMPARE_RESPONSE, NO_SUCH_OBJECT))
+            self._reply(msg, codes.COMPARE_RESPONSE, codes.NO_SUCH_OBJECT)
         else:
-            self._write(
-                msg.id, ber.result(COMPARE_RESPONSE, COMPARE_TRUE if found else COMPARE_FALSE)
+            self._reply(
+                msg, codes.COMPARE_RESPONSE, codes.COMPARE_TRUE if found else codes.COMPARE_FALSE
             )
 
     # Search -------------------------------------------------------------------------------
@@ -398,63 +375,63 @@ class LDAPConnection(protocol.Protocol):
         try:
             base = dn.normalize(base_dn)
         except dn.DNError:
-            self._write(msg.id, ber.result(tag, INVALID_DN_SYNTAX, "invalid DN"))
+            self._reply(msg, tag, codes.INVALID_DN_SYNTAX, "invalid DN")
             return None
         session = self.session
         if session is None:  # SECURITY: anonymous clients read the root DSE only
-            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "bind first"))
+            self._reply(msg, tag, codes.INSUFFICIENT_ACCESS, "bind first")
             return None
         if session.expired:
             self.session = None
-            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "the session has expired"))
+            self._reply(msg, tag, codes.INSUFFICIENT_ACCESS, "the session has expired")
             return None
         provider = self.server.outpost.provider_for(base)
         if provider is None:
-            self._write(msg.id, ber.result(tag, NO_SUCH_OBJECT))
+            self._reply(msg, tag, codes.NO_SUCH_OBJECT)
             return None
         if provider.pk != session.provider:
-            self._write(msg.id, ber.result(tag, INSUFFICIENT_ACCESS, "another provider's tree"))
+            self._reply(msg, tag, codes.INSUFFICIENT_ACCESS, "another provider's tree")
             return None
         return provider, base
 
     def _search(self, msg: m.Message, op: m.Search) -> None:
-        paging: tuple[int, bytes] | None = None
+        page_request: tuple[int, bytes] | None = None
         for c in msg.controls:
             if c.oid == dit.PAGED_RESULTS:
                 try:
-                    paging = m.paged_control(c.value)
+                    page_request = m.paged_control(c.value)
                 except ber.BERError:
-                    self._write(
-                        msg.id, ber.result(SEARCH_DONE, PROTOCOL_ERROR, "bad paged results control")
+                    self._reply(
+                        msg, codes.SEARCH_DONE, codes.PROTOCOL_ERROR, "bad paged results control"
                     )
                     return
             elif c.critical:
-                self._write(
-                    msg.id,
-                    ber.result(
-                        SEARCH_DONE,
-                        UNAVAILABLE_CRITICAL_EXTENSION,
-                        f"unsupported control {c.oid[:60]}",
-                    ),
+                self._reply(
+                    msg,
+                    codes.SEARCH_DONE,
+                    codes.UNAVAILABLE_CRITICAL_EXTENSION,
+                    f"unsupported control {c.oid[:60]}",
                 )
                 return
         if op.base == "" and op.scope == directory_.SCOPE_BASE:
             self._root_dse(msg, op)
             return
-        if paging is not None and paging[1]:
-            self._next_page(msg, op, paging)
+        if page_request is not None and page_request[1]:
+            self._next_page(msg, op, page_request)
             return
-        allowed = self._allowed(msg, op.base, SEARCH_DONE)
+        allowed = self._allowed(msg, op.base, codes.SEARCH_DONE)
         if allowed is None:
             return
         provider, base = allowed
-        if paging is not None and paging[0] == 0:
-            self._write(msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(b"", 0))
+        if page_request is not None and page_request[0] == 0:
+            self._write(msg.id, codes.SEARCH_OK, paging.control(b"", 0))
             return
         if provider.cached_search:
-            self._search_in(msg, op, provider.view(self.session), base, paging, time.monotonic())
+            self._search_in(
+                msg, op, provider.view(self.session), base, page_request, time.monotonic()
+            )
         else:
-            self._run(msg, self._search_direct(msg, op, provider, base, paging))
+            self._run(msg, self._search_direct(msg, op, provider, base, page_request))
 
     async def _search_direct(
         self,
@@ -462,7 +439,7 @@ class LDAPConnection(protocol.Protocol):
         op: m.Search,
         provider: Any,
         base: str,
-        paging: tuple[int, bytes] | None,
+        page_request: tuple[int, bytes] | None,
     ) -> None:
         assert self.session is not None
         started = time.monotonic()
@@ -470,32 +447,29 @@ class LDAPConnection(protocol.Protocol):
         try:
             view = await self.server.outpost.view(provider, self.session, op, limit)
         except TimeoutError:
-            self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+            self._reply(msg, codes.SEARCH_DONE, codes.TIME_LIMIT_EXCEEDED)
             return
         except client_.CoreUnreachable as exc:
             if limit is not None and time.monotonic() - started >= limit:
-                self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+                self._reply(msg, codes.SEARCH_DONE, codes.TIME_LIMIT_EXCEEDED)
                 return
             log.warning("ldap_search_core_error", error=str(exc))
-            self._write(
-                msg.id,
-                ber.result(SEARCH_DONE, UNAVAILABLE, "the identity provider cannot be reached"),
+            self._reply(
+                msg, codes.SEARCH_DONE, codes.UNAVAILABLE, "the identity provider cannot be reached"
             )
             return
         except coreapi.SessionGone:
             self.session = None  # bind again
-            self._write(
-                msg.id, ber.result(SEARCH_DONE, INSUFFICIENT_ACCESS, "the session has ended")
-            )
+            self._reply(msg, codes.SEARCH_DONE, codes.INSUFFICIENT_ACCESS, "the session has ended")
             return
         except client_.CoreError as exc:
             log.warning("ldap_search_core_error", error=str(exc))
-            self._write(
-                msg.id, ber.result(SEARCH_DONE, OPERATIONS_ERROR, "the identity provider failed")
+            self._reply(
+                msg, codes.SEARCH_DONE, codes.OPERATIONS_ERROR, "the identity provider failed"
             )
             return
         if not self.closing:
-            self._search_in(msg, op, view, base, paging, started)
+            self._search_in(msg, op, view, base, page_request, started)
 
     def _search_in(
         self,
@@ -503,24 +477,24 @@ class LDAPConnection(protocol.Protocol):
         op: m.Search,
         view: directory_.Directory,
         base: str,
-        paging: tuple[int, bytes] | None,
+        page_request: tuple[int, bytes] | None,
         started: float,
     ) -> None:
         try:
             entries = view.search(base, min(op.scope, 2), op.filter, remember=op.small)
         except directory_.NoSuchObject:
             matched = _matched(view, base)
-            self._write(msg.id, ber.result(SEARCH_DONE, NO_SUCH_OBJECT, matched=matched))
+            self._reply(msg, codes.SEARCH_DONE, codes.NO_SUCH_OBJECT, matched=matched)
             return
         if op.time_limit and time.monotonic() - started > op.time_limit:
-            self._write(msg.id, ber.result(SEARCH_DONE, TIME_LIMIT_EXCEEDED))
+            self._reply(msg, codes.SEARCH_DONE, codes.TIME_LIMIT_EXCEEDED)
             return
         wanted = directory_.selection(op.attributes)
-        if paging is None:
+        if page_request is None:
             self._send(msg, op, entries, wanted)
             return
-        state = Paged(op, entries, 0, wanted, 0)
-        self._page(msg, state, paging[0])
+        state = paging.Paged(op, entries, 0, wanted, 0)
+        self._page(msg, state, page_request[0])
 
     def _send(
         self, msg: m.Message, op: m.Search, entries: list[dit.Entry], wanted: tuple[str, ...]
@@ -531,12 +505,16 @@ class LDAPConnection(protocol.Protocol):
         chosen = entries[:limit] if limit else entries
         exceeded = bool(limit) and len(entries) > limit
         chunk = [ber.message(msg.id, directory_.select(e, wanted, op.types_only)) for e in chosen]
-        done = ber.result(SEARCH_DONE, SIZE_LIMIT_EXCEEDED) if exceeded else SEARCH_OK
+        done = (
+            ber.result(codes.SEARCH_DONE, codes.SIZE_LIMIT_EXCEEDED)
+            if exceeded
+            else codes.SEARCH_OK
+        )
         chunk.append(ber.message(msg.id, done))
         if not self.closing:
             self.out.write(b"".join(chunk))
 
-    def _page(self, msg: m.Message, state: Paged, size: int) -> None:
+    def _page(self, msg: m.Message, state: paging.Paged, size: int) -> None:
         total = len(state.entries)
         stop = min(total, state.position + size)
         more = stop < total
@@ -552,12 +530,14 @@ class LDAPConnection(protocol.Protocol):
         ]
         if exceeded:
             done = ber.message(
-                msg.id, ber.result(SEARCH_DONE, SIZE_LIMIT_EXCEEDED), _page_control(b"", 0)
+                msg.id,
+                ber.result(codes.SEARCH_DONE, codes.SIZE_LIMIT_EXCEEDED),
+                paging.control(b"", 0),
             )
             cookie = b""
         else:
             done = ber.message(
-                msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(cookie, total)
+                msg.id, ber.result(codes.SEARCH_DONE, codes.SUCCESS), paging.control(cookie, total)
             )
         chunk.append(done)
         state.position += room
@@ -569,16 +549,16 @@ class LDAPConnection(protocol.Protocol):
         if not self.closing:
             self.out.write(b"".join(chunk))
 
-    def _next_page(self, msg: m.Message, op: m.Search, paging: tuple[int, bytes]) -> None:
-        size, cookie = paging
+    def _next_page(self, msg: m.Message, op: m.Search, page_request: tuple[int, bytes]) -> None:
+        size, cookie = page_request
         # SECURITY: only this connection's own cookie, once, for the same search
         state = self.pages.pop(cookie, None)
-        if state is None or _key(state.search) != _key(op) or self.session is None:
+        if state is None or paging.key(state.search) != paging.key(op) or self.session is None:
             self.server.count("bad_cookie")
-            self._write(msg.id, ber.result(SEARCH_DONE, UNWILLING, "unknown paged results cookie"))
+            self._reply(msg, codes.SEARCH_DONE, codes.UNWILLING, "unknown paged results cookie")
             return
         if size == 0:  # RFC 2696: the client abandons the paged search
-            self._write(msg.id, ber.result(SEARCH_DONE, SUCCESS), _page_control(b"", 0))
+            self._write(msg.id, codes.SEARCH_OK, paging.control(b"", 0))
             return
         self._page(msg, state, size)
 
@@ -588,17 +568,8 @@ class LDAPConnection(protocol.Protocol):
         view = directory_.Directory([root])
         hits = view.search("", 0, op.filter)
         chunk = [ber.message(msg.id, directory_.select(e, wanted, op.types_only)) for e in hits]
-        chunk.append(ber.message(msg.id, ber.result(SEARCH_DONE, SUCCESS)))
+        chunk.append(ber.message(msg.id, ber.result(codes.SEARCH_DONE, codes.SUCCESS)))
         self.out.write(b"".join(chunk))
-
-
-def _key(op: m.Search) -> tuple[Any, ...]:
-    return (op.base.lower(), op.scope, op.filter, op.attributes, op.types_only)
-
-
-def _page_control(cookie: bytes, estimate: int) -> bytes:
-    value = ber.element(ber.SEQUENCE, ber.encode_int(estimate) + ber.octets(cookie))
-    return ber.controls([ber.control(dit.PAGED_RESULTS, value)])
 
 
 def _matched(view: directory_.Directory, base: str) -> str:

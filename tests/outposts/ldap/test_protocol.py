@@ -584,3 +584,14 @@ def test_time_limit_in_direct_mode(ldap_server: LDAPThread) -> None:
     finally:
         ldap_server.core.slow = 0.0
     assert conn.search(DIRECT_BASE, "(uid=user3)", time_limit=5)
+
+
+def test_a_paged_search_abandoned_with_size_zero(ldap_server: LDAPThread) -> None:
+    conn = connect(ldap_server, "admin")
+    conn.search(BASE, "(objectClass=user)", paged_size=10)
+    cookie = conn.result["controls"][dit.PAGED_RESULTS]["value"]["cookie"]
+    assert conn.search(BASE, "(objectClass=user)", paged_size=0, paged_cookie=cookie) is False
+    assert conn.result["result"] == 0 and conn.entries == []
+    assert conn.result["controls"][dit.PAGED_RESULTS]["value"]["cookie"] == b""
+    conn.search(BASE, "(objectClass=user)", paged_size=10, paged_cookie=cookie)
+    assert conn.result["result"] == 53  # gone
