@@ -22,6 +22,8 @@ from typing import Any
 
 import ldap3
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from helpers import (
     BOOTSTRAP_PASSWORD,
     BOOTSTRAP_TOKEN,
@@ -510,6 +512,53 @@ def test_start_tls_and_ldaps(deployment: Deployment, base: str) -> None:
     )
     assert secure.returncode == 0, secure.stderr
     assert "mail: alice@example.com" in secure.stdout
+
+
+def _served_name(port: int, server_name: str) -> str:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname=server_name) as tls_sock,
+    ):
+        der = tls_sock.getpeercert(binary_form=True)
+    assert der is not None
+    subject = x509.load_der_x509_certificate(der).subject
+    return str(subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def test_the_providers_certificate_by_sni(deployment: Deployment) -> None:
+    core = deployment.core
+    name = "ldap.e2e.example.com"
+    keypair = api(
+        core,
+        "POST",
+        "crypto/certificatekeypairs/generate/",
+        {"common_name": name, "subject_alt_name": name, "validity_days": 30},
+    )
+    provider = deployment.providers["direct"]
+    api(
+        core,
+        "PATCH",
+        f"providers/ldap/{provider['pk']}/",
+        {"certificate": keypair["pk"], "tls_server_name": name},
+    )
+    try:
+        assert _eventually(lambda: _served_name(deployment.tls_port, name) == name), (
+            deployment.output()
+        )
+        assert _served_name(deployment.tls_port, "other.example.com") != name
+        secure = search(
+            deployment, "alice", DIRECT, "(uid=alice)", "mail", url=deployment.ldaps, tls=True
+        )
+        assert "mail: alice@example.com" in secure.stdout
+    finally:
+        api(
+            core,
+            "PATCH",
+            f"providers/ldap/{provider['pk']}/",
+            {"certificate": None, "tls_server_name": ""},
+        )
 
 
 # Password change -----------------------------------------------------------------------------
