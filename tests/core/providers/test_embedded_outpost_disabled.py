@@ -23,11 +23,13 @@ async def disabled(
     aiohttp_client: Callable[..., Awaitable[Any]],
     make_settings: Callable[..., config.Settings],
     bootstrapped: store.Store,
-    client: Any,  # a core started first, with the embedded outpost (and a provider on it)
+    client: Any,  # a core started first, with the embedded outpost
     api: Any,
 ) -> Any:
     status, page = await api("GET", EMBEDDED)
     assert status == 200 and len(page["results"]) == 1
+    async with client.get("/api/v3/admin/system/", headers=ADMIN) as r:
+        assert (await r.json())["embedded_outpost_disabled"] is False
     settings = make_settings(outposts={"disable_embedded_outpost": True})
     return await aiohttp_client(app.create_app(settings, bootstrapped, run_tasks=False))
 
@@ -39,14 +41,14 @@ async def _answer(client: Any, path: str, accept: str) -> tuple[int, str, str]:
         return r.status, r.content_type, body.replace(path, "<path>")
 
 
-@pytest.mark.parametrize(
-    "path", ["/ping", "/auth/traefik", "/auth/nginx", "/start?rd=/", "/callback", "/sign_out"]
-)
-async def test_the_outposts_paths_are_unknown_paths(disabled: Any, path: str) -> None:
-    for accept in ("application/json", "text/html"):
-        answer = await _answer(disabled, PREFIX + path, accept)
-        assert answer[0] == 404
-        assert answer[:2] == (await _answer(disabled, "/no/such/page", accept))[:2], accept
+async def test_the_outposts_paths_are_unknown_paths(disabled: Any) -> None:
+    paths = ["/ping", "/auth/traefik", "/auth/nginx", "/start?rd=/", "/callback", "/sign_out"]
+    for path in paths:
+        for accept in ("application/json", "text/html"):
+            answer = await _answer(disabled, PREFIX + path, accept)
+            assert answer[0] == 404, path
+            unknown = await _answer(disabled, "/no/such/page", accept)
+            assert answer[:2] == unknown[:2], (path, accept)
 
 
 async def test_the_embedded_outpost_is_gone_and_the_api_works(disabled: Any) -> None:
@@ -62,11 +64,6 @@ async def test_the_embedded_outpost_is_gone_and_the_api_works(disabled: Any) -> 
     headers = {"Host": "app.example.com"}
     async with disabled.get("/-/health/live/?X-authentik-logout=true", headers=headers) as r:
         assert r.status == 200
-
-
-async def test_an_enabled_core_says_so(client: Any) -> None:
-    async with client.get("/api/v3/admin/system/", headers=ADMIN) as r:
-        assert (await r.json())["embedded_outpost_disabled"] is False
 
 
 def test_tessera_server_with_the_key_set(tmp_path: Path) -> None:
