@@ -12,6 +12,7 @@ SESSION_END, reconnections) and listens on `AUTHENTIK_LISTEN__LDAP` (3389, Start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import prometheus_client
@@ -26,6 +27,7 @@ from tessera.outposts.ldap.outpost import Outpost
 from tessera.outposts.ldap.server import Server
 
 log = structlog.get_logger(__name__)
+SHUTDOWN_UNBINDS = 3.0  # seconds for the direct-mode sessions to end at the core on SIGTERM
 
 
 def run(argv: list[str]) -> int:
@@ -149,8 +151,20 @@ async def serve(ctx: entry.Context) -> None:
     finally:
         for listening in ports:
             await _deferred(listening.stopListening())
-        for conn in list(outpost.connections):
-            conn.end_session()
+        await _close(outpost)
+
+
+async def _close(outpost: Outpost) -> None:
+    """Close every connection; the core sessions of direct-mode binds end first (a few
+    seconds at most: the core may be away)."""
+    connections = list(outpost.connections)
+    sessions = [c.session for c in connections if c.session is not None]
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SHUTDOWN_UNBINDS):
+            await asyncio.gather(*(outpost.unbind(s) for s in sessions))
+    for conn in connections:
+        conn.end_session()
+    await outpost.stop()
 
 
 async def _deferred(value: Any) -> None:

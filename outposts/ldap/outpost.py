@@ -203,6 +203,12 @@ class Outpost:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def stop(self) -> None:
+        """Cancel the refetches under way (the process is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def settled(self) -> None:
         """Wait for the refetches under way (tests, and a clean stop)."""
         while self._tasks:

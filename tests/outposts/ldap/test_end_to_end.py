@@ -263,9 +263,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         finally:
             process.terminate()
             try:
-                process.wait(10)
+                status = process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                raise
+            # SIGTERM: the listeners close, sessions end, exit 0 (the core is away by now)
+            assert status == 0, log.read_text()[-3000:]
     finally:
         core.stop()
 
