@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,6 +198,7 @@ async def _write_user(
     ident: str,
     values: dict[str, Any],
     report: Report,
+    recoverable: bool,
 ) -> int | None:
     source_pk = job.source["pk"]
     link = known.links.get(ident)
@@ -208,7 +210,13 @@ async def _write_user(
             if named is not None and named["pk"] != row["pk"]:
                 report.skip(f"{entry.dn}: username {values['username']!r} is taken, skipped")
                 return int(row["pk"])
-            await crud.update(tx, users.TABLE, {"pk": row["pk"]}, {**values, "last_updated": now})
+            await crud.update(
+                tx,
+                users.TABLE,
+                {"pk": row["pk"]},
+                {**values, "last_updated": now},
+                recoverable=recoverable,
+            )
             report.counts["users_updated"] += 1
         else:
             report.counts["users_unchanged"] += 1
@@ -234,7 +242,9 @@ async def _write_user(
             "last_updated": now,
             "password": crypto.passwords.UNUSABLE,
         },
+        recoverable=recoverable,
     )
+    known.names[values["username_folded"]] = row
     await crud.insert(
         tx,
         records.USERS,
@@ -246,6 +256,7 @@ async def _write_user(
             "created": now,
             "last_updated": now,
         },
+        recoverable=recoverable,
     )
     report.counts["users_created"] += 1
     return int(row["pk"])
@@ -258,6 +269,49 @@ def _user_keys(job: Job, entry: client.Entry, pk: int, linked: Linked) -> None:
         for value in entry.values(attribute):
             if isinstance(value, str):
                 linked.user_keys[value.lower()] = pk
+
+
+class _Retry(Exception):
+    """A chunk written without savepoints hit an error: write it again with them."""
+
+
+Prepared = tuple[client.Entry, str, dict[str, Any]]
+Load = Callable[[store.Tx], Awaitable[Known]]
+Write = Callable[..., Awaitable[Any]]
+
+
+async def _write_chunk(
+    db: store.Store, job: Job, prepared: list[Prepared], load: Load, write: Write, report: Report
+) -> list[tuple[client.Entry, str, Any]]:
+    """Write one chunk in one transaction; (entry, identifier, pk) of each written.
+
+    First without a savepoint per entry (a savepoint costs more than the write); the names
+    were checked beforehand, so an entry fails only in a race (a name taken meanwhile, an object
+    deleted). Then that attempt is rolled back and the chunk written again with a savepoint per
+    entry, skipping and reporting those that fail."""
+    for recoverable in (False, True):
+        attempt = Report()
+        written = []
+        try:
+            async with db.transaction() as tx:
+                known = await load(tx)
+                for entry, ident, values in prepared:
+                    try:
+                        pk = await write(tx, job, known, entry, ident, values, attempt, recoverable)
+                    except errors.TesseraError as exc:
+                        if not recoverable:
+                            raise _Retry from None
+                        attempt.skip(f"{entry.dn}: {exc}, skipped")
+                        continue
+                    if pk is not None:
+                        written.append((entry, ident, pk))
+        except _Retry:
+            continue
+        report.counts.update(attempt.counts)
+        for message in attempt.messages:
+            report.note(message)
+        return written
+    return []
 
 
 async def sync_users(
@@ -274,19 +328,15 @@ async def sync_users(
             values = await _user_values(job, entry, ident, report)
             if values is not None:
                 prepared.append((entry, ident, values))
-        async with db.transaction() as tx:
-            known = await _known(
+
+        def load(tx: store.Tx, prepared: list[Prepared] = prepared) -> Awaitable[Known]:
+            return _known(
                 tx, job, users.TABLE, records.USERS, "user_pk", prepared, "username_folded"
             )
-            for entry, ident, values in prepared:
-                try:
-                    pk = await _write_user(tx, job, known, entry, ident, values, report)
-                except errors.TesseraError as exc:
-                    report.skip(f"{entry.dn}: {exc}, skipped")
-                    continue
-                if pk is not None:
-                    linked.users[ident] = pk
-                    _user_keys(job, entry, pk, linked)
+
+        for entry, ident, pk in await _write_chunk(db, job, prepared, load, _write_user, report):
+            linked.users[ident] = pk
+            _user_keys(job, entry, pk, linked)
         await asyncio.sleep(0)
 
 
@@ -321,6 +371,7 @@ async def _write_group(
     ident: str,
     values: dict[str, Any],
     report: Report,
+    recoverable: bool,
 ) -> str | None:
     source_pk = job.source["pk"]
     link = known.links.get(ident)
@@ -332,7 +383,7 @@ async def _write_group(
             report.skip(f"{entry.dn}: group name {values['name']!r} is taken, skipped")
             return str(row["pk"])
         if any(row.get(k) != v for k, v in values.items()):
-            await crud.update(tx, "groups", {"pk": row["pk"]}, values)
+            await crud.update(tx, "groups", {"pk": row["pk"]}, values, recoverable=recoverable)
             report.counts["groups_updated"] += 1
         else:
             report.counts["groups_unchanged"] += 1
@@ -349,7 +400,13 @@ async def _write_group(
         return None
     await crud.lock(tx, "groups.num_pk")
     num_pk = int(await crud.max_value(tx, "groups", "num_pk") or 0) + 1
-    row = await crud.insert(tx, "groups", {**values, "pk": util.new_uuid(), "num_pk": num_pk})
+    row = await crud.insert(
+        tx,
+        "groups",
+        {**values, "pk": util.new_uuid(), "num_pk": num_pk},
+        recoverable=recoverable,
+    )
+    known.names[values["name"]] = row
     await crud.insert(
         tx,
         records.GROUPS,
@@ -361,6 +418,7 @@ async def _write_group(
             "created": now,
             "last_updated": now,
         },
+        recoverable=recoverable,
     )
     report.counts["groups_created"] += 1
     return str(row["pk"])
@@ -382,17 +440,13 @@ async def sync_groups(
             values = await _group_values(job, entry, ident, report)
             if values is not None:
                 prepared.append((entry, ident, values))
-        async with db.transaction() as tx:
-            known = await _known(tx, job, "groups", records.GROUPS, "group_pk", prepared, "name")
-            for entry, ident, values in prepared:
-                try:
-                    pk = await _write_group(tx, job, known, entry, ident, values, report)
-                except errors.TesseraError as exc:
-                    report.skip(f"{entry.dn}: {exc}, skipped")
-                    continue
-                if pk is not None:
-                    linked.groups[ident] = pk
-                    linked.group_dns[client.normalize_dn(entry.dn)] = pk
-                    written.append((entry, pk))
+
+        def load(tx: store.Tx, prepared: list[Prepared] = prepared) -> Awaitable[Known]:
+            return _known(tx, job, "groups", records.GROUPS, "group_pk", prepared, "name")
+
+        for entry, ident, pk in await _write_chunk(db, job, prepared, load, _write_group, report):
+            linked.groups[ident] = pk
+            linked.group_dns[client.normalize_dn(entry.dn)] = pk
+            written.append((entry, pk))
         await asyncio.sleep(0)
     return written
