@@ -428,28 +428,23 @@ async def _closure(
     now: int,
 ) -> wire.ldap.Directory:
     """The candidates, with what their entries name: a user's groups (and their ancestors), a
-    group's members, parents and children."""
-    if user_pks is None or group_pks is None:
-        user_rows = await _user_rows(tx, []) if user_pks is None else []
-        group_rows = list(tree.rows.values()) if group_pks is None else []
-        if user_pks is None and group_pks is None:
-            return await build(tx, user_rows, group_rows, generation=now)
-    related_groups = set(group_pks or ())
-    for g in list(group_pks or ()):
+    group's members, parents and children. Any group a candidate: everything (every group's
+    members are named by its entry)."""
+    if group_pks is None:
+        return await build(tx, await _user_rows(tx, []), list(tree.rows.values()), generation=now)
+    related_groups = set(group_pks)
+    for g in group_pks:
         related_groups |= set(tree.parents.get(g, []))
         related_groups |= {c for c, ps in tree.parents.items() if g in ps}
-    members = await crud.users_of_groups(tx, sorted(group_pks or ()))
-    wanted_users = set(user_pks or ()) | {pk for m in members.values() for pk in m}
     if user_pks is None:
-        rows = user_rows
+        rows = await _user_rows(tx, [])
     else:
-        rows = [r for r in await crud.find_many(tx, users.TABLE, "pk", sorted(wanted_users))]
-        rows = sorted((r for r in rows if _served(r)), key=lambda r: r["pk"])
+        members = await crud.users_of_groups(tx, sorted(group_pks))
+        wanted = user_pks | {pk for m in members.values() for pk in m}
+        found = await crud.find_many(tx, users.TABLE, "pk", sorted(wanted))
+        rows = sorted((r for r in found if _served(r)), key=lambda r: r["pk"])
     of_users = await crud.groups_of_users(tx, [r["pk"] for r in rows])
-    for found in of_users.values():
-        related_groups |= {a for g in found for a in tree.ancestors(g)}
-    if group_pks is None:
-        group_list = group_rows
-    else:
-        group_list = [tree.rows[g] for g in sorted(related_groups) if g in tree.rows]
+    for direct in of_users.values():
+        related_groups |= {a for g in direct for a in tree.ancestors(g)}
+    group_list = [tree.rows[g] for g in sorted(related_groups) if g in tree.rows]
     return await build(tx, rows, group_list, generation=now)

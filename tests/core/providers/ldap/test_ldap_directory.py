@@ -164,6 +164,9 @@ async def test_a_searcher_with_the_permission_gets_what_the_filter_can_match(
     assert (await search(f"(&(objectClass=user){members})"))[0] == {"alice"}
     assert (await search(f"(member=cn=alice,ou=users,{BASE})"))[1] >= {"staff"}
     assert (await search("(&(objectClass=posixGroup)(cn=staff))"))[1] >= {"staff"}
+    # A group by number: any group may match, so every member of every group comes along.
+    by_number = await search("(&(objectClass=posixGroup)(gidNumber=4001))", want_users=False)
+    assert {"staff", "everyone"} <= by_number[1] and "alice" in by_number[0]
     assert await search(f"(entryUUID={alice['uuid']})") == ({"alice"}, {"staff", "everyone"})
     assert (await search("(!(uid=alice))"))[0] >= {"alice", "bob"}  # not narrowed: a superset
     assert await search("(uid=alice)", want_users=False, want_groups=False) == (set(), set())
