@@ -15,7 +15,6 @@ the answers as `FlowChallengeResponseRequest`, one of the stage kinds' answer mo
 from __future__ import annotations
 
 import re
-import secrets
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -30,9 +29,8 @@ from tessera.core.identity import sessions
 from tessera.core.stages import base
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]{32,128}$")
-# Visitors who have not logged in get a key of this form; login replaces it with a session key,
-# which never contains a dot (urlsafe base64).
-ANONYMOUS = "anon."
+# Visitors who have not logged in get a key of this form; login replaces it with a session key.
+ANONYMOUS = sessions.ANONYMOUS
 EXECUTOR = web.AppKey("flow_executor", executor.Executor)
 
 
@@ -50,7 +48,7 @@ async def browser(request: web.Request) -> executor.Browser:
     key = request.cookies.get(sessions.COOKIE, "")
     user = None
     if not _KEY.match(key):
-        key = ANONYMOUS + secrets.token_urlsafe(32)
+        key = sessions.anonymous_key()
     elif not key.startswith(ANONYMOUS):  # an anonymous key never needs the store
         async with request.app[state.STORE].read() as tx:
             user = await sessions.user_for(tx, key)
@@ -63,6 +61,7 @@ async def browser(request: web.Request) -> executor.Browser:
         cookies=request.cookies,
         method=request.method,
         path=request.path,
+        base_url=net.public_base(request),
     )
 
 
@@ -99,8 +98,13 @@ def apply_cookies(
         key, ttl = reply.new_session
         root.set_session_cookies(request, response, key, ttl)
     elif reply.ended_session:
-        response.del_cookie(sessions.COOKIE, path="/")
         response.del_cookie(auth.CSRF_COOKIE, path="/")
+        if who.key.startswith(ANONYMOUS):  # the flow goes on after the logout (`Executor`)
+            response.set_cookie(
+                sessions.COOKIE, who.key, httponly=True, samesite="Lax", secure=who.secure, path="/"
+            )
+        else:
+            response.del_cookie(sessions.COOKIE, path="/")
     elif request.cookies.get(sessions.COOKIE) != who.key:
         response.set_cookie(
             sessions.COOKIE, who.key, httponly=True, samesite="Lax", secure=who.secure, path="/"
@@ -128,8 +132,14 @@ async def post(request: web.Request) -> web.Response:
     return finish(request, who, reply)
 
 
+def _answering() -> list[type[base.Stage]]:
+    """The stage kinds that read answers: those flows bind, then the provided ones."""
+    kinds = [*stages.KINDS.values(), *stages.PROVIDED.values()]
+    return [k for k in kinds if k.Response is not None]
+
+
 def _answer_models() -> list[type[pydantic.BaseModel]]:
-    return [base.response_model(k) for k in stages.KINDS.values() if k.Response is not None]
+    return [base.response_model(k) for k in _answering()]
 
 
 def openapi_models() -> list[type[pydantic.BaseModel]]:
@@ -149,7 +159,7 @@ def _one_of(models: Sequence[type[pydantic.BaseModel]], components: list[str]) -
 def openapi_schemas() -> dict[str, Any]:
     """authentik's two unions: `ChallengeTypes` (replies) and `FlowChallengeResponseRequest`."""
     challenges = list(wire.challenges.CHALLENGES)
-    answered = [k for k in stages.KINDS.values() if k.Response is not None]
+    answered = _answering()
     return {
         "ChallengeTypes": _one_of(
             challenges, [wire.challenges.component_of(m) for m in challenges]

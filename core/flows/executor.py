@@ -75,6 +75,7 @@ class Browser:
     cookies: Mapping[str, str] = field(default_factory=dict)  # the request's, for stages
     method: str = "GET"  # the request's method and path, for the login events' `http_request`
     path: str = ""
+    base_url: str = ""  # this server's public base URL, as the request reached it
 
 
 @dataclass
@@ -121,6 +122,11 @@ class Executor:
         # Called after a flow logged a user out, with the ended session's digest and the user
         # (providers send back-channel logout notices from here). Listeners must not raise.
         self.logout_listeners: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
+        # Called when a flow is about to log a user out, with the stage's run and the browser,
+        # while the session still exists: a provider may insert steps into the plan that run
+        # after the logout (the SAML provider's front-channel logout, authentik's
+        # `flow_pre_user_logout`). Unexpected errors are the stage's (`ak-stage-flow-error`).
+        self.before_logout: list[Callable[[base.Run, Browser], Awaitable[None]]] = []
 
     async def get(self, slug: str, browser: Browser, query: dict[str, str]) -> Reply:
         """The current challenge; plans the flow when none is in progress."""
@@ -527,8 +533,17 @@ class Executor:
             reply.new_session, reply.ended_session = (key, max_age), False
         if run.logout:
             run.logout = False
+            if browser.user is not None:
+                with _stage_code({"pk": run.stage_pk, "name": run.stage_name, "kind": "logout"}):
+                    for prepare in self.before_logout:
+                        await prepare(run, browser)
             await self._logout(run, browser)
             reply.new_session, reply.ended_session = None, True
+            if run.state.index + 1 < len(run.state.bindings):
+                # The plan goes on after the logout: its state moves to a fresh anonymous key,
+                # which the browser gets as its cookie instead of none.
+                await self._drop(browser, run.state.slug)
+                browser.key = sessions.anonymous_key()
 
     async def _login(
         self, run: base.Run, browser: Browser, user_pk: int, ttl: dt.timedelta

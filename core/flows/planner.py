@@ -4,7 +4,9 @@
 bindings in order, dropping those evaluated at planning time whose policies fail. `current`
 loads the binding at the state's index and re-evaluates its policies when asked to. An entry a
 stage inserted while the flow ran (`FlowState.insert`: the validate stage's configuration stage)
-has no binding: `current` loads its stage directly, with no policies and the `retry` action.
+has no binding: `current` loads its stage directly, with no policies and the `retry` action; so
+does a provided stage a layer above inserted (`FlowState.insert_provided`: the SAML provider's
+front-channel logout), which no flow binds.
 
 # SECURITY: a binding whose policies fail to evaluate (error or timeout, with the default
 # failure_result) ends the flow with access denied; it never just skips the stage.
@@ -195,22 +197,34 @@ async def _inserted(
     client_ip: str,
 ) -> Step | base.Outcome:
     """The step of an inserted entry: its stage, under a stand-in binding that only retries."""
+    if not inserted["by"]:  # a provided stage (`FlowState.insert_provided`)
+        kind = inserted["stage"]
+        provided = stages.PROVIDED.get(kind)
+        if provided is None:
+            return base.Outcome.deny(MISCONFIGURED)
+        row = {"pk": kind, "name": kind, "kind": kind, "config": {}}
+        return Step(_stand_in(state, kind), row, provided(provided.Config()))
     stage_row = snapshot.stage_rows.get(inserted["stage"])
     by = snapshot.stage_rows.get(inserted["by"])
     listed = by["config"].get("configuration_stages", []) if by is not None else []
     if stage_row is None or inserted["stage"] not in listed:
         return base.Outcome.deny(MISCONFIGURED)
-    binding = {
+    binding = _stand_in(state, stage_row["pk"])
+    return await _step(services, snapshot, state, binding, stage_row, user, client_ip)
+
+
+def _stand_in(state: base.FlowState, stage: str) -> dict[str, Any]:
+    """The binding an inserted entry runs under: no policies, invalid answers retried."""
+    return {
         "pk": state.bindings[state.index],
         "target": state.flow_pk,
-        "stage": stage_row["pk"],
+        "stage": stage,
         "order": 0,
         "evaluate_on_plan": False,
         "re_evaluate_policies": False,
         "policy_engine_mode": "any",
         "invalid_response_action": "retry",
     }
-    return await _step(services, snapshot, state, binding, stage_row, user, client_ip)
 
 
 async def _step(

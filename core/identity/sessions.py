@@ -23,7 +23,15 @@ from tessera.core.store import crud
 TABLE = "sessions"
 COOKIE = "authentik_session"
 ENDED = "sessions.ended"  # the topic of `Tx.announced` listing the digests of ended sessions
+# Visitors who are not logged in (or no longer) get a key of this form, which holds their flow in
+# progress; a session key never contains a dot (urlsafe base64).
+ANONYMOUS = "anon."
 _BATCH = 500
+
+
+def anonymous_key() -> str:
+    """A fresh key for a browser without a session (never stored, never a login)."""
+    return ANONYMOUS + secrets.token_urlsafe(32)
 
 
 def digest(key: str) -> str:

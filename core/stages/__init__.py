@@ -22,6 +22,7 @@ from tessera.core.stages import (
     invitation,
     password,
     prompt,
+    provider_logout,
     simple,
     user_login,
     user_write,
@@ -50,6 +51,9 @@ KINDS: dict[str, type[base.Stage]] = {
         simple.Redirect,
     )
 }
+# Stages no flow binds, which the layers above insert into a running plan by kind
+# (`FlowState.insert_provided`): the providers' front-channel logout steps.
+PROVIDED: dict[str, type[base.Stage]] = {kind.kind: kind for kind in provider_logout.KINDS}
 
 
 def build(kind: str, config: dict[str, object]) -> base.Stage:
@@ -67,4 +71,4 @@ class StageError(errors.TesseraError):
     """A stored stage cannot be used (unknown kind or invalid settings)."""
 
 
-__all__ = ["KINDS", "StageError", "base", "build"]
+__all__ = ["KINDS", "PROVIDED", "StageError", "base", "build", "provider_logout"]

@@ -108,7 +108,8 @@ INSERTED_PREFIX = "inserted:"
 
 
 class Insertion(TypedDict):
-    """A stage inserted into a running plan: which, by which stage, for which pending user."""
+    """A stage inserted into a running plan: which, by which stage, for which pending user.
+    `stage` is a stage pk, or with `by` "" the kind of a provided stage (`stages.PROVIDED`)."""
 
     stage: str
     by: str
@@ -153,6 +154,18 @@ class FlowState:
         response action are none and `retry`, and it is kept for the pending user of now."""
         entry = f"{INSERTED_PREFIX}{len(self.inserted)}"  # never a binding pk (those are UUIDs)
         self.inserted[entry] = {"stage": stage_pk, "by": by, "user": self.pending_user}
+        self.bindings.insert(self.index + 1, entry)
+
+    def insert_provided(self, kind: str) -> None:
+        """Put the provided stage `kind` (`stages.PROVIDED`: a stage of no flow's bindings,
+        authentik's `in_memory_stage`) right after the current entry, unless it is waiting in
+        the plan already."""
+        for entry in self.bindings[self.index + 1 :]:
+            waiting = self.inserted.get(entry)
+            if waiting is not None and not waiting["by"] and waiting["stage"] == kind:
+                return
+        entry = f"{INSERTED_PREFIX}{len(self.inserted)}"
+        self.inserted[entry] = {"stage": kind, "by": "", "user": self.pending_user}
         self.bindings.insert(self.index + 1, entry)
 
     def insertion(self) -> Insertion | None:

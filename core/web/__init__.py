@@ -77,11 +77,36 @@ def _form_token(request: web.Request, session_key: str) -> str:
     return str(request.app[state.KEYRING].digest("flow-form:" + session_key))
 
 
-def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
+def _render(
+    request: web.Request, name: str, status: int = 200, frames: str = "", **values: Any
+) -> web.Response:
+    """A page with `_HEADERS`; `frames`: the origins it may load in frames (`frame-src`)."""
     template = request.app[TEMPLATES].get(name)
+    headers = _HEADERS
+    if frames:
+        policy = f"{_HEADERS['Content-Security-Policy']}; frame-src 'self' {frames}"
+        headers = {**_HEADERS, "Content-Security-Policy": policy}
     return web.Response(
-        text=template.render(**values), status=status, content_type="text/html", headers=_HEADERS
+        text=template.render(**values), status=status, content_type="text/html", headers=headers
     )
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+")
+
+
+def _frame_sources(challenge: dict[str, Any]) -> str:
+    """The origins of the service providers the front-channel logout page loads in hidden
+    frames (`ak-provider-iframe-logout`), for its `frame-src`; "" for other challenges."""
+    if challenge.get("component") != "ak-provider-iframe-logout":
+        return ""
+    origins = set()
+    for entry in challenge.get("logout_urls", []):
+        parts = urllib.parse.urlsplit(str(entry.get("url", "")))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        # SECURITY: only a plain origin goes into the policy (no spaces, quotes or semicolons).
+        if _ORIGIN.fullmatch(origin):
+            origins.add(origin)
+    return " ".join(sorted(origins))
 
 
 def _expired(request: web.Request, back: str) -> web.Response:
@@ -113,6 +138,7 @@ def _page(
         response = _render(
             request,
             "flow.html",
+            frames=_frame_sources(body),
             title=body.get("flow_info", {}).get("title", "Tessera"),
             challenge=body,
             qr_code=_qr_code(body),

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, ConfigDict, Field
 
 from tessera.core.wire.common import IsoDateTime, Request, Response, Uuid, check_json_object
 from tessera.core.wire.flows import Designation, Layout, PromptType, ThemedUrls
+from tessera.core.wire.saml import SAMLBinding
 
 # The classes of devices authentik's validate stage may list (Tessera has the first three).
 DeviceClass = Literal["static", "totp", "webauthn", "duo", "sms", "email"]
@@ -226,6 +227,40 @@ class DummyChallenge(Challenge):
     name: str
 
 
+class LogoutURL(Response):
+    """One service provider to tell of a logout in a hidden frame: the URL to load (the
+    HTTP-Redirect binding, the message in its query), or to post `saml_request` to."""
+
+    url: str
+    provider_name: str | None = None
+    binding: str | None = None
+    saml_request: str | None = None
+    saml_response: str | None = None
+    saml_relay_state: str | None = None
+
+
+class IframeLogoutChallenge(Challenge):
+    """Front-channel logout in hidden frames, all at once; the page answers when they loaded."""
+
+    component: Literal["ak-provider-iframe-logout"]
+    logout_urls: list[LogoutURL] = Field(default_factory=list)
+
+
+class NativeLogoutChallenge(Challenge):
+    """Front-channel logout by the browser itself: to one service provider (redirect to
+    `redirect_url`, or post `saml_request` to `post_url`), which sends it back to the flow."""
+
+    component: Literal["ak-provider-saml-native-logout"]
+    provider_name: str | None = None
+    is_complete: bool = False
+    post_url: str | None = None
+    redirect_url: str | None = None
+    saml_binding: SAMLBinding | None = None
+    saml_request: str | None = None
+    saml_response: str | None = None
+    saml_relay_state: str | None = None
+
+
 # Every challenge the executor answers with.
 CHALLENGES: tuple[type[Challenge], ...] = (
     AccessDeniedChallenge,
@@ -238,6 +273,8 @@ CHALLENGES: tuple[type[Challenge], ...] = (
     EmailChallenge,
     FlowErrorChallenge,
     IdentificationChallenge,
+    IframeLogoutChallenge,
+    NativeLogoutChallenge,
     PasswordChallenge,
     PromptChallenge,
     RedirectChallenge,
