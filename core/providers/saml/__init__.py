@@ -2,7 +2,8 @@
 
 `RESOURCES` (`/api/v3/providers/saml/`, `/api/v3/propertymappings/provider/saml/`) are
 registered with the admin API by the app; `setup(app)` adds the endpoints, creates authentik's
-system SAML property mappings at start-up and listens for ended sessions (back-channel logout).
+system SAML property mappings at start-up, listens for ended sessions (back-channel logout) and
+prepares the front-channel logout steps of logout flows (`frontchannel`).
 It runs on the OAuth2 slice's `Service` (store, cache, keyring, flow executor), so it starts after
 it.
 """
@@ -17,7 +18,7 @@ from tessera.core import store
 from tessera.core.api import flows as flows_api
 from tessera.core.api import state
 from tessera.core.providers.oauth2 import views as oauth2_views
-from tessera.core.providers.saml import logout, records, resources, views
+from tessera.core.providers.saml import frontchannel, logout, records, resources, views
 from tessera.core.providers.saml.resources import RESOURCES
 from tessera.core.store import crud
 
@@ -31,6 +32,8 @@ async def _start(app: web.Application) -> None:
     notifier = logout.Notifier(app[oauth2_views.SERVICE], base)
     app[NOTIFIER] = notifier
     app[flows_api.EXECUTOR].logout_listeners.append(notifier.session_ended)
+    front = frontchannel.FrontChannel(app[oauth2_views.SERVICE], base)
+    app[flows_api.EXECUTOR].before_logout.append(front.prepare)
 
 
 async def _stop(app: web.Application) -> None:

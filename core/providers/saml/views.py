@@ -737,15 +737,20 @@ def logout_request(provider: Provider, name_id: str, fmt: str, session_index: st
     return root
 
 
-def _deliver(
-    request: web.Request,
-    provider: Provider,
-    message: Any,
-    kind: str,
-    relay_state: str,
-    sign: bool,
-) -> web.StreamResponse:
-    """Send a LogoutRequest/LogoutResponse to the provider's SLS URL by its SLS binding."""
+@dataclass
+class Outgoing:
+    """A SAML message ready for the SP's SLS URL: with the HTTP-Redirect binding the URL that
+    carries it (`url`), with HTTP-POST the URL and the form `fields` to post there."""
+
+    binding: str
+    url: str
+    fields: dict[str, str]
+
+
+def encode(provider: Provider, message: Any, kind: str, relay_state: str, sign: bool) -> Outgoing:
+    """`message` (a LogoutRequest/LogoutResponse) for the provider's SLS URL by its SLS binding,
+    signed when `sign` and the provider has a signing key: an enveloped signature with
+    HTTP-POST, the query signature with HTTP-Redirect."""
     destination = provider.row["sls_url"]
     signer = provider.keys.signer if sign else None
     if provider.row["sls_binding"] == "post":
@@ -757,11 +762,10 @@ def _deliver(
                 digest_algorithm=provider.row["digest_algorithm"],
             )
         data = etree.tostring(message, encoding="UTF-8", xml_declaration=True)
-        return post_form(
-            request,
-            destination,
-            {kind: base64.b64encode(data).decode(), "RelayState": relay_state},
-        )
+        fields = {kind: base64.b64encode(data).decode()}
+        if relay_state:
+            fields["RelayState"] = relay_state
+        return Outgoing("post", destination, fields)
     data = etree.tostring(message, encoding="UTF-8")
     query = f"{kind}=" + urllib.parse.quote_plus(base64.b64encode(deflate(data)).decode())
     if relay_state:
@@ -772,9 +776,22 @@ def _deliver(
         signature = xmldsig.sign_query(query.encode(), alg, provider.signing_key_pem)
         query += "&Signature=" + urllib.parse.quote_plus(signature)
     joiner = "&" if urllib.parse.urlsplit(destination).query else "?"
-    return web.Response(
-        status=302, headers={"Location": f"{destination}{joiner}{query}", **_NO_STORE}
-    )
+    return Outgoing("redirect", f"{destination}{joiner}{query}", {})
+
+
+def _deliver(
+    request: web.Request,
+    provider: Provider,
+    message: Any,
+    kind: str,
+    relay_state: str,
+    sign: bool,
+) -> web.StreamResponse:
+    """Send a LogoutRequest/LogoutResponse to the provider's SLS URL by its SLS binding."""
+    out = encode(provider, message, kind, relay_state, sign)
+    if out.binding == "post":
+        return post_form(request, out.url, out.fields)
+    return web.Response(status=302, headers={"Location": out.url, **_NO_STORE})
 
 
 async def _end_browser_session(
@@ -850,7 +867,9 @@ async def _carries(request: web.Request, name: str) -> bool:
         raise Refused("Malformed form body.") from None
 
 
-def _sent_key(request_id: str) -> str:
+def sent_key(request_id: str) -> str:
+    """Where a LogoutRequest sent from here is remembered until its LogoutResponse: a dict
+    with `provider`, and `chain` (`slo_init`) or `flow` and `mode` (a logout flow's step)."""
     return "saml:logout-sent:" + crypto.secrets.sha256_hex(request_id)
 
 
@@ -863,11 +882,22 @@ async def _logout_answered(request: web.Request, provider: Provider) -> web.Stre
     if root.tag != q(SAMLP, "LogoutResponse"):
         raise Refused("The message is not a LogoutResponse.")
     in_response_to = root.get("InResponseTo") or ""
-    sent = await service.cache.get(_sent_key(in_response_to)) if in_response_to else None
+    sent = await service.cache.get(sent_key(in_response_to)) if in_response_to else None
     if not isinstance(sent, dict) or sent.get("provider") != provider.pk:
         raise Refused("This LogoutResponse answers no logout request sent from here.")
-    if await service.cache.pop(_sent_key(in_response_to)) is None:  # answered meanwhile
+    if await service.cache.pop(sent_key(in_response_to)) is None:  # answered meanwhile
         raise Refused("This LogoutResponse answers no logout request sent from here.")
+    status = root.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    if status is None or status.get("Value") != STATUS_SUCCESS:
+        log.warning("saml_logout_response_not_success", provider=provider.pk)
+    flow = sent.get("flow")
+    if isinstance(flow, str) and flow:
+        if sent.get("mode") == "native":
+            # SECURITY: back to the logout flow the request was sent from, as remembered here;
+            # the RelayState the SP echoes is never followed.
+            target = f"/if/flow/{urllib.parse.quote(flow, safe='')}/"
+            return web.Response(status=302, headers={"Location": target, **_NO_STORE})
+        return _page(request, "Signed out", page="message", message="You have been signed out.")
     return await _next_logout(request, sent.get("chain"))
 
 
@@ -893,7 +923,7 @@ async def _next_logout(request: web.Request, chain: str | None) -> web.StreamRes
             provider, row["name_id"], row["name_id_format"], row["session_index"]
         )
         await service.cache.set(
-            _sent_key(message.get("ID")), {"provider": provider.pk, "chain": chain}, PENDING_TTL
+            sent_key(message.get("ID")), {"provider": provider.pk, "chain": chain}, PENDING_TTL
         )
         return _deliver(
             request,
