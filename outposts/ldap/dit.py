@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,12 @@ WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"
 PASSWORD_MODIFY = "1.3.6.1.4.1.4203.1.11.1"  # noqa: S105 - an OID, not a password
 _KEY = re.compile(r"[^A-Za-z0-9-]")
 MAX_FLATTEN_DEPTH = 4
+Values = Collection[str]
+SET_FROM = 8  # values of one attribute from which membership tests use a set
+# Multi-valued lists many entries share (objectClass), kept once. Bounded: values repeating
+# across entries are few; unique ones are not kept once the table is full.
+_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
+MAX_SHARED = 4096
 
 
 @dataclass(eq=False, slots=True)
@@ -79,7 +85,7 @@ class Entry:
     ndn: str
     parent: str
     attrs: dict[str, tuple[str, tuple[str, ...]]]
-    norm: dict[str, frozenset[str]]
+    norm: dict[str, Values]  # values as matching compares them
     operational: frozenset[str] = OPERATIONAL
     ordinal: int = 0
     encoded: dict[tuple[str, ...], bytes] = field(default_factory=dict)
@@ -102,7 +108,22 @@ def norm_value(attr: str, value: str) -> str:
             return dn.normalize(value)
         except dn.DNError:
             return value.lower()
-    return value.lower()
+    low = value.lower()
+    return value if low == value else low  # the same object when already lowercase
+
+
+def _share(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) < 2:
+        return values
+    found = _SHARED.get(values)
+    if found is None and len(_SHARED) < MAX_SHARED:
+        found = _SHARED[values] = values
+    return found or values
+
+
+def _values(normalized: tuple[str, ...]) -> Values:
+    """A few values as a tuple (a frozenset costs 216 bytes at least), many as a set."""
+    return frozenset(normalized) if len(normalized) > SET_FROM else _share(normalized)
 
 
 def make_entry(
@@ -112,11 +133,11 @@ def make_entry(
 ) -> Entry:
     attrs: dict[str, tuple[str, tuple[str, ...]]] = {}
     for name, values in pairs:
-        vals = tuple(v for v in values if v != "")
+        vals = _share(tuple(v for v in values if v != ""))
         if vals:
             attrs[name.lower()] = (name, vals)
     norm = {
-        key: frozenset(norm_value(key, v) for v in vals) for key, (_name, vals) in attrs.items()
+        key: _values(tuple(norm_value(key, v) for v in vals)) for key, (_n, vals) in attrs.items()
     }
     ndn = dn.normalize(entry_dn)
     return Entry(entry_dn, ndn, dn.parent(ndn) if ndn else "", attrs, norm, operational)

@@ -47,7 +47,7 @@ BIT_AND = "1.2.840.113556.1.4.803"
 BIT_OR = "1.2.840.113556.1.4.804"
 IN_CHAIN = "1.2.840.113556.1.4.1941"
 MAX_CHAIN = 64
-_EMPTY: frozenset[str] = frozenset()
+_EMPTY: tuple[str, ...] = ()
 
 
 def compile_filter(f: m.Filter, resolve: Resolve) -> Matcher:
@@ -138,7 +138,7 @@ def _ordering(f: m.GreaterOrEqual | m.LessOrEqual) -> Matcher:
     return lambda e: any((v >= want if ge else v <= want) for v in e.norm.get(attr, _EMPTY))
 
 
-def _ints(values: frozenset[str]) -> list[int]:
+def _ints(values: dit.Values) -> list[int]:
     out = []
     for v in values:
         try:
