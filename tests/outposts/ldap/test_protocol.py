@@ -93,7 +93,7 @@ def test_root_dse_to_anyone(ldap_server: LDAPThread) -> None:
     conn.unbind()
 
 
-def test_anonymous_search_is_refused(ldap_server: LDAPThread) -> None:
+def test_attack_anonymous_search_is_refused(ldap_server: LDAPThread) -> None:
     conn = connect(ldap_server)
     assert not conn.search(BASE, "(objectClass=*)")
     assert conn.result["result"] == 50
@@ -200,7 +200,7 @@ def test_search_by_uid(ldap_server: LDAPThread, base: str) -> None:
 
 
 @pytest.mark.parametrize("base", [BASE, DIRECT_BASE], ids=["cached", "direct"])
-def test_without_the_permission_a_user_sees_only_herself(
+def test_attack_without_the_permission_a_user_reads_only_herself(
     ldap_server: LDAPThread, base: str
 ) -> None:
     conn = connect(ldap_server, "alice", base)
@@ -240,7 +240,7 @@ def test_paged_search_over_two_thousand_users(ldap_server: LDAPThread, base: str
     assert len(set(uids)) == len(uids)
 
 
-def test_paged_cookie_of_another_connection_is_refused(ldap_server: LDAPThread) -> None:
+def test_attack_paged_cookie_of_another_connection_is_refused(ldap_server: LDAPThread) -> None:
     first = connect(ldap_server, "admin")
     first.search(BASE, "(objectClass=user)", paged_size=10)
     cookie = first.result["controls"][dit.PAGED_RESULTS]["value"]["cookie"]
