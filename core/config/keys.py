@@ -114,6 +114,7 @@ UNSUPPORTED = frozenset(
         "error_reporting.sentry_dsn",
         "error_reporting.environment",
         "error_reporting.send_pii",
+        "error_reporting.extra_args",
         "error_reporting.sample_rate",
         "email.template_dir",
         "outposts.container_image_base",
@@ -145,6 +146,8 @@ NOT_SETTINGS = frozenset(
         "port_http",
         "port_https",
         "config_file",  # TESSERA_CONFIG_FILE: set by `--config`
+        # Removed in authentik 2025.4 (sessions live in the database), which ignores it since.
+        "session_storage",
         "outpost_image",  # TESSERA_OUTPOST_IMAGE: read by the operator
     }
 )

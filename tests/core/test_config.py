@@ -168,6 +168,100 @@ def test_every_authentik_key_tessera_has_is_read(monkeypatch: Env, tmp_path: Pat
         assert settings.origins[dotted] == _env_name(dotted)
 
 
+# Every key of authentik's configuration reference (website/docs/install-config/configuration),
+# as dotted paths; `READ_REPLICAS__0__*` stands for every replica.
+AUTHENTIK_REFERENCE = [
+    "postgresql.host",
+    "postgresql.name",
+    "postgresql.user",
+    "postgresql.port",
+    "postgresql.password",
+    "postgresql.use_pgbouncer",
+    "postgresql.use_pgpool",
+    "postgresql.sslmode",
+    "postgresql.sslrootcert",
+    "postgresql.sslcert",
+    "postgresql.sslkey",
+    "postgresql.conn_max_age",
+    "postgresql.conn_health_checks",
+    "postgresql.disable_server_side_cursors",
+    "postgresql.default_schema",
+    "postgresql.read_replicas.0.host",
+    "postgresql.read_replicas.0.sslmode",
+    "redis.host",
+    "redis.port",
+    "redis.db",
+    "redis.username",
+    "redis.password",
+    "redis.tls",
+    "redis.tls_reqs",
+    "redis.tls_ca_cert",
+    "result_backend.url",
+    "cache.url",
+    "cache.timeout",
+    "cache.timeout_flows",
+    "cache.timeout_policies",
+    "cache.timeout_reputation",
+    "channel.url",
+    "broker.url",
+    "broker.transport_options",
+    "listen.http",
+    "listen.https",
+    "listen.ldap",
+    "listen.ldaps",
+    "listen.metrics",
+    "listen.debug",
+    "listen.debug_py",
+    "listen.trusted_proxy_cidrs",
+    "storage.media.backend",
+    "storage.media.s3.region",
+    "storage.media.s3.access_key",
+    "storage.media.s3.bucket_name",
+    "secret_key",
+    "log_level",
+    "cookie_domain",
+    "events.context_processors.geoip",
+    "events.context_processors.asn",
+    "disable_update_check",
+    "error_reporting.enabled",
+    "error_reporting.sentry_dsn",
+    "error_reporting.environment",
+    "error_reporting.send_pii",
+    "error_reporting.extra_args",
+    "email.host",
+    "email.port",
+    "email.username",
+    "email.password",
+    "email.use_tls",
+    "email.use_ssl",
+    "email.timeout",
+    "email.from",
+    "outposts.container_image_base",
+    "outposts.discover",
+    "outposts.disable_embedded_outpost",
+    "ldap.task_timeout_hours",
+    "ldap.page_size",
+    "ldap.tls.ciphers",
+    "reputation.expiry",
+    "session_storage",
+    "sessions.unauthenticated_age",
+    "web.workers",
+    "web.threads",
+    "worker.concurrency",
+    "web.path",
+]
+
+
+@pytest.mark.parametrize("dotted", AUTHENTIK_REFERENCE)
+def test_every_key_of_authentiks_reference_is_read_refused_or_known(dotted: str) -> None:
+    """No documented key falls through to "unknown": each is read (a setting of Tessera),
+    refused at start by name, or known not to be a server setting."""
+    read = dotted in config.setting_keys()
+    refused = keys.unsupported(dotted)
+    known = dotted in keys.NOT_SETTINGS
+    assert [read, refused, known].count(True) == 1, (read, refused, known)
+
+
 def test_refused_and_supported_keys_do_not_overlap() -> None:
     for dotted in config.setting_keys():
         assert not keys.unsupported(dotted), dotted
