@@ -9,6 +9,8 @@ through `slo/`). The requests are checked by python3-saml as the SP (HTTP-Redire
 from __future__ import annotations
 
 import base64
+import html
+import re
 import shutil
 import subprocess
 import urllib.parse
@@ -36,6 +38,7 @@ from samlkit import (
     rsa_pair,
 )
 
+from tessera.core import web as pages
 from tessera.core.identity import sessions
 from tessera.core.providers.saml import records
 from tessera.core.store import crud
@@ -276,3 +279,56 @@ async def test_native_steps_answered_by_the_client_and_foreign_responses(
     assert second.provider_name == "docs"
     done = await driver.solve(LOGOUT, "ak-provider-saml-native-logout")
     assert done.component == "xak-flow-redirect"
+
+
+async def test_flow_page_runs_both_steps(client: Any, api: Any) -> None:
+    """Tessera's own flow page: the iframe step may frame only the SPs' origins and carries the
+    logout URLs for logout.js; the native step links to the SP (logout.js follows it); the SP's
+    LogoutResponse leads back to the flow page, which ends the flow."""
+    await make_saml_provider(api, "wiki")
+    await make_saml_provider(
+        api, "mail", sls_url="https://mail.example.com/sls", logout_method="frontchannel_native"
+    )
+    await login(client)
+    for slug in ("wiki", "mail"):
+        await _sso(client, slug)
+    page = await client.get(f"/if/flow/{LOGOUT}/", allow_redirects=False)
+    assert page.status == 200
+    policy = page.headers["Content-Security-Policy"]
+    assert policy.endswith("; frame-src 'self' https://sp.example.com"), policy
+    text = await page.text()
+    assert 'data-logout-urls>[{"binding": "redirect"' in text
+    assert '<script src="/static/logout.js"></script>' in text
+    assert client.session.cookie_jar.filter_cookies(client.make_url("/"))[
+        sessions.COOKIE
+    ].value.startswith(sessions.ANONYMOUS)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+    native = await client.post(
+        f"/if/flow/{LOGOUT}/",
+        data={"csrf_token": token, "component": "ak-provider-iframe-logout"},
+        allow_redirects=False,
+    )
+    assert native.status == 200
+    found = re.search(r'<a id="logout-redirect" href="([^"]+)">', await native.text())
+    assert found is not None
+    location = html.unescape(found.group(1))
+    assert location.startswith("https://mail.example.com/sls?SAMLRequest=")
+    back = await client.post(
+        "/application/saml/mail/slo/binding/post/",
+        data=_answer(_redirect_request(location)),
+        allow_redirects=False,
+    )
+    assert back.headers["Location"] == f"/if/flow/{LOGOUT}/"
+    end = await client.get(back.headers["Location"], allow_redirects=False)
+    assert end.status == 302  # the flow's end: on to where the logout flow leads
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://sp.example.com/sls", "https://a b/x", "javascript:alert(1)", "https://x;y/"],
+    ids=["plain", "space", "scheme", "semicolon"],
+)
+def test_frame_src_takes_plain_origins_only(url: str) -> None:
+    challenge = {"component": "ak-provider-iframe-logout", "logout_urls": [{"url": url}]}
+    expected = "https://sp.example.com" if url.startswith("https://sp.") else ""
+    assert pages._frame_sources(challenge) == expected
