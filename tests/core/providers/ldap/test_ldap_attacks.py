@@ -78,16 +78,16 @@ async def test_a_proxy_outpost_and_a_provider_without_application_are_not_served
     assert status == 404, answer
 
 
-@pytest.mark.parametrize("lookup", ["999999", "0", "-1", "abc", "1e3", "9" * 40])
-async def test_unknown_providers_are_404(two: tuple[Served, Served], api: Any, lookup: str) -> None:
+async def test_unknown_providers_are_404(two: tuple[Served, Served], api: Any) -> None:
     served = two[0]
-    status, answer = await api(
-        "POST",
-        f"outposts/ldap/{lookup}/bind/",
-        headers=bearer(served.key),
-        json={"username": "a", "password": "b"},
-    )
-    assert status == 404 and "detail" in answer, answer
+    for lookup in ("999999", "0", "-1", "abc", "1e3", "9" * 40):
+        status, answer = await api(
+            "POST",
+            f"outposts/ldap/{lookup}/bind/",
+            headers=bearer(served.key),
+            json={"username": "a", "password": "b"},
+        )
+        assert status == 404 and "detail" in answer, (lookup, answer)
 
 
 async def test_oversized_and_malformed_bodies(two: tuple[Served, Served], client: Any) -> None:
