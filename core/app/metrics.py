@@ -2,9 +2,10 @@
 
 Each application owns its registry (so tests can build many apps): request counts and latency by
 route and status, store pool use, build info, the standard process, platform and garbage
-collector collectors, and the flow executor's and policy engine's instruments (`flows.metrics`,
-`policies.metrics`, whose registries it forwards). Served by prometheus-client's aiohttp handler:
-the text format, or OpenMetrics when the scraper asks for it (`Accept`).
+collector collectors, and the flow executor's, policy engine's and mail outbox's instruments
+(`flows.metrics`, `policies.metrics`, `tasks.mail`, whose registries it forwards). Served by
+prometheus-client's aiohttp handler: the text format, or OpenMetrics when the scraper asks for it
+(`Accept`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tessera.core import store
+from tessera.core import store, tasks
 from tessera.core.api import http
 from tessera.core.flows import metrics as flow_metrics
 from tessera.core.policies import metrics as policy_metrics
@@ -88,6 +89,7 @@ class Metrics:
         GCCollector(registry=self.registry)
         self.registry.register(_Forwarded(flow_metrics.REGISTRY))
         self.registry.register(_Forwarded(policy_metrics.REGISTRY))
+        self.registry.register(_Forwarded(tasks.mail.REGISTRY))
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
         @web.middleware

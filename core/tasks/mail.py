@@ -15,6 +15,9 @@ Each due row is claimed first (`mail.outbox.claim`: one drainer among many wins 
   it was given up;
 - past its link's end (`expires`), or sealed under another secret key: `failed` unsent.
 A drainer killed mid-send leaves its claim to lapse: the row is sent again (at least once).
+
+`tessera_mail_deliveries_total{result}` (sent, retrying, failed) counts the attempts, in a
+registry of its own (`REGISTRY`) that the metrics of the server and the worker forward.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import datetime as dt
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from tessera.core import config, crypto, events, mail, store
 from tessera.core.mail import outbox
@@ -35,6 +39,13 @@ BATCH = 50  # rows looked at per pass
 PARALLEL = 4  # mails being sent at once
 MAX_BACKOFF = 3600.0
 TASK = "send_mail"  # authentik's actor (`authentik.stages.email.tasks.send_mail`)
+REGISTRY = CollectorRegistry()
+DELIVERIES = Counter(
+    "tessera_mail_deliveries",
+    "Attempts to hand a mail of the outbox to the SMTP server, by result",
+    ["result"],
+    registry=REGISTRY,
+)
 
 
 def backoff(settings: config.Email, attempts: int) -> float:
@@ -58,7 +69,10 @@ async def deliver_due(
 
     async def one(row: dict[str, Any]) -> None:
         async with gate:
-            done[await _deliver(db, keyring, settings, row)] += 1
+            result = await _deliver(db, keyring, settings, row)
+        done[result] += 1
+        if result != "taken":
+            DELIVERIES.labels(result).inc()
 
     await asyncio.gather(*(one(row) for row in rows))
     return done

@@ -1,10 +1,11 @@
 """`tessera worker` drains the mail outbox: a mail queued in the database (as a server with
 `AUTHENTIK_WORKER__EMBEDDED=false` leaves it, `test_mail_outbox.py`) is delivered by the worker
-process through a real SMTP server."""
+process through a real SMTP server, and its metrics count it."""
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 from helpers import PG_HOST, PG_USER, SECRET_KEY, Server, pg_env
@@ -42,5 +43,11 @@ async def test_the_worker_delivers_a_queued_mail(
         while not inbox[0].messages and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [m["To"] for m in inbox[0].messages] == ["bob@example.com"], worker.output()
+        metrics, counted = f"http://127.0.0.1:{worker.metrics_port}/metrics", ""
+        sent = 'tessera_mail_deliveries_total{result="sent"} 1.0'
+        while sent not in counted and time.monotonic() < deadline:  # counted after the commit
+            with urllib.request.urlopen(metrics, timeout=5) as response:
+                counted = response.read().decode()
+        assert sent in counted
     finally:
         worker.stop()

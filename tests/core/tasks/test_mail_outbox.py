@@ -95,9 +95,12 @@ async def test_a_mail_is_sealed_then_delivered_once_with_an_email_sent_event(
     row = await _row(db, pk)
     assert row["status"] == "queued" and row["recipient"] == "bob@example.com"
     assert row["message"].startswith("v1:") and TOKEN not in row["message"]
+    metric = ("tessera_mail_deliveries_total", {"result": "sent"})
+    before = tasks.mail.REGISTRY.get_sample_value(*metric) or 0
     with testing.capture_logs() as logs:
         done = await tasks.mail.deliver_due(db, keyring, settings)
     assert done == {"sent": 1, "retrying": 0, "failed": 0, "taken": 0}
+    assert tasks.mail.REGISTRY.get_sample_value(*metric) == before + 1
     await inbox[0].arrived(1)
     assert inbox[0].link() == TOKEN and inbox[0].messages[0]["To"] == "bob@example.com"
     assert (await _row(db, pk))["status"] == "sent"
