@@ -1,5 +1,6 @@
 """Scheduled maintenance: expired tokens, sessions, OAuth2 grants and SAML sessions removed, old
-events and delivered or failed mail of the outbox deleted. The mail outbox's drainer is `mail`.
+events, delivered or failed mail of the outbox and old rows of the directory's change journal
+deleted. The mail outbox's drainer is `mail`.
 
 Each kind is deleted in short batches, one transaction each, with a pause between them, so that a
 large backlog never holds the database (on SQLite, the event loop) for more than a few ms.
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from tessera.core import config, events, store
-from tessera.core.identity import oauth2_grants, saml_sessions, sessions, tokens
+from tessera.core.identity import journal, oauth2_grants, saml_sessions, sessions, tokens
 from tessera.core.mail import outbox
 from tessera.core.store import crud
 from tessera.core.tasks import mail as mail  # the package hands it on
@@ -54,6 +55,7 @@ SWEEPS: dict[str, Remove] = {
     "oauth2": oauth2_grants.remove_expired,
     "saml": saml_sessions.remove_expired,
     "mail": outbox.remove_done,
+    "directory_changes": journal.remove_old,
 }
 
 

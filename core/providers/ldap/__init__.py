@@ -50,7 +50,6 @@ async def _stop(app: web.Application) -> None:
 
 def setup(app: web.Application, channels: Channels) -> None:
     """`channels`: this process's open control channels (the outpost hub, once it runs)."""
-    app[calls.PRUNED] = {}
     app[CHANNELS] = channels
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)

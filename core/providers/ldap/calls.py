@@ -15,7 +15,6 @@ sessions with `?session_id=`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any, TypeVar
 
@@ -175,22 +174,7 @@ async def directory_(request: web.Request) -> web.Response:
     async with request.app[state.STORE].read() as tx:
         await _served(request, tx)
         answer = await directory.read(tx, since)
-    await _prune(request)
     return http.respond(answer)
-
-
-PRUNED = web.AppKey("ldap_journal_pruned", dict)
-
-
-async def _prune(request: web.Request) -> None:
-    """Drop old journal rows, at most once an hour per process."""
-    marks = request.app[PRUNED]
-    now = util.now()
-    if marks.get("at") and now - marks["at"] < dt.timedelta(hours=1):
-        return
-    marks["at"] = now
-    async with request.app[state.STORE].transaction() as tx:
-        await directory.prune(tx, now)
 
 
 async def search(request: web.Request) -> web.Response:

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core import store, wire
-from tessera.core.identity import groups, outposts, users, util
+from tessera.core.identity import groups, journal, outposts, users
 from tessera.core.providers.ldap import filters, records
 from tessera.core.store import crud
 
-JOURNAL = "directory_changes"
+JOURNAL = journal.TABLE
 MAX_PARTIAL = 20_000  # journal rows a partial answer reads; more answer the whole directory
-KEEP_JOURNAL = dt.timedelta(days=2)
 _ALL = 10_000_000  # a row limit that is no limit
 _USER_CLASSES = frozenset(
     {"top", "person", "organizationalperson", "inetorgperson", "user", "posixaccount"}
@@ -76,12 +75,9 @@ async def changed_since(tx: store.Tx, since: int, until: int) -> tuple[set[int],
 
 
 async def prune(tx: store.Tx, now: dt.datetime | None = None) -> int:
-    """Drop journal rows older than `KEEP_JOURNAL` (the newest row stays: it is the
-    generation); outposts holding an older generation get the whole directory."""
-    newest = await generation(tx)
-    cutoff = (now or util.now()) - KEEP_JOURNAL
-    old = [crud.Filter("created", "lt", cutoff), crud.Filter("seq", "lt", newest)]
-    return await crud.delete_matching(tx, JOURNAL, old)
+    """Drop old journal rows now (maintenance does it on its own schedule: `identity.journal`);
+    outposts holding an older generation get the whole directory."""
+    return await journal.remove_old(tx, None, now)
 
 
 # Wire forms -----------------------------------------------------------------------------------

@@ -93,7 +93,15 @@ async def test_run_maintenance_reports_every_kind(bootstrapped: store.Store) -> 
     await _sessions(bootstrapped, expired=3, live=1)
     removed = await tasks.run_maintenance(bootstrapped)
     assert removed["sessions"] == 3
-    assert set(removed) == {"tokens", "sessions", "events", "oauth2", "saml", "mail"}
+    assert set(removed) == {
+        "tokens",
+        "sessions",
+        "events",
+        "oauth2",
+        "saml",
+        "mail",
+        "directory_changes",
+    }
     assert await _count(bootstrapped) == 1
 
 
