@@ -211,12 +211,18 @@ CONFIG_CHANNEL = "config"
 
 
 async def _config_bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with config_bus(app[state.STORE], app[state.CACHE]):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def config_bus(db: store.Store, bus: cache.Cache) -> AsyncIterator[None]:
     """Tell the other processes and replicas when flow or policy definitions change (`config`)
     or when rows that decide whether a token holds change (`state`: users, memberships,
     revocations, grants), and listen to them, so that every process drops its in-process copies
     (`flows.definitions`, the OAuth2 claim cache). While the subscription is down the store is
-    marked as not hearing the others, and the caches that depend on it are bypassed."""
-    db, bus = app[state.STORE], app[state.CACHE]
+    marked as not hearing the others, and the caches that depend on it are bypassed. The
+    serving processes and `tessera worker` (whose LDAP syncs change users) both run it."""
     me = uuid.uuid4().hex
     pending: set[asyncio.Task[None]] = set()
 
@@ -252,13 +258,15 @@ async def _config_bus_ctx(app: web.Application) -> AsyncIterator[None]:
 
     stops = [db.on_config_change(tell("config")), db.on_state_change(tell("state"))]
     listener = asyncio.create_task(listen())
-    yield
-    for stop in stops:
-        stop()
-    listener.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await listener
-    await asyncio.gather(*pending, return_exceptions=True)
+    try:
+        yield
+    finally:
+        for stop in stops:
+            stop()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _publish(bus: cache.Cache, message: cache.Message) -> None:
@@ -344,6 +352,13 @@ async def work(settings: config.Settings) -> None:
     worker_metrics = metrics.Metrics(db)
     metrics_runner = web.AppRunner(worker_metrics.app(), access_log=None)
     await metrics_runner.setup()
+    # What the worker commits reaches the serving processes as their own commits do: changed
+    # users and memberships (an LDAP sync) drop their cached claims, and sessions the worker
+    # ends (a user the directory deactivated) reach every outpost as SESSION_END.
+    bus = backends.open_cache(settings)
+    fanout = contextlib.AsyncExitStack()
+    await fanout.enter_async_context(config_bus(db, bus))
+    await fanout.enter_async_context(outpost_hub.hub.running(db, bus))
     job = asyncio.create_task(tasks.scheduler(db, settings, "worker"))
     drainer = asyncio.create_task(tasks.mail.drainer(db, _keyring(settings), settings))
     sources = asyncio.create_task(
@@ -359,5 +374,7 @@ async def work(settings: config.Settings) -> None:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+        await fanout.aclose()
+        await bus.close()
         await metrics_runner.cleanup()
         await db.close()
