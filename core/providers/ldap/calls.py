@@ -19,6 +19,7 @@ import json
 from typing import Any, TypeVar
 
 import pydantic
+import structlog
 from aiohttp import web
 
 from tessera.core import errors, events, store, wire
@@ -31,6 +32,7 @@ from tessera.core.providers.ldap.filters import FilterError
 from tessera.core.store import crud
 
 MAX_BODY = 64 * 1024
+log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=pydantic.BaseModel)
 _BEARER_MAX = 512
 
@@ -131,6 +133,14 @@ async def bind_(request: web.Request) -> web.Response:
     try:
         result = await bind.run(request.app[flows_api.EXECUTOR], attempt)
     except bind.Refused as refused:
+        # SECURITY: the reason and the username, never the password or the code.
+        log.info(
+            "ldap_bind_refused",
+            provider=provider["pk"],
+            reason=refused.reason,
+            detail=refused.detail,
+            username=body.username[:150],
+        )
         return http.respond(refused.body(), status=refused.status)
     return http.respond(result)
 
