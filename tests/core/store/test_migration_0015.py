@@ -238,3 +238,25 @@ async def test_0015_creates_the_ldap_tables_and_the_journal(
     ]
     assert outcome["gone"] == set()
     assert outcome["again"] == set(NEW)
+
+
+def _journal_triggers(connection: sa.Connection) -> set[str]:
+    if connection.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    names = {row[0] for row in connection.execute(sa.text(sql))}
+    return {n for n in names if n.startswith("directory_changes_")}
+
+
+async def test_the_journals_triggers_exist_at_head(db: store.Store) -> None:
+    """SQLite drops a table's triggers when a migration rebuilds the table: a later migration
+    that rebuilds users, groups, group_members, group_parents or ldap_search_grants must create
+    them again (`create_triggers` of revision 0015)."""
+    found = await migrationkit.run(db, _journal_triggers)
+    tables = ("users", "groups", "group_members", "group_parents", "ldap_search_grants")
+    if db.engine.dialect.name == "sqlite":
+        events = ("insert", "delete", "update")
+    else:
+        events = ("write", "update")
+    assert found == {f"directory_changes_{t}_{e}" for t in tables for e in events}
