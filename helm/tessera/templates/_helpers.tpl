@@ -85,6 +85,31 @@ The core's settings, shared by the server and the worker: secret key, PostgreSQL
       key: secret-key
 - name: AUTHENTIK_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+{{- with .Values.email }}
+{{- if .host }}
+- name: AUTHENTIK_EMAIL__HOST
+  value: {{ .host | quote }}
+- name: AUTHENTIK_EMAIL__PORT
+  value: {{ .port | quote }}
+- name: AUTHENTIK_EMAIL__USERNAME
+  value: {{ .username | quote }}
+{{- with .passwordSecret.name }}
+- name: AUTHENTIK_EMAIL__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.email.passwordSecret.key }}
+{{- end }}
+- name: AUTHENTIK_EMAIL__USE_TLS
+  value: {{ .useTLS | quote }}
+- name: AUTHENTIK_EMAIL__USE_SSL
+  value: {{ .useSSL | quote }}
+- name: AUTHENTIK_EMAIL__TIMEOUT
+  value: {{ .timeout | quote }}
+- name: AUTHENTIK_EMAIL__FROM
+  value: {{ .from | quote }}
+{{- end }}
+{{- end }}
 {{- with include "tessera.publicURL" . }}
 # Links in mail and pages, SAML and OIDC issuers, and the passkeys' relying party.
 - name: AUTHENTIK_WEB__PUBLIC_URL
