@@ -773,10 +773,10 @@ ldap_sessions = sa.Table(
 # `group_members`, `group_parents` and `ldap_search_grants` (migration 0015), so that no path
 # of writing them can forget. The largest `seq` is the directory's generation; an LDAP outpost
 # asks for what changed since the generation it holds. `seq` follows commit order (on PostgreSQL
-# the triggers are deferred to the commit and serialised by an advisory lock). `object`: a user's pk (as text) or a
-# group's pk. SQLite drops a table's triggers when a migration rebuilds the table: a migration
-# that rebuilds one of those tables must create the triggers again (`test_migration_0015`
-# checks they exist at head).
+# the triggers are deferred to the commit and serialised by an advisory lock). `object`: a
+# user's pk (as text) or a group's pk. SQLite drops a table's triggers when a migration
+# rebuilds the table: a migration that rebuilds one of those tables must create the triggers
+# again (`test_migration_0015` checks they exist at head).
 directory_changes = sa.Table(
     "directory_changes",
     metadata,
