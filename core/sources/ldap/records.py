@@ -5,7 +5,9 @@ A source is a row of `ldap_sources`. Its bind password is sealed by the keyring 
 source created are linked to it (`ldap_source_users`, `ldap_source_groups`).
 
 # SECURITY: `sync_users_password` may be on for one source only (a password is written back to
-# one directory); the bind password leaves the store only unsealed into a `crypto.Secret`.
+# one directory); the bind password leaves the store only unsealed into a `crypto.Secret`, and
+# a change of where it is sent (server, bind DN, TLS) needs it given again, so that the stored
+# one cannot be sent to a server of the caller's choosing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _FIELDS = tuple(
     f for f in wire.sources.LDAPSourceRequest.model_fields if f not in ("bind_password",)
 )
 MAX_MESSAGES = 100
+# Settings that decide where the bind password is sent, and how: changing one needs the password.
+_WHERE_THE_PASSWORD_GOES = ("server_uri", "bind_cn", "start_tls", "peer_certificate", "sni")
 
 
 def _context(pk: str) -> str:
@@ -131,6 +135,14 @@ async def update(
 ) -> dict[str, Any]:
     await _check(tx, body, row["pk"])
     values = _values(body)
+    moved = [f for f in _WHERE_THE_PASSWORD_GOES if values[f] != row[f]]
+    if moved and body.bind_password is None and row["bind_password_sealed"]:
+        # SECURITY: the stored password is never answered; it must not be sent elsewhere (or
+        # in the clear) by a change that leaves it out either.
+        raise errors.ValidationFailed.one(
+            "bind_password",
+            f"Enter the bind password again: {', '.join(moved)} changed where it is sent.",
+        )
     if body.bind_password is not None:  # left out: the stored one stays
         values["bind_password_sealed"] = (
             keyring.seal(body.bind_password, _context(row["pk"])) if body.bind_password else ""

@@ -52,6 +52,7 @@ async def test_crud_round_trip_and_delete(api: Any, make_source: Any) -> None:
             "server_uri": "ldaps://ldap.example.org",
             "base_dn": "dc=example,dc=org",
             "sync_groups": False,
+            "bind_password": "new-secret",
         },
     )
     assert status == 200 and body["sync_groups"] is False, body
@@ -167,3 +168,23 @@ async def test_non_admins_cannot_see_or_start_syncs(
     ):
         response = await client.request(method, f"/api/v3/{path}", headers=headers)
         assert response.status == 403, (method, path)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"server_uri": "ldap://attacker.example.org"},
+        {"bind_cn": "cn=other,dc=example,dc=org"},
+        {"start_tls": True},
+        {"sni": True},
+    ],
+    ids=["server_uri", "bind_cn", "start_tls", "sni"],
+)
+async def test_redirecting_the_stored_bind_password_needs_it_again(
+    api: Any, make_source: Any, change: dict[str, Any]
+) -> None:
+    await make_source(bind_password=CANARY)
+    status, body = await api("PATCH", "sources/ldap/corp/", json=change)
+    assert status == 400 and "bind_password" in body, body
+    status, body = await api("PATCH", "sources/ldap/corp/", json={**change, "bind_password": "x"})
+    assert status == 200, body
