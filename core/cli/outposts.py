@@ -12,6 +12,15 @@ import re
 import sys
 
 _OUTPOST_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# Optional integrations that a library loads whenever it finds them installed and that an outpost
+# type never uses; they are marked absent before the outpost's code is imported. structlog loads
+# its Twisted support when Twisted is installed (for the LDAP outpost; about 4 MiB of Twisted,
+# zope.interface and attrs in the proxy outpost) and its console renderer's `rich` (and its
+# exception formatters) when they are installed (development environments): the outposts log
+# JSON lines only.
+UNUSED_INTEGRATIONS = {
+    "proxy": ("structlog.twisted", "rich", "better_exceptions", "colorama"),
+}
 
 
 def run(kind: str, argv: list[str]) -> int:
@@ -19,6 +28,8 @@ def run(kind: str, argv: list[str]) -> int:
         print(f"tessera outpost: {kind!r} is not an outpost type", file=sys.stderr)
         return 2
     name = f"tessera.outposts.{kind}.main"
+    for unused in UNUSED_INTEGRATIONS.get(kind, ()):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]  # `import` then fails
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:

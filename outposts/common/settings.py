@@ -16,23 +16,20 @@ that file (a mounted Secret), `env://<NAME>` from that variable, as in authentik
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ENV_PREFIXES = ("TESSERA_", "AUTHENTIK_")
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / "tessera-outpost"
+NESTED = frozenset({"listen"})  # settings whose keys nest with `__`
 
 
 class SettingsError(Exception):
@@ -72,12 +69,12 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-class OutpostSettings(BaseSettings):
-    """Everything an outpost process is told by its environment."""
+class OutpostSettings(BaseModel):
+    """Everything an outpost process is told by its environment (read by `from_environment`;
+    pydantic-settings, several MiB of sources an outpost never uses, is not needed for ten
+    keys)."""
 
-    model_config = SettingsConfigDict(
-        env_nested_delimiter="__", extra="ignore", case_sensitive=False
-    )
+    model_config = ConfigDict(extra="ignore")
 
     host: str
     token: SecretStr
@@ -115,21 +112,6 @@ class OutpostSettings(BaseSettings):
         """`file://<path>` and `env://<NAME>` values, resolved before validation."""
         return _resolve(data) if isinstance(data, dict) else data
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        envs = tuple(
-            EnvSettingsSource(settings_cls, env_prefix=prefix, env_nested_delimiter="__")
-            for prefix in ENV_PREFIXES
-        )
-        return (init_settings, *envs)
-
     @property
     def browser_url(self) -> str:
         """The core's URL as browsers reach it: `host_browser`, else `host`."""
@@ -157,10 +139,50 @@ def _key_name(loc: tuple[str | int, ...]) -> str:
     return "AUTHENTIK_" + "__".join(str(part).upper() for part in loc)
 
 
-def load(**overrides: Any) -> OutpostSettings:
-    """Read and check the settings; raise `SettingsError` naming the first bad key."""
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings' raw values from the environment: names compared without case, `TESSERA_*`
+    over `AUTHENTIK_*`, `__` nesting into `listen` (`LISTEN__HTTP`), or all of `listen` as one
+    JSON object (`AUTHENTIK_LISTEN`). Names of no setting are passed over. Raises ValueError for
+    a `LISTEN` that is not a JSON object."""
+    env = os.environ if environ is None else environ
+    fields = OutpostSettings.model_fields
+    data: dict[str, Any] = {}
+    for prefix in reversed(ENV_PREFIXES):  # the first prefix is read last, so it wins
+        for key, value in sorted(env.items()):  # `LISTEN` before `LISTEN__HTTP`
+            if not key.upper().startswith(prefix):
+                continue
+            name, sep, sub = key[len(prefix) :].lower().partition("__")
+            if name not in fields:
+                continue
+            if not sep:
+                data[name] = _json_object(key, value) if name in NESTED else value
+            elif name in NESTED and sub and "__" not in sub:
+                current = data.get(name)
+                data[name] = {**(current if isinstance(current, dict) else {}), sub: value}
+    return data
+
+
+def _json_object(key: str, value: str) -> dict[str, Any]:
     try:
-        return OutpostSettings(**overrides)
+        decoded = json.loads(value)
+    except ValueError:
+        raise ValueError(f"{key}: not a JSON object") from None
+    if not isinstance(decoded, dict):
+        raise ValueError(f"{key}: not a JSON object")
+    return decoded
+
+
+def load(**overrides: Any) -> OutpostSettings:
+    """Read and check the settings (`overrides` over the environment); raise `SettingsError`
+    naming the first bad key."""
+    try:
+        data = from_environment()
+        for key, value in overrides.items():
+            current = data.get(key)
+            if isinstance(value, dict) and isinstance(current, dict):
+                value = {**current, **value}
+            data[key] = value
+        return OutpostSettings(**data)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "missing":

@@ -93,3 +93,28 @@ def test_a_bad_setting_is_one_line_naming_the_key(
         settings.load()
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_nested_keys_merged_across_prefixes_and_names_without_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("authentik_host", "http://core")
+    monkeypatch.setenv("AUTHENTIK_TOKEN", "token-123456789")
+    monkeypatch.setenv("AUTHENTIK_LISTEN", '{"http": "127.0.0.1:1", "https": "127.0.0.1:2"}')
+    monkeypatch.setenv("TESSERA_LISTEN__HTTP", "127.0.0.1:3")
+    monkeypatch.setenv("AUTHENTIK_NOT_A_SETTING", "ignored")
+    monkeypatch.setenv("AUTHENTIK_LISTEN__HTTP__DEEPER", "ignored")
+    loaded = settings.load()
+    assert loaded.host == "http://core"
+    assert (loaded.listen.http, loaded.listen.https) == ("127.0.0.1:3", "127.0.0.1:2")
+
+
+@pytest.mark.parametrize("value", ["{not json", '["a list"]'])
+def test_a_listen_value_that_is_not_a_json_object_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AUTHENTIK_HOST", "http://core")
+    monkeypatch.setenv("AUTHENTIK_TOKEN", "token-123456789")
+    monkeypatch.setenv("AUTHENTIK_LISTEN", value)
+    with pytest.raises(settings.SettingsError, match="AUTHENTIK_LISTEN: not a JSON object"):
+        settings.load()
