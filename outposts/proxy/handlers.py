@@ -65,7 +65,8 @@ async def authenticate(request: web.Request, provider: Provider) -> Session | No
     """The session of the request's cookie, or of its Authorization header when the provider
     intercepts header authentication (then a header that proves nothing is a 401)."""
     outpost = outpost_of(request)
-    sealed = sealing.join(provider.cookie_name, request.cookies)
+    cookies = sealing.parse_cookies(request.headers.get("Cookie"), provider.cookie_name)
+    sealed = sealing.join(provider.cookie_name, cookies)
     if sealed is not None:
         session = outpost.sessions.open(provider, sealed)
         if session is not None and await outpost.sessions.confirmed(provider, session):

@@ -96,6 +96,25 @@ def split(name: str, sealed: str) -> dict[str, str]:
     return out
 
 
+def parse_cookies(header: str | None, name: str) -> dict[str, str]:
+    """The cookies of a request's `Cookie` header, as `name=value` pairs (the last of a repeated
+    name wins, as in aiohttp's parser); empty at once when the header does not mention `name`.
+
+    The forward-auth check reads its session cookie on every request, and aiohttp's general
+    parser (quoted values, escapes, a regular expression over the whole header) cost a fifth of
+    a check. Session values are sealed base64url text: a value this split reads differently
+    from aiohttp (a quoted one, say) does not unseal, so the request is simply not
+    authenticated by it."""
+    if not header or name not in header:
+        return {}
+    out: dict[str, str] = {}
+    for part in header.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq:
+            out[key] = value
+    return out
+
+
 def join(name: str, cookies: Mapping[str, str]) -> str | None:
     """The sealed value spread over the request's cookies, or None when absent or damaged."""
     first = cookies.get(name)

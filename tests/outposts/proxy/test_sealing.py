@@ -69,3 +69,31 @@ def test_state_round_trip_and_refusals() -> None:
     for garbage in ("", "a.b.c", "nodot", "a." + "b" * 5000, "%%%.%%%"):
         with pytest.raises(sealing.Unreadable):
             sealing.decode_state(KEY, garbage)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "authentik_proxy_x=abc",
+        "_ga=GA1.2.3; authentik_proxy_x=2.abc; authentik_proxy_x_1=def; theme=dark",
+        "authentik_proxy_x=old;authentik_proxy_x=new",  # the last one wins
+        "  authentik_proxy_x=a-b_c.d~e  ;   other=1",
+        "authentik_proxy_x=; x=y",
+        "flag; authentik_proxy_x=v=with=equals",
+    ],
+)
+def test_the_hot_paths_cookie_split_reads_what_aiohttp_reads(header: str) -> None:
+    """The forward-auth check splits the Cookie header itself (aiohttp's parser is a fifth of
+    a check); for the values cookies carry, it reads the same as aiohttp."""
+    from aiohttp.test_utils import make_mocked_request
+
+    theirs = dict(make_mocked_request("GET", "/", headers={"Cookie": header}).cookies)
+    ours = sealing.parse_cookies(header, "authentik_proxy_x")
+    assert {k: v for k, v in ours.items() if k.startswith("authentik_proxy_x")} == {
+        k: v for k, v in theirs.items() if k.startswith("authentik_proxy_x")
+    }
+
+
+def test_a_header_without_the_session_cookie_is_not_parsed() -> None:
+    assert sealing.parse_cookies("a=1; b=2", "authentik_proxy_x") == {}
+    assert sealing.parse_cookies(None, "authentik_proxy_x") == {}
