@@ -53,7 +53,16 @@ DEFAULTS: dict[str, tuple[str, str, str, str, list[tuple[str, str, dict[str, Any
             (
                 "default-authentication-password",
                 "password",
-                {"configure_flow": "default-password-change"},
+                {
+                    "configure_flow": "default-password-change",
+                    # Local passwords, then the directory an LDAP source brought the user from
+                    # (so synced users log in as soon as a sync ran). authentik's default also
+                    # takes app passwords here (TokenBackend); Tessera leaves that to be chosen.
+                    "backends": [
+                        "authentik.core.auth.InbuiltBackend",
+                        "authentik.sources.ldap.auth.LDAPBackend",
+                    ],
+                },
             ),
             (
                 "default-authentication-mfa-validation",

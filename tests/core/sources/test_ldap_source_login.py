@@ -68,6 +68,17 @@ async def test_the_directory_password_logs_in(client: Any, synced: dict[str, Any
     assert (await _login(client, "lena", ""))["component"] == "ak-stage-password"
 
 
+async def test_the_default_authentication_flow_asks_the_directory(
+    client: Any, synced: dict[str, Any]
+) -> None:
+    """A synced user logs in through the brand's default flow as soon as a sync ran: its
+    password stage has the LDAP backend, as authentik's default does."""
+    path = "/api/v3/flows/executor/default-authentication-flow/"
+    answer = await _login(client, "lena", "lena-pw-1", path)
+    assert answer["component"] == REDIRECT, answer
+    assert (await _login(client, "lena", "wrong-pw", path))["component"] != REDIRECT
+
+
 async def test_a_password_changed_in_the_directory_works_at_once(
     client: Any, synced: dict[str, Any], slapd: Any
 ) -> None:
