@@ -16,10 +16,17 @@ _OUTPOST_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # type never uses; they are marked absent before the outpost's code is imported. structlog loads
 # its Twisted support when Twisted is installed (for the LDAP outpost; about 4 MiB of Twisted,
 # zope.interface and attrs in the proxy outpost) and its console renderer's `rich` (and its
-# exception formatters) when they are installed (development environments): the outposts log
-# JSON lines only.
+# exception formatters) when they are installed (development environments), and its greenlet
+# support when greenlet is (SQLAlchemy's dependency): the outposts log JSON lines from one
+# event loop.
 UNUSED_INTEGRATIONS = {
-    "proxy": ("structlog.twisted", "rich", "better_exceptions", "colorama"),
+    "proxy": (
+        "structlog.twisted",
+        "structlog._greenlets",
+        "rich",
+        "better_exceptions",
+        "colorama",
+    ),
 }
 
 

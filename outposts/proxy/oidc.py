@@ -7,7 +7,9 @@ endpoints for it: the code exchange and the client_credentials grant (`token/`),
 issuer, audience, expiry, nonce). The endpoints' browser-facing URLs come from the provider's
 `oidc_configuration`; requests go to `AUTHENTIK_HOST` with the same path, and carry the browser
 host (`AUTHENTIK_HOST_BROWSER`) as `Host` so the issuer matches (authentik's rule).
-`handlers`, `machine` and `sessions` call this; it calls only aiohttp and joserfc.
+`handlers`, `machine` and `sessions` call this; it calls only aiohttp and joserfc. joserfc (with
+its JWS, JWE and key modules, about 1.2 MiB) is imported by the calls that verify a token or read
+a key set, so an outpost that has served no callback and no bearer token has not loaded it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from tessera.outposts.proxy.providers import Provider
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 MAX_TOKEN = 16 * 1024
 JWKS_TTL = 300.0
@@ -186,6 +188,9 @@ class Core:
     async def _key_set(self, provider: Provider, refresh: bool = False) -> KeySet:
         """The provider's key set, cached; `refresh` asks for one at most JWKS_RETRY old (a
         token naming a key we do not know may follow a key rotation)."""
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         url = provider.endpoints.jwks
         fresh = self._fresh(url, JWKS_RETRY if refresh else JWKS_TTL)
         if fresh is not None:
@@ -212,6 +217,8 @@ class Core:
         return cached[1]
 
     async def _key_for(self, provider: Provider, header: dict[str, Any]) -> ECKey | RSAKey | OctKey:
+        from joserfc.jwk import ECKey, OctKey, RSAKey
+
         alg, kid = header.get("alg"), header.get("kid")
         if alg == "HS256":
             return OctKey.import_key(provider.client_secret.encode())
@@ -233,6 +240,9 @@ class Core:
             raise Refused("malformed token")
         header = _segment(token, 0)
         key = await self._key_for(provider, header)
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         try:
             decoded = jwt.decode(token, key, algorithms=[str(header.get("alg"))])
         except (JoseError, ValueError, TypeError) as exc:
