@@ -245,21 +245,29 @@ async def _write_user(
         recoverable=recoverable,
     )
     known.names[values["username_folded"]] = row
-    await crud.insert(
-        tx,
-        records.USERS,
-        {
-            "source": source_pk,
-            "user_pk": row["pk"],
-            "identifier": ident,
-            "dn": entry.dn,
-            "created": now,
-            "last_updated": now,
-        },
-        recoverable=recoverable,
+    await _link(
+        tx, records.USERS, "user_pk", row["pk"], source_pk, ident, entry.dn, now, recoverable
     )
     report.counts["users_created"] += 1
     return int(row["pk"])
+
+
+async def _link(
+    tx: store.Tx,
+    table: str,
+    key: str,
+    pk: Any,
+    source_pk: Any,
+    ident: str,
+    dn: str,
+    now: dt.datetime,
+    recoverable: bool,
+) -> None:
+    """Record that the object `pk` (a user's or a group's, by `key`) came from this entry."""
+    row = {"source": source_pk, key: pk, "identifier": ident, "dn": dn}
+    await crud.insert(
+        tx, table, {**row, "created": now, "last_updated": now}, recoverable=recoverable
+    )
 
 
 def _user_keys(job: Job, entry: client.Entry, pk: int, linked: Linked) -> None:
@@ -407,18 +415,8 @@ async def _write_group(
         recoverable=recoverable,
     )
     known.names[values["name"]] = row
-    await crud.insert(
-        tx,
-        records.GROUPS,
-        {
-            "source": source_pk,
-            "group_pk": row["pk"],
-            "identifier": ident,
-            "dn": entry.dn,
-            "created": now,
-            "last_updated": now,
-        },
-        recoverable=recoverable,
+    await _link(
+        tx, records.GROUPS, "group_pk", row["pk"], source_pk, ident, entry.dn, now, recoverable
     )
     report.counts["groups_created"] += 1
     return str(row["pk"])
