@@ -16,6 +16,7 @@ from aiohttp import web
 
 from tessera.core import errors, events, store, wire
 from tessera.core.api import auth, http, resource, state
+from tessera.core.providers import base
 from tessera.core.providers.ldap import calls, configs, grants, records
 from tessera.core.store import crud
 
@@ -23,20 +24,16 @@ F = resource.FilterField
 
 
 def _ldap(name: str, column: str) -> resource.FilterField:
-    """`?<name>=` matching a column of the provider's `ldap_providers` row."""
-    return F(name, "pk", related=(records.TABLE, column))
+    return base.detail(records.TABLE, name, column)
 
 
-class LDAPProviders(resource.Resource):
+class LDAPProviders(base.ProviderResource):
     path = "providers/ldap"
-    table = "providers"
-    tag = "providers"
+    kind = records.KIND
     app_label = "authentik_providers_ldap"
     model_name = "ldapprovider"
     read_model = wire.ldap.LDAPProvider
     request_model = wire.ldap.LDAPProviderRequest
-    lookup_kind = "int"
-    guard_managed = True
     filters = (
         F("name", "name"),
         F("name__iexact", "name", "ieq"),
@@ -47,15 +44,6 @@ class LDAPProviders(resource.Resource):
         _ldap("tls_server_name", "tls_server_name"),
         _ldap("certificate", "certificate"),
     )
-    search_columns = ("name",)
-    ordering_columns = ("name", "pk")
-    default_ordering = ("name",)
-
-    def extra_filters(self, params: Any) -> list[crud.Filter]:
-        return [crud.Filter("component", "eq", records.KIND)]
-
-    def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
-        return bool(row["component"] == records.KIND)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await records.serialize(ctx.tx, rows)
@@ -68,10 +56,6 @@ class LDAPProviders(resource.Resource):
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return await records.writable(ctx.tx, row)
-
-    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
-        # Cascades to its LDAP settings, grants, sessions' notes and its outposts' links.
-        await crud.delete(ctx.tx, "providers", pk=row["pk"])
 
     def actions(self) -> list[resource.Action]:
         return [

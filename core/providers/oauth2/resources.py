@@ -11,32 +11,21 @@ from tessera.core import errors, wire
 from tessera.core.api import http, net, resource, state
 from tessera.core.identity import util
 from tessera.core.policies import sandbox
+from tessera.core.providers import base
 from tessera.core.providers.oauth2 import records
 from tessera.core.store import crud
 
 F = resource.FilterField
 
 
-class OAuth2Providers(resource.Resource):
+class OAuth2Providers(base.ProviderResource):
     path = "providers/oauth2"
-    table = "providers"
-    tag = "providers"
+    kind = "oauth2"
     app_label = "authentik_providers_oauth2"
     model_name = "oauth2provider"
     read_model = wire.oauth2.OAuth2Provider
     request_model = wire.oauth2.OAuth2ProviderRequest
-    lookup_kind = "int"
-    guard_managed = True
     filters = (F("name", "name"), F("managed", "managed"))
-    search_columns = ("name",)
-    ordering_columns = ("name", "pk")
-    default_ordering = ("name",)
-
-    def extra_filters(self, params: Any) -> list[crud.Filter]:
-        return [crud.Filter("component", "eq", "oauth2")]
-
-    def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
-        return bool(row["component"] == "oauth2")
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await records.serialize(ctx.tx, ctx.keyring, rows)
@@ -87,9 +76,6 @@ class OAuth2Providers(resource.Resource):
                 dcr_registration=None,
             )
         )
-
-    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
-        await crud.delete(ctx.tx, "providers", pk=row["pk"])  # cascades to oauth2_providers
 
 
 class Providers(resource.Resource):

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tessera.core import errors, store, wire
 from tessera.core.api import auth, net, resource, state
+from tessera.core.providers import base
 from tessera.core.providers.proxy import configs, records
 from tessera.core.store import crud
 
@@ -20,20 +21,16 @@ F = resource.FilterField
 
 
 def _proxy(name: str, column: str) -> resource.FilterField:
-    """`?<name>=` matching a column of the provider's `proxy_providers` row."""
-    return F(name, "pk", related=(records.TABLE, column))
+    return base.detail(records.TABLE, name, column)
 
 
-class ProxyProviders(resource.Resource):
+class ProxyProviders(base.ProviderResource):
     path = "providers/proxy"
-    table = "providers"
-    tag = "providers"
+    kind = records.KIND
     app_label = "authentik_providers_proxy"
     model_name = "proxyprovider"
     read_model = wire.outposts.ProxyProvider
     request_model = wire.outposts.ProxyProviderRequest
-    lookup_kind = "int"
-    guard_managed = True
     filters = (
         F("name__iexact", "name", "ieq"),
         F("managed", "managed"),
@@ -42,15 +39,6 @@ class ProxyProviders(resource.Resource):
         _proxy("internal_host__iexact", "internal_host"),
         _proxy("cookie_domain__iexact", "cookie_domain"),
     )
-    search_columns = ("name",)
-    ordering_columns = ("name", "pk")
-    default_ordering = ("name",)
-
-    def extra_filters(self, params: Any) -> list[crud.Filter]:
-        return [crud.Filter("component", "eq", records.KIND)]
-
-    def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
-        return bool(row["component"] == records.KIND)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await records.serialize(ctx.tx, rows)
@@ -63,10 +51,6 @@ class ProxyProviders(resource.Resource):
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return await records.writable(ctx.tx, row)
-
-    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
-        # Cascades to its OAuth2 client, its proxy settings and its outposts' links.
-        await crud.delete(ctx.tx, "providers", pk=row["pk"])
 
 
 class OutpostProxyConfigs(resource.Resource):

@@ -13,6 +13,7 @@ from tessera.core.api import http, net, resource, state
 from tessera.core.crypto import xmldsig
 from tessera.core.identity import keypairs, util
 from tessera.core.policies import sandbox
+from tessera.core.providers import base
 from tessera.core.providers.saml import metadata, records
 from tessera.core.providers.saml.xml import MAX_METADATA, MessageError
 from tessera.core.store import crud
@@ -22,19 +23,16 @@ MAX_IMPORT_BODY = MAX_METADATA + 64 * 1024
 
 
 def _saml(name: str, column: str) -> resource.FilterField:
-    return F(name, "pk", related=(records.TABLE, column))
+    return base.detail(records.TABLE, name, column)
 
 
-class SAMLProviders(resource.Resource):
+class SAMLProviders(base.ProviderResource):
     path = "providers/saml"
-    table = "providers"
-    tag = "providers"
+    kind = records.KIND
     app_label = "authentik_providers_saml"
     model_name = "samlprovider"
     read_model = wire.saml.SAMLProvider
     request_model = wire.saml.SAMLProviderRequest
-    lookup_kind = "int"
-    guard_managed = True
     filters = (
         F("name", "name"),
         F("name__iexact", "name", "ieq"),
@@ -44,15 +42,6 @@ class SAMLProviders(resource.Resource):
         _saml("issuer_override", "issuer_override"),
         _saml("sp_binding", "sp_binding"),
     )
-    search_columns = ("name",)
-    ordering_columns = ("name", "pk")
-    default_ordering = ("name",)
-
-    def extra_filters(self, params: Any) -> list[crud.Filter]:
-        return [crud.Filter("component", "eq", records.KIND)]
-
-    def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
-        return bool(row["component"] == records.KIND)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await records.serialize(ctx.tx, rows, net.public_base(ctx.request))
@@ -65,9 +54,6 @@ class SAMLProviders(resource.Resource):
 
     async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
         return await records.writable(ctx.tx, row)
-
-    async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
-        await crud.delete(ctx.tx, "providers", pk=row["pk"])  # cascades to saml_providers
 
     def actions(self) -> list[resource.Action]:
         return [
