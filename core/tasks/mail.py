@@ -187,8 +187,11 @@ async def drainer(db: store.Store, keyring: crypto.Keyring, settings: config.Set
                 log.warning("mail outbox not drained: store unavailable", reason=str(exc))
             except Exception:  # the loop is an edge: one failed pass must not end all later ones
                 log.exception("mail outbox pass failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as the event is set, and the drainer would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await wake.wait()
             wake.clear()
     finally:
         stop_listening()

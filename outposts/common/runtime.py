@@ -281,8 +281,11 @@ class Runtime:
     async def _refresher(self) -> None:
         while True:
             interval = refresh_interval(self.snapshot.outpost)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as the event is set, and the refresher would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
             if self._jitter and self.settings.refresh_jitter_seconds > 0:
                 delay = random.uniform(0, self.settings.refresh_jitter_seconds)  # noqa: S311

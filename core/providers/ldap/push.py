@@ -89,8 +89,11 @@ class Pusher:
 
     async def _loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+            # arrives as the event is set, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL)
+                async with asyncio.timeout(POLL):
+                    await self._wake.wait()
             woken = self._wake.is_set()
             await asyncio.sleep(DEBOUNCE)
             self._wake.clear()

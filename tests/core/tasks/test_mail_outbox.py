@@ -302,3 +302,21 @@ async def test_a_server_with_a_worker_leaves_mail_queued_for_it(
         [row] = await crud.all_rows(tx, outbox.TABLE)
     assert row["status"] == "queued" and row["recipient"] == "admin@example.com"
     assert TOKEN not in row["message"] and "flow_token" not in row["message"]
+
+
+@SQLITE_ONLY
+async def test_the_drainer_stops_when_cancelled_as_it_is_woken(
+    db: store.Store, smtp_settings: Callable[..., config.Settings], inbox: tuple[Inbox, int]
+) -> None:
+    """A cancellation that arrives as the wake-up does still stops the drainer (on Python 3.11,
+    `asyncio.wait_for` would drop it, and a server's stop would wait forever)."""
+    settings = smtp_settings()
+    keyring = _keyring(settings)
+    for _ in range(20):
+        drainer = asyncio.create_task(tasks.mail.drainer(db, keyring, settings))
+        await asyncio.sleep(0.05)  # its first pass found nothing; now it waits
+        await _enqueue(db, keyring)  # the commit wakes it ...
+        await asyncio.sleep(0)  # ... the wake-up completes ...
+        drainer.cancel()  # ... and the stop comes before the drainer has run again
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(drainer, 5)
