@@ -5,13 +5,17 @@ its kind's own table keyed by the same pk. `ProviderResource` lists and shows on
 its `kind`, looks them up by integer pk, protects `managed` rows as every provider's, and
 deletes through the `providers` row (which cascades to the kind's row, its links to outposts
 and applications). `detail` filters a listing by a column of the kind's own table.
+`OutpostConfigs` is the outposts' side: `/api/v3/outposts/<kind>/` for an outpost's token.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tessera.core.api import resource
+from aiohttp import web
+
+from tessera.core import errors, store
+from tessera.core.api import auth, resource, state
 from tessera.core.store import crud
 
 
@@ -38,3 +42,49 @@ class ProviderResource(resource.Resource):
 
     async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
         await crud.delete(ctx.tx, "providers", pk=row["pk"])
+
+
+class OutpostConfigs(resource.Resource):
+    """`/api/v3/outposts/<kind>/`: a listing for an outpost's token only (authentik's
+    `IsOutpostServiceAccount`), of the calling outpost's own providers of `kind` that it serves
+    (`served`: those an application uses); each subclass says how a config is built."""
+
+    kind = ""
+    table = "providers"
+    tag = "outposts"
+    allow_retrieve = False
+    filters = (resource.FilterField("name", "name"),)
+    search_columns = ("name",)
+    ordering_columns = ("name",)
+    default_ordering = ("name",)
+
+    async def served(self, tx: store.Tx, outpost_pk: str) -> list[dict[str, Any]]:
+        """The providers of the outpost that it serves (each kind says; none by default, so a
+        kind that forgets serves nothing rather than everything)."""
+        return []
+
+    async def authorize(self, request: web.Request, tx: store.Tx | None = None) -> state.Principal:
+        principal = await auth.authenticate(request, tx)
+        if principal.outpost is None:
+            raise errors.PermissionDenied("Only an outpost's token reads its providers' settings.")
+        return principal
+
+    def query(self, ctx: resource.Ctx) -> crud.Query:
+        # SECURITY: the calling outpost's own providers of this kind only.
+        mine = crud.Lookup("outpost_providers", "provider", "outpost", ctx.principal.outpost)
+        return crud.Query(
+            filters=[crud.Filter("pk", "in", mine), crud.Filter("component", "eq", self.kind)]
+        )
+
+    async def narrowing(
+        self, ctx: resource.Ctx, params: Any, detail: bool
+    ) -> resource.Narrow | None:
+        """Of those, the providers it serves (an application uses them; authentik serves no
+        other)."""
+        assert ctx.principal.outpost is not None
+        served = {b["pk"] for b in await self.served(ctx.tx, ctx.principal.outpost)}
+
+        async def keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [r for r in rows if r["pk"] in served]
+
+        return keep

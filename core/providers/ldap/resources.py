@@ -15,10 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from tessera.core import errors, events, store, wire
-from tessera.core.api import auth, http, resource, state
+from tessera.core.api import http, resource, state
 from tessera.core.providers import base
 from tessera.core.providers.ldap import calls, configs, grants, records
-from tessera.core.store import crud
 
 F = resource.FilterField
 
@@ -107,45 +106,17 @@ class LDAPProviders(base.ProviderResource):
         return http.respond(after)
 
 
-class OutpostLDAPConfigs(resource.Resource):
-    """A listing for an outpost's token (authentik's `IsOutpostServiceAccount`), and the
-    outpost's calls per provider."""
+class OutpostLDAPConfigs(base.OutpostConfigs):
+    """The LDAP outposts' listing, and the outpost's calls per provider."""
 
     path = "outposts/ldap"
-    table = "providers"
-    tag = "outposts"
+    kind = records.KIND
     app_label = "authentik_providers_ldap"
     model_name = "ldapprovider"
     read_model = wire.ldap.LDAPOutpostConfig
-    allow_retrieve = False
-    filters = (F("name", "name"),)
-    search_columns = ("name",)
-    ordering_columns = ("name",)
-    default_ordering = ("name",)
 
-    async def authorize(self, request: web.Request, tx: store.Tx | None = None) -> state.Principal:
-        principal = await auth.authenticate(request, tx)
-        if principal.outpost is None:
-            raise errors.PermissionDenied("Only an outpost's token reads its providers' settings.")
-        return principal
-
-    def query(self, ctx: resource.Ctx) -> crud.Query:
-        # SECURITY: the calling outpost's own providers only, LDAP ones with an application.
-        mine = crud.Lookup("outpost_providers", "provider", "outpost", ctx.principal.outpost)
-        return crud.Query(
-            filters=[crud.Filter("pk", "in", mine), crud.Filter("component", "eq", records.KIND)]
-        )
-
-    async def narrowing(
-        self, ctx: resource.Ctx, params: Any, detail: bool
-    ) -> resource.Narrow | None:
-        assert ctx.principal.outpost is not None
-        served = {b["pk"] for b in await configs.served(ctx.tx, ctx.principal.outpost)}
-
-        async def keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [r for r in rows if r["pk"] in served]
-
-        return keep
+    async def served(self, tx: store.Tx, outpost_pk: str) -> list[dict[str, Any]]:
+        return await configs.served(tx, outpost_pk)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await configs.configs(ctx.tx, rows)

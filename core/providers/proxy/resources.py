@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
-from tessera.core import errors, store, wire
-from tessera.core.api import auth, net, resource, state
+from tessera.core import store, wire
+from tessera.core.api import net, resource
 from tessera.core.providers import base
 from tessera.core.providers.proxy import configs, records
-from tessera.core.store import crud
 
 F = resource.FilterField
 
@@ -53,46 +50,17 @@ class ProxyProviders(base.ProviderResource):
         return await records.writable(ctx.tx, row)
 
 
-class OutpostProxyConfigs(resource.Resource):
-    """A listing only, for an outpost's token (authentik's `IsOutpostServiceAccount`)."""
+class OutpostProxyConfigs(base.OutpostConfigs):
+    """The proxy outposts' listing."""
 
     path = "outposts/proxy"
-    table = "providers"
-    tag = "outposts"
+    kind = records.KIND
     app_label = "authentik_providers_proxy"
     model_name = "proxyprovider"
     read_model = wire.outposts.ProxyOutpostConfig
-    allow_retrieve = False
-    filters = (F("name", "name"),)
-    search_columns = ("name",)
-    ordering_columns = ("name",)
-    default_ordering = ("name",)
 
-    async def authorize(self, request: web.Request, tx: store.Tx | None = None) -> state.Principal:
-        principal = await auth.authenticate(request, tx)
-        if principal.outpost is None:
-            raise errors.PermissionDenied("Only an outpost's token reads its providers' settings.")
-        return principal
-
-    def query(self, ctx: resource.Ctx) -> crud.Query:
-        # SECURITY: the calling outpost's own providers only, proxy ones with an application.
-        outpost = ctx.principal.outpost
-        mine = crud.Lookup("outpost_providers", "provider", "outpost", outpost)
-        return crud.Query(
-            filters=[crud.Filter("pk", "in", mine), crud.Filter("component", "eq", records.KIND)]
-        )
-
-    async def narrowing(
-        self, ctx: resource.Ctx, params: Any, detail: bool
-    ) -> resource.Narrow | None:
-        """Of those, the providers an application uses (authentik serves no other)."""
-        assert ctx.principal.outpost is not None
-        served = {b["pk"] for b in await configs.served_providers(ctx.tx, ctx.principal.outpost)}
-
-        async def keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [r for r in rows if r["pk"] in served]
-
-        return keep
+    async def served(self, tx: store.Tx, outpost_pk: str) -> list[dict[str, Any]]:
+        return await configs.served_providers(tx, outpost_pk)
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await configs.configs(ctx.tx, ctx.keyring, rows, net.public_base(ctx.request))
