@@ -125,10 +125,13 @@ def browser() -> aiohttp.ClientSession:
 
 @asynccontextmanager
 async def serving(app: web.Application, port: int | None = None) -> AsyncIterator[int]:
-    """Serve `app` on 127.0.0.1 at a free port (or `port`) for the block."""
+    """Serve `app` on 127.0.0.1 at a free port (or `port`) for the block; an outpost's
+    application as `tessera outpost proxy` serves it (with its hot path)."""
     port = port or free_port()
     runner = web.AppRunner(app, access_log=None, **proxy.app.SERVER_LIMITS)
     await runner.setup()
+    if proxy.handlers.OUTPOST in app:
+        proxy.app.hot_path(runner)
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield port

@@ -7,6 +7,7 @@ import ipaddress
 
 from aiohttp import web
 
+from tessera.core import config
 from tessera.core.api import state
 
 
@@ -45,12 +46,17 @@ def _resolve(remote: str, forwarded_for: str, cidrs: tuple[str, ...]) -> str:
 
 def is_secure(request: web.Request) -> bool:
     """HTTPS, directly or as reported by a trusted proxy (`X-Forwarded-Proto: https`)."""
+    return secure_with(request.app[state.SETTINGS], request)
+
+
+def secure_with(settings: config.Settings, request: web.BaseRequest) -> bool:
+    """`is_secure` under `settings`: for a request no route has matched yet (no `app`)."""
     if request.secure:
         return True
     remote = request.remote
     if remote is None or request.headers.get("X-Forwarded-Proto", "").lower() != "https":
         return False
-    trusted = _networks(tuple(request.app[state.SETTINGS].listen.trusted_proxy_cidrs))
+    trusted = _networks(tuple(settings.listen.trusted_proxy_cidrs))
     try:
         return _trusted(ipaddress.ip_address(remote), trusted)
     except ValueError:
@@ -66,8 +72,13 @@ def _trusted(
 
 def public_base(request: web.Request) -> str:
     """This server's external URL: the configured public URL, else what the request says."""
-    configured = request.app[state.SETTINGS].web.public_url.rstrip("/")
+    return public_base_with(request.app[state.SETTINGS], request)
+
+
+def public_base_with(settings: config.Settings, request: web.BaseRequest) -> str:
+    """`public_base` under `settings`: for a request no route has matched yet (no `app`)."""
+    configured = settings.web.public_url.rstrip("/")
     if configured:
         return configured
-    scheme = "https" if is_secure(request) else "http"
+    scheme = "https" if secure_with(settings, request) else "http"
     return f"{scheme}://{request.host}"

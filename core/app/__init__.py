@@ -321,6 +321,13 @@ async def _stopped() -> None:
     await stop.wait()
 
 
+def served(runner: web.BaseRunner) -> web.Server:
+    """The low-level server of a runner that has been set up."""
+    if runner.server is None:
+        raise RuntimeError("the runner is not set up")
+    return runner.server
+
+
 async def serve(settings: config.Settings) -> None:
     """Run the core: migrate, bootstrap, then serve HTTP and metrics until SIGTERM/SIGINT."""
     db = await prepare(settings)
@@ -329,6 +336,7 @@ async def serve(settings: config.Settings) -> None:
     metrics_runner = web.AppRunner(app[METRICS].app(), access_log=None)
     await runner.setup()
     await metrics_runner.setup()
+    embedded.hot_path(served(runner), app, app[METRICS])
     try:
         host, port = _host_port(settings.listen.http, 9000)
         await web.TCPSite(runner, host, port).start()

@@ -48,7 +48,7 @@ _PREFIX = secrets.token_hex(8)
 _COUNTER = itertools.count(1)
 
 
-def request_id(request: web.Request) -> str:
+def request_id(request: web.BaseRequest) -> str:
     """The caller's `X-Request-ID` when it is safe, else a new one."""
     given = request.headers.get(HEADER)
     if given is not None and _SAFE.fullmatch(given):
@@ -61,7 +61,7 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _user(request: web.Request) -> str | None:
+def _user(request: web.BaseRequest) -> str | None:
     principal = request.get(state.PRINCIPAL)
     return str(principal.user["username"]) if principal is not None else None
 
@@ -97,7 +97,12 @@ def _level(route: str, status: int) -> int:
 
 
 def _log(request: web.Request, status: int, seconds: float) -> None:
-    route = route_of(request)
+    logged(request, route_of(request), status, seconds)
+
+
+def logged(request: web.BaseRequest, route: str, status: int, seconds: float) -> None:
+    """The access line of a request served on `route` (also for an answer given in front of
+    the router: `embedded.hot_path`)."""
     level = _level(route, status)
     if not logs.enabled(level):
         return

@@ -50,12 +50,22 @@ from aiohttp import web
 from tessera.core import config, crypto, store, wire
 from tessera.core.api import net, state
 from tessera.core.api.admin import AUTHENTIK_VERSION
+from tessera.core.app import access, metrics
 from tessera.core.identity import outposts
 from tessera.core.outpost_hub import HUB
 from tessera.core.providers.proxy import configs as proxy_configs
 from tessera.core.store import crud
 from tessera.outposts import proxy
-from tessera.outposts.proxy import forwarded, handlers, machine, oidc, providers, sessions, signed
+from tessera.outposts.proxy import (
+    forwarded,
+    handlers,
+    hotpath,
+    machine,
+    oidc,
+    providers,
+    sessions,
+    signed,
+)
 from tessera.outposts.proxy import outpost as proxy_outpost
 
 log = structlog.get_logger(__name__)
@@ -213,7 +223,7 @@ class Embedded:
 
     # Requests ----------------------------------------------------------------------------
 
-    def base_of(self, request: web.Request) -> str:
+    def base_of(self, request: web.BaseRequest) -> str:
         """Where browsers reach the core's endpoints, or a 400 for a host that is no URL.
 
         # SECURITY: the request's host picks an `Outpost` when `authentik_host` is empty: only
@@ -221,12 +231,12 @@ class Embedded:
         """
         if self.authentik_host:
             return self.authentik_host  # checked when read (`_normal_base`)
-        base = net.public_base(request).rstrip("/")
+        base = net.public_base_with(self.settings, request).rstrip("/")
         if not _BASE.fullmatch(base):
             raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
         return base
 
-    def served(self, request: web.Request) -> _Served:
+    def served(self, request: web.BaseRequest) -> _Served:
         base = self.base_of(request)
         found = self._served.get(base)
         if found is not None:
@@ -301,7 +311,7 @@ def _normal_base(url: str) -> str:
     return base
 
 
-def _local_url(request: web.Request, settings: config.Settings) -> str:
+def _local_url(request: web.BaseRequest, settings: config.Settings) -> str:
     """This server's own socket, as the request reached it (any serving process will do)."""
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if isinstance(sockname, tuple) and len(sockname) >= 2:
@@ -366,6 +376,30 @@ async def _running(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await embedded.close()
+
+
+def hot_path(server: web.Server, app: web.Application, app_metrics: metrics.Metrics) -> None:
+    """Authenticated checks answered in front of the core's router (`proxy.hotpath`), once
+    `app` has started (its `Embedded` exists). The middlewares those answers skip are done
+    here for them: the request id, the request metrics and the access line."""
+    embedded = app.get(EMBEDDED)
+    if embedded is None:
+        return  # disabled: the paths are the router's 404s
+
+    def outpost_of(request: web.BaseRequest) -> proxy.Outpost | None:
+        try:
+            return embedded.served(request).outpost
+        except web.HTTPBadRequest:
+            return None  # a host that is no URL: the application answers it
+
+    def answered(
+        request: web.BaseRequest, response: web.Response, route: str, seconds: float
+    ) -> None:
+        response.headers[access.HEADER] = access.request_id(request)
+        app_metrics.observe(route, request.method, response.status, seconds)
+        access.logged(request, route, response.status, seconds)
+
+    hotpath.install(server, outpost_of, answered)
 
 
 def setup(app: web.Application) -> None:

@@ -90,6 +90,8 @@ class Metrics:
         self.registry.register(_Forwarded(flow_metrics.REGISTRY))
         self.registry.register(_Forwarded(policy_metrics.REGISTRY))
         self.registry.register(_Forwarded(tasks.mail.REGISTRY))
+        # The labelled children by (route, method, status): bounded as the labels are.
+        self._labelled: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
         @web.middleware
@@ -107,21 +109,23 @@ class Metrics:
                 # Labels are bounded: route templates, not paths; unknown methods fold into one.
                 route = request.match_info.route.resource
                 name = route.canonical if route is not None else "unmatched"
-                method = request.method if request.method in _METHODS else "other"
-                key = (name, method, status)
-                children = labelled.get(key)
-                if children is None:  # `labels()` takes a lock and builds a key each time
-                    children = (
-                        self.requests.labels(name, method, str(status)),
-                        self.latency.labels(name, method),
-                    )
-                    labelled[key] = children
-                children[0].inc()
-                children[1].observe(time.perf_counter() - started)
+                self.observe(name, request.method, status, time.perf_counter() - started)
 
-        # The labelled children by (route, method, status): bounded as the labels are.
-        labelled: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         return measure
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request served on `route` (a template, never a path) with `status`."""
+        method = method if method in _METHODS else "other"
+        key = (route, method, status)
+        children = self._labelled.get(key)
+        if children is None:  # `labels()` takes a lock and builds a key each time
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._labelled[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def app(self) -> web.Application:
         metrics_app = web.Application()

@@ -268,6 +268,7 @@ async def serve_worker(settings: config.Settings, index: int, metrics: Path, par
     metrics_runner = web.AppRunner(application[app.METRICS].app(), access_log=None)
     await runner.setup()
     await metrics_runner.setup()
+    embedded.hot_path(app.served(runner), application, application[app.METRICS])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

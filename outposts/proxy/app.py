@@ -5,7 +5,9 @@
 for any other request. The core's embedded outpost serves the same thing in its own application:
 it mounts `endpoints(outpost)` with `app.add_subapp(providers.PREFIX, ...)` and adds
 `proxy_middleware(outpost)` to its middlewares (requests to a proxy-mode host never reach the
-core's own routes). Either way the outpost's lifetime is the application's when `owned`.
+core's own routes). Either way the outpost's lifetime is the application's when `owned`, and
+authenticated checks are answered in front of the router (`hotpath`: `hot_path` here, the core's
+`embedded.hot_path` there).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from tessera.outposts.proxy import forwarded, handlers, pages, reverse, signed
+from tessera.outposts.proxy import forwarded, handlers, hotpath, pages, reverse, signed
 from tessera.outposts.proxy.outpost import Outpost
 from tessera.outposts.proxy.providers import PREFIX
 
@@ -87,6 +89,15 @@ async def _no_app(request: web.Request) -> web.StreamResponse:
         "no app for hostname",
         "No provider of this outpost serves this host and path.",
     )
+
+
+def hot_path(runner: web.AppRunner) -> None:
+    """Answer authenticated checks in front of the router (`hotpath`) on a runner of
+    `create_app`'s application, once set up."""
+    outpost = runner.app[handlers.OUTPOST]
+    if runner.server is None:
+        raise RuntimeError("the runner is not set up")
+    hotpath.install(runner.server, lambda _request: outpost)
 
 
 def create_app(outpost: Outpost, *, owned: bool = True) -> web.Application:

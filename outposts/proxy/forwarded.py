@@ -55,7 +55,7 @@ def _peer_trusted(remote: str, trusted: tuple[Network, ...]) -> bool:
     return any(address in net for net in trusted)
 
 
-def trusted(request: web.Request, cidrs: tuple[Network, ...]) -> bool:
+def trusted(request: web.BaseRequest, cidrs: tuple[Network, ...]) -> bool:
     remote = request.remote
     return remote is not None and _peer_trusted(remote, cidrs)
 
@@ -108,7 +108,7 @@ def _path(value: str, header: str) -> str:
     return value
 
 
-def _scheme(request: web.Request, believe: bool) -> str:
+def _scheme(request: web.BaseRequest, believe: bool) -> str:
     proto = _first(request.headers.get("X-Forwarded-Proto", "")).lower() if believe else ""
     if proto:
         if proto not in ("http", "https"):
@@ -117,7 +117,7 @@ def _scheme(request: web.Request, believe: bool) -> str:
     return "https" if request.secure else "http"
 
 
-def host_of(request: web.Request, believe: bool) -> str:
+def host_of(request: web.BaseRequest, believe: bool) -> str:
     """The host the client asked for: X-Forwarded-Host from a trusted proxy, else Host."""
     scheme = _scheme(request, believe)
     raw = _first(request.headers.get("X-Forwarded-Host", "")) if believe else ""
@@ -129,7 +129,7 @@ def host_of(request: web.Request, believe: bool) -> str:
     return host
 
 
-def original(request: web.Request, kind: str, believe: bool, tail: str = "") -> Original:
+def original(request: web.BaseRequest, kind: str, believe: bool, tail: str = "") -> Original:
     """The original request of a check by `kind` (traefik, caddy, nginx, envoy) or of a request
     served directly (`direct`: proxy mode and the outpost's own pages)."""
     scheme = _scheme(request, believe)

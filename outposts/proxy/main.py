@@ -151,6 +151,7 @@ async def serve(ctx: entry.Context) -> None:
         **app.SERVER_LIMITS,
     )
     await runner.setup()
+    app.hot_path(runner)
     try:
         host, port = settings.split_address(ctx.settings.listen.http)
         await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -124,6 +124,11 @@ class Sessions:
         session.checked_epoch = self.epoch
         self._remember((provider.cookie_name, sealed), session)
 
+    def confirmed_now(self, session: Session) -> bool:
+        """Whether `confirmed` would say yes without asking the core, for a session `open`
+        has just returned (the hot path's test: it never waits)."""
+        return session.checked_epoch == self.epoch or session.retry_at > time.monotonic()
+
     async def confirmed(self, provider: Provider, session: Session) -> bool:
         """Whether the core still holds the session (once per epoch; see the module's note)."""
         if session.checked_epoch == self.epoch or session.retry_at > time.monotonic():

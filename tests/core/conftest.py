@@ -36,7 +36,11 @@ async def client(
     bootstrapped: store.Store,
 ) -> Client:
     application = app.create_app(settings, bootstrapped, run_tasks=False)
-    return await aiohttp_client(application)
+    served = await aiohttp_client(application)
+    # as `tessera server` serves it: authenticated forward-auth checks before the router
+    assert served.server.runner is not None
+    app.embedded.hot_path(app.served(served.server.runner), application, application[app.METRICS])
+    return served
 
 
 @pytest.fixture

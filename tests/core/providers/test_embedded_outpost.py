@@ -16,7 +16,7 @@ from proxyadminkit import make_proxy_provider
 from proxykit import echo_app, serving
 
 from tessera.core.api import state
-from tessera.core.app import embedded
+from tessera.core.app import METRICS, embedded
 
 APP = "http://app.example.com"
 PREFIX = "/outpost.goauthentik.io"
@@ -143,14 +143,15 @@ async def assigned(api: Any, client: Any) -> dict[str, Any]:
 
 
 async def _hot_path_io(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What a hundred checks with the session's cookie ask of the store and the cache (from
-    requests: the core's background loops, such as the LDAP directory pusher, read on their own
-    schedule)."""
+    """What a hundred checks with the session's cookie ask of the store, the cache and the
+    router (from requests: the core's background loops, such as the LDAP directory pusher, read
+    on their own schedule; authenticated checks are answered before the router, `hotpath`)."""
     touched: list[str] = []
     db, cache = client.app[state.STORE], client.app[state.CACHE]
     for target, names in (
         (db, ("read", "transaction")),
         (cache, ("get", "set", "add", "pop", "incr")),
+        (client.app.router, ("resolve",)),
     ):
         for name in names:
             original = getattr(target, name)
@@ -196,7 +197,12 @@ async def test_login_headers_logout_and_unassignment(
     assert ok.headers["X-authentik-uid"] and ok.headers["X-authentik-name"]
     assert ok.headers["X-authentik-meta-outpost"] == "authentik Embedded Outpost"
     assert ok.headers["X-authentik-meta-app"] == "app"
+    served = client.app[METRICS].requests.labels(PREFIX + "/auth/traefik", "GET", "200")
+    before = served._value.get()
     assert await _hot_path_io(client, monkeypatch) == []
+    # the middlewares' duties, done for the answers given before the router
+    assert served._value.get() == before + 100
+    assert (await _traefik(client)).headers["X-Request-ID"]
 
     # Logout at the core (its invalidation flow): the cookie is refused within 2 s.
     async with client.get(
