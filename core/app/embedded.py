@@ -229,19 +229,23 @@ class Embedded:
         # SECURITY: the request's host picks an `Outpost` when `authentik_host` is empty: only
         # a plain scheme://host[:port] does, and at most MAX_BASES are kept (`served`).
         """
-        if self.authentik_host:
-            return self.authentik_host  # checked when read (`_normal_base`)
-        base = net.public_base_with(self.settings, request).rstrip("/")
-        if not _BASE.fullmatch(base):
+        base = self._base(request)
+        if base is not self.authentik_host and not _BASE.fullmatch(base):
             raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
         return base
 
+    def _base(self, request: web.BaseRequest) -> str:
+        if self.authentik_host:
+            return self.authentik_host  # checked when read (`_normal_base`)
+        return net.public_base_with(self.settings, request).rstrip("/")
+
     def served(self, request: web.BaseRequest) -> _Served:
-        base = self.base_of(request)
-        found = self._served.get(base)
+        base = self._base(request)
+        found = self._served.get(base)  # a base served is one checked before
         if found is not None:
             self._served.move_to_end(base)
             return found
+        base = self.base_of(request)
         if not self.core_host:
             self.core_host = _local_url(request, self.settings)
         cidrs = tuple(self.settings.listen.trusted_proxy_cidrs)

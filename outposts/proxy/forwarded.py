@@ -13,7 +13,6 @@ Traefik and Caddy send `X-Forwarded-Proto`, `-Host` and `-Uri`; nginx sends `X-O
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import urllib.parse
@@ -46,7 +45,6 @@ def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=1024)
 def _peer_trusted(remote: str, trusted: tuple[Network, ...]) -> bool:
     try:
         address = ipaddress.ip_address(remote.split("%", 1)[0])
@@ -55,9 +53,26 @@ def _peer_trusted(remote: str, trusted: tuple[Network, ...]) -> bool:
     return any(address in net for net in trusted)
 
 
+# Peers seen, by (address, the networks' identity): a check asks on every request, and hashing
+# the networks (ipaddress objects, hashed in Python) cost more than the rest of the lookup. The
+# value holds the networks themselves, so an identity is never mistaken for a later object's.
+_SEEN: dict[tuple[str, int], tuple[tuple[Network, ...], bool]] = {}
+_SEEN_MAX = 4096
+
+
 def trusted(request: web.BaseRequest, cidrs: tuple[Network, ...]) -> bool:
     remote = request.remote
-    return remote is not None and _peer_trusted(remote, cidrs)
+    if remote is None:
+        return False
+    key = (remote, id(cidrs))
+    seen = _SEEN.get(key)
+    if seen is not None and seen[0] is cidrs:
+        return seen[1]
+    if len(_SEEN) >= _SEEN_MAX:
+        _SEEN.clear()
+    verdict = _peer_trusted(remote, cidrs)
+    _SEEN[key] = (cidrs, verdict)
+    return verdict
 
 
 def normal_host(value: str, scheme: str = "http") -> str | None:

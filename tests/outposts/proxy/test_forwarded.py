@@ -98,3 +98,21 @@ def test_trusted_networks() -> None:
     assert forwarded._peer_trusted("::1", nets)
     with pytest.raises(ValueError, match="not-a-cidr"):
         forwarded.networks(["not-a-cidr"])
+
+
+def test_a_peer_is_judged_by_each_outposts_own_networks() -> None:
+    """The peer cache (`trusted`) keys on the networks' identity: another outpost's networks,
+    equal or not, get their own verdict for the same peer."""
+
+    class Peer:
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return ("127.0.0.1", 40000) if name == "peername" else default
+
+    request = make_mocked_request("GET", "/", headers={"Host": "a"}, transport=Peer())
+    assert request.remote == "127.0.0.1"
+    trusting = forwarded.networks(["127.0.0.0/8"])
+    distrusting = forwarded.networks(["10.0.0.0/8"])
+    for _ in range(2):  # the second round reads the cache
+        assert forwarded.trusted(request, trusting)  # type: ignore[arg-type]
+        assert not forwarded.trusted(request, distrusting)  # type: ignore[arg-type]
+        assert not forwarded.trusted(request, ())  # type: ignore[arg-type]
