@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 from aiohttp import web
 
 from tessera.core import cache, config, crypto, store, wire
@@ -25,6 +26,13 @@ PROVIDER_OBJECTS = web.AppKey[ProviderObjects]("provider_objects")
 # guess from the provider's settings), by provider pk; set by the provider slices too.
 ProviderLaunchUrls = Callable[[store.Tx, list[int]], Awaitable[dict[int, str]]]
 PROVIDER_LAUNCH_URLS = web.AppKey[ProviderLaunchUrls]("provider_launch_urls")
+# What an outpost of one type reads of its providers (every page of `/api/v3/outposts/<type>/`),
+# given the outpost's pk and the base URL of the core's endpoints: each outpost type's provider
+# slice adds its own, by outpost type; the outpost hub compares them (`outpost_hub.prints`).
+OutpostConfigs = Callable[
+    [store.Tx, crypto.Keyring, str, str], Awaitable[Sequence[pydantic.BaseModel]]
+]
+OUTPOST_CONFIGS = web.AppKey[dict[str, OutpostConfigs]]("outpost_configs")
 # The passwords of users who came from a directory (checked at login, written back when set):
 # set by the LDAP source slice, read by the flow executor's stages and the users API.
 DIRECTORIES = web.AppKey("directories", stages_base.Directories)

@@ -10,7 +10,8 @@ or a revoked token loses its channel within 10 s; PROVIDER_SPECIFIC is acknowled
 taken as is. Whatever else arrives closes the connection with a close code, logged: a binary
 frame (1003), a frame that is not the schema's JSON (1007), one larger than 64 KiB (1009), an
 unknown instruction, one only the core sends, or a HELLO naming another instance (1008), and
-silence for three HELLO intervals (1001).
+silence for three HELLO intervals (1001). Before the upgrade the hub reads what the outpost
+fetches (`Hub.baseline`), unless it knows already, so that it can tell later what changed.
 
 # SECURITY: the bearer key is compared through its keyed digest (`identity.tokens`); nothing a
 # client sends reaches the store but that key; frames are parsed with bounded size and depth.
@@ -100,6 +101,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     if not hub.has_room(outpost_pk):
         raise errors.ServiceUnavailable("Too many connections of this outpost.")
+    await hub.baseline(outpost_pk)  # before the handshake, after which the instance fetches
     await ws.prepare(request)
     conn = hub_.Connection(ws, outpost_pk, str(outpost["name"]), instance_uuid)
     hub.add(conn)

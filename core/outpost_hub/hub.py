@@ -1,15 +1,32 @@
 """The connections of this process, and the fan-out that reaches every process's connections.
 
 `Hub` keeps this process's open control channels by outpost. It hears every committed write
-transaction (`Store.on_commit`): one that wrote a table outposts read (`OUTPOST_TABLES`:
-outposts, providers, applications, key pairs, ...) sends TRIGGER_UPDATE to every connected
-instance, and one that ended sessions (`identity.sessions.ENDED`) sends SESSION_END for each to
-every instance. The same news goes on the bus channel `outposts` (`{"from", "kind", ...}`), so
-that the hubs of the other serving processes and replicas tell their connections too; a hub
-skips its own messages, which it has delivered already. When the bus subscription breaks,
-messages may have been lost: every connected instance gets TRIGGER_UPDATE once it is back.
-`watch` adds an in-process `Watcher` (the core's embedded outpost) that hears the same news as
-the connections do, on every path: this process's commits, the bus, and its recovery.
+transaction (`Store.on_commit`). One that wrote a table outposts read (`OUTPOST_TABLES`:
+outposts, providers, applications, key pairs, flows, ...) may have changed what some outposts
+fetch, and only those are told TRIGGER_UPDATE (issue 17): the hub keeps, for each outpost with
+connections here, the digest of what it fetches (`prints`: its object, its providers' configs,
+its key pairs), and after such a commit reads them again (`compare`, in a task of its own,
+`DEBOUNCE` after the first commit, so several commits make one reading and the commit listener
+never waits) and sends TRIGGER_UPDATE to the instances of each outpost whose digest changed.
+A commit that ended sessions (`identity.sessions.ENDED`) sends SESSION_END for each to every
+instance. The same news goes on the bus channel `outposts` (`{"from", "kind", ...}`), so that the
+hubs of the other serving processes, replicas and the worker compare and tell their connections
+too; a hub skips its own messages.
+
+The digest of an outpost is read before its first connection here is accepted (`baseline`, from
+`channel`, before the websocket handshake): an instance fetches its configuration after the
+handshake, so whatever it may have missed was committed after that reading and shows as a
+difference at the next comparison. Where the hub cannot tell, it tells everyone, as it did before
+it compared: when the bus subscription broke and is back (news may have been lost), when reading
+a digest fails, and in a process that was given nothing to read them with (`reading` None).
+A known limit: a change undone before the hub reads again (an edit reverted within `DEBOUNCE`
+and one reading's time) leaves an instance that fetched in between on the edited state until
+its next periodic refresh (`refresh_interval`).
+
+`watch` adds an in-process `Watcher` (the core's embedded outpost) that hears the same news on
+every path: this process's commits, the bus, and its recovery. Watchers are not compared: each
+is told of every write to `OUTPOST_TABLES` (the embedded outpost rereads its configs from the
+store, debounced, which costs what a comparison would).
 
 Each connection has a bounded queue and a writer task, so a slow outpost delays nobody; one
 whose queue overflows is closed (it reconnects and refetches). Owned by the app through
@@ -31,12 +48,14 @@ from prometheus_client.registry import Collector
 
 from tessera.core import cache, store
 from tessera.core.identity import sessions
+from tessera.core.outpost_hub import prints
 from tessera.core.wire import outpost_channel as oc
 
 CHANNEL = "outposts"
 # Tables whose rows an outpost's configuration is made of: a committed write to one of them
-# sends TRIGGER_UPDATE (its outpost, providers and their OAuth2 clients, the applications of
-# those, scope mappings, key pairs).
+# makes the hubs compare what their outposts fetch (the outposts, their providers and those
+# providers' OAuth2 clients, the applications of those, scope mappings, key pairs, and the flows
+# whose slugs LDAP configs name). A table too many costs a comparison, never a frame.
 OUTPOST_TABLES = frozenset(
     {
         "outposts",
@@ -48,8 +67,10 @@ OUTPOST_TABLES = frozenset(
         "scope_mappings",
         "applications",
         "certificate_keypairs",
+        "flows",
     }
 )
+DEBOUNCE = 0.05  # seconds from the first change to the comparison: later ones join it
 QUEUE_SIZE = 256
 SEND_TIMEOUT = 10.0
 SESSIONS_PER_MESSAGE = 100
@@ -107,7 +128,8 @@ class Connection:
 class Watcher(Protocol):
     """An outpost inside this process: told what a connected instance would be sent."""
 
-    def outposts_changed(self) -> None: ...
+    def outposts_changed(self) -> None:
+        """A write to `OUTPOST_TABLES` here or elsewhere: what outposts fetch may have changed."""
 
     def sessions_ended(self, digests: list[str]) -> None: ...
 
@@ -118,9 +140,12 @@ class Watcher(Protocol):
 class Hub:
     """This process's control channels, and their fan-out through the bus."""
 
-    def __init__(self, db: store.Store, bus: cache.Cache) -> None:
+    def __init__(
+        self, db: store.Store, bus: cache.Cache, reading: prints.Reading | None = None
+    ) -> None:
         self.db = db
         self.bus = bus
+        self.reading = reading  # None: no digests, every outpost is told of every change
         self.me = uuid.uuid4().hex
         self.connections: dict[str, set[Connection]] = {}
         self._pending: set[asyncio.Task[None]] = set()
@@ -128,9 +153,16 @@ class Hub:
         self._stop_listening: Any = None
         self.listening = asyncio.Event()  # set while subscribed to the bus
         self.watchers: list[Watcher] = []
+        # By outpost with connections here (or one about to connect): what it fetches.
+        self.digests: dict[str, str] = {}
+        self.comparisons = 0  # done so far (tests wait on it)
+        self._dirty = asyncio.Event()
+        self._everyone = False  # the next comparison tells every outpost
+        self._comparer: asyncio.Task[None] | None = None
 
     def watch(self, watcher: Watcher) -> Callable[[], None]:
-        """Tell `watcher` every TRIGGER_UPDATE and SESSION_END; returns the way to stop."""
+        """Tell `watcher` of every change outposts read, and every SESSION_END; returns the way
+        to stop."""
         self.watchers.append(watcher)
         return lambda: self.watchers.remove(watcher) if watcher in self.watchers else None
 
@@ -149,6 +181,7 @@ class Hub:
             group.discard(conn)
             if not group:
                 del self.connections[conn.outpost_pk]
+                self.digests.pop(conn.outpost_pk, None)
         await conn.stop()
 
     def all(self) -> Iterator[Connection]:
@@ -165,8 +198,6 @@ class Hub:
 
     def trigger_update(self, outposts: set[str] | None = None) -> int:
         """TRIGGER_UPDATE to the connected instances of `outposts` (None: of every outpost)."""
-        for watcher in self.watchers:
-            watcher.outposts_changed()
         frame = oc.make(oc.Instruction.TRIGGER_UPDATE)
         sent = 0
         for conn in self.all():
@@ -189,12 +220,71 @@ class Hub:
             for frame in frames:
                 conn.send(frame)
 
+    # -- what each outpost fetches --------------------------------------------------------
+
+    async def baseline(self, outpost_pk: str) -> None:
+        """Read the digest of `outpost_pk` unless known: before its instance's handshake, so
+        what the instance fetches afterwards is at least as new. Unknown after a failure (the
+        next comparison then tells the outpost)."""
+        if self.reading is None or outpost_pk in self.digests:
+            return
+        found = await self._read([outpost_pk])
+        if isinstance(found, Exception):
+            log.error("outpost_digest_failed", outposts=1, exc_info=found)
+            return
+        # An older reading stays: an instance that fetched after it may have missed what the
+        # newer one holds (the next comparison tells it).
+        self.digests.setdefault(outpost_pk, found[outpost_pk])
+
+    async def compare(self, everyone: bool = False) -> set[str]:
+        """Read the digest of every outpost connected here; TRIGGER_UPDATE to those whose digest
+        changed (to all when `everyone`, and when the digests cannot be read). The outposts
+        told."""
+        connected = sorted(self.connections)
+        self.comparisons += 1
+        if not connected:
+            return set()
+        found = await self._read(connected) if self.reading is not None else None
+        if not isinstance(found, dict):
+            self.trigger_update()
+            if found is not None:  # logged once everyone is told (a traceback takes a while)
+                log.error("outpost_digest_failed", outposts=len(connected), exc_info=found)
+            return set(connected)
+        changed = {pk for pk in connected if everyone or self.digests.get(pk) != found[pk]}
+        for pk in connected:
+            if pk in self.connections:  # its last connection may have gone meanwhile
+                self.digests[pk] = found[pk]
+        self.trigger_update(changed)
+        return changed
+
+    async def _read(self, outpost_pks: list[str]) -> dict[str, str] | Exception:
+        assert self.reading is not None
+        try:
+            return await prints.read(self.db, self.reading, outpost_pks)
+        except Exception as exc:  # the fallback of targeting: whatever fails, everyone is told
+            return exc
+
+    async def _comparing(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(DEBOUNCE)
+            self._dirty.clear()
+            everyone, self._everyone = self._everyone, False
+            await self.compare(everyone)
+
+    def changed(self, *, everyone: bool = False) -> None:
+        """What outposts fetch may have changed: watchers now, connections after comparing."""
+        for watcher in self.watchers:
+            watcher.outposts_changed()
+        self._everyone = self._everyone or everyone
+        self._dirty.set()
+
     # -- news from this process's commits -------------------------------------------------
 
     def on_commit(self, tables: frozenset[str], announced: dict[str, set[str]]) -> None:
-        """Store commit listener: deliver here at once, and publish for the other processes."""
+        """Store commit listener: compare here soon, and publish for the other processes."""
         if tables & OUTPOST_TABLES:
-            self.trigger_update()
+            self.changed()
             self._publish({"kind": "update"})
         ended = sorted(announced.get(sessions.ENDED, ()))
         if ended:
@@ -222,7 +312,7 @@ class Hub:
             return
         kind = message.get("kind")
         if kind == "update":
-            self.trigger_update()
+            self.changed()
         elif kind == "session_end":
             digests = message.get("sessions")
             if isinstance(digests, list):
@@ -237,7 +327,7 @@ class Hub:
                     if missed:
                         for watcher in self.watchers:
                             watcher.resubscribed()
-                        self.trigger_update()  # what was published meanwhile is lost
+                        self.changed(everyone=True)  # what was published meanwhile is lost
                     async for message in messages:
                         self.receive(message)
                 return  # the cache was closed
@@ -251,16 +341,18 @@ class Hub:
 
     async def start(self) -> None:
         self._stop_listening = self.db.on_commit(self.on_commit)
+        self._comparer = asyncio.create_task(self._comparing(), name="outpost-hub-compare")
         self._listener = asyncio.create_task(self._listen(), name="outpost-hub-bus")
 
     async def stop(self) -> None:
         if self._stop_listening is not None:
             self._stop_listening()
         await self.close_all()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._comparer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await asyncio.gather(*self._pending, return_exceptions=True)
 
 
@@ -283,8 +375,10 @@ class ConnectedCollector(Collector):
 
 
 @contextlib.asynccontextmanager
-async def running(db: store.Store, bus: cache.Cache) -> AsyncIterator[Hub]:
-    hub = Hub(db, bus)
+async def running(
+    db: store.Store, bus: cache.Cache, reading: prints.Reading | None = None
+) -> AsyncIterator[Hub]:
+    hub = Hub(db, bus, reading)
     await hub.start()
     try:
         yield hub

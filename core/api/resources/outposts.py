@@ -74,27 +74,7 @@ class Outposts(resource.Resource):
         return out
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        linked = await outposts.providers_of(ctx.tx, [r["pk"] for r in rows])
-        pks = sorted({pk for found in linked.values() for pk in found})
-        bases = await crud.find_many(ctx.tx, "providers", "pk", pks) if pks else []
-        described = await ctx.request.app[state.PROVIDER_OBJECTS](ctx.tx, bases)
-        by_pk = {p.pk: p for p in described}
-        return [
-            wire.outposts.Outpost.model_construct(
-                pk=r["pk"],
-                name=r["name"],
-                type=r["type"],
-                providers=linked[r["pk"]],
-                providers_obj=[by_pk[pk] for pk in linked[r["pk"]] if pk in by_pk],
-                service_connection=None,
-                service_connection_obj=None,
-                refresh_interval_s=outposts.refresh_interval_s(r["config"]),
-                token_identifier=outposts.token_identifier(r["pk"]),
-                config=r["config"],
-                managed=r["managed"],
-            )
-            for r in rows
-        ]
+        return await describe(ctx.tx, rows, ctx.request.app[state.PROVIDER_OBJECTS])
 
     async def _checked(
         self, ctx: resource.Ctx, body: wire.outposts.OutpostRequest
@@ -185,6 +165,33 @@ class Outposts(resource.Resource):
         return http.respond(
             wire.outposts.OutpostDefaultConfig(config=outposts.default_config(host))
         )
+
+
+async def describe(
+    tx: store.Tx, rows: list[dict[str, Any]], provider_objects: state.ProviderObjects
+) -> list[wire.outposts.Outpost]:
+    """The `Outpost` objects of these rows, as this resource shows them (also what the outpost
+    hub compares to tell an outpost that what it fetches changed)."""
+    linked = await outposts.providers_of(tx, [r["pk"] for r in rows])
+    pks = sorted({pk for found in linked.values() for pk in found})
+    bases = await crud.find_many(tx, "providers", "pk", pks) if pks else []
+    by_pk = {p.pk: p for p in await provider_objects(tx, bases)}
+    return [
+        wire.outposts.Outpost.model_construct(
+            pk=r["pk"],
+            name=r["name"],
+            type=r["type"],
+            providers=linked[r["pk"]],
+            providers_obj=[by_pk[pk] for pk in linked[r["pk"]] if pk in by_pk],
+            service_connection=None,
+            service_connection_obj=None,
+            refresh_interval_s=outposts.refresh_interval_s(r["config"]),
+            token_identifier=outposts.token_identifier(r["pk"]),
+            config=r["config"],
+            managed=r["managed"],
+        )
+        for r in rows
+    ]
 
 
 def _check_embedded(row: dict[str, Any], body: wire.outposts.OutpostRequest) -> None:

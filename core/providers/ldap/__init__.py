@@ -3,7 +3,9 @@ pushes that tell them their directory changed.
 
 `RESOURCES` (`/api/v3/providers/ldap/`, `/api/v3/outposts/ldap/` with the outpost's calls) are
 registered with the admin API by the app; `setup(app, channels)` starts the directory
-`push.Pusher` once the outpost hub runs (the app hands the hub in: the two are siblings). The
+`push.Pusher` once the outpost hub runs (the app hands the hub in: the two are siblings) and
+registers what an LDAP outpost reads (`configs.for_outpost`) as
+`api.state.OUTPOST_CONFIGS["ldap"]`, which the hub compares. The
 parts: `records` (providers), `grants` ("search full directory"), `configs` (what outposts
 read), `directory` (users and groups as the outposts see them, the journal), `filters`
 (RFC 4515), `bind` (the one-call bind), `passwords` (RFC 3062 through the password policies),
@@ -51,6 +53,7 @@ async def _stop(app: web.Application) -> None:
 def setup(app: web.Application, channels: Channels) -> None:
     """`channels`: this process's open control channels (the outpost hub, once it runs)."""
     app[CHANNELS] = channels
+    app.setdefault(state.OUTPOST_CONFIGS, {})[records.KIND] = configs.for_outpost
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
 

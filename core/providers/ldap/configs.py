@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tessera.core import store, wire
+from tessera.core import crypto, store, wire
 from tessera.core.identity import outposts
 from tessera.core.providers.ldap import records
 from tessera.core.store import crud
@@ -59,3 +59,11 @@ async def configs(tx: store.Tx, bases: list[dict[str, Any]]) -> list[wire.ldap.L
             )
         )
     return out
+
+
+async def for_outpost(
+    tx: store.Tx, keyring: crypto.Keyring, outpost_pk: str, base_url: str
+) -> list[wire.ldap.LDAPOutpostConfig]:
+    """Every `LDAPOutpostConfig` of the outpost `outpost_pk` (what `/api/v3/outposts/ldap/`
+    pages through; `api.state.OUTPOST_CONFIGS`: neither the keyring nor the base URL matter)."""
+    return await configs(tx, await served(tx, outpost_pk))

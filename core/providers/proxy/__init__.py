@@ -3,8 +3,9 @@
 `RESOURCES` (`/api/v3/providers/proxy/`, `/api/v3/outposts/proxy/`) are registered with the admin
 API by the app; `setup(app)` adds, at start-up, the `ak_proxy` scope mapping and the managed
 "authentik Embedded Outpost" when they are missing (removes the latter when
-`outposts.disable_embedded_outpost` is set). `outpost_proxy_configs` is what an outpost
-reads, for callers in process (the embedded outpost).
+`outposts.disable_embedded_outpost` is set), and registers what a proxy outpost reads
+(`configs.for_outpost`) as `api.state.OUTPOST_CONFIGS["proxy"]` for the outpost hub.
+`outpost_proxy_configs` is what an outpost reads, for callers in process (the embedded outpost).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ async def _start(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
+    app.setdefault(state.OUTPOST_CONFIGS, {})[records.KIND] = configs.for_outpost
     app.on_startup.append(_start)
 
 

@@ -106,10 +106,17 @@ async def served_providers(tx: store.Tx, outpost_pk: str) -> list[dict[str, Any]
     return sorted(kept, key=lambda b: (b["name"], b["pk"]))
 
 
+async def for_outpost(
+    tx: store.Tx, keyring: crypto.Keyring, outpost_pk: str, base_url: str
+) -> list[wire.outposts.ProxyOutpostConfig]:
+    """Every `ProxyOutpostConfig` of the outpost `outpost_pk` (what `/api/v3/outposts/proxy/`
+    pages through), with discovery URLs under `base_url` (`api.state.OUTPOST_CONFIGS`)."""
+    return await configs(tx, keyring, await served_providers(tx, outpost_pk), base_url)
+
+
 async def outpost_proxy_configs(
     db: store.Store, keyring: crypto.Keyring, outpost_pk: str, base_url: str
 ) -> list[wire.outposts.ProxyOutpostConfig]:
-    """Every `ProxyOutpostConfig` of the outpost `outpost_pk` (what `/api/v3/outposts/proxy/`
-    pages through), with discovery URLs under `base_url`; for the embedded outpost."""
+    """`for_outpost` in a read transaction of its own; for the embedded outpost."""
     async with db.read() as tx:
-        return await configs(tx, keyring, await served_providers(tx, outpost_pk), base_url)
+        return await for_outpost(tx, keyring, outpost_pk, base_url)

@@ -26,11 +26,15 @@ def backend() -> str:
 async def test_a_lost_bus_subscription_makes_every_instance_refetch(
     client: Any, make_outpost: Any, settings: config.Settings
 ) -> None:
-    outpost = await make_outpost("edge")
-    instance = str(uuid.uuid4())
-    ws = await client.ws_connect(outpost.path(instance), headers=outpost.headers())
-    await ws.send_str(hello_frame(instance))
-    assert (await receive(ws))["instruction"] == oc.Instruction.ACK
+    """Every instance of every outpost, though nothing any of them reads has changed here."""
+    sockets = []
+    for name in ("edge", "other"):
+        outpost = await make_outpost(name)
+        instance = str(uuid.uuid4())
+        ws = await client.ws_connect(outpost.path(instance), headers=outpost.headers())
+        await ws.send_str(hello_frame(instance))
+        assert (await receive(ws))["instruction"] == oc.Instruction.ACK
+        sockets.append(ws)
     conn = await pgcachekit.admin_connection(settings)
     try:
         ended = await conn.fetchval(
@@ -43,9 +47,10 @@ async def test_a_lost_bus_subscription_makes_every_instance_refetch(
         await conn.close()
     assert ended >= 1
     # The keep-alive finds the dead connection within 5 s; the hub subscribes again after 1 s.
-    frame = await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=12.0)
-    assert frame == {"instruction": 2, "args": {}}
-    await ws.close()
+    for ws in sockets:
+        frame = await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=12.0)
+        assert frame == {"instruction": 2, "args": {}}
+        await ws.close()
 
 
 async def test_a_lost_bus_subscription_makes_the_embedded_outpost_confirm_sessions_again(

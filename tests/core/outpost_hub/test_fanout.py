@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from flowkit import csrf_headers, log_in_as
 from hubkit import Outpost, hello_frame, receive, receive_instruction
-from oauth2kit import make_provider
+from oauth2kit import key_pair, make_provider
 
 from tessera.core.wire import outpost_channel as oc
 
@@ -53,15 +53,15 @@ async def test_trigger_update_after_a_provider_change(
 async def test_trigger_update_after_an_application_or_key_pair_change(
     client: Any, api: Any, make_outpost: Any
 ) -> None:
-    provider = await make_provider(api, "app-two")
+    signing = await key_pair(api, "edge")
+    provider = await make_provider(api, "app-two", signing_key=signing)
     ws = await _connected(client, await make_outpost("edge", providers=[provider["pk"]]))
     status, _ = await api("PATCH", "core/applications/app-two/", json={"name": "App Two"})
     assert status == 200
     await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=1.0)
+    # The key pair its provider signs with (an outpost reads the key pairs its providers name).
     status, _ = await api(
-        "POST",
-        "crypto/certificatekeypairs/generate/",
-        json={"common_name": "edge", "validity_days": 3, "alg": "ecdsa"},
+        "PATCH", f"crypto/certificatekeypairs/{signing}/", json={"name": "edge-renamed"}
     )
     assert status == 200
     await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=1.0)

@@ -90,8 +90,10 @@ async def test_changes_on_another_replica_reach_the_outpost(
 ) -> None:
     connected_to, changed_on = replicas
     outpost = await create_outpost(store_of, "edge")
+    bystander = await create_outpost(store_of, "bystander")
     async with aiohttp.ClientSession() as session:
         sockets = [await _connect(session, connected_to, outpost) for _ in range(3)]
+        untold, _ = await _connect(session, connected_to, bystander)
         # Health through the other replica shows every instance (the shared cache).
         async with session.get(
             f"{changed_on.url}/api/v3/outposts/instances/{outpost.pk}/health/", headers=ADMIN
@@ -99,19 +101,30 @@ async def test_changes_on_another_replica_reach_the_outpost(
             shown = await response.json()
         assert sorted(h["uid"] for h in shown) == sorted(i for _, i in sockets)
 
+        # A change to the outpost made on the other replica: its instances only, within 1 s.
         started = time.monotonic()
+        async with session.patch(
+            f"{changed_on.url}/api/v3/outposts/instances/{outpost.pk}/",
+            json={"config": {"refresh_interval": "minutes=7"}},
+            headers=ADMIN,
+        ) as response:
+            assert response.status == 200, await response.text()
+        for ws, _ in sockets:
+            await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        # One no outpost reads (an application without a provider): nobody.
         async with session.post(
             f"{changed_on.url}/api/v3/core/applications/",
             json={"name": "Wiki", "slug": "wiki"},
             headers=ADMIN,
         ) as response:
             assert response.status == 201
-        for ws, _ in sockets:
-            await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=1.0)
-        assert time.monotonic() - started < 1.0
+        for ws in [untold, *(ws for ws, _ in sockets)]:
+            with pytest.raises(asyncio.TimeoutError):
+                await receive_instruction(ws, oc.Instruction.TRIGGER_UPDATE, timeout=0.5)
 
         digest = await _log_in_and_out(changed_on, store_of)
-        for ws, _ in sockets:
+        for ws in [untold, *(ws for ws, _ in sockets)]:
             frame = await receive_instruction(ws, oc.Instruction.SESSION_END, timeout=1.0)
             assert frame["args"]["session_id"] == digest
             await ws.close()
