@@ -29,26 +29,42 @@ from tessera.outposts.proxy.outpost import Outpost
 from tessera.outposts.proxy.providers import PREFIX
 
 log = structlog.get_logger(__name__)
-# The checks a reverse proxy sends (Envoy's carries the original path in its own; it stays on
-# the application's way).
+# The checks a reverse proxy sends; Envoy's carries the original path after its own.
 CHECKS = {
     PREFIX + "/auth/traefik": "traefik",
     PREFIX + "/auth/caddy": "caddy",
     PREFIX + "/auth/nginx": "nginx",
 }
+ENVOY = PREFIX + "/auth/envoy"
+# The route each kind of check is served on by the application (metrics and logs name routes).
+ROUTES = {kind: path for path, kind in CHECKS.items()} | {"envoy": ENVOY + "{tail}"}
 _MARK = "X-authentik-"  # `signed.marked`: a callback or logout signature may follow
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Answered = Callable[[web.BaseRequest, web.Response, str, float], None]
 
 
-def answer(request: web.BaseRequest, outpost: Outpost, kind: str) -> web.Response | None:
+def check_of(path: str) -> tuple[str, str] | None:
+    """The kind of check a request path is, and Envoy's original path; None for any other."""
+    kind = CHECKS.get(path)
+    if kind is not None:
+        return kind, ""
+    if path.startswith(ENVOY):
+        tail = path[len(ENVOY) :]
+        if not tail or tail.startswith("/"):
+            return "envoy", tail
+    return None
+
+
+def answer(
+    request: web.BaseRequest, outpost: Outpost, kind: str, tail: str = ""
+) -> web.Response | None:
     """The 200 with the identity headers for an authenticated check, when memory alone knows
     it is one; None for everything else (the application answers those)."""
-    # Only a trusted proxy's forwarded headers say what the check is about (else a 400 there).
-    if not forwarded.trusted(request, outpost.networks):
-        return None
+    believe = forwarded.trusted(request, outpost.networks)
+    if not believe and kind != "envoy":
+        return None  # only a trusted proxy's forwarded headers say what it is about: a 400
     try:
-        original = forwarded.original(request, kind, True)
+        original = forwarded.original(request, kind, believe, tail)
     except forwarded.BadForwarding:
         return None
     provider = outpost.registry.lookup(original.host)
@@ -75,24 +91,25 @@ def install(
     on_answer: Answered | None = None,
 ) -> None:
     """Answer authenticated checks in front of `server`'s application. `outpost_of` picks the
-    outpost a check is for (None: the application's way); `on_answer(request, response, path,
-    seconds)` is told each answer given here."""
+    outpost a check is for (None: the application's way); `on_answer(request, response, route,
+    seconds)` is told each answer given here, with the application's route of the check."""
     application: RequestHandler = server.request_handler
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
-        kind = CHECKS.get(path)
-        if kind is not None:
+        check = check_of(path)
+        if check is not None:
             started = time.perf_counter()
             try:
                 outpost = outpost_of(request)
-                response = answer(request, outpost, kind) if outpost is not None else None
+                response = answer(request, outpost, *check) if outpost is not None else None
             except Exception:  # a bug here must not be the answer: the application decides
                 log.exception("forward_auth_hot_path_failed", path=path)
                 response = None
             if response is not None:
                 if on_answer is not None:
-                    on_answer(request, response, path, time.perf_counter() - started)
+                    route = ROUTES[check[0]]
+                    on_answer(request, response, route, time.perf_counter() - started)
                 return response
         return await application(request)
 
