@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,7 +28,9 @@ from oauth2kit import key_pair
 from proxyadminkit import make_proxy_provider
 
 from tessera.core import app, config, outpost_hub, store
+from tessera.core.api import state
 from tessera.core.outpost_hub import hub as hub_
+from tessera.core.outpost_hub import prints
 from tessera.core.wire import outpost_channel as oc
 
 Client = Any
@@ -234,3 +237,30 @@ async def test_a_change_through_another_replica_is_targeted_too(
     for group in scene.sockets.values():
         for ws in group:
             await _silent(ws)
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+async def test_the_digest_is_of_what_the_outpost_fetches(
+    api: Any, client: Client, scene: Scene, name: str
+) -> None:
+    """What `prints.fetched` reads is what the outpost's own token gets from the endpoints."""
+    outpost = scene.alpha if name == "alpha" else scene.beta
+    kind = "proxy" if name == "alpha" else "ldap"
+    hub = client.app[outpost_hub.HUB]
+    assert hub.reading is not None
+    async with client.app[state.STORE].read() as tx:
+        read = await prints.fetched(tx, hub.reading, outpost.pk)
+    assert read is not None
+    status, instances = await api("GET", "outposts/instances/", headers=outpost.headers())
+    assert status == 200 and instances["results"] == [read["instance"]]
+    status, configs = await api("GET", f"outposts/{kind}/?page_size=100", headers=outpost.headers())
+    base = str(client.make_url("")).rstrip("/")
+    shown = json.loads(json.dumps(read["configs"]).replace(prints.BASE, base))
+    assert status == 200 and configs["results"] == shown
+    assert [p["pk"] for p in read["keypairs"]] == [scene.keys[name]]
+    status, _ = await api(
+        "GET",
+        f"crypto/certificatekeypairs/{scene.keys[name]}/view_private_key/",
+        headers=outpost.headers(),
+    )
+    assert status == 200  # the outpost may read it: its changes are its own
