@@ -230,7 +230,7 @@ class Embedded:
         # a plain scheme://host[:port] does, and at most MAX_BASES are kept (`served`).
         """
         base = self._base(request)
-        if base is not self.authentik_host and not _BASE.fullmatch(base):
+        if not self.authentik_host and not _BASE.fullmatch(base):
             raise web.HTTPBadRequest(text="The request's host is not a valid host name.")
         return base
 
