@@ -20,7 +20,10 @@ Every answer must be 200 (wrk's non-2xx count is reported; a run with any is mar
 References with the same wrk settings, measured before and after Tessera and averaged:
 `bench/ref_app.py` (a bare aiohttp handler answering 200, the framework's ceiling) and nginx
 with one worker serving a static file (the machine's ceiling). Reported: requests/s, p50 and
-p99 latency, and ratios to both references; the outpost's RSS idle (after start and its first
+p99 latency, and ratios to both references; each server's CPU time per request during the
+measured load (its process and children, from /proc) and the same ratios of those (reference's
+CPU a request over Tessera's: the rate's sense, and much less moved by other load on a shared
+machine than the rate); the outpost's RSS idle (after start and its first
 config fetch, before any load) and after the load. Goals (issue 17): at least 0.6 x the aiohttp
 rate, p99 < 5 ms at 50 connections, idle RSS < 60 MiB. The JSON result goes to
 `bench/results/forward_auth-<UTC time>.json`.
@@ -123,7 +126,12 @@ def bench_outposts(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             cookie = asyncio.run(log_in(core, external))
             verify_once(outpost.check, external, cookie)
             load = oidc_token.measure(
-                work, args, "standalone outpost", outpost.check, check_lua(external, cookie)
+                work,
+                args,
+                "standalone outpost",
+                outpost.check,
+                check_lua(external, cookie),
+                pid=outpost.process.proc.pid,
             )
             out["standalone"] = {
                 **load,
@@ -185,8 +193,15 @@ def bench_embedded(work: Path, args: argparse.Namespace, core: Server) -> dict[s
     url = core.url + CHECK
     verify_once(url, external, cookie)
     return dict(
-        oidc_token.measure(work, args, "embedded outpost", url, check_lua(external, cookie))
+        oidc_token.measure(
+            work, args, "embedded outpost", url, check_lua(external, cookie), pid=core.proc.pid
+        )
     )
+
+
+def _mean_of(first: dict[str, Any], second: dict[str, Any], key: str) -> float | None:
+    values = [d[key] for d in (first, second) if d.get(key)]
+    return sum(values) / len(values) if values else None
 
 
 def bench_references(work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -221,6 +236,7 @@ def main() -> None:
             name: {
                 "requests_per_s": (before[name]["requests_per_s"] + after[name]["requests_per_s"])
                 / 2,
+                "cpu_us_per_request": _mean_of(before[name], after[name], "cpu_us_per_request"),
                 "before": before[name],
                 "after": after[name],
             }
@@ -237,6 +253,11 @@ def main() -> None:
             continue
         for ref, measured in refs.items():
             ratios[f"{name}_per_{ref}"] = figures["requests_per_s"] / measured["requests_per_s"]
+            if "cpu_us_per_request" in figures and measured.get("cpu_us_per_request"):
+                # the same sense as the rate's: the reference's CPU a request over ours
+                ratios[f"{name}_cpu_per_{ref}"] = (
+                    measured["cpu_us_per_request"] / figures["cpu_us_per_request"]
+                )
         valid = figures["non_2xx"] == 0 and figures["socket_errors"] == 0
         goals[f"{name}: every answer 200"] = valid
         goals[f"{name}: at least 0.6 x aiohttp"] = ratios[f"{name}_per_aiohttp"] >= 0.6

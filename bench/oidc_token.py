@@ -55,6 +55,7 @@ from startup_memory import (
     WRK_REPORT,
     Load,
     Proc,
+    _family,
     _sbin_path,
     _version,
     nginx_server,
@@ -155,19 +156,42 @@ def wrk(work: Path, args: argparse.Namespace, url: str, seconds: float, prelude:
     return Load(counts[0], took, counts[0] / took, counts[1], counts[2], **ms)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time used so far by `pid` and its descendants."""
+    total = 0
+    for member in _family(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    work: Path, args: argparse.Namespace, name: str, url: str, prelude: str = ""
+    work: Path,
+    args: argparse.Namespace,
+    name: str,
+    url: str,
+    prelude: str = "",
+    pid: int | None = None,
 ) -> dict[str, Any]:
+    """wrk's figures for `url`; with the server's `pid`, also the server's CPU time per
+    request (a figure a shared machine's other load moves much less than the rate)."""
     wrk(work, args, url, args.warmup, prelude)
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     result = wrk(work, args, url, args.duration, prelude)
+    out: dict[str, Any] = asdict(result)
+    cpu = ""
+    if pid is not None and result.requests:
+        out["cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / result.requests * 1e6
+        cpu = f", {out['cpu_us_per_request']:.1f} us CPU a request"
     if result.socket_errors or result.non_2xx:
         print(f"  warning: {name}: {result.socket_errors} socket errors, {result.non_2xx} non-2xx")
     print(
         f"  {name}: {result.requests_per_s:.1f} req/s, p50 {result.p50_ms:.2f} ms, "
-        f"p99 {result.p99_ms:.2f} ms",
+        f"p99 {result.p99_ms:.2f} ms{cpu}",
         flush=True,
     )
-    return asdict(result)
+    return out
 
 
 def lua_request(method: str, headers: dict[str, str], body: str = "") -> str:
@@ -274,12 +298,12 @@ def bench_references(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     body.write_text('{"status":"ok"}')
     with running(reference_app(work)) as ref:
         ref.wait_ready()
-        out["aiohttp"] = measure(work, args, "aiohttp", ref.url + READY_PATH)
+        out["aiohttp"] = measure(work, args, "aiohttp", ref.url + READY_PATH, pid=ref.proc.pid)
     nginx = None if args.skip_nginx else shutil.which("nginx", path=_sbin_path())
     if nginx:
         with running(nginx_server(work, nginx, body)) as web:
             web.wait_ready()
-            out["nginx"] = measure(work, args, "nginx", web.url + READY_PATH)
+            out["nginx"] = measure(work, args, "nginx", web.url + READY_PATH, pid=web.proc.pid)
     elif not args.skip_nginx:
         print("  nginx not found: its reference is left out")
     return out
