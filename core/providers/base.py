@@ -4,13 +4,16 @@ A provider is a `providers` row (name, flows, managed, `component` naming its ki
 its kind's own table keyed by the same pk. `ProviderResource` lists and shows only the rows of
 its `kind`, looks them up by integer pk, protects `managed` rows as every provider's, and
 deletes through the `providers` row (which cascades to the kind's row, its links to outposts
-and applications). `detail` filters a listing by a column of the kind's own table.
+and applications). Its record calls go to the kind's `records` module (`Records`): a kind names
+the module and overrides only the calls that need more than the transaction (a keyring, the
+public URL). `detail` filters a listing by a column of the kind's own table.
 `OutpostConfigs` is the outposts' side: `/api/v3/outposts/<kind>/` for an outpost's token.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -24,8 +27,25 @@ def detail(table: str, name: str, column: str) -> resource.FilterField:
     return resource.FilterField(name, "pk", related=(table, column))
 
 
+class Records(Protocol):
+    """A kind's `records` module as its resource calls it: `serialize(tx, bases)`,
+    `create(tx, body)`, `update(tx, base, body)`, `writable(tx, base)`. Only the names and
+    results are checked here (a kind's calls may take more); a kind whose call takes more
+    overrides that method of `ProviderResource` and calls its module itself."""
+
+    @property
+    def serialize(self) -> Callable[..., Awaitable[list[Any]]]: ...
+    @property
+    def create(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+    @property
+    def update(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+    @property
+    def writable(self) -> Callable[..., Awaitable[dict[str, Any]]]: ...
+
+
 class ProviderResource(resource.Resource):
     kind = ""  # the `component` of this resource's providers
+    records: Records  # the kind's `records` module
     table = "providers"
     tag = "providers"
     lookup_kind = "int"
@@ -39,6 +59,18 @@ class ProviderResource(resource.Resource):
 
     def visible(self, ctx: resource.Ctx, row: dict[str, Any]) -> bool:
         return bool(row["component"] == self.kind)
+
+    async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
+        return await self.records.serialize(ctx.tx, rows)
+
+    async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
+        return await self.records.create(ctx.tx, body)
+
+    async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
+        return await self.records.update(ctx.tx, row, body)
+
+    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
+        return await self.records.writable(ctx.tx, row)
 
     async def delete(self, ctx: resource.Ctx, row: dict[str, Any]) -> None:
         await crud.delete(ctx.tx, "providers", pk=row["pk"])

@@ -29,6 +29,7 @@ def _ldap(name: str, column: str) -> resource.FilterField:
 class LDAPProviders(base.ProviderResource):
     path = "providers/ldap"
     kind = records.KIND
+    records = records
     app_label = "authentik_providers_ldap"
     model_name = "ldapprovider"
     read_model = wire.ldap.LDAPProvider
@@ -43,18 +44,6 @@ class LDAPProviders(base.ProviderResource):
         _ldap("tls_server_name", "tls_server_name"),
         _ldap("certificate", "certificate"),
     )
-
-    async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await records.serialize(ctx.tx, rows)
-
-    async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
-        return await records.create(ctx.tx, body)
-
-    async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
-        return await records.update(ctx.tx, row, body)
-
-    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
-        return await records.writable(ctx.tx, row)
 
     def actions(self) -> list[resource.Action]:
         return [

@@ -21,6 +21,7 @@ F = resource.FilterField
 class OAuth2Providers(base.ProviderResource):
     path = "providers/oauth2"
     kind = "oauth2"
+    records = records
     app_label = "authentik_providers_oauth2"
     model_name = "oauth2provider"
     read_model = wire.oauth2.OAuth2Provider
@@ -35,9 +36,6 @@ class OAuth2Providers(base.ProviderResource):
 
     async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
         return await records.update(ctx.tx, ctx.keyring, row, body)
-
-    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
-        return await records.writable(ctx.tx, row)
 
     def actions(self) -> list[resource.Action]:
         return [

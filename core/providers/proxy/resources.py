@@ -24,6 +24,7 @@ def _proxy(name: str, column: str) -> resource.FilterField:
 class ProxyProviders(base.ProviderResource):
     path = "providers/proxy"
     kind = records.KIND
+    records = records
     app_label = "authentik_providers_proxy"
     model_name = "proxyprovider"
     read_model = wire.outposts.ProxyProvider
@@ -37,17 +38,8 @@ class ProxyProviders(base.ProviderResource):
         _proxy("cookie_domain__iexact", "cookie_domain"),
     )
 
-    async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
-        return await records.serialize(ctx.tx, rows)
-
     async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
-        return await records.create(ctx.tx, ctx.keyring, body)
-
-    async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
-        return await records.update(ctx.tx, row, body)
-
-    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
-        return await records.writable(ctx.tx, row)
+        return await records.create(ctx.tx, ctx.keyring, body)  # seals the new secrets
 
 
 class OutpostProxyConfigs(base.OutpostConfigs):

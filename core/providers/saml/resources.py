@@ -29,6 +29,7 @@ def _saml(name: str, column: str) -> resource.FilterField:
 class SAMLProviders(base.ProviderResource):
     path = "providers/saml"
     kind = records.KIND
+    records = records
     app_label = "authentik_providers_saml"
     model_name = "samlprovider"
     read_model = wire.saml.SAMLProvider
@@ -45,15 +46,6 @@ class SAMLProviders(base.ProviderResource):
 
     async def serialize(self, ctx: resource.Ctx, rows: list[dict[str, Any]]) -> list[Any]:
         return await records.serialize(ctx.tx, rows, net.public_base(ctx.request))
-
-    async def create(self, ctx: resource.Ctx, body: Any) -> dict[str, Any]:
-        return await records.create(ctx.tx, body)
-
-    async def update(self, ctx: resource.Ctx, row: dict[str, Any], body: Any) -> dict[str, Any]:
-        return await records.update(ctx.tx, row, body)
-
-    async def writable(self, ctx: resource.Ctx, row: dict[str, Any]) -> dict[str, Any]:
-        return await records.writable(ctx.tx, row)
 
     def actions(self) -> list[resource.Action]:
         return [
