@@ -4,10 +4,12 @@
   authentik's `OutpostConfig` keys and defaults) and `OutpostDefaultConfig`;
 - `/api/v3/providers/proxy/`: `ProxyProvider`, `ProxyProviderRequest`;
 - `/api/v3/outposts/proxy/`: `ProxyOutpostConfig`, what a proxy outpost reads about each of its
-  providers, with the provider's OpenID configuration embedded (`OpenIDConnectConfiguration`).
+  providers, with the provider's OpenID configuration embedded (`OpenIDConnectConfiguration`);
+  they live in `outpost_proxy` (the proxy outpost imports that module alone) and are named here
+  too.
 
 The core builds these (`providers.proxy`, `api.resources.outposts`); the proxy outpost parses
-`ProxyOutpostConfig` and `Outpost` with them. Request models validate hostile input: hosts are
+`ProxyOutpostConfig` with `outpost_proxy`. Request models validate hostile input: hosts are
 http(s) URLs, every line of `skip_path_regex` compiles, `cookie_domain` is a bare domain that the
 external host lies under in `forward_domain` mode.
 """
@@ -24,23 +26,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    WithJsonSchema,
     field_validator,
 )
 
 from tessera.core.wire import durations
 from tessera.core.wire.common import Name, Request, Response, Uuid, check_json_object
 from tessera.core.wire.oauth2 import Provider, ProviderBase, RedirectURIResponse
+from tessera.core.wire.outpost_proxy import CALLBACK_SIGNATURE as CALLBACK_SIGNATURE
+from tessera.core.wire.outpost_proxy import OpenIDConnectConfiguration as OpenIDConnectConfiguration
+from tessera.core.wire.outpost_proxy import ProxyMode as ProxyMode
+from tessera.core.wire.outpost_proxy import ProxyOutpostConfig as ProxyOutpostConfig
 
 # Outposts Tessera runs: proxy (`tessera outpost proxy`) and LDAP (`tessera outpost ldap`).
 # authentik's schema also knows radius and rac, which Tessera does not serve.
 OutpostType = Literal["proxy", "ldap"]
-ProxyMode = Literal["proxy", "forward_single", "forward_domain"]
 EMBEDDED_MANAGED = "goauthentik.io/outposts/embedded"
 EMBEDDED_NAME = "authentik Embedded Outpost"
-# The callback an outpost's OAuth2 client is sent back to (authentik's
-# `OUTPOST_CALLBACK_SIGNATURE` in a query parameter).
-CALLBACK_SIGNATURE = "X-authentik-auth-callback"
 CALLBACK_PATH = "outpost.goauthentik.io/callback"
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_REGEX_LINES = 100
@@ -228,60 +229,6 @@ class ProxyProvider(ProviderBase):
     access_token_validity: str
     refresh_token_validity: str
     outpost_set: list[str]
-
-
-# What an outpost reads ------------------------------------------------------------------------
-
-
-# A number of seconds, which authentik's schema describes as "number or integer".
-Seconds = Annotated[float, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "integer"}]})]
-
-
-class OpenIDConnectConfiguration(Response):
-    """The part of a provider's discovery document an outpost needs (authentik's fields)."""
-
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    userinfo_endpoint: str
-    end_session_endpoint: str
-    introspection_endpoint: str
-    jwks_uri: str
-    response_types_supported: list[str]
-    id_token_signing_alg_values_supported: list[str]
-    subject_types_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
-
-
-class ProxyOutpostConfig(Response):
-    """One provider of `/api/v3/outposts/proxy/`: everything a proxy outpost needs to serve it.
-
-    `client_secret` also verifies the HS256 tokens the core signs for this client;
-    `cookie_secret` (32 characters) signs the outpost's state and session cookies;
-    `access_token_validity` is in seconds; `scopes_to_request` are the scope names of the
-    provider's scope mappings."""
-
-    pk: int
-    name: str
-    internal_host: str
-    external_host: str
-    internal_host_ssl_validation: bool
-    client_id: str
-    client_secret: str
-    oidc_configuration: OpenIDConnectConfiguration
-    cookie_secret: str
-    certificate: Uuid | None
-    skip_path_regex: str
-    basic_auth_enabled: bool
-    basic_auth_password_attribute: str
-    basic_auth_user_attribute: str
-    mode: ProxyMode
-    cookie_domain: str
-    access_token_validity: Seconds | None
-    intercept_header_auth: bool
-    scopes_to_request: list[str]
-    assigned_application_slug: str
-    assigned_application_name: str
 
 
 # Outposts -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import aiohttp
 import pydantic
 import structlog
 
-from tessera.core.wire import outposts as wire
+from tessera.core.wire import outpost_proxy as wire
 from tessera.outposts.proxy import forwarded, machine, oidc, sessions
 from tessera.outposts.proxy.providers import ConfigRefused, Provider, Registry
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tessera.core.wire import outposts as wire
+from tessera.core.wire import outpost_proxy as wire
 from tessera.outposts.proxy import forwarded
 
 if TYPE_CHECKING:

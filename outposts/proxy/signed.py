@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from tessera.core.wire import outposts as wire
+from tessera.core.wire import outpost_proxy as wire
 from tessera.outposts.proxy.providers import PREFIX, Provider
 
 CALLBACK = "callback"

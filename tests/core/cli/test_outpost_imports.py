@@ -67,3 +67,22 @@ def test_other_commands_still_reach_the_core() -> None:
 
     assert callable(cli.parser)
     assert cli.main(["outpost", "no-such-type!"]) == 2
+
+
+# Of the wire models, the proxy outpost needs its own contract only (issue 17, idle RSS): the
+# admin API's models of outposts, OAuth2 and proxy providers (`wire.outposts`, `wire.oauth2`)
+# are the core's to parse, not the outpost's.
+PROXY_WIRE = {
+    "tessera.core.wire",
+    "tessera.core.wire.common",
+    "tessera.core.wire.outpost_channel",
+    "tessera.core.wire.outpost_proxy",
+}
+
+
+def test_the_proxy_outpost_imports_only_its_own_wire_models() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {m for m in loaded if m.startswith("tessera.core.wire")} == PROXY_WIRE
