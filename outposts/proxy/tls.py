@@ -3,8 +3,11 @@
 Each provider may name a certificate-key pair (`certificate`); the outpost fetches its
 certificate and key with its own token (`fetch_certificates`, the runtime's extras, so they are
 kept with the last good configuration) and serves it to clients asking, by SNI, for the
-provider's host. Any other name gets a self-signed certificate made at start, as authentik's
-outposts do. `main` builds `Certificates` and updates it with every configuration.
+provider's host. Any other name (or none) gets a self-signed certificate, as authentik's
+outposts do; it is made by the first handshake that needs it, not at start, so an outpost that
+serves only plain HTTP (behind a reverse proxy, the usual case) never loads cryptography's X.509
+and key-generation modules (about 2 MiB of its idle memory, issue 17). `main` builds
+`Certificates` and updates it with every configuration.
 """
 
 from __future__ import annotations
@@ -18,10 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tessera.outposts.common import client as client_
 from tessera.outposts.proxy.providers import Provider
@@ -66,6 +65,11 @@ def _context(certificate_pem: str, key_pem: str) -> ssl.SSLContext:
 
 
 def self_signed(name: str = "authentik default certificate") -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -91,9 +95,21 @@ class Certificates:
     """The listener's contexts: one per provider host with a certificate, a default for others."""
 
     def __init__(self) -> None:
-        self.context = _context(*self_signed())
+        # The listener's own context holds no certificate: `_choose`, which OpenSSL calls for
+        # every ClientHello (with the SNI name, or None without one), always hands the
+        # connection one that does, the provider's or the self-signed default.
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.sni_callback = self._choose
         self._by_host: dict[str, ssl.SSLContext] = {}
+        self._default: ssl.SSLContext | None = None
+
+    @property
+    def default(self) -> ssl.SSLContext:
+        """The self-signed certificate's context, made on first use (a few milliseconds once)."""
+        if self._default is None:
+            self._default = _context(*self_signed())
+        return self._default
 
     def update(self, providers: Iterable[Provider], certificates: dict[str, Any]) -> None:
         contexts: dict[str, ssl.SSLContext] = {}
@@ -114,5 +130,4 @@ class Certificates:
 
     def _choose(self, connection: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         chosen = self._by_host.get((name or "").lower())
-        if chosen is not None:
-            connection.context = chosen
+        connection.context = chosen if chosen is not None else self.default

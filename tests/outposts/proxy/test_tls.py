@@ -4,7 +4,10 @@ by SNI), a self-signed default for any other name."""
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +91,58 @@ def test_a_certificate_that_does_not_load_is_left_out() -> None:
     cert, key = tls.self_signed("x")
     certificates.update([provider], {provider.certificate: {"certificate": cert, "key": key}})
     assert set(certificates._by_host) == {"a.example.com"}
+
+
+async def _handshake(context: ssl.SSLContext, name: str) -> x509.Certificate:
+    """The certificate a listener on `context` serves to a client asking for `name` by SNI
+    (none when `name` is empty, as a client connecting to an address does)."""
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=context)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        return await _served_certificate(port, name)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("name", ["", "unknown.example.com"])
+async def test_a_client_without_a_provider_name_gets_the_self_signed_default(name: str) -> None:
+    # The listener's own context holds no certificate; a handshake without SNI (or for a
+    # name no provider serves) must still get one, the default made on first use.
+    certificates = tls.Certificates()
+    assert certificates._default is None  # not made at start
+    served = await _handshake(certificates.context, name)
+    assert "authentik default certificate" in served.subject.rfc4514_string()
+    again = await _handshake(certificates.context, name)
+    assert again == served  # made once
+
+
+async def test_a_provider_host_gets_its_own_certificate_on_the_bare_listener() -> None:
+    certificates = tls.Certificates()
+    provider = Provider.build(
+        config(external_host="https://a.example.com", certificate=str(uuid.uuid4()))
+    )
+    cert, key = tls.self_signed("provider a")
+    certificates.update([provider], {provider.certificate: {"certificate": cert, "key": key}})
+    served = await _handshake(certificates.context, "A.example.com")
+    assert "provider a" in served.subject.rfc4514_string()
+
+
+START_PROBE = """
+import json, sys
+from tessera.outposts.proxy import tls
+tls.Certificates()
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("cryptography.x509"))))
+"""
+
+
+def test_the_listener_is_made_without_cryptographys_x509_modules() -> None:
+    # Issue 17: an outpost serving plain HTTP only never pays for X.509 and key generation.
+    out = subprocess.run(
+        [sys.executable, "-c", START_PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
