@@ -7,6 +7,10 @@ when `strict=False`), schema defaults, the OpenAPI schema as JSON Schema (jsonsc
 `oldSelf`) run only when `old` is given and holds the same field, as on an update.
 
 `structural_problems(schema)` lists what makes a schema non-structural or unbounded for CEL.
+
+The sample checks of tests/operator/ (`check_good_sample`, `check_refused_by_crd`,
+`check_refused_by_model`) hold a sample resource to its kind's CRD in crds/ (`failures`) and to
+the operator's model of its spec (`parse`, `SPECS`).
 Used by tests/test_examples.py and tests/operator/.
 """
 
@@ -19,8 +23,13 @@ from typing import Any
 
 import celpy
 import jsonschema
+import pydantic
+import pytest
 import yaml
 from chartkit import ROOT
+
+from tessera.operator import resources
+from tessera.operator.resources import common
 
 CRDS = ROOT / "crds"
 HELM_CRDS = ROOT / "helm" / "tessera" / "crds"
@@ -261,3 +270,40 @@ def structural_problems(schema: dict[str, Any]) -> list[str]:
                 for e in validator.iter_errors(node["default"])
             ]
     return problems
+
+
+# Samples ----------------------------------------------------------------------------------------
+
+Resource = dict[str, Any]
+# The operator's model of each kind's spec.
+SPECS: dict[str, type[common.Model]] = {k.kind: k.spec for k in resources.KINDS}
+
+
+def failures(resource: Resource, old: Resource | None = None) -> list[str]:
+    """`crd_failures` of `resource` (an update of `old` into it) under its kind's CRD."""
+    return crd_failures(crds()[resource["kind"]], resource, old)
+
+
+def parse(resource: Resource) -> common.Model:
+    """The spec of `resource` as the operator parses it."""
+    return SPECS[resource["kind"]].model_validate(resource["spec"])
+
+
+def check_good_sample(resource: Resource) -> None:
+    """A good sample is admitted, and the operator parses it with the CRD's defaults."""
+    assert failures(resource) == []
+    stored = admitted(crds()[resource["kind"]], resource)["spec"]
+    assert parse(resource).to_kube() == stored  # the models' defaults are the CRD's defaults
+
+
+def check_refused_by_crd(resource: Resource, reason: str) -> None:
+    """A bad sample is refused by its CRD, one failure naming `reason`."""
+    found = failures(resource)
+    assert found, "admitted"
+    assert any(reason in f for f in found), found
+
+
+def check_refused_by_model(resource: Resource) -> None:
+    """A bad sample is refused by the operator's model too: never laxer than the CRD."""
+    with pytest.raises(pydantic.ValidationError):
+        parse(resource)

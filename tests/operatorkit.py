@@ -21,7 +21,9 @@ from helpers import (
     base_env,
     free_port,
 )
-from kmockkit import GROUP, VERSION, Cluster
+from kmockkit import GROUP, VERSION, Cluster, eventually
+
+from tessera.operator.resources import common
 
 
 def start_core(tmp_path: Path, port: int | None = None) -> Server:
@@ -231,6 +233,39 @@ def ready(cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
         raise KeyError("Ready")
     condition: dict[str, Any] = found[0]
     return condition
+
+
+async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
+    """Wait until each stored resource's Ready condition is True."""
+    for m in manifests:
+        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
+
+
+async def not_ready(cluster: Cluster, manifest: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Wait for the stored resource's Ready condition with `reason`, which must be False."""
+    condition: dict[str, Any] = await eventually(
+        lambda: ready(cluster, manifest)["reason"] == reason and ready(cluster, manifest), 30
+    )
+    assert condition["status"] == "False"
+    return condition
+
+
+def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
+    """The `managed` value the operator gives the core object of a stored resource."""
+    meta = stored(cluster, manifest)["metadata"]
+    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
+
+
+def core_object(
+    core: Server, cluster: Cluster, path: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """The one core object at admin `path` (`providers/saml/`) that the operator made for a
+    stored resource, found by its `managed` value."""
+    query = "managed__iexact" if path.startswith("outposts/") else "managed"
+    found = admin(core, "GET", f"{path}?{query}={marker(cluster, manifest)}")
+    assert len(found["results"]) == 1, found
+    result: dict[str, Any] = found["results"][0]
+    return result
 
 
 def events(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -19,9 +19,12 @@ from kmockkit import Cluster, eventually
 from operatorkit import (
     admin,
     application,
+    core_object,
     create,
     delete,
+    is_ready,
     ldap_provider,
+    not_ready,
     outpost,
     patch_spec,
     ready,
@@ -30,7 +33,6 @@ from operatorkit import (
 )
 
 from tessera.operator.builders import outpost as build
-from tessera.operator.resources import common
 
 pytestmark = pytest.mark.slow
 
@@ -40,31 +42,6 @@ BASE = "tessera-outpost-"
 
 def ns() -> str:
     return f"l-{uuid.uuid4().hex[:8]}"
-
-
-def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
-    meta = stored(cluster, manifest)["metadata"]
-    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
-
-
-def core_object(core: Server, cluster: Cluster, path: str, manifest: dict[str, Any]) -> Any:
-    query = "managed__iexact" if path.startswith("outposts/") else "managed"
-    found = admin(core, "GET", f"{path}?{query}={marker(cluster, manifest)}")
-    assert len(found["results"]) == 1, found
-    return found["results"][0]
-
-
-async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
-    for m in manifests:
-        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
-
-
-async def not_ready(cluster: Cluster, manifest: dict[str, Any], reason: str) -> dict[str, Any]:
-    condition: dict[str, Any] = await eventually(
-        lambda: ready(cluster, manifest)["reason"] == reason and ready(cluster, manifest), 30
-    )
-    assert condition["status"] == "False"
-    return condition
 
 
 def ldap_outpost(name: str, namespace: str, *providers: str, **spec: Any) -> dict[str, Any]:

@@ -12,13 +12,9 @@ import crdkit
 import pydantic
 import pytest
 
-from tessera.operator.resources import common, outpost, proxyprovider
+from tessera.operator.resources import outpost, proxyprovider
 
 Resource = dict[str, Any]
-SPECS: dict[str, type[common.Model]] = {
-    "ProxyProvider": proxyprovider.ProxyProviderSpec,
-    "Outpost": outpost.OutpostSpec,
-}
 
 
 def _proxy(**spec: Any) -> Resource:
@@ -41,14 +37,6 @@ def _outpost(**spec: Any) -> Resource:
         "metadata": {"name": "edge", "namespace": "apps"},
         "spec": {"type": "proxy", "providerRefs": [{"name": "wiki"}], **spec},
     }
-
-
-def _failures(resource: Resource, old: Resource | None = None) -> list[str]:
-    return crdkit.crd_failures(crdkit.crds()[resource["kind"]], resource, old)
-
-
-def _parse(resource: Resource) -> common.Model:
-    return SPECS[resource["kind"]].model_validate(resource["spec"])
 
 
 GOOD = {
@@ -88,9 +76,7 @@ GOOD = {
 
 @pytest.mark.parametrize("resource", GOOD.values(), ids=GOOD)
 def test_good_samples_are_admitted_and_parsed_with_the_same_defaults(resource: Resource) -> None:
-    assert _failures(resource) == []
-    stored = crdkit.admitted(crdkit.crds()[resource["kind"]], resource)["spec"]
-    assert _parse(resource).to_kube() == stored
+    crdkit.check_good_sample(resource)
 
 
 def test_the_proxy_provider_defaults_are_authentiks() -> None:
@@ -183,27 +169,25 @@ BAD = {
 def test_bad_samples_are_refused_by_the_crd_for_the_right_reason(
     resource: Resource, reason: str
 ) -> None:
-    failures = _failures(resource)
-    assert any(reason in f for f in failures), failures
+    crdkit.check_refused_by_crd(resource, reason)
 
 
 @pytest.mark.parametrize(("resource", "reason"), BAD.values(), ids=BAD)
 def test_bad_samples_are_refused_by_the_models(resource: Resource, reason: str) -> None:
-    with pytest.raises(pydantic.ValidationError):
-        _parse(resource)
+    crdkit.check_refused_by_model(resource)
 
 
 def test_a_skip_path_that_does_not_compile_is_refused_by_the_model() -> None:
     with pytest.raises(pydantic.ValidationError, match="not a valid regular expression"):
-        _parse(_proxy(skipPathRegex=["^/api/(unclosed"]))
+        crdkit.parse(_proxy(skipPathRegex=["^/api/(unclosed"]))
 
 
 def test_the_type_of_an_outpost_is_immutable() -> None:
     old = _outpost(type="ldap", providerRefs=[])
-    assert _failures(_outpost(type="proxy", providerRefs=[]), old) == [
+    assert crdkit.failures(_outpost(type="proxy", providerRefs=[]), old) == [
         "self.spec.type: type is immutable: create another Outpost for another type"
     ]
-    assert _failures(_outpost(type="ldap", providerRefs=[], replicas=2), old) == []
+    assert crdkit.failures(_outpost(type="ldap", providerRefs=[], replicas=2), old) == []
 
 
 def test_statuses_written_with_the_models_match_the_crd() -> None:
@@ -222,4 +206,4 @@ def test_statuses_written_with_the_models_match_the_crd() -> None:
         }
     )
     resource = {**_outpost(), "status": status.to_kube()}
-    assert _failures(resource) == []
+    assert crdkit.failures(resource) == []

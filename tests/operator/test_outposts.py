@@ -26,19 +26,19 @@ from kmockkit import Cluster, eventually
 from operatorkit import (
     admin,
     application,
+    core_object,
     create,
     delete,
     events,
+    is_ready,
+    not_ready,
     outpost,
     patch_spec,
     proxy_provider,
-    ready,
     secret,
     start_container,
     stored,
 )
-
-from tessera.operator.resources import common
 
 pytestmark = pytest.mark.slow
 
@@ -58,23 +58,12 @@ def ns() -> str:
     return f"o-{uuid.uuid4().hex[:8]}"
 
 
-def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
-    meta = stored(cluster, manifest)["metadata"]
-    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
-
-
 def core_outpost(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
-    found = admin(core, "GET", f"outposts/instances/?managed__iexact={marker(cluster, manifest)}")
-    assert len(found["results"]) == 1, found
-    result: dict[str, Any] = found["results"][0]
-    return result
+    return core_object(core, cluster, "outposts/instances/", manifest)
 
 
 def core_proxy(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
-    found = admin(core, "GET", f"providers/proxy/?managed={marker(cluster, manifest)}")
-    assert len(found["results"]) == 1, found
-    result: dict[str, Any] = found["results"][0]
-    return result
+    return core_object(core, cluster, "providers/proxy/", manifest)
 
 
 def owned_objects(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
@@ -88,19 +77,6 @@ def owned_objects(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]
             continue
         found[f"{OBJECTS[where]}/{name}"] = obj.raw
     return found
-
-
-async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
-    for m in manifests:
-        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
-
-
-async def not_ready(cluster: Cluster, manifest: dict[str, Any], reason: str) -> dict[str, Any]:
-    condition: dict[str, Any] = await eventually(
-        lambda: ready(cluster, manifest)["reason"] == reason and ready(cluster, manifest), 30
-    )
-    assert condition["status"] == "False"
-    return condition
 
 
 async def test_an_outpost_becomes_a_core_outpost_and_objects_owned_by_it(

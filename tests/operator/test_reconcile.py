@@ -18,17 +18,18 @@ from kmockkit import Cluster, eventually
 from operatorkit import (
     admin,
     application,
+    core_object,
     create,
     delete,
     events,
+    is_ready,
+    marker,
     patch_spec,
     provider,
     ready,
     secret,
     stored,
 )
-
-from tessera.operator.resources import common
 
 pytestmark = pytest.mark.slow
 
@@ -39,22 +40,8 @@ def ns() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
-def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
-    """The `managed` value the operator gives the core object of a stored resource."""
-    meta = stored(cluster, manifest)["metadata"]
-    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
-
-
 def core_provider(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
-    found = admin(core, "GET", f"providers/oauth2/?managed={marker(cluster, manifest)}")
-    assert len(found["results"]) == 1, found
-    result: dict[str, Any] = found["results"][0]
-    return result
-
-
-async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
-    for m in manifests:
-        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
+    return core_object(core, cluster, "providers/oauth2/", manifest)
 
 
 async def client_credentials(data: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -24,8 +24,12 @@ from operatorkit import (
     admin,
     application,
     config_map,
+    core_object,
     create,
     delete,
+    is_ready,
+    marker,
+    not_ready,
     patch_spec,
     ready,
     saml_provider,
@@ -35,7 +39,6 @@ from operatorkit import (
 from samlkit import rsa_pair
 
 from tessera.core.wire import saml as wire_saml
-from tessera.operator.resources import common
 
 pytestmark = pytest.mark.slow
 
@@ -50,29 +53,8 @@ def ns() -> str:
     return f"s-{uuid.uuid4().hex[:8]}"
 
 
-def marker(cluster: Cluster, manifest: dict[str, Any]) -> str:
-    meta = stored(cluster, manifest)["metadata"]
-    return common.managed_value(manifest["kind"], meta["namespace"], meta["name"], meta["uid"])
-
-
 def core_saml(core: Server, cluster: Cluster, manifest: dict[str, Any]) -> dict[str, Any]:
-    found = admin(core, "GET", f"providers/saml/?managed={marker(cluster, manifest)}")
-    assert len(found["results"]) == 1, found
-    result: dict[str, Any] = found["results"][0]
-    return result
-
-
-async def is_ready(cluster: Cluster, *manifests: dict[str, Any], timeout: float = 30) -> None:
-    for m in manifests:
-        await eventually(lambda m=m: ready(cluster, m)["status"] == "True", timeout)
-
-
-async def not_ready(cluster: Cluster, manifest: dict[str, Any], reason: str) -> dict[str, Any]:
-    condition: dict[str, Any] = await eventually(
-        lambda: ready(cluster, manifest)["reason"] == reason and ready(cluster, manifest), 30
-    )
-    assert condition["status"] == "False"
-    return condition
+    return core_object(core, cluster, "providers/saml/", manifest)
 
 
 def locations(root: Any, element: str) -> dict[str, str]:
