@@ -14,10 +14,11 @@ import os
 import time
 from typing import Any
 
+import prometheus_client
 import structlog
 from aiohttp import web
 
-from tessera.outposts.common import entry, metrics, runtime, settings
+from tessera.outposts.common import entry, runtime, settings
 from tessera.outposts.proxy import app, forwarded, tls
 from tessera.outposts.proxy.outpost import DEFAULT_TRUSTED, DEFAULT_TRUSTED_V6, Options, Outpost
 
@@ -62,7 +63,7 @@ def options_of(ctx: entry.Context) -> Options:
 def instrument(ctx: entry.Context, outpost: Outpost) -> None:
     """The outpost's own metrics beside the runtime's, on the metrics port."""
     registry = ctx.metrics.registry
-    checks = metrics.Counter(
+    checks = prometheus_client.Counter(
         "tessera_outpost_proxy_checks",
         "Forward-auth checks by outcome (authenticated, skipped, own_page, redirected, "
         "unauthorized, unavailable, refused)",
@@ -78,10 +79,10 @@ def instrument(ctx: entry.Context, outpost: Outpost) -> None:
         child.inc()
 
     outpost.observe = observe
-    metrics.Gauge(
+    prometheus_client.Gauge(
         "tessera_outpost_proxy_sessions", "Opened sessions held in memory", registry=registry
     ).set_function(lambda: len(outpost.sessions))
-    metrics.Gauge(
+    prometheus_client.Gauge(
         "tessera_outpost_proxy_providers", "Providers served", registry=registry
     ).set_function(lambda: len(outpost.registry.providers))
 

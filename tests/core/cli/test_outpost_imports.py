@@ -37,18 +37,9 @@ def test_the_outpost_command_imports_only_the_wire_models_of_the_core() -> None:
 # Loaded by none of the proxy outpost's start (issue 17, idle RSS): the integrations structlog
 # picks up when installed (Twisted for the LDAP outpost, rich in development environments,
 # greenlet for SQLAlchemy), pydantic-settings (the outposts read their ten keys themselves),
-# joserfc (the first callback or bearer token loads it), `regex` (the first provider with
-# skip_path_regex loads it) and prometheus-client (`outposts.common.metrics` writes the
-# exposition itself).
-NOT_AT_START = (
-    "twisted",
-    "rich",
-    "greenlet",
-    "pydantic_settings",
-    "joserfc",
-    "regex",
-    "prometheus_client",
-)
+# joserfc (the first callback or bearer token loads it) and `regex` (the first provider with
+# skip_path_regex loads it).
+NOT_AT_START = ("twisted", "rich", "greenlet", "pydantic_settings", "joserfc", "regex")
 
 PROXY_PROBE = """
 import json, sys
