@@ -13,11 +13,12 @@ Traefik and Caddy send `X-Forwarded-Proto`, `-Host` and `-Uri`; nginx sends `X-O
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -78,7 +79,16 @@ def trusted(request: web.BaseRequest, cidrs: tuple[Network, ...]) -> bool:
 def normal_host(value: str, scheme: str = "http") -> str | None:
     """`host[:port]` lowercased, the scheme's default port dropped; None when not a host."""
     value = value.strip()
-    if not value or len(value) > 260 or not _HOST.fullmatch(value):
+    if not value or len(value) > 260:
+        return None
+    return _normal_host(value, scheme)
+
+
+# SECURITY: cached only after the length check: at most 1,024 values of 260 characters, however
+# many hosts a client makes up.
+@functools.lru_cache(maxsize=1024)  # every check normalises its host; a proxy sends few hosts
+def _normal_host(value: str, scheme: str) -> str | None:
+    if not _HOST.fullmatch(value):
         return None
     value = value.lower()
     name, sep, port = value.rpartition(":")
@@ -94,9 +104,9 @@ def _first(value: str) -> str:
     return value.split(",", 1)[0].strip()
 
 
-@dataclass(frozen=True)
-class Original:
-    """The request a forward-auth check (or a proxied request) is about."""
+class Original(NamedTuple):
+    """The request a forward-auth check (or a proxied request) is about (a tuple: one is made
+    for every check, and a frozen dataclass's construction cost a tenth of the check's work)."""
 
     scheme: str
     host: str  # normalised host[:port]
@@ -132,9 +142,9 @@ def _scheme(request: web.BaseRequest, believe: bool) -> str:
     return "https" if request.secure else "http"
 
 
-def host_of(request: web.BaseRequest, believe: bool) -> str:
+def host_of(request: web.BaseRequest, believe: bool, scheme: str | None = None) -> str:
     """The host the client asked for: X-Forwarded-Host from a trusted proxy, else Host."""
-    scheme = _scheme(request, believe)
+    scheme = scheme or _scheme(request, believe)
     raw = _first(request.headers.get("X-Forwarded-Host", "")) if believe else ""
     header = "X-Forwarded-Host" if raw else "Host"
     raw = raw or request.headers.get("Host", "")
@@ -149,12 +159,16 @@ def original(request: web.BaseRequest, kind: str, believe: bool, tail: str = "")
     served directly (`direct`: proxy mode and the outpost's own pages)."""
     scheme = _scheme(request, believe)
     if kind == "direct":
-        return Original(scheme, host_of(request, believe), _path(request.raw_path, "the path"))
+        return Original(
+            scheme, host_of(request, believe, scheme), _path(request.raw_path, "the path")
+        )
     if kind == "envoy":
         path = "/" + tail if not tail.startswith("/") else tail
         query = request.raw_path.partition("?")[2]
         return Original(
-            scheme, host_of(request, believe), _path(path + ("?" + query if query else ""), "path")
+            scheme,
+            host_of(request, believe, scheme),
+            _path(path + ("?" + query if query else ""), "path"),
         )
     if not believe:
         raise BadForwarding(
@@ -166,9 +180,9 @@ def original(request: web.BaseRequest, kind: str, believe: bool, tail: str = "")
         if full:
             return from_url(full, "X-Original-URL")
         uri = request.headers.get("X-Original-URI", "")
-        return Original(scheme, host_of(request, believe), _path(uri, "X-Original-URI"))
+        return Original(scheme, host_of(request, believe, scheme), _path(uri, "X-Original-URI"))
     uri = request.headers.get("X-Forwarded-Uri", "") or "/"
-    return Original(scheme, host_of(request, believe), _path(uri, "X-Forwarded-Uri"))
+    return Original(scheme, host_of(request, believe, scheme), _path(uri, "X-Forwarded-Uri"))
 
 
 def from_url(value: str, header: str) -> Original:

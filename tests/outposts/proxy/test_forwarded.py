@@ -116,3 +116,15 @@ def test_a_peer_is_judged_by_each_outposts_own_networks() -> None:
         assert forwarded.trusted(request, trusting)  # type: ignore[arg-type]
         assert not forwarded.trusted(request, distrusting)  # type: ignore[arg-type]
         assert not forwarded.trusted(request, ())  # type: ignore[arg-type]
+
+
+def test_attack_made_up_hosts_keep_the_host_cache_bounded() -> None:
+    """Hosts are normalised through a cache; a client making up hosts fills at most its 1,024
+    entries, and a value too long to be a host never enters it."""
+    before = forwarded._normal_host.cache_info().currsize
+    assert forwarded.normal_host("a" * 5000 + ".example.com") is None
+    assert forwarded._normal_host.cache_info().currsize == before
+    for i in range(3000):
+        forwarded.normal_host(f"h{i}.example.com")
+    assert forwarded._normal_host.cache_info().currsize <= 1024
+    assert forwarded.normal_host("APP.example.com:80") == "app.example.com"
