@@ -396,12 +396,18 @@ def hot_path(server: web.Server, app: web.Application, app_metrics: metrics.Metr
         except web.HTTPBadRequest:
             return None  # a host that is no URL: the application answers it
 
+    def record(request: web.BaseRequest, route: str, status: int, seconds: float) -> None:
+        app_metrics.observe(route, request.method, status, seconds)
+        access.logged(request, route, status, seconds)
+
     def answered(
         request: web.BaseRequest, response: web.Response, route: str, seconds: float
     ) -> None:
         response.headers[access.HEADER] = access.request_id(request)
-        app_metrics.observe(route, request.method, response.status, seconds)
-        access.logged(request, route, response.status, seconds)
+        # counted and logged once the answer is on its way: off the check's latency
+        loop.call_soon(record, request, route, response.status, seconds)
+
+    loop = asyncio.get_running_loop()
 
     hotpath.install(server, outpost_of, answered)
 
