@@ -210,17 +210,21 @@ def sign_in_until(
         if done():
             return
         page.wait_for_load_state()
+        # A page may be about to leave by script (a single-page app starting its login after a
+        # fetch): the form to answer is the next page's, so wait for one, or for the end.
+        button = page.locator("button[type=submit]")
+        while not done() and not button.count() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if done():
             return
+        if not button.count():
+            break
         if page.locator("#uid_field").count():
             page.fill("#uid_field", username)
             if page.locator("#password").count():
                 page.fill("#password", password)
         elif page.locator("#password").count():
             page.fill("#password", password)
-        button = page.locator("button[type=submit]")
-        if not button.count():
-            break
         button.first.click()
         while not done() and time.monotonic() < deadline:
             try:
