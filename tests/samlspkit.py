@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -25,6 +23,7 @@ from oidckit import IMPLICIT, INVALIDATION, admin, flow_pk, keypair
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from playwright.sync_api import Error as PlaywrightError
+from samplekit import SignedInApp
 
 USERNAME = "http://schemas.goauthentik.io/2021/02/saml/username"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
@@ -35,7 +34,7 @@ SHA256 = {
 }
 
 
-class SampleSP:
+class SampleSP(SignedInApp):
     """The service provider: sessions in memory, keyed by a random cookie named after the SP.
     Its toolkit settings (`settings`) are made by `configure` from the IdP's metadata."""
 
@@ -49,11 +48,11 @@ class SampleSP:
     }
 
     def __init__(self, name: str, port: int, key: str, cert: str) -> None:
+        super().__init__(name)
         self.name = name
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
         self.key, self.cert = key, cert
-        self.sessions: dict[str, dict[str, Any]] = {}
         self.settings: dict[str, Any] = {}
 
     def sp_settings(self) -> dict[str, Any]:
@@ -89,28 +88,12 @@ class SampleSP:
         }
         return OneLogin_Saml2_Auth(data, self.settings)
 
-    def session(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        sid = request.cookies.get(self.name)
-        if sid is None or sid not in self.sessions:
-            sid = secrets.token_urlsafe(16)
-            self.sessions[sid] = {}
-        return sid, self.sessions[sid]
-
-    async def home(self, request: web.Request) -> web.Response:
-        sid, data = self.session(request)
-        if "username" not in data:
-            raise web.HTTPFound("/login", headers={"Set-Cookie": f"{self.name}={sid}; Path=/"})
-        return web.Response(
-            text=f"<html><body><h1>Hello, {html.escape(data['username'])}</h1></body></html>",
-            content_type="text/html",
-        )
-
     async def login(self, request: web.Request) -> web.Response:
         sid, data = self.session(request)
         auth = self._auth(request)
         location = auth.login(return_to=self.url + "/")
         data["request_id"] = auth.get_last_request_id()
-        raise web.HTTPFound(location, headers={"Set-Cookie": f"{self.name}={sid}; Path=/"})
+        raise web.HTTPFound(location, headers=self.set_cookie(sid))
 
     async def acs(self, request: web.Request) -> web.Response:
         _, data = self.session(request)

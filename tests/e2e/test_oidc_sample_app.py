@@ -5,11 +5,9 @@ Chromium opens the app, is sent to Tessera, logs in, consents, comes back and is
 from __future__ import annotations
 
 import asyncio
-import html
 import secrets
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -21,18 +19,19 @@ from joserfc.jwk import KeySet
 from oidckit import EXPLICIT, keypair, make_client, requires_provider, server_fixture, sign_in_until
 from playwright.sync_api import Browser
 from playwright.sync_api import Error as PlaywrightError
+from samplekit import SignedInApp
 
 pytestmark = requires_provider
 
 
-class SampleApp:
+class SampleApp(SignedInApp):
     """The relying party: sessions in memory, keyed by a random cookie."""
 
     def __init__(self, issuer: str, client_id: str, client_secret: str, port: int) -> None:
+        super().__init__("sample")
         self.issuer, self.client_id, self.client_secret = issuer, client_id, client_secret
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
-        self.sessions: dict[str, dict[str, Any]] = {}
         self.config = requests.get(issuer + ".well-known/openid-configuration", timeout=10).json()
         self.keys = KeySet.import_key_set(requests.get(self.config["jwks_uri"], timeout=10).json())
 
@@ -45,22 +44,6 @@ class SampleApp:
             code_challenge_method="S256",
         )
 
-    def session(self, request: web.Request) -> tuple[str, dict[str, Any]]:
-        sid = request.cookies.get("sample")
-        if sid is None or sid not in self.sessions:
-            sid = secrets.token_urlsafe(16)
-            self.sessions[sid] = {}
-        return sid, self.sessions[sid]
-
-    async def home(self, request: web.Request) -> web.Response:
-        sid, data = self.session(request)
-        if "username" not in data:
-            raise web.HTTPFound("/login", headers={"Set-Cookie": f"sample={sid}; Path=/"})
-        return web.Response(
-            text=f"<html><body><h1>Hello, {html.escape(data['username'])}</h1></body></html>",
-            content_type="text/html",
-        )
-
     async def login(self, request: web.Request) -> web.Response:
         sid, data = self.session(request)
         data["verifier"], data["nonce"] = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
@@ -69,7 +52,7 @@ class SampleApp:
             code_verifier=data["verifier"],
             nonce=data["nonce"],
         )
-        raise web.HTTPFound(url, headers={"Set-Cookie": f"sample={sid}; Path=/"})
+        raise web.HTTPFound(url, headers=self.set_cookie(sid))
 
     async def callback(self, request: web.Request) -> web.Response:
         _, data = self.session(request)
