@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from tessera.outposts.proxy import forwarded, identity, sealing
+from tessera.outposts.proxy import forwarded, identity, sealing, signed
 from tessera.outposts.proxy.outpost import Outpost
 from tessera.outposts.proxy.providers import PREFIX
 
@@ -38,7 +38,6 @@ CHECKS = {
 ENVOY = PREFIX + "/auth/envoy"
 # The route each kind of check is served on by the application (metrics and logs name routes).
 ROUTES = {kind: path for path, kind in CHECKS.items()} | {"envoy": ENVOY + "{tail}"}
-_MARK = "X-authentik-"  # `signed.marked`: a callback or logout signature may follow
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Answered = Callable[[web.BaseRequest, web.Response, str, float], None]
 
@@ -69,7 +68,7 @@ def answer(
         return None
     provider = outpost.registry.lookup(original.host)
     path_qs = original.path_qs
-    if provider is None or path_qs.startswith(PREFIX) or _MARK in path_qs:
+    if provider is None or path_qs.startswith(PREFIX) or signed.marked(path_qs):
         return None
     cookies = sealing.parse_cookies(request.headers.get("Cookie"), provider.cookie_name)
     sealed = sealing.join(provider.cookie_name, cookies)
@@ -104,7 +103,8 @@ def install(
                 outpost = outpost_of(request)
                 response = answer(request, outpost, *check) if outpost is not None else None
             except Exception:  # a bug here must not be the answer: the application decides
-                log.exception("forward_auth_hot_path_failed", path=path)
+                # SECURITY: the route, never the path (an original path may carry secrets)
+                log.exception("forward_auth_hot_path_failed", route=ROUTES[check[0]])
                 response = None
             if response is not None:
                 if on_answer is not None:
