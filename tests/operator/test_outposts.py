@@ -404,12 +404,14 @@ async def test_the_outpost_runs_as_its_deployment_describes_and_connects(
             )
             assert answer.status == 200
             await eventually(lambda: stored(cluster, edge)["status"]["readyReplicas"] == 1, 10)
+            # Read while the outpost runs: once it stops, the core forgets the instance and the
+            # operator's next look (every 0.5 s here) lists none.
+            (instance,) = instances
+            listed = stored(cluster, edge)["status"]["instances"]
+            assert [i["uid"] for i in listed] == [instance["uid"]]
         finally:
             code = process.stop()
     assert code == 0, process.output()
-    (instance,) = instances
-    listed = stored(cluster, edge)["status"]["instances"]
-    assert [i["uid"] for i in listed] == [instance["uid"]]
     assert process.env["AUTHENTIK_HOST"] == core.url
     assert process.env["AUTHENTIK_STATE_DIR"].startswith(str(tmp_path))
     assert json.dumps(instance)  # the health entry is authentik's shape, plain JSON
