@@ -10,13 +10,12 @@ the IdP side, `serving` runs the SPs, `greets` says when a page shows an SP's gr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import requests
+import samplekit
 from aiohttp import web
 from helpers import BOOTSTRAP_TOKEN, Server
 from oidckit import IMPLICIT, INVALIDATION, admin, flow_pk, keypair
@@ -158,28 +157,9 @@ def register(
 
 @contextlib.contextmanager
 def serving(*sps: SampleSP) -> Iterator[None]:
-    """Each SP's app on its port, from an event loop in a thread of its own (the test's thread
-    already runs Playwright's loop)."""
-    loop = asyncio.new_event_loop()
-    runners = [(web.AppRunner(sp.app(), access_log=None), sp.port) for sp in sps]
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        for runner, port in runners:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(timeout=10)
-    yield
-    for runner, _ in runners:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    """Each SP's app on its port, from a thread of its own (`samplekit.serving`)."""
+    with samplekit.serving([(sp.app(), sp.port) for sp in sps]):
+        yield
 
 
 def greets(page: Any, sp: SampleSP) -> Callable[[], bool]:

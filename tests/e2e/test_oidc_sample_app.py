@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from joserfc.jwk import KeySet
 from oidckit import EXPLICIT, keypair, make_client, requires_provider, server_fixture, sign_in_until
 from playwright.sync_api import Browser
 from playwright.sync_api import Error as PlaywrightError
-from samplekit import SignedInApp
+from samplekit import SignedInApp, serving
 
 pytestmark = requires_provider
 
@@ -101,25 +100,8 @@ def sample(server: Server) -> Iterator[SampleApp]:
     web_app.router.add_get("/", app.home)
     web_app.router.add_get("/login", app.login)
     web_app.router.add_get("/callback", app.callback)
-    # The app's loop runs in its own thread: this one already runs Playwright's.
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(web_app, access_log=None)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(timeout=10)
-    yield app
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    with serving([(web_app, port)]):
+        yield app
 
 
 def test_sample_app_greets_the_user(browser: Browser, server: Server, sample: SampleApp) -> None:
